@@ -1,0 +1,106 @@
+"""The one command line: `shouwang <command>`; each service adds its commands here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from services.config import Settings, SettingsError
+from services.contract.errors import ContractError
+
+
+def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.schemas import SchemaRegistry
+
+    registry = SchemaRegistry.from_directory()
+    for fingerprint, version in sorted(registry.by_fingerprint.items(), key=lambda i: i[1].name):
+        current = registry.current[version.name] is version
+        print(
+            f"{fingerprint.hex()}  {version.name}  {'current' if current else 'history'}  "
+            f"{version.source}"
+        )
+    return 0
+
+
+def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.topics import CATALOGUE
+    from services.kafka.admin import ensure_topics
+
+    if args.action == "list":
+        for topic in CATALOGUE:
+            print(
+                f"{topic.name:22} {settings.layout.partitions(topic):3}p  key={topic.key:13} "
+                f"{topic.event_type}"
+            )
+        return 0
+    bootstrap = settings.kafka_bootstrap or _local_bootstrap(settings)
+    created = asyncio.run(ensure_topics(bootstrap, settings.layout))
+    print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")
+    return 0
+
+
+def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from services.localstack import stack
+
+    if args.action == "up":
+        info = stack.up(settings.home)
+        print(json.dumps(info, indent=2))
+    elif args.action == "down":
+        stack.down(settings.home)
+    else:
+        print(json.dumps(stack.status(settings.home), indent=2))
+    return 0
+
+
+def _local_bootstrap(settings: Settings) -> str:
+    from services.localstack import stack
+
+    status = stack.status(settings.home)
+    bootstrap = status.get("bootstrap") if status.get("kafka_running") else None
+    if not bootstrap:
+        raise SettingsError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack is running "
+            f"under {settings.home}; run `shouwang stack up` or set it"
+        )
+    return bootstrap
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    schemas = commands.add_parser("schemas", help="list contract schemas and fingerprints")
+    schemas.set_defaults(run=_cmd_schemas)
+
+    topics = commands.add_parser("topics", help="the topic catalogue")
+    topics.add_argument("action", choices=["list", "create"])
+    topics.set_defaults(run=_cmd_topics)
+
+    stack = commands.add_parser("stack", help="local Kafka + PostgreSQL without Docker")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(run=_cmd_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        return args.run(args, settings)
+    except (SettingsError, ContractError) as exc:
+        print(f"shouwang {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

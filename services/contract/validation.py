@@ -1,0 +1,160 @@
+"""Validate a datum against a parsed Avro schema, naming each bad field by its path.
+
+fastavro's own validator names nested fields by record type (`shouwang.events.Check.status`),
+which a field app cannot map back to its JSON; this one reports `checks.water.status`.
+Values are never echoed: they may be personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from typing import Any
+
+INT_RANGE = (-(2**31), 2**31 - 1)
+LONG_RANGE = (-(2**63), 2**63 - 1)
+Problems = list[tuple[str, str]]
+
+
+def problems_in(schema: Any, datum: Any, path: str = "") -> Problems:
+    """Every (field path, problem) for `datum` under the parsed `schema`; empty when valid."""
+    return _check(schema, datum, path, {})
+
+
+def _check(schema: Any, datum: Any, path: str, named: dict[str, Any]) -> Problems:
+    if isinstance(schema, str):
+        if schema in named:
+            return _check(named[schema], datum, path, named)
+        return _primitive(schema, datum, path)
+    if isinstance(schema, list):
+        return _union(schema, datum, path, named)
+    kind = schema["type"]
+    logical = schema.get("logicalType")
+    if logical:
+        return _logical(logical, kind, datum, path)
+    if kind == "record":
+        named[schema["name"]] = schema
+        return _record(schema, datum, path, named)
+    if kind == "enum":
+        named[schema["name"]] = schema
+        if datum in schema["symbols"]:
+            return []
+        return [(path, "expected one of " + ", ".join(schema["symbols"]))]
+    if kind == "array":
+        if not isinstance(datum, list | tuple):
+            return [(path, f"expected an array, got {_kind(datum)}")]
+        found: Problems = []
+        for index, item in enumerate(datum):
+            found.extend(_check(schema["items"], item, f"{path}[{index}]", named))
+        return found
+    if kind == "map":
+        if not isinstance(datum, dict):
+            return [(path, f"expected an object, got {_kind(datum)}")]
+        found = []
+        for key, value in datum.items():
+            if not isinstance(key, str):
+                found.append((path, "map keys must be strings"))
+            found.extend(_check(schema["values"], value, f"{path}.{key}", named))
+        return found
+    if kind == "fixed":
+        named[schema["name"]] = schema
+        if isinstance(datum, bytes) and len(datum) == schema["size"]:
+            return []
+        return [(path, f"expected {schema['size']} bytes")]
+    return _primitive(kind, datum, path)
+
+
+def _record(schema: dict, datum: Any, path: str, named: dict) -> Problems:
+    if not isinstance(datum, dict):
+        return [(path, f"expected an object, got {_kind(datum)}")]
+    prefix = f"{path}." if path else ""
+    found: Problems = []
+    known = set()
+    for field in schema["fields"]:
+        name = field["name"]
+        known.add(name)
+        if name not in datum:
+            if "default" not in field:
+                found.append((prefix + name, "required field missing"))
+            continue
+        found.extend(_check(field["type"], datum[name], prefix + name, named))
+    for extra in sorted(k for k in datum if k not in known):
+        found.append((prefix + str(extra), "unknown field"))
+    return found
+
+
+def _union(branches: list, datum: Any, path: str, named: dict) -> Problems:
+    best: Problems | None = None
+    for branch in branches:
+        found = _check(branch, datum, path, named)
+        if not found:
+            return []
+        # Report the problems of the branch the datum came closest to (e.g. the record branch
+        # of ["null", Record] when an object was sent), not a generic "no branch matched".
+        if branch != "null" and (best is None or len(found) < len(best)):
+            best = found
+    if datum is None:
+        return [(path, "must not be null")]
+    return best or [(path, "does not match any allowed type")]
+
+
+def _primitive(kind: str, datum: Any, path: str) -> Problems:
+    if kind == "null":
+        return [] if datum is None else [(path, "expected null")]
+    if kind == "boolean":
+        return (
+            [] if isinstance(datum, bool) else [(path, f"expected true/false, got {_kind(datum)}")]
+        )
+    if kind in ("int", "long"):
+        if isinstance(datum, bool) or not isinstance(datum, int):
+            return [(path, f"expected an integer, got {_kind(datum)}")]
+        low, high = INT_RANGE if kind == "int" else LONG_RANGE
+        return [] if low <= datum <= high else [(path, f"integer out of range {low}..{high}")]
+    if kind in ("float", "double"):
+        if isinstance(datum, bool) or not isinstance(datum, int | float):
+            return [(path, f"expected a number, got {_kind(datum)}")]
+        return [] if math.isfinite(datum) else [(path, "expected a finite number")]
+    if kind == "string":
+        return [] if isinstance(datum, str) else [(path, f"expected a string, got {_kind(datum)}")]
+    if kind == "bytes":
+        return [] if isinstance(datum, bytes) else [(path, f"expected bytes, got {_kind(datum)}")]
+    return [(path, f"unsupported schema type {kind}")]
+
+
+def _logical(logical: str, kind: str, datum: Any, path: str) -> Problems:
+    if logical == "uuid":
+        if isinstance(datum, uuid.UUID):
+            return []
+        if isinstance(datum, str):
+            try:
+                uuid.UUID(datum)
+                return []
+            except ValueError:
+                pass
+        return [(path, "expected a UUID")]
+    if logical in ("timestamp-millis", "timestamp-micros"):
+        if isinstance(datum, dt.datetime):
+            if datum.tzinfo is None:
+                return [(path, "timestamp needs a time zone offset")]
+            return []
+        if isinstance(datum, int) and not isinstance(datum, bool):
+            return _primitive(kind, datum, path)
+        return [(path, "expected a timestamp with a time zone offset")]
+    if logical == "date":
+        if isinstance(datum, dt.date) and not isinstance(datum, dt.datetime):
+            return []
+        return _primitive(kind, datum, path) and [(path, "expected a date")]
+    return _primitive(kind, datum, path)
+
+
+def _kind(datum: Any) -> str:
+    return {
+        type(None): "null",
+        bool: "true/false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(datum), type(datum).__name__)

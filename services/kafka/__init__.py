@@ -1,0 +1,1 @@
+"""Kafka adapters shared by the services: topic provisioning and client settings."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL read model: migrations and projections of the event log."""
