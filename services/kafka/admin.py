@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,7 +17,10 @@ class TopicMismatch(RuntimeError):
 
 
 async def ensure_topics(
-    bootstrap: str, layout: TopicLayout, topics: tuple[Topic, ...] = CATALOGUE
+    bootstrap: str,
+    layout: TopicLayout,
+    topics: tuple[Topic, ...] = CATALOGUE,
+    leader_wait_seconds: float = 60.0,
 ) -> list[str]:
     """Create missing topics; return the names created. Raises TopicMismatch on drift.
 
@@ -41,6 +45,7 @@ async def ensure_topics(
                 ]
             )
             log.info("created topics %s", ", ".join(t.name for t in missing))
+            await _await_leaders(admin, [t.name for t in missing], leader_wait_seconds)
         present = [t for t in topics if t.name in existing]
         if present:
             described = await admin.describe_topics([t.name for t in present])
@@ -55,3 +60,20 @@ async def ensure_topics(
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str], seconds: float) -> None:
+    """Wait until every partition of `names` has a leader, so the first produce does not bounce."""
+    async with asyncio.timeout(seconds):
+        while True:
+            described = await admin.describe_topics(names)
+            leaderless = [
+                d["topic"]
+                for d in described
+                if d["error_code"]
+                or any(p["leader"] < 0 for p in d["partitions"])
+                or not d["partitions"]
+            ]
+            if not leaderless:
+                return
+            await asyncio.sleep(0.2)
