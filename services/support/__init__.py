@@ -1,0 +1,1 @@
+"""Support: match at-risk households to measures from a capacity-limited catalogue."""
