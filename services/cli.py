@@ -68,6 +68,12 @@ def _local_bootstrap(settings: Settings) -> str:
     return bootstrap
 
 
+def _readmodel():
+    from services.readmodel import commands
+
+    return commands
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -83,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack = commands.add_parser("stack", help="local Kafka + PostgreSQL without Docker")
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.set_defaults(run=_cmd_stack)
+
+    projector = commands.add_parser("projector", help="project topics into the read model")
+    projector.set_defaults(run=lambda args, settings: _readmodel().run_projector(settings))
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.contract.topics import TopicLayout
@@ -22,6 +22,14 @@ class Settings:
     database_url: str | None  # DATABASE_URL; None = embedded PostgreSQL
     home: Path  # SHOUWANG_HOME: local stack data, logs, pid files
     layout: TopicLayout
+    # Support service and read model (services/support/README.md).
+    catalogue_path: Path = Path(__file__).resolve().parent / "support/catalogues/dianjiang.toml"
+    projector_group: str = "shouwang-readmodel"  # SHOUWANG_PROJECTOR_GROUP
+    projector_batch_size: int = 2000  # SHOUWANG_PROJECTOR_BATCH
+    projector_metrics_port: int | None = None  # SHOUWANG_PROJECTOR_METRICS_PORT
+    support_metrics_port: int | None = None  # SHOUWANG_SUPPORT_METRICS_PORT
+    support_api_port: int = 8082  # SHOUWANG_SUPPORT_API_PORT
+    visits: VisitsSettings = field(default_factory=lambda: VisitsSettings())  # see its docstring
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +48,15 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             home=Path(env.get("SHOUWANG_HOME") or ".shouwang").resolve(),
             layout=layout,
+            visits=VisitsSettings.from_env(env),
+            catalogue_path=Path(env["SHOUWANG_CATALOGUE"]).resolve()
+            if env.get("SHOUWANG_CATALOGUE")
+            else cls.catalogue_path,
+            projector_group=env.get("SHOUWANG_PROJECTOR_GROUP") or cls.projector_group,
+            projector_batch_size=_positive(env, "SHOUWANG_PROJECTOR_BATCH", 2000),
+            projector_metrics_port=_optional_port(env, "SHOUWANG_PROJECTOR_METRICS_PORT"),
+            support_metrics_port=_optional_port(env, "SHOUWANG_SUPPORT_METRICS_PORT"),
+            support_api_port=_optional_port(env, "SHOUWANG_SUPPORT_API_PORT") or 8082,
         )
 
 
@@ -53,4 +70,80 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
     if value < 1:
         raise SettingsError(f"{name}={raw!r}: must be at least 1")
+    return value
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    value = _positive(env, name, 0)
+    if value > 65535:
+        raise SettingsError(f"{name}={raw!r}: not a TCP port")
+    return value
+
+
+@dataclass(frozen=True)
+class VisitsSettings:
+    """The visits ingest API (services/visits/README.md).
+
+    SHOUWANG_VISITS_HOST: address to listen on (default 0.0.0.0).
+    SHOUWANG_VISITS_PORT: TCP port of the API (default 8081).
+    SHOUWANG_VISITS_MAX_BODY_BYTES: largest request body accepted; larger ones get 413
+        (default 1048576, 1 MiB: a 500-record batch of visits is about 0.5 MiB).
+    SHOUWANG_VISITS_MAX_BATCH: most records in one batch request; more get 413 (default 500).
+    SHOUWANG_VISITS_FUTURE_SKEW_SECONDS: how far in the future `occurred_at` may be (phones'
+        clocks drift); further is refused with 422 (default 300).
+    SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS: longest wait for the broker's acknowledgement of a
+        request's records; after it the API answers 503 with Retry-After (default 10).
+    SHOUWANG_VISITS_RETRY_AFTER_SECONDS: the Retry-After sent with 503 answers (default 5).
+    SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is trusted without
+        asking again, i.e. the longest a revoked token still works (default 30). While the
+        database is unreachable, cached tokens keep working for up to 10 minutes.
+    """
+
+    host: str = "0.0.0.0"
+    port: int = 8081
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 500
+    future_skew_seconds: int = 300
+    request_timeout_seconds: float = 10.0
+    retry_after_seconds: int = 5
+    token_cache_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VisitsSettings:
+        port = _positive(env, "SHOUWANG_VISITS_PORT", cls.port)
+        if port > 65535:
+            raise SettingsError(f"SHOUWANG_VISITS_PORT={port}: not a TCP port")
+        return cls(
+            host=env.get("SHOUWANG_VISITS_HOST") or cls.host,
+            port=port,
+            max_body_bytes=_positive(env, "SHOUWANG_VISITS_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch=_positive(env, "SHOUWANG_VISITS_MAX_BATCH", cls.max_batch),
+            future_skew_seconds=_positive(
+                env, "SHOUWANG_VISITS_FUTURE_SKEW_SECONDS", cls.future_skew_seconds
+            ),
+            request_timeout_seconds=_positive_seconds(
+                env, "SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds
+            ),
+            retry_after_seconds=_positive(
+                env, "SHOUWANG_VISITS_RETRY_AFTER_SECONDS", cls.retry_after_seconds
+            ),
+            token_cache_seconds=_positive_seconds(
+                env, "SHOUWANG_TOKEN_CACHE_SECONDS", cls.token_cache_seconds
+            ),
+        )
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+    if not 0 < value < 86_400:
+        raise SettingsError(f"{name}={raw!r}: must be more than 0 and less than a day")
     return value
