@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     projector = commands.add_parser("projector", help="project topics into the read model")
     projector.set_defaults(run=lambda args, settings: _readmodel().run_projector(settings))
+
+    from services.simulation.command import add_simulate_command
+
+    add_simulate_command(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Where simulated events go: Kafka directly, the visits API, a JSON-lines file, or memory."""
