@@ -1,0 +1,1 @@
+"""Visits: the ingest API through which field apps, department feeds and imports enter Kafka."""

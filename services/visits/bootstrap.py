@@ -1,0 +1,124 @@
+"""Wiring: real adapters (aiokafka, asyncpg, Prometheus registry) into the app, and serving it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from services.config import Settings, SettingsError, VisitsSettings
+from services.contract.codec import Codec
+from services.readmodel.migrate import apply_migrations
+
+from .app import Dependencies, Limits, build_app
+from .directory import CachedDirectory, PostgresDirectory
+from .metrics import VisitsMetrics
+from .openapi import load_document
+from .producer import KafkaSink
+from .tokens import CachedTokens, PostgresTokenStore
+
+log = logging.getLogger(__name__)
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS, else the broker of a running local stack."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    from services.localstack import stack
+
+    kafka = stack.status(settings.home)["kafka"]
+    if kafka.get("running") and kafka.get("bootstrap"):
+        return str(kafka["bootstrap"])
+    raise SettingsError(
+        "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack runs under "
+        f"{settings.home}; run `shouwang stack up` or set it"
+    )
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, else the PostgreSQL of a running local stack."""
+    if settings.database_url:
+        return settings.database_url
+    from services.localstack import stack
+
+    postgres = stack.status(settings.home)["postgres"]
+    if postgres.get("running") and postgres.get("database_url"):
+        return str(postgres["database_url"])
+    raise SettingsError(
+        "DATABASE_URL is not set and no local stack runs under "
+        f"{settings.home}; run `shouwang stack up` or set it"
+    )
+
+
+def limits_of(settings: VisitsSettings) -> Limits:
+    return Limits(
+        max_body_bytes=settings.max_body_bytes,
+        max_batch=settings.max_batch,
+        future_skew=dt.timedelta(seconds=settings.future_skew_seconds),
+        retry_after_seconds=settings.retry_after_seconds,
+    )
+
+
+@dataclass
+class Wired:
+    """The running service's parts, so that it can be closed in order."""
+
+    dependencies: Dependencies
+    pool: asyncpg.Pool
+    sink: KafkaSink
+
+
+@contextlib.asynccontextmanager
+async def wired(
+    bootstrap: str,
+    dsn: str,
+    settings: VisitsSettings,
+    registry: CollectorRegistry | None = None,
+    codec: Codec | None = None,
+) -> AsyncIterator[Wired]:
+    """Real dependencies for the app: migrations applied, a pool, a lazily started producer."""
+    await apply_migrations(dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=5)
+    sink = KafkaSink(bootstrap, timeout=settings.request_timeout_seconds)
+    try:
+        deps = Dependencies(
+            codec=codec or Codec.default(),
+            sink=sink,
+            tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.token_cache_seconds),
+            directory=CachedDirectory(PostgresDirectory(pool)),
+            metrics=VisitsMetrics(registry or CollectorRegistry()),
+            openapi=load_document(),
+            limits=limits_of(settings),
+        )
+        yield Wired(deps, pool, sink)
+    finally:
+        await sink.close()
+        await pool.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the API until SIGINT/SIGTERM; in-flight requests finish before the producer closes."""
+    visits = settings.visits
+    async with wired(kafka_bootstrap(settings), database_url(settings), visits) as parts:
+        runner = web.AppRunner(build_app(parts.dependencies), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, visits.host, visits.port, shutdown_timeout=10)
+        await site.start()
+        log.info("visits API listening on %s:%d", visits.host, visits.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("visits API stopping")
+            await runner.cleanup()

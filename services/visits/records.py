@@ -1,0 +1,271 @@
+"""JSON from a client → a contract record: type conversion, server-set fields, problem lists.
+
+Pure: no I/O, no clock of its own (the caller passes `now`). A client sends `event_id`,
+`occurred_at` and the event's own fields; `recorded_at`, `source` and `actor` are set here from
+the caller's identity, so a client cannot claim to be someone else. Problems are (field path,
+problem) pairs that never echo a value: values may be personal data.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from services.contract.codec import Codec
+from services.contract.topics import (
+    CADRES,
+    HARDSHIPS,
+    HOUSEHOLD_REGISTRY,
+    INCOME,
+    MEASURES,
+    PROBLEMS,
+    REVIEWS,
+    VISITS,
+    Topic,
+)
+
+from .validation import DOMAIN_CHECKS, Problems
+
+SERVER_FIELDS = ("recorded_at", "source", "actor")
+TIMESTAMP_EXAMPLE = "2020-05-16T09:30:00+08:00"
+MAX_TIMESTAMP_TEXT = 64
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """One kind of input event the API accepts: its route segment, schema and topic."""
+
+    slug: str  # route segment: POST /v1/{slug} and /v1/{slug}:batch
+    topic: Topic
+    summary: str
+
+    @property
+    def event_type(self) -> str:
+        return self.topic.event_type
+
+    @property
+    def short_name(self) -> str:
+        return self.event_type.rsplit(".", 1)[-1]
+
+    @property
+    def carries_township(self) -> bool:
+        """Whether the record names its own township (else the household registry does)."""
+        return self.topic in (HOUSEHOLD_REGISTRY, CADRES)
+
+
+KINDS: tuple[EventKind, ...] = (
+    EventKind("visits", VISITS, "Record a home visit (the six checks, problems found and fixed)."),
+    EventKind("households", HOUSEHOLD_REGISTRY, "Record a household registry (户表) row."),
+    EventKind("income-updates", INCOME, "Record a household's income over a period."),
+    EventKind("hardships", HARDSHIPS, "Report a hardship (department warning or self-report)."),
+    EventKind("measure-steps", MEASURES, "Record a support measure step (accepted, delivered...)."),
+    EventKind("problems", PROBLEMS, "Record a problem found, a rectification task or a fix."),
+    EventKind("review-decisions", REVIEWS, "Record a review group's decision."),
+    EventKind("cadres", CADRES, "Record a cadre registry row (keyed by cadre id)."),
+)
+BY_SLUG = {kind.slug: kind for kind in KINDS}
+BY_EVENT_TYPE = {kind.event_type: kind for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who is writing and through which channel: becomes `actor` and `source`."""
+
+    actor: str
+    source: str  # a symbol of the contract's Source enum: APP, FEED, OPERATOR, SERVICE, IMPORT
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The outcome of preparing one client record: a record ready to encode, or problems."""
+
+    record: dict[str, Any] | None
+    problems: Problems
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def event_id(self) -> str | None:
+        return None if self.record is None else str(self.record["event_id"])
+
+
+def prepare(
+    codec: Codec,
+    kind: EventKind,
+    body: Any,
+    origin: Origin,
+    now: dt.datetime,
+    future_skew: dt.timedelta,
+) -> Prepared:
+    """Turn one client JSON value into a complete contract record, or say what is wrong.
+
+    Steps: refuse server-set fields; convert ISO-8601 strings to datetimes/dates and fill schema
+    defaults; validate against the Avro schema (path-aware); then the domain checks of
+    `validation.py`, which only run on a record whose types are right.
+    """
+    if not isinstance(body, dict):
+        return Prepared(None, [("", f"expected a JSON object, got {_json_kind(body)}")])
+    problems: Problems = [
+        (name, "set by the server from your token; do not send it")
+        for name in SERVER_FIELDS
+        if name in body
+    ]
+    client = {k: v for k, v in body.items() if k not in SERVER_FIELDS}
+    schema = codec.registry.schema(kind.event_type).parsed
+    conversion: Problems = []
+    record = _convert(schema, client, "", {}, conversion)
+    record.update(recorded_at=_to_millis(now), source=origin.source, actor=origin.actor)
+    problems.extend(conversion)
+    bad_paths = [path for path, _ in conversion]
+    problems.extend(
+        (path, problem)
+        for path, problem in codec.validate(kind.event_type, record)
+        if not any(_within(path, bad) for bad in bad_paths)
+    )
+    if problems:
+        return Prepared(None, problems)
+    checks: Callable[[dict[str, Any], dt.datetime, dt.timedelta], Problems] = DOMAIN_CHECKS[
+        kind.event_type
+    ]
+    problems = checks(record, now, future_skew)
+    if problems:
+        return Prepared(None, problems)
+    return Prepared(record, [])
+
+
+def content_digest(kind: EventKind, record: dict[str, Any]) -> str:
+    """SHA-256 of what a client said in a record (not when we received it).
+
+    Two sends of one event differ only in `recorded_at`; their digests are equal. A different
+    digest under the same `event_id` is a client bug (an id reused for another record).
+    """
+    said = {k: v for k, v in record.items() if k != "recorded_at"}
+    text = json.dumps([kind.event_type, said], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def to_json(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as JSON-ready values (timestamps and dates as ISO-8601, UUIDs as text)."""
+    return _jsonable(record)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
+
+
+def _convert(schema: Any, value: Any, path: str, named: dict[str, Any], problems: Problems) -> Any:
+    """Convert JSON forms to Avro's Python forms and fill defaults; leave the rest to validate."""
+    if isinstance(schema, str):
+        return _convert(named[schema], value, path, named, problems) if schema in named else value
+    if isinstance(schema, list):
+        if value is None:
+            return None
+        branches = [b for b in schema if b != "null"]
+        if len(branches) == 1:
+            return _convert(branches[0], value, path, named, problems)
+        return value
+    kind = schema["type"]
+    logical = schema.get("logicalType")
+    if logical in ("timestamp-millis", "timestamp-micros"):
+        return _timestamp(value, path, problems)
+    if logical == "date":
+        return _date(value, path, problems)
+    if logical == "uuid":
+        return _uuid(value)
+    if kind in ("record", "enum", "fixed"):
+        named[schema["name"]] = schema
+    if kind == "record" and isinstance(value, dict):
+        prefix = f"{path}." if path else ""
+        converted = dict(value)
+        for field in schema["fields"]:
+            name = field["name"]
+            if name in converted:
+                converted[name] = _convert(
+                    field["type"], converted[name], prefix + name, named, problems
+                )
+            elif "default" in field:
+                converted[name] = copy.deepcopy(field["default"])
+        return converted
+    if kind == "array" and isinstance(value, list):
+        return [
+            _convert(schema["items"], item, f"{path}[{index}]", named, problems)
+            for index, item in enumerate(value)
+        ]
+    return value
+
+
+def _timestamp(value: Any, path: str, problems: Problems) -> Any:
+    if not isinstance(value, str):
+        problems.append((path, f"expected an ISO-8601 timestamp string, got {_json_kind(value)}"))
+        return value
+    try:
+        if len(value) > MAX_TIMESTAMP_TEXT:
+            raise ValueError
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        problems.append((path, f"expected an ISO-8601 timestamp, e.g. {TIMESTAMP_EXAMPLE}"))
+        return value
+    if parsed.tzinfo is None:
+        problems.append((path, f"timestamp needs a UTC offset, e.g. {TIMESTAMP_EXAMPLE}"))
+        return value
+    return _to_millis(parsed)
+
+
+def _date(value: Any, path: str, problems: Problems) -> Any:
+    if not isinstance(value, str):
+        problems.append((path, f"expected a date string YYYY-MM-DD, got {_json_kind(value)}"))
+        return value
+    try:
+        if len(value) != len("2020-05-16"):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        problems.append((path, "expected a date YYYY-MM-DD"))
+        return value
+
+
+def _uuid(value: Any) -> Any:
+    # Canonical lower-case text, so the same event id always makes the same idempotency key.
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            return value  # validation reports it
+    return value
+
+
+def _to_millis(moment: dt.datetime) -> dt.datetime:
+    # Kafka records carry milliseconds; truncating here makes what we answer equal what we store.
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _json_kind(value: Any) -> str:
+    return {
+        type(None): "null",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)

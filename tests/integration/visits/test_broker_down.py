@@ -1,0 +1,59 @@
+"""Broker unreachable: 503 with Retry-After and nothing written; when a broker comes up on that
+address, the very same request is accepted and lands."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from services.config import VisitsSettings
+from tests.integration.visits.conftest import issue, prepare_topics, read_record, running_app
+from tests.visits_samples import sample
+
+pytestmark = pytest.mark.integration
+
+
+async def test_503_while_down_then_the_same_request_succeeds(
+    database_url: str, local_kafka_factory
+) -> None:
+    kafka = local_kafka_factory()  # not started: nothing listens on its port yet
+    settings = VisitsSettings(request_timeout_seconds=2.0, retry_after_seconds=3)
+    async with running_app(kafka.bootstrap, database_url, settings) as (client, pool):
+        secret = await issue(pool, "operator", "op-down")
+        headers = {"Authorization": f"Bearer {secret}"}
+        body = sample("hardships", occurred_at=dt.datetime.now(dt.UTC).isoformat())
+        batch = {"records": [sample("hardships"), sample("hardships")]}
+
+        response = await client.post("/v1/hardships", json=body, headers=headers)
+        assert response.status == 503, await response.text()
+        assert response.headers["Retry-After"] == "3"
+        assert "retry" in (await response.json())["message"]
+        response = await client.post("/v1/hardships:batch", json=batch, headers=headers)
+        assert response.status == 503 and response.headers["Retry-After"] == "3"
+        assert [r["status"] for r in (await response.json())["results"]] == [503, 503]
+        assert (await client.get("/readyz")).status == 503
+
+        await asyncio.to_thread(kafka.start)
+        await prepare_topics(kafka.bootstrap)
+
+        response = await client.post("/v1/hardships", json=body, headers=headers)
+        assert response.status == 202, await response.text()
+        answer = await response.json()
+        key, decoded = await read_record(
+            kafka.bootstrap, _codec(), answer["topic"], answer["partition"], answer["offset"]
+        )
+        assert key == body["household_id"].encode()
+        assert str(decoded.record["event_id"]) == body["event_id"]
+        # Nothing from the refused attempts was half-written: this is the topic's only record.
+        assert answer["offset"] == 0
+        response = await client.post("/v1/hardships:batch", json=batch, headers=headers)
+        assert response.status == 202
+        assert (await client.get("/readyz")).status == 200
+
+
+def _codec():
+    from services.contract.codec import Codec
+
+    return Codec.default()
