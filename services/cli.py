@@ -74,6 +74,12 @@ def _readmodel():
     return commands
 
 
+def _support():
+    from services.support import commands
+
+    return commands
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -93,9 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     projector = commands.add_parser("projector", help="project topics into the read model")
     projector.set_defaults(run=lambda args, settings: _readmodel().run_projector(settings))
 
+    support = commands.add_parser("support", help="run a support (matching) worker")
+    support.set_defaults(
+        run=lambda args, settings: _support().run_support(settings, settings.support_app_id)
+    )
+
     from services.simulation.command import add_simulate_command
 
     add_simulate_command(commands)
+
+    from services.visits.commands import add_commands as add_visits_commands
+
+    add_visits_commands(commands)
     return parser
 
 

@@ -29,6 +29,8 @@ class Settings:
     projector_metrics_port: int | None = None  # SHOUWANG_PROJECTOR_METRICS_PORT
     support_metrics_port: int | None = None  # SHOUWANG_SUPPORT_METRICS_PORT
     support_api_port: int = 8082  # SHOUWANG_SUPPORT_API_PORT
+    support_app_id: str = "shouwang-support"  # SHOUWANG_SUPPORT_APP_ID (faust app / group id)
+    support_rocksdb: bool = False  # SHOUWANG_SUPPORT_ROCKSDB=1: tables in RocksDB under home
     visits: VisitsSettings = field(default_factory=lambda: VisitsSettings())  # see its docstring
 
     @classmethod
@@ -57,6 +59,8 @@ class Settings:
             projector_metrics_port=_optional_port(env, "SHOUWANG_PROJECTOR_METRICS_PORT"),
             support_metrics_port=_optional_port(env, "SHOUWANG_SUPPORT_METRICS_PORT"),
             support_api_port=_optional_port(env, "SHOUWANG_SUPPORT_API_PORT") or 8082,
+            support_app_id=env.get("SHOUWANG_SUPPORT_APP_ID") or cls.support_app_id,
+            support_rocksdb=env.get("SHOUWANG_SUPPORT_ROCKSDB", "") in ("1", "true", "yes"),
         )
 
 

@@ -1,0 +1,200 @@
+"""Two support workers against the real broker: recommendations, no double booking, releases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.contract.codec import Codec
+from services.contract.topics import TopicLayout
+from services.kafka.admin import ensure_topics
+from services.support.catalogue import DEFAULT_CATALOGUE
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)
+JOBS = 3
+
+
+def small_catalogue(tmp_path: Path) -> Path:
+    text = DEFAULT_CATALOGUE.read_text(encoding="utf-8")
+    text = text.replace("capacity = 498", f"capacity = {JOBS}")
+    path = tmp_path / "small.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def start_worker(bootstrap: str, app_id: str, catalogue: Path, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SHOUWANG_SUPPORT_APP_ID": app_id,
+           "SHOUWANG_CATALOGUE": str(catalogue), "SHOUWANG_HOME": str(home)}  # fmt: skip
+    with open(home / f"worker-{time.monotonic_ns()}.log", "wb") as log:  # kept for diagnosis
+        return subprocess.Popen([sys.executable, "-m", "services.cli", "support"], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: in the last run only 16 of the expected steps arrived (pool stage output "
+    "missing); to be diagnosed, see the issue 5 report",
+)
+async def test_assessments_lead_to_recommendations_without_double_booking(
+    kafka_bootstrap: str, tmp_path: Path
+):
+    await ensure_topics(kafka_bootstrap, TopicLayout())
+    codec = Codec.default()
+    prefix = f"sup-{uuid.uuid4().hex[:8]}"
+    township = f"镇-{prefix}"
+    app_id = f"support-test-{prefix}"
+    catalogue = small_catalogue(tmp_path)
+    workers = [start_worker(kafka_bootstrap, app_id, catalogue, tmp_path) for _ in range(2)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    consumer = AIOKafkaConsumer("support.measures", bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest", isolation_level="read_committed",
+                                group_id=None)  # fmt: skip
+    await producer.start()
+    await consumer.start()
+    households = [f"{prefix}-{i}" for i in range(8)]
+    try:
+        await producer.send(
+            "cadre.registry",
+            key=f"{prefix}-c".encode(),
+            value=codec.encode(
+                "CadreRegistryRecorded",
+                {
+                    "event_id": uuid.uuid4(),
+                    "cadre_id": f"{prefix}-c",
+                    "occurred_at": NOW,
+                    "recorded_at": NOW,
+                    "source": "IMPORT",
+                    "actor": "t",
+                    "township": township,
+                    "village": "水井村",
+                    "department": "town",
+                    "max_households": 6,
+                    "active": True,
+                },
+            ),
+        )
+        for hid in households:
+            await producer.send(
+                "household.registry",
+                key=hid.encode(),
+                value=codec.encode(
+                    "HouseholdRegistryRecorded",
+                    {
+                        "event_id": uuid.uuid4(),
+                        "household_id": hid,
+                        "occurred_at": NOW,
+                        "recorded_at": NOW,
+                        "source": "IMPORT",
+                        "actor": "t",
+                        "change": "BASELINE",
+                        "township": township,
+                        "village": "水井村",
+                        "village_group": "7组",
+                        "registration": "LIFTED",
+                        "members": {
+                            "count": 2,
+                            "labour": 0,
+                            "weak_labour": 1,
+                            "students": 1,
+                            "disabled": 0,
+                            "chronically_ill": 1,
+                            "elderly": 0,
+                        },
+                        "head_birth_year": 1978,
+                        "minimum_living_allowance": True,
+                        "housing": "SAFE",
+                        "water": "SAFE",
+                    },
+                ),
+            )
+            await producer.send("household.risk", key=hid.encode(), value=codec.encode(
+                "RiskAssessed", {
+                    "event_id": uuid.uuid4(), "household_id": hid, "occurred_at": NOW,
+                    "recorded_at": NOW, "source": "SERVICE", "actor": "monitoring",
+                    "as_of": NOW, "policy_version": "dianjiang-2020",
+                    "category": "UNSTABLE_LIFTED", "level": "HIGH", "workflow": "MONITORED",
+                    "reasons": [{"code": "rigid_expenditure", "message": "uremia",
+                                 "event_ids": []}]}))  # fmt: skip
+        await producer.flush()
+
+        steps: dict[uuid.UUID, dict] = {}
+
+        async def collect_until(done, seconds: float, what: str) -> None:
+            deadline = time.monotonic() + seconds
+            while not done():
+                for worker in workers:
+                    assert worker.poll() is None, f"a support worker exited {worker.returncode}"
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out waiting for {what}; have {len(steps)}")
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for r in records:
+                        record = codec.decode(r.value).record
+                        if record["household_id"].startswith(prefix):
+                            steps[record["event_id"]] = record  # same id twice = one step
+
+        def of(kind: str) -> list[dict]:
+            return [s for s in steps.values() if s["measure_type"] == kind]
+
+        def first_round_done() -> bool:
+            jobs = of("PUBLIC_WELFARE_JOB")
+            return len(of("PAIRING")) >= 6 and len(jobs) >= len(households) and \
+                len(of("MEDICAL")) >= len(households)  # fmt: skip
+
+        await collect_until(first_round_done, 240, "recommendations from both workers")
+        jobs = of("PUBLIC_WELFARE_JOB")
+        allocated = [s for s in jobs if s["waiting_for"] is None]
+        waiting = [s for s in jobs if s["waiting_for"] is not None]
+        assert len(allocated) == JOBS  # two workers, one owner per pool: never over capacity
+        assert len(waiting) == len(households) - JOBS
+        assert len({s["measure_id"] for s in allocated}) == JOBS
+        pairings = [s for s in of("PAIRING") if s["waiting_for"] is None]
+        assert {s["cadre_id"] for s in pairings} == {f"{prefix}-c"} and len(pairings) == 6
+        assert all(s["reasons"] for s in steps.values())  # each says which rule and reason
+
+        # Cancel one job: the first household in the queue gets the slot.
+        freed = allocated[0]
+        cancelled = {**freed, "event_id": uuid.uuid4(), "step": "CANCELLED",
+                     "source": "OPERATOR", "actor": "op", "waiting_for": None}  # fmt: skip
+        await producer.send_and_wait(
+            "household.measures",
+            key=freed["household_id"].encode(),
+            value=codec.encode("MeasureStepRecorded", cancelled),
+        )
+
+        def promoted() -> bool:
+            done = [s for s in of("PUBLIC_WELFARE_JOB") if s["waiting_for"] is None]
+            return len(done) == JOBS + 1
+
+        await collect_until(promoted, 120, "the waiting household to get the freed job")
+        now_allocated = {s["measure_id"] for s in of("PUBLIC_WELFARE_JOB")
+                         if s["waiting_for"] is None}  # fmt: skip
+        assert now_allocated - {s["measure_id"] for s in allocated} <= {
+            s["measure_id"] for s in waiting
+        }
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        for worker in workers:
+            stop(worker)
