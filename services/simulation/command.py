@@ -48,7 +48,7 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     )
     target.add_argument("--out", type=Path, help="write JSON lines to this file ('-' = stdout)")
     target.add_argument(
-        "--api", help=f"visits API base URL (default ${API_URL_ENV}, else http://127.0.0.1:8080)"
+        "--api", help=f"visits API base URL (default ${API_URL_ENV}, else http://127.0.0.1:8081)"
     )
     parser.add_argument(
         "--token", help=f"bearer token for the visits API (default ${API_TOKEN_ENV})"
@@ -102,7 +102,7 @@ def _sink(args: argparse.Namespace, settings: Settings) -> EventSink:
         return KafkaSink(settings.kafka_bootstrap or _local_bootstrap(settings), settings.layout)
     from services.simulation.sinks.api import ApiSink
 
-    url = args.api or os.environ.get(API_URL_ENV) or "http://127.0.0.1:8080"
+    url = args.api or os.environ.get(API_URL_ENV) or "http://127.0.0.1:8081"
     token = args.token or os.environ.get(API_TOKEN_ENV)
     if not token:
         raise SettingsError(
