@@ -113,3 +113,15 @@ async def test_api_sink_posts_each_type_to_its_route_and_retries_a_503():
     for _, record in fake.received:
         assert not set(SERVER_FIELDS) & set(record)
         assert record["occurred_at"].endswith("+08:00")
+
+
+def test_the_api_sink_routes_are_the_ones_the_visits_api_documents():
+    from pathlib import Path
+
+    openapi = json.loads(
+        (Path(__file__).resolve().parents[3] / "services/visits/openapi.json").read_text("utf-8")
+    )
+    for event_type, slug in ROUTES.items():
+        path = f"/v1/{slug}:batch"
+        assert path in openapi["paths"], (event_type, path)
+        assert "post" in openapi["paths"][path]
