@@ -58,8 +58,8 @@ def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 def _local_bootstrap(settings: Settings) -> str:
     from services.localstack import stack
 
-    status = stack.status(settings.home)
-    bootstrap = status.get("bootstrap") if status.get("kafka_running") else None
+    kafka = stack.status(settings.home).get("kafka", {})
+    bootstrap = kafka.get("bootstrap") if kafka.get("running") else None
     if not bootstrap:
         raise SettingsError(
             "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack is running "

@@ -1,0 +1,34 @@
+# Developer entry points. `make install` once, then `make test`; the tests start their own
+# Kafka broker and PostgreSQL server (or use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL if set).
+
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
+BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: install test lint stack-up stack-down stack-status
+
+install: $(VENV)/.installed
+
+# Re-installs when pyproject.toml changes, so `make test` works on a fresh clone.
+$(VENV)/.installed: pyproject.toml
+	$(BOOTSTRAP_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11+ is required" >&2; exit 1; }
+	test -x $(VENV)/bin/python || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+stack-up: $(VENV)/.installed
+	$(PYTHON) -m services.localstack up
+
+stack-down: $(VENV)/.installed
+	$(PYTHON) -m services.localstack down
+
+stack-status: $(VENV)/.installed
+	$(PYTHON) -m services.localstack status

@@ -1,0 +1,445 @@
+"""A single-node Apache Kafka broker in KRaft mode, run from Maven Central jars with local Java."""
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
+from pathlib import Path
+
+from services.localstack.errors import LocalStackError
+from services.localstack.ports import LOOPBACK, free_ports
+from services.localstack.processes import (
+    POLL_SECONDS,
+    command_line,
+    pid_alive,
+    read_pid,
+    tail,
+    terminate,
+    wait_for_exit,
+)
+
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local"
+DEFAULT_POM = DEPLOY_DIR / "pom.xml"
+LOG_CONFIG = DEPLOY_DIR / "log4j2.properties"
+MIN_JAVA = 17
+MVN_TIMEOUT_SECONDS = 900
+STARTED_LINE = "Kafka Server started"
+
+# Broker settings for one node that is both controller and broker. Internal topics get one
+# replica, and fewer partitions than the defaults (50) so the first consumer group and the first
+# transactional producer do not wait for 50 partitions to be created on a laptop.
+BASE_CONFIG = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "num.partitions": "1",
+    # Topics come from our catalogue (and faust's own declarations), never from a typo.
+    "auto.create.topics.enable": "false",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "10",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "10",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+# For fault tests: a broker restarted after SIGKILL cannot register again until the controller
+# expires its previous registration (broker.session.timeout.ms, 9 s by default). Passed as
+# `extra_config`, this brings a crash-restart from about 15 s to about 6 s, at the price of
+# fencing the broker if it misses heartbeats for 3 s (fine for tests, not for a loaded laptop).
+QUICK_RESTART_CONFIG = {
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+}
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("SHOUWANG_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "shouwang"
+
+
+def kafka_version(pom: Path = DEFAULT_POM) -> str:
+    """The Kafka version the pom resolves (its `kafka.version` property)."""
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ElementTree.parse(pom).getroot().find("m:properties/m:kafka.version", namespace)
+    if node is None or not (node.text or "").strip():
+        raise LocalStackError(f"{pom} has no <kafka.version> property")
+    return node.text.strip()
+
+
+def resolve_classpath(
+    pom: Path = DEFAULT_POM, *, mvn: str = "mvn", cache_dir: Path | None = None
+) -> str:
+    """The broker's runtime classpath, resolved by Maven from `pom` and cached by its hash.
+
+    The cache file is named after the pom's SHA-256, so editing the pom re-resolves; a cached
+    classpath whose jars have gone (a cleaned ~/.m2) is resolved again too.
+    """
+    cache_dir = cache_dir or _cache_dir()
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+    cached = cache_dir / f"kafka-{digest}.classpath"
+    if cached.exists():
+        classpath = cached.read_text().strip()
+        if classpath and all(Path(jar).exists() for jar in classpath.split(os.pathsep)):
+            return classpath
+
+    executable = shutil.which(mvn)
+    if executable is None:
+        raise LocalStackError(
+            f"`{mvn}` (Apache Maven) is not on PATH; it resolves the Kafka jars from Maven Central"
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.partial")
+    command = [
+        executable,
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(pom),
+        "dependency:build-classpath",
+        f"-Dmdep.outputFile={partial}",
+    ]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=MVN_TIMEOUT_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LocalStackError(f"mvn took over {MVN_TIMEOUT_SECONDS} s resolving {pom}") from exc
+    if result.returncode != 0 or not partial.exists():
+        output = (result.stdout + result.stderr).strip().splitlines()
+        partial.unlink(missing_ok=True)
+        raise LocalStackError(
+            f"mvn failed (exit {result.returncode}) resolving {pom}:\n" + "\n".join(output[-30:])
+        )
+    partial.replace(cached)  # atomic, so a concurrent reader never sees half a file
+    return cached.read_text().strip()
+
+
+def java_major_version(java: str = "java") -> int:
+    """The major version of the `java` on PATH; raises when there is none."""
+    executable = shutil.which(java)
+    if executable is None:
+        raise LocalStackError(f"`{java}` is not on PATH; the local Kafka broker needs Java 17+")
+    result = subprocess.run(
+        [executable, "-version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if match is None:
+        raise LocalStackError(f"cannot read the version of {executable}: {result.stderr.strip()}")
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" means Java 8
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    properties = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+async def _cluster_answers(bootstrap: str, request_timeout: float) -> bool:
+    # Imported here: the broker's lifecycle does not need a Kafka client, only this check does.
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(request_timeout * 1000)
+    )
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        await admin.list_topics()
+        return bool(cluster.get("brokers"))
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+
+
+def _cluster_answers_blocking(bootstrap: str, timeout: float) -> bool:
+    """Run the admin check on a private event loop in a thread, so callers may hold a loop."""
+    answer: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: answer.append(asyncio.run(_cluster_answers(bootstrap, timeout))),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout + 10.0)
+    return bool(answer and answer[0])
+
+
+class LocalKafka:
+    """One Kafka broker+controller (KRaft) whose data, config and logs live under `data_dir`.
+
+    Ports default to the ones recorded in `data_dir` by an earlier start (so a restarted broker
+    keeps its bootstrap address), else to free ports. With `detach=True` the broker runs in its
+    own session and outlives the starting process (for `shouwang stack up`); otherwise it shares
+    the caller's process group, so a Ctrl-C reaches it too.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        controller_port: int | None = None,
+        pom: Path = DEFAULT_POM,
+        heap: str = "512m",
+        detach: bool = False,
+        extra_config: Mapping[str, str] | None = None,
+        java: str = "java",
+        mvn: str = "mvn",
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.pom = pom
+        self.heap = heap
+        self.detach = detach
+        self.extra_config = dict(extra_config or {})
+        self.java = java
+        self.mvn = mvn
+        recorded = self._recorded_ports()
+        if port is None or controller_port is None:
+            chosen = recorded or tuple(free_ports(2))
+            port = port if port is not None else chosen[0]
+            controller_port = controller_port if controller_port is not None else chosen[1]
+        self.port = port
+        self.controller_port = controller_port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # where this start's lines begin in server.log
+
+    @property
+    def version(self) -> str:
+        return kafka_version(self.pom)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "kraft"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's log4j log (server.log)."""
+        return self.data_dir / "server.log"
+
+    @property
+    def console_file(self) -> Path:
+        """The JVM's stdout and stderr: errors that happen before logging is set up."""
+        return self.data_dir / "kafka.out"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's pid while it runs (also when started by another process)."""
+        if self._process is not None:
+            return self._process.pid if self._process.poll() is None else None
+        pid = read_pid(self.pid_file)
+        if pid is None or not pid_alive(pid):
+            return None
+        line = command_line(pid)
+        # Guard against a recycled pid: it must be a broker started on our config file.
+        if line is not None and str(self.config_file) not in line:
+            return None
+        return pid
+
+    @property
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def start(self, timeout: float = 90.0) -> str:
+        """Format storage on first use, start the broker and wait until a client is served.
+
+        Returns the bootstrap address. Raises LocalStackError with the log's tail when the
+        broker exits or is not ready within `timeout` seconds (the broker is then stopped).
+        """
+        if self.is_running:
+            return self.bootstrap
+        deadline = time.monotonic() + timeout
+        java_version = java_major_version(self.java)
+        if java_version < MIN_JAVA:
+            raise LocalStackError(
+                f"Kafka {self.version} needs Java {MIN_JAVA}+; `{self.java}` is Java {java_version}"
+            )
+        classpath = resolve_classpath(self.pom, mvn=self.mvn)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        if not (self.log_dir / "meta.properties").exists():
+            self._format(classpath)
+
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.console_file.open("ab") as console:
+            self._process = subprocess.Popen(
+                [*self._java_command(), "kafka.Kafka", str(self.config_file)],
+                env={**os.environ, "CLASSPATH": classpath},
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=self.detach,
+            )
+        self.pid_file.write_text(f"{self._process.pid}\n")
+        try:
+            self._wait_until_ready(deadline)
+        except BaseException:
+            self.kill()
+            raise
+        return self.bootstrap
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut the broker down cleanly (SIGTERM), killing it after `timeout` seconds."""
+        pid = self.pid
+        if pid is not None:
+            terminate(pid, timeout)
+        self._forget()
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would; its data stays for the next start."""
+        pid = self.pid
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_for_exit(pid, 10.0)
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._process is not None:
+            self._process.wait()  # reap, so no zombie is left behind
+            self._process = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def _recorded_ports(self) -> tuple[int, int] | None:
+        if not self.config_file.exists():
+            return None
+        listeners = _read_properties(self.config_file).get("listeners", "")
+        ports = dict(re.findall(r"(\w+)://[^:,]*:(\d+)", listeners))
+        if "PLAINTEXT" in ports and "CONTROLLER" in ports:
+            return int(ports["PLAINTEXT"]), int(ports["CONTROLLER"])
+        return None
+
+    def _write_config(self) -> None:
+        host = LOOPBACK
+        config = {
+            **BASE_CONFIG,
+            "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
+            "controller.quorum.bootstrap.servers": f"{host}:{self.controller_port}",
+            "log.dirs": str(self.log_dir),
+            **self.extra_config,
+        }
+        lines = ["# Written by services/localstack/kafka.py on every start; edits are lost."]
+        lines += [f"{key}={value}" for key, value in config.items()]
+        self.config_file.write_text("\n".join(lines) + "\n")
+
+    def _java_command(self) -> list[str]:
+        return [
+            shutil.which(self.java) or self.java,
+            f"-Xmx{self.heap}",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG_CONFIG}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+        ]
+
+    def _format(self, classpath: str) -> None:
+        command = [
+            *self._java_command(),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            # One argument, `=`-joined: an id may start with "-" and parse as an option.
+            f"--cluster-id={new_cluster_id()}",
+            f"--config={self.config_file}",
+        ]
+        result = subprocess.run(
+            command,
+            env={**os.environ, "CLASSPATH": classpath},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LocalStackError(
+                f"formatting Kafka storage in {self.log_dir} failed (exit {result.returncode}):\n"
+                + (result.stdout + result.stderr).strip()
+            )
+
+    def _wait_until_ready(self, deadline: float) -> None:
+        while STARTED_LINE.encode() not in self._this_start_log():
+            self._check_alive()
+            self._check_deadline(deadline)
+            time.sleep(POLL_SECONDS)
+        while not _cluster_answers_blocking(self.bootstrap, 5.0):
+            self._check_alive()
+            self._check_deadline(deadline)
+            time.sleep(POLL_SECONDS)
+
+    def _this_start_log(self) -> bytes:
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(self._log_offset)
+                return log.read()
+        except OSError:
+            return b""
+
+    def _check_alive(self) -> None:
+        assert self._process is not None
+        code = self._process.poll()
+        if code is not None:
+            raise LocalStackError(
+                f"the Kafka broker exited with code {code} while starting.\n{self._log_tails()}"
+            )
+
+    def _check_deadline(self, deadline: float) -> None:
+        if time.monotonic() >= deadline:
+            raise LocalStackError(
+                f"the Kafka broker on {self.bootstrap} was not ready in time.\n{self._log_tails()}"
+            )
+
+    def _log_tails(self) -> str:
+        # The errors explain a failed start; the tail after them is mostly shutdown chatter.
+        lines = self._this_start_log().decode(errors="replace").splitlines()
+        errors = []
+        for number, line in enumerate(lines):
+            if " ERROR " in line or " FATAL " in line:
+                errors.append(line)
+                # The exception's message is on the line below; its stack trace is noise.
+                if number + 1 < len(lines) and not lines[number + 1].startswith(("[", "\t")):
+                    errors.append("    " + lines[number + 1])
+        errors = errors[:16]
+        return (
+            f"--- errors in {self.log_file} ---\n" + "\n".join(errors or ["(none)"]) + "\n"
+            f"--- {self.console_file} ---\n{tail(self.console_file, 20)}\n"
+            f"--- {self.log_file} ---\n{tail(self.log_file, 15)}"
+        )

@@ -1,0 +1,98 @@
+"""Servers for the tests: the ones the environment names, else a local Kafka and PostgreSQL.
+
+`KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` select existing servers. Without them the first
+test that asks starts a LocalKafka or LocalPostgres on free ports under a temporary directory,
+shared by the whole session and stopped at its end. A server that cannot start fails the tests
+that need it with the reason; nothing is skipped.
+"""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.localstack.kafka import LocalKafka
+from services.localstack.postgres import LocalPostgres
+from services.localstack.provision import Provisioned, provide_database, provide_kafka
+
+
+def _traversable_temp_dir(prefix: str, parent: Path | None = None) -> Path:
+    # PostgreSQL runs as an unprivileged account when the tests run as root; it must be able to
+    # enter this directory, which mkdtemp creates with mode 0700 (as pytest's tmp_path is).
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack_tmp_dir() -> Iterator[Path]:
+    """A session directory for server data, under `$SHOUWANG_TEST_TMPDIR` when set.
+
+    .ci/run sets that variable so that it can find, and stop, any server a crashed session
+    leaves behind (by the pid files in this directory).
+    """
+    base = os.environ.get("SHOUWANG_TEST_TMPDIR")
+    path = _traversable_temp_dir("shouwang-test-", Path(base) if base else None)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_service(stack_tmp_dir: Path) -> Iterator[Provisioned]:
+    """The session's broker: `.url` to reach it, `.server` the LocalKafka if we started one."""
+    with provide_kafka(stack_tmp_dir) as provisioned:
+        yield provisioned
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_service: Provisioned) -> str:
+    """Bootstrap servers of the session's broker, e.g. `127.0.0.1:40123`."""
+    return kafka_service.url
+
+
+@pytest.fixture(scope="session")
+def postgres_service(stack_tmp_dir: Path) -> Iterator[Provisioned]:
+    """The session's PostgreSQL: `.url`, and `.server` the LocalPostgres if we started one."""
+    with provide_database(stack_tmp_dir) as provisioned:
+        yield provisioned
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_service: Provisioned) -> str:
+    """URL of the session's database, e.g. `postgresql://postgres@127.0.0.1:40124/shouwang`."""
+    return postgres_service.url
+
+
+@pytest.fixture
+def local_kafka_factory(stack_tmp_dir: Path) -> Iterator[Callable[..., LocalKafka]]:
+    """Make private, not yet started brokers (for tests that kill or stop one); all are
+    stopped at the end of the test. Keyword arguments go to LocalKafka."""
+    made: list[LocalKafka] = []
+
+    def make(**options: object) -> LocalKafka:
+        kafka = LocalKafka(_traversable_temp_dir("kafka-", stack_tmp_dir), **options)
+        made.append(kafka)
+        return kafka
+
+    yield make
+    for kafka in made:
+        kafka.stop()
+
+
+@pytest.fixture
+def local_postgres_factory(stack_tmp_dir: Path) -> Iterator[Callable[..., LocalPostgres]]:
+    """Make private, not yet started PostgreSQL servers; all are stopped at the end of the
+    test. Keyword arguments go to LocalPostgres."""
+    made: list[LocalPostgres] = []
+
+    def make(**options: object) -> LocalPostgres:
+        postgres = LocalPostgres(_traversable_temp_dir("postgres-", stack_tmp_dir), **options)
+        made.append(postgres)
+        return postgres
+
+    yield make
+    for postgres in made:
+        postgres.stop()
