@@ -37,6 +37,9 @@ from services.contract.topics import (
 
 log = logging.getLogger(__name__)
 
+# Errors that mean "this record's values cannot be stored", not "the database is down".
+_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
 PROJECTION = "readmodel"
 TOPICS = (HOUSEHOLD_REGISTRY, RISK, VISITS, MEASURES, SUPPORT_MEASURES, PROBLEMS, CADRES)
 
@@ -423,13 +426,35 @@ class Projector:
             await conn.close()
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Any]) -> int:
-        """Apply `records` (ConsumerRecords) in one transaction; return how many were new."""
+        """Apply `records` (ConsumerRecords) in one transaction; return how many were new.
+
+        A record the database refuses (a value impossible in the domain that passed the Avro
+        contract, e.g. negative labour) would fail the whole batch forever; the batch is then
+        applied again one record at a time, and each refused record is kept in
+        `projection_rejects` with the database's reason, in the same transaction as its position.
+        """
         started = time.perf_counter()
+        try:
+            applied = await self._apply(conn, records, isolate=False)
+        except _REFUSALS as exc:
+            log.warning("batch refused (%s); applying record by record", type(exc).__name__)
+            applied = await self._apply(conn, records, isolate=True)
+        for topic, count in applied.items():
+            self.metrics.events.labels(topic).inc(count)
+        for record in records:
+            self.metrics.lag_seconds.labels(record.topic).set(
+                max(0.0, time.time() - record.timestamp / 1000)
+            )
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return sum(applied.values())
+
+    async def _apply(
+        self, conn: asyncpg.Connection, records: Sequence[Any], isolate: bool
+    ) -> dict[str, int]:
         async with conn.transaction():
             positions = await _positions_for_update(conn, {(r.topic, r.partition) for r in records})
-            statements: dict[str, list[tuple]] = defaultdict(list)
+            changes_of: list[tuple[Any, list[tuple[str, tuple]]]] = []
             newest: dict[tuple[str, int], int] = {}
-            applied: dict[str, int] = defaultdict(int)
             for record in records:
                 key = (record.topic, record.partition)
                 if record.offset <= max(positions.get(key, -1), newest.get(key, -1)):
@@ -451,22 +476,56 @@ class Projector:
                     )
                     self.metrics.skipped.labels("undecodable").inc()
                     continue
-                for statement, args in changes:
-                    statements[statement].append(args)
-                applied[record.topic] += 1
-            for (topic, partition), offset in newest.items():
-                statements["position"].append((PROJECTION, topic, partition, offset))
-            for statement, rows in statements.items():
-                await conn.executemany(STATEMENTS[statement], rows)
-                self.metrics.rows.labels(TABLE_OF[statement]).inc(len(rows))
-        for topic, count in applied.items():
-            self.metrics.events.labels(topic).inc(count)
-        for record in records:
-            self.metrics.lag_seconds.labels(record.topic).set(
-                max(0.0, time.time() - record.timestamp / 1000)
+                changes_of.append((record, changes))
+            applied: dict[str, int] = defaultdict(int)
+            if isolate:
+                for record, changes in changes_of:
+                    if await self._apply_one(conn, record, changes):
+                        applied[record.topic] += 1
+            else:
+                statements: dict[str, list[tuple]] = defaultdict(list)
+                for record, changes in changes_of:
+                    for statement, args in changes:
+                        statements[statement].append(args)
+                    applied[record.topic] += 1
+                for statement, rows in statements.items():
+                    await conn.executemany(STATEMENTS[statement], rows)
+                    self.metrics.rows.labels(TABLE_OF[statement]).inc(len(rows))
+            await conn.executemany(
+                STATEMENTS["position"],
+                [(PROJECTION, t, p, offset) for (t, p), offset in newest.items()],
             )
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        return sum(applied.values())
+            self.metrics.rows.labels(TABLE_OF["position"]).inc(len(newest))
+        return applied
+
+    async def _apply_one(
+        self, conn: asyncpg.Connection, record: Any, changes: list[tuple[str, tuple]]
+    ) -> bool:
+        try:
+            async with conn.transaction():  # a savepoint: a refusal undoes only this record
+                for statement, args in changes:
+                    await conn.execute(STATEMENTS[statement], *args)
+                    self.metrics.rows.labels(TABLE_OF[statement]).inc()
+            return True
+        except _REFUSALS as exc:
+            log.warning(
+                "read model refused %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                type(exc).__name__,
+            )
+            await conn.execute(
+                "INSERT INTO projection_rejects (projection, topic, partition, kafka_offset,"
+                " error) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                PROJECTION,
+                record.topic,
+                record.partition,
+                record.offset,
+                f"{type(exc).__name__}: {exc}"[:2000],
+            )
+            self.metrics.skipped.labels("refused").inc()
+            return False
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         behind: dict[str, int] = defaultdict(int)

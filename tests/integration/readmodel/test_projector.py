@@ -173,7 +173,13 @@ async def test_killed_mid_stream_and_restarted_the_projector_applies_each_event_
     try:
 
         async def done() -> bool:
-            return await steps_applied() == 3 * households
+            # Topics are read at different paces: wait for every topic's share, not just one.
+            household_events = await conn.fetchval(
+                "SELECT coalesce(sum(events_projected), 0) FROM households "
+                "WHERE household_id LIKE $1",
+                prefix + "%",
+            )
+            return await steps_applied() == 3 * households and household_events >= 3 * households
 
         await wait_for(done, 180, "all measure steps after the restart", second)
         rows = await conn.fetch(
@@ -208,3 +214,46 @@ async def test_killed_mid_stream_and_restarted_the_projector_applies_each_event_
             second.wait(10)
         await conn.close()
     assert second.returncode == 0, second.stderr.read().decode()[-2000:]
+
+
+async def test_a_record_the_database_refuses_is_kept_aside_and_the_batch_goes_on(fresh_database):
+    from collections import namedtuple
+
+    from prometheus_client import CollectorRegistry
+
+    from services.readmodel.projector import Projector, ProjectorConfig, ProjectorMetrics
+
+    Record = namedtuple("Record", "topic partition offset value timestamp")
+    codec = Codec.default()
+    millis = int(NOW.timestamp() * 1000)
+    good, bad = "refuse-good", "refuse-bad"
+    records = [
+        Record("household.registry", 0, 10, codec.encode(
+            "HouseholdRegistryRecorded", registry_record(bad, NOW, labour=-3)), millis),
+        Record("household.registry", 0, 11, codec.encode(
+            "HouseholdRegistryRecorded", registry_record(good, NOW, labour=2)), millis),
+    ]  # fmt: skip
+    projector = Projector(
+        ProjectorConfig(bootstrap="unused:1", database_url=fresh_database),
+        codec,
+        ProjectorMetrics(CollectorRegistry()),
+    )
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        assert await projector.apply(conn, records) == 1
+        # Redelivery of the same batch changes nothing: both positions are stored.
+        assert await projector.apply(conn, records) == 0
+        households = await conn.fetch(
+            "SELECT household_id FROM households WHERE household_id = ANY($1::text[])",
+            [good, bad],
+        )
+        rejects = await conn.fetch("SELECT topic, kafka_offset, error FROM projection_rejects")
+        position = await conn.fetchval(
+            "SELECT max(last_offset) FROM projection_positions WHERE topic = 'household.registry'"
+        )
+    finally:
+        await conn.close()
+    assert [r["household_id"] for r in households] == [good]
+    assert [(r["topic"], r["kafka_offset"]) for r in rejects] == [("household.registry", 10)]
+    assert "labourers_check" in rejects[0]["error"]
+    assert position == 11
