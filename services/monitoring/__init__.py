@@ -1,0 +1,1 @@
+"""Monitoring: the household fold, risk rules and review workflow (pure), and its faust app."""

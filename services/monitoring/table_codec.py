@@ -1,0 +1,144 @@
+"""JSON bytes for monitoring's table rows: the household state and what was last emitted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from . import events
+from .state import LIMITS, HouseholdState
+
+FORMAT = 1
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        events.Members,
+        events.BaselineIncome,
+        events.Check,
+        events.VisitProblem,
+        events.UnsoldProduce,
+        events.FiveVisits,
+        *events.EVENT_TYPES,
+    )
+}
+_FIELDS = {name: tuple(f.name for f in dataclasses.fields(cls)) for name, cls in _CLASSES.items()}
+
+
+class RowFormatError(ValueError):
+    """A stored row this code cannot read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A household's table row: its state, the hash chain over its input records in log order,
+    and what was last emitted (to emit only on change, with a deterministic id)."""
+
+    state: HouseholdState
+    chain: tuple[tuple[str, int, int, str], ...] = ()  # (topic, partition, offset, head) by topic
+    emitted_digest: str = ""
+    emitted_event_id: str = ""
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if dataclasses.is_dataclass(value):
+        name = type(value).__name__
+        return {"_": name, "f": [_encode(getattr(value, f)) for f in _FIELDS[name]]}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    if isinstance(value, dict):
+        if "t" in value:
+            return datetime.fromisoformat(value["t"])
+        if "d" in value:
+            return date.fromisoformat(value["d"])
+        cls = _CLASSES.get(value.get("_"))
+        if cls is None:
+            raise RowFormatError(f"unknown record type {value.get('_')!r}")
+        return cls(*(_decode(v) for v in value["f"]))
+    return value
+
+
+def dump_row(row: Row) -> bytes:
+    s = row.state
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "household_id": s.household_id,
+            "seen": sorted(s.seen),
+            "last_occurred_at": _encode(s.last_occurred_at),
+            "events": {kind: _encode(getattr(s, kind)) for kind in LIMITS},
+            "chain": [list(link) for link in row.chain],
+            "emitted_digest": row.emitted_digest,
+            "emitted_event_id": row.emitted_event_id,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+
+
+def load_row(raw: bytes) -> Row:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise RowFormatError(f"not JSON: {exc}") from exc
+    if data.get("format") != FORMAT:
+        raise RowFormatError(f"row format {data.get('format')!r}, expected {FORMAT}")
+    state = HouseholdState(
+        household_id=data["household_id"],
+        seen=frozenset(data["seen"]),
+        last_occurred_at=_decode(data["last_occurred_at"]),
+        **{kind: _decode(data["events"][kind]) for kind in LIMITS},
+    )
+    chain = tuple((t, p, o, h) for t, p, o, h in data["chain"])
+    return Row(state, chain, data["emitted_digest"], data["emitted_event_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the gauges count, per household (no personal data, small, in its own table)."""
+
+    workflow: str
+    category: str | None
+    township: str
+    level: str
+    overdue: tuple[str, ...]
+    open_problems: int
+    problems: int
+    rectified: int
+    next_check: date | None = None  # first day a deadline can turn overdue
+
+
+def dump_summary(summary: Summary) -> bytes:
+    return json.dumps(
+        [
+            summary.workflow,
+            summary.category,
+            summary.township,
+            summary.level,
+            list(summary.overdue),
+            summary.open_problems,
+            summary.problems,
+            summary.rectified,
+            _encode(summary.next_check),
+        ],
+        ensure_ascii=False,
+    ).encode()
+
+
+def load_summary(raw: bytes) -> Summary:
+    w, c, t, level, overdue, open_problems, problems, rectified, check = json.loads(raw)
+    return Summary(
+        w, c, t, level, tuple(overdue), open_problems, problems, rectified, _decode(check)
+    )

@@ -1,0 +1,67 @@
+"""Policy files: the shipped versions load, and a bad file is refused with every problem."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+
+import pytest
+
+from services.monitoring.policy import POLICY_DIR, PolicyError, load_policies, parse_policy
+
+
+def shipped(name: str) -> dict:
+    return tomllib.loads((POLICY_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+
+
+def test_shipped_policies_carry_the_seed_and_2021_categories():
+    book = load_policies()
+    dianjiang, national = book.get("dianjiang-2020"), book.get("national-2021")
+    assert dianjiang.income_line_yuan == 6000
+    assert [c.category for c in dianjiang.categories] == [
+        "UNSTABLE_LIFTED",
+        "MARGINAL",
+        "GENERAL_KEY",
+    ]
+    assert {c.category for c in national.categories} == {
+        "UNSTABLE_LIFTED",
+        "MARGINAL",
+        "SUDDEN_HARDSHIP",
+    }
+    assert dianjiang.elimination.stable_months == 6
+    assert dianjiang.flag_to_decision_days == 15 and dianjiang.visit_interval_days == 30
+
+
+def test_every_problem_of_a_bad_policy_is_reported():
+    data = shipped("dianjiang-2020")
+    data["income"]["line_yuan"] = "6000"
+    data["levels"]["flag"] = "URGENT"
+    data["weights"].pop("unsold_produce")
+    data["categories"].append({"id": "MARGINAL", "reasons": ["no_such_reason"]})
+    data["surprise"] = {}
+    with pytest.raises(PolicyError) as error:
+        parse_policy(data, "bad.toml")
+    where = {w for w, _ in error.value.problems}
+    assert {
+        "income.line_yuan",
+        "levels.flag",
+        "weights.unsold_produce",
+        "categories[3].reasons",
+        "categories",
+        "surprise",
+    } <= where
+
+
+def test_overlapping_versions_are_refused(tmp_path):
+    text = (POLICY_DIR / "national-2021.toml").read_text(encoding="utf-8")
+    (tmp_path / "a.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "b.toml").write_text(
+        text.replace('"national-2021"', '"national-2022"'), encoding="utf-8"
+    )
+    with pytest.raises(PolicyError, match="overlaps"):
+        load_policies(sorted(tmp_path.glob("*.toml")))
+
+
+def test_a_date_before_any_policy_has_none():
+    with pytest.raises(LookupError):
+        load_policies().for_date(dt.date(2018, 1, 1))
