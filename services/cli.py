@@ -80,6 +80,12 @@ def _support():
     return commands
 
 
+def _monitoring():
+    from services.monitoring import commands
+
+    return commands
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shouwang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -103,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     support.set_defaults(
         run=lambda args, settings: _support().run_support(settings, settings.support_app_id)
     )
+
+    monitoring = commands.add_parser("monitoring", help="run a monitoring (risk) worker")
+    monitoring.set_defaults(run=lambda args, settings: _monitoring().run_monitoring(settings))
 
     from services.simulation.command import add_simulate_command
 

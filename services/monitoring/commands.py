@@ -1,0 +1,131 @@
+"""Entrypoint for `shouwang monitoring`: settings, policies, topics, metrics, the faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.config import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+GUARANTEES = ("exactly_once", "at_least_once")
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """The monitoring worker's environment (services/monitoring/README.md lists each)."""
+
+    app_id: str = "shouwang-monitoring"  # SHOUWANG_MONITORING_APP_ID
+    web_port: int = 8083  # SHOUWANG_MONITORING_PORT: household view and /metrics
+    rocksdb: bool = False  # SHOUWANG_MONITORING_ROCKSDB=1: tables in RocksDB under home
+    policy_dir: Path | None = None  # SHOUWANG_POLICY_DIR: policy files (default: shipped)
+    pinned_policy: str | None = None  # SHOUWANG_POLICY: one version, whatever the date
+    sweep_seconds: float = 60.0  # SHOUWANG_MONITORING_SWEEP_SECONDS: deadline ticks, gauges
+    guarantee: str = "exactly_once"  # SHOUWANG_MONITORING_GUARANTEE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MonitoringSettings:
+        env = os.environ if env is None else env
+        try:
+            port = int(env.get("SHOUWANG_MONITORING_PORT") or cls.web_port)
+            sweep = float(env.get("SHOUWANG_MONITORING_SWEEP_SECONDS") or cls.sweep_seconds)
+        except ValueError as exc:
+            raise SettingsError(f"monitoring settings: {exc}") from None
+        if not 0 < port < 65536:
+            raise SettingsError(f"SHOUWANG_MONITORING_PORT={port}: not a TCP port")
+        if not 0 < sweep <= 86_400:
+            raise SettingsError(f"SHOUWANG_MONITORING_SWEEP_SECONDS={sweep}: 0 < s ≤ 86400")
+        guarantee = env.get("SHOUWANG_MONITORING_GUARANTEE") or cls.guarantee
+        if guarantee not in GUARANTEES:
+            raise SettingsError(f"SHOUWANG_MONITORING_GUARANTEE={guarantee!r}: one of {GUARANTEES}")
+        return cls(
+            app_id=env.get("SHOUWANG_MONITORING_APP_ID") or cls.app_id,
+            web_port=port,
+            rocksdb=env.get("SHOUWANG_MONITORING_ROCKSDB", "") in ("1", "true", "yes"),
+            policy_dir=Path(env["SHOUWANG_POLICY_DIR"]) if env.get("SHOUWANG_POLICY_DIR") else None,
+            pinned_policy=env.get("SHOUWANG_POLICY") or None,
+            sweep_seconds=sweep,
+            guarantee=guarantee,
+        )
+
+
+async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> None:
+    """The catalogue's topics and the app's tick topic (faust does not create source topics
+    against this broker)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from services.kafka.admin import ensure_topics
+
+    from .app import ticks_topic
+
+    await ensure_topics(bootstrap, settings.layout)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{app_id}-admin")
+    await admin.start()
+    try:
+        name = ticks_topic(app_id)
+        if name not in set(await admin.list_topics()):
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        settings.layout.household_partitions,
+                        settings.layout.replication_factor,
+                        topic_configs={"retention.ms": str(7 * 86_400_000)},
+                    )
+                ]
+            )
+    finally:
+        await admin.close()
+
+
+def run_monitoring(settings: Settings) -> int:
+    import faust
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from services.contract.codec import Codec
+    from services.readmodel.commands import local_bootstrap
+
+    from .app import build_app
+    from .metrics import MonitoringMetrics
+    from .policy import POLICY_DIR, load_policies
+
+    own = MonitoringSettings.from_env()
+    policies = load_policies(sorted((own.policy_dir or POLICY_DIR).glob("*.toml")))
+    if own.pinned_policy:
+        policies.get(own.pinned_policy)  # fail fast on an unknown version
+    bootstrap = local_bootstrap(settings)
+    asyncio.run(prepare_topics(bootstrap, settings, own.app_id))
+    registry = CollectorRegistry()
+    store = f"rocksdb://{settings.home / 'monitoring-tables'}" if own.rocksdb else "memory://"
+    app = build_app(
+        app_id=own.app_id,
+        bootstrap=bootstrap,
+        codec=Codec.default(),
+        policies=policies,
+        metrics=MonitoringMetrics(registry),
+        layout=settings.layout,
+        store=store,
+        web_port=own.web_port,
+        pinned_policy=own.pinned_policy,
+        sweep_seconds=own.sweep_seconds,
+        processing_guarantee=own.guarantee,
+    )
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
+    log.info(
+        "monitoring worker %s: policies %s, web on %d, %s",
+        own.app_id,
+        ", ".join(p.id for p in policies.policies),
+        own.web_port,
+        own.guarantee,
+    )
+    worker = faust.Worker(app, loglevel="INFO", override_logging=False)
+    worker.execute_from_commandline()
+    return 0

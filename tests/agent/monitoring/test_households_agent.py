@@ -1,0 +1,141 @@
+"""The monitoring agent under faust's test_context: frames in, assessments and dead letters out."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.contract.codec import Codec
+from services.contract.topics import DEAD_LETTERS, RISK, TopicLayout
+from services.monitoring.app import build_app
+from services.monitoring.metrics import MonitoringMetrics
+from services.monitoring.policy import load_policies
+from tests.unit.monitoring.households import at, review, wu_chickens, wu_sales_aid, zhou_uremia
+
+CODEC = Codec.default()
+
+
+class RecordingOutbox:
+    def __init__(self):
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+    def records(self, topic: str) -> list[dict]:
+        return [CODEC.decode(v).record for t, _, v in self.sent if t == topic]
+
+
+@pytest.fixture
+def harness():
+    outbox = RecordingOutbox()
+    registry = CollectorRegistry()
+    now = {"at": at("2020-05-16", 21)}
+    app = build_app(
+        app_id=f"monitoring-agent-{uuid.uuid4().hex[:6]}",
+        bootstrap="127.0.0.1:9",
+        codec=CODEC,
+        policies=load_policies(),
+        metrics=MonitoringMetrics(registry),
+        layout=TopicLayout(household_partitions=2),
+        clock=lambda: now["at"],
+        outbox=outbox,
+    )
+    app.finalize()
+    agent = next(a for name, a in app.agents.items() if name.endswith(".households"))
+    return agent, outbox, registry, now
+
+
+async def put_all(context, records):
+    for event_type, record in records:
+        await context.put(CODEC.encode(event_type, record), key=record["household_id"].encode())
+
+
+async def test_seed_household_is_assessed_and_emitted_only_on_change(harness):
+    agent, outbox, registry, _ = harness
+    async with agent.test_context() as context:
+        await put_all(context, zhou_uremia())
+    emitted = outbox.records(RISK.name)
+    assert 1 <= len(emitted) < len(zhou_uremia())  # not one per event
+    last = emitted[-1]
+    assert (last["level"], last["category"], last["workflow"]) == (
+        "HIGH",
+        "UNSTABLE_LIFTED",
+        "FLAGGED",
+    )
+    assert last["policy_version"] == "dianjiang-2020"
+    assert len(last["chain_hash"]) == 64
+    assert len({str(r["event_id"]) for r in emitted}) == len(emitted)
+    applied = registry.get_sample_value(
+        "shouwang_monitoring_events_applied_total", {"event_type": "VisitRecorded"}
+    )
+    assert applied == 1
+
+
+async def test_redelivered_event_changes_nothing_and_re_emits_the_same_id(harness):
+    agent, outbox, registry, _ = harness
+    records = wu_chickens()
+    async with agent.test_context() as context:
+        await put_all(context, records)
+        before = outbox.records(RISK.name)
+        await put_all(context, records[-1:])
+    after = outbox.records(RISK.name)
+    assert len(after) == len(before) + 1
+    assert after[-1]["event_id"] == before[-1]["event_id"]
+    assert after[-1]["workflow"] == before[-1]["workflow"]
+    duplicates = registry.get_sample_value(
+        "shouwang_monitoring_duplicate_events_total", {"event_type": "VisitRecorded"}
+    )
+    assert duplicates == 1
+
+
+async def test_assessment_changes_when_aid_and_decisions_arrive(harness):
+    agent, outbox, _, now = harness
+    now["at"] = at("2020-03-21")
+    async with agent.test_context() as context:
+        await put_all(context, wu_chickens())
+        assert outbox.records(RISK.name)[-1]["workflow"] == "FLAGGED"
+        await put_all(context, wu_sales_aid())
+        assert outbox.records(RISK.name)[-1]["workflow"] == "NOT_FLAGGED"
+        await put_all(context, [review("500231-wu", at("2020-03-21"), "START_VERIFICATION")])
+        assert outbox.records(RISK.name)[-1]["workflow"] == "VERIFYING"
+
+
+async def test_poison_records_are_dead_lettered_and_the_next_record_is_processed(harness):
+    agent, outbox, registry, _ = harness
+    zhou = zhou_uremia()
+    frame = CODEC.encode(*zhou[0])
+    async with agent.test_context() as context:
+        await context.put(b"not avro at all", key=b"500231-zhou")
+        await context.put(b"\xc3\x01" + b"\x00" * 8 + b"x", key=b"500231-zhou")
+        await context.put(frame, key=b"someone-else")
+        await context.put(CODEC.encode(*zhou[1])[:-3], key=b"500231-zhou")
+        await put_all(context, zhou)
+    dead = outbox.records(DEAD_LETTERS.name)
+    assert [d["error_kind"] for d in dead] == [
+        "UNDECODABLE",
+        "UNKNOWN_SCHEMA",
+        "NOT_APPLICABLE",
+        "UNDECODABLE",
+    ]
+    assert dead[0]["original_value"] == b"not avro at all"
+    assert dead[2]["original_value"] == frame and "not the household id" in dead[2]["error"]
+    assert outbox.records(RISK.name)[-1]["level"] == "HIGH"
+    assert (
+        registry.get_sample_value(
+            "shouwang_monitoring_dead_letters_total", {"kind": "UNDECODABLE", "topic": "<internal>"}
+        )
+        == 2
+    )
+
+
+async def test_a_record_monitoring_does_not_consume_is_dead_lettered_as_invalid(harness):
+    agent, outbox, _, _ = harness
+    async with agent.test_context() as context:
+        await put_all(context, wu_chickens())
+        risk = outbox.sent[-1][2]
+        await context.put(risk, key=b"500231-wu")
+    (dead,) = outbox.records(DEAD_LETTERS.name)
+    assert dead["error_kind"] == "INVALID" and "RiskAssessed" in dead["error"]
