@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     from services.visits.commands import add_commands as add_visits_commands
 
     add_visits_commands(commands)
+
+    from services.audit.commands import add_commands as add_audit_commands
+
+    add_audit_commands(commands)
     return parser
 
 

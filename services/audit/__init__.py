@@ -1,0 +1,1 @@
+"""Audit: replay the log through monitoring's pure code, explain a household, archive the log."""

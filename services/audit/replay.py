@@ -1,0 +1,447 @@
+"""Replay, pure: log records → monitoring's fold and rules → rebuilt households, and the checks
+of `replay --verify` (emitted assessments re-derived from the log prefix their chain hash
+names; the read model compared with the rebuilt state). No Kafka, no database here.
+
+The record handling mirrors the monitoring agent (services/monitoring/app.py `handle`): decode
+with the topic's expected type, translate, check the key, evolve; a record the agent would
+dead-letter is not applied and not chained here either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from services.contract.codec import Codec
+from services.contract.errors import ContractError
+from services.contract.topics import (
+    HARDSHIPS,
+    HOUSEHOLD_REGISTRY,
+    INCOME,
+    MEASURES,
+    PROBLEMS,
+    REVIEWS,
+    RISK,
+    SUPPORT_MEASURES,
+    VISITS,
+)
+from services.monitoring import avro_translation as avro
+from services.monitoring.assess import Assessment, assess
+from services.monitoring.facts import registry_at, visits_at
+from services.monitoring.fold import NotApplicable, evolve
+from services.monitoring.policy import PolicyBook
+from services.monitoring.processing import policy_for
+from services.monitoring.state import HouseholdState, empty
+
+from .chain import HouseholdChains, describe_window, locate
+
+# The topics the monitoring agent consumes (services/monitoring/app.py INPUT_TOPICS; a unit
+# test keeps the two equal).
+MONITORING_INPUTS = (
+    HOUSEHOLD_REGISTRY,
+    VISITS,
+    INCOME,
+    HARDSHIPS,
+    REVIEWS,
+    MEASURES,
+    PROBLEMS,
+    SUPPORT_MEASURES,
+)
+EXPECTED = {t.name: t.event_type for t in MONITORING_INPUTS}
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EventNote:
+    """What an auditor is told about one event: its type, times, who recorded it, where it is."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    source: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One disagreement: `expected` is what the log gives, `found` what the other side says."""
+
+    household_id: str
+    field: str
+    expected: Any
+    found: Any
+    where: str = ""
+
+    def line(self) -> str:
+        where = f"  ({self.where})" if self.where else ""
+        return (
+            f"{self.household_id}  {self.field}: expected {_show(self.expected)}, "
+            f"found {_show(self.found)}{where}"
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """A RiskAssessed record read from household.risk."""
+
+    record: dict[str, Any]
+    partition: int
+    offset: int
+    timestamp: int
+
+    @property
+    def where(self) -> str:
+        return f"{RISK.name}[{self.partition}]@{self.offset}"
+
+
+@dataclass
+class HouseholdLog:
+    """A household's applied records in log order, per topic (aligned with its chains)."""
+
+    household_id: str
+    chains: HouseholdChains
+    events: dict[str, list[Any]] = field(default_factory=dict)
+    notes: dict[str, EventNote] = field(default_factory=dict)
+    state: HouseholdState | None = None
+    emissions: list[Emission] = field(default_factory=list)
+
+    def prefix_events(self, low: dict[str, int], high: dict[str, int]) -> Iterable[Any]:
+        for topic, items in self.events.items():
+            yield from items[low.get(topic, 0) : high.get(topic, 0)]
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """An emitted assessment, re-derived from the log prefix its chain hash names."""
+
+    emission: Emission
+    assessment: Assessment
+    state_version: int
+    event_id: str
+
+
+@dataclass
+class Rejected:
+    topic: str
+    partition: int
+    offset: int
+    kind: str
+    error: str
+
+
+class Replay:
+    """Feed it log records (any topics, any interleaving across topics, offset order within a
+    partition); it keeps each household's fold, chains and emitted assessments."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        policies: PolicyBook,
+        *,
+        pinned_policy: str | None = None,
+        household_prefix: str | None = None,
+    ):
+        self.codec = codec
+        self.policies = policies
+        self.pinned = pinned_policy
+        self.prefix = household_prefix.encode() if household_prefix else None
+        self.households: dict[str, HouseholdLog] = {}
+        self.rejected: list[Rejected] = []
+        self.records = 0
+        self.applied = 0
+
+    def household(self, household_id: str) -> HouseholdLog:
+        log = self.households.get(household_id)
+        if log is None:
+            log = self.households[household_id] = HouseholdLog(
+                household_id, HouseholdChains(household_id), state=empty(household_id)
+            )
+        return log
+
+    def feed(self, record: Any) -> None:
+        """One LogRecord (topic, partition, offset, timestamp, key, value)."""
+        if self.prefix is not None and not (record.key or b"").startswith(self.prefix):
+            return
+        self.records += 1
+        if record.topic == RISK.name:
+            self._emission(record)
+        elif record.topic in EXPECTED:
+            self._input(record)
+
+    def _reject(self, record: Any, kind: str, error: str) -> None:
+        self.rejected.append(Rejected(record.topic, record.partition, record.offset, kind, error))
+
+    def _emission(self, record: Any) -> None:
+        try:
+            decoded = self.codec.decode(record.value, expected=RISK.event_type)
+        except ContractError as exc:
+            return self._reject(record, "UNDECODABLE", str(exc))
+        r = decoded.record
+        self.household(r["household_id"]).emissions.append(
+            Emission(r, record.partition, record.offset, record.timestamp)
+        )
+
+    def _input(self, record: Any) -> None:
+        try:
+            decoded = self.codec.decode(record.value, expected=EXPECTED[record.topic])
+            event = avro.event_from(decoded.event_type, decoded.record)
+        except ContractError as exc:
+            return self._reject(record, "UNDECODABLE", str(exc))
+        except avro.Untranslatable as exc:
+            return self._reject(record, "INVALID", str(exc))
+        if record.key != event.household_id.encode():
+            return self._reject(
+                record, "NOT_APPLICABLE", f"key {record.key!r} is not the household"
+            )
+        log = self.household(event.household_id)
+        try:
+            log.state = evolve(log.state, event)
+        except (NotApplicable, TypeError) as exc:
+            return self._reject(record, "NOT_APPLICABLE", str(exc))
+        before = len(log.chains.links.get(record.topic, ()))
+        log.chains.add(
+            record.topic,
+            record.partition,
+            record.offset,
+            bytes(record.value),
+            event.event_id,
+            event.occurred_at,
+            record.timestamp,
+        )
+        if len(log.chains.links[record.topic]) > before:
+            log.events.setdefault(record.topic, []).append(event)
+        r = decoded.record
+        log.notes.setdefault(
+            event.event_id,
+            EventNote(
+                event.event_id,
+                decoded.event_type.rsplit(".", 1)[-1],
+                event.occurred_at,
+                event.recorded_at,
+                r.get("actor", ""),
+                r.get("source", ""),
+                record.topic,
+                record.partition,
+                record.offset,
+            ),
+        )
+        self.applied += 1
+
+    # --- results --------------------------------------------------------------------------
+
+    def township_of(self, household_id: str) -> str | None:
+        log = self.households.get(household_id)
+        registry = registry_at(log.state, FAR_FUTURE) if log and log.state else None
+        return registry.township if registry else None
+
+    def selected(self, township: str | None = None) -> list[HouseholdLog]:
+        return [
+            log
+            for hid, log in sorted(self.households.items())
+            if township is None or self.township_of(hid) == township
+        ]
+
+    def assess_latest(self, log: HouseholdLog, as_of: datetime | None = None) -> Assessment | None:
+        """The household's assessment at `as_of`, else as of its latest event (event clock)."""
+        state = log.state
+        moment = as_of or state.last_occurred_at
+        if moment is None:
+            return None
+        return assess(state, policy_for(self.policies, self.pinned, moment), moment)
+
+    def verify_emitted(
+        self, township: str | None = None, limit: int = 200_000
+    ) -> tuple[list[Derived], list[Difference]]:
+        """Re-derive every emitted assessment from the log prefix its chain hash names."""
+        derived: list[Derived] = []
+        differences: list[Difference] = []
+        for log in self.selected(township):
+            d, diffs = self._verify_household(log, limit)
+            derived += d
+            differences += diffs
+        return derived, differences
+
+    def _verify_household(self, log: HouseholdLog, limit: int):
+        derived, differences = [], []
+        hid = log.household_id
+        frontier: dict[str, int] = {}
+        state = empty(hid)
+        emissions = sorted(log.emissions, key=lambda e: (e.partition, e.offset))
+        total = log.chains.count(log.chains.full()) if log.chains.links else 0
+        for emission in emissions:
+            r = emission.record
+            digest = emitted_digest(r)
+            version = next(
+                (
+                    v
+                    for v in range(total + 1)
+                    if str(avro.assessment_id(hid, v, digest)) == str(r["event_id"])
+                ),
+                None,
+            )
+            if version is None:
+                differences.append(
+                    Difference(
+                        hid,
+                        "event_id",
+                        "uuid5(household, state version, content digest)",
+                        str(r["event_id"]),
+                        f"{emission.where}: the record's content does not match its id, or it "
+                        "cites more events than the log holds",
+                    )
+                )
+            cited = {i for reason in r["reasons"] for i in reason["event_ids"]}
+            search = locate(
+                log.chains,
+                r["chain_hash"],
+                frontier,
+                version=version,
+                cited=cited,
+                as_of=r["as_of"],
+                limit=limit,
+            )
+            if search.vector is None:
+                why = "search limit reached" if not search.exhausted else "no prefix of the log"
+                differences.append(
+                    Difference(
+                        hid,
+                        "chain_hash",
+                        r["chain_hash"],
+                        f"{why} reproduces it",
+                        f"{emission.where}: an input record was removed, altered or reordered "
+                        f"in {describe_window(log.chains, frontier, log.chains.full())}",
+                    )
+                )
+                continue
+            for event in log.prefix_events(frontier, search.vector):
+                state = evolve(state, event)
+            frontier = search.vector
+            as_of = r["as_of"]
+            try:
+                policy = policy_for(self.policies, self.pinned, as_of)
+            except LookupError as exc:
+                differences.append(
+                    Difference(hid, "policy_version", None, r["policy_version"], str(exc))
+                )
+                continue
+            assessment = assess(state, policy, as_of)
+            event_id = str(avro.assessment_id(hid, state.version, assessment.digest()))
+            derived.append(Derived(emission, assessment, state.version, event_id))
+            differences += compare_assessment(hid, assessment, event_id, r, emission.where)
+        return derived, differences
+
+
+def emitted_digest(record: dict[str, Any]) -> str:
+    """Assessment.digest() of an emitted record's content (same fields, same JSON)."""
+    content = [
+        record["policy_version"],
+        record["category"],
+        record["level"],
+        record["workflow"],
+        [[x["code"], x["message"], list(x["event_ids"])] for x in record["reasons"]],
+        list(record["overdue"]),
+    ]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+
+def compare_assessment(
+    hid: str, a: Assessment, event_id: str, r: dict[str, Any], where: str
+) -> list[Difference]:
+    pairs = [
+        ("policy_version", a.policy_version, r["policy_version"]),
+        ("category", a.category, r["category"]),
+        ("level", a.level, r["level"]),
+        ("workflow", a.workflow, r["workflow"]),
+        (
+            "reasons",
+            [[x.code, list(x.event_ids)] for x in a.reasons],
+            [[x["code"], list(x["event_ids"])] for x in r["reasons"]],
+        ),
+        ("reason_messages", [x.message for x in a.reasons], [x["message"] for x in r["reasons"]]),
+        ("overdue", list(a.overdue), list(r["overdue"])),
+        ("event_id", event_id, str(r["event_id"])),
+    ]
+    return [Difference(hid, f, e, g, where) for f, e, g in pairs if e != g]
+
+
+# --- the read model ---------------------------------------------------------------------------
+
+
+def expected_rows(replay: Replay, derived: list[Derived], township: str | None = None) -> dict:
+    """What the read model's households row and assessment ids should be, from the log."""
+    latest: dict[str, Derived] = {}
+    ids: dict[str, set[str]] = {}
+    for d in derived:
+        hid = d.assessment.household_id
+        ids.setdefault(hid, set()).add(d.event_id)
+        # The projector keeps the assessment with the latest as_of (later records win ties).
+        if hid not in latest or d.assessment.as_of >= latest[hid].assessment.as_of:
+            latest[hid] = d
+    rows = {}
+    for log in replay.selected(township):
+        hid = log.household_id
+        row: dict[str, Any] = {}
+        registry = registry_at(log.state, FAR_FUTURE)
+        if registry is not None:
+            row.update(
+                township=registry.township,
+                village=registry.village,
+                grp=registry.village_group,
+                registration_status=registry.registration.lower(),
+                members=registry.members.count,
+                labourers=registry.members.labour,
+            )
+        visits = visits_at(log.state, FAR_FUTURE)
+        if visits:
+            row["last_visit_at"] = max(v.occurred_at for v in visits)
+        d = latest.get(hid)
+        if d is not None:
+            a = d.assessment
+            row.update(
+                category=a.category,
+                level=a.level,
+                workflow_status=a.workflow.lower(),
+                policy_version=a.policy_version,
+                overdue=list(a.overdue),
+                reasons=[[x.code, list(x.event_ids)] for x in a.reasons],
+            )
+        rows[hid] = (row, ids.get(hid, set()))
+    return rows
+
+
+def compare_readmodel(
+    expected: dict[str, tuple[dict[str, Any], set[str]]],
+    found_rows: dict[str, dict[str, Any]],
+    found_ids: dict[str, set[str]],
+) -> list[Difference]:
+    differences = []
+    for hid, (row, ids) in sorted(expected.items()):
+        if not row and not ids:
+            continue
+        found = found_rows.get(hid)
+        if found is None:
+            differences.append(Difference(hid, "households row", "present", "missing"))
+        else:
+            for name, value in row.items():
+                if found.get(name) != value:
+                    differences.append(Difference(hid, name, value, found.get(name)))
+        have = found_ids.get(hid, set())
+        for missing in sorted(ids - have):
+            differences.append(Difference(hid, "assessments row", missing, "missing"))
+        for extra in sorted(have - ids):
+            differences.append(Difference(hid, "assessments row", "absent", extra))
+    return differences

@@ -1,0 +1,86 @@
+"""Replay re-derives every emitted assessment from the log prefix its chain hash names, and
+finds a removed, altered or reordered input record."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from services.audit.replay import MONITORING_INPUTS, Replay
+from services.monitoring.policy import load_policies
+from tests.unit.audit.emitter import CODEC, as_log, emitted
+from tests.unit.monitoring.households import (
+    monitored_then_eliminated,
+    wu_chickens,
+    wu_sales_aid,
+    zhou_uremia,
+)
+
+POLICIES = load_policies()
+
+
+def scenario_log():
+    records = (
+        zhou_uremia("au-zhou")
+        + wu_chickens("au-wu")
+        + wu_sales_aid("au-wu")
+        + monitored_then_eliminated("au-elim")
+    )
+    records.sort(key=lambda r: r[1]["recorded_at"])  # arrival order, across topics
+    return as_log(records)
+
+
+def replayed(log, risk):
+    replay = Replay(CODEC, POLICIES)
+    for r in log + risk:
+        replay.feed(r)
+    return replay
+
+
+def test_monitoring_inputs_are_the_agents_topics():
+    from services.monitoring.app import INPUT_TOPICS
+
+    assert MONITORING_INPUTS == INPUT_TOPICS
+
+
+def test_replay_reproduces_every_emitted_assessment():
+    log = scenario_log()
+    risk = emitted(log, POLICIES)
+    assert len(risk) >= 6
+    derived, differences = replayed(log, risk).verify_emitted()
+    assert differences == []
+    assert len(derived) == len(risk)
+
+
+def test_replay_finds_an_altered_assessment():
+    log = scenario_log()
+    risk = emitted(log, POLICIES)
+    record = CODEC.decode(risk[-1].value).record
+    record["category"] = "MARGINAL" if record["category"] != "MARGINAL" else "GENERAL_KEY"
+    forged = replace(risk[-1], value=CODEC.encode("shouwang.events.RiskAssessed", record))
+    _, differences = replayed(log, [*risk[:-1], forged]).verify_emitted()
+    fields = {d.field for d in differences}
+    assert "category" in fields and "event_id" in fields
+
+
+def test_a_removed_input_record_breaks_the_chain_and_is_located():
+    log = scenario_log()
+    risk = emitted(log, POLICIES)
+    victim = next(r for r in log if r.key == b"au-elim" and r.topic == "household.reviews")
+    _, differences = replayed([r for r in log if r is not victim], risk).verify_emitted()
+    chain = [d for d in differences if d.field == "chain_hash"]
+    assert chain and {d.household_id for d in chain} == {"au-elim"}
+    assert f"household.reviews[{victim.partition}] from the start" in chain[0].where
+
+
+def test_an_altered_input_record_breaks_the_chain():
+    log = scenario_log()
+    risk = emitted(log, POLICIES)
+    i = next(i for i, r in enumerate(log) if r.key == b"au-zhou" and r.topic == "household.visits")
+    record = CODEC.decode(log[i].value).record
+    record["income_estimate"]["per_capita_yuan"] = 9000
+    altered = [
+        *log[:i],
+        replace(log[i], value=CODEC.encode("shouwang.events.VisitRecorded", record)),
+    ]
+    _, differences = replayed(altered + log[i + 1 :], risk).verify_emitted()
+    assert any(d.field == "chain_hash" and d.household_id == "au-zhou" for d in differences)
