@@ -69,7 +69,12 @@ def explain(
     document["as_of"] = _iso(as_of)
     document["known_at"] = _iso(known_at)
     document["events_known"] = len(known)
-    document["events_not_yet_known"] = sum(1 for e in events if e not in known) if known_at else 0
+    # Events that had happened by as_of but reached the system after known_at (late syncs).
+    document["events_not_yet_known"] = sum(
+        1
+        for e in events
+        if known_at is not None and e.occurred_at <= as_of and e.recorded_at > known_at
+    )
     for reason in document["assessment"]["reasons"]:
         reason["events"] = [_note(notes, i) for i in reason["event_ids"]]
     steps_by_measure: dict[str, list] = {}
@@ -105,7 +110,7 @@ def render(document: dict[str, Any]) -> str:
         + (f", as known at {document['known_at']}" if document["known_at"] else ""),
         f"  events known: {document['events_known']}"
         + (
-            f" ({document['events_not_yet_known']} recorded later not counted)"
+            f" ({document['events_not_yet_known']} that had happened were recorded later)"
             if document["events_not_yet_known"]
             else ""
         ),
