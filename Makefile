@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: install test lint stack-up stack-down stack-status
+.PHONY: install test lint stack-up stack-down stack-status bench bench-quick
 
 install: $(VENV)/.installed
 
@@ -32,3 +32,10 @@ stack-down: $(VENV)/.installed
 
 stack-status: $(VENV)/.installed
 	$(PYTHON) -m services.localstack status
+
+# Benchmarks (bench/README.md): start their own broker and PostgreSQL, print a table, write JSON.
+bench: $(VENV)/.installed
+	$(PYTHON) -m bench
+
+bench-quick: $(VENV)/.installed
+	$(PYTHON) -m bench --quick

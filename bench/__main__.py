@@ -1,0 +1,109 @@
+"""`python -m bench [--quick] [--only B3,B1]`: provision, measure, print the table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import data as bench_data
+from bench import fold, machine
+from bench.report import NotMeasured, Report, render
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    scale: float  # synthetic county scale (1.0 ≈ 85,000 events)
+    min_seconds: float  # minimum measuring time of in-process (pure) loops
+    ingest_records: int  # B1: visit records sent over HTTP and by the raw producer
+    perf_records: int  # B1 ceiling: ProducerPerformance records
+
+
+FULL = Mode("full", scale=0.5, min_seconds=5.0, ingest_records=4000, perf_records=200_000)
+QUICK = Mode("quick", scale=0.02, min_seconds=0.5, ingest_records=300, perf_records=20_000)
+ALL = ("B3", "B1", "B4", "B5")
+NOT_MEASURED = [
+    NotMeasured("B2", "monitoring worker start → caught up", "not built yet (time)"),
+    NotMeasured("B6", "end-to-end latency POST → read-model row", "not built yet (time)"),
+    NotMeasured("B7", "table bytes/household, RSS, changelog recovery", "not built yet (time)"),
+    NotMeasured("B8", "scale-out: workers × partitions", "not built yet (time)"),
+]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small run of the same code")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated bench ids")
+    parser.add_argument("--scale", type=float, help="override the county scale")
+    parser.add_argument("--data-dir", type=Path, help="where the broker and database live")
+    parser.add_argument("--results", type=Path, help="directory for the JSON (bench/results)")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> Report:
+    mode = QUICK if args.quick else FULL
+    scale = args.scale or mode.scale
+    only = [b.strip().upper() for b in args.only.split(",") if b.strip()]
+    needs_kafka = any(b in only for b in ("B1", "B4", "B5"))
+    needs_postgres = "B5" in only
+    from services.contract.codec import Codec
+    from services.localstack.kafka import kafka_version
+
+    codec = Codec.default()
+    report = Report(
+        mode.name,
+        machine.describe(kafka_version() if needs_kafka else None),
+        {"seed": bench_data.SEED, "scale": scale, **mode.__dict__, "only": only},
+    )
+    dataset = bench_data.load(scale, codec)
+    report.parameters["events"] = len(dataset.events)
+
+    def attempt(bench: str, measure) -> None:
+        if bench not in only:
+            return
+        print(f"[bench] {bench} ...", file=sys.stderr, flush=True)
+        try:
+            report.figures.extend(measure())
+        except Exception as exc:  # a failed bench is reported, never hidden or faked
+            traceback.print_exc()
+            report.errors.append({"bench": bench, "error": f"{type(exc).__name__}: {exc}"})
+
+    attempt("B3", lambda: fold.measure(dataset, codec, mode.min_seconds))
+    if needs_kafka:
+        from bench.stack import Stack
+
+        with tempfile.TemporaryDirectory(prefix="shouwang-bench-") as tmp:
+            root = args.data_dir or Path(tmp)
+            with Stack(root, postgres=needs_postgres) as stack:
+                _kafka_benches(stack, dataset, codec, mode, attempt)
+    measured = {f.bench for f in report.figures} | {e["bench"] for e in report.errors}
+    report.not_measured = [n for n in NOT_MEASURED if n.bench not in measured] + [
+        NotMeasured(b, "-", "not selected (--only)") for b in ALL if b not in only
+    ]
+    return report
+
+
+def _kafka_benches(stack, dataset, codec, mode, attempt) -> None:
+    from bench import ingest, projection, replay
+
+    attempt("B1", lambda: asyncio.run(ingest.measure(stack, dataset, codec, mode)))
+    attempt("B4", lambda: asyncio.run(replay.measure(stack, dataset, codec)))
+    attempt("B5", lambda: asyncio.run(projection.measure(stack, dataset, codec)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    report = run(args)
+    print(render(report))
+    path = report.write(args.results) if args.results else report.write()
+    print(f"\nwritten: {path}")
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
