@@ -56,7 +56,10 @@ class KafkaLog:
         self.total: int | None = None  # records between start and end, known after start
 
     async def batches(self) -> AsyncIterator[list[LogRecord]]:
+        # Subscribing (no group: nothing is committed) makes start() fetch these topics'
+        # metadata; the partitions are then assigned by hand.
         consumer = AIOKafkaConsumer(
+            *self.topics,
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -69,14 +72,12 @@ class KafkaLog:
         try:
             partitions = []
             for topic in self.topics:
-                found = consumer.partitions_for_topic(topic)
-                if found is None:
-                    await consumer.force_metadata_update()
-                    found = consumer.partitions_for_topic(topic) or set()
+                found = consumer.partitions_for_topic(topic) or set()
                 wanted = (self.span.only_partitions or {}).get(topic)
                 partitions += [
                     TopicPartition(topic, p) for p in sorted(found) if wanted is None or p in wanted
                 ]
+            consumer.unsubscribe()
             if not partitions:
                 return
             consumer.assign(partitions)
