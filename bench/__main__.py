@@ -89,11 +89,24 @@ def run(args: argparse.Namespace) -> Report:
 
 
 def _kafka_benches(stack, dataset, codec, mode, attempt) -> None:
-    from bench import ingest, projection, replay
+    def b1():
+        from bench import ingest
 
-    attempt("B1", lambda: asyncio.run(ingest.measure(stack, dataset, codec, mode)))
-    attempt("B4", lambda: asyncio.run(replay.measure(stack, dataset, codec)))
-    attempt("B5", lambda: asyncio.run(projection.measure(stack, dataset, codec)))
+        return asyncio.run(ingest.measure(stack, dataset, codec, mode))
+
+    def b4():
+        from bench import replay
+
+        return asyncio.run(replay.measure(stack, dataset, codec))
+
+    def b5():
+        from bench import projection
+
+        return asyncio.run(projection.measure(stack, dataset, codec))
+
+    attempt("B1", b1)
+    attempt("B4", b4)
+    attempt("B5", b5)
 
 
 def main(argv: list[str] | None = None) -> int:
