@@ -8,14 +8,18 @@ signals changed. The web view is routed to the worker owning the household's par
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import faust
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+from faust.exceptions import FaustError
 
 from services.contract.codec import Codec
 from services.contract.errors import ContractError, UnknownSchema
@@ -53,10 +57,27 @@ INPUT_TOPICS = (
     SUPPORT_MEASURES,
 )
 EXPECTED = {t.name: t.event_type for t in INPUT_TOPICS}
+TABLES = ("monitoring-households", "monitoring-summaries")
+# Errors of the broker or faust, not of the record: retry, and if they persist stop the process
+# without committing, so the record is read again after a restart instead of dead-lettered.
+TRANSIENT = (KafkaError, FaustError, ConnectionError, TimeoutError)
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def ticks_topic(app_id: str) -> str:
     return f"{app_id}-deadline-ticks"
+
+
+def changelog_topics(app_id: str) -> tuple[str, ...]:
+    """The tables' changelog topics (faust's naming), created before the worker starts."""
+    return tuple(f"{app_id}-{table}-changelog" for table in TABLES)
+
+
+def exit_without_commit(exc: BaseException) -> None:
+    """Stop at once: no offset or transaction of the current record is committed."""
+    log.critical("giving up on a transient error; exiting so the record is read again: %r", exc)
+    logging.shutdown()
+    os._exit(75)
 
 
 class Outbox(Protocol):
@@ -99,9 +120,11 @@ def build_app(
     web_host: str = "0.0.0.0",
     pinned_policy: str | None = None,
     sweep_seconds: float = 60.0,
-    processing_guarantee: str = "exactly_once",
+    processing_guarantee: str = "at_least_once",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     outbox: Outbox | None = None,
+    event_clock: bool = False,
+    on_fatal: Callable[[BaseException], None] = exit_without_commit,
 ) -> faust.App:
     """Wire the app; nothing connects until a worker starts it."""
     app = faust.App(
@@ -131,13 +154,13 @@ def build_app(
     out: Outbox = outbox or TopicOutbox(app)
     # Values are our own JSON (table_codec); keys are household ids as UTF-8.
     rows = app.Table(
-        "monitoring-households",
+        TABLES[0],
         partitions=layout.household_partitions,
         key_type=bytes,
         value_type=bytes,
     )
     summaries = app.Table(
-        "monitoring-summaries",
+        TABLES[1],
         partitions=layout.household_partitions,
         key_type=bytes,
         value_type=bytes,
@@ -211,6 +234,7 @@ def build_app(
                 policies,
                 clock(),
                 pinned_policy,
+                event_clock,
             )
         except (NotApplicable, RowFormatError, LookupError) as exc:
             return await dead_letter(event, "NOT_APPLICABLE", f"{type(exc).__name__}: {exc}")
@@ -233,7 +257,27 @@ def build_app(
     @app.agent(inputs)
     async def households(stream):
         async for event in stream.events():
-            await handle(event)
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    await handle(event)
+                    break
+                except TRANSIENT as exc:
+                    if delay is None:
+                        on_fatal(exc)
+                        raise
+                    log.warning("transient error, retrying in %.1fs: %r", delay, exc)
+                    await asyncio.sleep(delay)
+                except Exception as exc:  # faust would ack the record: never lose it silently
+                    log.exception(
+                        "unexpected error on %s[%d]@%d",
+                        event.message.topic,
+                        event.message.partition,
+                        event.message.offset,
+                    )
+                    await dead_letter(
+                        event, "NOT_APPLICABLE", f"unexpected {type(exc).__name__}: {exc}"
+                    )
+                    break
 
     @app.agent(ticks)
     async def deadline_ticks(stream):
@@ -242,7 +286,7 @@ def build_app(
             if row is None:
                 continue
             try:
-                outcome = reassess(row, policies, clock(), pinned_policy)
+                outcome = reassess(row, policies, clock(), pinned_policy, event_clock)
             except LookupError as exc:  # no policy in force: nothing to assess against
                 log.error("cannot re-assess %s: %s", event.key, exc)
                 continue
@@ -268,14 +312,14 @@ def build_app(
                 await out.send(ticks.get_topic_name(), key, b"tick")
         metrics.set_households(mine)
 
-    @app.page("/v1/households/{household_id}/")
+    @app.page("/v1/households/{household_id}")
     @app.table_route(table=rows, match_info="household_id")
     async def household(web, request, household_id: str):
         stored = rows.get(household_id.encode())
         if stored is None:
             return web.json({"error": f"household {household_id} not found"}, status=404)
         row = load_row(stored)
-        outcome = reassess(row, policies, clock(), pinned_policy)
+        outcome = reassess(row, policies, clock(), pinned_policy, event_clock)
         return web.json(household_document(row.state, outcome.assessment, outcome.policy))
 
     return app

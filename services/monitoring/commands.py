@@ -25,7 +25,8 @@ class MonitoringSettings:
     policy_dir: Path | None = None  # SHOUWANG_POLICY_DIR: policy files (default: shipped)
     pinned_policy: str | None = None  # SHOUWANG_POLICY: one version, whatever the date
     sweep_seconds: float = 60.0  # SHOUWANG_MONITORING_SWEEP_SECONDS: deadline ticks, gauges
-    guarantee: str = "exactly_once"  # SHOUWANG_MONITORING_GUARANTEE
+    guarantee: str = "at_least_once"  # SHOUWANG_MONITORING_GUARANTEE (README: why not EOS)
+    event_clock: bool = False  # SHOUWANG_MONITORING_CLOCK=event: assess as of the latest event
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MonitoringSettings:
@@ -42,6 +43,9 @@ class MonitoringSettings:
         guarantee = env.get("SHOUWANG_MONITORING_GUARANTEE") or cls.guarantee
         if guarantee not in GUARANTEES:
             raise SettingsError(f"SHOUWANG_MONITORING_GUARANTEE={guarantee!r}: one of {GUARANTEES}")
+        clock = env.get("SHOUWANG_MONITORING_CLOCK") or "wall"
+        if clock not in ("wall", "event"):
+            raise SettingsError(f"SHOUWANG_MONITORING_CLOCK={clock!r}: wall or event")
         return cls(
             app_id=env.get("SHOUWANG_MONITORING_APP_ID") or cls.app_id,
             web_port=port,
@@ -50,6 +54,7 @@ class MonitoringSettings:
             pinned_policy=env.get("SHOUWANG_POLICY") or None,
             sweep_seconds=sweep,
             guarantee=guarantee,
+            event_clock=clock == "event",
         )
 
 
@@ -60,24 +65,40 @@ async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> Non
 
     from services.kafka.admin import ensure_topics
 
-    from .app import ticks_topic
+    from .app import changelog_topics, ticks_topic
 
     await ensure_topics(bootstrap, settings.layout)
+    layout = settings.layout
+    wanted = {
+        ticks_topic(app_id): {"retention.ms": str(7 * 86_400_000)},
+        **{name: {"cleanup.policy": "compact"} for name in changelog_topics(app_id)},
+    }
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{app_id}-admin")
     await admin.start()
     try:
-        name = ticks_topic(app_id)
-        if name not in set(await admin.list_topics()):
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        settings.layout.household_partitions,
-                        settings.layout.replication_factor,
-                        topic_configs={"retention.ms": str(7 * 86_400_000)},
-                    )
-                ]
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name, layout.household_partitions, layout.replication_factor, topic_configs=config
             )
+            for name, config in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+            # wait until the broker reports every new topic's partitions with leaders, so the
+            # worker's first metadata already knows them
+            async with asyncio.timeout(60):
+                while True:
+                    described = await admin.describe_topics([t.name for t in missing])
+                    if all(
+                        d["partitions"]
+                        and not d["error_code"]
+                        and all(p["leader"] >= 0 for p in d["partitions"])
+                        for d in described
+                    ):
+                        break
+                    await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
@@ -113,6 +134,7 @@ def run_monitoring(settings: Settings) -> int:
         pinned_policy=own.pinned_policy,
         sweep_seconds=own.sweep_seconds,
         processing_guarantee=own.guarantee,
+        event_clock=own.event_clock,
     )
 
     @app.page("/metrics")

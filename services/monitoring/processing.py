@@ -73,27 +73,42 @@ def apply_record(
     policies: PolicyBook,
     now: datetime,
     pinned_policy: str | None = None,
+    event_clock: bool = False,
 ) -> Outcome:
-    """Fold `event` into `row` and assess; raises fold.NotApplicable for another household's."""
+    """Fold `event` into `row` and assess; raises fold.NotApplicable for another household's.
+
+    The assessment speaks for `now`, or (with `event_clock`, for replays and simulations) for
+    the household's latest event, which makes the emitted stream a pure function of the log.
+    """
     base = row or Row(empty(event.household_id))
     state = evolve(base.state, event)
     duplicate = state is base.state
     updated = replace(base, state=state, chain=extend_chain(base, position, frame))
-    return _assessed(updated, policies, now, pinned_policy, duplicate)
+    return _assessed(updated, policies, now, pinned_policy, duplicate, event_clock)
 
 
 def reassess(
-    row: Row, policies: PolicyBook, now: datetime, pinned_policy: str | None = None
+    row: Row,
+    policies: PolicyBook,
+    now: datetime,
+    pinned_policy: str | None = None,
+    event_clock: bool = False,
 ) -> Outcome:
     """Assess again with no new event (a deadline may have passed)."""
-    return _assessed(row, policies, now, pinned_policy, duplicate=False)
+    return _assessed(row, policies, now, pinned_policy, False, event_clock)
 
 
 def _assessed(
-    row: Row, policies: PolicyBook, now: datetime, pinned: str | None, duplicate: bool
+    row: Row,
+    policies: PolicyBook,
+    now: datetime,
+    pinned: str | None,
+    duplicate: bool,
+    event_clock: bool,
 ) -> Outcome:
     state = row.state
-    as_of = max(now, state.last_occurred_at) if state.last_occurred_at else now
+    last = state.last_occurred_at
+    as_of = (last if event_clock else max(now, last)) if last else now
     policy = policy_for(policies, pinned, as_of)
     assessment = assess(state, policy, as_of)
     digest = assessment.digest()

@@ -139,3 +139,24 @@ async def test_a_record_monitoring_does_not_consume_is_dead_lettered_as_invalid(
         await context.put(risk, key=b"500231-wu")
     (dead,) = outbox.records(DEAD_LETTERS.name)
     assert dead["error_kind"] == "INVALID" and "RiskAssessed" in dead["error"]
+
+
+async def test_an_unexpected_error_dead_letters_the_record_instead_of_losing_it(harness):
+    agent, outbox, _, _ = harness
+    original = outbox.send
+    failures = []
+
+    async def flaky(topic: str, key: bytes, value: bytes) -> None:
+        if topic == RISK.name and not failures:
+            failures.append(topic)
+            raise RuntimeError("broker said no")
+        await original(topic, key, value)
+
+    outbox.send = flaky
+    records = wu_chickens()
+    async with agent.test_context() as context:
+        await put_all(context, records)
+    (dead,) = outbox.records(DEAD_LETTERS.name)
+    assert dead["error_kind"] == "NOT_APPLICABLE" and "broker said no" in dead["error"]
+    assert dead["original_value"] == CODEC.encode(*records[0])
+    assert outbox.records(RISK.name)  # the agent kept going

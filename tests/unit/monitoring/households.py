@@ -382,3 +382,59 @@ def wu_sales_aid(household_id: str = "500231-wu") -> list[Record]:
             "sales.produce-buyers",
         )
     ]
+
+
+def marginal(household_id: str = "h-marginal") -> list[Record]:
+    """Never registered, income below the 6,000-yuan line."""
+    return [
+        registry(household_id, at("2019-12-31"), registration="NEVER_REGISTERED"),
+        income(household_id, at("2020-05-10"), 5400, end="2020-04-30"),
+    ]
+
+
+def sudden_hardship(household_id: str = "h-sudden") -> list[Record]:
+    """Never registered, 27,000 yuan household income in 2020, a 31,000-yuan bill in 2021."""
+    return [
+        registry(
+            household_id,
+            at("2020-12-31"),
+            registration="NEVER_REGISTERED",
+            count=3,
+            labour=2,
+            baseline=(2020, 9000),
+        ),
+        hardship(household_id, at("2021-03-02"), "ILLNESS", 31000, hardship_id="bill"),
+    ]
+
+
+def monitored_then_eliminated(household_id: str = "h-elim") -> list[Record]:
+    """Included 16 May 2020; a job, income above the line since mid-2019; eliminated in November."""
+    return [
+        registry(household_id, at("2019-12-31"), count=3, labour=2, baseline=(2019, 5200)),
+        review(household_id, at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
+        measure(
+            household_id,
+            at("2020-06-01"),
+            "m-jobs",
+            "DELIVERED",
+            "MIGRANT_WORK",
+            "employment.migrant-work",
+        ),
+        income(household_id, at("2020-06-05"), 7600, start="2019-06-01", end="2020-05-31"),
+        visit(household_id, at("2020-08-20"), visit_id="v-aug", income=7800),
+        review(household_id, at("2020-11-20"), "ELIMINATE"),
+    ]
+
+
+def policy_card_fixed_on_the_spot(household_id: str = "h-card") -> list[Record]:
+    return [
+        registry(household_id, at("2019-12-31"), baseline=(2019, 9000)),
+        visit(
+            household_id,
+            at("2020-05-15"),
+            visit_id="v-515",
+            card="POSTED",
+            problems=(("POLICY_CARD", "明白卡掉了, reposted", True),),
+            living="UNTIDY",
+        ),
+    ]

@@ -1,0 +1,317 @@
+"""A monitoring worker against the real broker: seed scenarios end to end, a poison record,
+and a restart that recovers the household table from its changelog."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.contract.codec import Codec
+from services.contract.topics import BY_NAME, DEAD_LETTERS, RISK, TopicLayout, topic_for
+from services.kafka.admin import ensure_topics
+from tests.unit.monitoring.households import (
+    Record,
+    at,
+    marginal,
+    monitored_then_eliminated,
+    policy_card_fixed_on_the_spot,
+    review,
+    sudden_hardship,
+    visit,
+    wu_chickens,
+    wu_sales_aid,
+    zhou_uremia,
+)
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+CODEC = Codec.default()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_worker(bootstrap: str, app_id: str, home: Path, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SHOUWANG_HOME": str(home),
+        "SHOUWANG_MONITORING_APP_ID": app_id,
+        "SHOUWANG_MONITORING_PORT": str(port),
+        "SHOUWANG_MONITORING_CLOCK": "event",
+    }
+    log = open(home / f"worker-{time.monotonic_ns()}.log", "wb")  # kept for diagnosis
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "monitoring"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def topic_of(event_type: str) -> str:
+    return topic_for(f"shouwang.events.{event_type}").name
+
+
+class Watcher:
+    """Reads assessments and dead letters for this test's households."""
+
+    def __init__(self, bootstrap: str, prefix: str):
+        self.consumer = AIOKafkaConsumer(
+            RISK.name,
+            DEAD_LETTERS.name,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+            isolation_level="read_committed",
+        )
+        self.prefix = prefix
+        self.assessments: dict[str, list[dict]] = {}
+        self.dead: list[dict] = []
+
+    async def until(
+        self, done: Callable[[], bool], seconds: float, what: str, workers: list[subprocess.Popen]
+    ) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            for worker in workers:
+                assert worker.poll() is None, f"the worker exited with {worker.returncode}"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {self.summary()}")
+            batch = await self.consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    if r.topic == DEAD_LETTERS.name:
+                        dead = CODEC.decode(r.value).record
+                        if (r.key or b"").decode() in BY_NAME and (
+                            dead["original_key"] or b""
+                        ).decode().startswith(self.prefix):
+                            self.dead.append(dead)
+                        continue
+                    record = CODEC.decode(r.value).record
+                    if record["household_id"].startswith(self.prefix):
+                        self.assessments.setdefault(record["household_id"], []).append(record)
+
+    def latest(self, household_id: str) -> dict | None:
+        items = self.assessments.get(household_id)
+        return items[-1] if items else None
+
+    def summary(self) -> dict:
+        return {
+            h: (a[-1]["workflow"], a[-1]["level"], a[-1]["category"])
+            for h, a in self.assessments.items()
+        }
+
+
+async def send_all(producer: AIOKafkaProducer, records: list[Record]) -> None:
+    for event_type, record in records:
+        await producer.send(
+            topic_of(event_type),
+            key=record["household_id"].encode(),
+            value=CODEC.encode(event_type, record),
+        )
+    await producer.flush()
+
+
+def codes(assessment: dict) -> set[str]:
+    return {r["code"] for r in assessment["reasons"]}
+
+
+async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, tmp_path):
+    await ensure_topics(kafka_bootstrap, TopicLayout())
+    prefix = f"mon-{uuid.uuid4().hex[:8]}"
+    app_id = f"monitoring-it-{prefix}"
+    h = {
+        name: f"{prefix}-{name}"
+        for name in ("zhou", "wu", "marginal", "sudden", "elim", "card", "poison")
+    }
+    zhou = [
+        *zhou_uremia(h["zhou"]),
+        review(h["zhou"], at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
+    ]
+    scenarios = [
+        *zhou,
+        *wu_chickens(h["wu"]),
+        *wu_sales_aid(h["wu"]),
+        *marginal(h["marginal"]),
+        *sudden_hardship(h["sudden"]),
+        *monitored_then_eliminated(h["elim"]),
+        *policy_card_fixed_on_the_spot(h["card"]),
+    ]
+    expected = {
+        h["zhou"]: lambda a: (
+            (a["workflow"], a["level"], a["category"]) == ("MONITORED", "HIGH", "UNSTABLE_LIFTED")
+            and "serious_illness" in codes(a)
+        ),
+        h["wu"]: lambda a: a["workflow"] == "NOT_FLAGGED" and "unsold_produce" not in codes(a),
+        h["marginal"]: lambda a: (a["workflow"], a["category"]) == ("FLAGGED", "MARGINAL"),
+        h["sudden"]: lambda a: (
+            (a["category"], a["policy_version"]) == ("SUDDEN_HARDSHIP", "national-2021")
+        ),
+        h["elim"]: lambda a: a["workflow"] == "ELIMINATED" and "policy_exception" not in codes(a),
+        h["card"]: lambda a: a["workflow"] == "NOT_FLAGGED" and a["overdue"] == [],
+        h["poison"]: lambda a: a["workflow"] == "FLAGGED",
+    }
+    port = free_port()
+    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    watcher = Watcher(kafka_bootstrap, prefix)
+    await producer.start()
+    await watcher.consumer.start()
+    try:
+        await send_all(producer, scenarios)
+        # A poison record, then a good one for the same household on the same partition.
+        await producer.send_and_wait(
+            "household.visits", key=h["poison"].encode(), value=b"\x00garbage from an old app"
+        )
+        await send_all(producer, marginal(h["poison"]))
+
+        def all_expected() -> bool:
+            return all(
+                (a := watcher.latest(k)) is not None and ok(a) for k, ok in expected.items()
+            ) and bool(watcher.dead)
+
+        await watcher.until(all_expected, 240, "every scenario's assessment", workers)
+        (dead,) = watcher.dead
+        assert dead["error_kind"] == "UNDECODABLE" and dead["origin_topic"] == "household.visits"
+        assert dead["original_value"] == b"\x00garbage from an old app"
+        for household_id, items in watcher.assessments.items():  # emitted on change only
+            digests = [
+                (a["workflow"], a["level"], a["category"], json.dumps(a["reasons"]), a["overdue"])
+                for a in items
+            ]
+            assert all(x != y for x, y in itertools.pairwise(digests)), household_id
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/v1/households/{h['zhou']}") as r:
+                assert r.status == 200, await r.text()
+                before = await r.json()
+        assert before["assessment"]["level"] == "HIGH"
+        assert before["workflow"]["status"] == "MONITORED"
+        assert before["state_version"] == len(zhou)
+        last_before = watcher.latest(h["zhou"])
+
+        # Restart: the new worker recovers the table from the changelog.
+        stop(workers.pop())
+        workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port))
+        await send_all(producer, zhou[-1:])  # a redelivered decision: no change, same id
+        follow_up = visit(
+            h["zhou"], at("2020-06-10"), visit_id="v-0610", income=5700, causes=("ILLNESS",)
+        )
+        await send_all(producer, [follow_up])
+
+        def follow_up_assessed() -> bool:
+            a = watcher.latest(h["zhou"])
+            return str(follow_up[1]["event_id"]) in {
+                e for r in a["reasons"] for e in r["event_ids"]
+            }
+
+        await watcher.until(follow_up_assessed, 240, "the follow-up visit's assessment", workers)
+        after = watcher.latest(h["zhou"])
+        assert (after["workflow"], after["level"], after["category"]) == (
+            "MONITORED",
+            "HIGH",
+            "UNSTABLE_LIFTED",
+        )
+        # the reasons still name events the old worker applied: the state was recovered
+        illness = next(r for r in after["reasons"] if r["code"] == "serious_illness")
+        assert str(zhou[3][1]["event_id"]) in illness["event_ids"]
+        replayed = [
+            a for a in watcher.assessments[h["zhou"]] if a["event_id"] == last_before["event_id"]
+        ]
+        assert len(replayed) >= 1
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/v1/households/{h['zhou']}") as r:
+                assert r.status == 200, await r.text()
+                now = await r.json()
+        assert now["state_version"] == len(zhou) + 1
+        assert now["registry"] == before["registry"]
+    finally:
+        await watcher.consumer.stop()
+        await producer.stop()
+        for worker in workers:
+            stop(worker)
+
+
+async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path):
+    await ensure_topics(kafka_bootstrap, TopicLayout())
+    prefix = f"mon9-{uuid.uuid4().hex[:8]}"
+    app_id = f"monitoring-it-{prefix}"
+    household = f"{prefix}-zhou"
+    records = zhou_uremia(household)
+    port = free_port()
+    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port)]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    watcher = Watcher(kafka_bootstrap, prefix)
+    await producer.start()
+    await watcher.consumer.start()
+    try:
+        await send_all(producer, records)
+
+        def flagged() -> bool:
+            a = watcher.latest(household)
+            return a is not None and (a["workflow"], a["level"]) == ("FLAGGED", "HIGH")
+
+        await watcher.until(flagged, 180, "the flagged assessment", workers)
+        first = watcher.latest(household)
+        workers[0].kill()  # SIGKILL: no shutdown, no final commit
+        workers[0].wait(10)
+        workers[0] = start_worker(kafka_bootstrap, app_id, tmp_path, port)
+        await send_all(producer, records)  # every event again, as a replaying producer would
+        decision = review(household, at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED")
+        await send_all(producer, [decision])
+
+        def monitored() -> bool:
+            a = watcher.latest(household)
+            return a["workflow"] == "MONITORED"
+
+        await watcher.until(monitored, 240, "the monitored assessment", workers)
+        assert watcher.latest(household)["level"] == "HIGH"
+        # every re-emit of the flagged assessment carries the same deterministic id
+        flagged_ids = {
+            a["event_id"]
+            for a in watcher.assessments[household]
+            if a["workflow"] == "FLAGGED" and a["reasons"] == first["reasons"]
+        }
+        assert flagged_ids == {first["event_id"]}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/v1/households/{household}") as r:
+                assert r.status == 200, await r.text()
+                view = await r.json()
+        assert view["state_version"] == len(records) + 1  # duplicates changed nothing
+    finally:
+        await watcher.consumer.stop()
+        await producer.stop()
+        for worker in workers:
+            stop(worker)
