@@ -47,3 +47,18 @@ def load(scale: float, codec: Codec, seed: int = SEED) -> Dataset:
 
 
 LAYOUT = TopicLayout()
+
+
+async def preload(bootstrap: str, data: Dataset, codec: Codec, chunk: int = 5000) -> int:
+    """Produce every event to its input topic (acks=all, idempotent), as `shouwang simulate
+    --direct` would; returns how many were acknowledged."""
+    from services.simulation.sinks.kafka import KafkaSink
+
+    sink = KafkaSink(bootstrap, LAYOUT, codec, create_topics=False)
+    await sink.start()
+    try:
+        for i in range(0, len(data.events), chunk):
+            await sink.write(data.events[i : i + chunk])
+    finally:
+        await sink.close()
+    return sum(sink.produced.values())
