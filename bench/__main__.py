@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> Report:
 
         with tempfile.TemporaryDirectory(prefix="shouwang-bench-") as tmp:
             root = args.data_dir or Path(tmp)
+            # PostgreSQL started as root runs as an unprivileged account that must enter it.
+            root.chmod(0o711)
             with Stack(root, postgres=needs_postgres) as stack:
                 _kafka_benches(stack, dataset, codec, mode, attempt, report)
     measured = {f.bench for f in report.figures} | {e["bench"] for e in report.errors}
