@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_visits_commands(commands)
 
+    from services.demo.commands import add_commands as add_demo_commands
+
+    add_demo_commands(commands)
+
     from services.audit.commands import add_commands as add_audit_commands
 
     add_audit_commands(commands)
