@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: install test lint stack-up stack-down stack-status bench bench-quick
+.PHONY: install demo test lint stack-up stack-down stack-status bench bench-quick
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+# The whole system on a synthetic county, with a report (services/demo/README.md).
+# Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--scale 0.5 --no-keep"`.
+demo: $(VENV)/.installed
+	$(PYTHON) -m services.cli demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q
