@@ -1,0 +1,141 @@
+"""B2: the monitoring worker (`shouwang monitoring`, a subprocess, memory tables, event clock)
+from process start until its consumer group has committed the end offsets of every input
+topic, against a raw aiokafka consumer reading and decoding the same topics.
+
+"Caught up" is seen through the group's committed offsets, so the figure includes faust's
+start-up (topic checks, group join, table recovery) and up to one commit interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from bench.data import Dataset
+from bench.replay import raw_read
+from bench.report import Figure
+from services.audit.replay import MONITORING_INPUTS
+from services.contract.codec import Codec
+from services.contract.topics import RISK
+from services.localstack.ports import free_ports
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = [t.name for t in MONITORING_INPUTS]
+TARGET_RATIO = 0.5
+TIMEOUT_SECONDS = 900
+
+
+async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        return await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+def _start(bootstrap: str, home: Path, app_id: str) -> subprocess.Popen:
+    (port,) = free_ports(1)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SHOUWANG_HOME": str(home),
+        "SHOUWANG_MONITORING_APP_ID": app_id,
+        "SHOUWANG_MONITORING_PORT": str(port),
+        "SHOUWANG_MONITORING_CLOCK": "event",
+    }
+    log = open(home / "worker.log", "wb")  # the child writes to it; kept for diagnosis
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "monitoring"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+async def _caught_up(bootstrap: str, group: str, ends, process: subprocess.Popen) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        wanted = {tp: end for tp, end in ends.items() if end > 0}
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the monitoring worker exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not catch up in {TIMEOUT_SECONDS} s")
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+            except KafkaError:  # the group (or the offsets topic) does not exist yet
+                committed = {}
+            if all(
+                (committed.get(tp) is not None and committed[tp].offset >= end)
+                for tp, end in wanted.items()
+            ):
+                return
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+
+
+async def measure(stack, data: Dataset, codec: Codec) -> list[Figure]:
+    ends = await _end_offsets(stack.bootstrap, TOPICS)
+    total = sum(ends.values())
+    risk_before = sum((await _end_offsets(stack.bootstrap, [RISK.name])).values())
+    started = time.perf_counter()
+    raw_count = await raw_read(stack.bootstrap, TOPICS, decode=codec)
+    raw_s = time.perf_counter() - started
+    if raw_count != total:
+        raise RuntimeError(f"raw read {raw_count} records, end offsets say {total}")
+
+    home = stack.root / f"monitoring-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    app_id = f"bench-monitoring-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    process = _start(stack.bootstrap, home, app_id)
+    try:
+        await _caught_up(stack.bootstrap, app_id, ends, process)
+        worker_s = time.perf_counter() - started
+    finally:
+        _stop(process)
+    emitted = sum((await _end_offsets(stack.bootstrap, [RISK.name])).values()) - risk_before
+    worker, raw = total / worker_s, raw_count / raw_s
+    return [
+        Figure(
+            "B2",
+            "monitoring worker, start → caught up (1 worker)",
+            worker,
+            "records/s",
+            "raw aiokafka consume + decode",
+            raw,
+            f">= {TARGET_RATIO:.0%} of raw",
+            worker >= TARGET_RATIO * raw,
+            total,
+            worker_s,
+            f"{emitted} assessments emitted; includes faust start-up and commit interval",
+        )
+    ]
