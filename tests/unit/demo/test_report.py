@@ -1,0 +1,147 @@
+"""The demo report's pure parts: numbers from facts, the category timeline, the HTML page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+
+from services.demo.html_report import render_html
+from services.demo.read_model import ReadModelFacts
+from services.demo.report import (
+    FLAGGED_SERIES,
+    RunStats,
+    build_report,
+    category_timeline,
+    render_text,
+)
+
+CST = dt.timezone(dt.timedelta(hours=8))
+START, END = dt.date(2020, 3, 20), dt.date(2020, 3, 25)
+
+
+def at(day: int, hour: int = 12) -> dt.datetime:
+    return dt.datetime.combine(START + dt.timedelta(days=day), dt.time(hour), CST)
+
+
+FACTS = ReadModelFacts(
+    households=[
+        ("高峰镇", "lifted", "monitored", "UNSTABLE_LIFTED", 3),
+        ("高峰镇", "lifted", "not_flagged", None, 10),
+        ("鹤游镇", "never_registered", "flagged", "MARGINAL", 2),
+        ("鹤游镇", "never_registered", "elimination_proposed", "MARGINAL", 1),
+        ("鹤游镇", "never_registered", "not_flagged", None, 20),
+    ],
+    visited=[
+        ("lifted", "monitored", 3, 3),
+        ("lifted", "not_flagged", 10, 7),
+        ("never_registered", "flagged", 2, 1),
+        ("never_registered", "elimination_proposed", 1, 0),
+        ("never_registered", "not_flagged", 20, 2),
+    ],
+    overdue=[("visit_overdue", 1), ("decision_overdue", 2)],
+    measure_steps=[
+        ("MEDICAL", "RECOMMENDED", False, 4, 4),
+        ("MEDICAL", "DELIVERED", False, 2, 2),
+        ("PUBLIC_WELFARE_JOB", "RECOMMENDED", True, 3, 3),
+        ("PUBLIC_WELFARE_JOB", "RECOMMENDED", False, 1, 1),
+        ("INDUSTRY", "COMPLETED", False, 5, 5),
+    ],
+    measures=[
+        ("MEDICAL", "delivered", 2, 2),
+        ("MEDICAL", "recommended", 2, 2),
+        ("PUBLIC_WELFARE_JOB", "waiting", 2, 2),
+        ("PUBLIC_WELFARE_JOB", "recommended", 1, 1),
+        ("INDUSTRY", "completed", 5, 5),
+    ],
+    problems=[("housing", "open", 1), ("housing", "rectified", 2), ("policy_card", "rectified", 4)],
+    rejects=0,
+)
+RUN = RunStats(
+    seed=1,
+    scale=0.01,
+    campaign_start=START,
+    campaign_end=END,
+    events_written=1000,
+    ingest_seconds=4.0,
+    settle_seconds=16.0,
+    wall_seconds=60.0,
+    records_by_topic={
+        "household.visits": 600,
+        "household.registry": 400,
+        "household.risk": 90,
+        "shouwang.deadletter": 3,
+    },
+    input_topics=("household.visits", "household.registry"),
+    lag={"monitoring": 0, "support": 0, "projector": 0},
+)
+
+
+def test_numbers_come_from_the_facts() -> None:
+    report = build_report(FACTS, RUN)
+    hh = report["households"]
+    assert hh["total"] == 36
+    assert hh["monitored_by_category"] == {"MARGINAL": 1, "UNSTABLE_LIFTED": 3}
+    assert hh["flagged_by_category"] == {"MARGINAL": 2}
+    assert hh["by_township"]["鹤游镇"] == {"flagged": 2, "households": 23,
+                                          "monitored": 1, "monitored:MARGINAL": 1}  # fmt: skip
+    measures = report["measures"]
+    assert measures["recommended_by_type"] == {"MEDICAL": 4, "PUBLIC_WELFARE_JOB": 1}
+    assert measures["delivered_by_type"] == {"INDUSTRY": 5, "MEDICAL": 2}
+    assert measures["waiting_measures"] == 2 and measures["waiting_by_type"] == {
+        "PUBLIC_WELFARE_JOB": 2
+    }
+    visits = report["visits"]
+    assert (visits["registered_households"], visits["registered_visited"]) == (13, 10)
+    assert (visits["monitored_households"], visits["monitored_visited"]) == (4, 3)
+    assert visits["overdue"] == {"decision_overdue": 2, "visit_overdue": 1}
+    assert report["problems"]["found"] == 7 and report["problems"]["rectified"] == 6
+    run = report["run"]
+    assert run["input_events_in_log"] == 1000 and run["dead_letters"] == 3
+    assert run["ingest_events_per_second"] == 250.0
+    assert run["end_to_end_events_per_second"] == 50.0
+    json.dumps(report)  # the JSON twin
+
+
+def test_timeline_follows_each_households_latest_assessment_per_day() -> None:
+    assessments = [
+        ("h1", "GENERAL_KEY", "FLAGGED", at(1)),
+        ("h1", "GENERAL_KEY", "MONITORED", at(3)),
+        ("h2", "MARGINAL", "NOT_FLAGGED", at(0)),  # a category without a flag: not counted
+        ("h2", "MARGINAL", "VERIFYING", at(2, hour=23)),
+        ("h2", None, "REJECTED", at(4)),
+        ("h3", "UNSTABLE_LIFTED", "MONITORED", at(-5)),  # before the campaign: from day one
+        ("h4", "UNSTABLE_LIFTED", "MONITORED", at(9)),  # a late sync: counts on the last day
+    ]
+    timeline = category_timeline(assessments, START, END)
+    assert timeline["days"][0] == "2020-03-20" and len(timeline["days"]) == 6
+    assert timeline["by_category"] == {
+        FLAGGED_SERIES: [0, 1, 2, 1, 0, 0],
+        "GENERAL_KEY": [0, 0, 0, 1, 1, 1],
+        "UNSTABLE_LIFTED": [1, 1, 1, 1, 1, 2],
+    }
+
+
+def test_html_is_self_contained_with_valid_svg_charts() -> None:
+    assessments = [("h1", "GENERAL_KEY", "MONITORED", at(1))]
+    report = build_report(FACTS, RUN, assessments)
+    page = render_html(report)
+    charts = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(charts) == 3  # over the days, by township, measures by type
+    for chart in charts:
+        ElementTree.fromstring(chart)  # well-formed
+    assert not any(tag in page for tag in ("<script src", "<link", "<img", "@import"))
+    twin = re.search(r"<script type='application/json' id='report'>\n(.*?)\n</script>", page, re.S)
+    assert twin is not None and json.loads(twin.group(1))["households"]["total"] == 36
+    text = render_text(report)
+    assert "monitored: 4" in text and "dead letters: 3" in text
+
+
+def test_an_empty_county_reports_zeros_not_errors() -> None:
+    empty = ReadModelFacts([], [], [], [], [], [], 0)
+    report = build_report(empty, RUN)
+    assert report["measures"]["recommended"] == 0
+    assert report["visits"]["registered_coverage"] is None
+    assert "<svg" not in render_html(report)  # says "none" instead of drawing empty charts
+    assert "measures recommended: 0" in render_text(report)
