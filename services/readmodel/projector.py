@@ -39,6 +39,15 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "this record's values cannot be stored", not "the database is down".
 _REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+# Errors that mean "the database is down or going away": the projector waits and retries.
+DATABASE_UNAVAILABLE = (
+    OSError,  # refused, reset, timed out
+    asyncpg.InterfaceError,  # e.g. ConnectionDoesNotExistError: the connection was lost
+    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, cannot connect now
+    asyncpg.exceptions.ConnectionFailureError,
+)
+DB_RETRY_FIRST_SECONDS = 1.0
+DB_RETRY_MAX_SECONDS = 10.0
 
 PROJECTION = "readmodel"
 TOPICS = (HOUSEHOLD_REGISTRY, RISK, VISITS, MEASURES, SUPPORT_MEASURES, PROBLEMS, CADRES)
@@ -397,6 +406,17 @@ class Projector:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if `stop()` is called meanwhile."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
     async def run(self) -> None:
         """Apply batches until `stop()`; positions come from the database, not the group."""
         conn = await asyncpg.connect(self.config.database_url)
@@ -423,7 +443,11 @@ class Projector:
                 await self._observe_lag(consumer)
         finally:
             await consumer.stop()
-            await conn.close()
+            if not conn.is_closed():
+                try:
+                    await asyncio.wait_for(conn.close(), 5)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    conn.terminate()  # the server went away: nothing to close politely
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Any]) -> int:
         """Apply `records` (ConsumerRecords) in one transaction; return how many were new.
@@ -604,17 +628,36 @@ async def serve(config: ProjectorConfig, catalogue, registry: CollectorRegistry)
     """Migrate, record the catalogue's pools, then project until SIGTERM or SIGINT."""
     from services.readmodel.migrate import apply_migrations
 
-    conn = await asyncpg.connect(config.database_url)
-    try:
-        applied = await apply_migrations(conn)
-        if applied:
-            log.info("applied migrations %s", ", ".join(applied))
-        await write_pools(conn, catalogue)
-    finally:
-        await conn.close()
     projector = Projector(config, Codec.default(), ProjectorMetrics(registry))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, projector.stop)
-    log.info("projecting %s into the read model", ", ".join(config.topics))
-    await projector.run()
+    prepared = False
+    delay = DB_RETRY_FIRST_SECONDS
+    # The database may go away (restart, failover, outage) at any moment: wait for it and go
+    # on. Positions live in the database, so a batch cut off mid-transaction is rolled back and
+    # read again from the stored positions when the projector rejoins the group.
+    while not projector.stopping:
+        try:
+            if not prepared:
+                conn = await asyncpg.connect(config.database_url)
+                try:
+                    applied = await apply_migrations(conn)
+                    if applied:
+                        log.info("applied migrations %s", ", ".join(applied))
+                    await write_pools(conn, catalogue)
+                finally:
+                    await conn.close()
+                prepared = True
+            log.info("projecting %s into the read model", ", ".join(config.topics))
+            await projector.run()
+            return
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning(
+                "database unavailable (%s: %s); retrying in %.0f s",
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            await projector.pause(delay)
+            delay = min(delay * 2, DB_RETRY_MAX_SECONDS)
