@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= $(VENV)/bin/python
 BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: install demo test lint stack-up stack-down stack-status bench bench-quick
+.PHONY: install demo test lint stack-up stack-down stack-status bench bench-quick faults
 
 install: $(VENV)/.installed
 
@@ -44,3 +44,8 @@ bench: $(VENV)/.installed
 
 bench-quick: $(VENV)/.installed
 	$(PYTHON) -m bench --quick
+
+# Fault harness (services/faults/README.md): private Kafka + PostgreSQL, PASS/FAIL per scenario,
+# non-zero exit on any FAIL. Options in FAULTS_ARGS, e.g. FAULTS_ARGS="--quick --scenario crashes".
+faults: $(VENV)/.installed
+	$(PYTHON) -m services.cli faults $(FAULTS_ARGS)

@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     from services.audit.commands import add_commands as add_audit_commands
 
     add_audit_commands(commands)
+
+    from services.faults.commands import add_commands as add_faults_commands
+
+    add_faults_commands(commands)
     return parser
 
 

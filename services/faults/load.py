@@ -1,0 +1,257 @@
+"""Steady simulated load, and the after-checks every load scenario shares.
+
+Load: the simulation's campaign (`generate`) written through `KafkaSink` (acks=all, idempotent)
+at a fixed rate, in the background while faults are injected. The acknowledged event ids are
+kept: they are what must be found afterwards.
+
+Checks, against what the log holds (read_committed), for the load's households:
+- every acknowledged event is in the log;
+- the monitoring worker's state counts each household's distinct valid input events exactly
+  (the fold ignores a redelivered event id, so a count below is a loss);
+- emitted RiskAssessed records are unique by event id;
+- the read model's `households.events_projected` equals the household's registry, visit and
+  risk records in the log (the projector is idempotent by position: above is a double apply,
+  below a loss), and no record was refused (`projection_rejects`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from services.contract.errors import ContractError
+from services.contract.topics import (
+    CADRES,
+    HARDSHIPS,
+    HOUSEHOLD_REGISTRY,
+    INCOME,
+    MEASURES,
+    PROBLEMS,
+    REVIEWS,
+    RISK,
+    SUPPORT_MEASURES,
+    VISITS,
+)
+from services.monitoring.state import LIMITS
+from services.simulation.parameters import SimulationParameters
+from services.simulation.runner import simulate
+from services.simulation.sinks.kafka import KafkaSink
+from services.simulation.stream import Event
+
+from .harness import (
+    CODEC,
+    LAYOUT,
+    PrivateStack,
+    Result,
+    duplicates,
+    household_events,
+    read_topics,
+    wait_for,
+)
+
+# Monitoring's input topics and the state set each one fills (services/monitoring/state.py).
+KIND_OF = {
+    HOUSEHOLD_REGISTRY.name: "registry",
+    VISITS.name: "visits",
+    INCOME.name: "incomes",
+    HARDSHIPS.name: "hardships",
+    REVIEWS.name: "decisions",
+    MEASURES.name: "measures",
+    SUPPORT_MEASURES.name: "measures",
+    PROBLEMS.name: "problems",
+}
+PROJECTED = (HOUSEHOLD_REGISTRY.name, VISITS.name, RISK.name)  # topics counted per household
+
+
+class RecordingSink(KafkaSink):
+    """KafkaSink that remembers the event ids the broker acknowledged."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.acknowledged: dict[str, str] = {}  # event_id -> household_id (or cadre id)
+
+    async def write(self, events: Sequence[Event]) -> None:
+        await super().write(events)
+        for event in events:
+            self.acknowledged[str(event.record["event_id"])] = event.key
+
+
+@dataclass
+class Load:
+    """A simulated campaign written at `rate` events/s in the background."""
+
+    stack: PrivateStack
+    parameters: SimulationParameters
+    rate: float
+    sink: RecordingSink = field(init=False)
+    task: asyncio.Task | None = None
+
+    def __post_init__(self) -> None:
+        self.sink = RecordingSink(self.stack.bootstrap, LAYOUT, create_topics=False)
+
+    def start(self) -> None:
+        async def write_all():
+            async with self.sink:
+                return await simulate(self.parameters, self.sink, rate=self.rate, batch_size=50)
+
+        self.task = asyncio.create_task(write_all())
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    async def finish(self) -> None:
+        assert self.task is not None
+        await self.task  # raises the sink's error, if any
+
+    @property
+    def households(self) -> set[str]:
+        """Keys of the acknowledged events (cadre ids too; they have no household records)."""
+        return set(self.sink.acknowledged.values())
+
+
+def expected_state(records, households: set[str]) -> dict[str, int]:
+    """Distinct valid input events per household, as the fold keeps them (LIMITS per set)."""
+    seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in records:
+        kind = KIND_OF.get(r.topic)
+        if kind is None:
+            continue
+        try:
+            decoded = CODEC.decode(r.value, expected=_expected_type(r.topic))
+        except ContractError:
+            continue
+        household = decoded.record.get("household_id")
+        if household in households and (r.key or b"").decode() == household:
+            seen[household][kind].add(str(decoded.record["event_id"]))
+    return {
+        h: sum(min(len(ids), LIMITS[kind]) for kind, ids in kinds.items())
+        for h, kinds in seen.items()
+    }
+
+
+def _expected_type(topic: str) -> str:
+    from services.contract.topics import BY_NAME
+
+    return BY_NAME[topic].event_type
+
+
+def expected_projection(records, households: set[str]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for r in records:
+        if r.topic not in PROJECTED:
+            continue
+        try:
+            decoded = CODEC.decode(r.value, expected=_expected_type(r.topic))
+        except ContractError:
+            continue
+        household = decoded.record.get("household_id")
+        if household in households:
+            counts[household] += 1
+    return dict(counts)
+
+
+async def projected_counts(database_url: str) -> dict[str, int] | None:
+    try:
+        conn = await asyncpg.connect(database_url, timeout=5)
+    except Exception:
+        return None
+    try:
+        rows = await conn.fetch("SELECT household_id, events_projected FROM households")
+        return {r["household_id"]: r["events_projected"] for r in rows}
+    except Exception:
+        return None
+    finally:
+        await conn.close()
+
+
+async def rejected(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('projection_rejects') IS NOT NULL")
+        return await conn.fetchval("SELECT count(*) FROM projection_rejects") if exists else 0
+    finally:
+        await conn.close()
+
+
+async def check_after(
+    result: Result,
+    stack: PrivateStack,
+    load: Load,
+    monitoring_port: int,
+    workers: list,
+    settle_seconds: float,
+) -> None:
+    """Wait (with deadlines) for the workers to catch up, then compare with the log."""
+    households = load.households
+    inputs = await read_topics(stack.bootstrap, [*KIND_OF, CADRES.name])
+    acknowledged = set(load.sink.acknowledged)
+    in_log = set()
+    for r in inputs:
+        try:
+            in_log.add(str(CODEC.decode(r.value).record["event_id"]))
+        except (ContractError, KeyError):
+            continue
+    missing = acknowledged - in_log
+    result.counts["events_acknowledged"] = len(acknowledged)
+    result.counts["acknowledged_missing_from_log"] = len(missing)
+    result.check(not missing, f"{len(missing)} acknowledged events are not in the log")
+
+    want_state = expected_state(inputs, households)
+    have_state: dict[str, int | None] = {}
+
+    def state_caught_up() -> bool:
+        for h, n in want_state.items():
+            if have_state.get(h) != n:
+                have_state[h] = household_events(monitoring_port, h)
+                if have_state[h] != n:
+                    return False
+        return True
+
+    try:
+        await wait_for(state_caught_up, settle_seconds, "monitoring state", 2.0, workers)
+    except AssertionError as exc:
+        result.failures.append(str(exc))
+    state_found = sum(min(have_state.get(h) or 0, n) for h, n in want_state.items())
+    state_extra = sum(max(0, (have_state.get(h) or 0) - n) for h, n in want_state.items())
+    result.counts["state_events_expected"] = sum(want_state.values())
+    result.counts["state_events_found"] = state_found
+    result.check(state_extra == 0, f"{state_extra} events counted twice in monitoring state")
+    result.check(
+        state_found == sum(want_state.values()),
+        f"monitoring state lacks {sum(want_state.values()) - state_found} events",
+    )
+
+    risk = await read_topics(stack.bootstrap, [RISK.name])
+    risk_ids = [str(CODEC.decode(r.value).record["event_id"]) for r in risk]
+    result.counts["risk_assessed"] = len(risk_ids)
+    result.counts["risk_duplicate_ids"] = duplicates(risk_ids)
+    result.check(duplicates(risk_ids) == 0, "emitted RiskAssessed ids are unique")
+
+    want_projection: dict[str, int] = {}
+    have_projection: dict[str, int] = {}
+
+    async def projection_caught_up() -> bool:
+        nonlocal want_projection, have_projection
+        records = [*inputs, *await read_topics(stack.bootstrap, [RISK.name])]
+        want_projection = expected_projection(records, households)
+        have_projection = await projected_counts(stack.database_url) or {}
+        return all(have_projection.get(h) == n for h, n in want_projection.items())
+
+    try:
+        await wait_for(projection_caught_up, settle_seconds, "the read model", 3.0, workers)
+    except AssertionError as exc:
+        result.failures.append(str(exc))
+    found = sum(min(have_projection.get(h, 0), n) for h, n in want_projection.items())
+    doubled = sum(max(0, have_projection.get(h, 0) - n) for h, n in want_projection.items())
+    result.counts["projected_expected"] = sum(want_projection.values())
+    result.counts["projected_found"] = found
+    result.counts["projected_doubled"] = doubled
+    result.check(doubled == 0, f"{doubled} events applied twice to the read model")
+    result.check(found == sum(want_projection.values()), "every event is in the read model")
+    refused = await rejected(stack.database_url)
+    result.counts["projection_rejects"] = refused

@@ -1,0 +1,41 @@
+"""`shouwang faults --quick` in CI: poison, worker crashes and a database outage against a
+private Kafka and PostgreSQL (started by the harness, stopped at its end).
+
+Every check must hold except the poison scenario's open findings below, which are real
+problems reported in services/faults/README.md; when one is fixed this test says so, and the
+entry must go.
+"""
+
+import io
+import random
+
+import pytest
+
+from services.faults.commands import run_scenarios, scenarios
+
+pytestmark = pytest.mark.integration
+
+# Valid Avro, impossible in the domain: the monitoring worker applies them instead of
+# dead-lettering them (README "Findings").
+KNOWN_FINDINGS = {
+    "poison": ("negative-members:", "decision-for-unknown-household:"),
+}
+
+
+@pytest.mark.timeout(900)
+async def test_quick_fault_scenarios(stack_tmp_dir):
+    out = io.StringIO()
+    seed = random.SystemRandom().randrange(1 << 30)
+    run_dir = stack_tmp_dir / "faults"
+    results = await run_scenarios(list(scenarios()), True, seed, run_dir, out=out)
+    report = f"seed {seed}\n{out.getvalue()}"
+    assert [r.name for r in results] == list(scenarios()), report
+    for result in results:
+        known = KNOWN_FINDINGS.get(result.name, ())
+        unexpected = [f for f in result.failures if not f.startswith(known)]
+        assert not unexpected, f"{result.name} failed:\n{report}"
+        for finding in known:
+            assert any(f.startswith(finding) for f in result.failures), (
+                f"{finding} no longer fails: remove it from KNOWN_FINDINGS and the README\n"
+                + report
+            )
