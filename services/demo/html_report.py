@@ -7,16 +7,22 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.demo.report import FLAGGED_SERIES
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 FONT = "font-family:system-ui,sans-serif;font-size:12px"
+FLAGGED_COLOUR = "#bbbbbb"
 
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole page; every number comes from `report` (the JSON twin is embedded too)."""
     run, hh, visits = report["run"], report["households"], report["visits"]
     measures, problems, timeline = report["measures"], report["problems"], report["timeline"]
-    categories = sorted(set(timeline["by_category"]) | set(hh["monitored_by_category"]))
+    categories = sorted(
+        (set(timeline["by_category"]) | set(hh["monitored_by_category"])) - {FLAGGED_SERIES}
+    )
     colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(categories)}
+    colours[FLAGGED_SERIES] = FLAGGED_COLOUR
     towns = {t: c for t, c in hh["by_township"].items() if c.get("flagged") or c.get("monitored")}
     measure_types = sorted(
         set(measures["recommended_by_type"]) | set(measures["delivered_by_type"])
@@ -52,14 +58,15 @@ def render_html(report: Mapping[str, Any]) -> str:
         "</div>",
         *(f"<p class='warn'>warning: {e(w)}</p>" for w in run["warnings"]),
         "<h2>Households with a risk category, by campaign day</h2>",
-        "<p>Each household counted under the category of its latest assessment that day "
-        "(flagged or monitored).</p>",
+        "<p>Each household counted under its latest assessment that day: monitored, by "
+        "category, or flagged and waiting for a decision. Days after the campaign show "
+        "what was recorded later (late syncs and decisions).</p>",
         line_chart(timeline["days"], timeline["by_category"], colours),
         "<h2>Flagged and monitored households by township</h2>",
         stacked_bars(
             {t: {**_monitored(c), "flagged": c.get("flagged", 0)} for t, c in towns.items()},
             [*categories, "flagged"],
-            {**colours, "flagged": "#bbbbbb"},
+            {**colours, "flagged": FLAGGED_COLOUR},
         )
         if towns
         else "<p>No township has a flagged or monitored household.</p>",
@@ -125,7 +132,7 @@ def line_chart(
     """One polyline per series over the days, with a y axis and a legend."""
     if not days or not series:
         return "<p>No household has had a risk category yet.</p>"
-    left, right, top, bottom = 50, 160, 10, 30
+    left, right, top, bottom = 50, 220, 10, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(1, max(max(v) for v in series.values()))
     step = plot_w / max(1, len(days) - 1)
@@ -161,7 +168,7 @@ def stacked_bars(
     width: int = 900,
 ) -> str:
     """One horizontal bar per row, stacked by `keys`."""
-    bar, gap, left, right, top = 16, 4, 120, 160, 10
+    bar, gap, left, right, top = 16, 4, 120, 200, 10
     height = top + len(rows) * (bar + gap) + 10
     height = max(height, top + 16 * len(keys) + 10)
     peak = max(1, max(sum(r.get(k, 0) for k in keys) for r in rows.values()))
@@ -196,7 +203,7 @@ def grouped_bars(
     width: int = 900,
 ) -> str:
     """For each row, one horizontal bar per key."""
-    bar, gap, left, right, top = 10, 8, 160, 140, 10
+    bar, gap, left, right, top = 10, 8, 160, 160, 10
     height = top + len(rows) * (len(keys) * bar + gap) + 10
     peak = max(1, max(max(r.get(k, 0) for k in keys) for r in rows.values()))
     plot_w = width - left - right

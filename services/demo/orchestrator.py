@@ -102,9 +102,9 @@ def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None
         ends = Endpoints(kafka.bootstrap, postgres.database_url, *ports)
         say(f"  Kafka {ends.bootstrap}, PostgreSQL {ends.database_url}")
         supervisor = Supervisor(run_dir, _child_env(settings, ends))
-        report = asyncio.run(_run(options, settings, ends, supervisor, out, started, say))
+        report, token = asyncio.run(_run(options, settings, ends, supervisor, out, started, say))
         if options.keep:
-            _keep_running(supervisor, ends, say)
+            _keep_running(supervisor, ends, token, say)
         return report
     except KeyboardInterrupt:
         say("\ninterrupted; stopping everything the demo started ...")
@@ -178,7 +178,8 @@ async def _run(
     out: Path,
     started: float,
     say: Callable[[str], None],
-) -> dict:
+) -> tuple[dict, str]:
+    """Everything between the servers' start and the report; returns it and the API token."""
     from services.kafka.admin import ensure_topics
     from services.readmodel.migrate import apply_migrations
     from services.simulation.parameters import SimulationParameters
@@ -267,7 +268,7 @@ async def _run(
     report["services"] = {s.name: s.urls for s in supervisor.services}
     report["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write(report, out, say)
-    return report
+    return report, token
 
 
 def _issue_token(env: dict[str, str]) -> str:
@@ -405,7 +406,9 @@ def _write(report: dict, out: Path, say: Callable[[str], None]) -> None:
     say(f"report: {page} (also report.json and report.txt beside it)")
 
 
-def _keep_running(supervisor: Supervisor, ends: Endpoints, say: Callable[[str], None]) -> None:
+def _keep_running(
+    supervisor: Supervisor, ends: Endpoints, token: str, say: Callable[[str], None]
+) -> None:
     say("\nthe services stay up until Ctrl-C:")
     for service in supervisor.services:
         for label, url in service.urls.items():
@@ -413,6 +416,7 @@ def _keep_running(supervisor: Supervisor, ends: Endpoints, say: Callable[[str], 
     say(f"  kafka      bootstrap  {ends.bootstrap}")
     say(f"  postgres   url        {ends.database_url}")
     say(f"  logs in {supervisor.log_dir}")
+    say(f"  visits API operator token (this demo's database only): {token}")
     while True:
         try:
             supervisor.check()

@@ -177,14 +177,20 @@ def category_timeline(
     assessments: Iterable[tuple[str, str | None, str, dt.datetime]],
     first: dt.date,
     last: dt.date,
+    tail_days: int = 30,
 ) -> dict[str, Any]:
     """Households monitored per category, and flagged (decision pending), at the end of each
-    campaign day (China time), by each household's latest assessment up to that day.
+    day (China time), by each household's latest assessment up to that day.
 
     `assessments` are (household_id, category, workflow, as_of), ordered by household, then
-    as_of. An assessment before the campaign counts from its first day; one after it (a late
-    sync) counts on its last day, so the last day shows every household's final state.
+    as_of. The days run from `first` to `last`, extended by up to `tail_days` when assessments
+    speak for later days (late syncs, decisions after the campaign); an assessment before the
+    first day counts from it, one after the last day counts on it, so the last day shows every
+    household's final state.
     """
+    assessments = list(assessments)
+    latest = max((a[3].astimezone(CST).date() for a in assessments), default=last)
+    last = min(max(last, latest), last + dt.timedelta(days=tail_days))
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     series: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
     changes: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
@@ -237,7 +243,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         + _inline(measures["recommended_by_type"]),
         f"measures delivered: {measures['delivered']:,} " + _inline(measures["delivered_by_type"]),
         f"waiting (no capacity yet): {measures['waiting_measures']:,} measures; households "
-        + _inline(measures["waiting_by_type"]),
+        + (_inline(measures["waiting_by_type"]) or "none"),
         "",
         f"visit coverage: registered households {visits['registered_visited']:,} of "
         f"{visits['registered_households']:,} ({_pct(visits['registered_coverage'])}); "

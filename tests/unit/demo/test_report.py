@@ -112,14 +112,16 @@ def test_timeline_follows_each_households_latest_assessment_per_day() -> None:
         ("h2", "MARGINAL", "VERIFYING", at(2, hour=23)),
         ("h2", None, "REJECTED", at(4)),
         ("h3", "UNSTABLE_LIFTED", "MONITORED", at(-5)),  # before the campaign: from day one
-        ("h4", "UNSTABLE_LIFTED", "MONITORED", at(9)),  # a late sync: counts on the last day
+        ("h4", "UNSTABLE_LIFTED", "MONITORED", at(7)),  # after the campaign: extends it
+        ("h5", "MARGINAL", "MONITORED", at(90)),  # beyond the tail: counts on its last day
     ]
-    timeline = category_timeline(assessments, START, END)
-    assert timeline["days"][0] == "2020-03-20" and len(timeline["days"]) == 6
+    timeline = category_timeline(assessments, START, END, tail_days=3)
+    assert timeline["days"][0] == "2020-03-20" and timeline["days"][-1] == "2020-03-28"
     assert timeline["by_category"] == {
-        FLAGGED_SERIES: [0, 1, 2, 1, 0, 0],
-        "GENERAL_KEY": [0, 0, 0, 1, 1, 1],
-        "UNSTABLE_LIFTED": [1, 1, 1, 1, 1, 2],
+        FLAGGED_SERIES: [0, 1, 2, 1, 0, 0, 0, 0, 0],
+        "GENERAL_KEY": [0, 0, 0, 1, 1, 1, 1, 1, 1],
+        "MARGINAL": [0, 0, 0, 0, 0, 0, 0, 0, 1],
+        "UNSTABLE_LIFTED": [1, 1, 1, 1, 1, 1, 1, 2, 2],
     }
 
 
