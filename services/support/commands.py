@@ -5,32 +5,47 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest
 
 from services.config import Settings
-from services.contract.topics import FOREVER
+from services.contract.topics import Topic
 
 log = logging.getLogger(__name__)
 APP_ID = "shouwang-support"
 
 
+def internal_topics(app_id: str) -> tuple[Topic, ...]:
+    """The app's own topics, sized like the household topics.
+
+    faust would create the changelogs itself, but two workers starting together race: one
+    reads the changelog's metadata before the other's creation is visible and crashes
+    (PartitionsMismatch, "has 0 partitions"). Creating them before the worker starts, like the
+    source topics, removes the race.
+    """
+    from .app import CHANGELOG_TABLES, pool_commands_topic
+
+    week = {"retention.ms": str(7 * 86_400_000), "cleanup.policy": "delete"}
+    commands = Topic(pool_commands_topic(app_id), "json", "pool", "internal",
+                     "Needs, releases and cadres re-keyed by pool instance.", week)  # fmt: skip
+    changelogs = tuple(
+        Topic(
+            f"{app_id}-{table}-changelog",
+            "json",
+            "table key",
+            "internal",
+            f"faust changelog of table {table}",
+            {"cleanup.policy": "compact"},
+        )
+        for table in CHANGELOG_TABLES
+    )
+    return (commands, *changelogs)
+
+
 async def _prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> None:
     from services.kafka.admin import ensure_topics
 
-    from .app import pool_commands_topic
-
     await ensure_topics(bootstrap, settings.layout)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{app_id}-admin")
-    await admin.start()
-    try:
-        name = pool_commands_topic(app_id)
-        if name not in set(await admin.list_topics()):
-            await admin.create_topics([NewTopic(
-                name, settings.layout.household_partitions, settings.layout.replication_factor,
-                topic_configs=dict(FOREVER))])  # fmt: skip
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, settings.layout, internal_topics(app_id))
 
 
 def run_support(settings: Settings, app_id: str = APP_ID) -> int:
@@ -47,13 +62,19 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     bootstrap = local_bootstrap(settings)
     asyncio.run(_prepare_topics(bootstrap, settings, app_id))
     registry = CollectorRegistry()
-    if settings.support_metrics_port:
-        start_http_server(settings.support_metrics_port, registry=registry)
     store = f"rocksdb://{settings.home / 'support-tables'}" if settings.support_rocksdb \
         else "memory://"  # fmt: skip
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,
                     codec=Codec.default(), metrics=SupportMetrics(registry),
-                    layout=settings.layout, store=store)  # fmt: skip
+                    layout=settings.layout, store=store,
+                    web_port=settings.support_metrics_port)  # fmt: skip
+
+    if settings.support_metrics_port:
+        # faust's own web server (the worker's event loop) serves the registry.
+        @app.page("/metrics")
+        async def metrics_page(web, request):
+            return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
     log.info(
         "support worker %s: catalogue %s, %d measures",
         app_id,

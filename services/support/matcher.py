@@ -264,6 +264,18 @@ def allocate(state: PoolState, need: Need, capacity: int | None) -> tuple[PoolSt
     return state, [Waiting(need, state.pool, waiting.index(need) + 1)]
 
 
+def standing(state: PoolState, need: Need) -> list:
+    """The decision `state` already holds for `need`, to emit again when a request is
+    redelivered (the same deterministic event as the first time); none once it is closed."""
+    holding = state.holders.get(need.measure_id)
+    if holding is not None:
+        return [Recommendation(need, holding.cadre_id)]
+    for position, waiting in enumerate(state.waiting, start=1):
+        if waiting.measure_id == need.measure_id:
+            return [Waiting(need, state.pool, position)]
+    return []
+
+
 def release(state: PoolState, measure_id: str, capacity: int | None) -> tuple[PoolState, list]:
     """Free `measure_id`'s slot (or withdraw it from the queue) and serve whoever waits next."""
     if measure_id in state.closed:

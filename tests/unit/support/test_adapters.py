@@ -1,0 +1,151 @@
+"""The support app's adapters: contract records ↔ domain (avro_translation), table values
+(table_codec), and the standing decision a pool re-emits for a redelivered request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from services.contract.codec import Codec
+from services.support import avro_translation as avro
+from services.support.catalogue import load_catalogue
+from services.support.matcher import (
+    Cadre,
+    PoolState,
+    Recommendation,
+    Waiting,
+    allocate,
+    plan,
+    standing,
+    with_cadre,
+)
+from services.support.profile import MeasureRequested, apply
+from services.support.table_codec import (
+    dump_pool,
+    dump_profile,
+    load_pool,
+    load_profile,
+    need_from_json,
+    need_to_json,
+)
+from tests.unit.support.households import household
+
+CATALOGUE = load_catalogue()
+CODEC = Codec.default()
+NOW = dt.datetime(2020, 5, 16, 18, 0, tzinfo=dt.UTC)
+
+
+def uremia():
+    return household(
+        "zhou",
+        labour=0,
+        weak_labour=1,
+        students=1,
+        chronically_ill=1,
+        minimum_living_allowance=True,
+        reasons=("rigid_expenditure",),
+    )
+
+
+def test_profiles_needs_and_pools_survive_their_table_encoding():
+    profile = uremia()
+    needs = plan(profile, CATALOGUE)
+    assert needs
+    for need in needs:
+        profile = apply(profile, MeasureRequested(need.measure_id, need.catalogue_id, need.pool))
+        assert need_from_json(need_to_json(need)) == need
+    assert load_profile(dump_profile(profile)) == profile
+
+    pairing = next(n for n in needs if n.measure_type == "PAIRING")
+    state = PoolState(pairing.pool)
+    state, _ = with_cadre(state, Cadre("c-1", "鹤游镇", "水井村", "town", 2, True))
+    state, made = allocate(state, pairing, None)
+    assert made == [Recommendation(pairing, "c-1")]
+    assert load_pool(dump_pool(state)) == state
+
+
+def test_a_redelivered_request_gets_the_same_decision_and_event_id_again():
+    needs = [n for n in plan(uremia(), CATALOGUE) if n.measure_type == "PUBLIC_WELFARE_JOB"]
+    [job] = needs
+    held, first = allocate(PoolState(job.pool), job, 1)
+    again, nothing = allocate(held, job, 1)
+    assert nothing == [] and again == held  # the pool itself changes nothing
+    assert standing(held, job) == first
+    ids = {avro.recommended_record(d, NOW)["event_id"] for d in first + standing(held, job)}
+    assert len(ids) == 1
+
+    other = next(n for n in plan(household("li", labour=0, weak_labour=1), CATALOGUE)
+             if n.measure_type == "PUBLIC_WELFARE_JOB")  # fmt: skip
+    queued, waits = allocate(held, other, 1)
+    assert waits == [Waiting(other, job.pool, 1)] == standing(queued, other)
+    assert standing(PoolState(job.pool, closed=frozenset({job.measure_id})), job) == []
+
+
+def test_recommendations_encode_under_the_contract_and_translate_back():
+    need = next(n for n in plan(uremia(), CATALOGUE) if n.measure_type == "MEDICAL")
+    for decision in (need, Recommendation(need), Waiting(need, "county:medical", 3)):
+        record = avro.recommended_record(decision, NOW)
+        decoded = CODEC.decode(CODEC.encode(avro.MEASURE_STEP, record)).record
+        step = avro.step_from(decoded)
+        assert (step.measure_id, step.step, step.catalogue_id) == (
+            need.measure_id,
+            "RECOMMENDED",
+            need.catalogue_id,
+        )
+        assert decoded["reasons"][0] == need.rule  # each says which rule produced it
+        assert (decoded["waiting_for"] is None) == (not isinstance(decision, Waiting))
+
+
+def test_registry_assessment_and_cadre_records_translate():
+    registry = {
+        "event_id": uuid.uuid4(),
+        "household_id": "h1",
+        "occurred_at": NOW,
+        "recorded_at": NOW,
+        "source": "IMPORT",
+        "actor": "t",
+        "change": "BASELINE",
+        "township": "鹤游镇",
+        "village": "水井村",
+        "village_group": "7组",
+        "registration": "LIFTED",
+        "members": {
+            "count": 3,
+            "labour": 1,
+            "weak_labour": 0,
+            "students": 1,
+            "disabled": 0,
+            "chronically_ill": 1,
+            "elderly": 0,
+        },
+        "head_birth_year": 1978,
+        "minimum_living_allowance": True,
+        "housing": "SAFE",
+        "water": "SAFE",
+    }
+    decoded = CODEC.decode(CODEC.encode("HouseholdRegistryRecorded", registry)).record
+    fact = avro.registry_from(decoded)
+    assert (fact.township, fact.members.students, fact.minimum_living_allowance) == (
+        "鹤游镇",
+        1,
+        True,
+    )
+    cadre = avro.cadre_from(
+        {
+            "cadre_id": "c1",
+            "township": "鹤游镇",
+            "village": None,
+            "department": "town",
+            "max_households": 5,
+            "active": True,
+        }
+    )
+    assert cadre == Cadre("c1", "鹤游镇", None, "town", 5, True)
+
+
+def test_dead_letter_ids_are_stable_per_origin_position():
+    a = avro.dead_letter_record("household.risk", 2, 7, b"k", b"x", "UNDECODABLE", "bad", NOW)
+    b = avro.dead_letter_record("household.risk", 2, 7, b"k", b"x", "UNDECODABLE", "bad", NOW)
+    c = avro.dead_letter_record("household.risk", 2, 8, b"k", b"x", "UNDECODABLE", "bad", NOW)
+    assert a["event_id"] == b["event_id"] != c["event_id"]
+    CODEC.encode(avro.DEAD_LETTER, a)  # valid under the contract
