@@ -103,6 +103,15 @@ async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, i
     return {d["topic"]: len(d["partitions"]) for d in described}
 
 
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-demo")
+    await admin.start()
+    try:
+        return topic in set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 async def group_offsets(bootstrap: str, group_id: str) -> dict[TopicPartition, int]:
     """The committed offsets (next record to read) of a consumer group; empty if none."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-demo")

@@ -27,7 +27,13 @@ import aiohttp
 from services.config import Settings
 from services.contract.topics import CATALOGUE, INPUT_TOPICS, RISK, SUPPORT_MEASURES
 from services.demo.batching_sink import TypeBatchingSink
-from services.demo.catch_up import Lag, LogReader, group_offsets, projector_offsets
+from services.demo.catch_up import (
+    Lag,
+    LogReader,
+    group_offsets,
+    projector_offsets,
+    topic_exists,
+)
 from services.demo.html_report import render_html
 from services.demo.read_model import read_facts
 from services.demo.report import RunStats, build_report, render_text
@@ -36,6 +42,7 @@ from services.demo.supervisor import ServiceDied, Supervisor, stop_leftovers
 from services.localstack.kafka import LocalKafka
 from services.localstack.ports import LOOPBACK, free_ports
 from services.localstack.postgres import LocalPostgres
+from services.support.app import pool_commands_topic
 
 MONITORING_GROUP = "shouwang-monitoring"
 SUPPORT_GROUP = "shouwang-support"
@@ -44,7 +51,15 @@ MONITORING_TOPICS = (
     *(t.name for t in INPUT_TOPICS if t.name != "cadre.registry"),
     SUPPORT_MEASURES.name,
 )
-SUPPORT_TOPICS = ("household.registry", RISK.name, "household.measures", "cadre.registry")
+# Support's second stage reads its own pool-command topic; its output waits on that too.
+SUPPORT_POOL_TOPIC = pool_commands_topic(SUPPORT_GROUP)
+SUPPORT_TOPICS = (
+    "household.registry",
+    RISK.name,
+    "household.measures",
+    "cadre.registry",
+    SUPPORT_POOL_TOPIC,
+)
 PROJECTOR_TOPICS = (
     "household.registry",
     RISK.name,
@@ -334,7 +349,13 @@ async def _wait_caught_up(
     log has stopped growing. A support worker that stops making progress is reported, not
     waited for forever; a service that dies, or monitoring or the projector not catching up
     within the deadline, is an error."""
-    reader = LogReader(ends.bootstrap, [t.name for t in CATALOGUE])
+    # Support creates its pool topic when it starts; by now it has (or it has died).
+    topics = [t.name for t in CATALOGUE]
+    if await topic_exists(ends.bootstrap, SUPPORT_POOL_TOPIC):
+        topics.append(SUPPORT_POOL_TOPIC)
+    else:
+        say(f"  note: {SUPPORT_POOL_TOPIC} does not exist; support's pool stage is not watched")
+    reader = LogReader(ends.bootstrap, topics)
     await reader.start()
     deadline = time.monotonic() + options.settle_timeout
     warnings: list[str] = []
