@@ -174,6 +174,9 @@ class Catalogue:
     measures: tuple[Measure, ...]  # ordered by (priority, id)
     reasons: Mapping[str, tuple[str, ...]]  # reason code -> measure ids
     microcredit_policy: Mapping[str, int] = field(default_factory=dict)
+    # Reason codes deliberately answered by no reason-triggered measure (the monitored-trigger
+    # measures, or people, answer them); a code in neither is a gap the tests catch.
+    unanswered_reasons: frozenset[str] = frozenset()
 
     def measure(self, measure_id: str) -> Measure:
         for measure in self.measures:
@@ -265,6 +268,12 @@ def parse_catalogue(raw: Mapping[str, Any], source: str = "<data>") -> Catalogue
             if measure_id not in measures:
                 problems.append((where, f"unknown measure {measure_id!r}"))
         reasons[code] = tuple(ids)
+    unanswered = header.get("unanswered_reasons", [])
+    if not isinstance(unanswered, list) or not all(isinstance(c, str) for c in unanswered):
+        problems.append(("catalogue.unanswered_reasons", "expected a list of reason codes"))
+        unanswered = []
+    for code in sorted(set(unanswered) & set(reasons)):
+        problems.append(("catalogue.unanswered_reasons", f"{code!r} is also mapped in [reasons]"))
     answered = {measure_id for ids in reasons.values() for measure_id in ids}
     for measure in measures.values():
         if measure.trigger == "reason" and measure.id not in answered:
@@ -299,6 +308,7 @@ def parse_catalogue(raw: Mapping[str, Any], source: str = "<data>") -> Catalogue
         measures=tuple(sorted(measures.values(), key=lambda m: (m.priority, m.id))),
         reasons=reasons,
         microcredit_policy=microcredit,
+        unanswered_reasons=frozenset(unanswered),
     )
 
 
