@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import datetime as dt
+import getpass
 import logging
+import sys
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.config import Settings
+from services.config import Settings, SettingsError
 from services.contract.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -84,3 +89,83 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     worker = faust.Worker(app, loglevel="INFO", override_logging=False)
     worker.execute_from_commandline()
     return 0
+
+
+def add_import_command(importing: argparse._SubParsersAction) -> None:
+    """Register `shouwang import cadres FILE.csv` beside `import households`."""
+    cadres = importing.add_parser("cadres", help="a cadre roster CSV (cadre.registry)")
+    cadres.add_argument("file", type=Path)
+    cadres.add_argument(
+        "--skip-bad", action="store_true", help="import the good rows of a file with bad rows"
+    )
+    cadres.add_argument(
+        "--as-of", type=dt.date.fromisoformat, help="occurred_at for rows without 登记日期"
+    )
+    cadres.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
+    cadres.add_argument("--check", action="store_true", help="check only, write nothing")
+    cadres.set_defaults(run=run_import_cadres)
+
+
+def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.codec import Codec
+    from services.visits.household_import import CHINA, CsvFileError, read_text
+
+    from .cadre_import import import_cadres, parse
+
+    actor = args.actor or f"operator:{getpass.getuser()}"
+    as_of = dt.datetime.combine(args.as_of, dt.time(), CHINA) if args.as_of else None
+    try:
+        text = read_text(args.file)
+    except OSError as exc:
+        raise SettingsError(f"cannot read {args.file}: {exc.strerror}") from exc
+    codec = Codec.default()
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if args.check:
+            parsed = parse(text, codec, actor, as_of, now)
+            for warning in parsed.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            for problem in parsed.problems:
+                print(problem, file=sys.stderr)
+            print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
+            return 1 if parsed.problems else 0
+        report = asyncio.run(
+            _import_cadres(import_cadres, text, codec, settings, actor, as_of, args.skip_bad, now)
+        )
+    except CsvFileError as exc:
+        print(f"shouwang import cadres: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if report.refused:
+        print(
+            f"{len(report.bad_lines)} of {report.rows} rows are bad; nothing imported "
+            "(fix them, or give --skip-bad to import the rest)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"imported {report.imported} of {report.rows} rows"
+        + (f", skipped {len(report.bad_lines)} bad" if report.bad_lines else "")
+    )
+    if report.unavailable:
+        print(
+            f"{report.unavailable} rows were not acknowledged by Kafka; run the import again "
+            "(rows already imported are not duplicated downstream)",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+async def _import_cadres(import_cadres, text, codec, settings, actor, as_of, skip_bad, now):
+    from services.visits.bootstrap import kafka_bootstrap
+    from services.visits.producer import KafkaSink
+
+    sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
+    try:
+        return await import_cadres(text, codec, sink, actor, as_of, skip_bad, now)
+    finally:
+        await sink.close()

@@ -54,6 +54,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     households.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
     households.add_argument("--check", action="store_true", help="check only, write nothing")
     households.set_defaults(run=run_import)
+    from services.support.commands import add_import_command as add_import_cadres
+
+    add_import_cadres(what)
 
 
 def run_visits(args: argparse.Namespace, settings: Settings) -> int:
