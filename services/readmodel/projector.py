@@ -51,6 +51,7 @@ DB_RETRY_MAX_SECONDS = 10.0
 
 PROJECTION = "readmodel"
 TOPICS = (HOUSEHOLD_REGISTRY, RISK, VISITS, MEASURES, SUPPORT_MEASURES, PROBLEMS, CADRES)
+_EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
 
 _MEASURE_STATUS = {
     "RECOMMENDED": ("recommended", 2),
@@ -486,7 +487,12 @@ class Projector:
                     continue
                 newest[key] = record.offset
                 try:
-                    decoded = self.codec.decode(record.value)
+                    # A frame of another type than its topic carries (a visit on the registry
+                    # topic) is refused, as monitoring refuses it: the read model must not
+                    # apply what the monitoring state never saw.
+                    decoded = self.codec.decode(
+                        record.value, expected=_EXPECTED_TYPE.get(record.topic)
+                    )
                     changes = rows_for(record.topic, decoded.event_type, decoded.record)
                 except (ContractError, KeyError, TypeError) as exc:
                     # The services dead-letter what they cannot decode; the projector records
