@@ -227,10 +227,38 @@ async def check_after(
     )
 
     risk = await read_topics(stack.bootstrap, [RISK.name])
-    risk_ids = [str(CODEC.decode(r.value).record["event_id"]) for r in risk]
+    copies: dict[str, list] = defaultdict(list)
+    for r in risk:
+        record = CODEC.decode(r.value).record
+        copies[str(record["event_id"])].append((r, record))
+    risk_ids = [i for i, items in copies.items() for _ in items]
     result.counts["risk_assessed"] = len(risk_ids)
-    result.counts["risk_duplicate_ids"] = duplicates(risk_ids)
-    result.check(duplicates(risk_ids) == 0, "emitted RiskAssessed ids are unique")
+    doubled = {i: items for i, items in copies.items() if len(items) > 1}
+    # The monitoring worker is at-least-once with idempotent effects (services/monitoring/
+    # README.md): after a crash or a restart it may send an assessment again, under the same
+    # deterministic id with the same content, and consumers keep one per id. So the check is
+    # "one assessment per id" (every copy identical but for recorded_at), and the copies are
+    # counted; the README explains why uniqueness of copies is not required.
+    result.counts["risk_assessed_ids"] = len(copies)
+    result.counts["risk_resent_copies"] = duplicates(risk_ids)
+
+    def content(record: dict) -> dict:
+        return {k: v for k, v in record.items() if k != "recorded_at"}
+
+    differing = [
+        i
+        for i, items in doubled.items()
+        if any(content(rec) != content(items[0][1]) for _, rec in items)
+    ]
+    if differing:
+        examples = []
+        for i in differing[:3]:
+            where = ", ".join(f"p{r.partition}@{r.offset}" for r, _ in doubled[i])
+            examples.append(f"{i} {doubled[i][0][1]['household_id']} [{where}]")
+        result.failures.append(
+            f"{len(differing)} RiskAssessed ids carry different assessments, e.g. "
+            + "; ".join(examples)
+        )
 
     want_projection: dict[str, int] = {}
     have_projection: dict[str, int] = {}

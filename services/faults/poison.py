@@ -32,7 +32,7 @@ from services.monitoring.app import INPUT_TOPICS as MONITORING_INPUTS
 from services.simulation.parameters import SimulationParameters
 from services.simulation.stream import generate
 
-from .crashes import MONITORING_APP
+from .crashes import MONITORING_APP, PROJECTOR_GROUP
 from .harness import (
     CODEC,
     LAYOUT,
@@ -40,9 +40,11 @@ from .harness import (
     Result,
     household_events,
     monitoring_worker,
+    projector_worker,
     read_topics,
     wait_for,
 )
+from .load import PROJECTED, expected_projection, projected_counts
 
 REGISTRY_TYPE = HOUSEHOLD_REGISTRY.event_type
 
@@ -149,8 +151,10 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
     poisoned: dict[tuple[str, int, int], str] = {}  # (topic, partition, offset) -> label
     expected_events: dict[str, int] = {}
     impossible: dict[str, tuple[str, int, int]] = {}
+    projector = projector_worker(stack, PROJECTOR_GROUP)
     try:
         worker.start()
+        projector.start()
 
         async def send(topic: str, key: str, value: bytes) -> tuple[str, int, int]:
             meta = await producer.send_and_wait(topic, value, key=key.encode())
@@ -250,10 +254,34 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
                     f"(applied to the household's state: {events} event(s))"
                 )
         result.check(worker.running, "the monitoring worker is still running")
+
+        # The read model: the poison households' registry, visit and risk records of the right
+        # type for their topic, each once; the poison skipped, the negative household refused.
+        households = {*expected_events, *(f"{prefix}-{o}" for o in owners.values())}
+        want: dict[str, int] = {}
+        have: dict[str, int] = {}
+
+        async def projected() -> bool:
+            nonlocal want, have
+            records = await read_topics(stack.bootstrap, PROJECTED)
+            want = expected_projection(records, households)
+            want.pop(f"{prefix}-negative", None)  # refused by the database: projection_rejects
+            have = await projected_counts(stack.database_url) or {}
+            return all(have.get(h) == n for h, n in want.items())
+
+        try:
+            await wait_for(projected, 120, "the read model of the poison households", 2.0)
+        except AssertionError:
+            pass
+        wrong = {h: (have.get(h), n) for h, n in want.items() if have.get(h) != n}
+        result.counts["read_model_households_exact"] = f"{len(want) - len(wrong)}/{len(want)}"
+        result.check(not wrong, f"read model (found, expected) differs: {wrong}")
+        result.check(projector.running, "the projector is still running")
     except AssertionError as exc:
         result.failures.append(str(exc))
     finally:
         await producer.stop()
         worker.stop()
+        projector.stop()
         result.seconds = time.monotonic() - started
     return result
