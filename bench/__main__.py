@@ -22,13 +22,27 @@ class Mode:
     min_seconds: float  # minimum measuring time of in-process (pure) loops
     ingest_records: int  # B1: visit records sent over HTTP and by the raw producer
     perf_records: int  # B1 ceiling: ProducerPerformance records
+    latency_seconds: float  # B6: how long each offered rate runs
 
 
-FULL = Mode("full", scale=0.5, min_seconds=5.0, ingest_records=4000, perf_records=200_000)
-QUICK = Mode("quick", scale=0.02, min_seconds=0.5, ingest_records=300, perf_records=20_000)
-ALL = ("B3", "B1", "B4", "B5", "B2")
+FULL = Mode(
+    "full",
+    scale=0.5,
+    min_seconds=5.0,
+    ingest_records=4000,
+    perf_records=200_000,
+    latency_seconds=10.0,
+)
+QUICK = Mode(
+    "quick",
+    scale=0.02,
+    min_seconds=0.5,
+    ingest_records=300,
+    perf_records=20_000,
+    latency_seconds=2.0,
+)
+ALL = ("B3", "B1", "B4", "B5", "B2", "B6")
 NOT_MEASURED = [
-    NotMeasured("B6", "end-to-end latency POST → read-model row", "not built yet (time)"),
     NotMeasured("B7", "table bytes/household, RSS, changelog recovery", "not built yet (time)"),
     NotMeasured("B8", "scale-out: workers × partitions", "not built yet (time)"),
 ]
@@ -48,8 +62,8 @@ def run(args: argparse.Namespace) -> Report:
     mode = QUICK if args.quick else FULL
     scale = args.scale or mode.scale
     only = [b.strip().upper() for b in args.only.split(",") if b.strip()]
-    needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5"))
-    needs_postgres = "B5" in only
+    needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5", "B6"))
+    needs_postgres = "B5" in only or "B6" in only
     from services.contract.codec import Codec
     from services.localstack.kafka import kafka_version
 
@@ -100,6 +114,11 @@ def _kafka_benches(stack, dataset, codec, mode, attempt, report) -> None:
 
         return asyncio.run(worker.measure(stack, dataset, codec))
 
+    def b6():
+        from bench import latency
+
+        return asyncio.run(latency.measure(stack, dataset, codec, mode.latency_seconds))
+
     def b4():
         from bench import replay
 
@@ -118,6 +137,7 @@ def _kafka_benches(stack, dataset, codec, mode, attempt, report) -> None:
     attempt("B2", b2)
     attempt("B5", b5)
     attempt("B1", b1)
+    attempt("B6", b6)
 
 
 def main(argv: list[str] | None = None) -> int:
