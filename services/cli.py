@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     support.set_defaults(
         run=lambda args, settings: _support().run_support(settings, settings.support_app_id)
     )
+    support_api = commands.add_parser("support-api", help="run the operator API (read model)")
+    support_api.set_defaults(run=lambda args, settings: _support().run_support_api(settings))
 
     monitoring = commands.add_parser("monitoring", help="run a monitoring (risk) worker")
     monitoring.set_defaults(run=lambda args, settings: _monitoring().run_monitoring(settings))

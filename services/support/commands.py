@@ -169,3 +169,48 @@ async def _import_cadres(import_cadres, text, codec, settings, actor, as_of, ski
         return await import_cadres(text, codec, sink, actor, as_of, skip_bad, now)
     finally:
         await sink.close()
+
+
+def run_support_api(settings: Settings) -> int:
+    """`shouwang support-api`: the operator API over the read model until SIGINT/SIGTERM."""
+    asyncio.run(serve_api(settings))
+    return 0
+
+
+async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
+    import signal
+
+    import asyncpg
+    from aiohttp import web
+
+    from services.readmodel.migrate import apply_migrations
+    from services.visits.bootstrap import database_url
+    from services.visits.tokens import CachedTokens, PostgresTokenStore
+
+    from .api import ApiDependencies, ApiMetrics, build_api, init_connection
+
+    dsn = database_url(settings)
+    await apply_migrations(dsn)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=4, command_timeout=10, init=init_connection
+    )
+    registry = CollectorRegistry()
+    deps = ApiDependencies(
+        pool=pool,
+        tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.visits.token_cache_seconds),
+        registry=registry,
+        metrics=ApiMetrics(registry),
+    )
+    runner = web.AppRunner(build_api(deps), access_log=None)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, settings.support_api_port, shutdown_timeout=10).start()
+        log.info("operator API listening on %s:%d", host, settings.support_api_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await pool.close()
