@@ -88,7 +88,7 @@ async def test_assessments_lead_to_recommendations_without_double_booking(
     await producer.start()
     await consumer.start()
     households = [f"{prefix}-{i}" for i in range(8)]
-    dead: list[dict] = []
+    dead: dict[uuid.UUID, dict] = {}  # by event id: a redelivered poison is one dead letter
     try:
         # A poison record first, on the partition of a household whose records come next.
         await producer.send("household.risk", key=households[0].encode(), value=b"not avro")
@@ -171,7 +171,7 @@ async def test_assessments_lead_to_recommendations_without_double_booking(
                         record = codec.decode(r.value).record
                         if r.topic == "shouwang.deadletter":
                             if (record["original_key"] or b"").startswith(prefix.encode()):
-                                dead.append(record)
+                                dead[record["event_id"]] = record
                         elif record["household_id"].startswith(prefix):
                             steps[record["event_id"]] = record  # same id twice = one step
 
@@ -185,9 +185,9 @@ async def test_assessments_lead_to_recommendations_without_double_booking(
 
         await collect_until(first_round_done, 240, "recommendations from both workers")
         await collect_until(lambda: dead, 60, "the poison record's dead letter")
-        assert [(d["origin_topic"], d["error_kind"], d["original_value"]) for d in dead] == [
-            ("household.risk", "UNDECODABLE", b"not avro")
-        ]
+        assert [
+            (d["origin_topic"], d["error_kind"], d["original_value"]) for d in dead.values()
+        ] == [("household.risk", "UNDECODABLE", b"not avro")]
         assert {s["household_id"] for s in of("MEDICAL")} == set(households)  # the next ones
         jobs = of("PUBLIC_WELFARE_JOB")
         allocated = [s for s in jobs if s["waiting_for"] is None]
