@@ -62,6 +62,11 @@ def render_html(report: Mapping[str, Any]) -> str:
         "category, or flagged and waiting for a decision. Days after the campaign show "
         "what was recorded later (late syncs and decisions).</p>",
         line_chart(timeline["days"], timeline["by_category"], colours),
+        f"<p class='warn'>The last day also counts {timeline['households_assessed_later']:,} "
+        f"household(s) whose latest assessment is dated later, up to "
+        f"{e(timeline['latest_assessment'])}.</p>"
+        if timeline.get("households_assessed_later")
+        else "",
         "<h2>Flagged and monitored households by township</h2>",
         stacked_bars(
             {t: {**_monitored(c), "flagged": c.get("flagged", 0)} for t, c in towns.items()},

@@ -210,7 +210,14 @@ def category_timeline(
             if label is not None:
                 for n in range(start, end):
                     series[label][n] += 1
-    return {"days": [d.isoformat() for d in days], "by_category": dict(sorted(series.items()))}
+    beyond = sorted({h for h, _, _, as_of in assessments if as_of.astimezone(CST).date() > last})
+    return {
+        "days": [d.isoformat() for d in days],
+        "by_category": dict(sorted(series.items())),
+        # Households with an assessment dated after the last day (counted on it), and the date.
+        "households_assessed_later": len(beyond),
+        "latest_assessment": latest.isoformat(),
+    }
 
 
 def render_text(report: Mapping[str, Any]) -> str:

@@ -123,6 +123,8 @@ def test_timeline_follows_each_households_latest_assessment_per_day() -> None:
         "MARGINAL": [0, 0, 0, 0, 0, 0, 0, 0, 1],
         "UNSTABLE_LIFTED": [1, 1, 1, 1, 1, 1, 1, 2, 2],
     }
+    assert timeline["households_assessed_later"] == 1
+    assert timeline["latest_assessment"] == "2020-06-18"
 
 
 def test_html_is_self_contained_with_valid_svg_charts() -> None:
