@@ -169,6 +169,15 @@ class Worker:
                 stderr=subprocess.STDOUT,
             )
 
+    def last_error(self) -> str:
+        """The last line of the log naming an error or exception (for a FAIL message)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        found = [line for line in lines if "Error" in line or "Exception" in line]
+        return found[-1][-300:] if found else ""
+
     def kill9(self) -> None:
         """SIGKILL, as a crash (or the OOM killer) would."""
         if self.running:

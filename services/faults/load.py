@@ -73,11 +73,14 @@ class RecordingSink(KafkaSink):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.acknowledged: dict[str, str] = {}  # event_id -> household_id (or cadre id)
+        self.personal: set[str] = set()  # names, citizen ids, phones the events carried
 
     async def write(self, events: Sequence[Event]) -> None:
         await super().write(events)
         for event in events:
             self.acknowledged[str(event.record["event_id"])] = event.key
+            personal = event.record.get("personal") or {}
+            self.personal.update(v for v in personal.values() if isinstance(v, str) and len(v) >= 4)
 
 
 @dataclass
@@ -283,3 +286,23 @@ async def check_after(
     result.check(found == sum(want_projection.values()), "every event is in the read model")
     refused = await rejected(stack.database_url)
     result.counts["projection_rejects"] = refused
+    check_personal_data(result, load.sink.personal, [w.log_path for w in workers], monitoring_port)
+
+
+def check_personal_data(result: Result, personal: set[str], logs, monitoring_port: int) -> None:
+    """Issue #9 (security): names, citizen ids and phone numbers never in logs or metrics."""
+    import urllib.request
+
+    texts = {str(path): path.read_text(errors="replace") for path in logs if path.exists()}
+    try:
+        url = f"http://127.0.0.1:{monitoring_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            texts["monitoring /metrics"] = answer.read().decode(errors="replace")
+    except Exception as exc:
+        texts["monitoring /metrics"] = ""
+        result.counts["metrics_unreachable"] = type(exc).__name__
+    leaks = {where: sum(1 for v in personal if v in text) for where, text in texts.items()}
+    leaks = {where: n for where, n in leaks.items() if n}
+    result.counts["personal_values_searched"] = len(personal)
+    result.counts["personal_values_leaked"] = sum(leaks.values())
+    result.check(not leaks, f"personal data in logs or metrics: {leaks}")

@@ -63,7 +63,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         result.check(
             survived,
             f"the projector exited ({projector.returncode}) during the outage instead of "
-            f"waiting; log: {projector.log_path}",
+            f"waiting: {projector.last_error()}; log: {projector.log_path}",
         )
         if not survived:
             projector.start()  # as a supervisor would, to measure loss independently
