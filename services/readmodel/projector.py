@@ -42,9 +42,9 @@ _REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 # Errors that mean "the database is down or going away": the projector waits and retries.
 DATABASE_UNAVAILABLE = (
     OSError,  # refused, reset, timed out
-    asyncpg.InterfaceError,  # e.g. ConnectionDoesNotExistError: the connection was lost
-    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, cannot connect now
-    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.InterfaceError,  # e.g. "connection is closed"
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08, e.g. closed mid-operation
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
 )
 DB_RETRY_FIRST_SECONDS = 1.0
 DB_RETRY_MAX_SECONDS = 10.0
