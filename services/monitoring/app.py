@@ -42,7 +42,7 @@ from .fold import NotApplicable
 from .metrics import MonitoringMetrics
 from .policy import PolicyBook
 from .processing import Outcome, Position, apply_record, reassess
-from .table_codec import RowFormatError, dump_row, dump_summary, load_row, load_summary
+from .table_codec import RowCache, RowFormatError, dump_summary, load_row, load_summary
 from .view import household_document
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,8 @@ def build_app(
         web_port=web_port or 6066,
         web_bind=web_host,
         consumer_auto_offset_reset="earliest",
+        producer_linger_ms=5,
+        stream_buffer_maxsize=1000,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -152,6 +154,7 @@ def build_app(
         ticks_topic(app_id), partitions=layout.household_partitions, internal=True, **raw
     )
     out: Outbox = outbox or TopicOutbox(app)
+    cache = RowCache()
     # Values are our own JSON (table_codec); keys are household ids as UTF-8.
     rows = app.Table(
         TABLES[0],
@@ -193,10 +196,10 @@ def build_app(
 
     def load(key: bytes) -> Any:
         stored = rows.get(key)
-        return load_row(stored) if stored is not None else None
+        return cache.load(key, stored) if stored is not None else None
 
     async def store(key: bytes, outcome: Outcome) -> None:
-        rows[key] = dump_row(outcome.row)
+        rows[key] = cache.dump(key, outcome.row)
         summaries[key] = dump_summary(outcome.summary)
         if outcome.emit is not None:
             await out.send(RISK.name, key, codec.encode(avro.RISK_ASSESSED, outcome.emit))

@@ -35,6 +35,8 @@ class Assessment:
     included_at: datetime | None
     elimination: EliminationCheck | None  # while monitored: may the risk be eliminated now?
     open_problems: tuple[ProblemFacts, ...]
+    problems_found: int = 0  # all problems on record, open or closed
+    problems_rectified: int = 0
 
     def digest(self) -> str:
         """Hash of what the assessment says (not when it was made): equal digests, no change."""
@@ -128,6 +130,8 @@ def assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessment
         included_at=stage.included_at if workflow in MONITORING else None,
         elimination=elimination,
         open_problems=problems,
+        problems_found=len(all_problems),
+        problems_rectified=sum(p.rectified_at is not None for p in all_problems.values()),
     )
 
 

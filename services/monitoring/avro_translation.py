@@ -205,12 +205,19 @@ def assessment_id(household_id: str, state_version: int, digest: str) -> uuid.UU
 
 
 def assessment_record(
-    assessment: Assessment, state_version: int, recorded_at: datetime, chain_hash: str = ""
+    assessment: Assessment,
+    state_version: int,
+    recorded_at: datetime,
+    chain_hash: str = "",
+    event_id: str | None = None,
 ) -> dict[str, Any]:
-    """A RiskAssessed record; occurred_at is the assessment's as_of."""
+    """A RiskAssessed record; occurred_at is the assessment's as_of. `event_id` re-sends an
+    assessment already emitted under its id."""
     a = assessment
     return {
-        "event_id": assessment_id(a.household_id, state_version, a.digest()),
+        "event_id": uuid.UUID(event_id)
+        if event_id
+        else assessment_id(a.household_id, state_version, a.digest()),
         "household_id": a.household_id,
         "occurred_at": a.as_of,
         "recorded_at": recorded_at,

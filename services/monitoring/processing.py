@@ -16,7 +16,7 @@ from typing import Any
 
 from . import avro_translation as avro
 from .assess import Assessment, assess, next_deadline
-from .facts import problems_at, registry_at
+from .facts import registry_at
 from .fold import evolve
 from .policy import Policy, PolicyBook
 from .state import empty
@@ -114,25 +114,31 @@ def _assessed(
     digest = assessment.digest()
     emit = None
     if digest != row.emitted_digest or duplicate:
-        # A duplicate re-sends the current assessment under its deterministic id: if a crash
-        # lost the first send after the row was stored, this is the only way it reaches the log.
-        emit = avro.assessment_record(assessment, state.version, now, chain_hash(row.chain))
+        # A duplicate re-sends the current assessment under the id it was first sent with: if
+        # a crash lost that send after the row was stored, this is how it reaches the log.
+        same = digest == row.emitted_digest and row.emitted_event_id
+        emit = avro.assessment_record(
+            assessment,
+            state.version,
+            now,
+            chain_hash(row.chain),
+            row.emitted_event_id if same else None,
+        )
     stored = replace(
         row,
         emitted_digest=digest,
         emitted_event_id=str(emit["event_id"]) if emit else row.emitted_event_id,
     )
     registry = registry_at(state, as_of)
-    problems = problems_at(state, as_of).values()
     summary = Summary(
         workflow=assessment.workflow,
         category=assessment.category,
         township=registry.township if registry else "unknown",
         level=assessment.level,
         overdue=assessment.overdue,
-        open_problems=sum(p.open for p in problems),
-        problems=len(problems),
-        rectified=sum(p.rectified_at is not None for p in problems),
+        open_problems=len(assessment.open_problems),
+        problems=assessment.problems_found,
+        rectified=assessment.problems_rectified,
         next_check=next_deadline(assessment, policy),
     )
     return Outcome(stored, assessment, policy, summary, duplicate, emit)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -70,22 +72,31 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def dump_row(row: Row) -> bytes:
+def dump_row(row: Row, fragment: Callable[[Any], str] | None = None) -> bytes:
+    """The row as JSON bytes; `fragment` (an event's JSON text) may come from a cache."""
+    encode = fragment or _fragment
     s = row.state
-    return json.dumps(
+    head = json.dumps(
         {
             "format": FORMAT,
             "household_id": s.household_id,
             "seen": sorted(s.seen),
             "last_occurred_at": _encode(s.last_occurred_at),
-            "events": {kind: _encode(getattr(s, kind)) for kind in LIMITS},
             "chain": [list(link) for link in row.chain],
             "emitted_digest": row.emitted_digest,
             "emitted_event_id": row.emitted_event_id,
         },
         ensure_ascii=False,
         separators=(",", ":"),
-    ).encode()
+    )
+    kinds = ",".join(
+        f'"{kind}":[' + ",".join(encode(e) for e in getattr(s, kind)) + "]" for kind in LIMITS
+    )
+    return (head[:-1] + ',"events":{' + kinds + "}}").encode()
+
+
+def _fragment(event: Any) -> str:
+    return json.dumps(_encode(event), ensure_ascii=False, separators=(",", ":"))
 
 
 def load_row(raw: bytes) -> Row:
@@ -103,6 +114,45 @@ def load_row(raw: bytes) -> Row:
     )
     chain = tuple((t, p, o, h) for t, p, o, h in data["chain"])
     return Row(state, chain, data["emitted_digest"], data["emitted_event_id"])
+
+
+class RowCache:
+    """Skips JSON work on the hot path: the rows this worker wrote last (checked against the
+    stored bytes, so a row recovered or changed elsewhere is decoded afresh) and each event's
+    JSON text by event id (events are immutable). Bounded; one per app."""
+
+    def __init__(self, rows: int = 20_000, fragments: int = 200_000):
+        self.rows: OrderedDict[bytes, tuple[bytes, Row]] = OrderedDict()
+        self.fragments: OrderedDict[str, str] = OrderedDict()
+        self.max_rows, self.max_fragments = rows, fragments
+
+    def load(self, key: bytes, raw: bytes) -> Row:
+        cached = self.rows.get(key)
+        if cached is not None and cached[0] == raw:
+            self.rows.move_to_end(key)
+            return cached[1]
+        row = load_row(raw)
+        self._remember(key, raw, row)
+        return row
+
+    def dump(self, key: bytes, row: Row) -> bytes:
+        raw = dump_row(row, self._fragment)
+        self._remember(key, raw, row)
+        return raw
+
+    def _fragment(self, event: Any) -> str:
+        text = self.fragments.get(event.event_id)
+        if text is None:
+            text = self.fragments[event.event_id] = _fragment(event)
+            if len(self.fragments) > self.max_fragments:
+                self.fragments.popitem(last=False)
+        return text
+
+    def _remember(self, key: bytes, raw: bytes, row: Row) -> None:
+        self.rows[key] = (raw, row)
+        self.rows.move_to_end(key)
+        if len(self.rows) > self.max_rows:
+            self.rows.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)

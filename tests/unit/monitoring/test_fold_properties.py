@@ -211,3 +211,17 @@ def test_keeping_the_newest_n_commutes_with_adding(items, limit, rnd):
     for event in events:
         kept = _insert(kept, event, limit)
     assert [order_key(e) for e in kept] == [order_key(e) for e in expected]
+
+
+@SETTINGS
+@given(histories(), histories())
+def test_the_row_cache_writes_the_same_bytes_and_never_serves_a_stale_row(events, others):
+    from services.monitoring.table_codec import RowCache
+
+    cache = RowCache(rows=4, fragments=8)
+    state = fold(HOUSEHOLD, events)
+    raw = cache.dump(b"k", Row(state))
+    assert raw == dump_row(Row(state))
+    assert cache.load(b"k", raw).state == state
+    elsewhere = dump_row(Row(fold(HOUSEHOLD, others)))  # e.g. recovered from the changelog
+    assert cache.load(b"k", elsewhere).state == fold(HOUSEHOLD, others)
