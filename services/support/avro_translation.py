@@ -95,12 +95,13 @@ def recommended_record(decision: Recommendation | Waiting | Need, now: datetime)
     else:
         need, cadre_id, waiting_for = decision.need, None, decision.pool
     reasons = [need.rule, *need.reasons]
+    occurred_at = datetime.fromisoformat(need.triggered_at) if need.triggered_at else now
     if waiting_for:
         reasons.append(f"waiting for capacity in {waiting_for} (position {decision.position})")
     return {
         "event_id": step_id(need.measure_id, "waiting" if waiting_for else "allocated"),
         "household_id": need.household_id,
-        "occurred_at": now,
+        "occurred_at": occurred_at,
         "recorded_at": now,
         "source": "SERVICE",
         "actor": ACTOR,

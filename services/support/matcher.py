@@ -56,6 +56,9 @@ class Need:
     )
     reasons: tuple[str, ...]  # human-readable explanation lines
     trigger_event_id: str
+    # ISO time the triggering assessment speaks for: the recommendation happened then, in
+    # campaign time, not when a worker (re)processed it. "" for needs queued by older workers.
+    triggered_at: str = ""
     amount_yuan: int | None = None
     term_months: int | None = None
     quantities: tuple[Quantity, ...] = ()
@@ -240,6 +243,7 @@ def _need(
         rule=rule,
         reasons=reasons,
         trigger_event_id=assessment.event_id,
+        triggered_at=assessment.as_of.isoformat(),
         amount_yuan=measure.amount_yuan,
         term_months=measure.term_months,
         quantities=measure.quantities,

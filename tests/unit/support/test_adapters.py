@@ -149,3 +149,12 @@ def test_dead_letter_ids_are_stable_per_origin_position():
     c = avro.dead_letter_record("household.risk", 2, 8, b"k", b"x", "UNDECODABLE", "bad", NOW)
     assert a["event_id"] == b["event_id"] != c["event_id"]
     CODEC.encode(avro.DEAD_LETTER, a)  # valid under the contract
+
+
+def test_a_recommendation_happens_when_its_assessment_speaks_for_not_when_it_is_processed():
+    profile = uremia()
+    need = next(n for n in plan(profile, CATALOGUE) if n.measure_type == "MEDICAL")
+    processed_years_later = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+    record = avro.recommended_record(Recommendation(need), processed_years_later)
+    assert record["occurred_at"] == profile.assessment.as_of
+    assert record["recorded_at"] == processed_years_later
