@@ -57,14 +57,14 @@ def _start(bootstrap: str, home: Path, app_id: str) -> subprocess.Popen:
         "SHOUWANG_MONITORING_PORT": str(port),
         "SHOUWANG_MONITORING_CLOCK": "event",
     }
-    log = open(home / "worker.log", "wb")  # the child writes to it; kept for diagnosis
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "monitoring"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(home / "worker.log", "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "monitoring"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _stop(process: subprocess.Popen) -> None:
