@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 import traceback
@@ -142,6 +143,8 @@ def _kafka_benches(stack, dataset, codec, mode, attempt, report) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # aiokafka warns on every retried produce while a fresh broker settles partition leaders.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     report = run(args)
     print(render(report))
     path = report.write(args.results) if args.results else report.write()
