@@ -259,7 +259,7 @@ async def check_after(
             where = ", ".join(f"p{r.partition}@{r.offset}" for r, _ in doubled[i])
             examples.append(f"{i} {doubled[i][0][1]['household_id']} [{where}]")
         result.failures.append(
-            f"{len(differing)} RiskAssessed ids carry different assessments, e.g. "
+            f"RiskAssessed ids carry different assessments: {len(differing)} ids, e.g. "
             + "; ".join(examples)
         )
 
