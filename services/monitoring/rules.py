@@ -37,7 +37,10 @@ PREVIOUS_YEAR_GAP = timedelta(days=330)  # "year on year": an observation at lea
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One rule that fired: its code, the figures, and the events behind it (oldest first)."""
+    """One rule that fired: its code, the figures, and the events behind it (oldest first).
+
+    `since` and `latest` span the events that made it true; the ids also name context (the
+    registry row behind a livelihood, the income a shock is compared with)."""
 
     code: str
     message: str
@@ -49,7 +52,8 @@ class Reason:
 @dataclass
 class _Evidence:
     messages: list[str]
-    events: dict[str, datetime]  # event id → occurred_at
+    events: dict[str, datetime]  # event id → occurred_at: the events that made it true
+    context: dict[str, datetime]  # events named for the figures (e.g. the registry row)
 
 
 def risk_reasons(
@@ -64,11 +68,16 @@ def risk_reasons(
     """
     found: dict[str, _Evidence] = {}
 
-    def add(code: str, message: str, *events: tuple[str, datetime]) -> None:
-        evidence = found.setdefault(code, _Evidence([], {}))
+    def add(
+        code: str,
+        message: str,
+        *events: tuple[str, datetime],
+        context: tuple[tuple[str, datetime], ...] = (),
+    ) -> None:
+        evidence = found.setdefault(code, _Evidence([], {}, {}))
         evidence.messages.append(message)
-        for event_id, occurred_at in events:
-            evidence.events[event_id] = occurred_at
+        evidence.events.update(events)
+        evidence.context.update(context)
 
     registry = registry_at(state, at)
     incomes = incomes_at(state, at)
@@ -96,8 +105,8 @@ def risk_reasons(
                     f"per-capita income fell {fall:.0%} (threshold "
                     f"{policy.sharp_fall_ratio:.0%}): from {before.describe()} to "
                     f"{latest.describe()}",
-                    (before.event_id, before.occurred_at),
                     (latest.event_id, latest.occurred_at),
+                    context=((before.event_id, before.occurred_at),),
                 )
 
     cases = [c for c in hardships_at(state, at).values() if not c.resolved]
@@ -118,7 +127,7 @@ def risk_reasons(
                     f"exceeds the previous year's household income of {household_income} yuan "
                     f"({base.per_capita_yuan} × {people})",
                     *((e, c.latest.occurred_at) for c in shocks for e in c.event_ids),
-                    (base.event_id, base.occurred_at),
+                    context=((base.event_id, base.occurred_at),),
                 )
     for case in cases:
         add(
@@ -158,14 +167,13 @@ def risk_reasons(
                     else f"worth {produce.value_yuan} yuan, ≥ "
                     f"{policy.unsold_income_share:.0%} of a year's income"
                 )
-                evidence = [(visit.event_id, visit.occurred_at)]
-                if lives_on_it:
-                    evidence.append((registry.event_id, registry.occurred_at))
+                context = ((registry.event_id, registry.occurred_at),) if lives_on_it else ()
                 add(
                     "unsold_produce",
                     f"{produce.quantity} {produce.unit} of {produce.item} unsold "
                     f"({produce.value_yuan} yuan) and {why}",
-                    *evidence,
+                    (visit.event_id, visit.occurred_at),
+                    context=context,
                 )
         if block.members_seeking_work > 0:
             add(
@@ -206,11 +214,14 @@ def risk_reasons(
         if answered.get(code) is not None and answered[code] >= latest:
             continue
         ordered = sorted(evidence.events.items(), key=lambda item: (item[1], item[0]))
+        named = sorted(
+            {**evidence.context, **evidence.events}.items(), key=lambda item: (item[1], item[0])
+        )
         reasons.append(
             Reason(
                 code,
                 "; ".join(dict.fromkeys(evidence.messages)),
-                tuple(e for e, _ in ordered),
+                tuple(e for e, _ in named),
                 ordered[0][1],
                 latest,
             )

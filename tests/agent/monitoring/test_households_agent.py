@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -160,3 +162,66 @@ async def test_an_unexpected_error_dead_letters_the_record_instead_of_losing_it(
     assert dead["error_kind"] == "NOT_APPLICABLE" and "broker said no" in dead["error"]
     assert dead["original_value"] == CODEC.encode(*records[0])
     assert outbox.records(RISK.name)  # the agent kept going
+
+
+async def test_transient_errors_are_retried_then_the_process_gives_up_without_dead_letter(
+    monkeypatch,
+):
+    from aiokafka.errors import KafkaConnectionError
+
+    from services.monitoring import app as app_module
+
+    monkeypatch.setattr(app_module, "RETRY_DELAYS", (0.01, 0.01))
+    outbox = RecordingOutbox()
+    fatal: list[BaseException] = []
+    gave_up = asyncio.Event()
+
+    def on_fatal(exc: BaseException) -> None:
+        fatal.append(exc)
+        gave_up.set()
+
+    attempts = []
+
+    async def broken(topic: str, key: bytes, value: bytes) -> None:
+        if topic == RISK.name:
+            attempts.append(topic)
+            raise KafkaConnectionError("broker gone")
+        await RecordingOutbox.send(outbox, topic, key, value)
+
+    outbox.send = broken
+    app = build_app(
+        app_id=f"monitoring-agent-{uuid.uuid4().hex[:6]}",
+        bootstrap="127.0.0.1:9",
+        codec=CODEC,
+        policies=load_policies(),
+        metrics=MonitoringMetrics(CollectorRegistry()),
+        layout=TopicLayout(household_partitions=2),
+        clock=lambda: at("2020-03-11"),
+        outbox=outbox,
+        on_fatal=on_fatal,
+    )
+    app.finalize()
+    agent = next(a for name, a in app.agents.items() if name.endswith(".households"))
+    async with agent.test_context() as context:
+        # In a worker `on_fatal` exits the process; here it records, and the agent re-raises.
+        with contextlib.suppress(KafkaConnectionError):
+            await put_all(context, wu_chickens()[:1])
+            await asyncio.wait_for(gave_up.wait(), 10)
+    assert len(attempts) == 3 and len(fatal) == 1
+    assert outbox.records(DEAD_LETTERS.name) == []  # not the record's fault: not dead-lettered
+
+
+async def test_a_deadline_tick_emits_the_overdue_signal(harness):
+    agent, outbox, _, now = harness
+    app = agent.app
+    ticks = next(a for name, a in app.agents.items() if name.endswith(".deadline_ticks"))
+    now["at"] = at("2020-03-11")
+    async with agent.test_context() as context:
+        await put_all(context, wu_chickens())
+    assert outbox.records(RISK.name)[-1]["overdue"] == []
+    now["at"] = at("2020-03-30")  # 15 days after the flag, no decision
+    async with ticks.test_context() as context:
+        await context.put(b"tick", key=b"500231-wu")
+        await context.put(b"tick", key=b"500231-unknown")  # no row: nothing to do
+    latest = outbox.records(RISK.name)[-1]
+    assert latest["overdue"] == ["decision_overdue"] and latest["workflow"] == "FLAGGED"

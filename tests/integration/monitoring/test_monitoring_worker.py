@@ -294,11 +294,10 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path)
         await send_all(producer, [decision])
 
         def monitored() -> bool:
-            a = watcher.latest(household)
-            return a["workflow"] == "MONITORED"
+            a = watcher.latest(household)  # the decision may overtake redelivered records
+            return (a["workflow"], a["level"]) == ("MONITORED", "HIGH")
 
         await watcher.until(monitored, 240, "the monitored assessment", workers)
-        assert watcher.latest(household)["level"] == "HIGH"
         # every re-emit of the flagged assessment carries the same deterministic id
         flagged_ids = {
             a["event_id"]
