@@ -73,9 +73,10 @@ def test_uremia_patient_put_under_monitoring_the_same_day():
     assert a.next_visit_due == dt.date(2020, 6, 15)
     later = assessed("500231-zhou", records, at("2020-06-20"))
     assert "visit_overdue" in later.overdue
-    # never eliminated: no working-age labour beyond his weak labour? he has weak labour, but
-    # income is below the line and he has been monitored for a month
+    # income below the line, monitored for a month: elimination is not allowed
     assert later.elimination is not None and not later.elimination.allowed
+    unmet = dict(later.elimination.unmet)
+    assert {"income_not_above_line", "monitored_too_short"} <= set(unmet)
 
 
 def test_poultry_farmer_with_unsold_chickens_is_flagged_and_clears_after_sales_aid():
