@@ -46,8 +46,24 @@ def _common(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _check_members(m: dict[str, Any]) -> None:
+    """Refuse member counts no household can have: Avro admits them, the rules would not."""
+    problems = [f"members.{k} {v} < 0" for k, v in m.items() if isinstance(v, int) and v < 0]
+    if not problems:
+        if m["count"] < 1:
+            problems.append(f"members.count {m['count']} < 1")
+        if m["labour"] + m.get("weak_labour", 0) > m["count"]:
+            problems.append("members.labour + members.weak_labour exceed members.count")
+        for part in ("students", "disabled", "chronically_ill", "elderly"):
+            if m[part] > m["count"]:
+                problems.append(f"members.{part} exceeds members.count")
+    if problems:
+        raise Untranslatable("impossible household: " + "; ".join(problems))
+
+
 def registry_from(r: dict[str, Any]) -> RegistryRecorded:
     m, base = r["members"], r.get("baseline_income")
+    _check_members(m)
     return RegistryRecorded(
         **_common(r),
         change=r["change"],
