@@ -175,7 +175,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("change", ("change", "变更类型"), CHANGE),
     Column("occurred_at", ("occurred_at", "登记日期", "日期"), _moment),
 )
-_BY_HEADER = {h.lower(): c for c in COLUMNS for h in c.headers}
 
 
 class CsvFileError(ValueError):
@@ -220,7 +219,27 @@ def read_text(path: Path) -> str:
             raise CsvFileError(f"{path}: neither UTF-8 nor GB18030 text") from None
 
 
-def parse(
+@dataclass(frozen=True)
+class TableImport:
+    """What differs between imported tables: columns, event kind, key, and row checks.
+
+    `row_checks` is called once per file and returns the check for each row (body, line) →
+    problems, so a check can remember earlier rows (e.g. a cadre listed twice).
+    """
+
+    slug: str  # the event kind, as in BY_SLUG: "households", "cadres"
+    columns: tuple[Column, ...]
+    key_field: str
+    namespace: uuid.UUID  # event ids are uuid5 of the row's content: re-imports are harmless
+    row_checks: Callable[[], Callable[[dict[str, Any], int], list[RowProblem]]]
+
+    def column_for(self, header: str) -> Column | None:
+        wanted = header.strip().lstrip("\ufeff").lower()
+        return next((c for c in self.columns for h in c.headers if h.lower() == wanted), None)
+
+
+def parse_table(
+    table: TableImport,
     text: str,
     codec: Codec,
     actor: str,
@@ -237,7 +256,7 @@ def parse(
     result = ParsedFile()
     columns: list[Column | None] = []
     for name in header:
-        column = _BY_HEADER.get(name.strip().lstrip("\ufeff").lower())
+        column = table.column_for(name)
         columns.append(column)
         if column is None and name.strip():
             result.warnings.append(f"column {name.strip()!r} is not imported (unknown header)")
@@ -245,7 +264,7 @@ def parse(
     duplicated = {c.path for c in columns if c is not None and columns.count(c) > 1}
     if duplicated:
         raise CsvFileError("columns given twice: " + ", ".join(sorted(duplicated)))
-    missing = [c for c in COLUMNS if c.required and c.path not in present]
+    missing = [c for c in table.columns if c.required and c.path not in present]
     if missing:
         raise CsvFileError(
             "missing columns: "
@@ -253,8 +272,9 @@ def parse(
         )
     if "occurred_at" not in present and as_of is None:
         raise CsvFileError("no occurred_at (登记日期) column: give --as-of DATE")
-    kind = BY_SLUG["households"]
+    kind = BY_SLUG[table.slug]
     origin = Origin(actor=actor, source="IMPORT")
+    check_row = table.row_checks()
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -266,19 +286,44 @@ def parse(
         body, problems = _row_body(row, columns, line)
         if "occurred_at" not in body and as_of is not None:
             body["occurred_at"] = as_of.isoformat()
-        body.setdefault("change", "BASELINE")
-        body.setdefault("housing", "UNKNOWN")
-        body.setdefault("water", "UNKNOWN")
+        problems.extend(check_row(body, line))
         if problems:
             result.problems.extend(problems)
             continue
-        body["event_id"] = str(uuid.uuid5(IMPORT_NAMESPACE, json.dumps(body, sort_keys=True)))
+        body["event_id"] = str(uuid.uuid5(table.namespace, json.dumps(body, sort_keys=True)))
         prepared = prepare(codec, kind, body, origin, now, future_skew)
         if prepared.problems:
             result.problems.extend(RowProblem(line, f, p) for f, p in prepared.problems)
         else:
             result.records.append((line, prepared.record))
     return result
+
+
+def _household_defaults() -> Callable[[dict[str, Any], int], list[RowProblem]]:
+    def complete(body: dict[str, Any], line: int) -> list[RowProblem]:
+        body.setdefault("change", "BASELINE")
+        body.setdefault("housing", "UNKNOWN")
+        body.setdefault("water", "UNKNOWN")
+        return []
+
+    return complete
+
+
+HOUSEHOLDS = TableImport(
+    "households", COLUMNS, "household_id", IMPORT_NAMESPACE, _household_defaults
+)
+
+
+def parse(
+    text: str,
+    codec: Codec,
+    actor: str,
+    as_of: dt.datetime | None,
+    now: dt.datetime,
+    future_skew: dt.timedelta = dt.timedelta(minutes=5),
+) -> ParsedFile:
+    """Check every row of a household table (户表)."""
+    return parse_table(HOUSEHOLDS, text, codec, actor, as_of, now, future_skew)
 
 
 def _row_body(row: list[str], columns: list[Column | None], line: int):
@@ -313,7 +358,8 @@ class ImportReport:
     unavailable: int = 0  # records the broker did not acknowledge (re-run the import)
 
 
-async def import_households(
+async def import_table(
+    table: TableImport,
     text: str,
     codec: Codec,
     sink: RecordSink,
@@ -323,7 +369,7 @@ async def import_households(
     now: dt.datetime,
 ) -> ImportReport:
     """Check the whole file first; then write its good rows, waiting for every ack."""
-    parsed = parse(text, codec, actor, as_of, now)
+    parsed = parse_table(table, text, codec, actor, as_of, now)
     report = ImportReport(
         rows=parsed.rows,
         imported=0,
@@ -334,14 +380,14 @@ async def import_households(
     )
     if report.refused:
         return report
-    topic = BY_SLUG["households"].topic
+    topic = BY_SLUG[table.slug].topic
     for start in range(0, len(parsed.records), SEND_CHUNK):
         chunk = parsed.records[start : start + SEND_CHUNK]
         results = await asyncio.gather(
             *(
                 sink.send(
                     topic.name,
-                    record["household_id"].encode("utf-8"),
+                    record[table.key_field].encode("utf-8"),
                     codec.encode(topic.event_type, record),
                 )
                 for _, record in chunk
@@ -356,3 +402,16 @@ async def import_households(
             else:
                 report.imported += 1
     return report
+
+
+async def import_households(
+    text: str,
+    codec: Codec,
+    sink: RecordSink,
+    actor: str,
+    as_of: dt.datetime | None,
+    skip_bad: bool,
+    now: dt.datetime,
+) -> ImportReport:
+    """Import a household table (户表); see `import_table`."""
+    return await import_table(HOUSEHOLDS, text, codec, sink, actor, as_of, skip_bad, now)
