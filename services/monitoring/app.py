@@ -36,6 +36,7 @@ from services.contract.topics import (
     VISITS,
     TopicLayout,
 )
+from services.kafka import faust_redelivery
 
 from . import avro_translation as avro
 from .fold import NotApplicable
@@ -143,6 +144,7 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
     )
+    faust_redelivery.install(app)  # faust drops re-fetched records otherwise
     raw = {
         "key_type": bytes,
         "value_type": bytes,

@@ -36,6 +36,7 @@ from services.contract.topics import (
     SUPPORT_MEASURES,
     TopicLayout,
 )
+from services.kafka import faust_redelivery
 
 from . import avro_translation as avro
 from .catalogue import Catalogue
@@ -119,6 +120,7 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
     )
+    faust_redelivery.install(app)  # faust drops re-fetched records otherwise
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
            "value_serializer": "raw"}  # fmt: skip
     household_topic = app.topic(*HOUSEHOLD_INPUTS, **raw)
