@@ -113,22 +113,28 @@ def _assessed(
     assessment = assess(state, policy, as_of)
     digest = assessment.digest()
     emit = None
-    if digest != row.emitted_digest or duplicate:
-        # A duplicate re-sends the current assessment under the id it was first sent with: if
-        # a crash lost that send after the row was stored, this is how it reaches the log.
-        same = digest == row.emitted_digest and row.emitted_event_id
+    stored = row
+    if duplicate and digest == row.emitted_digest and row.emitted_event_id:
+        # A redelivered input re-sends the last emitted record as it was (its id, as_of,
+        # chain hash and recorded_at): if a crash lost that send after the row was stored,
+        # this is how it reaches the log, and a copy is indistinguishable from the first.
         emit = avro.assessment_record(
-            assessment,
+            replace(assessment, as_of=row.emitted_as_of or assessment.as_of),
             state.version,
-            now,
-            chain_hash(row.chain),
-            row.emitted_event_id if same else None,
+            row.emitted_recorded_at or now,
+            row.emitted_chain_hash if row.emitted_as_of else chain_hash(row.chain),
+            row.emitted_event_id,
         )
-    stored = replace(
-        row,
-        emitted_digest=digest,
-        emitted_event_id=str(emit["event_id"]) if emit else row.emitted_event_id,
-    )
+    elif digest != row.emitted_digest or duplicate:
+        emit = avro.assessment_record(assessment, state.version, now, chain_hash(row.chain))
+        stored = replace(
+            row,
+            emitted_digest=digest,
+            emitted_event_id=str(emit["event_id"]),
+            emitted_as_of=emit["as_of"],
+            emitted_chain_hash=emit["chain_hash"],
+            emitted_recorded_at=emit["recorded_at"],
+        )
     registry = registry_at(state, as_of)
     summary = Summary(
         workflow=assessment.workflow,

@@ -42,6 +42,11 @@ class Row:
     chain: tuple[tuple[str, int, int, str], ...] = ()  # (topic, partition, offset, head) by topic
     emitted_digest: str = ""
     emitted_event_id: str = ""
+    # What the last emitted record said beyond its digest, so that a re-send (after a
+    # redelivered input) is the same record, not the same id over a newer as_of and chain.
+    emitted_as_of: datetime | None = None
+    emitted_chain_hash: str = ""
+    emitted_recorded_at: datetime | None = None
 
 
 def _encode(value: Any) -> Any:
@@ -85,6 +90,9 @@ def dump_row(row: Row, fragment: Callable[[Any], str] | None = None) -> bytes:
             "chain": [list(link) for link in row.chain],
             "emitted_digest": row.emitted_digest,
             "emitted_event_id": row.emitted_event_id,
+            "emitted_as_of": _encode(row.emitted_as_of),
+            "emitted_chain_hash": row.emitted_chain_hash,
+            "emitted_recorded_at": _encode(row.emitted_recorded_at),
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -113,7 +121,16 @@ def load_row(raw: bytes) -> Row:
         **{kind: _decode(data["events"][kind]) for kind in LIMITS},
     )
     chain = tuple((t, p, o, h) for t, p, o, h in data["chain"])
-    return Row(state, chain, data["emitted_digest"], data["emitted_event_id"])
+    return Row(
+        state,
+        chain,
+        data["emitted_digest"],
+        data["emitted_event_id"],
+        # rows written before these fields existed re-send with the current as_of and chain
+        _decode(data.get("emitted_as_of")),
+        data.get("emitted_chain_hash", ""),
+        _decode(data.get("emitted_recorded_at")),
+    )
 
 
 class RowCache:
