@@ -12,11 +12,19 @@ hundreds of events and its committed offsets stalled; with faust's DEBUG logging
 show as "DROPPED MESSAGE ROFF" for every offset from the committed one up to the last
 read one. faust-streaming issues #216 and #221 report the same family of skips.
 
+It also skips, with no log at all, records of a partition that is not "active" (paused by
+recovery, say) when the fetched batch is handed out, although the fetch position is past
+them.
+
 Our agents are idempotent (the fold ignores a seen event id, emitted ids are
 deterministic, the support pool keeps decisions by id), so a record delivered twice is
 harmless and a record dropped is a loss. This consumer therefore clears the stale read
 offset when a record below it arrives, so faust delivers it (and acks it: its ack index
-ignores an offset acked before). Everything else is faust's own code.
+ignores an offset acked before), and seeks a partition back to the first record it would
+have skipped. As a last line, a check every 15 s fetches a partition again from its
+committed offset when that offset was handed out and then vanished (in no queue, not being
+processed, not acked: a queue cleared by flow control, say). Everything else is faust's own
+code.
 """
 
 from __future__ import annotations
@@ -27,32 +35,131 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
 
 log = logging.getLogger(__name__)
+# How long a partition may sit with its next offset handed out but neither in a stream's
+# queue, nor being processed, nor acked before it is fetched again (two checks apart).
+LOST_CHECK_SECONDS = 15.0
 
 
 class RedeliveringConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer, delivering re-fetched records instead of dropping them."""
+    """faust's aiokafka consumer, delivering re-fetched records instead of dropping them.
+
+    `getmany` is faust's own (faust/transport/consumer.py) but for the two drops: a record
+    below the stale read offset is delivered, and the records of a partition that was not
+    active when they arrived are fetched again (seek back) instead of skipped.
+    """
 
     redelivered = 0  # records that faust would have dropped (for tests and the log)
+    refetched = 0  # partitions sought back over records faust would have skipped
+    recovered = 0  # partitions fetched again by the lost-record check
+    _suspects: dict[Any, int] | None = None  # partition -> committed offset seen stuck
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109 (faust's signature)
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            # as faust: the fetch raced a rebalance; back to the committed offsets
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seeking to committed offsets while flow is stopped: %r", exc)
+            return
         read_offsets = self._read_offset
-        async for tp, message in super().getmany(timeout):
-            read = read_offsets.get(tp)
-            if read is not None and message.offset < read:
-                # None makes the fetch loop deliver this record and skip its gap check,
-                # which is right: the offsets from here on are read again in order.
-                read_offsets[tp] = None
-                self.redelivered += 1
-                log.info(
-                    "re-delivering %s[%d] from offset %d (faust had read up to %d)",
-                    tp.topic,
-                    tp.partition,
-                    message.offset,
-                    read,
+        skipped: dict[Any, int] = {}  # partition -> first offset not handed out
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break  # a rebalance began: recovery seeks to the committed offsets after it
+            if tp in skipped:
+                continue
+            if (
+                active_partitions is None
+                or tp in active_partitions
+                or tp in self._buffered_partitions
+            ):
+                read = read_offsets.get(tp)
+                if read is not None and record.offset < read:
+                    # None makes the fetch loop deliver this record and skip its gap check,
+                    # which is right: the offsets from here on are read again in order.
+                    read_offsets[tp] = None
+                    self.redelivered += 1
+                    log.info(
+                        "re-delivering %s[%d] from offset %d (faust had read up to %d)",
+                        tp.topic, tp.partition, record.offset, read,
+                    )  # fmt: skip
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, self._to_message(tp, record)
+            else:
+                # paused (recovery) while these were in flight: the fetch position is already
+                # past them, so faust would never read them again in this session
+                skipped[tp] = record.offset
+        for tp, offset in skipped.items():
+            try:
+                await self.seek(tp, offset)
+                self.refetched += 1
+                log.info("fetching %s[%d] again from offset %d", tp.topic, tp.partition, offset)
+            except Exception as exc:  # revoked meanwhile: its next owner starts from commits
+                log.warning(
+                    "cannot seek %s[%d] back to %d: %r", tp.topic, tp.partition, offset, exc
                 )
-            yield tp, message
+
+    def lost_partitions(self) -> dict[Any, int]:
+        """Partitions whose next offset to commit was handed out and then lost.
+
+        faust commits a partition up to its first offset not acked. When that offset was
+        read (faust's read offset is at or past it) but is in no stream's queue, not being
+        processed (faust tracks a message as unacked from the moment a stream takes it) and
+        not acked, nothing will ever process it in this session: a queue cleared by flow
+        control after a seek, for one, drops records whose fetch position is behind us.
+        """
+        if not self.flow_active or self.app.in_recovery or self.app.rebalancing:
+            return {}
+        busy = {message.tp for message in self._unacked_messages}
+        lost = {}
+        for tp in self.assignment():
+            if tp in busy or tp in self._paused_partitions or self._is_changelog_tp(tp):
+                continue
+            committed = self._committed_offset.get(tp)
+            read = self._read_offset.get(tp)
+            if committed is None or read is None or read < committed:
+                continue  # nothing handed out past the commit (or never committed)
+            acked = self._acked_index.get(tp, ())
+            gap = self._gap.get(tp)
+            if committed in acked or (gap is not None and gap.overlaps(committed)):
+                continue  # the next commit moves past it
+            channels = self.app.topics._tp_index.get(tp, ())
+            if any(channel.queue.qsize() for channel in channels):
+                continue  # still on its way to a stream
+            lost[tp] = committed
+        return lost
+
+    @Service.timer(LOST_CHECK_SECONDS)
+    async def _lost_record_check(self) -> None:
+        await self.fetch_lost_again()
+
+    async def fetch_lost_again(self) -> None:
+        """One pass: seek back the partitions found lost at the same offset twice running."""
+        suspects = self._suspects if self._suspects is not None else {}
+        lost = self.lost_partitions()
+        self._suspects = {tp: offset for tp, offset in lost.items() if suspects.get(tp) != offset}
+        for tp, offset in lost.items():
+            if suspects.get(tp) != offset:
+                continue  # first sighting: it may be a moment's state; look again next time
+            try:
+                await self.seek(tp, offset)
+            except Exception as exc:  # revoked meanwhile: its next owner starts from commits
+                log.warning("cannot seek %s[%d] to %d: %r", tp.topic, tp.partition, offset, exc)
+                continue
+            self.recovered += 1
+            log.warning(
+                "%s[%d]: offset %d was fetched but never processed; fetching again from it",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
 
 
 class RedeliveringTransport(faust_aiokafka.Transport):

@@ -1,10 +1,10 @@
-"""The redelivering consumer: a re-fetched record below faust's read offset is delivered.
+"""The redelivering consumer: nothing fetched is silently dropped.
 
-The drop itself happens in faust's fetch loop (`_drain_messages`): a record is delivered
-when faust's read offset for its partition is None or not above the record's offset. These
-tests drive `RedeliveringConsumer.getmany` over a stand-in for faust's own `getmany` and
-apply that same rule, so they fail if the consumer stops clearing a stale read offset.
-The fault harness (`tests/integration/faults`) covers the real worker after kill -9.
+faust's fetch loop (`_drain_messages`) delivers a record when its read offset for the
+partition is None or not above the record's offset; these tests apply that same rule to what
+`RedeliveringConsumer.getmany` yields, over a stand-in for the fetch (`_wait_next_records`),
+so they fail if a stale read offset is kept or a paused partition's records are skipped
+without a seek back. The fault harness (`tests/integration/faults`) covers the real worker.
 """
 
 from __future__ import annotations
@@ -15,63 +15,97 @@ from types import SimpleNamespace
 
 import faust
 from aiokafka import TopicPartition
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from services.kafka import faust_redelivery
 from services.kafka.faust_redelivery import RedeliveringConsumer
 
-TP = TopicPartition("household.registry", 3)
+REGISTRY = TopicPartition("household.registry", 3)
+VISITS = TopicPartition("household.visits", 0)
 
 
-def consumer_over(messages, read_offset):
-    consumer = object.__new__(RedeliveringConsumer)
-    consumer._read_offset = defaultdict(lambda: None)
-    if read_offset is not None:
-        consumer._read_offset[TP] = read_offset
-    consumer.redelivered = 0
-
-    async def parent_getmany(self, timeout):  # noqa: ASYNC109
-        for offset in messages:
-            yield TP, SimpleNamespace(offset=offset)
-
-    return consumer, parent_getmany
+class Consumer(RedeliveringConsumer):
+    should_stop = False  # a plain attribute: no faust Service behind this stand-in
 
 
-def drain(consumer) -> list[int]:
-    """faust's delivery rule, applied to what the consumer yields."""
+def consumer_over(batch: dict, active: set, read: dict | None = None) -> Consumer:
+    consumer = object.__new__(Consumer)
+    consumer._read_offset = defaultdict(lambda: None, read or {})
+    consumer._buffered_partitions = set()
+    consumer.flow_active = True
+    consumer.redelivered = consumer.refetched = 0
+    consumer.app = SimpleNamespace(
+        consumer_generation_id=1,
+        monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
+    )
+    consumer.scheduler = SimpleNamespace(
+        iterate=lambda records: ((tp, r) for tp, rs in records.items() for r in rs)
+    )
+    consumer.highwater = lambda tp: 0
+    consumer._to_message = lambda tp, record: record
+    consumer.sought = []
+
+    async def wait_next_records(timeout):  # noqa: ASYNC109
+        return {
+            tp: [SimpleNamespace(offset=o) for o in offsets] for tp, offsets in batch.items()
+        }, active
+
+    async def seek(tp, offset):
+        consumer.sought.append((tp, offset))
+        consumer._read_offset[tp] = offset or None
+
+    consumer._wait_next_records = wait_next_records
+    consumer.seek = seek
+    return consumer
+
+
+def drain(consumer) -> dict:
+    """faust's delivery rule over one fetched batch: what reaches the streams, by partition."""
 
     async def run():
-        delivered = []
+        delivered = defaultdict(list)
         async for tp, message in consumer.getmany(timeout=1.0):
             read = consumer._read_offset[tp]
             if read is None or message.offset >= read:
-                delivered.append(message.offset)
+                delivered[tp].append(message.offset)
                 consumer._read_offset[tp] = message.offset
-        return delivered
+        return dict(delivered)
 
     return asyncio.run(run())
 
 
-def test_records_fetched_again_after_a_seek_back_are_delivered(monkeypatch):
-    # faust had read up to 72; a seek to the committed offset 47 fetches 47.. again
-    consumer, parent = consumer_over(range(47, 80), read_offset=72)
-    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", parent)
-    assert drain(consumer) == list(range(47, 80))
+def test_records_fetched_again_after_a_seek_back_are_delivered():
+    # faust had read up to 72; the seek to the committed offset 47 fetches 47.. again
+    consumer = consumer_over({REGISTRY: range(47, 80)}, {REGISTRY}, read={REGISTRY: 72})
+    assert drain(consumer) == {REGISTRY: list(range(47, 80))}
     assert consumer.redelivered == 1  # cleared once, then the offsets follow in order
 
 
-def test_records_in_order_pass_untouched(monkeypatch):
-    consumer, parent = consumer_over(range(10, 20), read_offset=9)
-    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", parent)
-    assert drain(consumer) == list(range(10, 20))
-    assert consumer.redelivered == 0
+def test_records_in_order_pass_untouched():
+    consumer = consumer_over({VISITS: range(10, 20)}, {VISITS}, read={VISITS: 9})
+    assert drain(consumer) == {VISITS: list(range(10, 20))}
+    assert consumer.redelivered == 0 and consumer.sought == []
 
 
-def test_a_partition_never_read_is_left_to_faust(monkeypatch):
-    consumer, parent = consumer_over([0, 1, 2], read_offset=None)
-    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", parent)
-    assert drain(consumer) == [0, 1, 2]
-    assert TP not in dict(consumer._read_offset) or consumer._read_offset[TP] == 2
+def test_records_of_a_paused_partition_are_fetched_again_not_skipped():
+    consumer = consumer_over({REGISTRY: range(5, 9), VISITS: range(0, 3)}, {VISITS})
+    assert drain(consumer) == {VISITS: [0, 1, 2]}
+    assert consumer.sought == [(REGISTRY, 5)]  # the first record not handed out
+    # resumed: the fetch from 5 is delivered (the seek set the read offset to it)
+    again = consumer_over({REGISTRY: range(5, 9)}, {REGISTRY}, read=dict(consumer._read_offset))
+    assert drain(again) == {REGISTRY: [5, 6, 7, 8]}
+
+
+def test_a_rebalance_mid_batch_stops_handing_out():
+    consumer = consumer_over({VISITS: range(0, 5)}, {VISITS})
+
+    async def run():
+        out = []
+        async for _, message in consumer.getmany(timeout=1.0):
+            out.append(message.offset)
+            consumer.app.consumer_generation_id = 2  # a rebalance began after the first
+        return out
+
+    assert asyncio.run(run()) == [0]  # recovery seeks to the committed offsets afterwards
 
 
 def test_install_gives_the_app_the_redelivering_consumer():
@@ -79,3 +113,41 @@ def test_install_gives_the_app_the_redelivering_consumer():
     faust_redelivery.install(app)
     assert isinstance(app.transport, faust_redelivery.RedeliveringTransport)
     assert app.transport.Consumer is RedeliveringConsumer
+
+
+def watched(committed=40, read=45, acked=(41, 42), busy=False, queued=0, **app):
+    consumer = consumer_over({}, set())
+    consumer.assignment = lambda: {VISITS}
+    consumer._committed_offset = defaultdict(lambda: None, {VISITS: committed})
+    consumer._read_offset = defaultdict(lambda: None, {VISITS: read})
+    consumer._acked_index = defaultdict(set, {VISITS: set(acked)})
+    consumer._gap = defaultdict(lambda: None)
+    consumer._paused_partitions = set()
+    consumer._unacked_messages = [SimpleNamespace(tp=VISITS)] if busy else []
+    consumer._is_changelog_tp = lambda tp: False
+    channel = SimpleNamespace(queue=SimpleNamespace(qsize=lambda: queued))
+    consumer.app.topics = SimpleNamespace(_tp_index={VISITS: [channel]})
+    consumer.app.in_recovery = app.get("in_recovery", False)
+    consumer.app.rebalancing = False
+    consumer._suspects = None
+    return consumer
+
+
+def test_an_offset_handed_out_and_vanished_is_lost():
+    assert watched().lost_partitions() == {VISITS: 40}
+
+
+def test_an_offset_still_on_its_way_or_done_is_not_lost():
+    assert watched(acked=(40, 41)).lost_partitions() == {}  # the next commit passes it
+    assert watched(busy=True).lost_partitions() == {}  # a stream is processing it
+    assert watched(queued=3).lost_partitions() == {}  # waiting in a stream's queue
+    assert watched(read=39).lost_partitions() == {}  # not handed out yet
+    assert watched(in_recovery=True).lost_partitions() == {}
+
+
+def test_a_lost_partition_is_fetched_again_on_the_second_sighting_only():
+    consumer = watched()
+    asyncio.run(consumer.fetch_lost_again())
+    assert consumer.sought == []  # a moment's state, perhaps
+    asyncio.run(consumer.fetch_lost_again())
+    assert consumer.sought == [(VISITS, 40)] and consumer.recovered == 1
