@@ -126,6 +126,12 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
             read = self._read_offset.get(tp)
             if committed is None or read is None or read < committed:
                 continue  # nothing handed out past the commit (or never committed)
+            if read == committed:
+                # a seek sets the read offset to the committed one before anything is read:
+                # only a stall if the log has more to give
+                end = self.highwater(tp)
+                if end is None or end <= committed:
+                    continue
             acked = self._acked_index.get(tp, ())
             gap = self._gap.get(tp)
             if committed in acked or (gap is not None and gap.overlaps(committed)):

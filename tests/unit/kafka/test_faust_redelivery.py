@@ -115,8 +115,9 @@ def test_install_gives_the_app_the_redelivering_consumer():
     assert app.transport.Consumer is RedeliveringConsumer
 
 
-def watched(committed=40, read=45, acked=(41, 42), busy=False, queued=0, **app):
+def watched(committed=40, read=45, acked=(41, 42), busy=False, queued=0, end=60, **app):
     consumer = consumer_over({}, set())
+    consumer.highwater = lambda tp: end
     consumer.assignment = lambda: {VISITS}
     consumer._committed_offset = defaultdict(lambda: None, {VISITS: committed})
     consumer._read_offset = defaultdict(lambda: None, {VISITS: read})
@@ -135,6 +136,8 @@ def watched(committed=40, read=45, acked=(41, 42), busy=False, queued=0, **app):
 
 def test_an_offset_handed_out_and_vanished_is_lost():
     assert watched().lost_partitions() == {VISITS: 40}
+    # sought to the commit, the log has more, yet nothing comes: fetched again too
+    assert watched(read=40, acked=(), end=45).lost_partitions() == {VISITS: 40}
 
 
 def test_an_offset_still_on_its_way_or_done_is_not_lost():
@@ -142,6 +145,8 @@ def test_an_offset_still_on_its_way_or_done_is_not_lost():
     assert watched(busy=True).lost_partitions() == {}  # a stream is processing it
     assert watched(queued=3).lost_partitions() == {}  # waiting in a stream's queue
     assert watched(read=39).lost_partitions() == {}  # not handed out yet
+    # just sought to the commit at the end of the log: nothing to read, nothing lost
+    assert watched(read=40, acked=(), end=40).lost_partitions() == {}
     assert watched(in_recovery=True).lost_partitions() == {}
 
 
