@@ -151,3 +151,10 @@ def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> floa
     if not 0 < value < 86_400:
         raise SettingsError(f"{name}={raw!r}: must be more than 0 and less than a day")
     return value
+
+
+def faust_datadir(home: Path, app_id: str) -> Path:
+    """A faust app's data directory (RocksDB tables among it), under the service's home."""
+    path = home / "faust" / app_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

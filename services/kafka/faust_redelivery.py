@@ -23,8 +23,11 @@ offset when a record below it arrives, so faust delivers it (and acks it: its ac
 ignores an offset acked before), and seeks a partition back to the first record it would
 have skipped. As a last line, a check every 15 s fetches a partition again from its
 committed offset when that offset was handed out and then vanished (in no queue, not being
-processed, not acked: a queue cleared by flow control, say). Everything else is faust's own
-code.
+processed, not acked: a queue cleared by flow control, say). And where faust would count a
+hole in the offsets it hands out as acked ("gaps", meant for transaction markers and
+compacted topics, which our input topics do not have), the hole is left un-acked so the
+check fetches it again; only a hole still there after three fetches is accepted as a gap.
+Everything else is faust's own code.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 # How long a partition may sit with its next offset handed out but neither in a stream's
 # queue, nor being processed, nor acked before it is fetched again (two checks apart).
 LOST_CHECK_SECONDS = 15.0
+MAX_REFETCHES = 3
 
 
 class RedeliveringConsumer(faust_aiokafka.Consumer):
@@ -54,7 +58,13 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
     redelivered = 0  # records that faust would have dropped (for tests and the log)
     refetched = 0  # partitions sought back over records faust would have skipped
     recovered = 0  # partitions fetched again by the lost-record check
+    holes = 0  # offsets skipped in the middle of a partition, left un-acked
     _suspects: dict[Any, int] | None = None  # partition -> committed offset seen stuck
+    _attempts: dict[tuple[Any, int], int] | None = None  # (partition, offset) -> refetches
+    # Partitions where an offset stayed missing after MAX_REFETCHES (a real hole in the log:
+    # deleted by retention, or a producer that started using transactions): faust's gap
+    # logic is trusted for them from then on, with an error in the log.
+    gaps_accepted: frozenset | set = frozenset()
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109 (faust's signature)
         records, active_partitions = await self._wait_next_records(timeout)
@@ -81,7 +91,18 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 or tp in self._buffered_partitions
             ):
                 read = read_offsets.get(tp)
-                if read is not None and record.offset < read:
+                if read is not None and record.offset > read + 1 and tp not in self.gaps_accepted:
+                    # faust would count the offsets in between as acked ("gaps", for
+                    # transaction markers and compaction). Our input topics have neither, so a
+                    # hole means records lost in flight: leave it un-acked, so the commit
+                    # stops there and the lost-record check fetches it again.
+                    read_offsets[tp] = None
+                    self.holes += 1
+                    log.info(
+                        "%s[%d]: offsets %d..%d were not handed out; not counting them as read",
+                        tp.topic, tp.partition, read + 1, record.offset - 1,
+                    )  # fmt: skip
+                elif read is not None and record.offset < read:
                     # None makes the fetch loop deliver this record and skip its gap check,
                     # which is right: the offsets from here on are read again in order.
                     read_offsets[tp] = None
@@ -151,9 +172,23 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
         suspects = self._suspects if self._suspects is not None else {}
         lost = self.lost_partitions()
         self._suspects = {tp: offset for tp, offset in lost.items() if suspects.get(tp) != offset}
+        attempts = self._attempts if self._attempts is not None else {}
+        self._attempts = attempts
         for tp, offset in lost.items():
             if suspects.get(tp) != offset:
                 continue  # first sighting: it may be a moment's state; look again next time
+            attempts[(tp, offset)] = attempts.get((tp, offset), 0) + 1
+            if attempts[(tp, offset)] > MAX_REFETCHES:
+                self.gaps_accepted = {*self.gaps_accepted, tp}
+                log.error(
+                    "%s[%d]: offset %d is still missing after %d fetches; the log has a hole "
+                    "there (retention? transactions?): counting it as read from now on",
+                    tp.topic, tp.partition, offset, MAX_REFETCHES,
+                )  # fmt: skip
+                after = [o for o in self._acked_index.get(tp, ()) if o > offset]
+                # the hole runs up to the first offset processed after it
+                await self._add_gap(tp, offset, min(after) - 1 if after else offset)
+                continue
             try:
                 await self.seek(tp, offset)
             except Exception as exc:  # revoked meanwhile: its next owner starts from commits

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import faust
@@ -117,6 +118,7 @@ def build_app(
     metrics: MonitoringMetrics,
     layout: TopicLayout,
     store: str = "memory://",
+    datadir: Path | None = None,
     web_port: int | None = None,
     web_host: str = "0.0.0.0",
     pinned_policy: str | None = None,
@@ -132,6 +134,8 @@ def build_app(
         app_id,
         broker=f"kafka://{bootstrap}",
         store=store,
+        # faust's data (and RocksDB tables) under the service's home, not the working directory
+        **({"datadir": str(datadir)} if datadir else {}),
         processing_guarantee=processing_guarantee,
         topic_partitions=layout.household_partitions,
         topic_replication_factor=layout.replication_factor,

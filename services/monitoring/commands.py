@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.config import Settings, SettingsError
+from services.config import Settings, SettingsError, faust_datadir
 
 log = logging.getLogger(__name__)
 GUARANTEES = ("exactly_once", "at_least_once")
@@ -121,7 +121,7 @@ def run_monitoring(settings: Settings) -> int:
     bootstrap = local_bootstrap(settings)
     asyncio.run(prepare_topics(bootstrap, settings, own.app_id))
     registry = CollectorRegistry()
-    store = f"rocksdb://{settings.home / 'monitoring-tables'}" if own.rocksdb else "memory://"
+    store = "rocksdb://" if own.rocksdb else "memory://"
     app = build_app(
         app_id=own.app_id,
         bootstrap=bootstrap,
@@ -130,6 +130,7 @@ def run_monitoring(settings: Settings) -> int:
         metrics=MonitoringMetrics(registry),
         layout=settings.layout,
         store=store,
+        datadir=faust_datadir(settings.home, own.app_id),
         web_port=own.web_port,
         pinned_policy=own.pinned_policy,
         sweep_seconds=own.sweep_seconds,

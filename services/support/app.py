@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import faust
@@ -101,6 +102,7 @@ def build_app(
     metrics: SupportMetrics,
     layout: TopicLayout,
     store: str = "memory://",
+    datadir: Path | None = None,
     web_port: int | None = None,
     web_host: str = "0.0.0.0",
     outbox: Outbox | None = None,
@@ -110,6 +112,8 @@ def build_app(
         app_id,
         broker=f"kafka://{bootstrap}",
         store=store,
+        # faust's data (and RocksDB tables) under the service's home, not the working directory
+        **({"datadir": str(datadir)} if datadir else {}),
         processing_guarantee="at_least_once",
         topic_partitions=layout.household_partitions,
         topic_replication_factor=layout.replication_factor,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.config import Settings, SettingsError
+from services.config import Settings, SettingsError, faust_datadir
 from services.contract.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,11 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     bootstrap = local_bootstrap(settings)
     asyncio.run(_prepare_topics(bootstrap, settings, app_id))
     registry = CollectorRegistry()
-    store = f"rocksdb://{settings.home / 'support-tables'}" if settings.support_rocksdb \
-        else "memory://"  # fmt: skip
+    store = "rocksdb://" if settings.support_rocksdb else "memory://"
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,
                     codec=Codec.default(), metrics=SupportMetrics(registry),
                     layout=settings.layout, store=store,
+                    datadir=faust_datadir(settings.home, app_id),
                     web_port=settings.support_metrics_port)  # fmt: skip
 
     if settings.support_metrics_port:

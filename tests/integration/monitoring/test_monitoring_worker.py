@@ -48,7 +48,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_worker(bootstrap: str, app_id: str, home: Path, port: int) -> subprocess.Popen:
+def start_worker(
+    bootstrap: str, app_id: str, home: Path, port: int, rocksdb: bool = False
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -56,6 +58,7 @@ def start_worker(bootstrap: str, app_id: str, home: Path, port: int) -> subproce
         "SHOUWANG_MONITORING_APP_ID": app_id,
         "SHOUWANG_MONITORING_PORT": str(port),
         "SHOUWANG_MONITORING_CLOCK": "event",
+        "SHOUWANG_MONITORING_ROCKSDB": "1" if rocksdb else "",
     }
     log = open(home / f"worker-{time.monotonic_ns()}.log", "wb")  # kept for diagnosis
     return subprocess.Popen(
@@ -263,14 +266,18 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
             stop(worker)
 
 
-async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path):
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path, store):
+    """With RocksDB (production) the table survives on disk and the changelog tops it up;
+    with memory it is rebuilt from the changelog alone. Either way nothing changes."""
+    rocksdb = store == "rocksdb"
     await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"mon9-{uuid.uuid4().hex[:8]}"
     app_id = f"monitoring-it-{prefix}"
     household = f"{prefix}-zhou"
     records = zhou_uremia(household)
     port = free_port()
-    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port)]
+    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port, rocksdb)]
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
     )
@@ -288,7 +295,10 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path)
         first = watcher.latest(household)
         workers[0].kill()  # SIGKILL: no shutdown, no final commit
         workers[0].wait(10)
-        workers[0] = start_worker(kafka_bootstrap, app_id, tmp_path, port)
+        workers[0] = start_worker(kafka_bootstrap, app_id, tmp_path, port, rocksdb)
+        if rocksdb:
+            written = [p for p in (tmp_path / "faust").rglob("CURRENT")]
+            assert written, "the worker wrote no RocksDB table"
         await send_all(producer, records)  # every event again, as a replaying producer would
         decision = review(household, at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED")
         await send_all(producer, [decision])

@@ -156,3 +156,27 @@ def test_a_lost_partition_is_fetched_again_on_the_second_sighting_only():
     assert consumer.sought == []  # a moment's state, perhaps
     asyncio.run(consumer.fetch_lost_again())
     assert consumer.sought == [(VISITS, 40)] and consumer.recovered == 1
+
+
+def test_a_hole_in_the_handed_out_offsets_is_not_counted_as_read():
+    # faust would count 41..43 as acked ("gap") when 44 follows 40; they were lost in flight
+    consumer = consumer_over({VISITS: [44, 45]}, {VISITS}, read={VISITS: 40})
+    assert drain(consumer) == {VISITS: [44, 45]}
+    assert consumer.holes == 1
+    # the commit stays at 41; the check sees it lost and fetches again from it
+    lost = watched(committed=41, read=45, acked=(44, 45))
+    assert lost.lost_partitions() == {VISITS: 41}
+
+
+def test_a_real_hole_is_accepted_after_three_fetches():
+    consumer = watched(committed=41, read=45, acked=(44, 45))
+    gaps = []
+
+    async def add_gap(tp, start, end):
+        gaps.append((tp, start, end))
+
+    consumer._add_gap = add_gap
+    for _ in range(8):  # a sighting, then a fetch per check, the hole never filling
+        asyncio.run(consumer.fetch_lost_again())
+    assert len(consumer.sought) == 3
+    assert VISITS in consumer.gaps_accepted and gaps == [(VISITS, 41, 43)]
