@@ -100,7 +100,10 @@ class VisitsSettings:
         clocks drift); further is refused with 422 (default 300).
     SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS: longest wait for the broker's acknowledgement of a
         request's records; after it the API answers 503 with Retry-After (default 10).
-    SHOUWANG_VISITS_RETRY_AFTER_SECONDS: the Retry-After sent with 503 answers (default 5).
+    SHOUWANG_VISITS_RETRY_AFTER_SECONDS: the Retry-After sent with 503 and 429 answers (default 5).
+    SHOUWANG_VISITS_MAX_IN_FLIGHT: write requests allowed to wait for the broker at once; one
+        more is answered 429 with Retry-After at once, before its body is read, so memory
+        stays bounded when Kafka cannot keep up (default 256).
     SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is trusted without
         asking again, i.e. the longest a revoked token still works (default 30). While the
         database is unreachable, cached tokens keep working for up to 10 minutes.
@@ -114,6 +117,7 @@ class VisitsSettings:
     request_timeout_seconds: float = 10.0
     retry_after_seconds: int = 5
     token_cache_seconds: float = 30.0
+    max_in_flight: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VisitsSettings:
@@ -137,6 +141,7 @@ class VisitsSettings:
             token_cache_seconds=_positive_seconds(
                 env, "SHOUWANG_TOKEN_CACHE_SECONDS", cls.token_cache_seconds
             ),
+            max_in_flight=_positive(env, "SHOUWANG_VISITS_MAX_IN_FLIGHT", cls.max_in_flight),
         )
 
 

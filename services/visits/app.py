@@ -2,7 +2,9 @@
 
 `build_app` takes every dependency (codec, sink, token cache, directory, metrics, clock), so
 nothing is created at import time and tests pass in-memory fakes. Order of checks on a write:
-route (404/405) → bearer token (401, 503 if the token store is down and the token uncached) →
+route (404/405) → admission (429 with Retry-After when `max_in_flight` writes already wait for
+the broker: load is shed, not queued) → bearer token (401, 503 if the token store is down and
+the token uncached) →
 event type in the token's scope (403) → content type (415) → body size (413) → JSON (422) →
 batch size (413) → per record: contract and domain validation (422), township scope (403),
 event id reuse (409) → broker acknowledgement (202, or 503 with Retry-After).
@@ -47,6 +49,7 @@ class Limits:
     max_batch: int = 500
     future_skew: dt.timedelta = dt.timedelta(minutes=5)
     retry_after_seconds: int = 5
+    max_in_flight: int = 256  # write requests waiting for the broker at once
 
 
 @dataclass
@@ -130,9 +133,13 @@ def build_app(deps: Dependencies) -> web.Application:
         middlewares=[_observed(deps.metrics)],
     )
     for kind in KINDS:
-        app.router.add_post(f"/v1/{kind.slug}", ingest.one_handler(kind), name=kind.slug)
         app.router.add_post(
-            f"/v1/{kind.slug}:batch", ingest.batch_handler(kind), name=f"{kind.slug}-batch"
+            f"/v1/{kind.slug}", ingest.admitting(ingest.one_handler(kind)), name=kind.slug
+        )
+        app.router.add_post(
+            f"/v1/{kind.slug}:batch",
+            ingest.admitting(ingest.batch_handler(kind)),
+            name=f"{kind.slug}-batch",
         )
     app.router.add_get("/healthz", _healthz, name="healthz")
     app.router.add_get("/readyz", ingest.readyz, name="readyz")
@@ -210,8 +217,32 @@ class Ingest:
 
     def __init__(self, deps: Dependencies):
         self.deps = deps
+        self.writing = 0  # write requests admitted and not answered yet
 
     # ---- routes -------------------------------------------------------------------------
+
+    def admitting(self, handler: Handler) -> Handler:
+        """Shed load instead of queueing it: every admitted write holds its body and its
+        records until the broker acknowledges them, so the count of those is the memory
+        bound. Refused before the body is read; the client retries after Retry-After."""
+
+        async def admitted(request: web.Request) -> web.Response:
+            limits = self.deps.limits
+            if self.writing >= limits.max_in_flight:
+                raise Refusal(
+                    429,
+                    "overloaded",
+                    f"{limits.max_in_flight} writes are already waiting for the event log; "
+                    f"nothing was written, retry after {limits.retry_after_seconds} s",
+                    headers={"Retry-After": str(limits.retry_after_seconds)},
+                )
+            self.writing += 1
+            try:
+                return await handler(request)
+            finally:
+                self.writing -= 1
+
+        return admitted
 
     def one_handler(self, kind: EventKind) -> Handler:
         async def handle(request: web.Request) -> web.Response:

@@ -64,6 +64,7 @@ def limits_of(settings: VisitsSettings) -> Limits:
         max_batch=settings.max_batch,
         future_skew=dt.timedelta(seconds=settings.future_skew_seconds),
         retry_after_seconds=settings.retry_after_seconds,
+        max_in_flight=settings.max_in_flight,
     )
 
 

@@ -23,6 +23,7 @@ REJECTION_REASONS = (
     "batch_too_large",
     "conflict",
     "unavailable",
+    "overloaded",  # shed with 429: too many writes already wait for the broker
     "not_found",
     "method_not_allowed",
 )

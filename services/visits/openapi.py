@@ -122,6 +122,11 @@ WRITE_ERRORS = {
     "413": _error("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
     "415": _error("Content-Type is not application/json."),
     "422": _error("Malformed JSON or a record that does not fit the contract."),
+    "429": _error(
+        "Too many writes already wait for the event log (SHOUWANG_VISITS_MAX_IN_FLIGHT); "
+        "nothing was written; retry after Retry-After seconds.",
+        retry=True,
+    ),
     "503": _error("The event log (or the token store) is unavailable; retry.", retry=True),
 }
 
