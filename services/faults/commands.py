@@ -25,15 +25,19 @@ Scenario = Callable[[PrivateStack, bool, int], Awaitable[Result]]
 
 def scenarios() -> dict[str, Scenario]:
     """In the order they run (the issue's priority order)."""
-    from . import crashes, outage, poison
+    from . import crashes, outage, overload, poison
 
-    return {"poison": poison.run, "crashes": crashes.run, "db-outage": outage.run}
+    return {
+        "poison": poison.run,
+        "crashes": crashes.run,
+        "db-outage": outage.run,
+        "overload": overload.run,
+    }
 
 
 # Scenarios of issue #9 this harness does not run yet; printed so nobody takes silence for PASS.
 NOT_BUILT = {
     "broker-loss": "3-broker KRaft cluster, kill one broker under load (not built yet)",
-    "overload": "10x campaign-peak rate at the visits API (not built yet)",
 }
 
 
@@ -85,11 +89,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "faults", help="fault harness: poison, worker crashes, database outage (PASS/FAIL)"
+        "faults",
+        help="fault harness: poison, worker crashes, database outage, overload (PASS/FAIL)",
     )
     parser.add_argument("--quick", action="store_true", help="small load, short outages (CI)")
     parser.add_argument(
-        "--scenario", choices=["poison", "crashes", "db-outage"], help="run only this one"
+        "--scenario",
+        choices=["poison", "crashes", "db-outage", "overload"],
+        help="run only this one",
     )
     parser.add_argument("--seed", type=int, help="seed for kill moments and garbage bytes")
     parser.add_argument("--dir", type=Path, help="parent of the run directory (default: /tmp)")
