@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -37,6 +38,8 @@ STARTED_LINE = "Kafka Server started"
 # Broker settings for one node that is both controller and broker. Internal topics get one
 # replica, and fewer partitions than the defaults (50) so the first consumer group and the first
 # transactional producer do not wait for 50 partitions to be created on a laptop.
+log = logging.getLogger(__name__)
+
 BASE_CONFIG = {
     "process.roles": "broker,controller",
     "node.id": "1",
@@ -210,8 +213,16 @@ class LocalKafka:
         extra_config: Mapping[str, str] | None = None,
         java: str = "java",
         mvn: str = "mvn",
+        node_id: int = 1,
+        voters: str | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        # Cluster membership (LocalKafkaCluster): a static controller quorum "1@host:port,...",
+        # every node formatted with the same cluster id. Unset: one standalone node.
+        self.node_id = node_id
+        self.voters = voters
+        self.cluster_id = cluster_id
         self.pom = pom
         self.heap = heap
         self.detach = detach
@@ -285,6 +296,13 @@ class LocalKafka:
         if self.is_running:
             return self.bootstrap
         deadline = time.monotonic() + timeout
+        self.launch()
+        self.wait_ready(deadline)
+        return self.bootstrap
+
+    def launch(self) -> None:
+        """Format storage on first use and start the JVM, without waiting for it (a node of a
+        cluster only becomes ready once a majority of the controller quorum runs)."""
         java_version = java_major_version(self.java)
         if java_version < MIN_JAVA:
             raise LocalStackError(
@@ -308,12 +326,14 @@ class LocalKafka:
                 start_new_session=self.detach,
             )
         self.pid_file.write_text(f"{self._process.pid}\n")
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait for a launched broker to serve clients; stop it if it does not by `deadline`."""
         try:
             self._wait_until_ready(deadline)
         except BaseException:
             self.kill()
             raise
-        return self.bootstrap
 
     def stop(self, timeout: float = 30.0) -> None:
         """Shut the broker down cleanly (SIGTERM), killing it after `timeout` seconds."""
@@ -354,8 +374,13 @@ class LocalKafka:
             **BASE_CONFIG,
             "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
-            "controller.quorum.bootstrap.servers": f"{host}:{self.controller_port}",
             "log.dirs": str(self.log_dir),
+            "node.id": str(self.node_id),
+            **(
+                {"controller.quorum.voters": self.voters}
+                if self.voters
+                else {"controller.quorum.bootstrap.servers": f"{host}:{self.controller_port}"}
+            ),
             **self.extra_config,
         }
         lines = ["# Written by services/localstack/kafka.py on every start; edits are lost."]
@@ -376,9 +401,10 @@ class LocalKafka:
             *self._java_command(),
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
+            # a static quorum (voters in the config) takes no controller option
+            *([] if self.voters else ["--standalone"]),
             # One argument, `=`-joined: an id may start with "-" and parse as an option.
-            f"--cluster-id={new_cluster_id()}",
+            f"--cluster-id={self.cluster_id or new_cluster_id()}",
             f"--config={self.config_file}",
         ]
         result = subprocess.run(
@@ -443,3 +469,78 @@ class LocalKafka:
             f"--- {self.console_file} ---\n{tail(self.console_file, 20)}\n"
             f"--- {self.log_file} ---\n{tail(self.log_file, 15)}"
         )
+
+
+# A cluster's internal topics replicate like production ones (3 copies, 2 in sync).
+CLUSTER_CONFIG = {
+    "offsets.topic.replication.factor": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "share.coordinator.state.topic.replication.factor": "3",
+    "share.coordinator.state.topic.min.isr": "2",
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+}
+
+
+class LocalKafkaCluster:
+    """Three (or `nodes`) combined broker+controller JVMs forming one KRaft cluster with a
+    static quorum, under `data_dir/node-N`. For the fault harness's broker loss: any node
+    can be killed and started again while the others keep serving."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        nodes: int = 3,
+        *,
+        heap: str = "384m",
+        extra_config: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        id_file = self.data_dir / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id() + "\n")
+        cluster_id = id_file.read_text().strip()
+        ports_file = self.data_dir / "ports"
+        if not ports_file.exists():
+            ports_file.write_text(" ".join(map(str, free_ports(2 * nodes))) + "\n")
+        ports = [int(p) for p in ports_file.read_text().split()]
+        voters = ",".join(f"{n + 1}@{LOOPBACK}:{ports[2 * n + 1]}" for n in range(nodes))
+        self.nodes = [
+            LocalKafka(
+                self.data_dir / f"node-{n + 1}",
+                port=ports[2 * n],
+                controller_port=ports[2 * n + 1],
+                heap=heap,
+                extra_config={**CLUSTER_CONFIG, **(extra_config or {})},
+                node_id=n + 1,
+                voters=voters,
+                cluster_id=cluster_id,
+            )
+            for n in range(nodes)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self, timeout: float = 180.0) -> str:
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            if not node.is_running:
+                node.launch()
+        try:
+            for node in self.nodes:
+                node.wait_ready(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            try:
+                node.stop()
+            except Exception as exc:  # stop the others anyway
+                log.warning("stopping %s: %s", node.data_dir, exc)

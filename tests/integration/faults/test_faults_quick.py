@@ -1,4 +1,5 @@
-"""`shouwang faults --quick` in CI: poison, worker crashes and a database outage against a
+"""`shouwang faults --quick` in CI: poison, worker crashes, a database outage, overload and the
+loss of one broker of three, against a
 private Kafka and PostgreSQL (started by the harness, stopped at its end).
 
 Every check of every scenario must hold: nothing acknowledged lost, nothing applied twice,
@@ -15,7 +16,7 @@ from services.faults.commands import run_scenarios, scenarios
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 async def test_quick_fault_scenarios(stack_tmp_dir):
     out = io.StringIO()
     seed = random.SystemRandom().randrange(1 << 30)

@@ -1,0 +1,188 @@
+"""Scenario "broker-loss": a three-broker KRaft cluster (replication 3, min.insync.replicas 2);
+one broker is killed (-9) under steady load through the visits API and started again.
+
+The visits service and a monitoring worker run against the cluster as deployed services would
+(all three brokers in their bootstrap list). Clients post hardship reports at a steady pace
+throughout, honouring Retry-After.
+
+Checks: ingest kept answering while the broker was down (answers are only 202, 429 or 503, and
+some were 202 during the outage: two in-sync replicas remain, acks=all succeeds); every event
+id answered 202 is in the log; the monitoring worker resumed without anyone touching it: its
+state counts every distinct hardship of the load's households found in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter, defaultdict
+
+import aiohttp
+
+from services.contract.topics import HARDSHIPS, TopicLayout
+from services.kafka.admin import ensure_topics
+from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafkaCluster
+from services.localstack.ports import free_ports
+
+from .harness import CODEC, PrivateStack, Result, Worker, household_events, read_topics, wait_for
+from .overload import hardship_template, issue_feed_token
+
+CLUSTER_LAYOUT = TopicLayout(
+    household_partitions=4, other_partitions=2, replication_factor=3, min_insync_replicas=2
+)
+MONITORING_APP = "faults-brokerloss-monitoring"
+
+
+async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
+    result = Result("broker-loss")
+    started = time.monotonic()
+    rng = random.Random(seed)
+    load_seconds, down_seconds, clients = (40.0, 10.0, 12) if quick else (150.0, 40.0, 24)
+    cluster = LocalKafkaCluster(stack.run_dir / "cluster", extra_config=QUICK_RESTART_CONFIG)
+    visits_port, monitoring_port = free_ports(2)
+    workers: list[Worker] = []
+    statuses: Counter[str] = Counter()
+    during_outage: Counter[str] = Counter()
+    acknowledged: dict[str, str] = {}  # event id -> household
+    down = False
+    try:
+        cluster.start(timeout=240)
+        await ensure_topics(cluster.bootstrap, CLUSTER_LAYOUT)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
+            "SHOUWANG_REPLICATION_FACTOR": "3",
+            "SHOUWANG_MIN_INSYNC_REPLICAS": "2",
+        }
+        visits = Worker(
+            "visits-cluster",
+            ["visits"],
+            stack.env(
+                **env,
+                SHOUWANG_VISITS_PORT=str(visits_port),
+                SHOUWANG_VISITS_HOST="127.0.0.1",
+                SHOUWANG_VISITS_RETRY_AFTER_SECONDS="1",
+            ),
+            stack.run_dir,
+        )
+        monitoring = Worker(
+            "monitoring-cluster",
+            ["monitoring"],
+            stack.env(
+                **env,
+                SHOUWANG_MONITORING_APP_ID=MONITORING_APP,
+                SHOUWANG_MONITORING_PORT=str(monitoring_port),
+                SHOUWANG_MONITORING_CLOCK="event",
+            ),
+            stack.run_dir,
+        )
+        workers = [visits, monitoring]
+        secret = issue_feed_token(stack)
+        template = hardship_template(seed % 10_000 + 5)
+        for worker in workers:
+            worker.start()
+        base = f"http://127.0.0.1:{visits_port}"
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"{base}/readyz") as answer:
+                        return answer.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_for(ready, 120, "the visits API to be ready", 0.5, workers)
+            stop_at = time.monotonic() + load_seconds
+
+            async def client(n: int) -> None:
+                while time.monotonic() < stop_at:
+                    household = f"LOSS{n:03d}{rng.randrange(20):03d}"
+                    body = {
+                        **template,
+                        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                        "household_id": household,
+                    }
+                    outage = down
+                    try:
+                        async with http.post(
+                            f"{base}/v1/hardships", json=body, headers=headers
+                        ) as answer:
+                            status = str(answer.status)
+                            retry_after = answer.headers.get("Retry-After")
+                            await answer.read()
+                    except (TimeoutError, aiohttp.ClientError) as exc:
+                        status, retry_after = type(exc).__name__, "1"
+                    statuses[status] += 1
+                    if outage:
+                        during_outage[status] += 1
+                    if status == "202":
+                        acknowledged[body["event_id"]] = household
+                        await asyncio.sleep(0.1)  # a steady pace, not a flood
+                    else:
+                        await asyncio.sleep(float(retry_after or 1))
+
+            async def lose_a_broker() -> None:
+                nonlocal down
+                await asyncio.sleep(load_seconds / 4)
+                victim = rng.choice(cluster.nodes)
+                result.counts["killed"] = f"node {victim.node_id}"
+                victim.kill()
+                down = True
+                try:
+                    await asyncio.sleep(down_seconds)  # the fault: one broker gone
+                finally:
+                    down = False
+                    await asyncio.to_thread(victim.start, 180)
+
+            await asyncio.gather(lose_a_broker(), *(client(n) for n in range(clients)))
+
+        result.counts["load"] = f"{clients} clients for {load_seconds:.0f} s"
+        result.counts["broker_down"] = f"{down_seconds:.0f} s"
+        result.counts["answers"] = dict(sorted(statuses.items()))
+        result.counts["answers_while_down"] = dict(sorted(during_outage.items()))
+        unexpected = {s: n for s, n in statuses.items() if s not in ("202", "429", "503")}
+        result.check(not unexpected, f"answers other than 202, 429 or 503: {unexpected}")
+        result.check(
+            during_outage["202"] > 0, "ingest accepted nothing while one broker of three was down"
+        )
+
+        in_log: dict[str, set[str]] = defaultdict(set)
+        for record in await read_topics(cluster.bootstrap, [HARDSHIPS.name]):
+            decoded = CODEC.decode(record.value).record
+            in_log[str(decoded["household_id"])].add(str(decoded["event_id"]))
+        logged = {i for ids in in_log.values() for i in ids}
+        missing = set(acknowledged) - logged
+        result.counts["acknowledged"] = len(acknowledged)
+        result.counts["acknowledged_missing_from_log"] = len(missing)
+        result.check(not missing, f"{len(missing)} records answered 202 are not in the log")
+
+        households = set(acknowledged.values())
+        want = {h: len(in_log[h]) for h in households}
+        have: dict[str, int | None] = {}
+
+        def caught_up() -> bool:
+            for h, n in want.items():
+                if have.get(h) != n:
+                    have[h] = household_events(monitoring_port, h)
+                    if have[h] != n:
+                        return False
+            return True
+
+        try:
+            await wait_for(caught_up, 240 if quick else 600, "monitoring state", 2.0, workers)
+        except AssertionError as exc:
+            result.failures.append(str(exc))
+        found = sum(min(have.get(h) or 0, n) for h, n in want.items())
+        result.counts["state_events_expected"] = sum(want.values())
+        result.counts["state_events_found"] = found
+        result.check(found == sum(want.values()), "the monitoring worker did not catch up")
+    except AssertionError as exc:
+        result.failures.append(str(exc))
+    finally:
+        for worker in workers:
+            worker.stop()
+        cluster.stop()
+        result.seconds = time.monotonic() - started
+    return result
