@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections import Counter, defaultdict
 
 import aiohttp
@@ -26,8 +25,9 @@ from services.kafka.admin import ensure_topics
 from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafkaCluster
 from services.localstack.ports import free_ports
 
-from .harness import CODEC, PrivateStack, Result, Worker, household_events, read_topics, wait_for
-from .overload import hardship_template, issue_feed_token
+from .harness import CODEC, PrivateStack, Result, Worker, read_topics, wait_for
+from .load import wait_for_state
+from .overload import HardshipClient, hardship_template, issue_feed_token, random_id
 
 CLUSTER_LAYOUT = TopicLayout(
     household_partitions=4, other_partitions=2, replication_factor=3, min_insync_replicas=2
@@ -83,42 +83,21 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         for worker in workers:
             worker.start()
         base = f"http://127.0.0.1:{visits_port}"
-        headers = {"Authorization": f"Bearer {secret}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-
-            async def ready() -> bool:
-                try:
-                    async with http.get(f"{base}/readyz") as answer:
-                        return answer.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_for(ready, 120, "the visits API to be ready", 0.5, workers)
+            api = HardshipClient(http, base, secret, template)
+            await wait_for(api.ready, 120, "the visits API to be ready", 0.5, workers)
             stop_at = time.monotonic() + load_seconds
 
             async def client(n: int) -> None:
                 while time.monotonic() < stop_at:
-                    household = f"LOSS{n:03d}{rng.randrange(20):03d}"
-                    body = {
-                        **template,
-                        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                        "household_id": household,
-                    }
+                    event_id, household = random_id(rng), f"LOSS{n:03d}{rng.randrange(20):03d}"
                     outage = down
-                    try:
-                        async with http.post(
-                            f"{base}/v1/hardships", json=body, headers=headers
-                        ) as answer:
-                            status = str(answer.status)
-                            retry_after = answer.headers.get("Retry-After")
-                            await answer.read()
-                    except (TimeoutError, aiohttp.ClientError) as exc:
-                        status, retry_after = type(exc).__name__, "1"
+                    status, retry_after = await api.post(event_id, household)
                     statuses[status] += 1
                     if outage:
                         during_outage[status] += 1
                     if status == "202":
-                        acknowledged[body["event_id"]] = household
+                        acknowledged[event_id] = household
                         await asyncio.sleep(0.1)  # a steady pace, not a flood
                     else:
                         await asyncio.sleep(float(retry_after or 1))
@@ -160,20 +139,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
 
         households = set(acknowledged.values())
         want = {h: len(in_log[h]) for h in households}
-        have: dict[str, int | None] = {}
-
-        def caught_up() -> bool:
-            for h, n in want.items():
-                if have.get(h) != n:
-                    have[h] = household_events(monitoring_port, h)
-                    if have[h] != n:
-                        return False
-            return True
-
-        try:
-            await wait_for(caught_up, 240 if quick else 600, "monitoring state", 2.0, workers)
-        except AssertionError as exc:
-            result.failures.append(str(exc))
+        have = await wait_for_state(result, monitoring_port, want, 240 if quick else 600, workers)
         found = sum(min(have.get(h) or 0, n) for h, n in want.items())
         result.counts["state_events_expected"] = sum(want.values())
         result.counts["state_events_found"] = found

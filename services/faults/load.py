@@ -181,6 +181,28 @@ async def rejected(database_url: str) -> int:
         await conn.close()
 
 
+async def wait_for_state(
+    result: Result, port: int, want: dict[str, int], seconds: float, workers: list
+) -> dict[str, int | None]:
+    """Wait until the monitoring worker's view counts `want` events per household; what it
+    counted last (a timeout is recorded as a failure of `result`)."""
+    have: dict[str, int | None] = {}
+
+    def caught_up() -> bool:
+        for h, n in want.items():
+            if have.get(h) != n:
+                have[h] = household_events(port, h)
+                if have[h] != n:
+                    return False
+        return True
+
+    try:
+        await wait_for(caught_up, seconds, "monitoring state", 2.0, workers)
+    except AssertionError as exc:
+        result.failures.append(str(exc))
+    return have
+
+
 async def check_after(
     result: Result,
     stack: PrivateStack,
@@ -205,20 +227,7 @@ async def check_after(
     result.check(not missing, f"{len(missing)} acknowledged events are not in the log")
 
     want_state = expected_state(inputs, households)
-    have_state: dict[str, int | None] = {}
-
-    def state_caught_up() -> bool:
-        for h, n in want_state.items():
-            if have_state.get(h) != n:
-                have_state[h] = household_events(monitoring_port, h)
-                if have_state[h] != n:
-                    return False
-        return True
-
-    try:
-        await wait_for(state_caught_up, settle_seconds, "monitoring state", 2.0, workers)
-    except AssertionError as exc:
-        result.failures.append(str(exc))
+    have_state = await wait_for_state(result, monitoring_port, want_state, settle_seconds, workers)
     state_found = sum(min(have_state.get(h) or 0, n) for h, n in want_state.items())
     state_extra = sum(max(0, (have_state.get(h) or 0) - n) for h, n in want_state.items())
     result.counts["state_events_expected"] = sum(want_state.values())

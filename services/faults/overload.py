@@ -91,6 +91,37 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+class HardshipClient:
+    """Posts hardship reports to a running visits API as a department feed would."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, secret: str, template: dict):
+        self.http, self.base, self.template = http, base, template
+        self.headers = {"Authorization": f"Bearer {secret}"}
+
+    async def ready(self) -> bool:
+        try:
+            async with self.http.get(f"{self.base}/readyz") as answer:
+                return answer.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def post(self, event_id: str, household: str) -> tuple[str, str | None]:
+        """(status or the client error's name, Retry-After) of one report."""
+        body = {**self.template, "event_id": event_id, "household_id": household}
+        try:
+            async with self.http.post(
+                f"{self.base}/v1/hardships", json=body, headers=self.headers
+            ) as answer:
+                await answer.read()
+                return str(answer.status), answer.headers.get("Retry-After")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return type(exc).__name__, None
+
+
+def random_id(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
 async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
     result = Result("overload")
     started = time.monotonic()
@@ -120,47 +151,29 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         secret = issue_feed_token(stack)
         template = hardship_template(seed % 10_000 + 3)
         visits.start()
-        headers = {"Authorization": f"Bearer {secret}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-
-            async def ready() -> bool:
-                try:
-                    async with http.get(f"{base}/readyz") as answer:
-                        return answer.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_for(ready, 120, "the visits API to be ready", 0.5, [visits])
+            api = HardshipClient(http, base, secret, template)
+            await wait_for(api.ready, 120, "the visits API to be ready", 0.5, [visits])
             stop_at = time.monotonic() + flood_seconds
 
             async def client(n: int) -> None:
                 nonlocal shed_while_frozen
                 while time.monotonic() < stop_at:
-                    body = {
-                        **template,
-                        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                        "household_id": f"FLOOD{n:03d}{rng.randrange(1000):03d}",
-                    }
-                    try:
-                        async with http.post(
-                            f"{base}/v1/hardships", json=body, headers=headers
-                        ) as answer:
-                            status = answer.status
-                            retry_after = answer.headers.get("Retry-After")
-                            await answer.read()
-                    except (TimeoutError, aiohttp.ClientError) as exc:
-                        statuses[type(exc).__name__] += 1
-                        await asyncio.sleep(1.0)
-                        continue
-                    statuses[str(status)] += 1
-                    if status == 202:
-                        acknowledged.add(body["event_id"])
-                    elif status in (429, 503):
+                    event_id = random_id(rng)
+                    status, retry_after = await api.post(
+                        event_id, f"FLOOD{n:03d}{rng.randrange(1000):03d}"
+                    )
+                    statuses[status] += 1
+                    if status == "202":
+                        acknowledged.add(event_id)
+                    elif status in ("429", "503"):
                         if retry_after is None:
                             statuses[f"{status} without Retry-After"] += 1
-                        if status == 429 and frozen:
+                        if status == "429" and frozen:
                             shed_while_frozen += 1
                         await asyncio.sleep(float(retry_after or 1))
+                    else:
+                        await asyncio.sleep(1.0)
 
             async def watch_memory() -> None:
                 nonlocal peak_mb
@@ -188,7 +201,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
                 freeze_broker(), watch_memory(), *(client(n) for n in range(clients))
             )
             try:
-                await wait_for(ready, 60, "the visits API after the flood", 0.5, [visits])
+                await wait_for(api.ready, 60, "the visits API after the flood", 0.5, [visits])
                 alive = True
             except AssertionError:
                 alive = False
