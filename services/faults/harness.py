@@ -301,3 +301,23 @@ async def run_replay_verify(
         return -1, f"replay --verify took over {seconds:.0f} s"
     text = output.decode(errors="replace").strip().splitlines()
     return process.returncode or 0, "\n".join(text[-8:])
+
+
+def support_worker(stack: PrivateStack, app_id: str) -> Worker:
+    """A support (matching) worker with the shipped catalogue."""
+    return Worker("support", ["support"], stack.env(SHOUWANG_SUPPORT_APP_ID=app_id), stack.run_dir)
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> int:
+    """The sum of the topics' end offsets: it stops moving when nobody writes to them."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -182,25 +182,32 @@ async def rejected(database_url: str) -> int:
 
 
 async def wait_for_state(
-    result: Result, port: int, want: dict[str, int], seconds: float, workers: list
-) -> dict[str, int | None]:
-    """Wait until the monitoring worker's view counts `want` events per household; what it
-    counted last (a timeout is recorded as a failure of `result`)."""
+    result: Result,
+    port: int,
+    want: Callable[[], Awaitable[dict[str, int]]],
+    seconds: float,
+    workers: list,
+) -> tuple[dict[str, int], dict[str, int | None]]:
+    """Wait until the monitoring worker's view counts, per household, the events `want()`
+    finds in the log *now* (asked again on every poll: services that feed each other, like
+    monitoring and support, may still be writing). The last (want, have); a timeout is
+    recorded as a failure of `result`."""
+    last: dict[str, int] = {}
     have: dict[str, int | None] = {}
 
-    def caught_up() -> bool:
-        for h, n in want.items():
+    async def caught_up() -> bool:
+        nonlocal last
+        last = await want()
+        for h, n in last.items():
             if have.get(h) != n:
                 have[h] = household_events(port, h)
-                if have[h] != n:
-                    return False
-        return True
+        return all(have.get(h) == n for h, n in last.items())
 
     try:
         await wait_for(caught_up, seconds, "monitoring state", 2.0, workers)
     except AssertionError as exc:
         result.failures.append(str(exc))
-    return have
+    return last, have
 
 
 async def check_after(
@@ -226,8 +233,14 @@ async def check_after(
     result.counts["acknowledged_missing_from_log"] = len(missing)
     result.check(not missing, f"{len(missing)} acknowledged events are not in the log")
 
-    want_state = expected_state(inputs, households)
-    have_state = await wait_for_state(result, monitoring_port, want_state, settle_seconds, workers)
+    async def want() -> dict[str, int]:
+        nonlocal inputs
+        inputs = await read_topics(stack.bootstrap, [*KIND_OF, CADRES.name])
+        return expected_state(inputs, households)
+
+    want_state, have_state = await wait_for_state(
+        result, monitoring_port, want, settle_seconds, workers
+    )
     state_found = sum(min(have_state.get(h) or 0, n) for h, n in want_state.items())
     state_extra = sum(max(0, (have_state.get(h) or 0) - n) for h, n in want_state.items())
     result.counts["state_events_expected"] = sum(want_state.values())
