@@ -10,6 +10,7 @@ projector, its stored position) is past that record.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from services.readmodel.projector import PROJECTION
+
+log = logging.getLogger(__name__)
 
 
 class LogReader:
@@ -113,11 +117,18 @@ async def topic_exists(bootstrap: str, topic: str) -> bool:
 
 
 async def group_offsets(bootstrap: str, group_id: str) -> dict[TopicPartition, int]:
-    """The committed offsets (next record to read) of a consumer group; empty if none."""
+    """The committed offsets (next record to read) of a consumer group; empty if none, or
+    while the broker cannot tell yet (its group coordinator is still loading or moving: seen
+    seconds after a fresh broker starts), which reads as "behind" and is asked again."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-demo")
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        log.info("offsets of group %s not available yet: %r", group_id, exc)
+        return {}
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}

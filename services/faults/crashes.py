@@ -14,9 +14,11 @@ import time
 from collections import defaultdict
 
 from services.contract.errors import ContractError
-from services.contract.topics import RISK, SUPPORT_MEASURES
+from services.contract.topics import CADRES, RISK, SUPPORT_MEASURES
 from services.kafka.admin import ensure_topics
 from services.simulation.parameters import SimulationParameters
+from services.support.app import HOUSEHOLD_INPUTS as SUPPORT_INPUTS
+from services.support.app import pool_commands_topic
 from services.support.avro_translation import ACTOR as SUPPORT_ACTOR
 from services.support.catalogue import load_catalogue
 
@@ -27,6 +29,7 @@ from .harness import (
     Result,
     ScenarioFailed,
     end_offsets,
+    group_caught_up,
     monitoring_worker,
     projector_worker,
     read_topics,
@@ -78,6 +81,12 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         # the log on every poll anyway: a restarted worker may rejoin late and write more).
         await settle(stack, workers, 240 if quick else 600)
         await check_after(result, stack, load, port, workers, 240 if quick else 600)
+        support_inputs = [*SUPPORT_INPUTS, CADRES.name, pool_commands_topic(SUPPORT_APP)]
+
+        async def support_done() -> bool:
+            return await group_caught_up(stack.bootstrap, SUPPORT_APP, support_inputs)
+
+        await wait_for(support_done, 240 if quick else 600, "the support worker", 3.0, workers)
         await check_support(result, stack)
         # The simulated county's households (DJ...): the poison scenario's are impossible on
         # purpose and reported there.

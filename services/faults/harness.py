@@ -321,3 +321,33 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> int:
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
+
+
+async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
+    """Whether `group` has committed every record of `topics` (False while the broker cannot
+    tell: a coordinator still loading or moving)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="faults")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        ends = await consumer.end_offsets(partitions)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        return False
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return all(
+        ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions
+    )

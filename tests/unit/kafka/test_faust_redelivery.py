@@ -180,3 +180,25 @@ def test_a_real_hole_is_accepted_after_three_fetches():
         asyncio.run(consumer.fetch_lost_again())
     assert len(consumer.sought) == 3
     assert VISITS in consumer.gaps_accepted and gaps == [(VISITS, 41, 43)]
+
+
+def test_flush_empties_the_table_write_buffer_before_offsets_are_committed(monkeypatch):
+    class SlowBuffer:
+        """faust's buffer flush: gives up after a quiet moment, one message sent per call."""
+
+        def __init__(self, n):
+            self.size = n
+
+        async def flush(self):
+            self.size = max(0, self.size - 1)
+
+    flushed = []
+
+    async def parent_flush(self):
+        flushed.append(self.buffer.size)
+
+    monkeypatch.setattr(faust_redelivery.faust_aiokafka.Producer, "flush", parent_flush)
+    producer = object.__new__(faust_redelivery.DrainingProducer)
+    producer.buffer = SlowBuffer(5)
+    asyncio.run(producer.flush())
+    assert flushed == [0]  # the broker-level flush only once nothing waits in the buffer
