@@ -240,11 +240,7 @@ async def read_topics(bootstrap: str, topics: Iterable[str]) -> list[Any]:
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
+        partitions = await all_partitions(consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)  # last stable offset under read_committed
@@ -268,6 +264,15 @@ async def read_topics(bootstrap: str, topics: Iterable[str]) -> list[Any]:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
+
+
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, asking the broker when the consumer's metadata lacks one."""
+    return [
+        TopicPartition(t, p)
+        for t in topics
+        for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+    ]
 
 
 def duplicates(ids: Iterable[str]) -> int:
@@ -313,11 +318,7 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
+        partitions = await all_partitions(consumer, topics)
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
@@ -335,11 +336,7 @@ async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> 
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
+        partitions = await all_partitions(consumer, topics)
         ends = await consumer.end_offsets(partitions)
     except KafkaError as exc:
         if not exc.retriable:
