@@ -10,6 +10,7 @@ import sys
 
 from services.config import Settings, SettingsError
 from services.contract.errors import ContractError
+from services.readmodel.migrate import MigrationError
 
 
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     projector = commands.add_parser("projector", help="project topics into the read model")
     projector.set_defaults(run=lambda args, settings: _readmodel().run_projector(settings))
+    from services.readmodel.commands import add_db_commands
+
+    add_db_commands(commands)
 
     support = commands.add_parser("support", help="run a support (matching) worker")
     support.set_defaults(
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return args.run(args, settings)
-    except (SettingsError, ContractError) as exc:
+    except (SettingsError, ContractError, MigrationError) as exc:
         print(f"shouwang {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ class Settings:
     """Everything configurable; each field documented in the README's table."""
 
     kafka_bootstrap: str | None  # KAFKA_BOOTSTRAP_SERVERS; None = the local stack's broker
-    database_url: str | None  # DATABASE_URL; None = embedded PostgreSQL
+    database_url: str | None  # DATABASE_URL (the owner: migrations); None = embedded PostgreSQL
     home: Path  # SHOUWANG_HOME: local stack data, logs, pid files
     layout: TopicLayout
     # Support service and read model (services/support/README.md).
@@ -32,6 +32,10 @@ class Settings:
     support_app_id: str = "shouwang-support"  # SHOUWANG_SUPPORT_APP_ID (faust app / group id)
     support_rocksdb: bool = False  # SHOUWANG_SUPPORT_ROCKSDB=1: tables in RocksDB under home
     visits: VisitsSettings = field(default_factory=lambda: VisitsSettings())  # see its docstring
+    # Connections by duty (README "Database roles"); None = the owner's, DATABASE_URL.
+    projector_database_url: str | None = None  # SHOUWANG_PROJECTOR_DATABASE_URL
+    reader_database_url: str | None = None  # SHOUWANG_READER_DATABASE_URL
+    tokens_database_url: str | None = None  # SHOUWANG_TOKENS_DATABASE_URL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,7 +51,7 @@ class Settings:
             raise SettingsError(f"topic layout: {exc}") from exc
         return cls(
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env, "DATABASE_URL"),
             home=Path(env.get("SHOUWANG_HOME") or ".shouwang").resolve(),
             layout=layout,
             visits=VisitsSettings.from_env(env),
@@ -61,7 +65,23 @@ class Settings:
             support_api_port=_optional_port(env, "SHOUWANG_SUPPORT_API_PORT") or 8082,
             support_app_id=env.get("SHOUWANG_SUPPORT_APP_ID") or cls.support_app_id,
             support_rocksdb=env.get("SHOUWANG_SUPPORT_ROCKSDB", "") in ("1", "true", "yes"),
+            projector_database_url=_database_url(env, "SHOUWANG_PROJECTOR_DATABASE_URL"),
+            reader_database_url=_database_url(env, "SHOUWANG_READER_DATABASE_URL"),
+            tokens_database_url=_database_url(env, "SHOUWANG_TOKENS_DATABASE_URL"),
         )
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    # The value may carry a password: errors name the variable and the problem, never the value.
+    scheme, sep, _ = raw.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        raise SettingsError(f"{name}: expected a postgresql:// URL")
+    if any(c.isspace() for c in raw):
+        raise SettingsError(f"{name}: a URL has no spaces (percent-encode them as %20)")
+    return raw
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

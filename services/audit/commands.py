@@ -181,9 +181,9 @@ async def run_replay_async(
 async def _read_model(settings: Settings, households: list[str]):
     import asyncpg
 
-    from services.readmodel.commands import local_database_url
+    from services.readmodel.commands import database_for
 
-    conn = await asyncpg.connect(local_database_url(settings))
+    conn = await asyncpg.connect(database_for(settings, "reader").url)
     try:
         rows = await conn.fetch(
             "SELECT household_id, township, village, grp, registration_status, members, "

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -27,6 +32,45 @@ def local_database_url(settings: Settings) -> str:
     return str(postgres["database_url"])
 
 
+# The connection each duty uses (README "Database roles"); without its own variable a duty
+# uses the owner's connection, so a single-user setup needs DATABASE_URL only.
+DUTY_SETTINGS = {
+    "projector": "projector_database_url",
+    "reader": "reader_database_url",
+    "tokens": "tokens_database_url",
+}
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a duty connects, and whether that connection is the owner's (so may migrate)."""
+
+    url: str
+    owner: bool
+
+
+def database_for(settings: Settings, duty: str) -> Database:
+    """The connection for `duty` (projector, reader, tokens): its own URL, else the owner's."""
+    url = getattr(settings, DUTY_SETTINGS[duty])
+    if url and url != settings.database_url:
+        return Database(url, owner=False)
+    return Database(local_database_url(settings), owner=True)
+
+
+async def prepare_schema(database: Database) -> list[str]:
+    """Migrate as the owner; any other role only checks that the schema is current.
+
+    A duty role may not change the schema (0005_roles), and should not try: migrating is the
+    owner's job (`shouwang db migrate`, or any service started with the owner's URL).
+    """
+    from services.readmodel.migrate import apply_migrations, check_schema
+
+    if database.owner:
+        return await apply_migrations(database.url)
+    await check_schema(database.url)
+    return []
+
+
 def local_bootstrap(settings: Settings) -> str:
     """KAFKA_BOOTSTRAP_SERVERS, else the local stack's broker."""
     if settings.kafka_bootstrap:
@@ -47,9 +91,11 @@ def run_projector(settings: Settings) -> int:
     from services.support.catalogue import load_catalogue
 
     catalogue = load_catalogue(settings.catalogue_path)
+    database = database_for(settings, "projector")
     config = ProjectorConfig(
         bootstrap=local_bootstrap(settings),
-        database_url=local_database_url(settings),
+        database_url=database.url,
+        migrate=database.owner,
         group_id=settings.projector_group,
         batch_size=settings.projector_batch_size,
     )
@@ -59,3 +105,102 @@ def run_projector(settings: Settings) -> int:
         log.info("projector metrics on :%d/metrics", settings.projector_metrics_port)
     asyncio.run(serve(config, catalogue, registry))
     return 0
+
+
+# The group role of each duty, created by migration 0005_roles.
+GROUP_ROLES = {
+    "projector": "shouwang_projector",
+    "reader": "shouwang_reader",
+    "tokens": "shouwang_tokens_admin",
+}
+PASSWORD_ENV = "SHOUWANG_DB_LOGIN_PASSWORD"
+_LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MIN_PASSWORD_LENGTH = 16
+
+
+def add_db_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `db migrate` and `db create-login` on the CLI's sub-command parser."""
+    db = commands.add_parser("db", help="read model database: migrations and login roles")
+    actions = db.add_subparsers(dest="action", required=True)
+    actions.add_parser("migrate", help="apply the migrations, as the owner (DATABASE_URL)")
+    login = actions.add_parser(
+        "create-login",
+        help=f"create a LOGIN role in a duty's group; the password is read from stdin "
+        f"(or ${PASSWORD_ENV})",
+    )
+    login.add_argument("--duty", choices=sorted(GROUP_ROLES), required=True)
+    login.add_argument("--name", required=True, help="the new role: lower case, digits, _")
+    db.set_defaults(run=run_db)
+
+
+def check_login(name: str, password: str) -> None:
+    """Raise SettingsError for a role name or password `create-login` must not use."""
+    if not _LOGIN_NAME.match(name):
+        raise SettingsError(
+            f"--name {name!r}: a role name here is 1 to 63 characters of a-z, 0-9 and _, "
+            "not starting with a digit"
+        )
+    if name.startswith("pg_") or name in GROUP_ROLES.values():
+        raise SettingsError(f"--name {name!r}: reserved (pg_*, or a group role itself)")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise SettingsError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    if any(not c.isprintable() for c in password):
+        raise SettingsError("password: printable characters only (no newlines or controls)")
+
+
+def run_db(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "migrate":
+        applied = asyncio.run(_migrate(local_database_url(settings)))
+        print(f"applied {', '.join(applied)}" if applied else "the schema is current")
+        return 0
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        password = sys.stdin.readline().rstrip("\n")
+    check_login(args.name, password)
+    asyncio.run(create_login(local_database_url(settings), args.duty, args.name, password))
+    print(f"created login {args.name} in {GROUP_ROLES[args.duty]}")
+    return 0
+
+
+async def _migrate(url: str) -> list[str]:
+    from services.readmodel.migrate import apply_migrations
+
+    return await apply_migrations(url)
+
+
+async def create_login(owner_url: str, duty: str, name: str, password: str) -> None:
+    """CREATE ROLE `name` LOGIN in the duty's group, connected as the owner (or a DBA).
+
+    Refuses (SettingsError) a role that already exists rather than changing its password or
+    memberships. The password goes to the server as a literal, which hashes it with its
+    password_encryption (scram-sha-256 by default); a server logging every statement would log
+    it, so such servers should use psql's \\password instead.
+    """
+    import asyncpg
+
+    check_login(name, password)
+    conn = await asyncpg.connect(owner_url)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
+            raise SettingsError(f"--name {name!r}: a role of that name exists already")
+        # Quoted by the server (format %I and %L), not by string building here.
+        statement = await conn.fetchval(
+            "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I', $1::text, $2::text, "
+            "$3::text)",
+            name,
+            password,
+            GROUP_ROLES[duty],
+        )
+        try:
+            await conn.execute(statement)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise SettingsError(
+                f"the role of DATABASE_URL may not create roles ({exc}); run this as a "
+                "superuser or a CREATEROLE role"
+            ) from exc
+        except asyncpg.UndefinedObjectError as exc:
+            raise SettingsError(
+                f"{GROUP_ROLES[duty]} does not exist: run `shouwang db migrate` first"
+            ) from exc
+    finally:
+        await conn.close()

@@ -115,6 +115,40 @@ async def _apply(conn: asyncpg.Connection, migrations: list[Migration]) -> list[
             await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
 
+async def check_schema(
+    conn_or_dsn: asyncpg.Connection | str, directory: Path = MIGRATIONS_DIR
+) -> None:
+    """Raise MigrationError unless every migration in `directory` is applied, unchanged.
+
+    For services that connect with a role that may not change the schema (the projector,
+    reader and token roles): they check instead of migrating, and name what is missing.
+    """
+    migrations = load_migrations(directory)
+    conn = await asyncpg.connect(conn_or_dsn) if isinstance(conn_or_dsn, str) else conn_or_dsn
+    try:
+        try:
+            rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        except asyncpg.UndefinedTableError:
+            rows = []
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise MigrationError(
+                f"role {await conn.fetchval('SELECT current_user')} may not read "
+                "schema_migrations: is it a member of shouwang_projector, shouwang_reader or "
+                "shouwang_tokens_admin?"
+            ) from exc
+    finally:
+        if isinstance(conn_or_dsn, str):
+            await conn.close()
+    applied = {row["version"]: row for row in rows}
+    _check_applied(applied, migrations)
+    missing = [m.label for m in migrations if m.version not in applied]
+    if missing:
+        raise MigrationError(
+            f"the read model lacks migration(s) {', '.join(missing)}: run `shouwang db migrate` "
+            "with DATABASE_URL naming the owner role (this service's role may not migrate)"
+        )
+
+
 def _check_applied(applied: dict, migrations: list[Migration]) -> None:
     by_version = {migration.version: migration for migration in migrations}
     latest = max(applied, default=0)

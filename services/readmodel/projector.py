@@ -393,6 +393,9 @@ class ProjectorConfig:
     batch_size: int = 2000
     poll_timeout_ms: int = 200
     topics: tuple[str, ...] = tuple(t.name for t in TOPICS)
+    # True when database_url is the owner's: start-up applies migrations. Otherwise (the
+    # projector role, which may not change the schema) it checks that they are applied.
+    migrate: bool = True
 
 
 class Projector:
@@ -631,8 +634,9 @@ async def write_pools(conn: asyncpg.Connection, catalogue) -> None:
 
 
 async def serve(config: ProjectorConfig, catalogue, registry: CollectorRegistry) -> None:
-    """Migrate, record the catalogue's pools, then project until SIGTERM or SIGINT."""
-    from services.readmodel.migrate import apply_migrations
+    """Migrate (or check the schema), record the catalogue's pools, then project until
+    SIGTERM or SIGINT."""
+    from services.readmodel.migrate import apply_migrations, check_schema
 
     projector = Projector(config, Codec.default(), ProjectorMetrics(registry))
     loop = asyncio.get_running_loop()
@@ -648,9 +652,12 @@ async def serve(config: ProjectorConfig, catalogue, registry: CollectorRegistry)
             if not prepared:
                 conn = await asyncpg.connect(config.database_url)
                 try:
-                    applied = await apply_migrations(conn)
-                    if applied:
-                        log.info("applied migrations %s", ", ".join(applied))
+                    if config.migrate:
+                        applied = await apply_migrations(conn)
+                        if applied:
+                            log.info("applied migrations %s", ", ".join(applied))
+                    else:
+                        await check_schema(conn)
                     await write_pools(conn, catalogue)
                 finally:
                     await conn.close()

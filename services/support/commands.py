@@ -183,16 +183,16 @@ async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
     import asyncpg
     from aiohttp import web
 
-    from services.readmodel.migrate import apply_migrations
-    from services.visits.bootstrap import database_url
+    from services.readmodel.commands import database_for, prepare_schema
     from services.visits.tokens import CachedTokens, PostgresTokenStore
 
     from .api import ApiDependencies, ApiMetrics, build_api, init_connection
 
-    dsn = database_url(settings)
-    await apply_migrations(dsn)
+    # Read-only: the reader role, unless only the owner's URL is configured.
+    database = database_for(settings, "reader")
+    await prepare_schema(database)
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=4, command_timeout=10, init=init_connection
+        database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
     )
     registry = CollectorRegistry()
     deps = ApiDependencies(

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from services.config import Settings, SettingsError, VisitsSettings
 from services.contract.codec import Codec
-from services.readmodel.migrate import apply_migrations
+from services.readmodel.commands import Database, database_for, prepare_schema
 
 from .app import Dependencies, Limits, build_app
 from .directory import CachedDirectory, PostgresDirectory
@@ -43,21 +43,6 @@ def kafka_bootstrap(settings: Settings) -> str:
     )
 
 
-def database_url(settings: Settings) -> str:
-    """DATABASE_URL, else the PostgreSQL of a running local stack."""
-    if settings.database_url:
-        return settings.database_url
-    from services.localstack import stack
-
-    postgres = stack.status(settings.home)["postgres"]
-    if postgres.get("running") and postgres.get("database_url"):
-        return str(postgres["database_url"])
-    raise SettingsError(
-        "DATABASE_URL is not set and no local stack runs under "
-        f"{settings.home}; run `shouwang stack up` or set it"
-    )
-
-
 def limits_of(settings: VisitsSettings) -> Limits:
     return Limits(
         max_body_bytes=settings.max_body_bytes,
@@ -80,14 +65,20 @@ class Wired:
 @contextlib.asynccontextmanager
 async def wired(
     bootstrap: str,
-    dsn: str,
+    database: str | Database,
     settings: VisitsSettings,
     registry: CollectorRegistry | None = None,
     codec: Codec | None = None,
 ) -> AsyncIterator[Wired]:
-    """Real dependencies for the app: migrations applied, a pool, a lazily started producer."""
-    await apply_migrations(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=5)
+    """Real dependencies for the app: the schema ready, a pool, a lazily started producer.
+
+    A plain URL is taken as the owner's (migrations applied with it); the API itself only
+    reads (tokens, the household directory), so it runs with the reader role when one is set.
+    """
+    if isinstance(database, str):
+        database = Database(database, owner=True)
+    await prepare_schema(database)
+    pool = await asyncpg.create_pool(database.url, min_size=1, max_size=4, command_timeout=5)
     sink = KafkaSink(bootstrap, timeout=settings.request_timeout_seconds)
     try:
         deps = Dependencies(
@@ -108,7 +99,8 @@ async def wired(
 async def serve(settings: Settings) -> None:
     """Run the API until SIGINT/SIGTERM; in-flight requests finish before the producer closes."""
     visits = settings.visits
-    async with wired(kafka_bootstrap(settings), database_url(settings), visits) as parts:
+    database = database_for(settings, "reader")
+    async with wired(kafka_bootstrap(settings), database, visits) as parts:
         runner = web.AppRunner(build_app(parts.dependencies), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, visits.host, visits.port, shutdown_timeout=10)

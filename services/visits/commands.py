@@ -13,9 +13,9 @@ import asyncpg
 
 from services.config import Settings, SettingsError
 from services.contract.codec import Codec
-from services.readmodel.migrate import apply_migrations
+from services.readmodel.commands import Database, database_for, prepare_schema
 
-from .bootstrap import database_url, kafka_bootstrap, serve
+from .bootstrap import kafka_bootstrap, serve
 from .household_import import CHINA, CsvFileError, import_households, read_text
 from .producer import KafkaSink
 from .tokens import PostgresTokenStore, Token, TokenError, hash_secret, new_secret, new_token
@@ -65,12 +65,12 @@ def run_visits(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_tokens(args, database_url(settings)))
+    return asyncio.run(_tokens(args, database_for(settings, "tokens")))
 
 
-async def _tokens(args: argparse.Namespace, dsn: str) -> int:
-    await apply_migrations(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+async def _tokens(args: argparse.Namespace, database: Database) -> int:
+    await prepare_schema(database)
+    pool = await asyncpg.create_pool(database.url, min_size=1, max_size=1)
     try:
         store = PostgresTokenStore(pool)
         if args.action == "issue":

@@ -1,0 +1,82 @@
+"""Connections by duty from the environment: each duty's URL, else the owner's; bad values are
+refused by name without echoing a password; and what `db create-login` accepts."""
+
+import pytest
+
+from services.config import Settings, SettingsError
+from services.readmodel.commands import check_login, database_for
+
+OWNER = "postgresql://owner:owner-secret@db:5432/shouwang"
+READER = "postgresql://reader:reader-secret@db:5432/shouwang"
+
+
+def test_without_duty_urls_every_duty_uses_the_owner_and_migrates() -> None:
+    settings = Settings.from_env({"DATABASE_URL": OWNER})
+    for duty in ("projector", "reader", "tokens"):
+        database = database_for(settings, duty)
+        assert (database.url, database.owner) == (OWNER, True)
+
+
+def test_a_duty_url_is_used_and_does_not_migrate() -> None:
+    settings = Settings.from_env({"DATABASE_URL": OWNER, "SHOUWANG_READER_DATABASE_URL": READER})
+    reader = database_for(settings, "reader")
+    assert (reader.url, reader.owner) == (READER, False)
+    assert database_for(settings, "projector").owner  # the others still fall back
+
+
+def test_a_duty_url_equal_to_the_owners_is_the_owner() -> None:
+    settings = Settings.from_env({"DATABASE_URL": OWNER, "SHOUWANG_TOKENS_DATABASE_URL": OWNER})
+    assert database_for(settings, "tokens").owner
+
+
+def test_a_duty_url_without_an_owner_url_needs_no_local_stack() -> None:
+    settings = Settings.from_env({"SHOUWANG_PROJECTOR_DATABASE_URL": READER})
+    assert database_for(settings, "projector").url == READER
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DATABASE_URL",
+        "SHOUWANG_PROJECTOR_DATABASE_URL",
+        "SHOUWANG_READER_DATABASE_URL",
+        "SHOUWANG_TOKENS_DATABASE_URL",
+    ],
+)
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("mysql://u:hunter2-secret@db/x", "expected a postgresql:// URL"),
+        ("u:hunter2-secret@db/x", "expected a postgresql:// URL"),
+        ("postgresql://u:hunter2-secret@db/x y", "no spaces"),
+    ],
+)
+def test_a_bad_url_is_refused_by_name_without_its_password(name: str, value: str, why: str):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert str(caught.value).startswith(f"{name}: ") and why in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name, password, why",
+    [
+        ("", "x" * 16, "a-z, 0-9 and _"),
+        ("Reader", "x" * 16, "a-z, 0-9 and _"),
+        ("9reader", "x" * 16, "a-z, 0-9 and _"),
+        ("a" * 64, "x" * 16, "a-z, 0-9 and _"),
+        ('r"; DROP', "x" * 16, "a-z, 0-9 and _"),
+        ("shouwang_projector", "x" * 16, "reserved"),
+        ("pg_read_all_data", "x" * 16, "reserved"),
+        ("reader_1", "x" * 15, "at least 16"),
+        ("reader_1", "x" * 16 + "\n", "printable"),
+    ],
+)
+def test_create_login_refuses(name: str, password: str, why: str) -> None:
+    with pytest.raises(SettingsError, match=why):
+        check_login(name, password)
+
+
+def test_create_login_accepts_a_plain_name_and_long_password() -> None:
+    check_login("reader_api_1", "correct horse battery staple")
+    check_login("a" * 63, "x" * 16)
