@@ -10,6 +10,7 @@ import sys
 
 from services.config import Settings, SettingsError
 from services.contract.errors import ContractError
+from services.kafka.security import KafkaSecurity
 
 
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env()
+        # Checked before any command runs, so a wrong Kafka security variable stops start-up
+        # with its name instead of surfacing later as a connection failure.
+        KafkaSecurity.from_env()
         return args.run(args, settings)
     except (SettingsError, ContractError) as exc:
         print(f"shouwang {args.command}: {exc}", file=sys.stderr)
