@@ -10,6 +10,7 @@ import sys
 
 from services.config import Settings, SettingsError
 from services.contract.errors import ContractError
+from services.kafka.clients import KafkaAccessRefused
 from services.kafka.security import KafkaSecurity
 
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         # with its name instead of surfacing later as a connection failure.
         KafkaSecurity.from_env()
         return args.run(args, settings)
-    except (SettingsError, ContractError) as exc:
+    except (SettingsError, ContractError, KafkaAccessRefused) as exc:
         print(f"shouwang {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

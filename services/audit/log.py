@@ -70,7 +70,7 @@ class KafkaLog:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
         )
-        await consumer.start()
+        await kafka_clients.start(consumer, self.bootstrap)
         try:
             partitions = []
             for topic in self.topics:

@@ -29,7 +29,7 @@ async def ensure_topics(
     with a different count would send a household's events to different workers.
     """
     admin = kafka_clients.admin(bootstrap, client_id="shouwang-admin")
-    await admin.start()
+    await kafka_clients.start(admin, bootstrap)
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]

@@ -226,13 +226,20 @@ class LocalKafka:
         cluster_id: str | None = None,
         scram_users: Mapping[str, str] | None = None,
         sasl_port: int | None = None,
+        tls_keystore: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         # With users (name -> password), a third listener on `sasl_port` takes SASL_PLAINTEXT
         # with SCRAM-SHA-256 or -512, as a production cluster would; the PLAINTEXT listener stays
         # for the controller link and the readiness check. The credentials are written when the
         # storage is formatted (first start), so changing them later needs a fresh data_dir.
+        # With `tls_keystore` (one PEM file: the broker's unencrypted PKCS#8 key, then its
+        # certificate chain) that listener is SASL_SSL instead.
         self.scram_users = dict(scram_users or {})
+        self.tls_keystore = Path(tls_keystore).resolve() if tls_keystore else None
+        if self.tls_keystore is not None and not self.scram_users:
+            raise LocalStackError("tls_keystore secures the SASL listener: give scram_users too")
+        self.sasl_protocol = "SASL_SSL" if self.tls_keystore else "SASL_PLAINTEXT"
         for name, password in self.scram_users.items():
             if not _SCRAM_VALUE.fullmatch(name):
                 raise LocalStackError(f"SCRAM user name {name!r}: use letters, digits, _ . @ + -")
@@ -274,7 +281,7 @@ class LocalKafka:
 
     @property
     def sasl_bootstrap(self) -> str:
-        """The SASL_PLAINTEXT (SCRAM) listener's address; only with `scram_users`."""
+        """The SASL (SCRAM) listener's address; only with `scram_users`."""
         if self.sasl_port is None:
             raise LocalStackError("this broker has no SASL listener (no scram_users given)")
         return f"{LOOPBACK}:{self.sasl_port}"
@@ -404,29 +411,36 @@ class LocalKafka:
         if not self.config_file.exists():
             return None
         listeners = _read_properties(self.config_file).get("listeners", "")
-        found = re.search(r"SASL_PLAINTEXT://[^:,]*:(\d+)", listeners)
+        found = re.search(r"SASL_(?:PLAINTEXT|SSL)://[^:,]*:(\d+)", listeners)
         return int(found.group(1)) if found else None
 
     def _sasl_config(self) -> dict[str, str]:
         if self.sasl_port is None:
             return {}
-        mechanisms = ",".join(SCRAM_MECHANISMS)
+        name = self.sasl_protocol
+        prefix = f"listener.name.{name.lower()}"
+        tls = (
+            {f"{prefix}.ssl.keystore.type": "PEM", f"{prefix}.ssl.keystore.location": str(path)}
+            if (path := self.tls_keystore)
+            else {}
+        )
         return {
             "listener.security.protocol.map": (
-                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+                f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,{name}:{name}"
             ),
-            "listener.name.sasl_plaintext.sasl.enabled.mechanisms": mechanisms,
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
             **{
-                f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config": (
+                f"{prefix}.{m.lower()}.sasl.jaas.config": (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
                 for m in SCRAM_MECHANISMS
             },
+            **tls,
         }
 
     def _write_config(self) -> None:
         host = LOOPBACK
-        sasl = f",SASL_PLAINTEXT://{host}:{self.sasl_port}" if self.sasl_port else ""
+        sasl = f",{self.sasl_protocol}://{host}:{self.sasl_port}" if self.sasl_port else ""
         config = {
             **BASE_CONFIG,
             "listeners": (

@@ -75,7 +75,7 @@ async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> Non
         **{name: {"cleanup.policy": "compact"} for name in changelog_topics(app_id)},
     }
     admin = kafka_clients.admin(bootstrap, client_id=f"{app_id}-admin")
-    await admin.start()
+    await kafka_clients.start(admin, bootstrap)
     try:
         existing = set(await admin.list_topics())
         missing = [

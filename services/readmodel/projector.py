@@ -431,7 +431,7 @@ class Projector:
             max_poll_records=self.config.batch_size,
         )
         consumer.subscribe(list(self.config.topics), listener=_SeekToStored(consumer, conn))
-        await consumer.start()
+        await kafka_clients.start(consumer, self.config.bootstrap)
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(

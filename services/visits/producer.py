@@ -111,7 +111,7 @@ class KafkaSink:
                     metadata_max_age_ms=60_000,
                 )
                 try:
-                    await producer.start()
+                    await kafka_clients.start(producer, self.bootstrap)
                 except BaseException:
                     await _quietly_stop(producer)
                     raise

@@ -50,7 +50,7 @@ class KafkaSink(EventSink):
             **self._options,
         )
         try:
-            await producer.start()
+            await kafka_clients.start(producer, self.bootstrap)
         except KafkaError as exc:
             await producer.stop()
             raise SinkError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc

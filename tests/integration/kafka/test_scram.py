@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
 
 from services.audit.log import KafkaLog
 from services.contract.codec import Codec
@@ -144,14 +143,16 @@ async def test_services_authenticate_with_scram_and_a_wrong_password_is_refused(
     with pytest.raises(BrokerUnavailable) as failure:
         await refused.send(topics[0], household.encode(), b"never written")
     await refused.close()
-    # The connection error, not "no acknowledgement within 120 s": it failed by itself.
-    assert "KafkaConnectionError" in str(failure.value)
-    assert "SaslAuthenticationFailed" in caplog.text
-    assert "invalid credentials" in caplog.text
+    # The refusal, not "no acknowledgement within 120 s": it failed by itself, and says why.
+    assert str(failure.value).startswith(
+        f"KafkaAccessRefused: Kafka at {bootstrap} refused SCRAM-SHA-256 authentication as '{USER}'"
+    ), failure.value
+    assert "invalid credentials" in str(failure.value)
+    assert "SaslAuthenticationFailed" in caplog.text  # aiokafka's own log line
     assert wrong not in caplog.text and wrong not in str(failure.value)
     producer = clients.producer(bootstrap, request_timeout_ms=30_000)
-    with pytest.raises(KafkaConnectionError):
-        await producer.start()
+    with pytest.raises(clients.KafkaAccessRefused, match="refused SCRAM-SHA-256 authentication"):
+        await clients.start(producer, bootstrap)
     await producer.stop()
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", password)
     after = [r async for batch in KafkaLog(bootstrap, topics).batches() for r in batch]
@@ -164,6 +165,9 @@ async def test_services_authenticate_with_scram_and_a_wrong_password_is_refused(
     finally:
         stop(refused_worker)
     output = (tmp_path / "refused" / "worker.log").read_text(errors="replace")
-    assert code != 0
-    assert "SaslAuthenticationFailed" in output, output[-2000:]
+    assert code == 2, output[-2000:]
+    assert (
+        f"shouwang monitoring: Kafka at {bootstrap} refused SCRAM-SHA-256 authentication as "
+        f"'{USER}'"
+    ) in output, output[-2000:]
     assert wrong not in output and password not in output

@@ -237,3 +237,17 @@ async def test_the_factories_read_the_environment_when_no_settings_are_given(mon
     monkeypatch.setenv("KAFKA_SASL_MECHANISM", "KERBEROS")
     with pytest.raises(KafkaSecuritySettingsError, match="KAFKA_SASL_MECHANISM='KERBEROS'"):
         clients.admin("127.0.0.1:1")
+
+
+async def test_a_broker_that_is_down_is_not_reported_as_a_refusal():
+    # Only a broker that answers can refuse credentials; a closed port stays a connection
+    # error (retriable), not an access problem.
+    from aiokafka.errors import KafkaConnectionError
+
+    security = KafkaSecurity.from_env(SCRAM)
+    assert await clients.access_refusal("127.0.0.1:1", security, timeout_ms=2000) is None
+    producer = clients.producer("127.0.0.1:1", security=security)
+    with pytest.raises(KafkaConnectionError) as failure:
+        await clients.start(producer, "127.0.0.1:1", security)
+    assert not isinstance(failure.value, clients.KafkaAccessRefused)
+    await producer.stop()
