@@ -28,7 +28,13 @@ class KafkaAccessRefused(KafkaError):
 
 
 def _secured(security: KafkaSecurity | None, options: dict[str, Any]) -> dict[str, Any]:
-    given = {"security_protocol", "sasl_mechanism", "sasl_plain_password", "ssl_context"}
+    given = {
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "ssl_context",
+    }
     clash = sorted(given & options.keys())
     if clash:
         # Security is configured in one place; a call site passing its own would silently win.

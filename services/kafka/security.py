@@ -20,6 +20,7 @@ KAFKA_SSL_CHECK_HOSTNAME: 1 (default) or 0; 0 only for brokers whose certificate
 from __future__ import annotations
 
 import enum
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,8 +88,6 @@ class KafkaSecurity:
         username set beside PLAINTEXT almost always means a forgotten protocol, and failing
         at start-up is kinder than connecting without the intended protection.
         """
-        import os
-
         env = os.environ if environ is None else environ
         raw_protocol = _get(env, "KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT"
         try:
