@@ -251,3 +251,15 @@ async def test_a_broker_that_is_down_is_not_reported_as_a_refusal():
         await clients.start(producer, "127.0.0.1:1", security)
     assert not isinstance(failure.value, clients.KafkaAccessRefused)
     await producer.stop()
+
+
+def test_a_command_stops_before_it_starts_when_a_variable_is_wrong(monkeypatch, capsys):
+    from services.cli import main
+
+    for name, value in SCRAM.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-1")
+    assert main(["monitoring"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shouwang monitoring: KAFKA_SASL_MECHANISM='SCRAM-SHA-1': expected")
+    assert PASSWORD not in err
