@@ -10,6 +10,8 @@ import sys
 
 from services.config import Settings, SettingsError
 from services.contract.errors import ContractError
+from services.kafka.clients import KafkaAccessRefused
+from services.kafka.security import KafkaSecurity
 from services.readmodel.migrate import MigrationError
 
 
@@ -149,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env()
+        # Checked before any command runs, so a wrong Kafka security variable stops start-up
+        # with its name instead of surfacing later as a connection failure.
+        KafkaSecurity.from_env()
         return args.run(args, settings)
-    except (SettingsError, ContractError, MigrationError) as exc:
+    except (SettingsError, ContractError, MigrationError, KafkaAccessRefused) as exc:
         print(f"shouwang {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
+
+from services.kafka import clients as kafka_clients
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +60,9 @@ class KafkaLog:
     async def batches(self) -> AsyncIterator[list[LogRecord]]:
         # Subscribing (no group: nothing is committed) makes start() fetch these topics'
         # metadata; the partitions are then assigned by hand.
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_clients.consumer(
             *self.topics,
-            bootstrap_servers=self.bootstrap,
+            bootstrap=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -68,7 +70,7 @@ class KafkaLog:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
         )
-        await consumer.start()
+        await kafka_clients.start(consumer, self.bootstrap)
         try:
             partitions = []
             for topic in self.topics:

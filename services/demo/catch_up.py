@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from services.kafka import clients as kafka_clients
 from services.readmodel.projector import PROJECTION
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class LogReader:
             for topic, count in (await partition_counts(self.bootstrap, self.topics)).items()
             for partition in range(count)
         ]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        consumer = kafka_clients.consumer(
+            bootstrap=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -95,7 +95,7 @@ class LogReader:
 
 async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     """Each topic's partition count; raises RuntimeError for a topic the broker lacks."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-demo")
+    admin = kafka_clients.admin(bootstrap, client_id="shouwang-demo")
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -108,7 +108,7 @@ async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, i
 
 
 async def topic_exists(bootstrap: str, topic: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-demo")
+    admin = kafka_clients.admin(bootstrap, client_id="shouwang-demo")
     await admin.start()
     try:
         return topic in set(await admin.list_topics())
@@ -120,7 +120,7 @@ async def group_offsets(bootstrap: str, group_id: str) -> dict[TopicPartition, i
     """The committed offsets (next record to read) of a consumer group; empty if none, or
     while the broker cannot tell yet (its group coordinator is still loading or moving: seen
     seconds after a fresh broker starts), which reads as "behind" and is asked again."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-demo")
+    admin = kafka_clients.admin(bootstrap, client_id="shouwang-demo")
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from services.contract.codec import Codec
 from services.contract.topics import RISK
 from services.demo.catch_up import partition_counts
+from services.kafka import clients as kafka_clients
 
 
 async def read_assessments(
@@ -22,8 +23,8 @@ async def read_assessments(
     codec = codec or Codec.default()
     count = (await partition_counts(bootstrap, [RISK.name]))[RISK.name]
     partitions = [TopicPartition(RISK.name, p) for p in range(count)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = kafka_clients.consumer(
+        bootstrap=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
+from services.kafka import clients as kafka_clients
 from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafka
 from services.localstack.ports import free_ports
 from services.localstack.postgres import LocalPostgres
@@ -231,8 +232,8 @@ def household_events(port: int, household_id: str) -> int | None:
 async def read_topics(bootstrap: str, topics: Iterable[str]) -> list[Any]:
     """Every committed record of `topics`, from the beginning to the current end."""
     topics = list(topics)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = kafka_clients.consumer(
+        bootstrap=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -315,7 +316,7 @@ def support_worker(stack: PrivateStack, app_id: str) -> Worker:
 
 async def end_offsets(bootstrap: str, topics: Iterable[str]) -> int:
     """The sum of the topics' end offsets: it stops moving when nobody writes to them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = await all_partitions(consumer, topics)
@@ -327,11 +328,10 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> int:
 async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
     """Whether `group` has committed every record of `topics` (False while the broker cannot
     tell: a coordinator still loading or moving)."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="faults")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = kafka_clients.admin(bootstrap, client_id="faults")
+    consumer = kafka_clients.consumer(bootstrap=bootstrap, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:

@@ -22,11 +22,10 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from services.contract.codec import HEADER_LENGTH, MAGIC
 from services.contract.errors import CorruptFrame
 from services.contract.topics import DEAD_LETTERS, HOUSEHOLD_REGISTRY, REVIEWS
+from services.kafka import clients as kafka_clients
 from services.kafka.admin import ensure_topics
 from services.monitoring.app import INPUT_TOPICS as MONITORING_INPUTS
 from services.simulation.parameters import SimulationParameters
@@ -148,9 +147,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
     prefix = f"poison-{uuid.uuid4().hex[:6]}"
     worker, port = monitoring_worker(stack, MONITORING_APP)
     samples = sample_records()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = kafka_clients.producer(stack.bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     poisoned: dict[tuple[str, int, int], str] = {}  # (topic, partition, offset) -> label
     expected_events: dict[str, int] = {}

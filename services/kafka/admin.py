@@ -8,6 +8,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.contract.topics import CATALOGUE, Topic, TopicLayout
+from services.kafka import clients as kafka_clients
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ async def ensure_topics(
     Partition counts are checked because household topics must stay co-partitioned: a topic
     with a different count would send a household's events to different workers.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shouwang-admin")
-    await admin.start()
+    admin = kafka_clients.admin(bootstrap, client_id="shouwang-admin")
+    await kafka_clients.start(admin, bootstrap)
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]

@@ -63,6 +63,14 @@ BASE_CONFIG = {
 # expires its previous registration (broker.session.timeout.ms, 9 s by default). Passed as
 # `extra_config`, this brings a crash-restart from about 15 s to about 6 s, at the price of
 # fencing the broker if it misses heartbeats for 3 s (fine for tests, not for a loaded laptop).
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+# kafka-storage parses `[name=...,password=...]` itself, splitting at `,` `=` and `]`; values
+# from this set need no quoting rules (this broker is for tests and a laptop, not production).
+_SCRAM_VALUE = re.compile(r"[A-Za-z0-9_.@+-]+")
+
+
 QUICK_RESTART_CONFIG = {
     "broker.session.timeout.ms": "3000",
     "broker.heartbeat.interval.ms": "500",
@@ -216,8 +224,29 @@ class LocalKafka:
         node_id: int = 1,
         voters: str | None = None,
         cluster_id: str | None = None,
+        scram_users: Mapping[str, str] | None = None,
+        sasl_port: int | None = None,
+        tls_keystore: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        # With users (name -> password), a third listener on `sasl_port` takes SASL_PLAINTEXT
+        # with SCRAM-SHA-256 or -512, as a production cluster would; the PLAINTEXT listener stays
+        # for the controller link and the readiness check. The credentials are written when the
+        # storage is formatted (first start), so changing them later needs a fresh data_dir.
+        # With `tls_keystore` (one PEM file: the broker's unencrypted PKCS#8 key, then its
+        # certificate chain) that listener is SASL_SSL instead.
+        self.scram_users = dict(scram_users or {})
+        self.tls_keystore = Path(tls_keystore).resolve() if tls_keystore else None
+        if self.tls_keystore is not None and not self.scram_users:
+            raise LocalStackError("tls_keystore secures the SASL listener: give scram_users too")
+        self.sasl_protocol = "SASL_SSL" if self.tls_keystore else "SASL_PLAINTEXT"
+        for name, password in self.scram_users.items():
+            if not _SCRAM_VALUE.fullmatch(name):
+                raise LocalStackError(f"SCRAM user name {name!r}: use letters, digits, _ . @ + -")
+            if not _SCRAM_VALUE.fullmatch(password):
+                raise LocalStackError(
+                    f"SCRAM password of {name!r}: use letters, digits, _ . @ + - (local broker)"
+                )
         # Cluster membership (LocalKafkaCluster): a static controller quorum "1@host:port,...",
         # every node formatted with the same cluster id. Unset: one standalone node.
         self.node_id = node_id
@@ -236,6 +265,9 @@ class LocalKafka:
             controller_port = controller_port if controller_port is not None else chosen[1]
         self.port = port
         self.controller_port = controller_port
+        self.sasl_port: int | None = None
+        if self.scram_users:
+            self.sasl_port = sasl_port or self._recorded_sasl_port() or free_ports(1)[0]
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0  # where this start's lines begin in server.log
 
@@ -246,6 +278,13 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL (SCRAM) listener's address; only with `scram_users`."""
+        if self.sasl_port is None:
+            raise LocalStackError("this broker has no SASL listener (no scram_users given)")
+        return f"{LOOPBACK}:{self.sasl_port}"
 
     @property
     def config_file(self) -> Path:
@@ -368,12 +407,47 @@ class LocalKafka:
             return int(ports["PLAINTEXT"]), int(ports["CONTROLLER"])
         return None
 
+    def _recorded_sasl_port(self) -> int | None:
+        if not self.config_file.exists():
+            return None
+        listeners = _read_properties(self.config_file).get("listeners", "")
+        found = re.search(r"SASL_(?:PLAINTEXT|SSL)://[^:,]*:(\d+)", listeners)
+        return int(found.group(1)) if found else None
+
+    def _sasl_config(self) -> dict[str, str]:
+        if self.sasl_port is None:
+            return {}
+        name = self.sasl_protocol
+        prefix = f"listener.name.{name.lower()}"
+        tls = (
+            {f"{prefix}.ssl.keystore.type": "PEM", f"{prefix}.ssl.keystore.location": str(path)}
+            if (path := self.tls_keystore)
+            else {}
+        )
+        return {
+            "listener.security.protocol.map": (
+                f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,{name}:{name}"
+            ),
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+            **{
+                f"{prefix}.{m.lower()}.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+                for m in SCRAM_MECHANISMS
+            },
+            **tls,
+        }
+
     def _write_config(self) -> None:
         host = LOOPBACK
+        sasl = f",{self.sasl_protocol}://{host}:{self.sasl_port}" if self.sasl_port else ""
         config = {
             **BASE_CONFIG,
-            "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
+            "listeners": (
+                f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}{sasl}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}{sasl}",
+            **self._sasl_config(),
             "log.dirs": str(self.log_dir),
             "node.id": str(self.node_id),
             **(
@@ -406,6 +480,11 @@ class LocalKafka:
             # One argument, `=`-joined: an id may start with "-" and parse as an option.
             f"--cluster-id={self.cluster_id or new_cluster_id()}",
             f"--config={self.config_file}",
+            *(
+                f"--add-scram={mechanism}=[name={name},password={password}]"
+                for name, password in self.scram_users.items()
+                for mechanism in SCRAM_MECHANISMS
+            ),
         ]
         result = subprocess.run(
             command,
@@ -416,9 +495,12 @@ class LocalKafka:
             check=False,
         )
         if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip()
+            for password in self.scram_users.values():
+                output = output.replace(password, "***")
             raise LocalStackError(
                 f"formatting Kafka storage in {self.log_dir} failed (exit {result.returncode}):\n"
-                + (result.stdout + result.stderr).strip()
+                + output
             )
 
     def _wait_until_ready(self, deadline: float) -> None:

@@ -37,7 +37,9 @@ from services.contract.topics import (
     VISITS,
     TopicLayout,
 )
+from services.kafka import clients as kafka_clients
 from services.kafka import faust_redelivery
+from services.kafka.security import KafkaSecurity
 
 from . import avro_translation as avro
 from .fold import NotApplicable
@@ -128,11 +130,14 @@ def build_app(
     outbox: Outbox | None = None,
     event_clock: bool = False,
     on_fatal: Callable[[BaseException], None] = exit_without_commit,
+    security: KafkaSecurity | None = None,
 ) -> faust.App:
     """Wire the app; nothing connects until a worker starts it."""
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        # SASL/TLS from KAFKA_SECURITY_* unless given; faust applies them to every client it makes
+        **kafka_clients.faust_settings(security),
         store=store,
         # faust's data (and RocksDB tables) under the service's home, not the working directory
         **({"datadir": str(datadir)} if datadir else {}),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.config import Settings, SettingsError, faust_datadir
+from services.kafka import clients as kafka_clients
 
 log = logging.getLogger(__name__)
 GUARANTEES = ("exactly_once", "at_least_once")
@@ -61,7 +62,7 @@ class MonitoringSettings:
 async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> None:
     """The catalogue's topics and the app's tick topic (faust does not create source topics
     against this broker)."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
     from services.kafka.admin import ensure_topics
 
@@ -73,8 +74,8 @@ async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> Non
         ticks_topic(app_id): {"retention.ms": str(7 * 86_400_000)},
         **{name: {"cleanup.policy": "compact"} for name in changelog_topics(app_id)},
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{app_id}-admin")
-    await admin.start()
+    admin = kafka_clients.admin(bootstrap, client_id=f"{app_id}-admin")
+    await kafka_clients.start(admin, bootstrap)
     try:
         existing = set(await admin.list_topics())
         missing = [

@@ -34,6 +34,7 @@ from services.contract.topics import (
     SUPPORT_MEASURES,
     VISITS,
 )
+from services.kafka import clients as kafka_clients
 
 log = logging.getLogger(__name__)
 
@@ -424,8 +425,8 @@ class Projector:
     async def run(self) -> None:
         """Apply batches until `stop()`; positions come from the database, not the group."""
         conn = await asyncpg.connect(self.config.database_url)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+        consumer = kafka_clients.consumer(
+            bootstrap=self.config.bootstrap,
             group_id=self.config.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -433,7 +434,7 @@ class Projector:
             max_poll_records=self.config.batch_size,
         )
         consumer.subscribe(list(self.config.topics), listener=_SeekToStored(consumer, conn))
-        await consumer.start()
+        await kafka_clients.start(consumer, self.config.bootstrap)
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(

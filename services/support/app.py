@@ -37,7 +37,9 @@ from services.contract.topics import (
     SUPPORT_MEASURES,
     TopicLayout,
 )
+from services.kafka import clients as kafka_clients
 from services.kafka import faust_redelivery
+from services.kafka.security import KafkaSecurity
 
 from . import avro_translation as avro
 from .catalogue import Catalogue
@@ -106,11 +108,14 @@ def build_app(
     web_port: int | None = None,
     web_host: str = "0.0.0.0",
     outbox: Outbox | None = None,
+    security: KafkaSecurity | None = None,
 ) -> faust.App:
     """Wire the app; nothing connects until a worker starts it."""
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        # SASL/TLS from KAFKA_SECURITY_* unless given; faust applies them to every client it makes
+        **kafka_clients.faust_settings(security),
         store=store,
         # faust's data (and RocksDB tables) under the service's home, not the working directory
         **({"datadir": str(datadir)} if datadir else {}),

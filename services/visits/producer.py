@@ -18,6 +18,8 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from services.kafka import clients as kafka_clients
+
 log = logging.getLogger(__name__)
 
 
@@ -98,8 +100,8 @@ class KafkaSink:
         async with self._starting:
             if self._producer is None:
                 timeout_ms = max(1000, int(self.timeout * 1000))
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
+                producer = kafka_clients.producer(
+                    self.bootstrap,
                     client_id=self.client_id,
                     acks="all",
                     enable_idempotence=True,
@@ -109,7 +111,7 @@ class KafkaSink:
                     metadata_max_age_ms=60_000,
                 )
                 try:
-                    await producer.start()
+                    await kafka_clients.start(producer, self.bootstrap)
                 except BaseException:
                     await _quietly_stop(producer)
                     raise

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from services.contract.codec import Codec
 from services.contract.topics import INPUT_TOPICS, TopicLayout
+from services.kafka import clients as kafka_clients
 from services.kafka.admin import ensure_topics
 from services.simulation.sinks.base import EventSink, SinkError
 from services.simulation.stream import Event
@@ -41,15 +42,15 @@ class KafkaSink(EventSink):
     async def start(self) -> None:
         if self.create_topics:
             await ensure_topics(self.bootstrap, self.layout, INPUT_TOPICS)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
+        producer = kafka_clients.producer(
+            self.bootstrap,
             client_id="shouwang-simulate",
             enable_idempotence=True,
             acks="all",
             **self._options,
         )
         try:
-            await producer.start()
+            await kafka_clients.start(producer, self.bootstrap)
         except KafkaError as exc:
             await producer.stop()
             raise SinkError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc

@@ -15,7 +15,7 @@ from services.demo import catch_up
 class Admin:
     error: Exception | None = None
 
-    def __init__(self, **kwargs):
+    def __init__(self, bootstrap, **kwargs):
         self.closed = False
 
     async def start(self):
@@ -30,12 +30,12 @@ class Admin:
 
 def test_a_coordinator_not_ready_reads_as_no_commits_yet(monkeypatch):
     Admin.error = GroupCoordinatorNotAvailableError("loading")
-    monkeypatch.setattr(catch_up, "AIOKafkaAdminClient", Admin)
+    monkeypatch.setattr(catch_up.kafka_clients, "admin", Admin)
     assert asyncio.run(catch_up.group_offsets("127.0.0.1:1", "shouwang-monitoring")) == {}
 
 
 def test_an_error_retrying_cannot_fix_is_raised(monkeypatch):
     Admin.error = GroupAuthorizationFailedError("denied")
-    monkeypatch.setattr(catch_up, "AIOKafkaAdminClient", Admin)
+    monkeypatch.setattr(catch_up.kafka_clients, "admin", Admin)
     with pytest.raises(GroupAuthorizationFailedError):
         asyncio.run(catch_up.group_offsets("127.0.0.1:1", "shouwang-monitoring"))
