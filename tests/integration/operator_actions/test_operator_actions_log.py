@@ -8,11 +8,17 @@ catalogue's content once, whoever (operator command or support worker start) com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import hashlib
 import re
+import signal
 import socket
+import subprocess
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -21,11 +27,14 @@ from services.audit.log import KafkaLog
 from services.cli import main
 from services.config import Settings
 from services.contract.codec import Codec
-from services.contract.topics import OPERATOR_ACTIONS
+from services.contract.topics import OPERATOR_ACTIONS, TopicLayout
+from services.kafka.admin import TopicMismatch, ensure_topics
 from services.operator_actions.commands import activate_at_start
 from services.operator_actions.log import read_actions
+from services.readmodel.migrate import apply_migrations
 from services.support.catalogue import DEFAULT_CATALOGUE
 from services.visits.tokens import hash_secret
+from tests.integration.readmodel.test_projector import start_projector, wait_for
 
 pytestmark = pytest.mark.integration
 CODEC = Codec.default()
@@ -35,6 +44,21 @@ CODEC = Codec.default()
 def env(monkeypatch, kafka_bootstrap: str, database_url: str) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("DATABASE_URL", database_url)
+
+
+@pytest.fixture
+async def read_model(database_url: str) -> AsyncIterator[str]:
+    """A private database on the session server (migrated, then dropped)."""
+    name = f"ops_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    await apply_migrations(url)
+    try:
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 async def shouwang(*argv: str) -> int:
@@ -222,3 +246,51 @@ async def test_the_archive_keeps_operator_actions_for_the_audit(
     assert await shouwang("actions", "--archive", str(archive), "--subject", subject) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert "CATALOGUE_ACTIVATED" in line and "by operator:li" in line and " v1 " in line
+
+
+async def test_the_read_model_projects_operator_actions(
+    env, capsys, tmp_path, kafka_bootstrap, read_model
+) -> None:
+    holder = unique("cadre")
+    code = await shouwang("tokens", "issue", "--kind", "cadre", "--holder", holder,
+                          "--township", "Gaofeng", "--actor", "operator:li")  # fmt: skip
+    assert code == 0
+    token_id = capsys.readouterr().out.split()[0]
+    assert await shouwang("tokens", "revoke", token_id, "--actor", "operator:wang") == 0
+    catalogue_id = unique("projected")
+    path = catalogue_file(tmp_path, catalogue_id)
+    assert await shouwang("catalogue", "activate", str(path), "--actor", "operator:li") == 0
+
+    # The projector subscribes to all its topics; they must exist (no auto-creation).
+    with contextlib.suppress(TopicMismatch):
+        await ensure_topics(kafka_bootstrap, TopicLayout())
+    projector = start_projector(kafka_bootstrap, read_model, unique("proj-ops"))
+    connection = await asyncpg.connect(read_model)
+    try:
+
+        async def projected():
+            rows = await connection.fetch(
+                "SELECT * FROM operator_actions WHERE subject_id = ANY($1::text[]) "
+                "ORDER BY occurred_at, action",
+                [f"token:{token_id}", f"catalogue:{catalogue_id}"],
+            )
+            return rows if len(rows) == 3 else None
+
+        rows = await wait_for(projected, 240, "operator actions in the read model", projector)
+    finally:
+        await connection.close()
+        projector.send_signal(signal.SIGTERM)
+        try:
+            projector.wait(60)
+        except subprocess.TimeoutExpired:
+            projector.kill()
+            projector.wait(10)
+    by_action = {r["action"]: r for r in rows}
+    issued, revoked = by_action["TOKEN_ISSUED"], by_action["TOKEN_REVOKED"]
+    assert (issued["actor"], issued["token_holder"], issued["token_kind"]) == (
+        "operator:li", holder, "CADRE",
+    )  # fmt: skip
+    assert revoked["actor"] == "operator:wang" and revoked["token_id"] == token_id
+    activated = by_action["CATALOGUE_ACTIVATED"]
+    assert (activated["catalogue_id"], activated["catalogue_version"]) == (catalogue_id, 1)
+    assert activated["content_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
