@@ -49,7 +49,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        actor = check_actor(args.actor or default_actor(getpass.getuser()))
+        actor = check_actor(default_actor(getpass.getuser()) if args.actor is None else args.actor)
         reason = check_reason(args.reason)
     except OperatorActionError as exc:
         raise SettingsError(str(exc)) from exc

@@ -89,8 +89,11 @@ def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
     actor = None
     if args.action != "list":
         try:
-            actor = check_actor(args.actor or default_actor(getpass.getuser()))
-            check_reason(getattr(args, "reason", ""))
+            actor = check_actor(
+                default_actor(getpass.getuser()) if args.actor is None else args.actor
+            )
+            # The note of an issue is its recorded reason; a revocation has its own.
+            check_reason(args.note if args.action == "issue" else args.reason)
         except OperatorActionError as exc:
             raise SettingsError(str(exc)) from exc
     return asyncio.run(_tokens(args, settings, database_url(settings), actor))
@@ -125,7 +128,11 @@ async def _tokens(args: argparse.Namespace, settings: Settings, dsn: str, actor:
 
 
 async def _logged_token_change(
-    args: argparse.Namespace, settings: Settings, store: PostgresTokenStore, token: Token, actor
+    args: argparse.Namespace,
+    settings: Settings,
+    store: PostgresTokenStore,
+    token: Token,
+    actor: str,
 ) -> int:
     """Record the issue or revocation on operator.actions first, then change the table.
 

@@ -77,6 +77,7 @@ async def raw_log(bootstrap: str) -> list[bytes]:
 
 
 async def token_row(database_url: str, holder: str) -> list[asyncpg.Record]:
+    await apply_migrations(database_url)  # a refused command may be the first to run
     connection = await asyncpg.connect(database_url)
     try:
         return await connection.fetch(
@@ -134,7 +135,12 @@ async def test_a_bad_actor_changes_nothing(env, capsys, kafka_bootstrap, databas
     assert code == 2
     err = capsys.readouterr().err
     assert "actor: no spaces" in err
+    code = await shouwang("tokens", "issue", "--kind", "feed", "--holder", holder,
+                          "--event-type", "HardshipReported", "--note", "x" * 1001)  # fmt: skip
+    assert code == 2 and "reason: at most 1000" in capsys.readouterr().err
     assert await token_row(database_url, holder) == []
+    assert await shouwang("tokens", "revoke", "anything", "--actor", "") == 2
+    assert "actor: must name who acts" in capsys.readouterr().err
 
 
 async def test_no_token_is_issued_or_revoked_while_its_event_cannot_be_logged(
