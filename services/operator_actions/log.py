@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
 from services.audit.log import KafkaLog
 from services.contract.codec import Codec
 from services.contract.errors import ContractError
@@ -46,12 +48,8 @@ async def prepare_topic(bootstrap: str, layout: TopicLayout, wait_seconds: float
                 await ensure_topics(bootstrap, layout, (OPERATOR_ACTIONS,))
     except TimeoutError as exc:
         raise BrokerUnavailable(f"Kafka did not answer within {wait_seconds:g} s") from exc
-    except (OSError, ConnectionError) as exc:
+    except (KafkaError, OSError) as exc:
         raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    except Exception as exc:  # aiokafka's errors share no base with OSError
-        if type(exc).__module__.startswith("aiokafka"):
-            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        raise
 
 
 async def append(sink: RecordSink, codec: Codec, record: Mapping[str, Any]) -> Delivery:
@@ -65,7 +63,8 @@ async def read_actions(
 ) -> list[dict[str, Any]]:
     """Every action on the topic (or of one subject) up to its current end, in log order per
     subject, each event id once. A record that does not decode is skipped with a warning:
-    it cannot be an action anyone relies on."""
+    it cannot be an action anyone relies on. The whole topic is read: operator actions number
+    in the thousands, not millions."""
     records = []
     try:
         async with asyncio.timeout(wait_seconds):
@@ -75,6 +74,8 @@ async def read_actions(
         raise BrokerUnavailable(
             f"reading {OPERATOR_ACTIONS.name} took over {wait_seconds:g} s"
         ) from exc
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
     records.sort(key=lambda r: (r.partition, r.offset))
     seen: set[str] = set()
     actions = []

@@ -143,8 +143,8 @@ async def test_a_bad_actor_changes_nothing(env, capsys, kafka_bootstrap, databas
     assert "actor: must name who acts" in capsys.readouterr().err
 
 
-async def test_no_token_is_issued_or_revoked_while_its_event_cannot_be_logged(
-    env, monkeypatch, capsys, kafka_bootstrap, database_url
+async def test_nothing_changes_while_its_event_cannot_be_logged(
+    env, monkeypatch, capsys, tmp_path, kafka_bootstrap, database_url
 ) -> None:
     holder = unique("op")
     assert await shouwang("tokens", "issue", "--kind", "operator", "--holder", holder) == 0
@@ -166,11 +166,16 @@ async def test_no_token_is_issued_or_revoked_while_its_event_cannot_be_logged(
     assert await shouwang("tokens", "revoke", token_id) == 3
     [row] = await token_row(database_url, holder)
     assert row["revoked_at"] is None  # still active, and the log agrees
+    catalogue_id = unique("offline")
+    path = catalogue_file(tmp_path, catalogue_id)
+    assert await shouwang("catalogue", "activate", str(path)) == 3
+    assert "nothing recorded" in capsys.readouterr().err
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     assert await shouwang("tokens", "revoke", token_id) == 0
     actions = await actions_of(kafka_bootstrap, f"token:{token_id}")
     assert [a["action"] for a in actions] == ["TOKEN_ISSUED", "TOKEN_REVOKED"]
+    assert await actions_of(kafka_bootstrap, f"catalogue:{catalogue_id}") == []
 
 
 def catalogue_file(directory: Path, catalogue_id: str, capacity: int = 498) -> Path:
