@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     from services.faults.commands import add_commands as add_faults_commands
 
     add_faults_commands(commands)
+
+    from services.operator_actions.commands import add_commands as add_operator_commands
+
+    add_operator_commands(commands)
     return parser
 
 

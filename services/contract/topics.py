@@ -15,7 +15,9 @@ class Topic:
     name: str
     event_type: str  # full schema name of its records
     key: str  # record field used as the Kafka key
-    role: str  # "input" (from outside), "output" (from a service) or "dead-letter"
+    # "input" (from outside), "output" (from a service), "dead-letter", or "operator" (changes
+    # to what the system trusts and uses: tokens, catalogues)
+    role: str
     doc: str
     config: dict[str, str] = field(default_factory=lambda: dict(FOREVER))
     # Household topics must be co-partitioned so one worker owns all of a household's events.
@@ -101,6 +103,14 @@ DEAD_LETTERS = Topic(
     "Records that could not be decoded or applied, with origin and reason.",
     household_partitioned=False,
 )
+OPERATOR_ACTIONS = Topic(
+    "operator.actions",
+    "shouwang.events.OperatorActionRecorded",
+    "subject_id",
+    "operator",
+    "Operator actions (tokens issued and revoked, catalogues activated), keyed by their subject.",
+    household_partitioned=False,
+)
 
 CATALOGUE: tuple[Topic, ...] = (
     HOUSEHOLD_REGISTRY,
@@ -114,6 +124,7 @@ CATALOGUE: tuple[Topic, ...] = (
     RISK,
     SUPPORT_MEASURES,
     DEAD_LETTERS,
+    OPERATOR_ACTIONS,
 )
 INPUT_TOPICS = tuple(t for t in CATALOGUE if t.role == "input")
 BY_NAME = {t.name: t for t in CATALOGUE}

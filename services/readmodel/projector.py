@@ -29,6 +29,7 @@ from services.contract.topics import (
     CADRES,
     HOUSEHOLD_REGISTRY,
     MEASURES,
+    OPERATOR_ACTIONS,
     PROBLEMS,
     RISK,
     SUPPORT_MEASURES,
@@ -51,7 +52,16 @@ DB_RETRY_FIRST_SECONDS = 1.0
 DB_RETRY_MAX_SECONDS = 10.0
 
 PROJECTION = "readmodel"
-TOPICS = (HOUSEHOLD_REGISTRY, RISK, VISITS, MEASURES, SUPPORT_MEASURES, PROBLEMS, CADRES)
+TOPICS = (
+    HOUSEHOLD_REGISTRY,
+    RISK,
+    VISITS,
+    MEASURES,
+    SUPPORT_MEASURES,
+    PROBLEMS,
+    CADRES,
+    OPERATOR_ACTIONS,
+)
 _EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
 
 _MEASURE_STATUS = {
@@ -192,6 +202,13 @@ STATEMENTS: Mapping[str, str] = {
             active = EXCLUDED.active, registry_at = EXCLUDED.registry_at, updated_at = now()
         WHERE c.registry_at IS NULL OR EXCLUDED.registry_at >= c.registry_at
     """,
+    "operator_action": """
+        INSERT INTO operator_actions (event_id, subject_id, action, actor, source, occurred_at,
+            recorded_at, token_id, token_kind, token_holder, catalogue_id, catalogue_version,
+            content_sha256, changes, reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15)
+        ON CONFLICT (event_id) DO NOTHING
+    """,
     "position": """
         INSERT INTO projection_positions (projection, topic, partition, last_offset, updated_at)
         VALUES ($1, $2, $3, $4, now())
@@ -209,6 +226,7 @@ TABLE_OF = {
     "measure": "measures",
     "problem": "problems",
     "cadre": "cadres",
+    "operator_action": "operator_actions",
     "position": "projection_positions",
 }
 
@@ -338,6 +356,31 @@ def rows_for(topic: str, event_type: str, record: Mapping[str, Any]) -> list[tup
                     record["max_households"],
                     record.get("active", True),
                     record["occurred_at"],
+                ),
+            )
+        ]
+    if name == "OperatorActionRecorded":
+        token = record.get("token") or {}
+        catalogue = record.get("catalogue") or {}
+        return [
+            (
+                "operator_action",
+                (
+                    record["event_id"],
+                    record["subject_id"],
+                    record["action"],
+                    record["actor"],
+                    record["source"],
+                    record["occurred_at"],
+                    record["recorded_at"],
+                    token.get("token_id"),
+                    token.get("kind"),
+                    token.get("holder"),
+                    catalogue.get("catalogue_id"),
+                    catalogue.get("version"),
+                    catalogue.get("content_sha256"),
+                    json.dumps(list(catalogue.get("changes", []))),
+                    record["reason"],
                 ),
             )
         ]

@@ -66,6 +66,10 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     catalogue = load_catalogue(settings.catalogue_path)  # fail fast on a bad catalogue
     bootstrap = local_bootstrap(settings)
     asyncio.run(_prepare_topics(bootstrap, settings, app_id))
+    # The catalogue is about to decide who gets what: the log must say which one is in use.
+    from services.operator_actions.commands import activate_at_start
+
+    activate_at_start(settings, bootstrap, app_id)
     registry = CollectorRegistry()
     store = "rocksdb://" if settings.support_rocksdb else "memory://"
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,

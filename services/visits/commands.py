@@ -7,18 +7,36 @@ import asyncio
 import datetime as dt
 import getpass
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 
 from services.config import Settings, SettingsError
 from services.contract.codec import Codec
+from services.operator_actions.events import (
+    OperatorActionError,
+    check_actor,
+    check_reason,
+    default_actor,
+    token_issued,
+    token_revoked,
+)
+from services.operator_actions.log import append, operator_sink, prepare_topic
 from services.readmodel.commands import Database, database_for, prepare_schema
 
 from .bootstrap import kafka_bootstrap, serve
 from .household_import import CHINA, CsvFileError, import_households, read_text
-from .producer import KafkaSink
-from .tokens import PostgresTokenStore, Token, TokenError, hash_secret, new_secret, new_token
+from .producer import BrokerUnavailable, KafkaSink
+from .tokens import (
+    PostgresTokenStore,
+    Token,
+    TokenError,
+    hash_secret,
+    new_secret,
+    new_token,
+    new_token_id,
+)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -36,8 +54,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--event-type", action="append", default=[], help="e.g. HardshipReported; repeatable"
     )
     issue.add_argument("--note", default="")
+    issue.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
     revoke = actions.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")
+    revoke.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
+    revoke.add_argument("--reason", default="", help="why, for the log (e.g. phone lost)")
     actions.add_parser("list", help="list tokens (never their secrets)")
     tokens.set_defaults(run=run_tokens)
 
@@ -65,35 +86,97 @@ def run_visits(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_tokens(args, database_for(settings, "tokens")))
+    actor = None
+    if args.action != "list":
+        try:
+            actor = check_actor(
+                default_actor(getpass.getuser()) if args.actor is None else args.actor
+            )
+            # The note of an issue is its recorded reason; a revocation has its own.
+            check_reason(args.note if args.action == "issue" else args.reason)
+        except OperatorActionError as exc:
+            raise SettingsError(str(exc)) from exc
+    return asyncio.run(_tokens(args, settings, database_for(settings, "tokens"), actor))
 
 
-async def _tokens(args: argparse.Namespace, database: Database) -> int:
+async def _tokens(
+    args: argparse.Namespace, settings: Settings, database: Database, actor: str | None
+) -> int:
     await prepare_schema(database)
     pool = await asyncpg.create_pool(database.url, min_size=1, max_size=1)
     try:
         store = PostgresTokenStore(pool)
+        if args.action == "list":
+            for token in await store.list():
+                print(_describe(token))
+            return 0
         if args.action == "issue":
             try:
                 token = new_token(args.kind, args.holder, args.township, args.event_type, args.note)
             except TokenError as exc:
                 raise SettingsError(str(exc)) from exc
-            secret = new_secret()
-            stored = await store.issue(token, hash_secret(secret))
-            print(_describe(stored))
-            print(f"token (shown once, keep it secret): {secret}")
-        elif args.action == "revoke":
-            revoked = await store.revoke(args.token_id, dt.datetime.now(dt.UTC))
-            if revoked is None:
+            token = replace(token, token_id=new_token_id())
+        else:
+            token = await store.get(args.token_id)
+            if token is None:
                 print(f"no token {args.token_id}", file=sys.stderr)
                 return 1
-            print(_describe(revoked))
-        else:
-            for token in await store.list():
-                print(_describe(token))
-        return 0
+            if not token.active:
+                print(_describe(token))  # already revoked, and logged then: nothing to do
+                return 0
+        return await _logged_token_change(args, settings, store, token, actor)
     finally:
         await pool.close()
+
+
+async def _logged_token_change(
+    args: argparse.Namespace,
+    settings: Settings,
+    store: PostgresTokenStore,
+    token: Token,
+    actor: str,
+) -> int:
+    """Record the issue or revocation on operator.actions first, then change the table.
+
+    The event goes first (acks=all) so that no token works without its issue in the log; if
+    the table write then fails, the log holds an issue for a token that never worked (no
+    secret was shown), or a revocation the table lacks until the command is run again (its
+    event id is the same, so the log keeps one).
+    """
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "issue":
+        record = token_issued(token, actor, now, reason=token.note)
+    else:
+        record = token_revoked(token, actor, now, reason=args.reason)
+    timeout = settings.visits.request_timeout_seconds
+    bootstrap = kafka_bootstrap(settings)
+    sink = operator_sink(bootstrap, timeout)
+    try:
+        await prepare_topic(bootstrap, settings.layout, timeout)
+        delivery = await append(sink, Codec.default(), record)
+    except BrokerUnavailable as exc:
+        print(
+            f"shouwang tokens {args.action}: the action could not be recorded on Kafka ({exc}); "
+            "nothing was changed, run it again when Kafka is back",
+            file=sys.stderr,
+        )
+        return 3
+    finally:
+        await sink.close()
+    if args.action == "issue":
+        secret = new_secret()
+        changed = await store.issue(token, hash_secret(secret))
+        print(_describe(changed))
+        print(f"token (shown once, keep it secret): {secret}")
+    else:
+        changed = await store.revoke(token.token_id, now)
+        print(_describe(changed))
+    print(
+        f"recorded {record['action']} by {actor} on {delivery.topic}[{delivery.partition}]"
+        f"@{delivery.offset}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _describe(token: Token) -> str:

@@ -69,6 +69,11 @@ class Token:
         return township is not None and township in self.townships
 
 
+def new_token_id() -> str:
+    """A fresh token id, made before the token is stored so its issue can be logged first."""
+    return secrets.token_hex(6)
+
+
 def hash_secret(secret: str) -> str:
     """The stored form of a token: hex SHA-256 of its text."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -140,8 +145,11 @@ class TokenStore(Protocol):
     async def find(self, token_hash: str) -> Token | None:
         """The token with this hash (revoked ones too), or None."""
 
+    async def get(self, token_id: str) -> Token | None:
+        """The token with this id (revoked ones too), or None."""
+
     async def issue(self, token: Token, token_hash: str) -> Token:
-        """Store a new token; return it with its id and creation time."""
+        """Store a new token (with its id, or a fresh one); return it with its creation time."""
 
     async def revoke(self, token_id: str, at: dt.datetime) -> Token | None:
         """Mark a token revoked (idempotent); None when there is no such token."""
@@ -162,8 +170,12 @@ class InMemoryTokenStore:
             raise TokenStoreUnavailable("in-memory store set to fail")
         return self.by_hash.get(token_hash)
 
+    async def get(self, token_id: str) -> Token | None:
+        return next((t for t in self.by_hash.values() if t.token_id == token_id), None)
+
     async def issue(self, token: Token, token_hash: str) -> Token:
-        stored = _with(token, token_id=secrets.token_hex(6), created_at=dt.datetime.now(dt.UTC))
+        token_id = token.token_id or new_token_id()
+        stored = _with(token, token_id=token_id, created_at=dt.datetime.now(dt.UTC))
         self.by_hash[token_hash] = stored
         return stored
 
@@ -200,11 +212,17 @@ class PostgresTokenStore:
             raise TokenStoreUnavailable(f"token store: {type(exc).__name__}") from exc
         return None if row is None else _from_row(row)
 
+    async def get(self, token_id: str) -> Token | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {self.COLUMNS} FROM api_tokens WHERE token_id = $1", token_id
+        )
+        return None if row is None else _from_row(row)
+
     async def issue(self, token: Token, token_hash: str) -> Token:
         row = await self.pool.fetchrow(
             "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
             f"event_types, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {self.COLUMNS}",
-            secrets.token_hex(6),
+            token.token_id or new_token_id(),
             token_hash,
             token.kind,
             token.holder,

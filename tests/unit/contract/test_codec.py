@@ -103,6 +103,7 @@ def test_every_event_type_of_the_design_is_in_the_contract():
         "CadreRegistryRecorded",
         "RiskAssessed",
         "DeadLetter",
+        "OperatorActionRecorded",
     }
 
 

@@ -1,0 +1,1 @@
+"""Operator actions (tokens issued and revoked, catalogues activated) as events in the log."""
