@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     from services.faults.commands import add_commands as add_faults_commands
 
     add_faults_commands(commands)
+
+    from services.personal.commands import add_commands as add_personal_commands
+
+    add_personal_commands(commands)
     return parser
 
 

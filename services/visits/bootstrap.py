@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from services.config import Settings, SettingsError, VisitsSettings
 from services.contract.codec import Codec
+from services.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
+from services.personal.sealer import PersonalSealer
 from services.readmodel.migrate import apply_migrations
 
 from .app import Dependencies, Limits, build_app
@@ -84,8 +86,14 @@ async def wired(
     settings: VisitsSettings,
     registry: CollectorRegistry | None = None,
     codec: Codec | None = None,
+    master_key: bytes | None = None,
 ) -> AsyncIterator[Wired]:
-    """Real dependencies for the app: migrations applied, a pool, a lazily started producer."""
+    """Real dependencies for the app: migrations applied, a pool, a lazily started producer.
+
+    `master_key` wraps the personal-data keys; by default it comes from the environment, and
+    without one the service does not start (SettingsError).
+    """
+    master = master_key if master_key is not None else load_master_key()
     await apply_migrations(dsn)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=5)
     sink = KafkaSink(bootstrap, timeout=settings.request_timeout_seconds)
@@ -95,6 +103,9 @@ async def wired(
             sink=sink,
             tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.token_cache_seconds),
             directory=CachedDirectory(PostgresDirectory(pool)),
+            sealer=PersonalSealer(
+                CachedKeys(PostgresKeyStore(pool, master), ttl=settings.personal_key_cache_seconds)
+            ),
             metrics=VisitsMetrics(registry or CollectorRegistry()),
             openapi=load_document(),
             limits=limits_of(settings),
