@@ -37,6 +37,7 @@ from services.contract.topics import (
     VISITS,
 )
 from services.monitoring.state import LIMITS
+from services.personal.keys import load_master_key
 from services.simulation.parameters import SimulationParameters
 from services.simulation.runner import simulate
 from services.simulation.sinks.kafka import KafkaSink
@@ -94,7 +95,13 @@ class Load:
     task: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
-        self.sink = RecordingSink(self.stack.bootstrap, LAYOUT, create_topics=False)
+        self.sink = RecordingSink(
+            self.stack.bootstrap,
+            LAYOUT,
+            create_topics=False,
+            keys_database_url=self.stack.database_url,
+            master_key=load_master_key(self.stack.env()),
+        )
 
     def start(self) -> None:
         async def write_all():

@@ -111,6 +111,15 @@ def ensure_master_key_file(path: Path) -> Path:
     return path
 
 
+def personal_master_key_env(home: Path, environ: Mapping[str, str] | None = None) -> dict:
+    """For local stacks (demo, fault harness): the caller's master key if it has one, else a
+    key file generated once under `home`, as environment variables for the services."""
+    env = os.environ if environ is None else environ
+    if env.get(MASTER_KEY_ENV) or env.get(MASTER_KEY_FILE_ENV):
+        return {}
+    return {MASTER_KEY_FILE_ENV: str(ensure_master_key_file(home / "personal-master.key"))}
+
+
 class KeyStore(Protocol):
     """Port: data keys per subject, and the record of shredded ones."""
 

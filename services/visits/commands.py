@@ -13,6 +13,7 @@ import asyncpg
 
 from services.config import Settings, SettingsError
 from services.contract.codec import Codec
+from services.personal.keys import KeysUnavailable
 from services.readmodel.migrate import apply_migrations
 
 from .bootstrap import database_url, kafka_bootstrap, serve
@@ -134,6 +135,13 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     except CsvFileError as exc:
         print(f"shouwang import households: {args.file}: {exc}", file=sys.stderr)
         return 2
+    except KeysUnavailable as exc:
+        print(
+            f"shouwang import households: the personal-data key store is unreachable ({exc}); "
+            "nothing was written, run the import again",
+            file=sys.stderr,
+        )
+        return 3
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for problem in report.problems:
@@ -160,8 +168,11 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _import(text, codec, settings, actor, as_of, skip_bad, now):
-    sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-    try:
-        return await import_households(text, codec, sink, actor, as_of, skip_bad, now)
-    finally:
-        await sink.close()
+    from services.personal.sealer import postgres_sealer
+
+    async with postgres_sealer(database_url(settings)) as sealer:
+        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
+        try:
+            return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)
+        finally:
+            await sink.close()
