@@ -30,7 +30,7 @@ from services.contract.personal import (
 )
 from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY, Topic
 
-from .keys import KeyStore, KeysUnavailable, Shredded
+from .keys import DB_ERRORS, KeyStore, KeysUnavailable, Shredded
 
 MAX_ACTOR = 64
 MAX_REASON = 500
@@ -221,6 +221,13 @@ def _run(coroutine_fn):
             return asyncio.run(coroutine_fn(args, settings, sys.stdout, sys.stderr))
         except KeysUnavailable as exc:
             print(f"shouwang personal: the key store is unreachable ({exc})", file=sys.stderr)
+            return 3
+        except DB_ERRORS as exc:
+            print(
+                f"shouwang personal: cannot reach PostgreSQL ({type(exc).__name__}); "
+                "nothing was changed",
+                file=sys.stderr,
+            )
             return 3
         except ContractError as exc:
             print(f"shouwang personal: {exc}", file=sys.stderr)
