@@ -36,7 +36,14 @@ from services.contract.personal import (
 
 MASTER_KEY_ENV = "SHOUWANG_PERSONAL_MASTER_KEY"
 MASTER_KEY_FILE_ENV = "SHOUWANG_PERSONAL_MASTER_KEY_FILE"
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError: seen when PostgreSQL stops under a pool (fault harness, db-outage).
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
 
 
 class KeysUnavailable(RuntimeError):

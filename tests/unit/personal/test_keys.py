@@ -147,3 +147,12 @@ async def test_show_says_which_event_does_not_authenticate():
 def test_forget_needs_an_actor_and_a_reason(actor, reason, problem):
     with pytest.raises(SettingsError, match=problem):
         check_forget_arguments(actor, reason)
+
+
+def test_the_direct_kafka_sink_cannot_be_built_without_a_way_to_seal():
+    from services.contract.topics import TopicLayout
+    from services.simulation.sinks.base import SinkError
+    from services.simulation.sinks.kafka import KafkaSink
+
+    with pytest.raises(SinkError, match="seals personal data: give it a sealer"):
+        KafkaSink("127.0.0.1:9", TopicLayout())
