@@ -22,3 +22,18 @@ CREATE TABLE personal_keys_shredded (
     reason       text        NOT NULL CHECK (reason <> '')
 );
 CREATE INDEX personal_keys_shredded_subject ON personal_keys_shredded (subject_kind, subject_id);
+
+-- Privileges, when the duty roles of the roles migration exist (they do on a merged schema):
+-- the projector never touches keys; the visits API (reader role) makes keys on first use but
+-- cannot delete them; shredding and reading personal data (`shouwang personal`) is the
+-- owner's. The reader's default SELECT stays: wrapped keys open only with the master key.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shouwang_projector') THEN
+        REVOKE ALL ON personal_keys, personal_keys_shredded FROM shouwang_projector;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shouwang_reader') THEN
+        GRANT SELECT, INSERT ON personal_keys TO shouwang_reader;
+    END IF;
+END
+$$;
