@@ -52,9 +52,14 @@ LAYOUT = TopicLayout()
 async def preload(bootstrap: str, data: Dataset, codec: Codec, chunk: int = 5000) -> int:
     """Produce every event to its input topic (acks=all, idempotent), as `shouwang simulate
     --direct` would; returns how many were acknowledged."""
+    from services.personal.keys import CachedKeys, InMemoryKeyStore
+    from services.personal.sealer import PersonalSealer
     from services.simulation.sinks.kafka import KafkaSink
 
-    sink = KafkaSink(bootstrap, LAYOUT, codec, create_topics=False)
+    # Keys in memory, thrown away after the run: nobody reads the bench's fake personal data,
+    # and sealing it still costs what it costs in production.
+    sealer = PersonalSealer(CachedKeys(InMemoryKeyStore()))
+    sink = KafkaSink(bootstrap, LAYOUT, codec, create_topics=False, sealer=sealer)
     await sink.start()
     try:
         for i in range(0, len(data.events), chunk):

@@ -28,6 +28,8 @@ from services.contract.codec import Codec
 from services.contract.topics import VISITS
 from services.localstack.kafka import resolve_classpath
 from services.localstack.ports import free_ports
+from services.personal.keys import CachedKeys, InMemoryKeyStore
+from services.personal.sealer import PersonalSealer
 from services.simulation import Event
 from services.simulation import records as rec
 from services.simulation.sinks.api import request_json
@@ -70,6 +72,7 @@ async def _serve(bootstrap: str, codec: Codec) -> tuple[web.AppRunner, str, Kafk
         sink=sink,
         tokens=CachedTokens(store, ttl=300),
         directory=CachedDirectory(InMemoryDirectory()),
+        sealer=PersonalSealer(CachedKeys(InMemoryKeyStore())),
         metrics=VisitsMetrics(CollectorRegistry()),
         openapi=load_document(),
         limits=Limits(max_body_bytes=8 * 1024 * 1024, max_batch=BATCH),

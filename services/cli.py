@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.operator_actions.commands import add_commands as add_operator_commands
 
     add_operator_commands(commands)
+    from services.personal.commands import add_commands as add_personal_commands
+
+    add_personal_commands(commands)
     return parser
 
 

@@ -36,6 +36,7 @@ class Settings:
     projector_database_url: str | None = None  # SHOUWANG_PROJECTOR_DATABASE_URL
     reader_database_url: str | None = None  # SHOUWANG_READER_DATABASE_URL
     tokens_database_url: str | None = None  # SHOUWANG_TOKENS_DATABASE_URL
+    visits_database_url: str | None = None  # SHOUWANG_VISITS_DATABASE_URL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +69,7 @@ class Settings:
             projector_database_url=_database_url(env, "SHOUWANG_PROJECTOR_DATABASE_URL"),
             reader_database_url=_database_url(env, "SHOUWANG_READER_DATABASE_URL"),
             tokens_database_url=_database_url(env, "SHOUWANG_TOKENS_DATABASE_URL"),
+            visits_database_url=_database_url(env, "SHOUWANG_VISITS_DATABASE_URL"),
         )
 
 
@@ -127,6 +129,9 @@ class VisitsSettings:
     SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is trusted without
         asking again, i.e. the longest a revoked token still works (default 30). While the
         database is unreachable, cached tokens keep working for up to 10 minutes.
+    SHOUWANG_PERSONAL_KEY_CACHE_SECONDS: how long a household's or cadre's data key is kept in
+        memory for sealing personal data (default 300): registry records of subjects seen
+        within it are accepted while PostgreSQL is down; others get 503 with Retry-After.
     """
 
     host: str = "0.0.0.0"
@@ -138,6 +143,7 @@ class VisitsSettings:
     retry_after_seconds: int = 5
     token_cache_seconds: float = 30.0
     max_in_flight: int = 256
+    personal_key_cache_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VisitsSettings:
@@ -162,6 +168,9 @@ class VisitsSettings:
                 env, "SHOUWANG_TOKEN_CACHE_SECONDS", cls.token_cache_seconds
             ),
             max_in_flight=_positive(env, "SHOUWANG_VISITS_MAX_IN_FLIGHT", cls.max_in_flight),
+            personal_key_cache_seconds=_positive_seconds(
+                env, "SHOUWANG_PERSONAL_KEY_CACHE_SECONDS", cls.personal_key_cache_seconds
+            ),
         )
 
 

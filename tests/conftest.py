@@ -4,8 +4,12 @@
 test that asks starts a LocalKafka or LocalPostgres on free ports under a temporary directory,
 shared by the whole session and stopped at its end. A server that cannot start fails the tests
 that need it with the reason; nothing is skipped.
+
+Services refuse to start without a personal-data master key; the session makes one (in the
+environment, so child processes get it too) unless the caller gave one.
 """
 
+import base64
 import os
 import shutil
 import tempfile
@@ -25,6 +29,22 @@ def _traversable_temp_dir(prefix: str, parent: Path | None = None) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     path.chmod(0o755)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def personal_master_key() -> Iterator[bytes]:
+    """The session's personal-data master key (SHOUWANG_PERSONAL_MASTER_KEY)."""
+    from services.personal.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, load_master_key
+
+    if os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV):
+        yield load_master_key()
+        return
+    raw = os.urandom(32)
+    os.environ[MASTER_KEY_ENV] = base64.b64encode(raw).decode("ascii")
+    try:
+        yield raw
+    finally:
+        os.environ.pop(MASTER_KEY_ENV, None)
 
 
 @pytest.fixture(scope="session")

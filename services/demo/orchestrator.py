@@ -42,6 +42,7 @@ from services.demo.supervisor import ServiceDied, Supervisor, stop_leftovers
 from services.localstack.kafka import LocalKafka
 from services.localstack.ports import LOOPBACK, free_ports
 from services.localstack.postgres import LocalPostgres
+from services.personal.keys import personal_master_key_env
 from services.support.app import pool_commands_topic
 
 MONITORING_GROUP = "shouwang-monitoring"
@@ -173,6 +174,7 @@ def _child_env(settings: Settings, ends: Endpoints) -> dict[str, str]:
         "DATABASE_URL": ends.database_url,
         "SHOUWANG_HOME": str(settings.home),
         "PYTHONUNBUFFERED": "1",
+        **personal_master_key_env(settings.home),
     }
     # The services' own defaults apply; a stray setting from the caller's shell must not send
     # them to other groups or ports than the demo watches.

@@ -29,6 +29,7 @@ from services.kafka import clients as kafka_clients
 from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafka
 from services.localstack.ports import free_ports
 from services.localstack.postgres import LocalPostgres
+from services.personal.keys import personal_master_key_env
 
 ROOT = Path(__file__).resolve().parents[2]
 # Few partitions: the workers start and rebalance faster on a shared 2-core machine, and every
@@ -130,6 +131,7 @@ class PrivateStack:
             "SHOUWANG_HOME": str(self.run_dir / "home"),
             "SHOUWANG_PARTITIONS": str(LAYOUT.household_partitions),
             "SHOUWANG_OTHER_PARTITIONS": str(LAYOUT.other_partitions),
+            **personal_master_key_env(self.run_dir),
             **extra,
         }
 

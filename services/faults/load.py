@@ -37,6 +37,8 @@ from services.contract.topics import (
     VISITS,
 )
 from services.monitoring.state import LIMITS
+from services.personal.keys import CachedKeys, InMemoryKeyStore
+from services.personal.sealer import PersonalSealer
 from services.simulation.parameters import SimulationParameters
 from services.simulation.runner import simulate
 from services.simulation.sinks.kafka import KafkaSink
@@ -94,7 +96,15 @@ class Load:
     task: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
-        self.sink = RecordingSink(self.stack.bootstrap, LAYOUT, create_topics=False)
+        # Personal data is sealed as every writer seals it, but with keys held in memory: the
+        # load stands for field apps, which keep writing while the db-outage scenario stops
+        # PostgreSQL (the key store's own outage behaviour is tested with the visits API).
+        self.sink = RecordingSink(
+            self.stack.bootstrap,
+            LAYOUT,
+            create_topics=False,
+            sealer=PersonalSealer(CachedKeys(InMemoryKeyStore())),
+        )
 
     def start(self) -> None:
         async def write_all():

@@ -38,6 +38,7 @@ DUTY_SETTINGS = {
     "projector": "projector_database_url",
     "reader": "reader_database_url",
     "tokens": "tokens_database_url",
+    "visits": "visits_database_url",
 }
 
 
@@ -50,7 +51,7 @@ class Database:
 
 
 def database_for(settings: Settings, duty: str) -> Database:
-    """The connection for `duty` (projector, reader, tokens): its own URL, else the owner's."""
+    """The connection for `duty` (projector, reader, tokens, visits): its own URL, else the owner's."""
     url = getattr(settings, DUTY_SETTINGS[duty])
     if url and url != settings.database_url:
         return Database(url, owner=False)
@@ -112,6 +113,7 @@ GROUP_ROLES = {
     "projector": "shouwang_projector",
     "reader": "shouwang_reader",
     "tokens": "shouwang_tokens_admin",
+    "visits": "shouwang_visits",  # created by 0006_personal_keys
 }
 PASSWORD_ENV = "SHOUWANG_DB_LOGIN_PASSWORD"
 _LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

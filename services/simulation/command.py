@@ -97,9 +97,14 @@ def _sink(args: argparse.Namespace, settings: Settings) -> EventSink:
 
         return JsonLinesSink(sys.stdout if str(args.out) == "-" else args.out)
     if args.direct:
+        from services.readmodel.commands import local_database_url
         from services.simulation.sinks.kafka import KafkaSink
 
-        return KafkaSink(settings.kafka_bootstrap or _local_bootstrap(settings), settings.layout)
+        return KafkaSink(
+            settings.kafka_bootstrap or _local_bootstrap(settings),
+            settings.layout,
+            keys_database_url=local_database_url(settings),
+        )
     from services.simulation.sinks.api import ApiSink
 
     url = args.api or os.environ.get(API_URL_ENV) or "http://127.0.0.1:8081"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.contract.codec import Codec
+from services.personal.sealer import PersonalSealer
 from services.visits.household_import import (
     Column,
     ImportReport,
@@ -90,10 +91,11 @@ async def import_cadres(
     text: str,
     codec: Codec,
     sink: RecordSink,
+    sealer: PersonalSealer,
     actor: str,
     as_of: dt.datetime | None,
     skip_bad: bool,
     now: dt.datetime,
 ) -> ImportReport:
     """Import a cadre roster; see `services.visits.household_import.import_table`."""
-    return await import_table(CADRES, text, codec, sink, actor, as_of, skip_bad, now)
+    return await import_table(CADRES, text, codec, sink, sealer, actor, as_of, skip_bad, now)

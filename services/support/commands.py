@@ -112,6 +112,7 @@ def add_import_command(importing: argparse._SubParsersAction) -> None:
 
 def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
     from services.contract.codec import Codec
+    from services.personal.keys import KeysUnavailable
     from services.visits.household_import import CHINA, CsvFileError, read_text
 
     from .cadre_import import import_cadres, parse
@@ -139,6 +140,13 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
     except CsvFileError as exc:
         print(f"shouwang import cadres: {args.file}: {exc}", file=sys.stderr)
         return 2
+    except KeysUnavailable as exc:
+        print(
+            f"shouwang import cadres: the personal-data key store is unreachable ({exc}); "
+            "nothing was written, run the import again",
+            file=sys.stderr,
+        )
+        return 3
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for problem in report.problems:
@@ -165,14 +173,17 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _import_cadres(import_cadres, text, codec, settings, actor, as_of, skip_bad, now):
+    from services.personal.sealer import postgres_sealer
+    from services.readmodel.commands import database_for
     from services.visits.bootstrap import kafka_bootstrap
     from services.visits.producer import KafkaSink
 
-    sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-    try:
-        return await import_cadres(text, codec, sink, actor, as_of, skip_bad, now)
-    finally:
-        await sink.close()
+    async with postgres_sealer(database_for(settings, "visits")) as sealer:
+        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
+        try:
+            return await import_cadres(text, codec, sink, sealer, actor, as_of, skip_bad, now)
+        finally:
+            await sink.close()
 
 
 def run_support_api(settings: Settings) -> int:

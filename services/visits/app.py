@@ -7,7 +7,9 @@ the broker: load is shed, not queued) → bearer token (401, 503 if the token st
 the token uncached) →
 event type in the token's scope (403) → content type (415) → body size (413) → JSON (422) →
 batch size (413) → per record: contract and domain validation (422), township scope (403),
-event id reuse (409) → broker acknowledgement (202, or 503 with Retry-After).
+personal data sealed with the subject's key (503 with Retry-After when the key store is down and
+the key uncached; nothing is produced) → event id reuse (409) → broker acknowledgement (202, or
+503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.contract.codec import Codec
 from services.contract.errors import InvalidRecord
+from services.contract.personal import SealError
+from services.personal.keys import KeysUnavailable
+from services.personal.sealer import PersonalSealer
 
 from .directory import CachedDirectory, DirectoryUnavailable
 from .metrics import VisitsMetrics
@@ -60,6 +65,7 @@ class Dependencies:
     sink: RecordSink
     tokens: CachedTokens
     directory: CachedDirectory
+    sealer: PersonalSealer
     metrics: VisitsMetrics
     openapi: dict[str, Any]
     limits: Limits = field(default_factory=Limits)
@@ -418,8 +424,36 @@ class Ingest:
             outcomes.append(outcome)
             ready.append((outcome, prepared.record))
         ready = await self._in_scope(kind, token, ready)
+        ready = await self._sealed(kind, ready)
         await self._produce(kind, ready)
         return outcomes
+
+    async def _sealed(
+        self, kind: EventKind, ready: list[tuple[Outcome, dict[str, Any]]]
+    ) -> list[tuple[Outcome, dict[str, Any]]]:
+        """Registry records with their personal data sealed; the rest as they are.
+
+        Sealing is deterministic (see services.contract.personal), so the content digest of a
+        re-sent event still equals the first copy's.
+        """
+        sealer = self.deps.sealer
+        if not sealer.seals(kind.event_type):
+            return ready
+        kept = []
+        for outcome, record in ready:
+            try:
+                kept.append((outcome, await sealer.seal(kind.event_type, record)))
+            except (KeysUnavailable, SealError) as exc:
+                # The message names the subject kind and key id at most, never a value.
+                log.warning("cannot seal personal data of a %s: %s", kind.short_name, exc)
+                self._refuse(
+                    outcome,
+                    503,
+                    "unavailable",
+                    "cannot protect the record's personal data right now; retry later with the "
+                    "same event_id",
+                )
+        return kept
 
     async def _in_scope(
         self, kind: EventKind, token: Token, ready: list[tuple[Outcome, dict[str, Any]]]

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from services.config import Settings, SettingsError, VisitsSettings
 from services.contract.codec import Codec
+from services.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
+from services.personal.sealer import PersonalSealer
 from services.readmodel.commands import Database, database_for, prepare_schema
 
 from .app import Dependencies, Limits, build_app
@@ -69,12 +71,16 @@ async def wired(
     settings: VisitsSettings,
     registry: CollectorRegistry | None = None,
     codec: Codec | None = None,
+    master_key: bytes | None = None,
 ) -> AsyncIterator[Wired]:
     """Real dependencies for the app: the schema ready, a pool, a lazily started producer.
 
-    A plain URL is taken as the owner's (migrations applied with it); the API itself only
-    reads (tokens, the household directory), so it runs with the reader role when one is set.
+    A plain URL is taken as the owner's (migrations applied with it). The API reads tokens and
+    the household directory and makes personal-data keys, nothing else, so it runs with the
+    visits role when one is set (0006_personal_keys). `master_key` wraps those keys; by default
+    it comes from the environment, and without one the service does not start (SettingsError).
     """
+    master = master_key if master_key is not None else load_master_key()
     if isinstance(database, str):
         database = Database(database, owner=True)
     await prepare_schema(database)
@@ -86,6 +92,9 @@ async def wired(
             sink=sink,
             tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.token_cache_seconds),
             directory=CachedDirectory(PostgresDirectory(pool)),
+            sealer=PersonalSealer(
+                CachedKeys(PostgresKeyStore(pool, master), ttl=settings.personal_key_cache_seconds)
+            ),
             metrics=VisitsMetrics(registry or CollectorRegistry()),
             openapi=load_document(),
             limits=limits_of(settings),
@@ -99,7 +108,7 @@ async def wired(
 async def serve(settings: Settings) -> None:
     """Run the API until SIGINT/SIGTERM; in-flight requests finish before the producer closes."""
     visits = settings.visits
-    database = database_for(settings, "reader")
+    database = database_for(settings, "visits")
     async with wired(kafka_bootstrap(settings), database, visits) as parts:
         runner = web.AppRunner(build_app(parts.dependencies), access_log=None)
         await runner.setup()

@@ -24,6 +24,7 @@ from services.operator_actions.events import (
 )
 from services.operator_actions.log import append, operator_sink, prepare_topic
 from services.readmodel.commands import Database, database_for, prepare_schema
+from services.personal.keys import KeysUnavailable
 
 from .bootstrap import kafka_bootstrap, serve
 from .household_import import CHINA, CsvFileError, import_households, read_text
@@ -217,6 +218,13 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     except CsvFileError as exc:
         print(f"shouwang import households: {args.file}: {exc}", file=sys.stderr)
         return 2
+    except KeysUnavailable as exc:
+        print(
+            f"shouwang import households: the personal-data key store is unreachable ({exc}); "
+            "nothing was written, run the import again",
+            file=sys.stderr,
+        )
+        return 3
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for problem in report.problems:
@@ -243,8 +251,11 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _import(text, codec, settings, actor, as_of, skip_bad, now):
-    sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-    try:
-        return await import_households(text, codec, sink, actor, as_of, skip_bad, now)
-    finally:
-        await sink.close()
+    from services.personal.sealer import postgres_sealer
+
+    async with postgres_sealer(database_for(settings, "visits")) as sealer:
+        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
+        try:
+            return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)
+        finally:
+            await sink.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from services.contract.codec import Codec
+from services.personal.sealer import PersonalSealer
 
 from .producer import BrokerUnavailable, RecordSink
 from .records import BY_SLUG, Origin, prepare
@@ -363,12 +364,17 @@ async def import_table(
     text: str,
     codec: Codec,
     sink: RecordSink,
+    sealer: PersonalSealer,
     actor: str,
     as_of: dt.datetime | None,
     skip_bad: bool,
     now: dt.datetime,
 ) -> ImportReport:
-    """Check the whole file first; then write its good rows, waiting for every ack."""
+    """Check the whole file first; then write its good rows, waiting for every ack.
+
+    Personal data is sealed for every row before the first is sent: when the key store is down
+    (KeysUnavailable) nothing is written, and a re-run writes the same bytes.
+    """
     parsed = parse_table(table, text, codec, actor, as_of, now)
     report = ImportReport(
         rows=parsed.rows,
@@ -381,8 +387,9 @@ async def import_table(
     if report.refused:
         return report
     topic = BY_SLUG[table.slug].topic
-    for start in range(0, len(parsed.records), SEND_CHUNK):
-        chunk = parsed.records[start : start + SEND_CHUNK]
+    sealed = [await sealer.seal(topic.event_type, record) for _, record in parsed.records]
+    for start in range(0, len(sealed), SEND_CHUNK):
+        chunk = sealed[start : start + SEND_CHUNK]
         results = await asyncio.gather(
             *(
                 sink.send(
@@ -390,7 +397,7 @@ async def import_table(
                     record[table.key_field].encode("utf-8"),
                     codec.encode(topic.event_type, record),
                 )
-                for _, record in chunk
+                for record in chunk
             ),
             return_exceptions=True,
         )
@@ -408,10 +415,11 @@ async def import_households(
     text: str,
     codec: Codec,
     sink: RecordSink,
+    sealer: PersonalSealer,
     actor: str,
     as_of: dt.datetime | None,
     skip_bad: bool,
     now: dt.datetime,
 ) -> ImportReport:
     """Import a household table (户表); see `import_table`."""
-    return await import_table(HOUSEHOLDS, text, codec, sink, actor, as_of, skip_bad, now)
+    return await import_table(HOUSEHOLDS, text, codec, sink, sealer, actor, as_of, skip_bad, now)

@@ -15,7 +15,7 @@ from typing import Any
 from services.contract.codec import Codec
 from services.contract.validation import INT_RANGE, LONG_RANGE
 
-from .records import KINDS, SERVER_FIELDS, TIMESTAMP_EXAMPLE
+from .records import KINDS, SEALED_FIELD, SERVER_FIELDS, TIMESTAMP_EXAMPLE
 
 DOCUMENT_PATH = Path(__file__).resolve().parent / "openapi.json"
 
@@ -90,13 +90,15 @@ def _primitive(kind: str) -> dict[str, Any]:
         "float": {"type": "number"},
         "double": {"type": "number"},
         "string": {"type": "string"},
+        "bytes": {"type": "string", "contentEncoding": "base64"},
     }[kind]
 
 
 def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
     schema = json_schema(codec.registry.schema(event_type).parsed)
-    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in SERVER_FIELDS}
-    schema["required"] = [r for r in schema["required"] if r not in SERVER_FIELDS]
+    server_set = (*SERVER_FIELDS, SEALED_FIELD)
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in server_set}
+    schema["required"] = [r for r in schema["required"] if r not in server_set]
     schema["description"] = (
         schema.get("description", "")
         + " recorded_at, source and actor are set by the server from the token."
@@ -127,7 +129,11 @@ WRITE_ERRORS = {
         "nothing was written; retry after Retry-After seconds.",
         retry=True,
     ),
-    "503": _error("The event log (or the token store) is unavailable; retry.", retry=True),
+    "503": _error(
+        "The event log (or the token store, or the personal-data key store) is unavailable; "
+        "nothing was written; retry.",
+        retry=True,
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.contract.codec import Codec
+from services.contract.personal import PERSONAL_FIELDS
 from services.contract.topics import (
     CADRES,
     HARDSHIPS,
@@ -33,6 +34,7 @@ from services.contract.topics import (
 from .validation import DOMAIN_CHECKS, Problems
 
 SERVER_FIELDS = ("recorded_at", "source", "actor")
+SEALED_FIELD = "personal_sealed"  # the server seals `personal` into it after validation
 TIMESTAMP_EXAMPLE = "2020-05-16T09:30:00+08:00"
 MAX_TIMESTAMP_TEXT = 64
 
@@ -118,7 +120,14 @@ def prepare(
         for name in SERVER_FIELDS
         if name in body
     ]
-    client = {k: v for k, v in body.items() if k not in SERVER_FIELDS}
+    sealed_here = kind.event_type in PERSONAL_FIELDS
+    if sealed_here and SEALED_FIELD in body:
+        problems.append((SEALED_FIELD, "sealed by the server; send the plain `personal` object"))
+    client = {
+        k: v
+        for k, v in body.items()
+        if k not in SERVER_FIELDS and not (sealed_here and k == SEALED_FIELD)
+    }
     schema = codec.registry.schema(kind.event_type).parsed
     conversion: Problems = []
     record = _convert(schema, client, "", {}, conversion)

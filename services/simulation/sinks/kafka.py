@@ -1,9 +1,11 @@
 """Straight to Kafka (`--direct`): Avro frames on each type's input topic, keyed as the catalogue
-says, through an idempotent producer that waits for every in-sync replica."""
+says, through an idempotent producer that waits for every in-sync replica. Registry records'
+personal data is sealed first, with keys from the PostgreSQL key store (or a sealer given)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 
@@ -14,6 +16,8 @@ from services.contract.codec import Codec
 from services.contract.topics import INPUT_TOPICS, TopicLayout
 from services.kafka import clients as kafka_clients
 from services.kafka.admin import ensure_topics
+from services.personal.keys import KeysUnavailable
+from services.personal.sealer import PersonalSealer, postgres_sealer
 from services.simulation.sinks.base import EventSink, SinkError
 from services.simulation.stream import Event
 
@@ -30,7 +34,21 @@ class KafkaSink(EventSink):
         create_topics: bool = True,
         linger_ms: int = 20,
         max_batch_bytes: int = 512 * 1024,
+        sealer: PersonalSealer | None = None,
+        keys_database_url: str | None = None,
+        master_key: bytes | None = None,
     ):
+        """`sealer`, or else the key store at `keys_database_url` (opened on start, with
+        `master_key` or the environment's), seals personal data; one of them is required."""
+        if sealer is None and keys_database_url is None:
+            raise SinkError(
+                "the Kafka sink seals personal data: give it a sealer or the key store's "
+                "database URL (DATABASE_URL)"
+            )
+        self.sealer = sealer
+        self._keys_database_url = keys_database_url
+        self._master_key = master_key
+        self._resources = contextlib.AsyncExitStack()
         self.bootstrap = bootstrap
         self.layout = layout
         self.codec = codec or Codec.default()
@@ -40,6 +58,17 @@ class KafkaSink(EventSink):
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        if self.sealer is None and self._keys_database_url is not None:
+            self.sealer = await self._resources.enter_async_context(
+                postgres_sealer(self._keys_database_url, self._master_key)
+            )
+        try:
+            await self._start_producer()
+        except BaseException:
+            await self._resources.aclose()
+            raise
+
+    async def _start_producer(self) -> None:
         if self.create_topics:
             await ensure_topics(self.bootstrap, self.layout, INPUT_TOPICS)
         producer = kafka_clients.producer(
@@ -57,20 +86,26 @@ class KafkaSink(EventSink):
         self._producer = producer
 
     async def write(self, events: Sequence[Event]) -> None:
-        if self._producer is None:
+        if self._producer is None or self.sealer is None:
             raise RuntimeError("KafkaSink used before start()")
         pending = []
         try:
             for event in events:
                 topic = event.topic
-                frame = self.codec.encode(event.event_type, event.record)
+                record = await self.sealer.seal(event.event_type, event.record)
+                frame = self.codec.encode(event.event_type, record)
                 pending.append(await self._producer.send(topic.name, frame, key=event.key.encode()))
             acknowledged = await asyncio.gather(*pending)
         except KafkaError as exc:
             raise SinkError(f"producing to {self.bootstrap} failed: {exc}") from exc
+        except KeysUnavailable as exc:
+            raise SinkError(f"cannot seal personal data: {exc}") from exc
         self.produced.update(metadata.topic for metadata in acknowledged)
 
     async def close(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
+        try:
+            if self._producer is not None:
+                producer, self._producer = self._producer, None
+                await producer.stop()
+        finally:
+            await self._resources.aclose()

@@ -65,7 +65,10 @@ EXPECTED_TABLES = {
     "pools",
     "projection_rejects",
     "schema_migrations",
+    "operator_actions",
 }
+# The personal-data keys (0006): the owner's, never a projection; only shouwang_visits may add.
+KEY_TABLES = {"personal_keys", "personal_keys_shredded"}
 
 
 def with_database(url: str, name: str) -> str:
@@ -83,6 +86,7 @@ class Roles:
     projector: str
     reader: str
     tokens: str
+    visits: str
     logins: list[str]
 
 
@@ -113,6 +117,7 @@ async def roles(private_database: str) -> AsyncIterator[Roles]:
             projector=as_login(private_database, logins["projector"]),
             reader=as_login(private_database, logins["reader"]),
             tokens=as_login(private_database, logins["tokens"]),
+            visits=as_login(private_database, logins["visits"]),
             logins=list(logins.values()),
         )
     finally:
@@ -221,10 +226,13 @@ async def test_the_reader_reads_every_table_and_writes_none(roles: Roles) -> Non
     conn = await asyncpg.connect(roles.reader)
     try:
         tables, views = await tables_and_views(conn)
-        assert set(tables) >= EXPECTED_TABLES
+        assert set(tables) >= EXPECTED_TABLES | KEY_TABLES
         assert {"cadre_load", "pool_use"} <= set(views)
         for name in tables + views:
-            await conn.fetch(f'SELECT * FROM "{name}" LIMIT 1')
+            if name in KEY_TABLES:
+                assert await refused(conn, f'SELECT * FROM "{name}" LIMIT 1'), name
+            else:
+                await conn.fetch(f'SELECT * FROM "{name}" LIMIT 1')
         for name in tables:
             assert await refused(conn, f'INSERT INTO "{name}" DEFAULT VALUES'), name
             assert await refused(conn, f'DELETE FROM "{name}"'), name
@@ -367,6 +375,9 @@ async def test_the_projector_role_projects_but_cannot_change_the_schema(
         assert await refused(conn, "ALTER TABLE measures ADD COLUMN x int")
         assert await refused(conn, "TRUNCATE households")
         assert await refused(conn, "SELECT * FROM api_tokens LIMIT 1")
+        for name in KEY_TABLES:
+            assert await refused(conn, f'SELECT * FROM "{name}" LIMIT 1'), name
+            assert await refused(conn, f'DELETE FROM "{name}"'), name
         assert await refused(
             conn, "INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'x', 'y')"
         )
@@ -480,7 +491,7 @@ async def test_create_login_refuses_bad_names_and_passwords(
         await conn.close()
 
 
-async def test_the_visits_api_serves_with_the_reader_role(
+async def test_the_visits_api_serves_with_the_visits_role(
     roles: Roles, kafka_bootstrap: str
 ) -> None:
     await topics_exist(kafka_bootstrap)
@@ -498,12 +509,16 @@ async def test_the_visits_api_serves_with_the_reader_role(
         await PostgresTokenStore(tokens_pool).issue(
             new_token("cadre", CADRE, [TOWNSHIP]), hash_secret(secret)
         )
+        operator_secret = new_secret()
+        await PostgresTokenStore(tokens_pool).issue(
+            new_token("operator", "op-roles", []), hash_secret(operator_secret)
+        )
     finally:
         await tokens_pool.close()
     settings = Settings.from_env(
-        {"DATABASE_URL": roles.owner, "SHOUWANG_READER_DATABASE_URL": roles.reader}
+        {"DATABASE_URL": roles.owner, "SHOUWANG_VISITS_DATABASE_URL": roles.visits}
     )
-    async with wired(kafka_bootstrap, database_for(settings, "reader"), VisitsSettings()) as parts:
+    async with wired(kafka_bootstrap, database_for(settings, "visits"), VisitsSettings()) as parts:
         assert await parts.pool.fetchval("SELECT current_user") in roles.logins
         client = TestClient(TestServer(build_app(parts.dependencies)))
         await client.start_server()
@@ -514,5 +529,27 @@ async def test_the_visits_api_serves_with_the_reader_role(
                 headers={"Authorization": f"Bearer {secret}"},
             )
             assert response.status == 202, await response.text()
+            # A registry record with personal data: the role makes the household's key.
+            registered = f"H-roles-{uuid.uuid4().hex[:8]}"
+            response = await client.post(
+                "/v1/households",
+                json=sample("households", household_id=registered),
+                headers={"Authorization": f"Bearer {operator_secret}"},
+            )
+            assert response.status == 202, await response.text()
         finally:
             await client.close()
+    owner = await asyncpg.connect(roles.owner)
+    visits = await asyncpg.connect(roles.visits)
+    try:
+        assert await owner.fetchval(
+            "SELECT count(*) FROM personal_keys WHERE subject_id = $1", registered
+        ) == 1
+        assert await refused(visits, "DELETE FROM personal_keys")
+        assert await refused(visits, "UPDATE personal_keys SET wrapped_key = wrapped_key")
+        assert await refused(visits, "DELETE FROM personal_keys_shredded")
+        assert await refused(visits, "INSERT INTO households (household_id) VALUES ('x')")
+        assert await refused(visits, "UPDATE api_tokens SET note = note")
+    finally:
+        await owner.close()
+        await visits.close()

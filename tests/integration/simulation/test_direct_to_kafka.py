@@ -16,7 +16,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.cli import main
 from services.contract.codec import Codec
 from services.contract.errors import CorruptFrame
+from services.contract.personal import PERSONAL_FIELDS, unseal
 from services.contract.topics import CADRES, INPUT_TOPICS, VISITS, TopicLayout
+from services.personal.keys import CachedKeys, InMemoryKeyStore
+from services.personal.sealer import PersonalSealer
 from services.simulation import SimulationParameters, generate, simulate
 from services.simulation.sinks.kafka import KafkaSink
 
@@ -100,7 +103,9 @@ def comparable(value: Any) -> Any:
 async def test_direct_lands_every_event_on_its_topic_decodable_and_keyed(kafka_bootstrap):
     parameters = SimulationParameters(seed=424_242, scale=0.01)
     expected = list(generate(parameters))
-    sink = KafkaSink(kafka_bootstrap, await layout_of(kafka_bootstrap))
+    keys = InMemoryKeyStore()
+    sealer = PersonalSealer(CachedKeys(keys))
+    sink = KafkaSink(kafka_bootstrap, await layout_of(kafka_bootstrap), sealer=sealer)
     async with sink:
         summary = await simulate(parameters, sink)
     assert summary.events == len(expected)
@@ -116,6 +121,16 @@ async def test_direct_lands_every_event_on_its_topic_decodable_and_keyed(kafka_b
         assert topic == event.topic.name
         assert decoded.event_type == event.event_type
         assert key == event.key.encode()
+        # Personal data comes back only sealed, and opens with the subject's key.
+        sealed = decoded.record.pop("personal_sealed", None)
+        if event.record.get("personal") is not None:
+            spec = PERSONAL_FIELDS[event.event_type]
+            subject = spec.subject_of(decoded.record)
+            key = keys.keys[subject][0]
+            event_id = str(decoded.record["event_id"])
+            assert unseal(sealed, subject, event_id, key) == event.record["personal"]
+            assert decoded.record["personal"] is None
+            decoded.record["personal"] = event.record["personal"]
         # Fields added to the schema after the generator was written come back as defaults.
         added = {k: v for k, v in decoded.record.items() if k not in event.record}
         assert all(v in (None, [], "", False) for v in added.values()), added
@@ -130,10 +145,11 @@ async def test_direct_lands_every_event_on_its_topic_decodable_and_keyed(kafka_b
 
 
 async def test_the_cli_direct_flag_uses_kafka_bootstrap_servers(
-    kafka_bootstrap, monkeypatch, capsys
+    kafka_bootstrap, database_url, monkeypatch, capsys
 ):
     layout = await layout_of(kafka_bootstrap)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("DATABASE_URL", database_url)  # the personal-data key store
     monkeypatch.setenv("SHOUWANG_PARTITIONS", str(layout.household_partitions))
     monkeypatch.setenv("SHOUWANG_OTHER_PARTITIONS", str(layout.other_partitions))
     argv = ["simulate", "--seed", "515", "--scale", "0.01", "--days", "10", "--direct", "--quiet"]

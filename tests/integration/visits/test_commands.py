@@ -121,3 +121,5 @@ async def test_csv_import_lands_or_writes_nothing(
     records = await _registry_records(kafka_bootstrap, before)
     assert sorted(r["household_id"] for r in records) == ["H-1", "H-2"]
     assert {(r["source"], r["actor"]) for r in records} == {("IMPORT", "operator:wang")}
+    # Personal data lands sealed; the household's key is in PostgreSQL, not in the log.
+    assert all(r["personal"] is None and r["personal_sealed"]["key_id"] for r in records)

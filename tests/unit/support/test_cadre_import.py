@@ -10,12 +10,17 @@ import pytest
 
 from services.cli import main
 from services.contract.codec import Codec
+from services.contract.personal import Subject, unseal
+from services.personal.keys import CachedKeys, InMemoryKeyStore
+from services.personal.sealer import PersonalSealer
 from services.support.cadre_import import import_cadres, parse
 from services.visits.household_import import CsvFileError, read_text
 from services.visits.producer import InMemorySink
 
 CODEC = Codec.default()
 NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)
+KEYS = InMemoryKeyStore()
+SEALER = PersonalSealer(CachedKeys(KEYS))
 GOOD = (
     "干部编号,姓名,联系电话,乡镇,帮扶村,派出单位,最多帮扶户数,是否在岗,登记日期\n"
     "c-001,张三,13800000000,鹤游镇,水井村,县扶贫办,5,是,2020-04-20\n"
@@ -25,7 +30,7 @@ GOOD = (
 
 async def test_a_roster_with_chinese_headers_becomes_cadre_registry_records():
     sink = InMemorySink()
-    report = await import_cadres(GOOD, CODEC, sink, "operator:t", None, False, NOW)
+    report = await import_cadres(GOOD, CODEC, sink, SEALER, "operator:t", None, False, NOW)
     assert (report.rows, report.imported, report.problems) == (2, 2, [])
     assert [(t, k) for t, k, _ in sink.records] == [
         ("cadre.registry", b"c-001"),
@@ -39,10 +44,14 @@ async def test_a_roster_with_chinese_headers_becomes_cadre_registry_records():
         True,
     )
     assert first["source"] == "IMPORT" and first["actor"] == "operator:t"
-    assert first["personal"] == {"name": "张三", "phone": "13800000000"}
+    assert first["personal"] is None  # sealed:
+    key = KEYS.keys[Subject("cadre", "c-001")][0]
+    opened = unseal(first["personal_sealed"], Subject("cadre", "c-001"), first["event_id"], key)
+    assert opened == {"name": "张三", "phone": "13800000000"}
+    assert all(b"13800000000" not in v for _, _, v in sink.records)
     assert second["village"] is None and second["active"] is False
     again = InMemorySink()
-    await import_cadres(GOOD, CODEC, again, "operator:t", None, False, NOW)
+    await import_cadres(GOOD, CODEC, again, SEALER, "operator:t", None, False, NOW)
     assert [CODEC.decode(v).record["event_id"] for _, _, v in again.records] == [
         first["event_id"],
         second["event_id"],
@@ -56,7 +65,7 @@ async def test_a_bad_row_refuses_the_file_unless_skip_bad():
         + "c-001,张三,,鹤游镇,,县扶贫办,5,是,2020-04-21\n"
     )
     refused = InMemorySink()
-    report = await import_cadres(text, CODEC, refused, "operator:t", None, False, NOW)
+    report = await import_cadres(text, CODEC, refused, SEALER, "operator:t", None, False, NOW)
     assert report.refused and refused.records == []
     assert report.bad_lines == [4, 5]
     assert [str(p) for p in report.problems] == [
@@ -65,7 +74,7 @@ async def test_a_bad_row_refuses_the_file_unless_skip_bad():
     ]
     assert "很多" not in " ".join(map(str, report.problems))  # never the cell's value
     skipped = InMemorySink()
-    report = await import_cadres(text, CODEC, skipped, "operator:t", None, True, NOW)
+    report = await import_cadres(text, CODEC, skipped, SEALER, "operator:t", None, True, NOW)
     assert not report.refused and report.imported == 2 and len(skipped.records) == 2
 
 

@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
+from services.personal.keys import CachedKeys, InMemoryKeyStore
+from services.personal.sealer import PersonalSealer
 from services.visits.app import Dependencies, Limits, build_app
 from services.visits.directory import CachedDirectory, InMemoryDirectory
 from services.visits.metrics import VisitsMetrics
@@ -77,6 +79,7 @@ async def api(codec: Codec) -> AsyncIterator[Api]:
         sink=sink,
         tokens=CachedTokens(store, ttl=30),
         directory=CachedDirectory(directory),
+        sealer=PersonalSealer(CachedKeys(InMemoryKeyStore())),
         metrics=VisitsMetrics(CollectorRegistry()),
         openapi=load_document(),
         limits=Limits(max_body_bytes=64 * 1024, max_batch=20),

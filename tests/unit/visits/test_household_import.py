@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from services.contract.codec import Codec
+from services.contract.personal import Subject, unseal
+from services.personal.keys import CachedKeys, InMemoryKeyStore, KeysUnavailable
+from services.personal.sealer import PersonalSealer
 from services.visits.household_import import CsvFileError, import_households, parse, read_text
 from services.visits.producer import InMemorySink
 
@@ -77,12 +80,40 @@ def test_bad_rows_are_reported_by_line_without_values(codec: Codec) -> None:
 
 
 async def test_a_file_with_bad_rows_imports_nothing_unless_skip_bad(codec: Codec) -> None:
-    sink = InMemorySink()
-    report = await import_households(BAD, codec, sink, "op", AS_OF, False, NOW)
+    sink, keys = InMemorySink(), InMemoryKeyStore()
+    sealer = PersonalSealer(CachedKeys(keys))
+    report = await import_households(BAD, codec, sink, sealer, "op", AS_OF, False, NOW)
     assert report.refused and report.imported == 0 and sink.records == []
-    report = await import_households(BAD, codec, sink, "op", AS_OF, True, NOW)
+    assert keys.created == 0  # a refused file makes no keys either
+    report = await import_households(BAD, codec, sink, sealer, "op", AS_OF, True, NOW)
     assert not report.refused and report.imported == 2 and len(sink.records) == 2
     assert {key for _, key, _ in sink.records} == {b"H-1", b"H-2"}
+
+
+async def test_imported_personal_data_is_sealed_and_a_key_outage_writes_nothing(
+    codec: Codec,
+) -> None:
+    keys = InMemoryKeyStore()
+    sealer = PersonalSealer(CachedKeys(keys))
+    keys.failing = True
+    down = InMemorySink()
+    with pytest.raises(KeysUnavailable):
+        await import_households(CHINESE, codec, down, sealer, "op", AS_OF, False, NOW)
+    assert down.records == []
+    keys.failing = False
+    sink = InMemorySink()
+    await import_households(CHINESE, codec, sink, sealer, "op", AS_OF, False, NOW)
+    again = InMemorySink()
+    await import_households(CHINESE, codec, again, sealer, "op", AS_OF, False, NOW)
+    assert again.records == sink.records  # a re-run writes the same bytes
+    for _, key, frame in sink.records:
+        assert "张三".encode() not in frame and b"500228197801010011" not in frame
+        record = codec.decode(frame).record
+        subject = Subject("household", key.decode())
+        opened = unseal(
+            record["personal_sealed"], subject, record["event_id"], keys.keys[subject][0]
+        )
+        assert opened["head_name"] in ("张三", "李四")
 
 
 @pytest.mark.parametrize(

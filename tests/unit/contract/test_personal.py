@@ -1,0 +1,246 @@
+"""Sealing personal sub-records: round trips, bindings, tampering, key wrapping, old events."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
+import fastavro
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.contract.codec import MAGIC, Codec
+from services.contract.personal import (
+    ALGORITHM,
+    KEY_BYTES,
+    NONCE_BYTES,
+    DataKey,
+    SealError,
+    Subject,
+    Tampered,
+    WrongKey,
+    master_key_id,
+    seal,
+    seal_record,
+    unseal,
+    unwrap_key,
+    wrap_key,
+)
+from services.contract.schemas import load_version
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+CODEC = Codec.default()
+HOUSEHOLD = Subject("household", "H-500228-0001")
+EVENT = "7f1c1d1e-7d4b-4a8e-9b55-0d6d1f6b2c11"
+PERSONAL = {"head_name": "张三丰", "citizen_id": "500228197801010011", "phone": "13800138000"}
+
+
+def key(name: str = "k1") -> DataKey:
+    return DataKey(
+        str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        bytes(range(32)) if name == "k1" else os.urandom(32),
+    )
+
+
+def registry_record(**changes) -> dict:
+    record = {
+        "event_id": EVENT,
+        "household_id": HOUSEHOLD.subject_id,
+        "occurred_at": 1_585_670_400_000,
+        "recorded_at": 1_585_670_400_000,
+        "source": "IMPORT",
+        "actor": "import-1",
+        "change": "BASELINE",
+        "township": "T",
+        "village": "V",
+        "village_group": "1",
+        "registration": "LIFTED",
+        "lifted_year": 2015,
+        "members": {
+            "count": 3,
+            "labour": 1,
+            "students": 1,
+            "disabled": 0,
+            "chronically_ill": 0,
+            "elderly": 0,
+        },
+        "head_birth_year": 1978,
+        "minimum_living_allowance": False,
+        "housing": "SAFE",
+        "water": "SAFE",
+        "baseline_income": None,
+        "personal": dict(PERSONAL),
+    }
+    record.update(changes)
+    return record
+
+
+def test_seal_and_unseal_round_trip_without_plaintext_in_the_blob():
+    sealed = seal(PERSONAL, HOUSEHOLD, EVENT, key())
+    assert sealed["algorithm"] == ALGORITHM
+    assert sealed["key_id"] == key().key_id
+    assert len(sealed["nonce"]) == NONCE_BYTES
+    for value in PERSONAL.values():
+        assert value.encode("utf-8") not in sealed["ciphertext"]
+    assert unseal(sealed, HOUSEHOLD, EVENT, key()) == PERSONAL
+
+
+def test_sealing_is_deterministic_per_event_and_differs_across_events():
+    # A re-sent event must be byte-identical (idempotency compares content)...
+    assert seal(PERSONAL, HOUSEHOLD, EVENT, key()) == seal(PERSONAL, HOUSEHOLD, EVENT, key())
+    # ...while the same person in another event gets another nonce and ciphertext.
+    other = seal(PERSONAL, HOUSEHOLD, str(uuid.uuid4()), key())
+    first = seal(PERSONAL, HOUSEHOLD, EVENT, key())
+    assert other["nonce"] != first["nonce"]
+    assert other["ciphertext"] != first["ciphertext"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "event_id"),
+    [
+        (Subject("household", "H-500228-0002"), EVENT),  # moved to another household
+        (Subject("cadre", HOUSEHOLD.subject_id), EVENT),  # or another kind of subject
+        (HOUSEHOLD, "00000000-0000-4000-8000-000000000000"),  # or another event
+    ],
+)
+def test_a_blob_does_not_open_for_another_subject_or_event(subject, event_id):
+    sealed = seal(PERSONAL, HOUSEHOLD, EVENT, key())
+    with pytest.raises(Tampered, match="does not authenticate") as caught:
+        unseal(sealed, subject, event_id, key())
+    assert_no_secrets(str(caught.value))
+
+
+@pytest.mark.parametrize("part", ["nonce", "ciphertext"])
+def test_changed_bytes_fail_with_a_clear_error_and_no_values(part):
+    sealed = seal(PERSONAL, HOUSEHOLD, EVENT, key())
+    changed = bytearray(sealed[part])
+    changed[len(changed) // 2] ^= 0x01
+    with pytest.raises(Tampered) as caught:
+        unseal({**sealed, part: bytes(changed)}, HOUSEHOLD, EVENT, key())
+    message = str(caught.value)
+    assert HOUSEHOLD.subject_id in message and EVENT in message
+    assert_no_secrets(message)
+
+
+def test_another_key_id_or_algorithm_or_a_short_nonce_is_named():
+    sealed = seal(PERSONAL, HOUSEHOLD, EVENT, key())
+    with pytest.raises(WrongKey, match="sealed under key"):
+        unseal(sealed, HOUSEHOLD, EVENT, key("k2"))
+    with pytest.raises(SealError, match="unknown algorithm"):
+        unseal({**sealed, "algorithm": "ROT13"}, HOUSEHOLD, EVENT, key())
+    with pytest.raises(Tampered, match="nonce is not 12 bytes"):
+        unseal({**sealed, "nonce": b"\0" * 5}, HOUSEHOLD, EVENT, key())
+    same_id_other_secret = DataKey(key().key_id, os.urandom(KEY_BYTES))
+    with pytest.raises(Tampered):
+        unseal(sealed, HOUSEHOLD, EVENT, same_id_other_secret)
+
+
+def test_only_text_fields_can_be_sealed_and_the_error_holds_no_value():
+    with pytest.raises(SealError, match="head_name: only text or null") as caught:
+        seal({"head_name": 12345678}, HOUSEHOLD, EVENT, key())
+    assert "12345678" not in str(caught.value)
+    with pytest.raises(SealError, match="is an object"):
+        seal(["x"], HOUSEHOLD, EVENT, key())  # type: ignore[arg-type]
+
+
+def test_a_data_key_never_shows_its_secret():
+    secret = bytes(range(32))
+    assert secret.hex() not in repr(DataKey("k", secret))
+    assert str(list(secret)) not in repr(DataKey("k", secret))
+    with pytest.raises(ValueError, match="32 bytes"):
+        DataKey("k", b"short")
+
+
+@given(
+    st.fixed_dictionaries(
+        {"head_name": st.text(min_size=1), "citizen_id": st.text(min_size=1)},
+        optional={"phone": st.none() | st.text()},
+    ),
+    st.text(min_size=1, max_size=40),
+    st.uuids().map(str),
+)
+def test_any_personal_record_round_trips(personal, subject_id, event_id):
+    subject = Subject("household", subject_id)
+    assert unseal(seal(personal, subject, event_id, key()), subject, event_id, key()) == personal
+
+
+def test_wrapped_keys_open_only_with_their_master_subject_and_id():
+    master, data = os.urandom(KEY_BYTES), key("k3")
+    wrapped = wrap_key(master, HOUSEHOLD, data, os.urandom(NONCE_BYTES))
+    assert data.secret not in wrapped
+    assert unwrap_key(master, HOUSEHOLD, data.key_id, wrapped) == data
+    for attempt in (
+        lambda: unwrap_key(os.urandom(KEY_BYTES), HOUSEHOLD, data.key_id, wrapped),
+        lambda: unwrap_key(master, Subject("household", "H-other"), data.key_id, wrapped),
+        lambda: unwrap_key(master, HOUSEHOLD, str(uuid.uuid4()), wrapped),
+        lambda: unwrap_key(master, HOUSEHOLD, data.key_id, wrapped[:-1]),
+    ):
+        with pytest.raises(Tampered, match="does not unwrap") as caught:
+            attempt()
+        assert data.secret.hex() not in str(caught.value)
+    with pytest.raises(SealError, match="32 bytes"):
+        wrap_key(b"short", HOUSEHOLD, data, os.urandom(NONCE_BYTES))
+    assert master_key_id(master) == master_key_id(master) != master_key_id(os.urandom(32))
+
+
+def test_a_sealed_registry_record_encodes_without_plaintext_and_opens_after_decoding():
+    record = seal_record(registry_record(), "shouwang.events.HouseholdRegistryRecorded", key())
+    assert record["personal"] is None
+    frame = CODEC.encode("HouseholdRegistryRecorded", record)
+    for value in PERSONAL.values():
+        assert value.encode("utf-8") not in frame
+    decoded = CODEC.decode(frame).record
+    assert unseal(decoded["personal_sealed"], HOUSEHOLD, EVENT, key()) == PERSONAL
+
+
+def test_a_record_without_personal_data_needs_no_key():
+    record = seal_record(
+        registry_record(personal=None), "shouwang.events.HouseholdRegistryRecorded", None
+    )
+    assert record["personal"] is None and record["personal_sealed"] is None
+    with pytest.raises(SealError, match="needs a key"):
+        seal_record(registry_record(), "shouwang.events.HouseholdRegistryRecorded", None)
+
+
+@pytest.mark.parametrize(
+    ("history", "event_type", "record"),
+    [
+        ("household_registry.v1.avsc", "HouseholdRegistryRecorded", registry_record()),
+        (
+            "cadre_registry.v1.avsc",
+            "CadreRegistryRecorded",
+            {
+                "event_id": EVENT,
+                "cadre_id": "C-1",
+                "occurred_at": 0,
+                "recorded_at": 0,
+                "source": "IMPORT",
+                "actor": "import-1",
+                "township": "T",
+                "village": None,
+                "department": "D",
+                "max_households": 5,
+                "active": True,
+                "personal": {"name": "李四", "phone": None},
+            },
+        ),
+    ],
+)
+def test_old_events_with_plaintext_personal_data_still_decode(history, event_type, record):
+    old = load_version(json.loads((SCHEMAS / "history" / history).read_text()), history)
+    assert old.fingerprint != CODEC.registry.schema(event_type).fingerprint
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, old.parsed, record)
+    decoded = CODEC.decode(MAGIC + old.fingerprint + body.getvalue())
+    assert decoded.record["personal"] == record["personal"]
+    assert decoded.record["personal_sealed"] is None
+
+
+def assert_no_secrets(message: str) -> None:
+    for value in PERSONAL.values():
+        assert value not in message
+    assert bytes(range(32)).hex() not in message

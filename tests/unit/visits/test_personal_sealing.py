@@ -1,0 +1,99 @@
+"""Registry records leave the API with their personal data sealed, or not at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.contract.personal import Subject, unseal
+from tests.unit.visits.conftest import Api
+from tests.visits_samples import sample
+
+SECRETS = {"head_name": "赵六七", "citizen_id": "SECRET-ID-500228", "phone": "SECRET-PHONE-138"}
+
+
+def keys_of(api: Api):
+    return api.deps.sealer.keys.store
+
+
+@pytest.mark.parametrize(
+    ("slug", "subject_field", "personal"),
+    [
+        ("households", "household_id", SECRETS),
+        ("cadres", "cadre_id", {"name": SECRETS["head_name"], "phone": SECRETS["phone"]}),
+    ],
+)
+async def test_a_registry_record_is_produced_sealed(api: Api, codec, slug, subject_field, personal):
+    body = sample(slug, personal=dict(personal))
+    response = await api.post(f"/v1/{slug}", body, role="operator")
+    assert response.status == 202, await response.text()
+    [(_, _, frame)] = api.sink.records
+    for value in personal.values():
+        assert value.encode("utf-8") not in frame
+    record = codec.decode(frame).record
+    assert record["personal"] is None
+    subject = Subject("household" if slug == "households" else "cadre", body[subject_field])
+    key = await keys_of(api).get_or_create(subject)
+    assert unseal(record["personal_sealed"], subject, body["event_id"], key) == personal
+
+
+async def test_a_resent_registry_record_is_a_duplicate_not_a_conflict(api: Api) -> None:
+    body = sample("households", personal=dict(SECRETS))
+    first = await api.post("/v1/households", body, role="operator")
+    again = await api.post("/v1/households", body, role="operator")
+    assert (first.status, again.status) == (202, 202)
+    assert (await again.json())["duplicate"] is True
+    assert len(api.sink.records) == 1
+
+
+async def test_no_key_store_means_503_with_retry_after_and_nothing_produced(api: Api) -> None:
+    keys_of(api).failing = True
+    response = await api.post("/v1/households", sample("households"), role="operator")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+    assert (await response.json())["error"] == "unavailable"
+    batch = await api.post(
+        "/v1/households:batch",
+        {"records": [sample("households") for _ in range(3)]},
+        role="operator",
+    )
+    assert batch.status == 503
+    assert api.sink.records == []
+
+
+async def test_a_record_without_personal_data_needs_no_key(api: Api, codec) -> None:
+    keys_of(api).failing = True
+    response = await api.post(
+        "/v1/households", sample("households", personal=None), role="operator"
+    )
+    assert response.status == 202
+    [(_, _, frame)] = api.sink.records
+    assert codec.decode(frame).record["personal_sealed"] is None
+
+
+async def test_a_client_cannot_send_a_sealed_blob(api: Api) -> None:
+    body = sample("households", personal_sealed={"key_id": "k", "algorithm": "x"})
+    response = await api.post("/v1/households", body, role="operator")
+    assert response.status == 422
+    problems = (await response.json())["problems"]
+    assert {"field": "personal_sealed", "problem": "sealed by the server; send the plain "
+            "`personal` object"} in problems  # fmt: skip
+    assert api.sink.records == []
+
+
+async def test_personal_values_reach_no_log_metric_or_answer(api: Api, caplog) -> None:
+    keys_of(api).failing = True
+    bad = sample("households", personal={**SECRETS, "head_name": " "})
+    good = sample("households", personal=dict(SECRETS))
+    with caplog.at_level("DEBUG"):
+        answers = [
+            await api.post("/v1/households", good, role="operator"),
+            await api.post("/v1/households", bad, role="operator"),
+        ]
+        keys_of(api).failing = False
+        answers.append(await api.post("/v1/households", good, role="operator"))
+    texts = [caplog.text, await (await api.client.get("/metrics")).text()]
+    texts += [await a.text() for a in answers]
+    assert [a.status for a in answers] == [503, 422, 202]
+    for text in texts:
+        for value in SECRETS.values():
+            assert value not in text
