@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from services.contract.personal import PERSONAL_FIELDS, seal_record
-
 from services.readmodel.commands import Database
 
 from .keys import CachedKeys, PostgresKeyStore, load_master_key

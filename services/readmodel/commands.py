@@ -51,7 +51,7 @@ class Database:
 
 
 def database_for(settings: Settings, duty: str) -> Database:
-    """The connection for `duty` (projector, reader, tokens, visits): its own URL, else the owner's."""
+    """The connection for `duty` (see DUTY_SETTINGS): its own URL, else the owner's."""
     url = getattr(settings, DUTY_SETTINGS[duty])
     if url and url != settings.database_url:
         return Database(url, owner=False)

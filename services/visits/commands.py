@@ -23,8 +23,8 @@ from services.operator_actions.events import (
     token_revoked,
 )
 from services.operator_actions.log import append, operator_sink, prepare_topic
-from services.readmodel.commands import Database, database_for, prepare_schema
 from services.personal.keys import KeysUnavailable
+from services.readmodel.commands import Database, database_for, prepare_schema
 
 from .bootstrap import kafka_bootstrap, serve
 from .household_import import CHINA, CsvFileError, import_households, read_text

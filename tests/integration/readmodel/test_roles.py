@@ -542,9 +542,12 @@ async def test_the_visits_api_serves_with_the_visits_role(
     owner = await asyncpg.connect(roles.owner)
     visits = await asyncpg.connect(roles.visits)
     try:
-        assert await owner.fetchval(
-            "SELECT count(*) FROM personal_keys WHERE subject_id = $1", registered
-        ) == 1
+        assert (
+            await owner.fetchval(
+                "SELECT count(*) FROM personal_keys WHERE subject_id = $1", registered
+            )
+            == 1
+        )
         assert await refused(visits, "DELETE FROM personal_keys")
         assert await refused(visits, "UPDATE personal_keys SET wrapped_key = wrapped_key")
         assert await refused(visits, "DELETE FROM personal_keys_shredded")
