@@ -105,6 +105,8 @@ def registry_at(state: HouseholdState, at: datetime) -> RegistryRecorded | None:
 
 def visits_at(state: HouseholdState, at: datetime) -> tuple[VisitRecorded, ...]:
     """The winning version of each visit, in canonical order."""
+    if not state.visits:
+        return ()
     return memo(_VISITS, state, at, lambda: _visits_at(state, at))
 
 
@@ -197,6 +199,8 @@ class HardshipCase:
 
 
 def hardships_at(state: HouseholdState, at: datetime) -> dict[str, HardshipCase]:
+    if not state.hardships:
+        return {}
     return memo(_HARDSHIPS, state, at, lambda: _hardships_at(state, at))
 
 
@@ -236,6 +240,8 @@ class MeasureFacts:
 
 
 def measures_at(state: HouseholdState, at: datetime) -> dict[str, MeasureFacts]:
+    if not state.measures:
+        return {}
     return memo(_MEASURES, state, at, lambda: _measures_at(state, at))
 
 
@@ -360,6 +366,8 @@ def _secured_kinds(visit: VisitRecorded) -> set[str]:
 
 def problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]:
     """Every problem (open or closed) with its latest status, keyed by problem id."""
+    if not state.visits and not state.problems:
+        return {}
     return memo(_PROBLEMS, state, at, lambda: _problems_at(state, at))
 
 

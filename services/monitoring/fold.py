@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from functools import singledispatch
+from operator import attrgetter
 
 from .events import (
     HardshipReported,
@@ -38,15 +39,16 @@ def evolve(state: HouseholdState, event: object) -> HouseholdState:
     updated = _insert(getattr(state, kind), event, LIMITS[kind])
     last = state.last_occurred_at
     occurred = event.occurred_at  # type: ignore[attr-defined]
-    # Built directly rather than with dataclasses.replace (a hot path): every field named.
-    kinds = {k: getattr(state, k) for k in LIMITS}
-    kinds[kind] = updated
+    # Built directly rather than with dataclasses.replace (a hot path); the event sets are
+    # HouseholdState's fields in LIMITS order.
+    sets = list(_SETS(state))
+    sets[_POSITION[kind]] = updated
     return HouseholdState(
         state.household_id,
         state.seen | {event.event_id},  # type: ignore[attr-defined]
-        last_occurred_at=occurred if last is None or occurred > last else last,
-        views=state.views,
-        **kinds,
+        *sets,
+        occurred if last is None or occurred > last else last,
+        state.views,
     )
 
 
@@ -114,6 +116,8 @@ def _(event: ProblemRecorded) -> str:
     return "problems"
 
 
+_SETS = attrgetter(*LIMITS)
+_POSITION = {kind: i for i, kind in enumerate(LIMITS)}
 _KINDS = {
     RegistryRecorded: "registry",
     VisitRecorded: "visits",

@@ -44,6 +44,7 @@ class HouseholdState:
     redelivered event is recognised; `version` is the number of distinct events applied.
     """
 
+    # fold.evolve builds states positionally: the event sets follow `seen`, in LIMITS order.
     household_id: str
     seen: frozenset[str] = frozenset()
     registry: tuple[RegistryRecorded, ...] = ()

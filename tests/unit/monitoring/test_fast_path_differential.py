@@ -20,7 +20,7 @@ from services.monitoring.assess import assess
 from services.monitoring.facts import incomes_at, problems_at, visits_at
 from services.monitoring.fold import evolve, fold
 from services.monitoring.processing import Outcome, Position, apply_record, reassess
-from services.monitoring.state import empty
+from services.monitoring.state import LIMITS, HouseholdState, empty
 from services.monitoring.table_codec import Row, dump_row, load_row
 from tests.unit.monitoring.households import domain, monitored_then_eliminated
 from tests.unit.monitoring.test_fold_properties import BOOK, HOUSEHOLD, START, histories
@@ -133,3 +133,8 @@ def test_the_memo_is_used_and_is_not_part_of_the_state():
         again = evolve(state, dataclasses.replace(registry_only[-1], event_id="fresh-id"))
         assert visits_at(again, later) is visits
         assert incomes_at(again, later) is not incomes
+
+
+def test_the_state_fields_follow_the_order_evolve_builds_them_in():
+    names = [f.name for f in dataclasses.fields(HouseholdState)]
+    assert names == ["household_id", "seen", *LIMITS, "last_occurred_at", "views"]
