@@ -68,7 +68,9 @@ def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
     count = len(decisions)
     if count and decisions[-1].occurred_at > at:
         count = next(i for i, d in enumerate(decisions) if d.occurred_at > at)
-    if state.views is None or count == 0:
+    if count == 0:
+        return NO_DECISIONS
+    if state.views is None:
         return _stage(state, policy, count)
     # The stage depends on the decisions by `at` alone, except that proposing or eliminating
     # checks the conditions as of that decision, which reads every kind of event.
@@ -83,6 +85,7 @@ def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
 
 
 _ALL = attrgetter(*LIMITS)
+NO_DECISIONS = Stage()  # immutable, so shared
 _CHECKING = ("PROPOSE_ELIMINATION", "ELIMINATE")
 
 
