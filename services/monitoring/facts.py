@@ -73,8 +73,8 @@ def memo(
     if views is None:
         return compute()
     key = view.read(state)
-    last = state.last_occurred_at
-    if last is not None and last > at:
+    last = state.last_occurred_at  # at or after every event applied, when set
+    if last is None or last > at:
         for events in key:
             if events and events[-1].occurred_at > at:
                 return compute()

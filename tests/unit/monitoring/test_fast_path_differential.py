@@ -138,3 +138,17 @@ def test_the_memo_is_used_and_is_not_part_of_the_state():
 def test_the_state_fields_follow_the_order_evolve_builds_them_in():
     names = [f.name for f in dataclasses.fields(HouseholdState)]
     assert names == ["household_id", "seen", *LIMITS, "last_occurred_at", "views"]
+
+
+def test_a_state_without_its_latest_moment_is_still_filtered_by_moment():
+    """`last_occurred_at` only shortcuts the memo's check; a state built without it (by hand)
+    must not be served a view that includes later events."""
+    events = domain(monitored_then_eliminated())
+    full = fold(events[0].household_id, events)
+    bare = dataclasses.replace(full, last_occurred_at=None, views={})
+    plain = dataclasses.replace(full, views=None)
+    moments = sorted({e.occurred_at for e in events})
+    for policy in BOOK.policies:
+        assess(bare, policy, moments[-1])  # fills the memo as of the latest event
+        for moment in moments:
+            assert assess(bare, policy, moment) == assess(plain, policy, moment)
