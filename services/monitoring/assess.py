@@ -38,8 +38,23 @@ class Assessment:
     problems_found: int = 0  # all problems on record, open or closed
     problems_rectified: int = 0
 
+    def content(self) -> tuple:
+        """What the digest covers, as a tuple: equal contents have equal digests, so a worker
+        compares this with what it last emitted and hashes only on a change."""
+        return (
+            self.policy_version,
+            self.category,
+            self.level,
+            self.workflow,
+            tuple((r.code, r.message, r.event_ids) for r in self.reasons),
+            self.overdue,
+        )
+
     def digest(self) -> str:
-        """Hash of what the assessment says (not when it was made): equal digests, no change."""
+        """Hash of what the assessment says (not when it was made): equal digests, no change.
+
+        Its bytes are part of the contract (the emitted event id is uuid5 over it, rows store
+        it, `replay --verify` recomputes it), so the JSON stays exactly as it was."""
         content = [
             self.policy_version,
             self.category,

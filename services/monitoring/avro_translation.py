@@ -226,14 +226,16 @@ def assessment_record(
     recorded_at: datetime,
     chain_hash: str = "",
     event_id: str | None = None,
+    digest: str | None = None,
 ) -> dict[str, Any]:
     """A RiskAssessed record; occurred_at is the assessment's as_of. `event_id` re-sends an
-    assessment already emitted under its id."""
+    assessment already emitted under its id; `digest` is `assessment.digest()` when the caller
+    has it already."""
     a = assessment
     return {
         "event_id": uuid.UUID(event_id)
         if event_id
-        else assessment_id(a.household_id, state_version, a.digest()),
+        else assessment_id(a.household_id, state_version, digest or a.digest()),
         "household_id": a.household_id,
         "occurred_at": a.as_of,
         "recorded_at": recorded_at,

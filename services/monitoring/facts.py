@@ -14,8 +14,11 @@ were seen, never on their arrival order. Conventions the field apps rely on:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from operator import attrgetter
+from typing import TypeVar
 
 from .events import CHECKS, HardshipReported, RegistryRecorded, VisitRecorded
 from .state import HouseholdState
@@ -31,19 +34,83 @@ RECEIVED_STEPS = ("DELIVERED", "COMPLETED")
 ACTIVE_STEPS = ("RECOMMENDED", "ACCEPTED", "DELIVERED")
 PROBLEM_STEP_RANK = {"FOUND": 0, "TASK_ASSIGNED": 1, "RECTIFIED": 2, "REOPENED": 3}
 CHECK_KINDS = {name: name.upper() for name in CHECKS}
+T = TypeVar("T")
 
 
-def _until(events: tuple, at: datetime) -> list:
+def _until(events: tuple, at: datetime) -> tuple | list:
+    # The sets are sorted by occurred_at: when the newest is by `at` (the common case, an
+    # assessment as of the latest event or now) every event counts and nothing is copied.
+    if not events or events[-1].occurred_at <= at:
+        return events
     return [e for e in events if e.occurred_at <= at]
 
 
+class View:
+    """A memoised view's name and the event sets it reads."""
+
+    __slots__ = ("kinds", "name", "read")
+
+    def __init__(self, name: str, *kinds: str):
+        self.name, self.kinds = name, kinds
+        get = attrgetter(*kinds)
+        self.read = get if len(kinds) > 1 else lambda state: (get(state),)
+
+
+def memo(
+    view: View, state: HouseholdState, at: datetime, compute: Callable[[], T], extra: tuple = ()
+) -> T:
+    """`compute()`, a view of `state` as of `at` that reads only the event sets `view.kinds`
+    (and `extra`, e.g. the policy), remembered in `state.views` while those are the same.
+
+    Only when every event of those kinds occurred by `at`: then the view does not depend on
+    `at` (it only filters by it), so the one entry per view serves every later moment until an
+    event of those kinds arrives. A view as of an earlier moment (a late event's, a replay's)
+    is computed afresh. `evolve` keeps the unchanged sets' tuples, so a visit leaves the
+    measures' views valid, and comparing them is mostly identity checks (equal sets of events
+    give equal views either way). What it returns is shared: callers must not change it.
+    """
+    views = state.views
+    if views is None:
+        return compute()
+    key = view.read(state)
+    last = state.last_occurred_at  # at or after every event applied, when set
+    if last is None or last > at:
+        for events in key:
+            if events and events[-1].occurred_at > at:
+                return compute()
+    key += extra
+    hit = views.get(view.name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    result = compute()
+    views[view.name] = (key, result)
+    return result
+
+
+_VISITS = View("visits", "visits")
+_INCOMES = View("incomes", "incomes", "visits", "registry")
+_HARDSHIPS = View("hardships", "hardships")
+_MEASURES = View("measures", "measures")
+_PROBLEMS = View("problems", "visits", "problems")
+_CHECKS = View("checks", "visits")
+
+
 def registry_at(state: HouseholdState, at: datetime) -> RegistryRecorded | None:
-    rows = _until(state.registry, at)
+    rows = state.registry
+    if rows and rows[-1].occurred_at <= at:
+        return rows[-1]
+    rows = _until(rows, at)
     return rows[-1] if rows else None
 
 
 def visits_at(state: HouseholdState, at: datetime) -> tuple[VisitRecorded, ...]:
     """The winning version of each visit, in canonical order."""
+    if not state.visits:
+        return ()
+    return memo(_VISITS, state, at, lambda: _visits_at(state, at))
+
+
+def _visits_at(state: HouseholdState, at: datetime) -> tuple[VisitRecorded, ...]:
     winners: dict[str, VisitRecorded] = {}
     for visit in _until(state.visits, at):
         best = winners.get(visit.visit_id)
@@ -73,6 +140,10 @@ class IncomeObservation:
 
 
 def incomes_at(state: HouseholdState, at: datetime) -> tuple[IncomeObservation, ...]:
+    return memo(_INCOMES, state, at, lambda: _incomes_at(state, at))
+
+
+def _incomes_at(state: HouseholdState, at: datetime) -> tuple[IncomeObservation, ...]:
     observations = [
         IncomeObservation(
             u.period_end,
@@ -128,6 +199,12 @@ class HardshipCase:
 
 
 def hardships_at(state: HouseholdState, at: datetime) -> dict[str, HardshipCase]:
+    if not state.hardships:
+        return {}
+    return memo(_HARDSHIPS, state, at, lambda: _hardships_at(state, at))
+
+
+def _hardships_at(state: HouseholdState, at: datetime) -> dict[str, HardshipCase]:
     reports: dict[str, list[HardshipReported]] = {}
     for report in _until(state.hardships, at):
         reports.setdefault(report.hardship_id, []).append(report)
@@ -163,6 +240,12 @@ class MeasureFacts:
 
 
 def measures_at(state: HouseholdState, at: datetime) -> dict[str, MeasureFacts]:
+    if not state.measures:
+        return {}
+    return memo(_MEASURES, state, at, lambda: _measures_at(state, at))
+
+
+def _measures_at(state: HouseholdState, at: datetime) -> dict[str, MeasureFacts]:
     steps: dict[str, list] = {}
     for step in _until(state.measures, at):
         steps.setdefault(step.measure_id, []).append(step)
@@ -283,6 +366,12 @@ def _secured_kinds(visit: VisitRecorded) -> set[str]:
 
 def problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]:
     """Every problem (open or closed) with its latest status, keyed by problem id."""
+    if not state.visits and not state.problems:
+        return {}
+    return memo(_PROBLEMS, state, at, lambda: _problems_at(state, at))
+
+
+def _problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]:
     steps: dict[str, list[_Step]] = {}
     visits = visits_at(state, at)
     for visit in visits:
@@ -370,6 +459,10 @@ class CheckFacts:
 
 def checks_at(state: HouseholdState, at: datetime) -> dict[str, CheckFacts | None]:
     """Each of the six checks as last observed on a visit (None: never checked)."""
+    return memo(_CHECKS, state, at, lambda: _checks_at(state, at))
+
+
+def _checks_at(state: HouseholdState, at: datetime) -> dict[str, CheckFacts | None]:
     result: dict[str, CheckFacts | None] = dict.fromkeys(CHECKS)
     for visit in visits_at(state, at):
         for name, check in visit.checks:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import replace
 from functools import singledispatch
+from operator import attrgetter
 
 from .events import (
     HardshipReported,
@@ -35,15 +35,20 @@ def evolve(state: HouseholdState, event: object) -> HouseholdState:
         )
     if event.event_id in state.seen:  # type: ignore[attr-defined]
         return state
-    kind = _kind(event)
+    kind = _KINDS.get(type(event)) or _kind(event)
     updated = _insert(getattr(state, kind), event, LIMITS[kind])
     last = state.last_occurred_at
     occurred = event.occurred_at  # type: ignore[attr-defined]
-    return replace(
-        state,
-        seen=state.seen | {event.event_id},  # type: ignore[attr-defined]
-        last_occurred_at=occurred if last is None or occurred > last else last,
-        **{kind: updated},
+    # Built directly rather than with dataclasses.replace (a hot path); the event sets are
+    # HouseholdState's fields in LIMITS order.
+    sets = list(_SETS(state))
+    sets[_POSITION[kind]] = updated
+    return HouseholdState(
+        state.household_id,
+        state.seen | {event.event_id},  # type: ignore[attr-defined]
+        *sets,
+        occurred if last is None or occurred > last else last,
+        state.views,
     )
 
 
@@ -58,16 +63,21 @@ def fold(household_id: str, events: object) -> HouseholdState:
 def _insert(events: tuple, event: object, limit: int) -> tuple:
     """Insert in canonical order and keep the newest `limit`: top-N of a set commutes with
     adding to it, so the result depends only on which events were seen."""
+    key = order_key(event)
+    if not events or order_key(events[-1]) < key:
+        # The newest so far (events mostly arrive in order): no search, no list.
+        items = (*events, event)
+        return items[len(items) - limit :] if len(items) > limit else items
     items = list(events)
     keys = [order_key(e) for e in items]
-    items.insert(bisect.bisect(keys, order_key(event)), event)
+    items.insert(bisect.bisect(keys, key), event)
     if len(items) > limit:
         items = items[len(items) - limit :]
     return tuple(items)
 
 
 @singledispatch
-def _kind(event: object) -> str:
+def _kind(event: object) -> str:  # subclasses; the exact types are in _KINDS
     raise TypeError(f"monitoring cannot apply a {type(event).__name__}")
 
 
@@ -104,3 +114,16 @@ def _(event: MeasureStepRecorded) -> str:
 @_kind.register
 def _(event: ProblemRecorded) -> str:
     return "problems"
+
+
+_SETS = attrgetter(*LIMITS)
+_POSITION = {kind: i for i, kind in enumerate(LIMITS)}
+_KINDS = {
+    RegistryRecorded: "registry",
+    VisitRecorded: "visits",
+    IncomeUpdated: "incomes",
+    HardshipReported: "hardships",
+    ReviewDecided: "decisions",
+    MeasureStepRecorded: "measures",
+    ProblemRecorded: "problems",
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -135,10 +135,18 @@ class PolicyBook:
     """All policy versions, so a county picks its version by date."""
 
     policies: tuple[Policy, ...]
+    # Day → policy, filled by for_date (asked once per assessment); the book never changes.
+    _by_day: dict[date, Policy] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def for_date(self, day: date) -> Policy:
+        found = self._by_day.get(day)
+        if found is not None:
+            return found
         for policy in sorted(self.policies, key=lambda p: p.effective_from, reverse=True):
             if policy.in_force(day):
+                if len(self._by_day) >= 10_000:  # bounded: a replay spans a few years of days
+                    self._by_day.clear()
+                self._by_day[day] = policy
                 return policy
         raise LookupError(f"no monitoring policy is in force on {day.isoformat()}")
 

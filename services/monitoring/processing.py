@@ -83,7 +83,16 @@ def apply_record(
     base = row or Row(empty(event.household_id))
     state = evolve(base.state, event)
     duplicate = state is base.state
-    updated = replace(base, state=state, chain=extend_chain(base, position, frame))
+    updated = Row(
+        state,
+        extend_chain(base, position, frame),
+        base.emitted_digest,
+        base.emitted_event_id,
+        base.emitted_as_of,
+        base.emitted_chain_hash,
+        base.emitted_recorded_at,
+        base.emitted_content,
+    )
     return _assessed(updated, policies, now, pinned_policy, duplicate, event_clock)
 
 
@@ -111,7 +120,14 @@ def _assessed(
     as_of = (last if event_clock else max(now, last)) if last else now
     policy = policy_for(policies, pinned, as_of)
     assessment = assess(state, policy, as_of)
-    digest = assessment.digest()
+    content = assessment.content()
+    # Equal content, equal digest: hash only what may have changed (a row read back from the
+    # table has no content and is compared by its stored digest).
+    digest = (
+        row.emitted_digest
+        if row.emitted_content is not None and content == row.emitted_content
+        else assessment.digest()
+    )
     emit = None
     stored = row
     if duplicate and digest == row.emitted_digest and row.emitted_event_id:
@@ -126,14 +142,18 @@ def _assessed(
             row.emitted_event_id,
         )
     elif digest != row.emitted_digest or duplicate:
-        emit = avro.assessment_record(assessment, state.version, now, chain_hash(row.chain))
-        stored = replace(
-            row,
-            emitted_digest=digest,
-            emitted_event_id=str(emit["event_id"]),
-            emitted_as_of=emit["as_of"],
-            emitted_chain_hash=emit["chain_hash"],
-            emitted_recorded_at=emit["recorded_at"],
+        emit = avro.assessment_record(
+            assessment, state.version, now, chain_hash(row.chain), digest=digest
+        )
+        stored = Row(
+            state,
+            row.chain,
+            digest,
+            str(emit["event_id"]),
+            emit["as_of"],
+            emit["chain_hash"],
+            emit["recorded_at"],
+            content,
         )
     registry = registry_at(state, as_of)
     summary = Summary(

@@ -9,9 +9,11 @@ from .events import CHECKS
 from .facts import (
     IncomeObservation,
     ProblemFacts,
+    View,
     hardships_at,
     incomes_at,
     measures_at,
+    memo,
     problems_at,
     registry_at,
     visits_at,
@@ -66,6 +68,19 @@ def risk_reasons(
 
     `problems` is `problems_at(state, at)` when the caller has it already.
     """
+    return memo(_REASONS, state, at, lambda: _risk_reasons(state, policy, at, problems), (policy,))
+
+
+# What the rules read (decisions are the workflow's).
+_REASONS = View("reasons", "registry", "visits", "incomes", "hardships", "measures", "problems")
+
+
+def _risk_reasons(
+    state: HouseholdState,
+    policy: Policy,
+    at: datetime,
+    problems: dict[str, ProblemFacts] | None,
+) -> tuple[Reason, ...]:
     found: dict[str, _Evidence] = {}
 
     def add(

@@ -44,6 +44,7 @@ class HouseholdState:
     redelivered event is recognised; `version` is the number of distinct events applied.
     """
 
+    # fold.evolve builds states positionally: the event sets follow `seen`, in LIMITS order.
     household_id: str
     seen: frozenset[str] = frozenset()
     registry: tuple[RegistryRecorded, ...] = ()
@@ -54,6 +55,10 @@ class HouseholdState:
     measures: tuple[MeasureStepRecorded, ...] = ()
     problems: tuple[ProblemRecorded, ...] = ()
     last_occurred_at: datetime | None = field(default=None)
+    # Memo of derived views (facts.memo): not part of the state's value. Entries are checked
+    # against the identity of the event tuples they were computed from, so successive states
+    # can share one dict; None turns memoisation off (the reference in the tests).
+    views: dict | None = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def version(self) -> int:

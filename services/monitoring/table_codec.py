@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -47,6 +47,9 @@ class Row:
     emitted_as_of: datetime | None = None
     emitted_chain_hash: str = ""
     emitted_recorded_at: datetime | None = None
+    # Assessment.content() of the last emitted record, in memory only (not stored): a row read
+    # back from the table has None and is compared by digest.
+    emitted_content: tuple | None = field(default=None, compare=False, repr=False)
 
 
 def _encode(value: Any) -> Any:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from .events import ReviewDecided
 from .facts import incomes_at, labour_of, measures_at, registry_at
 from .policy import Policy
 from .rules import risk_reasons
-from .state import HouseholdState
+from .state import LIMITS, HouseholdState
 
 OPEN_STAGES = ("NONE", "REJECTED", "ELIMINATED")  # not under review or monitoring
 
@@ -63,10 +64,34 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
     """Replay the decisions that occurred by `at` in canonical order."""
+    decisions = state.decisions
+    count = len(decisions)
+    if count and decisions[-1].occurred_at > at:
+        count = next(i for i, d in enumerate(decisions) if d.occurred_at > at)
+    if count == 0:
+        return NO_DECISIONS
+    if state.views is None:
+        return _stage(state, policy, count)
+    # The stage depends on the decisions by `at` alone, except that proposing or eliminating
+    # checks the conditions as of that decision, which reads every kind of event.
+    reads_all = any(d.decision in _CHECKING for d in decisions[:count])
+    key = (count, decisions, policy, *(_ALL(state) if reads_all else ()))
+    hit = state.views.get("stage")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    stage = _stage(state, policy, count)
+    state.views["stage"] = (key, stage)
+    return stage
+
+
+_ALL = attrgetter(*LIMITS)
+NO_DECISIONS = Stage()  # immutable, so shared
+_CHECKING = ("PROPOSE_ELIMINATION", "ELIMINATE")
+
+
+def _stage(state: HouseholdState, policy: Policy, count: int) -> Stage:
     stage = Stage()
-    for decision in state.decisions:
-        if decision.occurred_at > at:
-            break
+    for decision in state.decisions[:count]:
         stage = _decide(stage, decision, state, policy)
     return stage
 
