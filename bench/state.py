@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.data import Dataset
@@ -180,17 +180,18 @@ async def fill_changelogs(
 
 async def _commit_inputs_at_end(bootstrap: str, group: str) -> None:
     """The worker's group starts at the inputs' end: it recovers, then has nothing to do."""
-    names = [t.name for t in INPUT_TOPICS]
+    from bench.worker import _end_offsets
+
+    ends = await _end_offsets(bootstrap, [t.name for t in INPUT_TOPICS])
+    # Never subscribed, so it never joins the group: a manual assignment commits as a
+    # stand-alone client, which the empty group accepts (a member would be fenced on rebalance).
     consumer = AIOKafkaConsumer(
-        *names, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t)]
-        consumer.unsubscribe()
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: end for tp, end in ends.items()})
+        consumer.assign(list(ends))
+        await consumer.commit(ends)
     finally:
         await consumer.stop()
 
