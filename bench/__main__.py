@@ -34,7 +34,9 @@ FULL = Mode(
     ingest_records=4000,
     perf_records=200_000,
     latency_seconds=10.0,
-    state_households=(10_000, 100_000, 1_000_000),
+    # 1M recovers for well over half an hour on the shared 2-core machine (B7 extrapolates it;
+    # `--households 10000,100000,1000000` measures it where there is time)
+    state_households=(10_000, 100_000),
 )
 QUICK = Mode(
     "quick",
