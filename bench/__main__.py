@@ -24,6 +24,7 @@ class Mode:
     ingest_records: int  # B1: visit records sent over HTTP and by the raw producer
     perf_records: int  # B1 ceiling: ProducerPerformance records
     latency_seconds: float  # B6: how long each offered rate runs
+    state_households: tuple[int, ...]  # B7: households recovered by a worker, per run
 
 
 FULL = Mode(
@@ -33,6 +34,9 @@ FULL = Mode(
     ingest_records=4000,
     perf_records=200_000,
     latency_seconds=10.0,
+    # 1M recovers for well over half an hour on the shared 2-core machine (B7 extrapolates it;
+    # `--households 10000,100000,1000000` measures it where there is time)
+    state_households=(10_000, 100_000),
 )
 QUICK = Mode(
     "quick",
@@ -41,12 +45,9 @@ QUICK = Mode(
     ingest_records=300,
     perf_records=20_000,
     latency_seconds=2.0,
+    state_households=(1_000, 10_000),
 )
-ALL = ("B3", "B1", "B4", "B5", "B2", "B6")
-NOT_MEASURED = [
-    NotMeasured("B7", "table bytes/household, RSS, changelog recovery", "not built yet (time)"),
-    NotMeasured("B8", "scale-out: workers × partitions", "not built yet (time)"),
-]
+ALL = ("B3", "B1", "B4", "B5", "B2", "B6", "B7", "B8")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -56,6 +57,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, help="override the county scale")
     parser.add_argument("--data-dir", type=Path, help="where the broker and database live")
     parser.add_argument("--results", type=Path, help="directory for the JSON (bench/results)")
+    parser.add_argument(
+        "--households",
+        help="B7: comma-separated household counts to recover (default: the mode's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -63,16 +68,28 @@ def run(args: argparse.Namespace) -> Report:
     mode = QUICK if args.quick else FULL
     scale = args.scale or mode.scale
     only = [b.strip().upper() for b in args.only.split(",") if b.strip()]
-    needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5", "B6"))
+    unknown = sorted(set(only) - set(ALL))
+    if unknown:
+        raise SystemExit(
+            f"--only: unknown bench ids {', '.join(unknown)} (known: {', '.join(ALL)})"
+        )
+    needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5", "B6", "B7"))
     needs_postgres = "B5" in only or "B6" in only
     from services.contract.codec import Codec
     from services.localstack.kafka import kafka_version
 
     codec = Codec.default()
+    households = _households(args.households) if args.households else mode.state_households
     report = Report(
         mode.name,
-        machine.describe(kafka_version() if needs_kafka else None),
-        {"seed": bench_data.SEED, "scale": scale, **mode.__dict__, "only": only},
+        machine.describe(kafka_version() if needs_kafka or "B8" in only else None),
+        {
+            "seed": bench_data.SEED,
+            "scale": scale,
+            **mode.__dict__,
+            "state_households": households,
+            "only": only,
+        },
     )
     dataset = bench_data.load(scale, codec)
     report.parameters["events"] = len(dataset.events)
@@ -96,15 +113,30 @@ def run(args: argparse.Namespace) -> Report:
             # PostgreSQL started as root runs as an unprivileged account that must enter it.
             root.chmod(0o711)
             with Stack(root, postgres=needs_postgres) as stack:
-                _kafka_benches(stack, dataset, codec, mode, attempt, report)
-    measured = {f.bench for f in report.figures} | {e["bench"] for e in report.errors}
-    report.not_measured = [n for n in NOT_MEASURED if n.bench not in measured] + [
+                _kafka_benches(stack, dataset, codec, households, attempt, report, mode)
+    if "B8" in only:
+        from bench import scaleout
+
+        # one fresh broker per partition count, after the main stack is gone
+        with tempfile.TemporaryDirectory(prefix="shouwang-bench-b8-") as tmp:
+            attempt("B8", lambda: scaleout.measure(Path(tmp), dataset, codec))
+    report.not_measured = [
         NotMeasured(b, "-", "not selected (--only)") for b in ALL if b not in only
     ]
     return report
 
 
-def _kafka_benches(stack, dataset, codec, mode, attempt, report) -> None:
+def _households(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        raise SystemExit(f"--households {text!r}: expected comma-separated whole numbers") from None
+    if not counts or any(n < 1 or n >= 10**9 for n in counts):
+        raise SystemExit(f"--households {text!r}: each count from 1 to 999,999,999")
+    return counts
+
+
+def _kafka_benches(stack, dataset, codec, households, attempt, report, mode) -> None:
     def b1():
         from bench import ingest
 
@@ -130,6 +162,14 @@ def _kafka_benches(stack, dataset, codec, mode, attempt, report) -> None:
 
         return asyncio.run(projection.measure(stack, dataset, codec))
 
+    def b7():
+        from bench import state
+
+        return asyncio.run(state.measure(stack, dataset, codec, households))
+
+    # B7 first: its workers start at the inputs' end offsets anyway, but an empty broker
+    # keeps the machine's page cache for the changelogs being recovered
+    attempt("B7", b7)
     if {"B2", "B4"} & set(report.parameters["only"]):
         print("[bench] preloading the county into Kafka ...", file=sys.stderr, flush=True)
         produced = asyncio.run(bench_data.preload(stack.bootstrap, dataset, codec))

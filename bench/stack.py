@@ -1,6 +1,7 @@
 """The local stack for one run: a fresh broker (and PostgreSQL) under a temporary directory.
 
-Both are stopped on exit, whatever happened; topics come from the default `TopicLayout()`.
+Both are stopped on exit, whatever happened; topics come from the default `TopicLayout()`
+unless a layout is given (B8 runs one broker per partition count).
 """
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ import asyncio
 from pathlib import Path
 
 from bench.data import LAYOUT
-from services.contract.topics import CATALOGUE
+from services.contract.topics import CATALOGUE, TopicLayout
 from services.kafka.admin import ensure_topics
 from services.localstack.kafka import LocalKafka
 from services.localstack.postgres import LocalPostgres
 
 
 class Stack:
-    def __init__(self, root: Path, *, postgres: bool):
+    def __init__(self, root: Path, *, postgres: bool, layout: TopicLayout = LAYOUT):
         self.root = root
+        self.layout = layout
         self.kafka = LocalKafka(root / "kafka")
         self.postgres = LocalPostgres(root / "postgres") if postgres else None
         self.bootstrap = ""
@@ -28,7 +30,7 @@ class Stack:
             self.bootstrap = self.kafka.start()
             if self.postgres is not None:
                 self.database_url = self.postgres.start()
-            asyncio.run(ensure_topics(self.bootstrap, LAYOUT, CATALOGUE))
+            asyncio.run(ensure_topics(self.bootstrap, self.layout, CATALOGUE))
         except BaseException:
             self.close()
             raise

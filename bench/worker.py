@@ -47,7 +47,9 @@ async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition
         await consumer.stop()
 
 
-def _start(bootstrap: str, home: Path, app_id: str) -> subprocess.Popen:
+def _start(
+    bootstrap: str, home: Path, app_id: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     (port,) = free_ports(1)
     env = {
         **os.environ,
@@ -56,6 +58,7 @@ def _start(bootstrap: str, home: Path, app_id: str) -> subprocess.Popen:
         "SHOUWANG_MONITORING_APP_ID": app_id,
         "SHOUWANG_MONITORING_PORT": str(port),
         "SHOUWANG_MONITORING_CLOCK": "event",
+        **(extra_env or {}),
     }
     with open(home / "worker.log", "wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
@@ -77,15 +80,16 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-async def _caught_up(bootstrap: str, group: str, ends, process: subprocess.Popen) -> None:
+async def _caught_up(bootstrap: str, group: str, ends, *processes: subprocess.Popen) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         wanted = {tp: end for tp, end in ends.items() if end > 0}
         deadline = time.monotonic() + TIMEOUT_SECONDS
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the monitoring worker exited with {process.returncode}")
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a monitoring worker exited with {process.returncode}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not catch up in {TIMEOUT_SECONDS} s")
             try:
