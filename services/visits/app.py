@@ -12,7 +12,6 @@ event id reuse (409) → broker acknowledgement (202, or 503 with Retry-After).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -472,7 +471,7 @@ class Ingest:
             first_in_request[event_id] = (digest, outcome)
             sends.append((outcome, record, digest))
         if sends:
-            await asyncio.gather(*(self._send(kind, o, r, d) for o, r, d in sends))
+            await self._send(kind, sends)
         # Copies inside one request share the first copy's fate.
         for outcome, record in ready:
             event_id = str(record["event_id"])
@@ -483,35 +482,54 @@ class Ingest:
                 outcome.reason, outcome.message = source.reason, source.message
 
     async def _send(
-        self, kind: EventKind, outcome: Outcome, record: dict[str, Any], digest: str
+        self, kind: EventKind, sends: list[tuple[Outcome, dict[str, Any], str]]
     ) -> None:
+        """Encode every record, hand them to the sink together, then settle each outcome."""
         deps = self.deps
-        try:
-            value = deps.codec.encode(kind.event_type, record)
-        except InvalidRecord as exc:  # validation should have caught it; refuse, do not crash
-            self._refuse(
-                outcome, 422, "invalid", "the record does not fit the contract", exc.problems
-            )
+        encoded: list[tuple[Outcome, dict[str, Any], str]] = []
+        outgoing: list[tuple[str, bytes, bytes]] = []
+        for outcome, record, digest in sends:
+            try:
+                value = deps.codec.encode(kind.event_type, record)
+            except InvalidRecord as exc:  # validation should have caught it; refuse, do not crash
+                self._refuse(
+                    outcome, 422, "invalid", "the record does not fit the contract", exc.problems
+                )
+                continue
+            encoded.append((outcome, record, digest))
+            outgoing.append((kind.topic.name, str(record[kind.topic.key]).encode("utf-8"), value))
+        if not outgoing:
             return
-        key = str(record[kind.topic.key]).encode("utf-8")
         started = time.perf_counter()
-        try:
-            delivery = await deps.sink.send(kind.topic.name, key, value)
-        except BrokerUnavailable as exc:
-            log.warning("broker unavailable for %s: %s", kind.short_name, exc)
-            self._refuse(
-                outcome,
-                503,
-                "unavailable",
-                "the event log did not acknowledge the record; retry later with the same event_id",
+        results = await deps.sink.send_many(outgoing)
+        waited = time.perf_counter() - started
+        produce_seconds = deps.metrics.produce_seconds.labels(kind.short_name)
+        produced = deps.metrics.produced.labels(kind.short_name)
+        failures = [r for r in results if isinstance(r, BrokerUnavailable)]
+        if failures:
+            log.warning(
+                "broker unavailable for %d of %d %s records: %s",
+                len(failures),
+                len(results),
+                kind.short_name,
+                failures[0],
             )
-            return
-        deps.metrics.produce_seconds.labels(kind.short_name).observe(time.perf_counter() - started)
-        deps.metrics.produced.labels(kind.short_name).inc()
-        outcome.delivery = delivery
-        deps.recent.put(str(record["event_id"]), Acknowledged(digest, delivery))
-        if kind.topic.key == "household_id" and kind.carries_township:
-            deps.directory.remember(record["household_id"], record["township"])
+        for (outcome, record, digest), result in zip(encoded, results, strict=True):
+            if isinstance(result, BrokerUnavailable):
+                self._refuse(
+                    outcome,
+                    503,
+                    "unavailable",
+                    "the event log did not acknowledge the record; "
+                    "retry later with the same event_id",
+                )
+                continue
+            produce_seconds.observe(waited)
+            produced.inc()
+            outcome.delivery = result
+            deps.recent.put(str(record["event_id"]), Acknowledged(digest, result))
+            if kind.topic.key == "household_id" and kind.carries_township:
+                deps.directory.remember(record["household_id"], record["township"])
 
     def _refuse(
         self,
