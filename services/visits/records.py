@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from services.contract.codec import Codec
 from services.contract.topics import (
@@ -148,8 +149,10 @@ def content_digest(kind: EventKind, record: dict[str, Any]) -> str:
     digest under the same `event_id` is a client bug (an id reused for another record).
     """
     said = {k: v for k, v in record.items() if k != "recorded_at"}
-    text = json.dumps([kind.event_type, said], sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # Only compared within this process (see RecentEvents), so orjson's forms of times and
+    # UUIDs need not match any other serialisation; it is ~10x the speed of json.dumps here.
+    text = orjson.dumps([kind.event_type, said], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(text).hexdigest()
 
 
 def to_json(record: dict[str, Any]) -> dict[str, Any]:
