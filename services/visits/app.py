@@ -118,11 +118,20 @@ class Outcome:
         return body
 
 
+def dumps(value: Any) -> str:
+    """JSON text of an answer: orjson (a batch answer has a result per record), or the standard
+    library for what orjson refuses (a field name echoed back with a lone surrogate in it)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
 def error_response(refusal: Refusal) -> web.Response:
     body: dict[str, Any] = {"error": refusal.reason, "message": refusal.message}
     if refusal.problems:
         body["problems"] = [{"field": f, "problem": p} for f, p in refusal.problems]
-    return web.json_response(body, status=refusal.status, headers=refusal.headers)
+    return web.json_response(body, status=refusal.status, headers=refusal.headers, dumps=dumps)
 
 
 def build_app(deps: Dependencies) -> web.Application:
@@ -252,7 +261,7 @@ class Ingest:
             if outcome.status == 202:
                 body = outcome.as_json()
                 del body["index"]
-                return web.json_response(body, status=202)
+                return web.json_response(body, status=202, dumps=dumps)
             # Counted as a rejection when the outcome was decided; answered, not raised.
             return error_response(
                 Refusal(
@@ -288,6 +297,7 @@ class Ingest:
                 },
                 status=status,
                 headers=self._retry_headers(status),
+                dumps=dumps,
             )
 
         return handle

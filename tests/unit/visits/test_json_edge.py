@@ -61,3 +61,16 @@ async def test_unicode_text_arrives_unchanged(api: Api) -> None:
     [(_, _, value)] = api.sink.records
     record = api.deps.codec.decode(value).record
     assert record["checks"]["medical"]["note"] == "透析，每周三次 🏥"
+
+
+async def test_an_unknown_field_name_is_echoed_whatever_its_characters(api: Api) -> None:
+    # A lone surrogate (escaped) is JSON the standard parser reads and orjson cannot write.
+    for name, escaped in (("名字", '"名字"'), ("\ud800x", '"\\ud800x"')):
+        body = sample("visits")
+        data = json.dumps(body)[:-1] + f", {escaped}: 1}}"
+        response = await _post_raw(api, data.encode())
+        assert response.status == 422
+        answer = json.loads(await response.text())
+        assert answer["error"] == "invalid"
+        assert [p["field"] for p in answer["problems"]] == [name]
+    assert api.sink.records == []
