@@ -1,12 +1,13 @@
 """Writing framed records to Kafka: an idempotent, acks=all aiokafka producer behind a port.
 
 `send` returns only after the broker acknowledged the record (all in-sync replicas have it);
-anything else raises BrokerUnavailable, and the API answers 503. `send_many` hands a request's
-records to the producer together and waits for their acknowledgements once, so one request
-costs one pipelined round of producer batches instead of one waiting task per record; each
-record still gets its own outcome. The producer is started
+anything else raises BrokerUnavailable, and the API answers 503. The producer is started
 lazily and restarted after a failed start, so the service can start while Kafka is down and
 recovers by itself when it comes back.
+
+`send_many` hands a request's records to the producer together and waits for their
+acknowledgements once: a batch request costs one pipelined round of producer batches instead
+of a waiting task and a timeout per record, and each record still gets its own outcome.
 """
 
 from __future__ import annotations
