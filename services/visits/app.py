@@ -366,7 +366,7 @@ class Ingest:
         except orjson.JSONDecodeError:
             pass  # the standard parser decides, and words the problem, as it always did
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            value = json.loads(text, parse_constant=_refuse_constant)
         except UnicodeDecodeError:
             raise Refusal(422, "malformed_json", "the body is not UTF-8 text") from None
         except json.JSONDecodeError as exc:
@@ -377,6 +377,13 @@ class Ingest:
             ) from None
         except (ValueError, RecursionError) as exc:
             raise Refusal(422, "malformed_json", f"unreadable JSON: {_short(exc)}") from None
+        # orjson refuses lone surrogate escapes ("\ud800"), the standard parser does not;
+        # such text cannot be stored as UTF-8, so it is named here rather than failing later.
+        broken = _lone_surrogate(value, "")
+        if broken is not None:
+            problem = "text with a lone surrogate escape is not valid Unicode"
+            raise Refusal(422, "invalid", f"{broken or 'the body'}: {problem}", [(broken, problem)])
+        return value
 
     def _batch_records(self, body: Any) -> list[Any]:
         if not isinstance(body, dict) or set(body) != {"records"}:
@@ -594,6 +601,34 @@ def _scope_problem(
 def _event_id_of(body: Any) -> str | None:
     value = body.get("event_id") if isinstance(body, dict) else None
     return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string (value or key) that is not valid Unicode, else None."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodable(value) else path
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            if not _encodable(key):
+                return path  # the object holding the name: the name cannot be shown
+            found = _lone_surrogate(item, where)
+            if found is not None:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_constant(name: str) -> Any:

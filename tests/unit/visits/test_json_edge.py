@@ -64,13 +64,37 @@ async def test_unicode_text_arrives_unchanged(api: Api) -> None:
 
 
 async def test_an_unknown_field_name_is_echoed_whatever_its_characters(api: Api) -> None:
-    # A lone surrogate (escaped) is JSON the standard parser reads and orjson cannot write.
-    for name, escaped in (("名字", '"名字"'), ("\ud800x", '"\\ud800x"')):
-        body = sample("visits")
-        data = json.dumps(body)[:-1] + f", {escaped}: 1}}"
-        response = await _post_raw(api, data.encode())
-        assert response.status == 422
-        answer = json.loads(await response.text())
+    body = sample("visits")
+    data = json.dumps(body, ensure_ascii=False)[:-1] + ', "名字": 1}'
+    response = await _post_raw(api, data.encode())
+    assert response.status == 422
+    answer = json.loads(await response.text())
+    assert answer["error"] == "invalid"
+    assert [p["field"] for p in answer["problems"]] == ["名字"]
+    assert api.sink.records == []
+
+
+async def test_lone_surrogate_escapes_are_refused_by_field(api: Api) -> None:
+    # JSON the standard parser reads (orjson does not) and UTF-8 cannot hold: a 500 before.
+    body = sample("visits")
+    body["checks"]["medical"] = {"status": "PROBLEM", "note": "NOTE"}
+    text = json.dumps(body)
+    cases = [
+        ("/v1/visits", text.replace('"NOTE"', '"a\\ud800b"'), "checks.medical.note"),
+        ("/v1/visits", text[:-1] + ', "\\udfffx": 1}', ""),
+        (
+            "/v1/visits:batch",
+            json.dumps({"records": [sample("visits"), json.loads(text)]}).replace(
+                '"NOTE"', '"\\ud800"'
+            ),
+            "records[1].checks.medical.note",
+        ),
+    ]
+    for path, data, field in cases:
+        headers = {**api.auth("cadre"), "Content-Type": "application/json"}
+        response = await api.client.post(path, data=data.encode(), headers=headers)
+        assert response.status == 422, (path, await response.text())
+        answer = await response.json()
         assert answer["error"] == "invalid"
-        assert [p["field"] for p in answer["problems"]] == [name]
+        assert [p["field"] for p in answer["problems"]] == [field]
     assert api.sink.records == []
