@@ -15,7 +15,7 @@ import fastavro
 
 from .errors import CorruptFrame, InvalidRecord, UnknownSchema
 from .schemas import SchemaRegistry, SchemaVersion
-from .validation import problems_in
+from .validation import Valid, problems_in, validity
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(MAGIC) + 8
@@ -35,6 +35,7 @@ class Codec:
 
     def __init__(self, registry: SchemaRegistry):
         self.registry = registry
+        self._validity: dict[bytes, Valid] = {}  # by schema fingerprint
 
     @classmethod
     def default(cls) -> Codec:
@@ -42,7 +43,13 @@ class Codec:
 
     def validate(self, event_type: str, record: Any) -> list[tuple[str, str]]:
         """Every (field path, problem) of `record` under the current schema; empty when valid."""
-        return problems_in(self.registry.schema(event_type).parsed, record)
+        version = self.registry.schema(event_type)
+        valid = self._validity.get(version.fingerprint)
+        if valid is None:
+            valid = self._validity[version.fingerprint] = validity(version.parsed)
+        if valid(record):  # the common case, without building a path for every field
+            return []
+        return problems_in(version.parsed, record)
 
     def encode(self, event_type: str, record: dict[str, Any]) -> bytes:
         """Frame `record` under the current schema of `event_type`; InvalidRecord if unfit.

@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
 Problems = list[tuple[str, str]]
+PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
 
 
 def problems_in(schema: Any, datum: Any, path: str = "") -> Problems:
@@ -158,3 +160,149 @@ def _kind(datum: Any) -> str:
         list: "an array",
         dict: "an object",
     }.get(type(datum), type(datum).__name__)
+
+
+Valid = Callable[[Any], bool]
+
+
+def validity(schema: Any) -> Valid:
+    """A fast yes/no version of `problems_in` for `schema`, built once and reused.
+
+    True only when `problems_in` would find nothing; on False the caller asks `problems_in`
+    which fields are wrong. Nothing is formatted on the way, which is most of the cost of
+    checking a valid record. `problems_in` learns named types as it walks the datum; this one
+    resolves them once from the schema, which is the same thing unless a name is first
+    defined where a datum may skip it (under a union, an array, a map or a defaulted field).
+    Such schemas get `problems_in` itself.
+    """
+    if _references_skippable_definition(schema):
+        return lambda datum: not problems_in(schema, datum)
+    return _compile(schema, {})
+
+
+def _compile(schema: Any, named: dict[str, Valid]) -> Valid:
+    if isinstance(schema, str):
+        if schema in named:
+            # Looked up when called: a recursive type refers to itself before it is complete.
+            return lambda datum: named[schema](datum)
+        return _primitive_validity(schema)
+    if isinstance(schema, list):
+        branches = [_compile(branch, named) for branch in schema]
+        if len(branches) == 2:  # ["null", T], the usual optional field
+            first, second = branches
+            return lambda datum: first(datum) or second(datum)
+        return lambda datum: any(valid(datum) for valid in branches)
+    kind = schema["type"]
+    logical = schema.get("logicalType")
+    if logical:
+        return _logical_validity(logical, kind)
+    if kind == "record":
+        return _record_validity(schema, named)
+    if kind == "enum":
+        symbols = schema["symbols"]
+
+        def enum(datum: Any) -> bool:
+            return datum in symbols
+
+        named[schema["name"]] = enum
+        return enum
+    if kind == "array":
+        items = _compile(schema["items"], named)
+        return lambda datum: isinstance(datum, list | tuple) and all(items(d) for d in datum)
+    if kind == "map":
+        values = _compile(schema["values"], named)
+        return lambda datum: (
+            isinstance(datum, dict)
+            and all(isinstance(k, str) and values(v) for k, v in datum.items())
+        )
+    if kind == "fixed":
+        size = schema["size"]
+
+        def fixed(datum: Any) -> bool:
+            return isinstance(datum, bytes) and len(datum) == size
+
+        named[schema["name"]] = fixed
+        return fixed
+    return _primitive_validity(kind)
+
+
+def _record_validity(schema: dict, named: dict[str, Valid]) -> Valid:
+    fields: list[tuple[str, Valid, bool]] = []
+    known = frozenset(field["name"] for field in schema["fields"])
+
+    def record(datum: Any) -> bool:
+        if not isinstance(datum, dict) or not known.issuperset(datum):
+            return False
+        for name, valid, optional in fields:
+            if name in datum:
+                if not valid(datum[name]):
+                    return False
+            elif not optional:
+                return False
+        return True
+
+    named[schema["name"]] = record  # before the fields: they may refer to the record itself
+    for field in schema["fields"]:
+        fields.append((field["name"], _compile(field["type"], named), "default" in field))
+    return record
+
+
+def _primitive_validity(kind: str) -> Valid:
+    if kind in ("int", "long"):
+        low, high = INT_RANGE if kind == "int" else LONG_RANGE
+        return lambda d: type(d) is not bool and isinstance(d, int) and low <= d <= high
+    if kind == "string":
+        return lambda datum: isinstance(datum, str)
+    if kind == "null":
+        return lambda datum: datum is None
+    if kind == "boolean":
+        return lambda datum: isinstance(datum, bool)
+    return lambda datum: not _primitive(kind, datum, "")
+
+
+def _logical_validity(logical: str, kind: str) -> Valid:
+    if logical in ("timestamp-millis", "timestamp-micros"):
+        fallback = _primitive_validity(kind)
+
+        def timestamp(datum: Any) -> bool:
+            if isinstance(datum, dt.datetime):
+                return datum.tzinfo is not None
+            return type(datum) is not bool and isinstance(datum, int) and fallback(datum)
+
+        return timestamp
+    if logical == "date":
+        fallback = _primitive_validity(kind)
+        return lambda datum: (
+            (isinstance(datum, dt.date) and not isinstance(datum, dt.datetime)) or fallback(datum)
+        )
+    return lambda datum: not _logical(logical, kind, datum, "")
+
+
+def _references_skippable_definition(schema: Any) -> bool:
+    """Whether a named type is referred to by name while its definition sits where a datum
+    may not reach it (see `validity`)."""
+    skippable: set[str] = set()
+    referenced: set[str] = set()
+
+    def walk(node: Any, skip: bool) -> None:
+        if isinstance(node, str):
+            if node not in PRIMITIVES:
+                referenced.add(node)
+            return
+        if isinstance(node, list):
+            for branch in node:
+                walk(branch, skip or len(node) > 1)
+            return
+        kind = node["type"]
+        if kind in ("record", "enum", "fixed") and skip:
+            skippable.add(node["name"])
+        if kind == "record":
+            for field in node["fields"]:
+                walk(field["type"], skip or "default" in field)
+        elif kind == "array":
+            walk(node["items"], True)
+        elif kind == "map":
+            walk(node["values"], True)
+
+    walk(schema, False)
+    return bool(skippable & referenced)

@@ -14,7 +14,6 @@ the key uncached; nothing is produced) → event id reuse (409) → broker ackno
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -24,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -124,11 +124,20 @@ class Outcome:
         return body
 
 
+def dumps(value: Any) -> str:
+    """JSON text of an answer: orjson (a batch answer has a result per record), or the standard
+    library for what orjson refuses (a field name echoed back with a lone surrogate in it)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
 def error_response(refusal: Refusal) -> web.Response:
     body: dict[str, Any] = {"error": refusal.reason, "message": refusal.message}
     if refusal.problems:
         body["problems"] = [{"field": f, "problem": p} for f, p in refusal.problems]
-    return web.json_response(body, status=refusal.status, headers=refusal.headers)
+    return web.json_response(body, status=refusal.status, headers=refusal.headers, dumps=dumps)
 
 
 def build_app(deps: Dependencies) -> web.Application:
@@ -258,7 +267,7 @@ class Ingest:
             if outcome.status == 202:
                 body = outcome.as_json()
                 del body["index"]
-                return web.json_response(body, status=202)
+                return web.json_response(body, status=202, dumps=dumps)
             # Counted as a rejection when the outcome was decided; answered, not raised.
             return error_response(
                 Refusal(
@@ -294,6 +303,7 @@ class Ingest:
                 },
                 status=status,
                 headers=self._retry_headers(status),
+                dumps=dumps,
             )
 
         return handle
@@ -354,7 +364,15 @@ class Ingest:
         except web.HTTPRequestEntityTooLarge:
             raise Refusal(413, "body_too_large", f"request body exceeds {limit} bytes") from None
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refusal(422, "malformed_json", "the body is not UTF-8 text") from None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # the standard parser decides, and words the problem, as it always did
+        try:
+            value = json.loads(text, parse_constant=_refuse_constant)
         except UnicodeDecodeError:
             raise Refusal(422, "malformed_json", "the body is not UTF-8 text") from None
         except json.JSONDecodeError as exc:
@@ -365,6 +383,13 @@ class Ingest:
             ) from None
         except (ValueError, RecursionError) as exc:
             raise Refusal(422, "malformed_json", f"unreadable JSON: {_short(exc)}") from None
+        # orjson refuses lone surrogate escapes ("\ud800"), the standard parser does not;
+        # such text cannot be stored as UTF-8, so it is named here rather than failing later.
+        broken = _lone_surrogate(value, "")
+        if broken is not None:
+            problem = "text with a lone surrogate escape is not valid Unicode"
+            raise Refusal(422, "invalid", f"{broken or 'the body'}: {problem}", [(broken, problem)])
+        return value
 
     def _batch_records(self, body: Any) -> list[Any]:
         if not isinstance(body, dict) or set(body) != {"records"}:
@@ -506,7 +531,7 @@ class Ingest:
             first_in_request[event_id] = (digest, outcome)
             sends.append((outcome, record, digest))
         if sends:
-            await asyncio.gather(*(self._send(kind, o, r, d) for o, r, d in sends))
+            await self._send(kind, sends)
         # Copies inside one request share the first copy's fate.
         for outcome, record in ready:
             event_id = str(record["event_id"])
@@ -517,35 +542,54 @@ class Ingest:
                 outcome.reason, outcome.message = source.reason, source.message
 
     async def _send(
-        self, kind: EventKind, outcome: Outcome, record: dict[str, Any], digest: str
+        self, kind: EventKind, sends: list[tuple[Outcome, dict[str, Any], str]]
     ) -> None:
+        """Encode every record, hand them to the sink together, then settle each outcome."""
         deps = self.deps
-        try:
-            value = deps.codec.encode(kind.event_type, record)
-        except InvalidRecord as exc:  # validation should have caught it; refuse, do not crash
-            self._refuse(
-                outcome, 422, "invalid", "the record does not fit the contract", exc.problems
-            )
+        encoded: list[tuple[Outcome, dict[str, Any], str]] = []
+        outgoing: list[tuple[str, bytes, bytes]] = []
+        for outcome, record, digest in sends:
+            try:
+                value = deps.codec.encode(kind.event_type, record)
+            except InvalidRecord as exc:  # validation should have caught it; refuse, do not crash
+                self._refuse(
+                    outcome, 422, "invalid", "the record does not fit the contract", exc.problems
+                )
+                continue
+            encoded.append((outcome, record, digest))
+            outgoing.append((kind.topic.name, str(record[kind.topic.key]).encode("utf-8"), value))
+        if not outgoing:
             return
-        key = str(record[kind.topic.key]).encode("utf-8")
         started = time.perf_counter()
-        try:
-            delivery = await deps.sink.send(kind.topic.name, key, value)
-        except BrokerUnavailable as exc:
-            log.warning("broker unavailable for %s: %s", kind.short_name, exc)
-            self._refuse(
-                outcome,
-                503,
-                "unavailable",
-                "the event log did not acknowledge the record; retry later with the same event_id",
+        results = await deps.sink.send_many(outgoing)
+        waited = time.perf_counter() - started
+        produce_seconds = deps.metrics.produce_seconds.labels(kind.short_name)
+        produced = deps.metrics.produced.labels(kind.short_name)
+        failures = [r for r in results if isinstance(r, BrokerUnavailable)]
+        if failures:
+            log.warning(
+                "broker unavailable for %d of %d %s records: %s",
+                len(failures),
+                len(results),
+                kind.short_name,
+                failures[0],
             )
-            return
-        deps.metrics.produce_seconds.labels(kind.short_name).observe(time.perf_counter() - started)
-        deps.metrics.produced.labels(kind.short_name).inc()
-        outcome.delivery = delivery
-        deps.recent.put(str(record["event_id"]), Acknowledged(digest, delivery))
-        if kind.topic.key == "household_id" and kind.carries_township:
-            deps.directory.remember(record["household_id"], record["township"])
+        for (outcome, record, digest), result in zip(encoded, results, strict=True):
+            if isinstance(result, BrokerUnavailable):
+                self._refuse(
+                    outcome,
+                    503,
+                    "unavailable",
+                    "the event log did not acknowledge the record; "
+                    "retry later with the same event_id",
+                )
+                continue
+            produce_seconds.observe(waited)
+            produced.inc()
+            outcome.delivery = result
+            deps.recent.put(str(record["event_id"]), Acknowledged(digest, result))
+            if kind.topic.key == "household_id" and kind.carries_township:
+                deps.directory.remember(record["household_id"], record["township"])
 
     def _refuse(
         self,
@@ -591,6 +635,34 @@ def _scope_problem(
 def _event_id_of(body: Any) -> str | None:
     value = body.get("event_id") if isinstance(body, dict) else None
     return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string (value or key) that is not valid Unicode, else None."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodable(value) else path
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            if not _encodable(key):
+                return path  # the object holding the name: the name cannot be shown
+            found = _lone_surrogate(item, where)
+            if found is not None:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_constant(name: str) -> Any:

@@ -4,6 +4,10 @@
 anything else raises BrokerUnavailable, and the API answers 503. The producer is started
 lazily and restarted after a failed start, so the service can start while Kafka is down and
 recovers by itself when it comes back.
+
+`send_many` hands a request's records to the producer together and waits for their
+acknowledgements once: a batch request costs one pipelined round of producer batches instead
+of a waiting task and a timeout per record, and each record still gets its own outcome.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,11 +40,20 @@ class Delivery:
     offset: int
 
 
+OutgoingRecord = tuple[str, bytes, bytes]  # topic, key, value
+SendResult = Delivery | BrokerUnavailable
+
+
 class RecordSink(Protocol):
     """Port: durable, acknowledged writes of framed records to topics."""
 
     async def send(self, topic: str, key: bytes, value: bytes) -> Delivery:
         """Write one record and wait for the acknowledgement; BrokerUnavailable otherwise."""
+
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[SendResult]:
+        """Write `records` and wait for their acknowledgements: for each, in order, where it
+        landed or the BrokerUnavailable that stopped it. A failure of one never hides
+        another's acknowledgement."""
 
     async def ready(self) -> bool:
         """Whether the broker answers now."""
@@ -62,6 +75,15 @@ class InMemorySink:
         offset = sum(1 for t, _, _ in self.records if t == topic)
         self.records.append((topic, key, value))
         return Delivery(topic, 0, offset)
+
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for topic, key, value in records:
+            try:
+                results.append(await self.send(topic, key, value))
+            except BrokerUnavailable as exc:
+                results.append(exc)
+        return results
 
     async def ready(self) -> bool:
         return not self.down
@@ -129,6 +151,52 @@ class KafkaSink:
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return Delivery(metadata.topic, metadata.partition, metadata.offset)
 
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[SendResult]:
+        """One deadline for the whole request: every record is handed to the producer (which
+        batches them per partition and pipelines the batches), then the acknowledgements are
+        awaited together. A record not acknowledged by the deadline is BrokerUnavailable; it
+        may still land later, which is harmless (see the class)."""
+        results: list[SendResult | None] = [None] * len(records)
+        pending: dict[asyncio.Future, int] = {}
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                try:
+                    producer = await self._started()
+                except (KafkaError, OSError) as exc:
+                    return [_unavailable(exc) for _ in records]
+                for index, (topic, key, value) in enumerate(records):
+                    try:
+                        # send() only waits when the producer's buffer is full; the future
+                        # resolves when the record's batch is acknowledged.
+                        pending[await producer.send(topic, value=value, key=key)] = index
+                    except (KafkaError, OSError) as exc:  # e.g. a record over the size limit
+                        results[index] = _unavailable(exc)
+        except TimeoutError:
+            pass  # the records not handed over yet are reported below
+        if pending:
+            done, _ = await asyncio.wait(
+                pending, timeout=max(0.0, deadline - asyncio.get_running_loop().time())
+            )
+            for future in pending:
+                if future not in done:
+                    # Nobody waits for it any more; retrieve its outcome so a late failure
+                    # is not logged as "never retrieved".
+                    future.add_done_callback(_retrieved)
+            for future in done:
+                index = pending[future]
+                if future.cancelled():
+                    results[index] = BrokerUnavailable("the send was cancelled")
+                    continue
+                exc = future.exception()
+                if exc is None:
+                    metadata = future.result()
+                    results[index] = Delivery(metadata.topic, metadata.partition, metadata.offset)
+                else:
+                    results[index] = _unavailable(exc)
+        late = BrokerUnavailable(f"no acknowledgement within {self.timeout:g} s")
+        return [late if result is None else result for result in results]
+
     async def ready(self) -> bool:
         try:
             async with asyncio.timeout(min(self.timeout, 5.0)):
@@ -143,6 +211,19 @@ class KafkaSink:
         producer, self._producer = self._producer, None
         if producer is not None:
             await _quietly_stop(producer)
+
+
+def _unavailable(exc: BaseException) -> BrokerUnavailable:
+    if isinstance(exc, KafkaError | OSError):
+        failure = BrokerUnavailable(f"{type(exc).__name__}: {exc}")
+        failure.__cause__ = exc
+        return failure
+    raise exc  # not a broker failure: a bug, let the API's last line of defence log it
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("late send failure: %s", future.exception())
 
 
 async def _quietly_stop(producer: AIOKafkaProducer) -> None:
