@@ -123,7 +123,10 @@ def catalogue_activated(
     version = 1 if previous is None else previous["catalogue"]["version"] + 1
     subject = catalogue_subject(current.catalogue_id)
     previous_sha = None if before is None else before.content_sha256
-    key = f"CATALOGUE_ACTIVATED:{subject}:{previous_sha}:{current.content_sha256}"
+    # The version is in the key: a roll back and forward again (A, B, A, B) repeats a pair of
+    # contents, and must not repeat an id that readers and the projector would drop as a copy.
+    # A retried command derives the same version from the log, so it still repeats its id.
+    key = f"CATALOGUE_ACTIVATED:{subject}:v{version}:{previous_sha}:{current.content_sha256}"
     return {
         **_header("CATALOGUE_ACTIVATED", subject, key, actor, now, source, reason),
         "token": None,

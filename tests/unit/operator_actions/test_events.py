@@ -147,6 +147,17 @@ def test_a_changed_catalogue_is_the_next_version_with_its_changes():
     # Going back to the first content is a third activation, not a duplicate of the first.
     third = catalogue_activated(DIGEST, second, "d.toml", "operator:li", NOW)
     assert third["catalogue"]["version"] == 3 and third["event_id"] != first["event_id"]
+    # And forward again (A, B, A, B): the pair of contents repeats, the event id must not, or
+    # readers would drop the fourth activation as a copy of the second.
+    fourth = catalogue_activated(changed, roundtrip(third), "d.toml", "operator:li", NOW)
+    assert fourth["catalogue"]["version"] == 4
+    assert fourth["catalogue"]["previous_sha256"] == second["catalogue"]["previous_sha256"]
+    assert fourth["event_id"] not in {first["event_id"], second["event_id"], third["event_id"]}
+    # A retry of the same command (same log) repeats its id.
+    assert (
+        catalogue_activated(changed, roundtrip(third), "d.toml", "op:x", NOW)["event_id"]
+        == (fourth["event_id"])
+    )
     assert "microcredit" in describe(second) and "by service:support" in describe(second)
 
 
