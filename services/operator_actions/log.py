@@ -23,6 +23,7 @@ from services.contract.codec import Codec
 from services.contract.errors import ContractError
 from services.contract.topics import OPERATOR_ACTIONS, TopicLayout
 from services.kafka.admin import TopicMismatch, ensure_topics
+from services.kafka.clients import KafkaAccessRefused
 from services.support.catalogue_changes import digest, parse_content
 from services.visits.producer import BrokerUnavailable, Delivery, KafkaSink, RecordSink
 
@@ -48,6 +49,8 @@ async def prepare_topic(bootstrap: str, layout: TopicLayout, wait_seconds: float
                 await ensure_topics(bootstrap, layout, (OPERATOR_ACTIONS,))
     except TimeoutError as exc:
         raise BrokerUnavailable(f"Kafka did not answer within {wait_seconds:g} s") from exc
+    except KafkaAccessRefused:
+        raise  # a wrong password is not "Kafka is down": the CLI says which (exit 2)
     except (KafkaError, OSError) as exc:
         raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -74,6 +77,8 @@ async def read_actions(
         raise BrokerUnavailable(
             f"reading {OPERATOR_ACTIONS.name} took over {wait_seconds:g} s"
         ) from exc
+    except KafkaAccessRefused:
+        raise  # a wrong password is not "Kafka is down": the CLI says which (exit 2)
     except (KafkaError, OSError) as exc:
         raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
     records.sort(key=lambda r: (r.partition, r.offset))
