@@ -449,25 +449,25 @@ class Ingest:
             outcomes.append(outcome)
             ready.append((outcome, prepared.record))
         ready = await self._in_scope(kind, token, ready)
-        ready = await self._sealed(kind, ready)
         await self._produce(kind, ready)
         return outcomes
 
     async def _sealed(
-        self, kind: EventKind, ready: list[tuple[Outcome, dict[str, Any]]]
-    ) -> list[tuple[Outcome, dict[str, Any]]]:
-        """Registry records with their personal data sealed; the rest as they are.
+        self, kind: EventKind, sends: list[tuple[Outcome, dict[str, Any], str]]
+    ) -> list[tuple[Outcome, dict[str, Any], str]]:
+        """The records to send, registry records with their personal data sealed.
 
-        Sealing is deterministic (see services.contract.personal), so the content digest of a
-        re-sent event still equals the first copy's.
+        Only records about to be sent are sealed: a duplicate is answered from memory before,
+        so a retry of an acknowledged record needs no key (the key store may be down, or the
+        key erased since). The content digest is of the record as received, for that reason.
         """
         sealer = self.deps.sealer
         if not sealer.seals(kind.event_type):
-            return ready
+            return sends
         kept = []
-        for outcome, record in ready:
+        for outcome, record, digest in sends:
             try:
-                kept.append((outcome, await sealer.seal(kind.event_type, record)))
+                kept.append((outcome, await sealer.seal(kind.event_type, record), digest))
             except (KeysUnavailable, SealError) as exc:
                 # The message names the subject kind and key id at most, never a value.
                 log.warning("cannot seal personal data of a %s: %s", kind.short_name, exc)
@@ -530,6 +530,7 @@ class Ingest:
                 continue
             first_in_request[event_id] = (digest, outcome)
             sends.append((outcome, record, digest))
+        sends = await self._sealed(kind, sends) if sends else sends
         if sends:
             await self._send(kind, sends)
         # Copies inside one request share the first copy's fate.

@@ -45,6 +45,26 @@ async def test_a_resent_registry_record_is_a_duplicate_not_a_conflict(api: Api) 
     assert len(api.sink.records) == 1
 
 
+async def test_a_retry_of_an_acknowledged_record_needs_no_key(api: Api) -> None:
+    # A field app retries when it missed the answer. By then the key may be out of the cache
+    # with the store down, or erased (`personal forget`): the retry is still the duplicate
+    # it is (202), not a 503 nor, sealed under a new key, a 409 "event id reused".
+    body = sample("households", personal=dict(SECRETS))
+    subject = Subject("household", body["household_id"])
+    assert (await api.post("/v1/households", body, role="operator")).status == 202
+    api.deps.sealer.keys.forget(subject)
+    keys_of(api).failing = True
+    again = await api.post("/v1/households", body, role="operator")
+    assert again.status == 202, await again.text()
+    assert (await again.json())["duplicate"] is True
+    keys_of(api).failing = False
+    await keys_of(api).shred(subject, "operator:li", "erasure request")
+    api.deps.sealer.keys.forget(subject)
+    again = await api.post("/v1/households", body, role="operator")
+    assert again.status == 202 and (await again.json())["duplicate"] is True
+    assert len(api.sink.records) == 1
+
+
 async def test_no_key_store_means_503_with_retry_after_and_nothing_produced(api: Api) -> None:
     keys_of(api).failing = True
     response = await api.post("/v1/households", sample("households"), role="operator")
