@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -148,6 +151,25 @@ def check_login(name: str, password: str) -> None:
         raise SettingsError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
     if any(not c.isprintable() for c in password):
         raise SettingsError("password: printable characters only (no newlines or controls)")
+    if not password.isascii():
+        # The verifier is computed here; PostgreSQL normalises non-ASCII passwords (SASLprep)
+        # before hashing, which this code does not reproduce.
+        raise SettingsError("password: ASCII characters only")
+
+
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677), made
+    here so the password itself never reaches the server, whose logs may keep statements."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
 
 
 def run_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -174,9 +196,9 @@ async def create_login(owner_url: str, duty: str, name: str, password: str) -> N
     """CREATE ROLE `name` LOGIN in the duty's group, connected as the owner (or a DBA).
 
     Refuses (SettingsError) a role that already exists rather than changing its password or
-    memberships. The password goes to the server as a literal, which hashes it with its
-    password_encryption (scram-sha-256 by default); a server logging every statement would log
-    it, so such servers should use psql's \\password instead.
+    memberships. The password never reaches the server: it gets the SCRAM-SHA-256 verifier
+    made here (as psql's \\password does), so no server log (of every statement, or of a
+    failed one) can show it. The group and the right to create roles are checked first.
     """
     import asyncpg
 
@@ -185,13 +207,23 @@ async def create_login(owner_url: str, duty: str, name: str, password: str) -> N
     try:
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
             raise SettingsError(f"--name {name!r}: a role of that name exists already")
+        group = GROUP_ROLES[duty]
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", group):
+            raise SettingsError(f"{group} does not exist: run `shouwang db migrate` first")
+        if not await conn.fetchval(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        ):
+            raise SettingsError(
+                "the role of DATABASE_URL may not create roles; run this as a superuser or a "
+                "CREATEROLE role"
+            )
         # Quoted by the server (format %I and %L), not by string building here.
         statement = await conn.fetchval(
             "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I', $1::text, $2::text, "
             "$3::text)",
             name,
-            password,
-            GROUP_ROLES[duty],
+            scram_verifier(password),
+            group,
         )
         try:
             await conn.execute(statement)

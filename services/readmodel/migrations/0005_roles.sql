@@ -47,6 +47,18 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO shouwang_
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO shouwang_projector;
 REVOKE ALL ON api_tokens FROM shouwang_projector;
 REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM shouwang_projector;
+-- Its batch writes stage rows in temporary tables (COPY, then one INSERT ... SELECT). PUBLIC
+-- has TEMPORARY by default; granting it by name keeps the projector working where a DBA
+-- revoked PUBLIC's database privileges. Only the database's owner may grant it: an owner of
+-- the schema who is not is told, and the default stays.
+DO $$
+BEGIN
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO shouwang_projector', current_database());
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'TEMPORARY on database % not granted to shouwang_projector (% does not own '
+        'it); the projector relies on PUBLIC''s default', current_database(), current_user;
+END
+$$;
 
 -- Issuing is an INSERT, revoking an UPDATE of revoked_at; tokens are never deleted (the record
 -- of who held which token stays). schema_migrations: so the CLI can check the schema version.

@@ -27,7 +27,7 @@ CREATE INDEX personal_keys_shredded_subject ON personal_keys_shredded (subject_k
 -- personal data (`shouwang personal`) run as the owner. The projector and the read-only roles
 -- never see them. The visits API and the imports seal personal data, so they need keys made on
 -- first use, but must not delete any: they get their own group, shouwang_visits, which reads
--- what the reader reads (tokens, the household directory) and may add keys, nothing more.
+-- tokens, the household directory and the schema version, and may add keys, nothing more.
 -- The roles migration made 0005's groups; this one adds shouwang_visits the same way.
 DO $$
 BEGIN
@@ -46,8 +46,10 @@ BEGIN
 END
 $$;
 
-GRANT shouwang_reader TO shouwang_visits;
+-- Named tables, not membership of shouwang_reader: granting a role needs ADMIN on it, which
+-- an owner without CREATEROLE lacks (README "Database roles").
 GRANT USAGE ON SCHEMA public TO shouwang_visits;
+GRANT SELECT ON api_tokens, households, schema_migrations TO shouwang_visits;
 -- The default privileges of 0005 gave these new tables to the projector and the reader.
 REVOKE ALL ON personal_keys, personal_keys_shredded FROM shouwang_projector, shouwang_reader;
 GRANT SELECT, INSERT ON personal_keys TO shouwang_visits;

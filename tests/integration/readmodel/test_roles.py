@@ -489,6 +489,9 @@ async def test_create_login_refuses_bad_names_and_passwords(
         assert not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
         assert await create(name, PASSWORD) == (0, "")
         assert await conn.fetchval("SELECT pg_has_role($1, 'shouwang_reader', 'MEMBER')", name)
+        # The server kept the verifier made client-side, so the password never reached it.
+        stored = await conn.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", name)
+        assert stored.startswith("SCRAM-SHA-256$4096:") and PASSWORD not in stored
         code, err = await create(name, PASSWORD)
         assert code == 2 and "exists already" in err
     finally:

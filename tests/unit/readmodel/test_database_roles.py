@@ -80,3 +80,39 @@ def test_create_login_refuses(name: str, password: str, why: str) -> None:
 def test_create_login_accepts_a_plain_name_and_long_password() -> None:
     check_login("reader_api_1", "correct horse battery staple")
     check_login("a" * 63, "x" * 16)
+
+
+def test_the_scram_verifier_matches_rfc_7677() -> None:
+    # RFC 7677's example exchange: the server signature it shows is HMAC(ServerKey, auth
+    # message), and the client's proof is ClientKey XOR HMAC(StoredKey, auth message).
+    import base64
+    import hashlib
+    import hmac
+
+    from services.readmodel.commands import scram_verifier
+
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    verifier = scram_verifier("pencil", salt=salt, iterations=4096)
+    scheme, rest = verifier.split("$", 1)
+    head, keys = rest.split("$")
+    assert scheme == "SCRAM-SHA-256" and head == "4096:W22ZaJ0SNY7soEsUEjb6gQ=="
+    stored_key, server_key = (base64.b64decode(k) for k in keys.split(":"))
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth = (
+        f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,"
+        f"c=biws,r={nonce}"
+    )
+    signature = hmac.new(server_key, auth.encode(), hashlib.sha256).digest()
+    assert base64.b64encode(signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    client_signature = hmac.new(stored_key, auth.encode(), hashlib.sha256).digest()
+    client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
+    assert hashlib.sha256(client_key).digest() == stored_key
+
+
+def test_a_non_ascii_password_is_refused() -> None:
+    from services.config import SettingsError
+    from services.readmodel.commands import check_login
+
+    with pytest.raises(SettingsError, match="ASCII"):
+        check_login("shouwang_api_1", "密码" * 9)
