@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 import traceback
@@ -183,6 +184,13 @@ def _kafka_benches(stack, dataset, codec, households, attempt, report, mode) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # The bench runs its own PLAINTEXT broker; a shell's Kafka security settings (meant for a
+    # real cluster) would reach the service code and worker subprocesses and fail against it.
+    for name in [
+        n for n in os.environ if n.startswith(("KAFKA_SECURITY", "KAFKA_SASL", "KAFKA_SSL"))
+    ]:
+        print(f"bench: ignoring {name} (the bench's own broker is PLAINTEXT)", file=sys.stderr)
+        del os.environ[name]
     # aiokafka warns on every retried produce while a fresh broker settles partition leaders.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     report = run(args)
