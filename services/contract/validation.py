@@ -281,6 +281,14 @@ def _logical_validity(logical: str, kind: str) -> Valid:
 def _references_skippable_definition(schema: Any) -> bool:
     """Whether a named type is referred to by name while its definition sits where a datum
     may not reach it (see `validity`)."""
+    skippable, referenced = named_types(schema)
+    return bool(skippable & referenced)
+
+
+def named_types(schema: Any, skip: bool = False) -> tuple[set[str], set[str]]:
+    """(names defined where a value may skip them, names referred to) in `schema`; with
+    `skip`, every definition (the whole schema may be skipped: a field may be missing).
+    Compiled checks and converters fall back to the path-aware code for such schemas."""
     skippable: set[str] = set()
     referenced: set[str] = set()
 
@@ -299,10 +307,8 @@ def _references_skippable_definition(schema: Any) -> bool:
         if kind == "record":
             for field in node["fields"]:
                 walk(field["type"], skip or "default" in field)
-        elif kind == "array":
-            walk(node["items"], True)
-        elif kind == "map":
-            walk(node["values"], True)
+        elif kind in ("array", "map"):
+            walk(node["items" if kind == "array" else "values"], True)
 
-    walk(schema, False)
-    return bool(skippable & referenced)
+    walk(schema, skip)
+    return skippable, referenced

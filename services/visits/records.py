@@ -31,6 +31,7 @@ from services.contract.topics import (
     VISITS,
     Topic,
 )
+from services.contract.validation import named_types
 
 from .validation import DOMAIN_CHECKS, Problems
 
@@ -216,7 +217,7 @@ def _compiled_converter(schema: Any) -> Convert | None:
     """A converter equal to `_convert` on the values it accepts (it raises _Unusual on the
     others), or None when the schema defines a named type where a value may skip it and
     refers to it later: `_convert` learns names from the value, this one from the schema."""
-    skippable, referenced = _named_types(schema)
+    skippable, referenced = named_types(schema)
     if skippable & referenced:
         return None
     return _compile(schema, {}, referenced) or (lambda value: value)
@@ -287,7 +288,7 @@ def _compile_record(
 
     named[schema["name"]] = record
     for field in schema["fields"]:
-        defined, _ = _named_types(field["type"], skip=True)
+        defined, _ = named_types(field["type"], skip=True)
         fields.append(
             (
                 field["name"],
@@ -313,33 +314,6 @@ def _checked(convert: Callable[[Any, str, Problems], Any]) -> Convert:
         return converted
 
     return checked
-
-
-def _named_types(schema: Any, skip: bool = False) -> tuple[set[str], set[str]]:
-    """(names defined where a value may skip them, names referred to) in `schema`; with
-    `skip`, every definition (the whole schema may be skipped: a field may be missing)."""
-    skippable: set[str] = set()
-    referenced: set[str] = set()
-
-    def walk(node: Any, skip: bool) -> None:
-        if isinstance(node, str):
-            referenced.add(node)
-            return
-        if isinstance(node, list):
-            for branch in node:
-                walk(branch, skip or len(node) > 1)
-            return
-        kind = node["type"]
-        if kind in ("record", "enum", "fixed") and skip:
-            skippable.add(node["name"])
-        if kind == "record":
-            for field in node["fields"]:
-                walk(field["type"], skip or "default" in field)
-        elif kind in ("array", "map"):
-            walk(node["items" if kind == "array" else "values"], True)
-
-    walk(schema, skip)
-    return skippable, referenced
 
 
 def _convert(schema: Any, value: Any, path: str, named: dict[str, Any], problems: Problems) -> Any:
