@@ -21,9 +21,10 @@ from bench import data as bench_data
 from bench.data import Dataset
 from bench.replay import raw_read
 from bench.report import Figure
-from bench.worker import TOPICS, _caught_up, _end_offsets, _start, _stop
+from bench.worker import TOPICS, _caught_up, _end_offsets, _start
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
+from services.localstack.processes import stop_child
 
 PARTITIONS = (12, 4, 1)  # 12 first: it is every figure's baseline
 WORKERS = (1, 2)
@@ -43,7 +44,7 @@ async def run_workers(bootstrap: str, root: Path, partitions: int, workers: int,
         return time.perf_counter() - started
     finally:
         for process in processes:
-            _stop(process)
+            stop_child(process)
 
 
 def measure(root: Path, data: Dataset, codec: Codec) -> list[Figure]:

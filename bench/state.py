@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from bench.report import Figure
 from services.audit.replay import EXPECTED
 from services.contract.codec import Codec
 from services.localstack.ports import free_ports
+from services.localstack.processes import stop_child
 from services.monitoring import avro_translation as avro
 from services.monitoring.app import INPUT_TOPICS, changelog_topics, ticks_topic
 from services.monitoring.policy import load_policies
@@ -289,20 +289,10 @@ def run_worker(
             hwm,
         )
     finally:
-        _stop(process)
+        stop_child(process, 120)
     if rocksdb:
         run.disk_bytes = disk_bytes(home / "faust")
     return run
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 async def measure(stack, data: Dataset, codec: Codec, sizes: tuple[int, ...]) -> list[Figure]:

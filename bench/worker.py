@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from services.audit.replay import MONITORING_INPUTS
 from services.contract.codec import Codec
 from services.contract.topics import RISK
 from services.localstack.ports import free_ports
+from services.localstack.processes import stop_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = [t.name for t in MONITORING_INPUTS]
@@ -68,16 +68,6 @@ def _start(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 async def _caught_up(bootstrap: str, group: str, ends, *processes: subprocess.Popen) -> None:
@@ -125,7 +115,7 @@ async def measure(stack, data: Dataset, codec: Codec) -> list[Figure]:
         await _caught_up(stack.bootstrap, app_id, ends, process)
         worker_s = time.perf_counter() - started
     finally:
-        _stop(process)
+        stop_child(process)
     emitted = sum((await _end_offsets(stack.bootstrap, [RISK.name])).values()) - risk_before
     worker, raw = total / worker_s, raw_count / raw_s
     return [

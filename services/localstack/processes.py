@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -67,6 +68,19 @@ def terminate(pid: int, timeout: float) -> None:
     except ProcessLookupError:
         return
     wait_for_exit(pid, 10.0)
+
+
+def stop_child(process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """SIGTERM a child we started, wait up to `timeout` seconds for a clean stop (a faust
+    worker commits and flushes on the way out), then SIGKILL it; reaped either way."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def tail(path: Path, lines: int = 40) -> str:

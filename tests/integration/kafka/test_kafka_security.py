@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from services.contract.topics import RISK, TopicLayout, topic_for
 from services.kafka import clients
 from services.kafka.admin import ensure_topics
 from services.localstack.ports import free_ports
+from services.localstack.processes import stop_child
 from services.visits.producer import BrokerUnavailable, KafkaSink
 from tests.integration.kafka.pki import make_pki
 from tests.unit.monitoring.households import marginal
@@ -62,16 +62,6 @@ def start_monitoring(bootstrap: str, home: Path, env: dict[str, str]) -> subproc
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 async def produce_and_read_back(bootstrap: str) -> tuple[str, list[str], list]:
@@ -125,7 +115,7 @@ async def assert_worker_assesses(
                         seen.append((decoded["workflow"], decoded["category"]))
     finally:
         await watcher.stop()
-        stop(worker)
+        stop_child(worker)
 
 
 async def test_services_authenticate_with_scram_and_a_wrong_password_is_refused(
@@ -180,7 +170,7 @@ async def test_services_authenticate_with_scram_and_a_wrong_password_is_refused(
     try:
         code = refused_worker.wait(240)
     finally:
-        stop(refused_worker)
+        stop_child(refused_worker)
     output = (tmp_path / "refused" / "worker.log").read_text(errors="replace")
     assert code == 2, output[-2000:]
     assert (

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.contract.codec import Codec
 from services.contract.topics import BY_NAME, DEAD_LETTERS, RISK, TopicLayout, topic_for
 from services.kafka.admin import ensure_topics
+from services.localstack.processes import stop_child
 from tests.unit.monitoring.households import (
     Record,
     at,
@@ -68,16 +68,6 @@ def start_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def topic_of(event_type: str) -> str:
@@ -234,7 +224,7 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
         last_before = watcher.latest(h["zhou"])
 
         # Restart: the new worker recovers the table from the changelog.
-        stop(workers.pop())
+        stop_child(workers.pop())
         workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port))
         await send_all(producer, zhou[-1:])  # a redelivered decision: no change, same id
         follow_up = visit(
@@ -272,7 +262,7 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
         await watcher.consumer.stop()
         await producer.stop()
         for worker in workers:
-            stop(worker)
+            stop_child(worker)
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
@@ -342,4 +332,4 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path,
         await watcher.consumer.stop()
         await producer.stop()
         for worker in workers:
-            stop(worker)
+            stop_child(worker)

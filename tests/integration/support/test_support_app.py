@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
 from services.kafka.admin import ensure_topics
+from services.localstack.processes import stop_child
 from services.support.catalogue import DEFAULT_CATALOGUE
 
 pytestmark = pytest.mark.integration
@@ -57,16 +57,6 @@ def start_worker(
     with open(home / f"worker-{time.monotonic_ns()}.log", "wb") as log:  # kept for diagnosis
         return subprocess.Popen([sys.executable, "-m", "services.cli", "support"], cwd=ROOT,
                                 env=env, stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 @pytest.fixture
@@ -247,7 +237,7 @@ async def test_assessments_lead_to_recommendations_without_double_booking(
         await consumer.stop()
         await producer.stop()
         for worker in workers:
-            stop(worker)
+            stop_child(worker, 30)
 
 
 def metric(text: str, name: str, label_part: str) -> float:
