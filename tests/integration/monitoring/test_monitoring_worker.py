@@ -77,7 +77,8 @@ def topic_of(event_type: str) -> str:
 class Watcher:
     """Reads assessments and dead letters for this test's households."""
 
-    def __init__(self, bootstrap: str, prefix: str):
+    def __init__(self, bootstrap: str, prefix: str, logs: Path):
+        self.logs = logs  # where start_worker keeps each worker's log
         self.consumer = AIOKafkaConsumer(
             RISK.name,
             DEAD_LETTERS.name,
@@ -98,7 +99,9 @@ class Watcher:
             for worker in workers:
                 assert worker.poll() is None, f"the worker exited with {worker.returncode}"
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {self.summary()}")
+                raise AssertionError(
+                    f"timed out waiting for {what}: {self.summary()}\n{self.diagnosis()}"
+                )
             batch = await self.consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for r in records:
@@ -116,6 +119,16 @@ class Watcher:
     def latest(self, household_id: str) -> dict | None:
         items = self.assessments.get(household_id)
         return items[-1] if items else None
+
+    def diagnosis(self, lines: int = 40) -> str:
+        """What a timeout needs explained: this test's dead letters and each worker's last
+        log lines (the temporary directory is gone by the time CI's report is read)."""
+        dead = [(d["origin_topic"], d["error_kind"], d["error"]) for d in self.dead]
+        out = [f"dead letters: {dead}"]
+        for log in sorted(self.logs.glob("worker-*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "\n".join(out)
 
     def summary(self) -> dict:
         return {
@@ -178,7 +191,7 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
     )
-    watcher = Watcher(kafka_bootstrap, prefix)
+    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
     await producer.start()
     await watcher.consumer.start()
     try:
@@ -280,7 +293,7 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path,
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
     )
-    watcher = Watcher(kafka_bootstrap, prefix)
+    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
     await producer.start()
     await watcher.consumer.start()
     try:
