@@ -33,6 +33,7 @@ from .harness import (
     Worker,
     hardship_template,
     issue_feed_token,
+    monitoring_worker,
     random_id,
     read_topics,
     visits_worker,
@@ -67,16 +68,8 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
             "SHOUWANG_MIN_INSYNC_REPLICAS": "2",
         }
         visits = visits_worker(stack, visits_port, "visits-cluster", **env)
-        monitoring = Worker(
-            "monitoring-cluster",
-            ["monitoring"],
-            stack.env(
-                **env,
-                SHOUWANG_MONITORING_APP_ID=MONITORING_APP,
-                SHOUWANG_MONITORING_PORT=str(monitoring_port),
-                SHOUWANG_MONITORING_CLOCK="event",
-            ),
-            stack.run_dir,
+        monitoring, _ = monitoring_worker(
+            stack, MONITORING_APP, monitoring_port, "monitoring-cluster", **env
         )
         workers = [visits, monitoring]
         secret = issue_feed_token(stack)

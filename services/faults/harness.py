@@ -33,6 +33,7 @@ from services.kafka import clients as kafka_clients
 from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafka
 from services.localstack.ports import free_ports
 from services.localstack.postgres import LocalPostgres
+from services.localstack.workers import monitoring_env
 from services.personal.keys import personal_master_key_env
 from services.simulation import records as rec
 from services.simulation.parameters import SimulationParameters
@@ -131,13 +132,17 @@ class PrivateStack:
     def database_url(self) -> str:
         return self.postgres.database_url
 
+    @property
+    def home(self) -> Path:
+        return self.run_dir / "home"
+
     def env(self, **extra: str) -> dict[str, str]:
         """The environment a service of this stack gets (12-factor)."""
         return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "DATABASE_URL": self.database_url,
-            "SHOUWANG_HOME": str(self.run_dir / "home"),
+            "SHOUWANG_HOME": str(self.home),
             "SHOUWANG_PARTITIONS": str(LAYOUT.household_partitions),
             "SHOUWANG_OTHER_PARTITIONS": str(LAYOUT.other_partitions),
             **personal_master_key_env(self.run_dir),
@@ -211,15 +216,20 @@ class Worker:
         self.process = None
 
 
-def monitoring_worker(stack: PrivateStack, app_id: str) -> tuple[Worker, int]:
-    """A monitoring worker (exactly-once, event clock so the output is a function of the log)."""
-    (port,) = free_ports(1)
-    env = stack.env(
-        SHOUWANG_MONITORING_APP_ID=app_id,
-        SHOUWANG_MONITORING_PORT=str(port),
-        SHOUWANG_MONITORING_CLOCK="event",
-    )
-    return Worker("monitoring", ["monitoring"], env, stack.run_dir), port
+def monitoring_worker(
+    stack: PrivateStack,
+    app_id: str,
+    port: int | None = None,
+    name: str = "monitoring",
+    **extra: str,
+) -> tuple[Worker, int]:
+    """A monitoring worker (exactly-once, event clock so the output is a function of the log)
+    and its web port (a free one when None); `extra` adds to or overrides the stack's
+    environment."""
+    if port is None:
+        (port,) = free_ports(1)
+    env = monitoring_env(stack.bootstrap, stack.home, app_id, port, base=stack.env(), **extra)
+    return Worker(name, ["monitoring"], env, stack.run_dir), port
 
 
 def projector_worker(stack: PrivateStack, group: str) -> Worker:
