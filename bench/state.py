@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,13 +42,13 @@ from services.audit.replay import EXPECTED
 from services.contract.codec import Codec
 from services.localstack.ports import free_ports
 from services.localstack.processes import stop_child
+from services.localstack.workers import monitoring_env, start_monitoring_worker
 from services.monitoring import avro_translation as avro
 from services.monitoring.app import INPUT_TOPICS, changelog_topics, ticks_topic
 from services.monitoring.policy import load_policies
 from services.monitoring.processing import Position, apply_record
 from services.monitoring.table_codec import dump_row, dump_summary
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_HOUSEHOLDS, TARGET_SECONDS = 1_000_000, 60.0
 TARGET_RATE = TARGET_HOUSEHOLDS / TARGET_SECONDS
 TARGET = f"1M households in <= {TARGET_SECONDS:.0f} s (>= {TARGET_RATE:,.0f} households/s)"
@@ -231,28 +228,19 @@ def run_worker(
     home = root / f"{app_id}-{'rocksdb' if rocksdb else 'memory'}-{uuid.uuid4().hex[:6]}"
     home.mkdir(parents=True)
     (port,) = free_ports(1)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SHOUWANG_HOME": str(home),
-        "SHOUWANG_MONITORING_APP_ID": app_id,
-        "SHOUWANG_MONITORING_PORT": str(port),
-        "SHOUWANG_MONITORING_CLOCK": "event",
+    env = monitoring_env(
+        bootstrap,
+        home,
+        app_id,
+        port,
+        rocksdb=rocksdb,
         # the sweep reads every summary: kept out of the recovery being measured
-        "SHOUWANG_MONITORING_SWEEP_SECONDS": "86400",
-        "SHOUWANG_MONITORING_ROCKSDB": "1" if rocksdb else "",
+        SHOUWANG_MONITORING_SWEEP_SECONDS="86400",
         **(extra_env or {}),
-    }
+    )
     log_path = home / "worker.log"
     started = time.perf_counter()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "monitoring"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_monitoring_worker(env, log_path)
     try:
         restoring_at = done_at = None
         deadline = started + READY_SECONDS

@@ -9,9 +9,7 @@ start-up (topic checks, group join, table recovery) and up to one commit interva
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,8 +26,8 @@ from services.contract.codec import Codec
 from services.contract.topics import RISK
 from services.localstack.ports import free_ports
 from services.localstack.processes import stop_child
+from services.localstack.workers import monitoring_env, start_monitoring_worker
 
-ROOT = Path(__file__).resolve().parents[1]
 TOPICS = [t.name for t in MONITORING_INPUTS]
 TARGET_RATIO = 0.5
 TIMEOUT_SECONDS = 900
@@ -51,23 +49,8 @@ def _start(
     bootstrap: str, home: Path, app_id: str, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     (port,) = free_ports(1)
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SHOUWANG_HOME": str(home),
-        "SHOUWANG_MONITORING_APP_ID": app_id,
-        "SHOUWANG_MONITORING_PORT": str(port),
-        "SHOUWANG_MONITORING_CLOCK": "event",
-        **(extra_env or {}),
-    }
-    with open(home / "worker.log", "wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "monitoring"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    env = monitoring_env(bootstrap, home, app_id, port, **(extra_env or {}))
+    return start_monitoring_worker(env, home / "worker.log")
 
 
 async def _caught_up(bootstrap: str, group: str, ends, *processes: subprocess.Popen) -> None:

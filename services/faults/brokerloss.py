@@ -25,9 +25,21 @@ from services.kafka.admin import ensure_topics
 from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafkaCluster
 from services.localstack.ports import free_ports
 
-from .harness import CODEC, PrivateStack, Result, Worker, read_topics, wait_for
+from .harness import (
+    CODEC,
+    HardshipClient,
+    PrivateStack,
+    Result,
+    Worker,
+    hardship_template,
+    issue_feed_token,
+    monitoring_worker,
+    random_id,
+    read_topics,
+    visits_worker,
+    wait_for,
+)
 from .load import wait_for_state
-from .overload import HardshipClient, hardship_template, issue_feed_token, random_id
 
 CLUSTER_LAYOUT = TopicLayout(
     household_partitions=4, other_partitions=2, replication_factor=3, min_insync_replicas=2
@@ -55,27 +67,9 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
             "SHOUWANG_REPLICATION_FACTOR": "3",
             "SHOUWANG_MIN_INSYNC_REPLICAS": "2",
         }
-        visits = Worker(
-            "visits-cluster",
-            ["visits"],
-            stack.env(
-                **env,
-                SHOUWANG_VISITS_PORT=str(visits_port),
-                SHOUWANG_VISITS_HOST="127.0.0.1",
-                SHOUWANG_VISITS_RETRY_AFTER_SECONDS="1",
-            ),
-            stack.run_dir,
-        )
-        monitoring = Worker(
-            "monitoring-cluster",
-            ["monitoring"],
-            stack.env(
-                **env,
-                SHOUWANG_MONITORING_APP_ID=MONITORING_APP,
-                SHOUWANG_MONITORING_PORT=str(monitoring_port),
-                SHOUWANG_MONITORING_CLOCK="event",
-            ),
-            stack.run_dir,
+        visits = visits_worker(stack, visits_port, "visits-cluster", **env)
+        monitoring, _ = monitoring_worker(
+            stack, MONITORING_APP, monitoring_port, "monitoring-cluster", **env
         )
         workers = [visits, monitoring]
         secret = issue_feed_token(stack)

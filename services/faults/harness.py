@@ -2,25 +2,29 @@
 
 Every scenario runs against servers of its own (a LocalKafka and a LocalPostgres under a run
 directory), never the developer's stack or the test session's shared servers, because it stops
-and kills them. Workers are `shouwang monitoring` / `shouwang projector` child processes started
-with the environment a deployment would give them.
+and kills them. Workers are `shouwang monitoring` / `shouwang projector` / `shouwang visits`
+child processes started with the environment a deployment would give them; the load scenarios
+post hardship reports to the visits API as a department feed would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.contract.codec import Codec
@@ -29,7 +33,13 @@ from services.kafka import clients as kafka_clients
 from services.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafka
 from services.localstack.ports import free_ports
 from services.localstack.postgres import LocalPostgres
+from services.localstack.workers import monitoring_env
 from services.personal.keys import personal_master_key_env
+from services.simulation import records as rec
+from services.simulation.parameters import SimulationParameters
+from services.simulation.sinks.api import SERVER_FIELDS
+from services.simulation.sinks.jsonl import to_json
+from services.simulation.stream import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 # Few partitions: the workers start and rebalance faster on a shared 2-core machine, and every
@@ -122,13 +132,17 @@ class PrivateStack:
     def database_url(self) -> str:
         return self.postgres.database_url
 
+    @property
+    def home(self) -> Path:
+        return self.run_dir / "home"
+
     def env(self, **extra: str) -> dict[str, str]:
         """The environment a service of this stack gets (12-factor)."""
         return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "DATABASE_URL": self.database_url,
-            "SHOUWANG_HOME": str(self.run_dir / "home"),
+            "SHOUWANG_HOME": str(self.home),
             "SHOUWANG_PARTITIONS": str(LAYOUT.household_partitions),
             "SHOUWANG_OTHER_PARTITIONS": str(LAYOUT.other_partitions),
             **personal_master_key_env(self.run_dir),
@@ -202,21 +216,108 @@ class Worker:
         self.process = None
 
 
-def monitoring_worker(stack: PrivateStack, app_id: str) -> tuple[Worker, int]:
-    """A monitoring worker (exactly-once, event clock so the output is a function of the log)."""
-    (port,) = free_ports(1)
-    env = stack.env(
-        SHOUWANG_MONITORING_APP_ID=app_id,
-        SHOUWANG_MONITORING_PORT=str(port),
-        SHOUWANG_MONITORING_CLOCK="event",
-    )
-    return Worker("monitoring", ["monitoring"], env, stack.run_dir), port
+def monitoring_worker(
+    stack: PrivateStack,
+    app_id: str,
+    port: int | None = None,
+    name: str = "monitoring",
+    **extra: str,
+) -> tuple[Worker, int]:
+    """A monitoring worker (exactly-once, event clock so the output is a function of the log)
+    and its web port (a free one when None); `extra` adds to or overrides the stack's
+    environment."""
+    if port is None:
+        (port,) = free_ports(1)
+    env = monitoring_env(stack.bootstrap, stack.home, app_id, port, base=stack.env(), **extra)
+    return Worker(name, ["monitoring"], env, stack.run_dir), port
 
 
 def projector_worker(stack: PrivateStack, group: str) -> Worker:
     return Worker(
         "projector", ["projector"], stack.env(SHOUWANG_PROJECTOR_GROUP=group), stack.run_dir
     )
+
+
+def visits_worker(stack: PrivateStack, port: int, name: str = "visits", **extra: str) -> Worker:
+    """The visits API on 127.0.0.1:`port`, telling refused clients to retry after one second
+    (the scenarios' clients wait as told); `extra` adds to or overrides the stack's environment."""
+    env = stack.env(
+        SHOUWANG_VISITS_PORT=str(port),
+        SHOUWANG_VISITS_HOST="127.0.0.1",
+        SHOUWANG_VISITS_RETRY_AFTER_SECONDS="1",
+        **extra,
+    )
+    return Worker(name, ["visits"], env, stack.run_dir)
+
+
+def issue_feed_token(stack: PrivateStack) -> str:
+    """A feed token for hardship reports, issued as an operator would (the CLI)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "tokens",
+            "issue",
+            "--kind",
+            "feed",
+            "--holder",
+            "feed-overload",
+            "--event-type",
+            "HardshipReported",
+        ],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("token (shown once"):
+            return line.rsplit(" ", 1)[-1]
+    raise RuntimeError(f"no token in the output of `shouwang tokens issue`: {done.stdout!r}")
+
+
+def hardship_template(seed: int) -> dict:
+    """One simulated hardship report as the API takes it (server fields left out)."""
+    for event in generate(SimulationParameters(seed=seed, scale=0.01)):
+        if event.event_type == rec.HARDSHIP:
+            record = to_json(event.record)
+            return {k: v for k, v in record.items() if k not in SERVER_FIELDS}
+    raise RuntimeError("the simulation produced no hardship report")
+
+
+class HardshipClient:
+    """Posts hardship reports to a running visits API as a department feed would."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, secret: str, template: dict):
+        self.http, self.base, self.template = http, base, template
+        self.headers = {"Authorization": f"Bearer {secret}"}
+
+    async def ready(self) -> bool:
+        try:
+            async with self.http.get(f"{self.base}/readyz") as answer:
+                return answer.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def post(self, event_id: str, household: str) -> tuple[str, str | None]:
+        """(status or the client error's name, Retry-After) of one report."""
+        body = {**self.template, "event_id": event_id, "household_id": household}
+        try:
+            async with self.http.post(
+                f"{self.base}/v1/hardships", json=body, headers=self.headers
+            ) as answer:
+                await answer.read()
+                return str(answer.status), answer.headers.get("Retry-After")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return type(exc).__name__, None
+
+
+def random_id(rng: random.Random) -> str:
+    """A version-4 UUID drawn from `rng` (the scenario's seeded generator)."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def household_events(port: int, household_id: str) -> int | None:

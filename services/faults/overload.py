@@ -19,10 +19,7 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -31,54 +28,23 @@ import aiohttp
 from services.contract.topics import HARDSHIPS
 from services.kafka.admin import ensure_topics
 from services.localstack.ports import free_ports
-from services.simulation import records as rec
-from services.simulation.parameters import SimulationParameters
-from services.simulation.sinks.api import SERVER_FIELDS
-from services.simulation.sinks.jsonl import to_json
-from services.simulation.stream import generate
 
-from .harness import CODEC, LAYOUT, ROOT, PrivateStack, Result, Worker, read_topics, wait_for
+from .harness import (
+    CODEC,
+    LAYOUT,
+    HardshipClient,
+    PrivateStack,
+    Result,
+    hardship_template,
+    issue_feed_token,
+    random_id,
+    read_topics,
+    visits_worker,
+    wait_for,
+)
 
 MAX_IN_FLIGHT = 32  # the service's admission limit in this scenario
 MEMORY_BOUND_MB = 400  # resident set of the visits process, whatever the flood
-
-
-def issue_feed_token(stack: PrivateStack) -> str:
-    """A feed token for hardship reports, issued as an operator would (the CLI)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "tokens",
-            "issue",
-            "--kind",
-            "feed",
-            "--holder",
-            "feed-overload",
-            "--event-type",
-            "HardshipReported",
-        ],
-        cwd=ROOT,
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    for line in done.stdout.splitlines():
-        if line.startswith("token (shown once"):
-            return line.rsplit(" ", 1)[-1]
-    raise RuntimeError(f"no token in the output of `shouwang tokens issue`: {done.stdout!r}")
-
-
-def hardship_template(seed: int) -> dict:
-    """One simulated hardship report as the API takes it (server fields left out)."""
-    for event in generate(SimulationParameters(seed=seed, scale=0.01)):
-        if event.event_type == rec.HARDSHIP:
-            record = to_json(event.record)
-            return {k: v for k, v in record.items() if k not in SERVER_FIELDS}
-    raise RuntimeError("the simulation produced no hardship report")
 
 
 def rss_mb(pid: int) -> float:
@@ -91,37 +57,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-class HardshipClient:
-    """Posts hardship reports to a running visits API as a department feed would."""
-
-    def __init__(self, http: aiohttp.ClientSession, base: str, secret: str, template: dict):
-        self.http, self.base, self.template = http, base, template
-        self.headers = {"Authorization": f"Bearer {secret}"}
-
-    async def ready(self) -> bool:
-        try:
-            async with self.http.get(f"{self.base}/readyz") as answer:
-                return answer.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    async def post(self, event_id: str, household: str) -> tuple[str, str | None]:
-        """(status or the client error's name, Retry-After) of one report."""
-        body = {**self.template, "event_id": event_id, "household_id": household}
-        try:
-            async with self.http.post(
-                f"{self.base}/v1/hardships", json=body, headers=self.headers
-            ) as answer:
-                await answer.read()
-                return str(answer.status), answer.headers.get("Retry-After")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return type(exc).__name__, None
-
-
-def random_id(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
 async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
     result = Result("overload")
     started = time.monotonic()
@@ -129,17 +64,11 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
     flood_seconds, freeze_seconds, clients = (20.0, 8.0, 96) if quick else (120.0, 30.0, 192)
     await ensure_topics(stack.bootstrap, LAYOUT)
     (port,) = free_ports(1)
-    visits = Worker(
-        "visits",
-        ["visits"],
-        stack.env(
-            SHOUWANG_VISITS_PORT=str(port),
-            SHOUWANG_VISITS_HOST="127.0.0.1",
-            SHOUWANG_VISITS_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
-            SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS="5",
-            SHOUWANG_VISITS_RETRY_AFTER_SECONDS="1",
-        ),
-        stack.run_dir,
+    visits = visits_worker(
+        stack,
+        port,
+        SHOUWANG_VISITS_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
+        SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS="5",
     )
     base = f"http://127.0.0.1:{port}"
     statuses: Counter[str] = Counter()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,12 +20,12 @@ from services.kafka import clients
 from services.kafka.admin import ensure_topics
 from services.localstack.ports import free_ports
 from services.localstack.processes import stop_child
+from services.localstack.workers import monitoring_env, start_monitoring_worker
 from services.visits.producer import BrokerUnavailable, KafkaSink
 from tests.integration.kafka.pki import make_pki
 from tests.unit.monitoring.households import marginal
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
 CODEC = Codec.default()
 LAYOUT = TopicLayout(household_partitions=2, other_partitions=1)
 USER = "shouwang-svc"
@@ -44,24 +43,17 @@ def scram_env(password: str, mechanism: str = "SCRAM-SHA-256") -> dict[str, str]
 def start_monitoring(bootstrap: str, home: Path, env: dict[str, str]) -> subprocess.Popen:
     (port,) = free_ports(1)
     home.mkdir(parents=True, exist_ok=True)
-    log = (home / "worker.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "monitoring"],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")},
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SHOUWANG_HOME": str(home),
-            "SHOUWANG_PARTITIONS": str(LAYOUT.household_partitions),
-            "SHOUWANG_OTHER_PARTITIONS": str(LAYOUT.other_partitions),
-            "SHOUWANG_MONITORING_APP_ID": f"scram-it-{uuid.uuid4().hex[:6]}",
-            "SHOUWANG_MONITORING_PORT": str(port),
-            "SHOUWANG_MONITORING_CLOCK": "event",
-            **env,
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    worker_env = monitoring_env(
+        bootstrap,
+        home,
+        f"scram-it-{uuid.uuid4().hex[:6]}",
+        port,
+        base={k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")},
+        SHOUWANG_PARTITIONS=str(LAYOUT.household_partitions),
+        SHOUWANG_OTHER_PARTITIONS=str(LAYOUT.other_partitions),
+        **env,
     )
+    return start_monitoring_worker(worker_env, home / "worker.log")
 
 
 async def produce_and_read_back(bootstrap: str) -> tuple[str, list[str], list]:
