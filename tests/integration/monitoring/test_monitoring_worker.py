@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.contract.codec import Codec
 from services.contract.topics import BY_NAME, DEAD_LETTERS, RISK, TopicLayout, topic_for
 from services.kafka.admin import ensure_topics
+from services.localstack.ports import free_port
 from services.localstack.processes import stop_child
+from services.localstack.workers import monitoring_env, start_monitoring_worker
 from tests.unit.monitoring.households import (
     Record,
     at,
@@ -38,36 +37,15 @@ from tests.unit.monitoring.households import (
 )
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
 CODEC = Codec.default()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_worker(
     bootstrap: str, app_id: str, home: Path, port: int, rocksdb: bool = False
 ) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SHOUWANG_HOME": str(home),
-        "SHOUWANG_MONITORING_APP_ID": app_id,
-        "SHOUWANG_MONITORING_PORT": str(port),
-        "SHOUWANG_MONITORING_CLOCK": "event",
-        "SHOUWANG_MONITORING_ROCKSDB": "1" if rocksdb else "",
-    }
-    log = open(home / f"worker-{time.monotonic_ns()}.log", "wb")  # kept for diagnosis
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "monitoring"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = monitoring_env(bootstrap, home, app_id, port, rocksdb=rocksdb)
+    # one log per worker, kept for diagnosis (Watcher.diagnosis reads them on a timeout)
+    return start_monitoring_worker(env, home / f"worker-{time.monotonic_ns()}.log")
 
 
 def topic_of(event_type: str) -> str:
