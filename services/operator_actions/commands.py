@@ -9,21 +9,17 @@ import getpass
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.config import Settings, SettingsError
-from services.contract.codec import Codec
 from services.contract.topics import OPERATOR_ACTIONS
-from services.support.catalogue import CatalogueError
-from services.visits.producer import BrokerUnavailable
 
-from .events import (
-    OperatorActionError,
-    check_actor,
-    check_reason,
-    default_actor,
-    describe,
-)
-from .log import Activation, activate_catalogue, operator_sink, prepare_topic, read_actions
+# The CLI imports this module to build its parser; the log's producer and consumer (aiokafka)
+# and the codec are imported by the commands that use them (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from services.contract.codec import Codec
+
+    from .log import Activation
 
 log = logging.getLogger(__name__)
 KAFKA_WAIT_SECONDS = 30.0
@@ -48,6 +44,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
+    from services.support.catalogue import CatalogueError
+    from services.visits.producer import BrokerUnavailable
+
+    from .events import OperatorActionError, check_actor, check_reason, default_actor
+
     try:
         actor = check_actor(default_actor(getpass.getuser()) if args.actor is None else args.actor)
         reason = check_reason(args.reason)
@@ -87,6 +88,10 @@ async def record_activation(
     settings: Settings,
 ) -> Activation:
     """Record the activation of the catalogue in `content` if the log lacks it (see log.py)."""
+    from services.contract.codec import Codec
+
+    from .log import activate_catalogue, operator_sink, prepare_topic
+
     sink = operator_sink(bootstrap, KAFKA_WAIT_SECONDS)
     try:
         await prepare_topic(bootstrap, settings.layout, KAFKA_WAIT_SECONDS)
@@ -127,6 +132,8 @@ def activate_at_start(settings: Settings, bootstrap: str, app_id: str) -> Activa
 
 
 def _summary(activation: Activation) -> str:
+    from .events import describe
+
     sha = activation.content_sha256[:12]
     if activation.recorded is None:
         by = activation.previous["actor"] if activation.previous else "?"
@@ -139,6 +146,12 @@ def _summary(activation: Activation) -> str:
 
 
 def run_actions(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.codec import Codec
+    from services.visits.producer import BrokerUnavailable
+
+    from .events import describe
+    from .log import read_actions
+
     codec = Codec.default()
     if args.archive:
         actions = _archived_actions(Path(args.archive), codec, args.subject)

@@ -10,8 +10,6 @@ import logging
 import sys
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from services.config import Settings, SettingsError, faust_datadir
 from services.contract.topics import Topic
 
@@ -55,6 +53,7 @@ async def _prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> No
 
 def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     import faust
+    from prometheus_client import CollectorRegistry, generate_latest
 
     from services.contract.codec import Codec
     from services.readmodel.commands import local_bootstrap
@@ -197,6 +196,7 @@ async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
 
     import asyncpg
     from aiohttp import web
+    from prometheus_client import CollectorRegistry
 
     from services.readmodel.commands import database_for, prepare_schema
     from services.visits.tokens import CachedTokens, PostgresTokenStore
