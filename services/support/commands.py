@@ -114,7 +114,7 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
     from services.personal.keys import KeysUnavailable
     from services.visits.household_import import CHINA, CsvFileError, read_text
 
-    from .cadre_import import import_cadres, parse
+    from .cadre_import import parse
 
     actor = args.actor or f"operator:{getpass.getuser()}"
     as_of = dt.datetime.combine(args.as_of, dt.time(), CHINA) if args.as_of else None
@@ -134,7 +134,7 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
             return 1 if parsed.problems else 0
         report = asyncio.run(
-            _import_cadres(import_cadres, text, codec, settings, actor, as_of, args.skip_bad, now)
+            _import_cadres(text, codec, settings, actor, as_of, args.skip_bad, now)
         )
     except CsvFileError as exc:
         print(f"shouwang import cadres: {args.file}: {exc}", file=sys.stderr)
@@ -171,18 +171,13 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _import_cadres(import_cadres, text, codec, settings, actor, as_of, skip_bad, now):
-    from services.personal.sealer import postgres_sealer
-    from services.readmodel.commands import database_for
-    from services.visits.bootstrap import kafka_bootstrap
-    from services.visits.producer import KafkaSink
+async def _import_cadres(text, codec, settings, actor, as_of, skip_bad, now):
+    from services.visits.bootstrap import sealed_sink
 
-    async with postgres_sealer(database_for(settings, "visits")) as sealer:
-        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-        try:
-            return await import_cadres(text, codec, sink, sealer, actor, as_of, skip_bad, now)
-        finally:
-            await sink.close()
+    from .cadre_import import import_cadres
+
+    async with sealed_sink(settings) as (sealer, sink):
+        return await import_cadres(text, codec, sink, sealer, actor, as_of, skip_bad, now)
 
 
 def run_support_api(settings: Settings) -> int:

@@ -255,15 +255,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _import(text, codec, settings, actor, as_of, skip_bad, now):
-    from services.personal.sealer import postgres_sealer
-
-    from .bootstrap import kafka_bootstrap
+    from .bootstrap import sealed_sink
     from .household_import import import_households
-    from .producer import KafkaSink
 
-    async with postgres_sealer(database_for(settings, "visits")) as sealer:
-        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-        try:
-            return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)
-        finally:
-            await sink.close()
+    async with sealed_sink(settings) as (sealer, sink):
+        return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)
