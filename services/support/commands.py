@@ -59,16 +59,17 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     from services.readmodel.commands import local_bootstrap
 
     from .app import build_app
-    from .catalogue import load_catalogue
+    from .catalogue_changes import load_with_content
     from .metrics import SupportMetrics
 
-    catalogue = load_catalogue(settings.catalogue_path)  # fail fast on a bad catalogue
+    # Fail fast on a bad catalogue; its bytes are kept for the activation's hash.
+    catalogue, content = load_with_content(settings.catalogue_path)
     bootstrap = local_bootstrap(settings)
     asyncio.run(_prepare_topics(bootstrap, settings, app_id))
     # The catalogue is about to decide who gets what: the log must say which one is in use.
     from services.operator_actions.commands import activate_at_start
 
-    activate_at_start(settings, bootstrap, app_id)
+    activate_at_start(settings, bootstrap, app_id, catalogue, content)
     registry = CollectorRegistry()
     store = "rocksdb://" if settings.support_rocksdb else "memory://"
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,
