@@ -10,9 +10,14 @@ import sys
 
 from services.config import Settings, SettingsError
 from services.contract.errors import ContractError
-from services.kafka.clients import KafkaAccessRefused
 from services.kafka.security import KafkaSecurity
-from services.readmodel.migrate import MigrationError
+
+# Errors main() reports as a refusal (exit 2) whose modules import asyncpg or aiokafka: named
+# here, not imported, so that building the parser loads neither (see reported_errors).
+_LATE_ERRORS = (
+    ("services.readmodel.migrate", "MigrationError"),
+    ("services.kafka.clients", "KafkaAccessRefused"),
+)
 
 
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reported_errors() -> tuple[type[Exception], ...]:
+    """The exceptions main() prints as one line and exit 2 rather than a traceback.
+
+    An exception class whose module was never imported cannot have been raised, so the late
+    ones are looked up among the loaded modules when an exception arrives.
+    """
+    found: list[type[Exception]] = [SettingsError, ContractError]
+    for module, name in _LATE_ERRORS:
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -162,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         # with its name instead of surfacing later as a connection failure.
         KafkaSecurity.from_env()
         return args.run(args, settings)
-    except (SettingsError, ContractError, MigrationError, KafkaAccessRefused) as exc:
+    except reported_errors() as exc:
         print(f"shouwang {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,17 +16,16 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from services.config import Settings
-from services.contract.codec import Codec
 from services.contract.topics import CATALOGUE, RISK, TopicLayout
-from services.monitoring.policy import load_policies
 
-from . import archive
-from .explain import explain, moment, render
-from .log import KafkaLog, LogRecord, Range, partition_of
-from .replay import MONITORING_INPUTS, Difference, Replay, compare_readmodel, expected_rows
+# The CLI imports this module to build its parser: the log readers (aiokafka) and the codec are
+# imported by the commands that use them (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from .log import KafkaLog, LogRecord, Range
+    from .replay import Difference, Replay
 
 INTERRUPTED = 130
 
@@ -81,6 +80,9 @@ def _offsets(text: str) -> dict[tuple[str, int], int]:
 
 
 def _span(args: argparse.Namespace) -> Range:
+    from .explain import moment
+    from .log import Range
+
     start = start_offsets = None
     if args.start:
         if "=" in args.start:
@@ -92,6 +94,8 @@ def _span(args: argparse.Namespace) -> Range:
 
 
 def _day_start(text: str) -> datetime:
+    from .explain import moment
+
     return moment(text + "T00:00:00")
 
 
@@ -122,6 +126,14 @@ class _Fed:
 async def run_replay_async(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO
 ) -> int:
+    from services.contract.codec import Codec
+    from services.monitoring.policy import load_policies
+
+    from . import archive
+    from .explain import moment
+    from .log import KafkaLog
+    from .replay import MONITORING_INPUTS, Replay, compare_readmodel, expected_rows
+
     codec, policies = Codec.default(), load_policies()
     replay = Replay(
         codec, policies, pinned_policy=args.policy, household_prefix=args.household_prefix
@@ -213,6 +225,14 @@ async def _read_model(settings: Settings, households: list[str]):
 async def run_explain_async(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO
 ) -> int:
+    from services.contract.codec import Codec
+    from services.monitoring.policy import load_policies
+
+    from . import archive
+    from .explain import explain, moment, render
+    from .log import KafkaLog, Range, partition_of
+    from .replay import MONITORING_INPUTS, Replay
+
     codec, policies = Codec.default(), load_policies()
     replay = Replay(codec, policies, pinned_policy=args.policy)
     topics = [t.name for t in MONITORING_INPUTS]
@@ -250,6 +270,10 @@ async def run_explain_async(
 async def run_archive_async(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO
 ) -> int:
+    from . import archive
+    from .explain import moment
+    from .log import KafkaLog, Range
+
     directory = Path(args.dir)
     if args.action == "verify":
         findings, checked = archive.verify(directory)

@@ -15,12 +15,16 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.config import Settings
 
-from .harness import PrivateStack, Result
+# The CLI imports this module to build its parser; the harness (asyncpg, aiokafka) is imported
+# when the scenarios run (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from .harness import PrivateStack, Result
 
-Scenario = Callable[[PrivateStack, bool, int], Awaitable[Result]]
+Scenario = Callable[["PrivateStack", bool, int], Awaitable["Result"]]
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -47,6 +51,8 @@ ELSEWHERE = {
 async def run_scenarios(
     names: list[str], quick: bool, seed: int, run_dir: Path, out=sys.stdout
 ) -> list[Result]:
+    from .harness import PrivateStack, Result
+
     chosen = scenarios()
     stack = PrivateStack(run_dir)
     results: list[Result] = []

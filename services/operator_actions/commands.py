@@ -9,21 +9,18 @@ import getpass
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.config import Settings, SettingsError
-from services.contract.codec import Codec
 from services.contract.topics import OPERATOR_ACTIONS
-from services.support.catalogue import CatalogueError
-from services.visits.producer import BrokerUnavailable
 
-from .events import (
-    OperatorActionError,
-    check_actor,
-    check_reason,
-    default_actor,
-    describe,
-)
-from .log import Activation, activate_catalogue, operator_sink, prepare_topic, read_actions
+# The CLI imports this module to build its parser; the log's producer and consumer (aiokafka)
+# and the codec are imported by the commands that use them (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from services.contract.codec import Codec
+    from services.support.catalogue import Catalogue
+
+    from .log import Activation
 
 log = logging.getLogger(__name__)
 KAFKA_WAIT_SECONDS = 30.0
@@ -48,6 +45,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
+    from services.support.catalogue import CatalogueError
+    from services.support.catalogue_changes import parse_content
+    from services.visits.producer import BrokerUnavailable
+
+    from .events import OperatorActionError, check_actor, check_reason, default_actor
+
     try:
         actor = check_actor(default_actor(getpass.getuser()) if args.actor is None else args.actor)
         reason = check_reason(args.reason)
@@ -59,10 +62,12 @@ def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
         raise SettingsError(f"cannot read {args.file}: {exc.strerror}") from exc
     from services.readmodel.commands import local_bootstrap
 
+    bootstrap = local_bootstrap(settings)
     try:
+        catalogue = parse_content(content, str(args.file))
         activation = asyncio.run(
             record_activation(
-                content, args.file, actor, "OPERATOR", reason, local_bootstrap(settings), settings
+                catalogue, content, args.file, actor, "OPERATOR", reason, bootstrap, settings
             )
         )
     except CatalogueError as exc:
@@ -78,6 +83,7 @@ def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def record_activation(
+    catalogue: Catalogue,
     content: bytes,
     path: Path,
     actor: str,
@@ -86,11 +92,17 @@ async def record_activation(
     bootstrap: str,
     settings: Settings,
 ) -> Activation:
-    """Record the activation of the catalogue in `content` if the log lacks it (see log.py)."""
+    """Record the activation of `catalogue`, parsed from `content`, if the log lacks it
+    (see log.py)."""
+    from services.contract.codec import Codec
+
+    from .log import activate_catalogue, operator_sink, prepare_topic
+
     sink = operator_sink(bootstrap, KAFKA_WAIT_SECONDS)
     try:
         await prepare_topic(bootstrap, settings.layout, KAFKA_WAIT_SECONDS)
         return await activate_catalogue(
+            catalogue,
             content,
             path,
             actor,
@@ -105,16 +117,21 @@ async def record_activation(
         await sink.close()
 
 
-def activate_at_start(settings: Settings, bootstrap: str, app_id: str) -> Activation:
+def activate_at_start(
+    settings: Settings, bootstrap: str, app_id: str, catalogue: Catalogue, content: bytes
+) -> Activation:
     """What a support worker does before matching with its catalogue: make sure the log says
     this content is in use. An operator who ran `catalogue activate` first is the actor;
-    otherwise the worker records it as itself (source SERVICE)."""
-    path = settings.catalogue_path
-    content = path.read_bytes()
+    otherwise the worker records it as itself (source SERVICE).
+
+    `catalogue` and `content` are the worker's own, read once from settings.catalogue_path
+    (catalogue_changes.load_with_content): read again here, the file could have changed in
+    between, and the log would name content the worker does not use."""
     activation = asyncio.run(
         record_activation(
+            catalogue,
             content,
-            path,
+            settings.catalogue_path,
             f"service:{app_id}",
             "SERVICE",
             "in use by a support worker; no activation of this content was in the log",
@@ -127,6 +144,8 @@ def activate_at_start(settings: Settings, bootstrap: str, app_id: str) -> Activa
 
 
 def _summary(activation: Activation) -> str:
+    from .events import describe
+
     sha = activation.content_sha256[:12]
     if activation.recorded is None:
         by = activation.previous["actor"] if activation.previous else "?"
@@ -139,6 +158,12 @@ def _summary(activation: Activation) -> str:
 
 
 def run_actions(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.codec import Codec
+    from services.visits.producer import BrokerUnavailable
+
+    from .events import describe
+    from .log import read_actions
+
     codec = Codec.default()
     if args.archive:
         actions = _archived_actions(Path(args.archive), codec, args.subject)

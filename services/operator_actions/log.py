@@ -24,7 +24,8 @@ from services.contract.errors import ContractError
 from services.contract.topics import OPERATOR_ACTIONS, TopicLayout
 from services.kafka.admin import TopicMismatch, ensure_topics
 from services.kafka.clients import KafkaAccessRefused
-from services.support.catalogue_changes import digest, parse_content
+from services.support.catalogue import Catalogue
+from services.support.catalogue_changes import digest
 from services.visits.producer import BrokerUnavailable, Delivery, KafkaSink, RecordSink
 
 from .events import catalogue_activated, catalogue_subject, last_activation
@@ -110,6 +111,7 @@ class Activation:
 
 
 async def activate_catalogue(
+    catalogue: Catalogue,
     content: bytes,
     path: Path,
     actor: str,
@@ -120,10 +122,9 @@ async def activate_catalogue(
     sink: RecordSink,
     now: dt.datetime,
 ) -> Activation:
-    """Record that the catalogue file `path`, whose bytes are `content`, is in use, unless
-    its content is the last one activated for its id. Raises CatalogueError (nothing
-    recorded) for a bad catalogue."""
-    catalogue = parse_content(content, str(path))
+    """Record that the catalogue file `path`, whose bytes are `content` and parsed are
+    `catalogue` (catalogue_changes.parse_content), is in use, unless its content is the last
+    one activated for its id."""
     current = digest(catalogue, content)
     history = await read_actions(bootstrap, codec, catalogue_subject(catalogue.id))
     previous = last_activation(history, catalogue.id)

@@ -14,27 +14,23 @@ import datetime as dt
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from services.config import Settings, SettingsError
-from services.contract.codec import Codec
 from services.contract.errors import ContractError
-from services.contract.personal import (
-    CADRE,
-    HOUSEHOLD,
-    PERSONAL_FIELDS,
-    DataKey,
-    SealError,
-    Subject,
-    unseal,
-)
-from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY, Topic
+from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY
 
-from .keys import DB_ERRORS, KeyStore, KeysUnavailable, Shredded
+# The CLI imports this module to build its parser; the key store (asyncpg), the sealing
+# (cryptography) and the codec are imported by the commands that use them
+# (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from services.contract.codec import Codec
+    from services.contract.personal import DataKey, Subject
+
+    from .keys import KeyStore, Shredded
 
 MAX_ACTOR = 64
 MAX_REASON = 500
-TOPICS: dict[str, Topic] = {HOUSEHOLD: HOUSEHOLD_REGISTRY, CADRE: CADRES}
 
 
 @dataclass(frozen=True)
@@ -89,6 +85,10 @@ async def entries_of(
     event_type: str, records: list[dict[str, Any]], store: KeyStore
 ) -> list[Entry]:
     """Each registry record's personal data, opened with the store's keys; oldest first."""
+    from services.contract.personal import PERSONAL_FIELDS, SealError, unseal
+
+    from .keys import Shredded
+
     spec = PERSONAL_FIELDS[event_type]
     keys: dict[str, DataKey | Shredded | None] = {}
     entries = []
@@ -127,6 +127,8 @@ def check_forget_arguments(actor: str, reason: str) -> None:
 
 
 def subject_of(args: argparse.Namespace) -> Subject:
+    from services.contract.personal import CADRE, HOUSEHOLD, Subject
+
     subject_id = args.subject_id.strip()
     if not subject_id or len(subject_id) > 128:
         raise SettingsError("SUBJECT_ID: a household or cadre id, 1 to 128 characters")
@@ -136,8 +138,9 @@ def subject_of(args: argparse.Namespace) -> Subject:
 async def read_registry(bootstrap: str, settings: Settings, subject: Subject, codec: Codec):
     """The subject's registry records from the log (its one partition), decoded."""
     from services.audit.log import KafkaLog, Range, partition_of
+    from services.contract.personal import CADRE, HOUSEHOLD
 
-    topic = TOPICS[subject.kind]
+    topic = {HOUSEHOLD: HOUSEHOLD_REGISTRY, CADRE: CADRES}[subject.kind]
     key = subject.subject_id.encode("utf-8")
     only = {topic.name: {partition_of(key, settings.layout.partitions(topic))}}
     records = []
@@ -149,6 +152,7 @@ async def read_registry(bootstrap: str, settings: Settings, subject: Subject, co
 
 
 async def run_show(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from services.contract.codec import Codec
     from services.readmodel.commands import local_bootstrap, local_database_url
 
     from .keys import PostgresKeyStore, load_master_key
@@ -217,6 +221,8 @@ async def run_forget(args: argparse.Namespace, settings: Settings, out: TextIO, 
 
 def _run(coroutine_fn):
     def run(args: argparse.Namespace, settings: Settings) -> int:
+        from .keys import DB_ERRORS, KeysUnavailable
+
         try:
             return asyncio.run(coroutine_fn(args, settings, sys.stdout, sys.stderr))
         except KeysUnavailable as exc:

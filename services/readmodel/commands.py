@@ -13,8 +13,6 @@ import re
 import sys
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, start_http_server
-
 from services.config import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -91,6 +89,8 @@ def local_bootstrap(settings: Settings) -> str:
 
 
 def run_projector(settings: Settings) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
     from services.readmodel.projector import ProjectorConfig, serve
     from services.support.catalogue import load_catalogue
 

@@ -8,12 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.config import Settings, SettingsError
-from services.simulation.parameters import SimulationParameters
-from services.simulation.runner import simulate
-from services.simulation.sinks.base import EventSink, SinkError
-from services.simulation.summary import Summary
+
+# The CLI imports this module to build its parser; the generator and the sinks are imported
+# by `run` (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from services.simulation.parameters import SimulationParameters
+    from services.simulation.sinks.base import EventSink
+    from services.simulation.summary import Summary
 
 API_URL_ENV = "SHOUWANG_VISITS_URL"
 API_TOKEN_ENV = "SHOUWANG_VISITS_TOKEN"
@@ -67,6 +71,9 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from services.simulation.parameters import SimulationParameters
+    from services.simulation.sinks.base import SinkError
+
     parameters = SimulationParameters(seed=args.seed, scale=args.scale, days=args.days)
     sink = _sink(args, settings)
     started = time.monotonic()
@@ -84,6 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(parameters: SimulationParameters, sink: EventSink, args: argparse.Namespace):
+    from services.simulation.runner import simulate
+
     progress = None if args.quiet else _Progress()
     async with sink:
         return await simulate(

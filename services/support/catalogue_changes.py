@@ -1,4 +1,4 @@
-"""What a catalogue activation records: a digest of the catalogue and its changes (pure).
+"""What a catalogue activation records: a digest of the catalogue and its changes.
 
 The log keeps a digest of each activated catalogue (every measure's and pool's definition
 hashed, capacities in the clear), not the file itself, so the next activation can say what
@@ -13,6 +13,7 @@ import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .catalogue import Catalogue, CatalogueError, Pool, parse_catalogue
@@ -62,6 +63,17 @@ def parse_content(content: bytes, source: str) -> Catalogue:
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(source, [("<file>", f"not valid TOML: {exc}")]) from exc
     return parse_catalogue(raw, source)
+
+
+def load_with_content(path: Path) -> tuple[Catalogue, bytes]:
+    """The catalogue in the file at `path` and the bytes it was parsed from, read once, so a
+    worker matches with exactly the content its activation hashes. CatalogueError if unusable.
+    """
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise CatalogueError(str(path), [("<file>", f"cannot read: {exc}")]) from exc
+    return parse_content(content, str(path)), content
 
 
 def digest(catalogue: Catalogue, content: bytes) -> CatalogueDigest:

@@ -10,8 +10,6 @@ import logging
 import sys
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from services.config import Settings, SettingsError, faust_datadir
 from services.contract.topics import Topic
 
@@ -55,21 +53,23 @@ async def _prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> No
 
 def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     import faust
+    from prometheus_client import CollectorRegistry, generate_latest
 
     from services.contract.codec import Codec
     from services.readmodel.commands import local_bootstrap
 
     from .app import build_app
-    from .catalogue import load_catalogue
+    from .catalogue_changes import load_with_content
     from .metrics import SupportMetrics
 
-    catalogue = load_catalogue(settings.catalogue_path)  # fail fast on a bad catalogue
+    # Fail fast on a bad catalogue; its bytes are kept for the activation's hash.
+    catalogue, content = load_with_content(settings.catalogue_path)
     bootstrap = local_bootstrap(settings)
     asyncio.run(_prepare_topics(bootstrap, settings, app_id))
     # The catalogue is about to decide who gets what: the log must say which one is in use.
     from services.operator_actions.commands import activate_at_start
 
-    activate_at_start(settings, bootstrap, app_id)
+    activate_at_start(settings, bootstrap, app_id, catalogue, content)
     registry = CollectorRegistry()
     store = "rocksdb://" if settings.support_rocksdb else "memory://"
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,
@@ -115,7 +115,7 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
     from services.personal.keys import KeysUnavailable
     from services.visits.household_import import CHINA, CsvFileError, read_text
 
-    from .cadre_import import import_cadres, parse
+    from .cadre_import import parse
 
     actor = args.actor or f"operator:{getpass.getuser()}"
     as_of = dt.datetime.combine(args.as_of, dt.time(), CHINA) if args.as_of else None
@@ -135,7 +135,7 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
             return 1 if parsed.problems else 0
         report = asyncio.run(
-            _import_cadres(import_cadres, text, codec, settings, actor, as_of, args.skip_bad, now)
+            _import_cadres(text, codec, settings, actor, as_of, args.skip_bad, now)
         )
     except CsvFileError as exc:
         print(f"shouwang import cadres: {args.file}: {exc}", file=sys.stderr)
@@ -172,18 +172,13 @@ def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _import_cadres(import_cadres, text, codec, settings, actor, as_of, skip_bad, now):
-    from services.personal.sealer import postgres_sealer
-    from services.readmodel.commands import database_for
-    from services.visits.bootstrap import kafka_bootstrap
-    from services.visits.producer import KafkaSink
+async def _import_cadres(text, codec, settings, actor, as_of, skip_bad, now):
+    from services.visits.bootstrap import sealed_sink
 
-    async with postgres_sealer(database_for(settings, "visits")) as sealer:
-        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-        try:
-            return await import_cadres(text, codec, sink, sealer, actor, as_of, skip_bad, now)
-        finally:
-            await sink.close()
+    from .cadre_import import import_cadres
+
+    async with sealed_sink(settings) as (sealer, sink):
+        return await import_cadres(text, codec, sink, sealer, actor, as_of, skip_bad, now)
 
 
 def run_support_api(settings: Settings) -> int:
@@ -197,6 +192,7 @@ async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
 
     import asyncpg
     from aiohttp import web
+    from prometheus_client import CollectorRegistry
 
     from services.readmodel.commands import database_for, prepare_schema
     from services.visits.tokens import CachedTokens, PostgresTokenStore

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from services.config import Settings, SettingsError, VisitsSettings
 from services.contract.codec import Codec
 from services.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
-from services.personal.sealer import PersonalSealer
+from services.personal.sealer import PersonalSealer, postgres_sealer
 from services.readmodel.commands import Database, database_for, prepare_schema
 
 from .app import Dependencies, Limits, build_app
@@ -43,6 +43,23 @@ def kafka_bootstrap(settings: Settings) -> str:
         "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack runs under "
         f"{settings.home}; run `shouwang stack up` or set it"
     )
+
+
+@contextlib.asynccontextmanager
+async def sealed_sink(settings: Settings) -> AsyncIterator[tuple[PersonalSealer, KafkaSink]]:
+    """The sealer and the producer a bulk import (households, cadres) writes registry records
+    through, closed when it is done.
+
+    The sealer comes first: without a master key it raises SettingsError before anything
+    connects, so a misconfigured import writes nothing. It uses the visits duty's database,
+    whose role may make personal-data keys.
+    """
+    async with postgres_sealer(database_for(settings, "visits")) as sealer:
+        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
+        try:
+            yield sealer, sink
+        finally:
+            await sink.close()
 
 
 def limits_of(settings: VisitsSettings) -> Limits:

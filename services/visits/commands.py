@@ -9,35 +9,15 @@ import getpass
 import sys
 from dataclasses import replace
 from pathlib import Path
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from services.config import Settings, SettingsError
-from services.contract.codec import Codec
-from services.operator_actions.events import (
-    OperatorActionError,
-    check_actor,
-    check_reason,
-    default_actor,
-    token_issued,
-    token_revoked,
-)
-from services.operator_actions.log import append, operator_sink, prepare_topic
-from services.personal.keys import KeysUnavailable
 from services.readmodel.commands import Database, database_for, prepare_schema
 
-from .bootstrap import kafka_bootstrap, serve
-from .household_import import CHINA, CsvFileError, import_households, read_text
-from .producer import BrokerUnavailable, KafkaSink
-from .tokens import (
-    PostgresTokenStore,
-    Token,
-    TokenError,
-    hash_secret,
-    new_secret,
-    new_token,
-    new_token_id,
-)
+# The CLI imports this module to build its parser: what needs aiohttp, asyncpg or aiokafka is
+# imported by the handler that uses it (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from .tokens import PostgresTokenStore, Token
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -82,11 +62,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_visits(args: argparse.Namespace, settings: Settings) -> int:
+    from .bootstrap import serve
+
     asyncio.run(serve(settings))
     return 0
 
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from services.operator_actions.events import (
+        OperatorActionError,
+        check_actor,
+        check_reason,
+        default_actor,
+    )
+
     actor = None
     if args.action != "list":
         try:
@@ -103,6 +92,10 @@ def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
 async def _tokens(
     args: argparse.Namespace, settings: Settings, database: Database, actor: str | None
 ) -> int:
+    import asyncpg
+
+    from .tokens import PostgresTokenStore, TokenError, new_token, new_token_id
+
     await prepare_schema(database)
     pool = await asyncpg.create_pool(database.url, min_size=1, max_size=1)
     try:
@@ -144,6 +137,14 @@ async def _logged_token_change(
     secret was shown), or a revocation the table lacks until the command is run again (its
     event id is the same, so the log keeps one).
     """
+    from services.contract.codec import Codec
+    from services.operator_actions.events import token_issued, token_revoked
+    from services.operator_actions.log import append, operator_sink, prepare_topic
+
+    from .bootstrap import kafka_bootstrap
+    from .producer import BrokerUnavailable
+    from .tokens import hash_secret, new_secret
+
     now = dt.datetime.now(dt.UTC)
     if args.action == "issue":
         record = token_issued(token, actor, now, reason=token.note)
@@ -195,6 +196,11 @@ def _describe(token: Token) -> str:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.codec import Codec
+    from services.personal.keys import KeysUnavailable
+
+    from .household_import import CHINA, CsvFileError, parse, read_text
+
     actor = args.actor or f"operator:{getpass.getuser()}"
     as_of = dt.datetime.combine(args.as_of, dt.time(), CHINA) if args.as_of else None
     try:
@@ -205,8 +211,6 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     now = dt.datetime.now(dt.UTC)
     try:
         if args.check:
-            from .household_import import parse
-
             parsed = parse(text, codec, actor, as_of, now)
             for warning in parsed.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
@@ -251,11 +255,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _import(text, codec, settings, actor, as_of, skip_bad, now):
-    from services.personal.sealer import postgres_sealer
+    from .bootstrap import sealed_sink
+    from .household_import import import_households
 
-    async with postgres_sealer(database_for(settings, "visits")) as sealer:
-        sink = KafkaSink(kafka_bootstrap(settings), timeout=settings.visits.request_timeout_seconds)
-        try:
-            return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)
-        finally:
-            await sink.close()
+    async with sealed_sink(settings) as (sealer, sink):
+        return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)

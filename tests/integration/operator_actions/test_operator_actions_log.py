@@ -33,6 +33,7 @@ from services.operator_actions.commands import activate_at_start
 from services.operator_actions.log import read_actions
 from services.readmodel.migrate import apply_migrations
 from services.support.catalogue import DEFAULT_CATALOGUE
+from services.support.catalogue_changes import load_with_content
 from services.visits.tokens import hash_secret
 from tests.integration.readmodel.test_projector import start_projector, wait_for
 
@@ -187,6 +188,12 @@ def catalogue_file(directory: Path, catalogue_id: str, capacity: int = 498) -> P
     return path
 
 
+def start_worker(settings: Settings, bootstrap: str):
+    """What run_support does with its catalogue before matching: read it once, activate it."""
+    catalogue, content = load_with_content(settings.catalogue_path)
+    return activate_at_start(settings, bootstrap, "support-it", catalogue, content)
+
+
 async def test_catalogue_activation_is_recorded_once_per_content(
     env, monkeypatch, capsys, tmp_path, kafka_bootstrap
 ) -> None:
@@ -202,15 +209,15 @@ async def test_catalogue_activation_is_recorded_once_per_content(
     # A support worker starting with the same catalogue finds it active: nothing new.
     monkeypatch.setenv("SHOUWANG_CATALOGUE", str(path))
     settings = Settings.from_env()
-    started = await asyncio.to_thread(activate_at_start, settings, kafka_bootstrap, "support-it")
+    started = await asyncio.to_thread(start_worker, settings, kafka_bootstrap)
     assert started.recorded is None
     [first] = await actions_of(kafka_bootstrap, subject)
     assert first["actor"] == "operator:li" and first["catalogue"]["version"] == 1
 
     # Edited in place and the worker restarted: the worker records it, with what changed.
     catalogue_file(tmp_path, catalogue_id, capacity=520)
-    started = await asyncio.to_thread(activate_at_start, settings, kafka_bootstrap, "support-it")
-    again = await asyncio.to_thread(activate_at_start, settings, kafka_bootstrap, "support-it")
+    started = await asyncio.to_thread(start_worker, settings, kafka_bootstrap)
+    again = await asyncio.to_thread(start_worker, settings, kafka_bootstrap)
     assert started.recorded is not None and again.recorded is None
     actions = await actions_of(kafka_bootstrap, subject)
     assert len(actions) == 2

@@ -1,0 +1,57 @@
+"""The one CLI: building its parser stays cheap, and `main` still reports refusals as exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# What a worker or a `--help` must not pay for before its command runs: each takes a fraction of
+# a second to import, and every command once imported them all when the parser was built.
+HEAVY = ("aiohttp", "asyncpg", "aiokafka", "faust", "prometheus_client")
+
+
+def test_building_the_parser_imports_no_client_library():
+    # A fresh interpreter: in this one, other tests have imported them already.
+    script = (
+        "import json, sys\n"
+        "from services.cli import build_parser\n"
+        "build_parser()\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_every_command_has_a_handler():
+    from services.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["monitoring"]).run is not None
+    assert parser.parse_args(["import", "cadres", "roster.csv"]).run is not None
+    assert parser.parse_args(["catalogue", "activate", "c.toml"]).run is not None
+
+
+def test_the_monitoring_command_reaches_its_worker(monkeypatch, capsys):
+    # The handler imports the worker's modules only when it runs: a bad monitoring setting is
+    # reported by run_monitoring itself, after those imports, before any broker is dialled.
+    from services.cli import main
+
+    monkeypatch.setenv("SHOUWANG_MONITORING_PORT", "0")
+    assert main(["monitoring"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "shouwang monitoring: SHOUWANG_MONITORING_PORT=0: not a TCP port"
+    )
+
+
+def test_errors_from_modules_imported_late_are_still_reported():
+    from services.cli import reported_errors
+    from services.kafka.clients import KafkaAccessRefused
+    from services.readmodel.migrate import MigrationError
+
+    assert {MigrationError, KafkaAccessRefused} <= set(reported_errors())
