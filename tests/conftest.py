@@ -17,10 +17,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from services.localstack.kafka import LocalKafka
 from services.localstack.postgres import LocalPostgres
 from services.localstack.provision import Provisioned, provide_database, provide_kafka
+
+# No test may fail for being slow: these machines are shared and noisy. Hypothesis would fail an
+# example that took over 200 ms (its default deadline; a broker round trip under load does) and
+# a strategy that drew slowly (the too_slow health check). Tests that set their own settings
+# inherit deadline=None from this profile.
+settings.register_profile("shouwang", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shouwang")
 
 
 def _traversable_temp_dir(prefix: str, parent: Path | None = None) -> Path:

@@ -131,7 +131,9 @@ async def test_no_request_from_the_document_gets_a_5xx(api: Api, request) -> Non
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     path=st.one_of(st.sampled_from(WRITES), st.text(alphabet="abcv1:-._%/", max_size=30)).map(

@@ -45,7 +45,7 @@ def bodies(draw, slug: str):
 @settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
 async def test_a_token_of_the_wrong_scope_never_writes(api: Api, data) -> None:
