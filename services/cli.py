@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 
-from services.config import Settings, SettingsError
+from services.config import Settings, SettingsError, kafka_bootstrap
 from services.contract.errors import ContractError
 from services.kafka.security import KafkaSecurity
 
@@ -44,7 +44,7 @@ def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
                 f"{topic.event_type}"
             )
         return 0
-    bootstrap = settings.kafka_bootstrap or _local_bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     created = asyncio.run(ensure_topics(bootstrap, settings.layout))
     print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")
     return 0
@@ -61,19 +61,6 @@ def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(json.dumps(stack.status(settings.home), indent=2))
     return 0
-
-
-def _local_bootstrap(settings: Settings) -> str:
-    from services.localstack import stack
-
-    kafka = stack.status(settings.home).get("kafka", {})
-    bootstrap = kafka.get("bootstrap") if kafka.get("running") else None
-    if not bootstrap:
-        raise SettingsError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack is running "
-            f"under {settings.home}; run `shouwang stack up` or set it"
-        )
-    return bootstrap
 
 
 def _readmodel():

@@ -73,6 +73,21 @@ class Settings:
         )
 
 
+def kafka_bootstrap(settings: Settings) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS, else the broker of the local stack running under the home."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    from services.localstack import stack  # looked for only when no broker is named
+
+    kafka = stack.status(settings.home).get("kafka", {})
+    if kafka.get("running") and kafka.get("bootstrap"):
+        return str(kafka["bootstrap"])
+    raise SettingsError(
+        "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack runs under "
+        f"{settings.home}; run `shouwang stack up` or set it"
+    )
+
+
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     if raw is None or raw == "":

@@ -144,9 +144,9 @@ async def run_replay_async(
         log = None
         source = archive.batches_of(Path(args.archive), set(topics))
     else:
-        from services.readmodel.commands import local_bootstrap
+        from services.config import kafka_bootstrap
 
-        log = KafkaLog(local_bootstrap(settings), topics, span)
+        log = KafkaLog(kafka_bootstrap(settings), topics, span)
         source = log.batches()
     progress = Progress(err, "replay")
     fed = _Fed(replay, log)
@@ -243,11 +243,11 @@ async def run_explain_async(
             if r.key == key:
                 replay.feed(r)
     else:
-        from services.readmodel.commands import local_bootstrap
+        from services.config import kafka_bootstrap
 
         layout: TopicLayout = settings.layout
         only = {t.name: {partition_of(key, layout.partitions(t))} for t in MONITORING_INPUTS}
-        log = KafkaLog(local_bootstrap(settings), topics, Range(only_partitions=only))
+        log = KafkaLog(kafka_bootstrap(settings), topics, Range(only_partitions=only))
         async for batch in log.batches():
             for r in batch:
                 if r.key == key:
@@ -281,12 +281,12 @@ async def run_archive_async(
             print(f.line(), file=out)
         print(f"archive verify: {checked} records checked, {len(findings)} problem(s)", file=out)
         return 1 if findings else 0
-    from services.readmodel.commands import local_bootstrap
+    from services.config import kafka_bootstrap
 
     topics = args.topics or [t.name for t in CATALOGUE]
     existing = archive.read_manifest(directory)
     log = KafkaLog(
-        local_bootstrap(settings),
+        kafka_bootstrap(settings),
         topics,
         Range(
             start_offsets=archive.resume_offsets(existing), end=moment(args.to) if args.to else None

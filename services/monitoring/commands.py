@@ -108,8 +108,8 @@ def run_monitoring(settings: Settings) -> int:
     import faust
     from prometheus_client import CollectorRegistry, generate_latest
 
+    from services.config import kafka_bootstrap
     from services.contract.codec import Codec
-    from services.readmodel.commands import local_bootstrap
 
     from .app import build_app
     from .metrics import MonitoringMetrics
@@ -119,7 +119,7 @@ def run_monitoring(settings: Settings) -> int:
     policies = load_policies(sorted((own.policy_dir or POLICY_DIR).glob("*.toml")))
     if own.pinned_policy:
         policies.get(own.pinned_policy)  # fail fast on an unknown version
-    bootstrap = local_bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     asyncio.run(prepare_topics(bootstrap, settings, own.app_id))
     registry = CollectorRegistry()
     store = "rocksdb://" if own.rocksdb else "memory://"

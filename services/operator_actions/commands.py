@@ -60,9 +60,9 @@ def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
         content = args.file.read_bytes()
     except OSError as exc:
         raise SettingsError(f"cannot read {args.file}: {exc.strerror}") from exc
-    from services.readmodel.commands import local_bootstrap
+    from services.config import kafka_bootstrap
 
-    bootstrap = local_bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     try:
         catalogue = parse_content(content, str(args.file))
         activation = asyncio.run(
@@ -168,10 +168,10 @@ def run_actions(args: argparse.Namespace, settings: Settings) -> int:
     if args.archive:
         actions = _archived_actions(Path(args.archive), codec, args.subject)
     else:
-        from services.readmodel.commands import local_bootstrap
+        from services.config import kafka_bootstrap
 
         try:
-            actions = asyncio.run(read_actions(local_bootstrap(settings), codec, args.subject))
+            actions = asyncio.run(read_actions(kafka_bootstrap(settings), codec, args.subject))
         except BrokerUnavailable as exc:
             print(f"shouwang actions: {exc}", file=sys.stderr)
             return 3

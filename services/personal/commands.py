@@ -152,15 +152,16 @@ async def read_registry(bootstrap: str, settings: Settings, subject: Subject, co
 
 
 async def run_show(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from services.config import kafka_bootstrap
     from services.contract.codec import Codec
-    from services.readmodel.commands import local_bootstrap, local_database_url
+    from services.readmodel.commands import local_database_url
 
     from .keys import PostgresKeyStore, load_master_key
 
     subject = subject_of(args)
     master = load_master_key()
     codec = Codec.default()
-    event_type, records = await read_registry(local_bootstrap(settings), settings, subject, codec)
+    event_type, records = await read_registry(kafka_bootstrap(settings), settings, subject, codec)
     if not records:
         print(f"personal show: no registry events for {subject}", file=err)
         return 1

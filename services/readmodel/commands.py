@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from services.config import Settings, SettingsError
+from services.config import Settings, SettingsError, kafka_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +73,6 @@ async def prepare_schema(database: Database) -> list[str]:
     return []
 
 
-def local_bootstrap(settings: Settings) -> str:
-    """KAFKA_BOOTSTRAP_SERVERS, else the local stack's broker."""
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from services.localstack import stack
-
-    kafka = stack.status(settings.home).get("kafka", {})
-    if not kafka.get("running") or not kafka.get("bootstrap"):
-        raise SettingsError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack runs under "
-            f"{settings.home}; run `shouwang stack up` or set it"
-        )
-    return str(kafka["bootstrap"])
-
-
 def run_projector(settings: Settings) -> int:
     from prometheus_client import CollectorRegistry, start_http_server
 
@@ -97,7 +82,7 @@ def run_projector(settings: Settings) -> int:
     catalogue = load_catalogue(settings.catalogue_path)
     database = database_for(settings, "projector")
     config = ProjectorConfig(
-        bootstrap=local_bootstrap(settings),
+        bootstrap=kafka_bootstrap(settings),
         database_url=database.url,
         migrate=database.owner,
         group_id=settings.projector_group,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.config import Settings, SettingsError
+from services.config import Settings, SettingsError, kafka_bootstrap
 
 # The CLI imports this module to build its parser; the generator and the sinks are imported
 # by `run` (tests/unit/test_cli.py).
@@ -110,7 +110,7 @@ def _sink(args: argparse.Namespace, settings: Settings) -> EventSink:
         from services.simulation.sinks.kafka import KafkaSink
 
         return KafkaSink(
-            settings.kafka_bootstrap or _local_bootstrap(settings),
+            kafka_bootstrap(settings),
             settings.layout,
             keys_database_url=local_database_url(settings),
         )
@@ -124,19 +124,6 @@ def _sink(args: argparse.Namespace, settings: Settings) -> EventSink:
             "(or use --direct / --out)"
         )
     return ApiSink(url, token)
-
-
-def _local_bootstrap(settings: Settings) -> str:
-    from services.localstack import stack
-
-    status = stack.status(settings.home)
-    bootstrap = status.get("bootstrap") if status.get("kafka_running") else None
-    if not bootstrap:
-        raise SettingsError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack is running "
-            f"under {settings.home}; run `shouwang stack up` or set it"
-        )
-    return bootstrap
 
 
 class _Progress:

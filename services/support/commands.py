@@ -55,8 +55,8 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
     import faust
     from prometheus_client import CollectorRegistry, generate_latest
 
+    from services.config import kafka_bootstrap
     from services.contract.codec import Codec
-    from services.readmodel.commands import local_bootstrap
 
     from .app import build_app
     from .catalogue_changes import load_with_content
@@ -64,7 +64,7 @@ def run_support(settings: Settings, app_id: str = APP_ID) -> int:
 
     # Fail fast on a bad catalogue; its bytes are kept for the activation's hash.
     catalogue, content = load_with_content(settings.catalogue_path)
-    bootstrap = local_bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     asyncio.run(_prepare_topics(bootstrap, settings, app_id))
     # The catalogue is about to decide who gets what: the log must say which one is in use.
     from services.operator_actions.commands import activate_at_start

@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.config import Settings, SettingsError, VisitsSettings
+from services.config import Settings, VisitsSettings, kafka_bootstrap
 from services.contract.codec import Codec
 from services.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
 from services.personal.sealer import PersonalSealer, postgres_sealer
@@ -28,21 +28,6 @@ from .producer import KafkaSink
 from .tokens import CachedTokens, PostgresTokenStore
 
 log = logging.getLogger(__name__)
-
-
-def kafka_bootstrap(settings: Settings) -> str:
-    """KAFKA_BOOTSTRAP_SERVERS, else the broker of a running local stack."""
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from services.localstack import stack
-
-    kafka = stack.status(settings.home)["kafka"]
-    if kafka.get("running") and kafka.get("bootstrap"):
-        return str(kafka["bootstrap"])
-    raise SettingsError(
-        "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack runs under "
-        f"{settings.home}; run `shouwang stack up` or set it"
-    )
 
 
 @contextlib.asynccontextmanager

@@ -137,11 +137,11 @@ async def _logged_token_change(
     secret was shown), or a revocation the table lacks until the command is run again (its
     event id is the same, so the log keeps one).
     """
+    from services.config import kafka_bootstrap
     from services.contract.codec import Codec
     from services.operator_actions.events import token_issued, token_revoked
     from services.operator_actions.log import append, operator_sink, prepare_topic
 
-    from .bootstrap import kafka_bootstrap
     from .producer import BrokerUnavailable
     from .tokens import hash_secret, new_secret
 

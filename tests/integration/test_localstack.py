@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
+from services.config import Settings, kafka_bootstrap
 from services.localstack import stack
 from services.localstack.errors import LocalStackError
 from services.localstack.kafka import (
@@ -158,6 +160,22 @@ def run_stack(home: Path, command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_shouwang(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`shouwang ARGS` with `home` as SHOUWANG_HOME and no server named in the environment."""
+    env = {
+        k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS" and "_URL" not in k
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=REPO,
+        env={**env, "SHOUWANG_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 async def test_stack_commands_outlive_their_process(stack_tmp_dir: Path) -> None:
     home = stack_tmp_dir / f"home-{uuid.uuid4().hex[:8]}"
     try:
@@ -179,6 +197,12 @@ async def test_stack_commands_outlive_their_process(stack_tmp_dir: Path) -> None
             "database_url": urls["DATABASE_URL"],
         }
         assert json.loads(run_stack(home, "status").stdout) == report  # same pids: nothing new
+
+        # Commands find the running stack's servers when the environment names none.
+        named_none = Settings.from_env({"SHOUWANG_HOME": str(home)})
+        assert kafka_bootstrap(named_none) == urls["KAFKA_BOOTSTRAP_SERVERS"]
+        simulated = run_shouwang(home, "simulate", "--direct", "--scale", "0.002", "--days", "3")
+        assert simulated.returncode == 0, simulated.stdout + simulated.stderr
 
         stopped = run_stack(home, "down")
         assert stopped.returncode == 0, stopped.stderr
