@@ -17,6 +17,7 @@ from services.kafka.security import KafkaSecurity
 _LATE_ERRORS = (
     ("services.readmodel.migrate", "MigrationError"),
     ("services.kafka.clients", "KafkaAccessRefused"),
+    ("services.audit.archive", "ArchiveError"),  # --archive naming a directory that is not one
 )
 
 

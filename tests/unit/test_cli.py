@@ -55,3 +55,14 @@ def test_errors_from_modules_imported_late_are_still_reported():
     from services.readmodel.migrate import MigrationError
 
     assert {MigrationError, KafkaAccessRefused} <= set(reported_errors())
+
+
+def test_an_archive_that_is_not_one_is_a_one_line_refusal(tmp_path, capsys):
+    from services.cli import main
+
+    (tmp_path / "notes.txt").write_text("not an archive")
+    for command in (["replay"], ["explain", "H1", "--as-of", "2020-06-01"], ["actions"]):
+        assert main([*command, "--archive", str(tmp_path)]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"shouwang {command[0]}: {tmp_path}: no "), err
+        assert "Traceback" not in err
