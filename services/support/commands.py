@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import getpass
 import logging
-import sys
 from pathlib import Path
 
-from services.config import Settings, SettingsError, faust_datadir
+from services.config import Settings, faust_datadir
 from services.contract.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -111,74 +109,11 @@ def add_import_command(importing: argparse._SubParsersAction) -> None:
 
 
 def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
-    from services.contract.codec import Codec
-    from services.personal.keys import KeysUnavailable
-    from services.visits.household_import import CHINA, CsvFileError, read_text
+    from services.visits.commands import run_csv_import
 
-    from .cadre_import import parse
+    from .cadre_import import import_cadres, parse
 
-    actor = args.actor or f"operator:{getpass.getuser()}"
-    as_of = dt.datetime.combine(args.as_of, dt.time(), CHINA) if args.as_of else None
-    try:
-        text = read_text(args.file)
-    except OSError as exc:
-        raise SettingsError(f"cannot read {args.file}: {exc.strerror}") from exc
-    codec = Codec.default()
-    now = dt.datetime.now(dt.UTC)
-    try:
-        if args.check:
-            parsed = parse(text, codec, actor, as_of, now)
-            for warning in parsed.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-            for problem in parsed.problems:
-                print(problem, file=sys.stderr)
-            print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
-            return 1 if parsed.problems else 0
-        report = asyncio.run(
-            _import_cadres(text, codec, settings, actor, as_of, args.skip_bad, now)
-        )
-    except CsvFileError as exc:
-        print(f"shouwang import cadres: {args.file}: {exc}", file=sys.stderr)
-        return 2
-    except KeysUnavailable as exc:
-        print(
-            f"shouwang import cadres: the personal-data key store is unreachable ({exc}); "
-            "nothing was written, run the import again",
-            file=sys.stderr,
-        )
-        return 3
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for problem in report.problems:
-        print(problem, file=sys.stderr)
-    if report.refused:
-        print(
-            f"{len(report.bad_lines)} of {report.rows} rows are bad; nothing imported "
-            "(fix them, or give --skip-bad to import the rest)",
-            file=sys.stderr,
-        )
-        return 1
-    print(
-        f"imported {report.imported} of {report.rows} rows"
-        + (f", skipped {len(report.bad_lines)} bad" if report.bad_lines else "")
-    )
-    if report.unavailable:
-        print(
-            f"{report.unavailable} rows were not acknowledged by Kafka; run the import again "
-            "(rows already imported are not duplicated downstream)",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
-
-
-async def _import_cadres(text, codec, settings, actor, as_of, skip_bad, now):
-    from services.visits.bootstrap import sealed_sink
-
-    from .cadre_import import import_cadres
-
-    async with sealed_sink(settings) as (sealer, sink):
-        return await import_cadres(text, codec, sink, sealer, actor, as_of, skip_bad, now)
+    return run_csv_import(args, settings, "cadres", parse, import_cadres)
 
 
 def run_support_api(settings: Settings) -> int:

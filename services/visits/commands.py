@@ -7,9 +7,10 @@ import asyncio
 import datetime as dt
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.config import Settings, SettingsError
 from services.readmodel.commands import Database, database_for, prepare_schema
@@ -196,10 +197,28 @@ def _describe(token: Token) -> str:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    from .household_import import import_households, parse
+
+    return run_csv_import(args, settings, "households", parse, import_households)
+
+
+def run_csv_import(
+    args: argparse.Namespace,
+    settings: Settings,
+    what: str,
+    parse: Callable[..., Any],
+    import_rows: Callable[..., Awaitable[Any]],
+) -> int:
+    """`shouwang import WHAT FILE`: check the CSV (--check) or import it through the sealer.
+
+    `parse(text, codec, actor, as_of, now)` and `import_rows(text, codec, sink, sealer, actor,
+    as_of, skip_bad, now)` are the kind's own; the reporting and exit codes are shared: 1 bad
+    rows, 2 an unreadable file, 3 nothing or not everything acknowledged (run it again).
+    """
     from services.contract.codec import Codec
     from services.personal.keys import KeysUnavailable
 
-    from .household_import import CHINA, CsvFileError, parse, read_text
+    from .household_import import CHINA, CsvFileError, read_text
 
     actor = args.actor or f"operator:{getpass.getuser()}"
     as_of = dt.datetime.combine(args.as_of, dt.time(), CHINA) if args.as_of else None
@@ -218,13 +237,15 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
                 print(problem, file=sys.stderr)
             print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
             return 1 if parsed.problems else 0
-        report = asyncio.run(_import(text, codec, settings, actor, as_of, args.skip_bad, now))
+        report = asyncio.run(
+            _import(import_rows, text, codec, settings, actor, as_of, args.skip_bad, now)
+        )
     except CsvFileError as exc:
-        print(f"shouwang import households: {args.file}: {exc}", file=sys.stderr)
+        print(f"shouwang import {what}: {args.file}: {exc}", file=sys.stderr)
         return 2
     except KeysUnavailable as exc:
         print(
-            f"shouwang import households: the personal-data key store is unreachable ({exc}); "
+            f"shouwang import {what}: the personal-data key store is unreachable ({exc}); "
             "nothing was written, run the import again",
             file=sys.stderr,
         )
@@ -254,9 +275,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _import(text, codec, settings, actor, as_of, skip_bad, now):
+async def _import(import_rows, text, codec, settings, actor, as_of, skip_bad, now):
     from .bootstrap import sealed_sink
-    from .household_import import import_households
 
     async with sealed_sink(settings) as (sealer, sink):
-        return await import_households(text, codec, sink, sealer, actor, as_of, skip_bad, now)
+        return await import_rows(text, codec, sink, sealer, actor, as_of, skip_bad, now)

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.cli import main
 from services.contract.codec import Codec
 from tests.integration.visits.conftest import prepare_topics
+from tests.unit.support.test_cadre_import import GOOD as ROSTER
 from tests.unit.visits.test_household_import import BAD
 
 pytestmark = pytest.mark.integration
@@ -47,16 +48,16 @@ async def test_tokens_issue_list_revoke(env, capsys) -> None:
     assert code == 2 and "at least one --event-type" in capsys.readouterr().err
 
 
-async def _registry_end_offsets(bootstrap: str) -> dict[int, int]:
+async def _registry_end_offsets(
+    bootstrap: str, topic: str = "household.registry"
+) -> dict[int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [described] = await admin.describe_topics(["household.registry"])
+        [described] = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    partitions = [
-        TopicPartition("household.registry", p["partition"]) for p in described["partitions"]
-    ]
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     assert partitions
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -71,13 +72,15 @@ async def _registry_end_offsets(bootstrap: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def _registry_records(bootstrap: str, since: dict[int, int]) -> list[dict]:
+async def _registry_records(
+    bootstrap: str, since: dict[int, int], topic: str = "household.registry"
+) -> list[dict]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     codec = Codec.default()
     try:
-        ends = await _registry_end_offsets(bootstrap)
-        partitions = [TopicPartition("household.registry", p) for p in ends]
+        ends = await _registry_end_offsets(bootstrap, topic)
+        partitions = [TopicPartition(topic, p) for p in ends]
         consumer.assign(partitions)
         for tp in partitions:
             consumer.seek(tp, since.get(tp.partition, 0))
@@ -122,4 +125,19 @@ async def test_csv_import_lands_or_writes_nothing(
     assert sorted(r["household_id"] for r in records) == ["H-1", "H-2"]
     assert {(r["source"], r["actor"]) for r in records} == {("IMPORT", "operator:wang")}
     # Personal data lands sealed; the household's key is in PostgreSQL, not in the log.
+    assert all(r["personal"] is None and r["personal_sealed"]["key_id"] for r in records)
+
+
+async def test_cadre_roster_import_lands_sealed(env, capsys, tmp_path: Path, kafka_bootstrap):
+    await prepare_topics(kafka_bootstrap)
+    path = tmp_path / "roster.csv"
+    path.write_text(ROSTER, encoding="utf-8")
+    before = await _registry_end_offsets(kafka_bootstrap, "cadre.registry")
+
+    code = await shouwang("import", "cadres", str(path), "--actor", "operator:li")
+    assert code == 0, capsys.readouterr().err
+    assert "imported 2 of 2 rows" in capsys.readouterr().out
+    records = await _registry_records(kafka_bootstrap, before, "cadre.registry")
+    assert sorted(r["cadre_id"] for r in records) == ["c-001", "c-002"]
+    assert {(r["source"], r["actor"]) for r in records} == {("IMPORT", "operator:li")}
     assert all(r["personal"] is None and r["personal_sealed"]["key_id"] for r in records)
