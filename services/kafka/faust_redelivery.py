@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # queue, nor being processed, nor acked before it is fetched again (two checks apart).
 LOST_CHECK_SECONDS = 15.0
 MAX_REFETCHES = 3
+# Changelog records are decoded and handed to the recovery this many at a time: a fetch can
+# return 100,000+ of them, and their messages and events, alive together, would survive into
+# the garbage collector's old generation and trigger full collections (B7).
+CHANGELOG_CHUNK = 1000
 
 
 class RedeliveringConsumer(faust_aiokafka.Consumer):
@@ -174,7 +178,8 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
         partition's batch; False when a rebalance began (the rest is not handed out)."""
         app = self.app
         recovery = app.tables.recovery
-        for tp, batch in batches.items():
+        for tp in list(batches):
+            batch = batches.pop(tp)  # freed once handed over (see CHANGELOG_CHUNK)
             if not self.flow_active or app.consumer_generation_id != generation_id:
                 return False
             if not (
@@ -187,25 +192,27 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
             # the conductor waits for both before each record
             await app.flow_control.acquire()
             await app.producer.buffer.wait_until_ebb()
-            if not self.flow_active or app.consumer_generation_id != generation_id:
-                return False
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             channel = channels[tp]
-            events = []
-            for record in batch:
-                message = self._to_message(tp, record)
-                message.incref(1)
-                try:
-                    events.append(await channel.decode(message, propagate=True))
-                except KeyDecodeError as exc:  # as the conductor: the channel reports it
-                    message.ack(self, n=1)
-                    await channel.on_key_decode_error(exc, message)
-                except ValueDecodeError as exc:
-                    message.ack(self, n=1)
-                    await channel.on_value_decode_error(exc, message)
-            self._read_offset[tp] = batch[-1].offset
-            if events:
-                await recovery.apply_changelog_events(tp, events)
+            for start in range(0, len(batch), CHANGELOG_CHUNK):
+                if not self.flow_active or app.consumer_generation_id != generation_id:
+                    return False
+                chunk = batch[start : start + CHANGELOG_CHUNK]
+                events = []
+                for record in chunk:
+                    message = self._to_message(tp, record)
+                    message.incref(1)
+                    try:
+                        events.append(await channel.decode(message, propagate=True))
+                    except KeyDecodeError as exc:  # as the conductor: the channel reports it
+                        message.ack(self, n=1)
+                        await channel.on_key_decode_error(exc, message)
+                    except ValueDecodeError as exc:
+                        message.ack(self, n=1)
+                        await channel.on_value_decode_error(exc, message)
+                self._read_offset[tp] = chunk[-1].offset
+                if events:
+                    await recovery.apply_changelog_events(tp, events)
         return True
 
     def lost_partitions(self) -> dict[Any, int]:

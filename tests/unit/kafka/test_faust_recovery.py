@@ -11,6 +11,7 @@ same, and the tables must hold the last value written per key.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import uuid
 from pathlib import Path
@@ -210,3 +211,21 @@ def test_install_refuses_an_app_whose_tables_exist(tmp_path):
     app = monitoring_app("memory://", tmp_path)
     with pytest.raises(RuntimeError):
         faust_recovery.install(app)
+
+
+def test_the_gc_threshold_is_raised_while_recovering_only(tmp_path):
+    app = monitoring_app("memory://", tmp_path)
+    events = events_of(app, changelog(seed=5))
+    recovery = app.tables.recovery
+    before = gc.get_threshold()
+    start_recovery(app, recovery, events)
+    recovery._set_recovery_started()  # faust calls it twice per recovery
+    assert gc.get_threshold()[0] >= faust_recovery.RECOVERY_GC_THRESHOLD
+    assert gc.get_threshold()[1:] == before[1:]
+
+    async def recover():
+        for tp, evs in events.items():
+            await recovery.apply_changelog_events(tp, evs)
+
+    asyncio.run(recover())
+    assert recovery.signal_recovery_end.is_set() and gc.get_threshold() == before

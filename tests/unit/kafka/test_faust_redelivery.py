@@ -243,12 +243,17 @@ def with_batched_recovery(consumer: Consumer, subscribers: int = 1) -> list:
     return handed
 
 
-def test_changelog_records_go_to_a_batch_recovery_in_one_batch_per_partition():
-    consumer = consumer_over({CHANGELOG: range(3, 9), VISITS: range(0, 2)}, {CHANGELOG, VISITS})
+def test_changelog_records_go_to_a_batch_recovery_in_order_in_chunks():
+    chunk = faust_redelivery.CHANGELOG_CHUNK
+    end = 3 + 2 * chunk + 5
+    consumer = consumer_over({CHANGELOG: range(3, end), VISITS: range(0, 2)}, {CHANGELOG, VISITS})
     handed = with_batched_recovery(consumer)
     assert drain(consumer) == {VISITS: [0, 1]}  # the inputs go faust's way, as before
-    assert handed == [(CHANGELOG, [(o, True) for o in range(3, 9)])]
-    assert consumer._read_offset[CHANGELOG] == 8  # as faust's fetch loop leaves it
+    assert [len(events) for _, events in handed] == [chunk, chunk, 5]
+    assert [o for tp, events in handed for o, decoded in events if tp == CHANGELOG and decoded] == (
+        list(range(3, end))
+    )
+    assert consumer._read_offset[CHANGELOG] == end - 1  # as faust's fetch loop leaves it
 
 
 def test_changelog_records_of_a_paused_partition_are_fetched_again_not_handed():
