@@ -42,6 +42,8 @@ from typing import Any
 
 import faust
 from faust.exceptions import KeyDecodeError, ValueDecodeError
+from faust.serializers import codecs as faust_codecs
+from faust.serializers import registry as faust_registry
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
@@ -194,6 +196,7 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
             await app.producer.buffer.wait_until_ebb()
             app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             channel = channels[tp]
+            raw_event = raw_event_class(app, channel)
             for start in range(0, len(batch), CHANGELOG_CHUNK):
                 if not self.flow_active or app.consumer_generation_id != generation_id:
                     return False
@@ -202,6 +205,10 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 for record in chunk:
                     message = self._to_message(tp, record)
                     message.incref(1)
+                    if raw_event is not None:
+                        key, value, headers = message.key, message.value, message.headers
+                        events.append(raw_event(app, key, value, headers, message))
+                        continue
                     try:
                         events.append(await channel.decode(message, propagate=True))
                     except KeyDecodeError as exc:  # as the conductor: the channel reports it
@@ -289,6 +296,28 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 tp.partition,
                 offset,
             )
+
+
+def raw_event_class(app: faust.App, channel: Any) -> Any:
+    """The event class to build `channel`'s events with directly, when its decode only passes
+    the bytes through: key and value typed bytes with faust's "raw" codec (our tables), where
+    faust's decode (registry, codec, `want_bytes`, `app.create_event`: a coroutine and a
+    settings lookup per record, ~30% of the worker's CPU recovering 1M households, B7)
+    returns `app.conf.Event(app, message.key, message.value, message.headers, message)`.
+    None for any other schema: those records go through `channel.decode`."""
+    schema = channel.schema
+    if (
+        type(schema) is faust.Schema
+        and schema.key_type is bytes
+        and schema.value_type is bytes
+        and schema.key_serializer == "raw"
+        and schema.value_serializer == "raw"
+        and type(app.serializers) is faust_registry.Registry
+        and type(faust_codecs.get_codec("raw")) is faust_codecs.raw
+        and len(faust_codecs.get_codec("raw").nodes) == 1
+    ):
+        return app.conf.Event
+    return None
 
 
 class DrainingProducer(faust_aiokafka.Producer):

@@ -16,6 +16,7 @@ import random
 import uuid
 from pathlib import Path
 
+import faust
 import pytest
 from faust.tables.recovery import Recovery
 from faust.types import TP, Message
@@ -23,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.kafka import faust_recovery
+from services.kafka import faust_recovery, faust_redelivery
 from services.monitoring.app import build_app
 from services.monitoring.metrics import MonitoringMetrics
 from services.monitoring.policy import load_policies
@@ -229,3 +230,39 @@ def test_the_gc_threshold_is_raised_while_recovering_only(tmp_path):
 
     asyncio.run(recover())
     assert recovery.signal_recovery_end.is_set() and gc.get_threshold() == before
+
+
+def test_raw_changelog_events_are_the_events_faust_decodes(tmp_path):
+    """The consumer builds the tables' changelog events directly (raw bytes both ways): the
+    same class, key, value, headers and message as the channel's decode."""
+    app = monitoring_app("memory://", tmp_path)
+    queue = app.tables.changelog_queue
+    rng = random.Random(6)
+    for table in app.tables.values():
+        channel = table.changelog_topic.clone_using_queue(queue)
+        event_class = faust_redelivery.raw_event_class(app, channel)
+        assert event_class is not None
+        topic = table.changelog_topic_name
+        tp = TP(topic, 1)
+        cases = [(rng.randbytes(12), rng.randbytes(n)) for n in (0, 1, 5000)]
+        cases += [(b"DJ9000000001", None), (None, b"x")]
+        for offset, (key, value) in enumerate(cases):
+            headers = [("h", b"1")] if offset % 2 else []
+            message = Message(topic, 1, offset, 0.0, 0, headers, key, value, None, tp=tp)
+            decoded = asyncio.run(channel.decode(message, propagate=True))
+            built = event_class(app, message.key, message.value, message.headers, message)
+            assert type(built) is type(decoded)
+            assert (built.key, built.value, built.headers) == (
+                decoded.key,
+                decoded.value,
+                decoded.headers,
+            )
+            assert built.message is decoded.message is message
+
+
+def test_other_schemas_keep_faust_decode():
+    app = faust.App("raw-event-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    json_values = app.topic("t", key_type=bytes, value_type=bytes, value_serializer="json")
+    typed = app.topic("t", key_type=str, value_type=bytes, key_serializer="raw")
+    assert faust_redelivery.raw_event_class(app, json_values) is None
+    assert faust_redelivery.raw_event_class(app, typed) is None

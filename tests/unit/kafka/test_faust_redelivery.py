@@ -219,6 +219,8 @@ def with_batched_recovery(consumer: Consumer, subscribers: int = 1) -> list:
             handed.append((tp, [(e.offset, e.decoded) for e in events]))
 
     class Channel:
+        schema = None  # not raw bytes: decoded by the channel, as faust does
+
         def __init__(self, q):
             self.queue = q
 
