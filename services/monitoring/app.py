@@ -38,7 +38,7 @@ from services.contract.topics import (
     TopicLayout,
 )
 from services.kafka import clients as kafka_clients
-from services.kafka import faust_redelivery
+from services.kafka import faust_recovery, faust_redelivery
 from services.kafka.security import KafkaSecurity
 
 from . import avro_translation as avro
@@ -154,6 +154,7 @@ def build_app(
         value_serializer="raw",
     )
     faust_redelivery.install(app)  # faust drops re-fetched records otherwise
+    faust_recovery.install(app)  # faust restores tables one record at a time otherwise (B7)
     raw = {
         "key_type": bytes,
         "value_type": bytes,

@@ -36,6 +36,7 @@ def consumer_over(batch: dict, active: set, read: dict | None = None) -> Consume
     consumer.app = SimpleNamespace(
         consumer_generation_id=1,
         monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
+        tables=SimpleNamespace(recovery=None),  # faust's recovery: no changelog batches
     )
     consumer.scheduler = SimpleNamespace(
         iterate=lambda records: ((tp, r) for tp, rs in records.items() for r in rs)
@@ -202,3 +203,80 @@ def test_flush_empties_the_table_write_buffer_before_offsets_are_committed(monke
     producer.buffer = SlowBuffer(5)
     asyncio.run(producer.flush())
     assert flushed == [0]  # the broker-level flush only once nothing waits in the buffer
+
+
+CHANGELOG = TopicPartition("app-monitoring-households-changelog", 1)
+
+
+def with_batched_recovery(consumer: Consumer, subscribers: int = 1) -> list:
+    """The stand-in's app given a batch-taking recovery (faust_recovery.BatchRecovery's
+    interface) and the changelog channel as the changelog partition's subscriber."""
+    handed: list = []
+    queue = object()  # the table manager's changelog queue
+
+    class Recovery:
+        async def apply_changelog_events(self, tp, events):
+            handed.append((tp, [(e.offset, e.decoded) for e in events]))
+
+    class Channel:
+        schema = None  # not raw bytes: decoded by the channel, as faust does
+
+        def __init__(self, q):
+            self.queue = q
+
+        async def decode(self, message, *, propagate=False):
+            assert propagate  # as the conductor: a decode error reaches the channel
+            return SimpleNamespace(offset=message.offset, decoded=True)
+
+    async def nothing():
+        return None
+
+    consumer.app.tables = SimpleNamespace(
+        recovery=Recovery(), changelog_queue=queue, changelog_topics={CHANGELOG.topic}
+    )
+    channels = {Channel(queue)} | {Channel(object()) for _ in range(subscribers - 1)}
+    consumer.app.topics = SimpleNamespace(_tp_index={CHANGELOG: channels})
+    consumer.app.flow_control = SimpleNamespace(acquire=nothing)
+    consumer.app.producer = SimpleNamespace(buffer=SimpleNamespace(wait_until_ebb=nothing))
+    consumer._is_changelog_tp = lambda tp: tp.topic in consumer.app.tables.changelog_topics
+    consumer._to_message = lambda tp, record: SimpleNamespace(
+        offset=record.offset, incref=lambda n=1: None
+    )
+    return handed
+
+
+def test_changelog_records_go_to_a_batch_recovery_in_order_in_chunks():
+    chunk = faust_redelivery.CHANGELOG_CHUNK
+    end = 3 + 2 * chunk + 5
+    consumer = consumer_over({CHANGELOG: range(3, end), VISITS: range(0, 2)}, {CHANGELOG, VISITS})
+    handed = with_batched_recovery(consumer)
+    assert drain(consumer) == {VISITS: [0, 1]}  # the inputs go faust's way, as before
+    assert [len(events) for _, events in handed] == [chunk, chunk, 5]
+    assert [o for tp, events in handed for o, decoded in events if tp == CHANGELOG and decoded] == (
+        list(range(3, end))
+    )
+    assert consumer._read_offset[CHANGELOG] == end - 1  # as faust's fetch loop leaves it
+
+
+def test_changelog_records_of_a_paused_partition_are_fetched_again_not_handed():
+    consumer = consumer_over({CHANGELOG: range(3, 9)}, {VISITS})
+    handed = with_batched_recovery(consumer)
+    assert drain(consumer) == {}
+    assert handed == [] and consumer.sought == [(CHANGELOG, 3)]
+
+
+def test_a_changelog_with_another_subscriber_keeps_faust_path():
+    consumer = consumer_over({CHANGELOG: range(3, 6)}, {CHANGELOG})
+    handed = with_batched_recovery(consumer, subscribers=2)
+    assert drain(consumer) == {CHANGELOG: [3, 4, 5]} and handed == []
+
+
+def test_a_rebalance_before_the_hand_off_hands_out_nothing():
+    consumer = consumer_over({CHANGELOG: range(3, 6), VISITS: range(0, 2)}, {CHANGELOG, VISITS})
+    handed = with_batched_recovery(consumer)
+
+    async def rebalancing():
+        consumer.app.consumer_generation_id = 2  # a rebalance began while waiting
+
+    consumer.app.flow_control = SimpleNamespace(acquire=rebalancing)
+    assert drain(consumer) == {} and handed == []
