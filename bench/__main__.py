@@ -35,8 +35,8 @@ FULL = Mode(
     ingest_records=4000,
     perf_records=200_000,
     latency_seconds=10.0,
-    # 1M recovers for well over half an hour on the shared 2-core machine (B7 extrapolates it;
-    # `--households 10000,100000,1000000` measures it where there is time)
+    # 1M adds ~5 minutes (filling 2M changelog records, ~45 s recovery per store) and ~2.4 GiB
+    # RSS (B7 extrapolates it; `--households 10000,100000,1000000` measures it)
     state_households=(10_000, 100_000),
 )
 QUICK = Mode(
