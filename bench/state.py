@@ -120,8 +120,9 @@ def _percentile(values: list[int], q: float) -> int:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _create_changelogs(bootstrap: str, app_id: str, partitions: int) -> None:
-    # as `monitoring.commands.prepare_topics` creates them: compacted, household partitions
+async def create_changelogs(bootstrap: str, app_id: str, partitions: int) -> None:
+    """The app's table changelogs and ticks topic as `monitoring.commands.prepare_topics`
+    creates them (compacted, household partitions), once every partition has a leader."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -288,7 +289,7 @@ async def measure(stack, data: Dataset, codec: Codec, sizes: tuple[int, ...]) ->
     figures = sizing(t)
     partitions = stack.layout.household_partitions
     empty_id = f"bench-state-{uuid.uuid4().hex[:8]}"
-    await _create_changelogs(stack.bootstrap, empty_id, partitions)
+    await create_changelogs(stack.bootstrap, empty_id, partitions)
     await _commit_inputs_at_end(stack.bootstrap, empty_id)
     empty = await asyncio.to_thread(
         run_worker, stack.bootstrap, stack.root, empty_id, 0, t, rocksdb=False
@@ -296,7 +297,7 @@ async def measure(stack, data: Dataset, codec: Codec, sizes: tuple[int, ...]) ->
     runs: list[tuple[WorkerRun, float, int]] = []
     for n in sizes:
         app_id = f"bench-state-{uuid.uuid4().hex[:8]}"
-        await _create_changelogs(stack.bootstrap, app_id, partitions)
+        await create_changelogs(stack.bootstrap, app_id, partitions)
         produced = await fill_changelogs(stack.bootstrap, app_id, t, n)
         started = time.perf_counter()
         read = await raw_read(stack.bootstrap, list(changelog_topics(app_id)))

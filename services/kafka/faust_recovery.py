@@ -106,29 +106,26 @@ class BatchRecovery(Recovery):
 
     async def _apply(self, tp: Any, events: Sequence[Any]) -> None:
         now = monotonic()
-        if tp in self.active_tps:
-            is_active = True
-            offsets = self.active_offsets
-            table = self.tp_to_table[tp]
-            bufsize = self.buffer_sizes.get(tp)
-            if bufsize is None:
-                bufsize = self.buffer_sizes[tp] = table.recovery_buffer_size
-            self._active_events_received_at[tp] = now
-        elif tp in self.standby_tps:
-            is_active = False
-            offsets = self.standby_offsets
-            table = self.tp_to_table[tp]
-            bufsize = self.buffer_sizes.get(tp)
-            if bufsize is None:
-                bufsize = self.buffer_sizes[tp] = table.standby_buffer_size
-            self._standby_events_received_at[tp] = now
-        else:
+        is_active = tp in self.active_tps
+        if not is_active and tp not in self.standby_tps:
             log.warning(
                 "recovery: %d records of %s, neither active nor standby here: skipped",
                 len(events),
                 tp,
             )
             return
+        # faust's two branches (active, standby) differ only in these three
+        offsets = self.active_offsets if is_active else self.standby_offsets
+        received_at = (
+            self._active_events_received_at if is_active else self._standby_events_received_at
+        )
+        table = self.tp_to_table[tp]
+        bufsize = self.buffer_sizes.get(tp)
+        if bufsize is None:
+            bufsize = self.buffer_sizes[tp] = (
+                table.recovery_buffer_size if is_active else table.standby_buffer_size
+            )
+        received_at[tp] = now
         buf = self.buffers[table]
         applied = 0
         for event in events:

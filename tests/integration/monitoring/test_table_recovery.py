@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 
+from bench.state import create_changelogs
 from services.contract.topics import TopicLayout
 from services.kafka.admin import ensure_topics
 from services.monitoring.app import INPUT_TOPICS, TABLES, changelog_topics
@@ -31,27 +31,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 DUMP = Path(__file__).with_name("recovery_dump.py")
 HOUSEHOLDS = 2000
-
-
-async def create_changelogs(bootstrap: str, app_id: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = list(changelog_topics(app_id))
-        await admin.create_topics(
-            [NewTopic(n, partitions, 1, topic_configs={"cleanup.policy": "compact"}) for n in names]
-        )
-        async with asyncio.timeout(60):
-            while True:
-                described = await admin.describe_topics(names)
-                if all(
-                    d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
-                    for d in described
-                ):
-                    return
-                await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 async def write_changelogs(bootstrap: str, app_id: str, partitions: int) -> dict:
