@@ -70,6 +70,12 @@ class BatchRecovery(Recovery):
 
     def _set_recovery_started(self) -> None:
         super()._set_recovery_started()
+        # faust's own loop sets the end signal and clears it at its next pass, at once; the
+        # direct path sets it from the fetcher while that loop may wait up to IDLE_SECONDS, so
+        # it can still be set when the next rebalance starts a recovery, whose wait for its
+        # end would then return at once, over tables never restored. A new recovery starts
+        # with it clear (test_a_new_recovery_waits_for_its_own_end).
+        self.signal_recovery_end.clear()
         # Recovery allocates a few tracked objects per record (aiokafka's records, faust's
         # messages and events), fetch by fetch: with the default young-generation threshold
         # (700) they survive into the old generation and set off ~70 full collections at 1M
@@ -133,14 +139,20 @@ class BatchRecovery(Recovery):
             seen = offsets.get(tp)
             if seen is not None and offset <= seen:
                 continue
-            offsets[tp] = offset
-            buf.append(event)
-            await table.on_changelog_event(event)
-            if len(buf) >= bufsize:
-                table.apply_changelog_batch(buf)
-                buf.clear()
-                self._last_flush_at = now
-            applied += 1
+            # per record, as faust's loop: a record that fails is logged and the next one
+            # applied (the failed one stays in the buffer, applied with the next flush); a
+            # failure must not skip the rest of the batch past the offset already tracked
+            try:
+                offsets[tp] = offset
+                buf.append(event)
+                await table.on_changelog_event(event)
+                if len(buf) >= bufsize:
+                    table.apply_changelog_batch(buf)
+                    buf.clear()
+                    self._last_flush_at = now
+                applied += 1
+            except Exception as exc:
+                log.warning("Error in recovery %r", exc)
         if is_active and applied:
             now_after = monotonic()
             last = self._last_active_event_processed_at

@@ -36,6 +36,7 @@ why: that path cost ~500 µs per record, B7). Everything else is faust's own cod
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -220,6 +221,9 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 self._read_offset[tp] = chunk[-1].offset
                 if events:
                     await recovery.apply_changelog_events(tp, events)
+                # let the loop run between chunks (web, timers, a rebalance's callbacks), as
+                # faust's fetch loop does every 100 records; the rebalance check above needs it
+                await asyncio.sleep(0)
         return True
 
     def lost_partitions(self) -> dict[Any, int]:

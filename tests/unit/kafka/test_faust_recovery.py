@@ -99,6 +99,10 @@ def start_recovery(app, recovery, events: dict[TP, list]) -> None:
     for tp, evs in events.items():
         recovery.add_active(recovery.tables._changelogs[tp.topic], tp)
         recovery.active_highwaters[tp] = evs[-1].message.offset
+        # as faust's _build_offsets for an empty store: without it a partition not yet read
+        # counts as nothing remaining, and a batch order that finishes one partition first
+        # would end recovery early
+        recovery.active_offsets[tp] = -1
     recovery._set_recovery_started()
 
 
@@ -266,3 +270,43 @@ def test_other_schemas_keep_faust_decode():
     typed = app.topic("t", key_type=str, value_type=bytes, key_serializer="raw")
     assert faust_redelivery.raw_event_class(app, json_values) is None
     assert faust_redelivery.raw_event_class(app, typed) is None
+
+
+def test_a_new_recovery_waits_for_its_own_end(tmp_path):
+    # The direct path sets the end signal from the fetcher; faust's loop, waiting on its queue,
+    # would clear it only seconds later. A rebalance in between must not find it set.
+    app = monitoring_app("memory://", tmp_path)
+    events = events_of(app, changelog(seed=6))
+    recovery = asyncio.run(batch_recovery(app, events, seed=6))
+    assert recovery.signal_recovery_end.is_set()
+
+    for tp, evs in events.items():  # the next generation's changelogs have grown
+        recovery.active_highwaters[tp] = evs[-1].message.offset + 10
+    recovery._set_recovery_started()
+    assert recovery.need_recovery()
+    assert not recovery.signal_recovery_end.is_set()
+
+
+def test_a_record_that_fails_to_apply_does_not_lose_the_rest(tmp_path, monkeypatch):
+    # faust's loop logs a record's failure and applies the next; a batch must not drop the
+    # rest of its records (their offsets would be passed) nor leave recovery unfinished.
+    app = monitoring_app("memory://", tmp_path)
+    logs = changelog(seed=9)
+    events = events_of(app, logs)
+    recovery = app.tables.recovery
+    tp = next(iter(events))
+    table = recovery.tables._changelogs[tp.topic]
+    original = table.on_changelog_event
+    failed = []
+
+    async def fails_once(event):
+        if event.message.offset == 10 and not failed:
+            failed.append(event.message.offset)
+            raise OSError("disk full")
+        await original(event)
+
+    monkeypatch.setattr(table, "on_changelog_event", fails_once)
+    asyncio.run(batch_recovery(app, events, seed=9))
+    assert failed == [10]
+    assert contents(app) == expected(logs)
+    assert not recovery.in_recovery
