@@ -26,6 +26,7 @@ from services.personal.commands import run_forget, run_show
 from services.personal.keys import CachedKeys, PostgresKeyStore
 from services.personal.sealer import PersonalSealer
 from services.readmodel.migrate import apply_migrations
+from tests.integration.audit.test_replay_verify import args as replay_args
 from tests.integration.audit.test_replay_verify import produce, project
 from tests.integration.visits.conftest import issue, running_app
 from tests.unit.audit.emitter import CODEC, emitted
@@ -75,19 +76,6 @@ async def cli(run, settings: Settings, **options) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = await run(argparse.Namespace(**options), settings, out, err)
     return code, out.getvalue(), err.getvalue()
-
-
-def replay_options(prefix: str) -> dict:
-    return dict(
-        start=None,
-        to=None,
-        township=None,
-        household_prefix=prefix,
-        archive=None,
-        verify=True,
-        no_readmodel=False,
-        policy=None,
-    )
 
 
 def explain_options(household: str) -> dict:
@@ -160,7 +148,7 @@ async def test_forget_shreds_personal_data_and_keeps_the_risk_history(
         for value in SECRETS:
             assert value.encode("utf-8") not in frame
 
-    code, replayed, _ = await cli(run_replay_async, settings, **replay_options(prefix))
+    code, replayed, _ = await cli(run_replay_async, settings, **vars(replay_args(prefix)))
     assert code == 0, replayed
     code, explained, err = await cli(run_explain_async, settings, **explain_options(zhou))
     assert code == 0, err
@@ -195,7 +183,7 @@ async def test_forget_shreds_personal_data_and_keeps_the_risk_history(
     code, explained_after, err = await cli(run_explain_async, settings, **explain_options(zhou))
     assert code == 0, err
     assert explained_after == explained
-    code, replayed_after, _ = await cli(run_replay_async, settings, **replay_options(prefix))
+    code, replayed_after, _ = await cli(run_replay_async, settings, **vars(replay_args(prefix)))
     assert code == 0, replayed_after
     assert summary(replayed_after) == summary(replayed)
 

@@ -9,7 +9,6 @@ import contextlib
 import time
 import uuid
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -17,9 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
+from services.demo.catch_up import projector_offsets
 from services.kafka.admin import TopicMismatch, ensure_topics
 from services.readmodel.projector import (
-    PROJECTION,
     Projector,
     ProjectorConfig,
     ProjectorMetrics,
@@ -37,18 +36,6 @@ async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-
-
-async def stored(database_url: str) -> dict[TopicPartition, int]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT topic, partition, last_offset FROM projection_positions WHERE projection = $1",
-            PROJECTION,
-        )
-    finally:
-        await conn.close()
-    return {TopicPartition(r["topic"], r["partition"]): r["last_offset"] + 1 for r in rows}
 
 
 async def ends(bootstrap: str, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
@@ -89,7 +76,7 @@ async def test_committed_offsets_follow_what_was_applied(
             end = await ends(kafka_bootstrap, config.topics)
 
             async def caught_up(end=end) -> bool:
-                applied = await stored(fresh_database)
+                applied = await projector_offsets(fresh_database)
                 return all(applied.get(tp, 0) >= offset for tp, offset in end.items())
 
             async def hinted(end=end) -> bool:
@@ -98,7 +85,8 @@ async def test_committed_offsets_follow_what_was_applied(
 
             await until(caught_up, 180, f"round {round_} in the database", running)
             await until(hinted, 60, f"round {round_} committed to the group", running)
-            applied, hint = await stored(fresh_database), await committed(kafka_bootstrap, group)
+            applied = await projector_offsets(fresh_database)
+            hint = await committed(kafka_bootstrap, group)
             assert all(offset <= applied.get(tp, 0) for tp, offset in hint.items())
             if round_ == 0:
                 await produce(kafka_bootstrap, f"commits-{uuid.uuid4().hex[:8]}", 15)
@@ -107,7 +95,7 @@ async def test_committed_offsets_follow_what_was_applied(
         end = await ends(kafka_bootstrap, config.topics)
 
         async def last_applied() -> bool:
-            applied = await stored(fresh_database)
+            applied = await projector_offsets(fresh_database)
             return all(applied.get(tp, 0) >= offset for tp, offset in end.items())
 
         await until(last_applied, 180, "the last records in the database", running)
@@ -116,5 +104,5 @@ async def test_committed_offsets_follow_what_was_applied(
         await asyncio.wait_for(running, 60)
     hint = await committed(kafka_bootstrap, group)
     assert all(hint.get(tp, 0) >= offset for tp, offset in end.items())
-    applied = await stored(fresh_database)
+    applied = await projector_offsets(fresh_database)
     assert all(offset <= applied.get(tp, 0) for tp, offset in hint.items())
