@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The whole system on a synthetic county, with a report (services/demo/README.md).
+# The whole system on a synthetic county, with a report (services/tools/demo/README.md).
 # Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--scale 0.5 --no-keep"`.
 demo: $(VENV)/.installed
 	$(PYTHON) -m services.cli demo $(DEMO_ARGS)
@@ -30,13 +30,13 @@ lint: $(VENV)/.installed
 	$(PYTHON) -m ruff format --check .
 
 stack-up: $(VENV)/.installed
-	$(PYTHON) -m services.localstack up
+	$(PYTHON) -m services.platform.localstack up
 
 stack-down: $(VENV)/.installed
-	$(PYTHON) -m services.localstack down
+	$(PYTHON) -m services.platform.localstack down
 
 stack-status: $(VENV)/.installed
-	$(PYTHON) -m services.localstack status
+	$(PYTHON) -m services.platform.localstack status
 
 # Benchmarks (bench/README.md): start their own broker and PostgreSQL, print a table, write JSON.
 bench: $(VENV)/.installed
@@ -45,7 +45,7 @@ bench: $(VENV)/.installed
 bench-quick: $(VENV)/.installed
 	$(PYTHON) -m bench --quick
 
-# Fault harness (services/faults/README.md): private Kafka + PostgreSQL, PASS/FAIL per scenario,
+# Fault harness (services/tools/faults/README.md): private Kafka + PostgreSQL, PASS/FAIL per scenario,
 # non-zero exit on any FAIL. Options in FAULTS_ARGS, e.g. FAULTS_ARGS="--quick --scenario crashes".
 faults: $(VENV)/.installed
 	$(PYTHON) -m services.cli faults $(FAULTS_ARGS)

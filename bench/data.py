@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.simulation import Event, SimulationParameters, generate
+from services.tools.simulation import Event, SimulationParameters, generate
 
 SEED = 2020
 
@@ -52,9 +52,9 @@ LAYOUT = TopicLayout()
 async def preload(bootstrap: str, data: Dataset, codec: Codec, chunk: int = 5000) -> int:
     """Produce every event to its input topic (acks=all, idempotent), as `shouwang simulate
     --direct` would; returns how many were acknowledged."""
-    from services.personal.keys import CachedKeys, InMemoryKeyStore
-    from services.personal.sealer import PersonalSealer
-    from services.simulation.sinks.kafka import KafkaSink
+    from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
+    from services.platform.personal.sealer import PersonalSealer
+    from services.tools.simulation.sinks.kafka import KafkaSink
 
     # Keys in memory, thrown away after the run: nobody reads the bench's fake personal data,
     # and sealing it still costs what it costs in production.

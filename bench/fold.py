@@ -11,9 +11,9 @@ from bench.data import Dataset
 from bench.report import Figure
 from services.audit.replay import EXPECTED
 from services.contract.codec import Codec
-from services.monitoring import avro_translation as avro
-from services.monitoring.policy import load_policies
-from services.monitoring.processing import Position, apply_record
+from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.service import Position, apply_record
 
 TARGET_EVENTS_PER_SECOND = 50_000
 NOW = datetime(2021, 6, 30, tzinfo=UTC)

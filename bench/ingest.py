@@ -26,19 +26,19 @@ from bench.data import LAYOUT, Dataset
 from bench.report import Figure
 from services.contract.codec import Codec
 from services.contract.topics import VISITS
-from services.localstack.kafka import resolve_classpath
-from services.localstack.ports import free_ports
-from services.personal.keys import CachedKeys, InMemoryKeyStore
-from services.personal.sealer import PersonalSealer
-from services.simulation import Event
-from services.simulation import records as rec
-from services.simulation.sinks.api import request_json
-from services.visits.app import Dependencies, Limits, build_app
+from services.platform.auth.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
+from services.platform.kafka.producer import KafkaSink
+from services.platform.localstack.kafka import resolve_classpath
+from services.platform.localstack.ports import free_ports
+from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
+from services.platform.personal.sealer import PersonalSealer
+from services.tools.simulation import Event
+from services.tools.simulation import records as rec
+from services.tools.simulation.sinks.api import request_json
 from services.visits.directory import CachedDirectory, InMemoryDirectory
+from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.entrypoints.openapi import load_document
 from services.visits.metrics import VisitsMetrics
-from services.visits.openapi import load_document
-from services.visits.producer import KafkaSink
-from services.visits.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
 
 SECRET = "sw_bench_operator"
 CONCURRENCY = 16  # clients posting single records at once

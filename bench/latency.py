@@ -22,7 +22,7 @@ from bench.data import Dataset
 from bench.report import Figure
 from bench.worker import _end_offsets
 from services.contract.codec import Codec
-from services.readmodel.migrate import apply_migrations
+from services.platform.postgres.migrate import apply_migrations
 from services.readmodel.projector import (
     PROJECTION,
     TOPICS,

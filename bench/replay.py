@@ -9,11 +9,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.data import Dataset
 from bench.report import Figure
-from services.audit.log import KafkaLog
 from services.audit.replay import EXPECTED, MONITORING_INPUTS, Replay
 from services.contract.codec import Codec
 from services.contract.topics import RISK
-from services.monitoring.policy import load_policies
+from services.monitoring.domain.policy import load_policies
+from services.platform.kafka.log import KafkaLog
 
 TOPICS = [t.name for t in MONITORING_INPUTS] + [RISK.name]  # as run_replay_async reads them
 TARGET_RATIO = 0.8

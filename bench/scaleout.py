@@ -24,7 +24,7 @@ from bench.report import Figure
 from bench.worker import TOPICS, _caught_up, _end_offsets, _start
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.localstack.processes import stop_child
+from services.platform.localstack.processes import stop_child
 
 PARTITIONS = (12, 4, 1)  # 12 first: it is every figure's baseline
 WORKERS = (1, 2)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from bench.data import LAYOUT
 from services.contract.topics import CATALOGUE, TopicLayout
-from services.kafka.admin import ensure_topics
-from services.localstack.kafka import LocalKafka
-from services.localstack.postgres import LocalPostgres
+from services.platform.kafka.admin import ensure_topics
+from services.platform.localstack.kafka import LocalKafka
+from services.platform.localstack.postgres import LocalPostgres
 
 
 class Stack:

@@ -40,14 +40,14 @@ from bench.replay import raw_read
 from bench.report import Figure
 from services.audit.replay import EXPECTED
 from services.contract.codec import Codec
-from services.localstack.ports import free_ports
-from services.localstack.processes import stop_child
-from services.localstack.workers import monitoring_env, start_monitoring_worker
-from services.monitoring import avro_translation as avro
-from services.monitoring.app import INPUT_TOPICS, changelog_topics, ticks_topic
-from services.monitoring.policy import load_policies
-from services.monitoring.processing import Position, apply_record
-from services.monitoring.table_codec import dump_row, dump_summary
+from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.adapters.table_codec import dump_row, dump_summary
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.entrypoints.app import INPUT_TOPICS, changelog_topics, ticks_topic
+from services.monitoring.service import Position, apply_record
+from services.platform.localstack.ports import free_ports
+from services.platform.localstack.processes import stop_child
+from services.tools.workers import monitoring_env, start_monitoring_worker
 
 TARGET_HOUSEHOLDS, TARGET_SECONDS = 1_000_000, 60.0
 TARGET_RATE = TARGET_HOUSEHOLDS / TARGET_SECONDS

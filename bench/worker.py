@@ -24,9 +24,9 @@ from bench.report import Figure
 from services.audit.replay import MONITORING_INPUTS
 from services.contract.codec import Codec
 from services.contract.topics import RISK
-from services.localstack.ports import free_ports
-from services.localstack.processes import stop_child
-from services.localstack.workers import monitoring_env, start_monitoring_worker
+from services.platform.localstack.ports import free_ports
+from services.platform.localstack.processes import stop_child
+from services.tools.workers import monitoring_env, start_monitoring_worker
 
 TOPICS = [t.name for t in MONITORING_INPUTS]
 TARGET_RATIO = 0.5

@@ -8,15 +8,15 @@ import json
 import logging
 import sys
 
-from services.config import Settings, SettingsError, kafka_bootstrap
 from services.contract.errors import ContractError
-from services.kafka.security import KafkaSecurity
+from services.platform.config import Settings, SettingsError, kafka_bootstrap
+from services.platform.kafka.security import KafkaSecurity
 
 # Errors main() reports as a refusal (exit 2) whose modules import asyncpg or aiokafka: named
 # here, not imported, so that building the parser loads neither (see reported_errors).
 _LATE_ERRORS = (
-    ("services.readmodel.migrate", "MigrationError"),
-    ("services.kafka.clients", "KafkaAccessRefused"),
+    ("services.platform.postgres.migrate", "MigrationError"),
+    ("services.platform.kafka.clients", "KafkaAccessRefused"),
     ("services.audit.archive", "ArchiveError"),  # --archive naming a directory that is not one
 )
 
@@ -36,7 +36,7 @@ def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from services.contract.topics import CATALOGUE
-    from services.kafka.admin import ensure_topics
+    from services.platform.kafka.admin import ensure_topics
 
     if args.action == "list":
         for topic in CATALOGUE:
@@ -52,7 +52,7 @@ def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from services.localstack import stack
+    from services.platform.localstack import stack
 
     if args.action == "up":
         info = stack.up(settings.home)
@@ -71,13 +71,13 @@ def _readmodel():
 
 
 def _support():
-    from services.support import commands
+    from services.support.entrypoints import commands
 
     return commands
 
 
 def _monitoring():
-    from services.monitoring import commands
+    from services.monitoring.entrypoints import commands
 
     return commands
 
@@ -114,15 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     monitoring = commands.add_parser("monitoring", help="run a monitoring (risk) worker")
     monitoring.set_defaults(run=lambda args, settings: _monitoring().run_monitoring(settings))
 
-    from services.simulation.command import add_simulate_command
+    from services.tools.simulation.command import add_simulate_command
 
     add_simulate_command(commands)
 
-    from services.visits.commands import add_commands as add_visits_commands
+    from services.visits.entrypoints.commands import add_commands as add_visits_commands
 
     add_visits_commands(commands)
 
-    from services.demo.commands import add_commands as add_demo_commands
+    from services.tools.demo.commands import add_commands as add_demo_commands
 
     add_demo_commands(commands)
 
@@ -130,11 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_commands(commands)
 
-    from services.faults.commands import add_commands as add_faults_commands
+    from services.tools.faults.commands import add_commands as add_faults_commands
 
     add_faults_commands(commands)
 
-    from services.operator_actions.commands import add_commands as add_operator_commands
+    from services.support.entrypoints.catalogue_commands import (
+        add_commands as add_operator_commands,
+    )
 
     add_operator_commands(commands)
     from services.personal.commands import add_commands as add_personal_commands

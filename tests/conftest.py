@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from services.localstack.kafka import LocalKafka
-from services.localstack.postgres import LocalPostgres
-from services.localstack.provision import Provisioned, provide_database, provide_kafka
+from services.platform.localstack.kafka import LocalKafka
+from services.platform.localstack.postgres import LocalPostgres
+from services.platform.localstack.provision import Provisioned, provide_database, provide_kafka
 
 # No test may fail for being slow: these machines are shared and noisy. Hypothesis would fail an
 # example that took over 200 ms (its default deadline; a broker round trip under load does) and
@@ -42,7 +42,7 @@ def _traversable_temp_dir(prefix: str, parent: Path | None = None) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def personal_master_key() -> Iterator[bytes]:
     """The session's personal-data master key (SHOUWANG_PERSONAL_MASTER_KEY)."""
-    from services.personal.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, load_master_key
+    from services.platform.personal.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, load_master_key
 
     if os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV):
         yield load_master_key()

@@ -23,8 +23,8 @@ from typing import Any
 
 import fastavro
 
-from .chain import record_link
-from .log import LogRecord
+from services.audit.chain import record_link
+from services.platform.kafka.log import LogRecord
 
 MANIFEST = "manifest.json"
 FORMAT = 1

@@ -1,7 +1,7 @@
 """Tamper evidence, pure: monitoring's per-household hash chains recomputed from the log, the
 search for the log prefix an emitted assessment was computed from, and archive record links.
 
-Monitoring (services/monitoring/processing.py) keeps, per household, one chain *per input
+Monitoring (services/monitoring/service.py) keeps, per household, one chain *per input
 topic*: head' = sha256(head | topic:partition:offset | frame), over that household's records in
 offset order, and stamps each RiskAssessed with `chain_hash`, a sha256 over every topic's
 (topic, partition, offset, head). The order *across* topics is the worker's arrival order,
@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.monitoring.processing import chain_hash
+from services.monitoring.service import chain_hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from services.config import Settings
 from services.contract.topics import CATALOGUE, RISK, TopicLayout
+from services.platform.config import Settings
 
 # The CLI imports this module to build its parser: the log readers (aiokafka) and the codec are
 # imported by the commands that use them (tests/unit/test_cli.py).
 if TYPE_CHECKING:
-    from .log import KafkaLog, LogRecord, Range
-    from .replay import Difference, Replay
+    from services.audit.replay import Difference, Replay
+    from services.platform.kafka.log import KafkaLog, LogRecord, Range
 
 INTERRUPTED = 130
 
@@ -80,8 +80,8 @@ def _offsets(text: str) -> dict[tuple[str, int], int]:
 
 
 def _span(args: argparse.Namespace) -> Range:
-    from .explain import moment
-    from .log import Range
+    from services.audit.explain import moment
+    from services.platform.kafka.log import Range
 
     start = start_offsets = None
     if args.start:
@@ -94,7 +94,7 @@ def _span(args: argparse.Namespace) -> Range:
 
 
 def _day_start(text: str) -> datetime:
-    from .explain import moment
+    from services.audit.explain import moment
 
     return moment(text + "T00:00:00")
 
@@ -126,13 +126,12 @@ class _Fed:
 async def run_replay_async(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO
 ) -> int:
+    from services.audit import archive
+    from services.audit.explain import moment
+    from services.audit.replay import MONITORING_INPUTS, Replay, compare_readmodel, expected_rows
     from services.contract.codec import Codec
-    from services.monitoring.policy import load_policies
-
-    from . import archive
-    from .explain import moment
-    from .log import KafkaLog
-    from .replay import MONITORING_INPUTS, Replay, compare_readmodel, expected_rows
+    from services.monitoring.domain.policy import load_policies
+    from services.platform.kafka.log import KafkaLog
 
     codec, policies = Codec.default(), load_policies()
     replay = Replay(
@@ -144,7 +143,7 @@ async def run_replay_async(
         log = None
         source = archive.batches_of(Path(args.archive), set(topics))
     else:
-        from services.config import kafka_bootstrap
+        from services.platform.config import kafka_bootstrap
 
         log = KafkaLog(kafka_bootstrap(settings), topics, span)
         source = log.batches()
@@ -225,13 +224,12 @@ async def _read_model(settings: Settings, households: list[str]):
 async def run_explain_async(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO
 ) -> int:
+    from services.audit import archive
+    from services.audit.explain import explain, moment, render
+    from services.audit.replay import MONITORING_INPUTS, Replay
     from services.contract.codec import Codec
-    from services.monitoring.policy import load_policies
-
-    from . import archive
-    from .explain import explain, moment, render
-    from .log import KafkaLog, Range, partition_of
-    from .replay import MONITORING_INPUTS, Replay
+    from services.monitoring.domain.policy import load_policies
+    from services.platform.kafka.log import KafkaLog, Range, partition_of
 
     codec, policies = Codec.default(), load_policies()
     replay = Replay(codec, policies, pinned_policy=args.policy)
@@ -243,7 +241,7 @@ async def run_explain_async(
             if r.key == key:
                 replay.feed(r)
     else:
-        from services.config import kafka_bootstrap
+        from services.platform.config import kafka_bootstrap
 
         layout: TopicLayout = settings.layout
         only = {t.name: {partition_of(key, layout.partitions(t))} for t in MONITORING_INPUTS}
@@ -270,9 +268,9 @@ async def run_explain_async(
 async def run_archive_async(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO
 ) -> int:
-    from . import archive
-    from .explain import moment
-    from .log import KafkaLog, Range
+    from services.audit import archive
+    from services.audit.explain import moment
+    from services.platform.kafka.log import KafkaLog, Range
 
     directory = Path(args.dir)
     if args.action == "verify":
@@ -281,7 +279,7 @@ async def run_archive_async(
             print(f.line(), file=out)
         print(f"archive verify: {checked} records checked, {len(findings)} problem(s)", file=out)
         return 1 if findings else 0
-    from services.config import kafka_bootstrap
+    from services.platform.config import kafka_bootstrap
 
     topics = args.topics or [t.name for t in CATALOGUE]
     existing = archive.read_manifest(directory)

@@ -8,14 +8,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from services.monitoring.assess import assess
-from services.monitoring.fold import evolve
-from services.monitoring.policy import PolicyBook
-from services.monitoring.processing import policy_for
-from services.monitoring.state import empty
-from services.monitoring.view import household_document
-
-from .replay import EventNote
+from services.audit.replay import EventNote
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.fold import evolve
+from services.monitoring.domain.policy import PolicyBook
+from services.monitoring.domain.state import empty
+from services.monitoring.domain.view import household_document
+from services.monitoring.service import policy_for
 
 
 def moment(text: str) -> datetime:

@@ -2,7 +2,7 @@
 of `replay --verify` (emitted assessments re-derived from the log prefix their chain hash
 names; the read model compared with the rebuilt state). No Kafka, no database here.
 
-The record handling mirrors the monitoring agent (services/monitoring/app.py `handle`): decode
+The record handling mirrors the monitoring agent (services/monitoring/entrypoints/app.py `handle`): decode
 with the topic's expected type, translate, check the key, evolve; a record the agent would
 dead-letter is not applied and not chained here either.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from services.audit.chain import HouseholdChains, describe_window, locate
 from services.contract.codec import Codec
 from services.contract.errors import ContractError
 from services.contract.topics import (
@@ -29,17 +30,15 @@ from services.contract.topics import (
     SUPPORT_MEASURES,
     VISITS,
 )
-from services.monitoring import avro_translation as avro
-from services.monitoring.assess import Assessment, assess
-from services.monitoring.facts import registry_at, visits_at
-from services.monitoring.fold import NotApplicable, evolve
-from services.monitoring.policy import PolicyBook
-from services.monitoring.processing import policy_for
-from services.monitoring.state import HouseholdState, empty
+from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.domain.assess import Assessment, assess
+from services.monitoring.domain.facts import registry_at, visits_at
+from services.monitoring.domain.fold import NotApplicable, evolve
+from services.monitoring.domain.policy import PolicyBook
+from services.monitoring.domain.state import HouseholdState, empty
+from services.monitoring.service import policy_for
 
-from .chain import HouseholdChains, describe_window, locate
-
-# The topics the monitoring agent consumes (services/monitoring/app.py INPUT_TOPICS; a unit
+# The topics the monitoring agent consumes (services/monitoring/entrypoints/app.py INPUT_TOPICS; a unit
 # test keeps the two equal).
 MONITORING_INPUTS = (
     HOUSEHOLD_REGISTRY,

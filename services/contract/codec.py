@@ -13,9 +13,9 @@ from typing import Any
 
 import fastavro
 
-from .errors import CorruptFrame, InvalidRecord, UnknownSchema
-from .schemas import SchemaRegistry, SchemaVersion
-from .validation import Valid, problems_in, validity
+from services.contract.errors import CorruptFrame, InvalidRecord, UnknownSchema
+from services.contract.schemas import SchemaRegistry, SchemaVersion
+from services.contract.validation import Valid, problems_in, validity
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(MAGIC) + 8

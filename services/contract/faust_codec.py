@@ -6,7 +6,7 @@ from typing import Any
 
 from faust.serializers import codecs
 
-from .codec import Codec, Decoded
+from services.contract.codec import Codec, Decoded
 
 CODEC_NAME = "shouwang-avro"
 

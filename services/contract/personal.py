@@ -25,7 +25,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import ContractError
+from services.contract.errors import ContractError
 
 ALGORITHM = "AES-256-GCM/HMAC-SHA256-NONCE"
 KEY_BYTES = 32

@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from .errors import ContractError, IncompatibleSchema, UnknownEventType
+from services.contract.errors import ContractError, IncompatibleSchema, UnknownEventType
 
 SCHEMAS_DIR_ENV = "SHOUWANG_SCHEMAS_DIR"
 

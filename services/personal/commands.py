@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from services.config import Settings, SettingsError
 from services.contract.errors import ContractError
 from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY
+from services.platform.config import Settings, SettingsError
 
 # The CLI imports this module to build its parser; the key store (asyncpg), the sealing
 # (cryptography) and the codec are imported by the commands that use them
@@ -26,8 +26,7 @@ from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY
 if TYPE_CHECKING:
     from services.contract.codec import Codec
     from services.contract.personal import DataKey, Subject
-
-    from .keys import KeyStore, Shredded
+    from services.platform.personal.keys import KeyStore, Shredded
 
 MAX_ACTOR = 64
 MAX_REASON = 500
@@ -86,8 +85,7 @@ async def entries_of(
 ) -> list[Entry]:
     """Each registry record's personal data, opened with the store's keys; oldest first."""
     from services.contract.personal import PERSONAL_FIELDS, SealError, unseal
-
-    from .keys import Shredded
+    from services.platform.personal.keys import Shredded
 
     spec = PERSONAL_FIELDS[event_type]
     keys: dict[str, DataKey | Shredded | None] = {}
@@ -137,8 +135,8 @@ def subject_of(args: argparse.Namespace) -> Subject:
 
 async def read_registry(bootstrap: str, settings: Settings, subject: Subject, codec: Codec):
     """The subject's registry records from the log (its one partition), decoded."""
-    from services.audit.log import KafkaLog, Range, partition_of
     from services.contract.personal import CADRE, HOUSEHOLD
+    from services.platform.kafka.log import KafkaLog, Range, partition_of
 
     topic = {HOUSEHOLD: HOUSEHOLD_REGISTRY, CADRE: CADRES}[subject.kind]
     key = subject.subject_id.encode("utf-8")
@@ -152,11 +150,10 @@ async def read_registry(bootstrap: str, settings: Settings, subject: Subject, co
 
 
 async def run_show(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    from services.config import kafka_bootstrap
     from services.contract.codec import Codec
+    from services.platform.config import kafka_bootstrap
+    from services.platform.personal.keys import PostgresKeyStore, load_master_key
     from services.readmodel.commands import local_database_url
-
-    from .keys import PostgresKeyStore, load_master_key
 
     subject = subject_of(args)
     master = load_master_key()
@@ -186,10 +183,9 @@ async def run_show(args: argparse.Namespace, settings: Settings, out: TextIO, er
 async def run_forget(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     import asyncpg
 
+    from services.platform.personal.keys import PostgresKeyStore, load_master_key
+    from services.platform.postgres.migrate import apply_migrations
     from services.readmodel.commands import local_database_url
-    from services.readmodel.migrate import apply_migrations
-
-    from .keys import PostgresKeyStore, load_master_key
 
     subject = subject_of(args)
     check_forget_arguments(args.actor, args.reason)
@@ -222,7 +218,7 @@ async def run_forget(args: argparse.Namespace, settings: Settings, out: TextIO, 
 
 def _run(coroutine_fn):
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        from .keys import DB_ERRORS, KeysUnavailable
+        from services.platform.personal.keys import DB_ERRORS, KeysUnavailable
 
         try:
             return asyncio.run(coroutine_fn(args, settings, sys.stdout, sys.stderr))

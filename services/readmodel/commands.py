@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from services.config import Settings, SettingsError, kafka_bootstrap
+from services.platform.config import Settings, SettingsError, kafka_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def local_database_url(settings: Settings) -> str:
     """DATABASE_URL, else the local stack's PostgreSQL (`shouwang stack up`)."""
     if settings.database_url:
         return settings.database_url
-    from services.localstack import stack
+    from services.platform.localstack import stack
 
     postgres = stack.status(settings.home).get("postgres", {})
     if not postgres.get("running") or not postgres.get("database_url"):
@@ -65,7 +65,7 @@ async def prepare_schema(database: Database) -> list[str]:
     A duty role may not change the schema (0005_roles), and should not try: migrating is the
     owner's job (`shouwang db migrate`, or any service started with the owner's URL).
     """
-    from services.readmodel.migrate import apply_migrations, check_schema
+    from services.platform.postgres.migrate import apply_migrations, check_schema
 
     if database.owner:
         return await apply_migrations(database.url)
@@ -76,8 +76,8 @@ async def prepare_schema(database: Database) -> list[str]:
 def run_projector(settings: Settings) -> int:
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from services.contract.catalogue import load_catalogue
     from services.readmodel.projector import ProjectorConfig, serve
-    from services.support.catalogue import load_catalogue
 
     catalogue = load_catalogue(settings.catalogue_path)
     database = database_for(settings, "projector")
@@ -172,7 +172,7 @@ def run_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(url: str) -> list[str]:
-    from services.readmodel.migrate import apply_migrations
+    from services.platform.postgres.migrate import apply_migrations
 
     return await apply_migrations(url)
 

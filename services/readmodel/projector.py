@@ -39,7 +39,7 @@ from services.contract.topics import (
     SUPPORT_MEASURES,
     VISITS,
 )
-from services.kafka import clients as kafka_clients
+from services.platform.kafka import clients as kafka_clients
 
 log = logging.getLogger(__name__)
 
@@ -790,7 +790,7 @@ async def write_pools(conn: asyncpg.Connection, catalogue) -> None:
 async def serve(config: ProjectorConfig, catalogue, registry: CollectorRegistry) -> None:
     """Migrate (or check the schema), record the catalogue's pools, then project until
     SIGTERM or SIGINT."""
-    from services.readmodel.migrate import apply_migrations, check_schema
+    from services.platform.postgres.migrate import apply_migrations, check_schema
 
     projector = Projector(config, Codec.default(), ProjectorMetrics(registry))
     loop = asyncio.get_running_loop()

@@ -14,18 +14,17 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.config import Settings, VisitsSettings, kafka_bootstrap
 from services.contract.codec import Codec
-from services.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
-from services.personal.sealer import PersonalSealer, postgres_sealer
+from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
+from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
+from services.platform.kafka.producer import KafkaSink
+from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
+from services.platform.personal.sealer import PersonalSealer, postgres_sealer
 from services.readmodel.commands import Database, database_for, prepare_schema
-
-from .app import Dependencies, Limits, build_app
-from .directory import CachedDirectory, PostgresDirectory
-from .metrics import VisitsMetrics
-from .openapi import load_document
-from .producer import KafkaSink
-from .tokens import CachedTokens, PostgresTokenStore
+from services.visits.directory import CachedDirectory, PostgresDirectory
+from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.entrypoints.openapi import load_document
+from services.visits.metrics import VisitsMetrics
 
 log = logging.getLogger(__name__)
 

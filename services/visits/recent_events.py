@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .producer import Delivery
+from services.platform.kafka.producer import Delivery
 
 
 @dataclass(frozen=True)

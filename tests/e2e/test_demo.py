@@ -25,12 +25,12 @@ import asyncpg
 import pytest
 
 from services.contract.topics import INPUT_TOPICS
-from services.demo.supervisor import stop_leftovers
-from services.localstack.kafka import LocalKafka
-from services.localstack.postgres import LocalPostgres
-from services.localstack.processes import pid_alive
-from services.simulation.parameters import SimulationParameters
-from services.simulation.stream import generate
+from services.platform.localstack.kafka import LocalKafka
+from services.platform.localstack.postgres import LocalPostgres
+from services.platform.localstack.processes import pid_alive
+from services.tools.demo.supervisor import stop_leftovers
+from services.tools.simulation.parameters import SimulationParameters
+from services.tools.simulation.stream import generate
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,17 +14,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
-from services.config import Settings, kafka_bootstrap
-from services.localstack import stack
-from services.localstack.errors import LocalStackError
-from services.localstack.kafka import (
+from services.platform.config import Settings, kafka_bootstrap
+from services.platform.localstack import stack
+from services.platform.localstack.errors import LocalStackError
+from services.platform.localstack.kafka import (
     DEFAULT_POM,
     QUICK_RESTART_CONFIG,
     LocalKafka,
     kafka_version,
 )
-from services.localstack.processes import pid_alive
-from services.localstack.provision import provide_kafka
+from services.platform.localstack.processes import pid_alive
+from services.platform.localstack.provision import provide_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ def test_kafka_from_environment_starts_nothing(kafka_bootstrap: str, tmp_path: P
 
 def run_stack(home: Path, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.localstack", command, "--home", str(home)],
+        [sys.executable, "-m", "services.platform.localstack", command, "--home", str(home)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from services.localstack.errors import LocalStackError
-from services.localstack.postgres import LocalPostgres
-from services.localstack.provision import Provisioned, provide_database
-from services.readmodel.migrate import (
+from services.platform.localstack.errors import LocalStackError
+from services.platform.localstack.postgres import LocalPostgres
+from services.platform.localstack.provision import Provisioned, provide_database
+from services.platform.postgres.migrate import (
     MIGRATIONS_DIR,
     MigrationError,
     apply_migrations,

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from services.localstack.ports import LOOPBACK, free_ports
-from services.localstack.processes import tail
+from services.platform.localstack.ports import LOOPBACK, free_ports
+from services.platform.localstack.processes import tail
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

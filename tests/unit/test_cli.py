@@ -51,8 +51,8 @@ def test_the_monitoring_command_reaches_its_worker(monkeypatch, capsys):
 
 def test_errors_from_modules_imported_late_are_still_reported():
     from services.cli import reported_errors
-    from services.kafka.clients import KafkaAccessRefused
-    from services.readmodel.migrate import MigrationError
+    from services.platform.kafka.clients import KafkaAccessRefused
+    from services.platform.postgres.migrate import MigrationError
 
     assert {MigrationError, KafkaAccessRefused} <= set(reported_errors())
 

@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
 from services.contract.topics import DEAD_LETTERS, RISK, TopicLayout
-from services.monitoring.app import build_app
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.entrypoints.app import build_app
 from services.monitoring.metrics import MonitoringMetrics
-from services.monitoring.policy import load_policies
 from tests.unit.monitoring.households import at, review, wu_chickens, wu_sales_aid, zhou_uremia
 
 CODEC = Codec.default()
@@ -169,7 +169,7 @@ async def test_transient_errors_are_retried_then_the_process_gives_up_without_de
 ):
     from aiokafka.errors import KafkaConnectionError
 
-    from services.monitoring import app as app_module
+    from services.monitoring.entrypoints import app as app_module
 
     monkeypatch.setattr(app_module, "RETRY_DELAYS", (0.01, 0.01))
     outbox = RecordingOutbox()

@@ -15,16 +15,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.audit.commands import run_replay_async
-from services.audit.log import LogRecord
 from services.audit.replay import MONITORING_INPUTS
-from services.config import Settings
 from services.contract.topics import RISK, TopicLayout, topic_for
-from services.kafka.admin import ensure_topics
-from services.monitoring.policy import load_policies
-from services.readmodel.migrate import apply_migrations
+from services.monitoring.domain.policy import load_policies
+from services.platform.config import Settings
+from services.platform.kafka.admin import ensure_topics
+from services.platform.kafka.log import LogRecord
+from services.platform.postgres.migrate import apply_migrations
 from services.readmodel.projector import STATEMENTS, rows_for
-from services.simulation.parameters import SimulationParameters
-from services.simulation.stream import generate
+from services.tools.simulation.parameters import SimulationParameters
+from services.tools.simulation.stream import generate
 from tests.unit.audit.emitter import CODEC, emitted
 from tests.unit.monitoring.households import monitored_then_eliminated, wu_chickens, zhou_uremia
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from services.contract.codec import Codec
 from services.contract.topics import CATALOGUE, TopicLayout
-from services.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from tests.avro_strategies import normalised, records
 
 pytestmark = pytest.mark.integration

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.log import KafkaLog
 from services.contract.codec import Codec
 from services.contract.topics import RISK, TopicLayout, topic_for
-from services.kafka import clients
-from services.kafka.admin import ensure_topics
-from services.localstack.ports import free_ports
-from services.localstack.processes import stop_child
-from services.localstack.workers import monitoring_env, start_monitoring_worker
-from services.visits.producer import BrokerUnavailable, KafkaSink
+from services.platform.kafka import clients
+from services.platform.kafka.admin import ensure_topics
+from services.platform.kafka.log import KafkaLog
+from services.platform.kafka.producer import BrokerUnavailable, KafkaSink
+from services.platform.localstack.ports import free_ports
+from services.platform.localstack.processes import stop_child
+from services.tools.workers import monitoring_env, start_monitoring_worker
 from tests.integration.kafka.pki import make_pki
 from tests.unit.monitoring.households import marginal
 

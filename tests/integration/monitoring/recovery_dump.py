@@ -32,10 +32,10 @@ def main() -> None:
 
     from services.contract.codec import Codec
     from services.contract.topics import TopicLayout
-    from services.kafka import faust_recovery
-    from services.monitoring import app as monitoring_app
+    from services.monitoring.domain.policy import load_policies
+    from services.monitoring.entrypoints import app as monitoring_app
     from services.monitoring.metrics import MonitoringMetrics
-    from services.monitoring.policy import load_policies
+    from services.platform.kafka.faust import recovery as faust_recovery
 
     if "--stock" in flags:
         monitoring_app.faust_recovery = type("Stock", (), {"install": staticmethod(lambda a: a)})

@@ -18,10 +18,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.contract.codec import Codec
 from services.contract.topics import BY_NAME, DEAD_LETTERS, RISK, TopicLayout, topic_for
-from services.kafka.admin import ensure_topics
-from services.localstack.ports import free_port
-from services.localstack.processes import stop_child
-from services.localstack.workers import monitoring_env, start_monitoring_worker
+from services.platform.kafka.admin import ensure_topics
+from services.platform.localstack.ports import free_port
+from services.platform.localstack.processes import stop_child
+from services.tools.workers import monitoring_env, start_monitoring_worker
 from tests.unit.monitoring.households import (
     Record,
     at,

@@ -24,8 +24,8 @@ from aiokafka.partitioner import murmur2
 
 from bench.state import create_changelogs
 from services.contract.topics import TopicLayout
-from services.kafka.admin import ensure_topics
-from services.monitoring.app import INPUT_TOPICS, TABLES, changelog_topics
+from services.monitoring.entrypoints.app import INPUT_TOPICS, TABLES, changelog_topics
+from services.platform.kafka.admin import ensure_topics
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

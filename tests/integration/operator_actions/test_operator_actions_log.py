@@ -23,18 +23,18 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from services.audit.log import KafkaLog
 from services.cli import main
-from services.config import Settings
+from services.contract.catalogue import DEFAULT_CATALOGUE
+from services.contract.catalogue_changes import load_with_content
 from services.contract.codec import Codec
 from services.contract.topics import OPERATOR_ACTIONS, TopicLayout
-from services.kafka.admin import TopicMismatch, ensure_topics
-from services.operator_actions.commands import activate_at_start
-from services.operator_actions.log import read_actions
-from services.readmodel.migrate import apply_migrations
-from services.support.catalogue import DEFAULT_CATALOGUE
-from services.support.catalogue_changes import load_with_content
-from services.visits.tokens import hash_secret
+from services.platform.actions.log import read_actions
+from services.platform.auth.tokens import hash_secret
+from services.platform.config import Settings
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.kafka.log import KafkaLog
+from services.platform.postgres.migrate import apply_migrations
+from services.support.entrypoints.catalogue_commands import activate_at_start
 from tests.integration.readmodel.test_projector import start_projector, wait_for
 
 pytestmark = pytest.mark.integration

@@ -17,15 +17,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.audit.commands import run_explain_async, run_replay_async
-from services.audit.log import KafkaLog, LogRecord
-from services.config import Settings, VisitsSettings
 from services.contract.topics import HOUSEHOLD_REGISTRY, TopicLayout
-from services.kafka.admin import TopicMismatch, ensure_topics
-from services.monitoring.policy import load_policies
+from services.monitoring.domain.policy import load_policies
 from services.personal.commands import run_forget, run_show
-from services.personal.keys import CachedKeys, PostgresKeyStore
-from services.personal.sealer import PersonalSealer
-from services.readmodel.migrate import apply_migrations
+from services.platform.config import Settings, VisitsSettings
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.kafka.log import KafkaLog, LogRecord
+from services.platform.personal.keys import CachedKeys, PostgresKeyStore
+from services.platform.personal.sealer import PersonalSealer
+from services.platform.postgres.migrate import apply_migrations
 from tests.integration.audit.test_replay_verify import args as replay_args
 from tests.integration.audit.test_replay_verify import produce, project
 from tests.integration.visits.conftest import issue, running_app

@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from services.readmodel.migrate import apply_migrations
+from services.platform.postgres.migrate import apply_migrations
 
 pytestmark = pytest.mark.integration
 

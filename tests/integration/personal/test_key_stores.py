@@ -12,14 +12,14 @@ import asyncpg
 import pytest
 
 from services.contract.personal import Subject
-from services.personal.keys import (
+from services.platform.personal.keys import (
     InMemoryKeyStore,
     KeyStoreMismatch,
     KeysUnavailable,
     PostgresKeyStore,
     Shredded,
 )
-from services.readmodel.migrate import apply_migrations
+from services.platform.postgres.migrate import apply_migrations
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.kafka.admin import ensure_topics
-from services.readmodel.migrate import apply_migrations
+from services.platform.kafka.admin import ensure_topics
+from services.platform.postgres.migrate import apply_migrations
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.data import load
 from services.contract.codec import Codec
-from services.readmodel.migrate import apply_migrations
+from services.platform.postgres.migrate import apply_migrations
 from services.readmodel.projector import (
     TOPICS,
     Projector,

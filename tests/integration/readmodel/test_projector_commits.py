@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.demo.catch_up import projector_offsets
-from services.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.readmodel.projector import (
     Projector,
     ProjectorConfig,
     ProjectorMetrics,
 )
+from services.tools.demo.catch_up import projector_offsets
 from tests.integration.readmodel.test_projector import fresh_database, produce  # noqa: F401
 
 pytestmark = pytest.mark.integration

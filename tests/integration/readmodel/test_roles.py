@@ -24,27 +24,27 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from services.cli import main
-from services.config import Settings, VisitsSettings
 from services.contract.topics import TopicLayout
-from services.kafka.admin import TopicMismatch, ensure_topics
-from services.readmodel.commands import GROUP_ROLES, create_login, database_for, prepare_schema
-from services.readmodel.migrate import (
-    MIGRATIONS_DIR,
-    MigrationError,
-    apply_migrations,
-    check_schema,
-    load_migrations,
-)
-from services.support.api import ApiDependencies, ApiMetrics, build_api, init_connection
-from services.visits.app import build_app
-from services.visits.bootstrap import wired
-from services.visits.tokens import (
+from services.platform.auth.tokens import (
     CachedTokens,
     PostgresTokenStore,
     hash_secret,
     new_secret,
     new_token,
 )
+from services.platform.config import Settings, VisitsSettings
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.postgres.migrate import (
+    MIGRATIONS_DIR,
+    MigrationError,
+    apply_migrations,
+    check_schema,
+    load_migrations,
+)
+from services.readmodel.api import ApiDependencies, ApiMetrics, build_api, init_connection
+from services.readmodel.commands import GROUP_ROLES, create_login, database_for, prepare_schema
+from services.visits.bootstrap import wired
+from services.visits.entrypoints.http import build_app
 from tests.integration.readmodel.test_projector import produce, wait_for
 from tests.visits_samples import CADRE, TOWNSHIP, sample
 

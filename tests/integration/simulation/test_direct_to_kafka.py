@@ -18,10 +18,10 @@ from services.contract.codec import Codec
 from services.contract.errors import CorruptFrame
 from services.contract.personal import PERSONAL_FIELDS, unseal
 from services.contract.topics import CADRES, INPUT_TOPICS, VISITS, TopicLayout
-from services.personal.keys import CachedKeys, InMemoryKeyStore
-from services.personal.sealer import PersonalSealer
-from services.simulation import SimulationParameters, generate, simulate
-from services.simulation.sinks.kafka import KafkaSink
+from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
+from services.platform.personal.sealer import PersonalSealer
+from services.tools.simulation import SimulationParameters, generate, simulate
+from services.tools.simulation.sinks.kafka import KafkaSink
 
 pytestmark = pytest.mark.integration
 CODEC = Codec.default()

@@ -14,15 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from services.readmodel.migrate import apply_migrations
-from services.support.api import (
+from services.platform.auth.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
+from services.platform.postgres.migrate import apply_migrations
+from services.readmodel.api import (
     OPENAPI_PATH,
     ApiDependencies,
     ApiMetrics,
     build_api,
     init_connection,
 )
-from services.visits.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)

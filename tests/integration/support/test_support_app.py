@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.contract.catalogue import DEFAULT_CATALOGUE
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.kafka.admin import ensure_topics
-from services.localstack.processes import stop_child
-from services.support.catalogue import DEFAULT_CATALOGUE
+from services.platform.kafka.admin import ensure_topics
+from services.platform.localstack.processes import stop_child
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

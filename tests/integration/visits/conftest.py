@@ -14,14 +14,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.config import VisitsSettings
 from services.contract.codec import Codec, Decoded
 from services.contract.topics import TopicLayout
-from services.kafka.admin import TopicMismatch, ensure_topics
-from services.readmodel.migrate import apply_migrations
-from services.visits.app import build_app
+from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
+from services.platform.config import VisitsSettings
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.postgres.migrate import apply_migrations
 from services.visits.bootstrap import wired
-from services.visits.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
+from services.visits.entrypoints.http import build_app
 
 # The contract tests' layout; if another test created the topics first, any layout will do.
 LAYOUT = TopicLayout(household_partitions=6, other_partitions=2)

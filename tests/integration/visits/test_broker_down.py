@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from services.config import VisitsSettings
+from services.platform.config import VisitsSettings
 from tests.integration.visits.conftest import issue, prepare_topics, read_record, running_app
 from tests.visits_samples import sample
 

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from services.contract.personal import PERSONAL_FIELDS, unseal
-from services.personal.keys import PostgresKeyStore, load_master_key
-from services.visits.records import BY_SLUG, Origin, prepare
+from services.platform.personal.keys import PostgresKeyStore, load_master_key
+from services.visits.domain.records import BY_SLUG, Origin, prepare
 from tests.integration.visits.conftest import Service, normalised, read_record
 from tests.visits_samples import SAMPLES, sample
 

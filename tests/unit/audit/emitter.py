@@ -7,16 +7,16 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from services.audit.log import LogRecord, partition_of
 from services.contract.codec import Codec
 from services.contract.topics import RISK, TopicLayout, topic_for
-from services.monitoring import avro_translation as avro
-from services.monitoring.assess import assess
-from services.monitoring.fold import evolve
-from services.monitoring.policy import PolicyBook
-from services.monitoring.processing import Position, chain_hash, extend_chain, policy_for
-from services.monitoring.state import empty
-from services.monitoring.table_codec import Row
+from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.adapters.table_codec import Row
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.fold import evolve
+from services.monitoring.domain.policy import PolicyBook
+from services.monitoring.domain.state import empty
+from services.monitoring.service import Position, chain_hash, extend_chain, policy_for
+from services.platform.kafka.log import LogRecord, partition_of
 
 CODEC = Codec.default()
 LAYOUT = TopicLayout()

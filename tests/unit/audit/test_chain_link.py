@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.audit.chain import HouseholdChains, Link, next_head
-from services.monitoring.processing import Position, chain_hash, extend_chain
-from services.monitoring.state import empty
-from services.monitoring.table_codec import Row
+from services.monitoring.adapters.table_codec import Row
+from services.monitoring.domain.state import empty
+from services.monitoring.service import Position, chain_hash, extend_chain
 
 T0 = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.audit.replay import MONITORING_INPUTS, Replay
-from services.monitoring.policy import load_policies
+from services.monitoring.domain.policy import load_policies
 from tests.unit.audit.emitter import CODEC, as_log, emitted
 from tests.unit.monitoring.households import (
     monitored_then_eliminated,
@@ -37,7 +37,7 @@ def replayed(log, risk):
 
 
 def test_monitoring_inputs_are_the_agents_topics():
-    from services.monitoring.app import INPUT_TOPICS
+    from services.monitoring.entrypoints.app import INPUT_TOPICS
 
     assert MONITORING_INPUTS == INPUT_TOPICS
 

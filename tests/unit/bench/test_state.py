@@ -9,7 +9,7 @@ from bench import scaleout, state
 from bench.__main__ import main
 from bench.data import load
 from services.contract.codec import Codec
-from services.monitoring.table_codec import load_row, load_summary
+from services.monitoring.adapters.table_codec import load_row, load_summary
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
 
-from services.demo import catch_up
+from services.tools.demo import catch_up
 
 
 class Admin:

@@ -7,9 +7,9 @@ import json
 import re
 import xml.etree.ElementTree as ElementTree
 
-from services.demo.html_report import render_html
-from services.demo.read_model import ReadModelFacts
-from services.demo.report import (
+from services.tools.demo.html_report import render_html
+from services.tools.demo.read_model import ReadModelFacts
+from services.tools.demo.report import (
     FLAGGED_SERIES,
     RunStats,
     build_report,

@@ -24,10 +24,11 @@ from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
-from services.kafka import faust_recovery, faust_redelivery
-from services.monitoring.app import build_app
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.entrypoints.app import build_app
 from services.monitoring.metrics import MonitoringMetrics
-from services.monitoring.policy import load_policies
+from services.platform.kafka.faust import recovery as faust_recovery
+from services.platform.kafka.faust import redelivery as faust_redelivery
 
 PARTITIONS = 2
 

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import faust
 from aiokafka import TopicPartition
 
-from services.kafka import faust_redelivery
-from services.kafka.faust_redelivery import RedeliveringConsumer
+from services.platform.kafka.faust import redelivery as faust_redelivery
+from services.platform.kafka.faust.redelivery import RedeliveringConsumer
 
 REGISTRY = TopicPartition("household.registry", 3)
 VISITS = TopicPartition("household.visits", 0)

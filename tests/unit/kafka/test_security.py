@@ -12,9 +12,9 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.config import SettingsError
-from services.kafka import clients
-from services.kafka.security import KafkaSecurity, KafkaSecuritySettingsError, Protocol
+from services.platform.config import SettingsError
+from services.platform.kafka import clients
+from services.platform.kafka.security import KafkaSecurity, KafkaSecuritySettingsError, Protocol
 
 PASSWORD = "correct-horse-battery-staple"
 SCRAM = {

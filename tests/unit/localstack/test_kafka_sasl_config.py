@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.localstack.errors import LocalStackError
-from services.localstack.kafka import LocalKafka, _read_properties
+from services.platform.localstack.errors import LocalStackError
+from services.platform.localstack.kafka import LocalKafka, _read_properties
 
 
 def written_config(kafka: LocalKafka) -> dict[str, str]:

@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from services.monitoring.avro_translation import event_from
+from services.monitoring.adapters.avro_translation import event_from
 
 UTC = dt.UTC
 Record = tuple[str, dict[str, Any]]

@@ -16,12 +16,12 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.monitoring.assess import assess
-from services.monitoring.facts import incomes_at, problems_at, visits_at
-from services.monitoring.fold import evolve, fold
-from services.monitoring.processing import Outcome, Position, apply_record, reassess
-from services.monitoring.state import LIMITS, HouseholdState, empty
-from services.monitoring.table_codec import Row, dump_row, load_row
+from services.monitoring.adapters.table_codec import Row, dump_row, load_row
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.facts import incomes_at, problems_at, visits_at
+from services.monitoring.domain.fold import evolve, fold
+from services.monitoring.domain.state import LIMITS, HouseholdState, empty
+from services.monitoring.service import Outcome, Position, apply_record, reassess
 from tests.unit.monitoring.households import domain, monitored_then_eliminated
 from tests.unit.monitoring.test_fold_properties import BOOK, HOUSEHOLD, START, histories
 

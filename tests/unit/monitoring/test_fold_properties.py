@@ -7,11 +7,11 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.monitoring.assess import assess
-from services.monitoring.fold import _insert, evolve, fold
-from services.monitoring.policy import load_policies
-from services.monitoring.state import order_key
-from services.monitoring.table_codec import Row, dump_row, load_row
+from services.monitoring.adapters.table_codec import Row, dump_row, load_row
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.fold import _insert, evolve, fold
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.domain.state import order_key
 from tests.unit.monitoring.households import (
     domain,
     hardship,
@@ -216,7 +216,7 @@ def test_keeping_the_newest_n_commutes_with_adding(items, limit, rnd):
 @SETTINGS
 @given(histories(), histories())
 def test_the_row_cache_writes_the_same_bytes_and_never_serves_a_stale_row(events, others):
-    from services.monitoring.table_codec import RowCache
+    from services.monitoring.adapters.table_codec import RowCache
 
     cache = RowCache(rows=4, fragments=8)
     state = fold(HOUSEHOLD, events)

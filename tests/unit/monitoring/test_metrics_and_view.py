@@ -6,12 +6,12 @@ import json
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.monitoring.assess import assess
-from services.monitoring.fold import fold
+from services.monitoring.adapters.table_codec import Summary, dump_summary, load_summary
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.fold import fold
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.domain.view import household_document
 from services.monitoring.metrics import MonitoringMetrics
-from services.monitoring.policy import load_policies
-from services.monitoring.table_codec import Summary, dump_summary, load_summary
-from services.monitoring.view import household_document
 from tests.unit.monitoring.households import at, domain, zhou_uremia
 
 DIANJIANG = load_policies().get("dianjiang-2020")

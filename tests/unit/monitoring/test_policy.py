@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from services.monitoring.policy import POLICY_DIR, PolicyError, load_policies, parse_policy
+from services.monitoring.domain.policy import POLICY_DIR, PolicyError, load_policies, parse_policy
 
 
 def shipped(name: str) -> dict:

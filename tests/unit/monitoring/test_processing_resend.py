@@ -14,9 +14,9 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.monitoring.policy import load_policies
-from services.monitoring.processing import Position, apply_record
-from services.monitoring.table_codec import dump_row, load_row
+from services.monitoring.adapters.table_codec import dump_row, load_row
+from services.monitoring.domain.policy import load_policies
+from services.monitoring.service import Position, apply_record
 from tests.unit.monitoring.households import domain, zhou_uremia
 
 BOOK = load_policies()

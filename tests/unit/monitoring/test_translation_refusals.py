@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.monitoring.avro_translation import Untranslatable, event_from
+from services.monitoring.adapters.avro_translation import Untranslatable, event_from
 from tests.unit.monitoring.households import at, registry
 
 

@@ -7,8 +7,10 @@ import tomllib
 
 import pytest
 
+from services.contract.catalogue import DEFAULT_CATALOGUE, parse_catalogue
+from services.contract.catalogue_changes import digest
 from services.contract.codec import Codec
-from services.operator_actions.events import (
+from services.platform.actions.events import (
     EVENT_TYPE,
     OperatorActionError,
     catalogue_activated,
@@ -20,9 +22,7 @@ from services.operator_actions.events import (
     token_issued,
     token_revoked,
 )
-from services.support.catalogue import DEFAULT_CATALOGUE, parse_catalogue
-from services.support.catalogue_changes import digest
-from services.visits.tokens import hash_secret, new_secret, new_token
+from services.platform.auth.tokens import hash_secret, new_secret, new_token
 
 CODEC = Codec.default()
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)

@@ -7,9 +7,9 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from services.contract.topics import TopicLayout
-from services.kafka.clients import KafkaAccessRefused
-from services.operator_actions import log
-from services.visits.producer import BrokerUnavailable
+from services.platform.actions import log
+from services.platform.kafka.clients import KafkaAccessRefused
+from services.platform.kafka.producer import BrokerUnavailable
 
 
 async def test_a_refused_password_is_not_a_broker_outage(monkeypatch) -> None:

@@ -6,9 +6,9 @@ import datetime as dt
 import json
 
 from services.contract.codec import Codec
-from services.operator_actions.events import EVENT_TYPE, token_issued
+from services.platform.actions.events import EVENT_TYPE, token_issued
+from services.platform.auth.tokens import new_token
 from services.readmodel.projector import STATEMENTS, TABLE_OF, TOPICS, rows_for
-from services.visits.tokens import new_token
 
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
 

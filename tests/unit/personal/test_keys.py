@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from services.config import SettingsError
 from services.contract.personal import Subject
 from services.personal.commands import Entry, check_forget_arguments, entries_of
-from services.personal.keys import (
+from services.platform.config import SettingsError
+from services.platform.personal.keys import (
     MASTER_KEY_ENV,
     MASTER_KEY_FILE_ENV,
     CachedKeys,
@@ -20,7 +20,7 @@ from services.personal.keys import (
     ensure_master_key_file,
     load_master_key,
 )
-from services.personal.sealer import PersonalSealer
+from services.platform.personal.sealer import PersonalSealer
 
 HOUSEHOLDS = "shouwang.events.HouseholdRegistryRecorded"
 CADRES = "shouwang.events.CadreRegistryRecorded"
@@ -151,8 +151,8 @@ def test_forget_needs_an_actor_and_a_reason(actor, reason, problem):
 
 def test_the_direct_kafka_sink_cannot_be_built_without_a_way_to_seal():
     from services.contract.topics import TopicLayout
-    from services.simulation.sinks.base import SinkError
-    from services.simulation.sinks.kafka import KafkaSink
+    from services.tools.simulation.sinks.base import SinkError
+    from services.tools.simulation.sinks.kafka import KafkaSink
 
     with pytest.raises(SinkError, match="seals personal data: give it a sealer"):
         KafkaSink("127.0.0.1:9", TopicLayout())

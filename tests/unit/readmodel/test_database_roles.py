@@ -3,7 +3,7 @@ refused by name without echoing a password; and what `db create-login` accepts."
 
 import pytest
 
-from services.config import Settings, SettingsError
+from services.platform.config import Settings, SettingsError
 from services.readmodel.commands import check_login, database_for
 
 OWNER = "postgresql://owner:owner-secret@db:5432/shouwang"
@@ -111,7 +111,7 @@ def test_the_scram_verifier_matches_rfc_7677() -> None:
 
 
 def test_a_non_ascii_password_is_refused() -> None:
-    from services.config import SettingsError
+    from services.platform.config import SettingsError
     from services.readmodel.commands import check_login
 
     with pytest.raises(SettingsError, match="ASCII"):

@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 
 from services.contract.codec import Codec
-from services.simulation import SimulationParameters, generate
-from services.simulation import records as rec
-from services.simulation.county import (
+from services.tools.simulation import SimulationParameters, generate
+from services.tools.simulation import records as rec
+from services.tools.simulation.county import (
     CASE_CHICKEN_FARMER,
     CASE_MARGINAL_NEIGHBOUR,
     CASE_NOT_LIFTED,
@@ -22,8 +22,8 @@ from services.simulation.county import (
     NEVER_REGISTERED,
     build_county,
 )
-from services.simulation.parameters import CST, Rates
-from services.simulation.sinks.jsonl import json_line
+from services.tools.simulation.parameters import CST, Rates
+from services.tools.simulation.sinks.jsonl import json_line
 
 CODEC = Codec.default()
 RATES = Rates()

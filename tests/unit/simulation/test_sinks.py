@@ -10,10 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from services.cli import main
-from services.simulation import SimulationParameters, generate, simulate
-from services.simulation.sinks.api import ROUTES, SERVER_FIELDS, ApiSink
-from services.simulation.sinks.base import MemorySink
-from services.simulation.sinks.jsonl import JsonLinesSink, json_line
+from services.tools.simulation import SimulationParameters, generate, simulate
+from services.tools.simulation.sinks.api import ROUTES, SERVER_FIELDS, ApiSink
+from services.tools.simulation.sinks.base import MemorySink
+from services.tools.simulation.sinks.jsonl import JsonLinesSink, json_line
 
 SMALL = SimulationParameters(seed=5, scale=0.01)
 

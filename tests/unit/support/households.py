@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from services.support.profile import Members, Profile, RegistryRecorded, RiskAssessed, apply
+from services.support.domain.profile import Members, Profile, RegistryRecorded, RiskAssessed, apply
 
 AS_OF = dt.datetime(2020, 5, 16, 18, 0, tzinfo=dt.UTC)
 

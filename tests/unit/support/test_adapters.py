@@ -6,10 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
-from services.support import avro_translation as avro
-from services.support.catalogue import load_catalogue
-from services.support.matcher import (
+from services.support.adapters import avro_translation as avro
+from services.support.adapters.table_codec import (
+    dump_pool,
+    dump_profile,
+    load_pool,
+    load_profile,
+    need_from_json,
+    need_to_json,
+)
+from services.support.domain.matcher import (
     Cadre,
     PoolState,
     Recommendation,
@@ -19,15 +27,7 @@ from services.support.matcher import (
     standing,
     with_cadre,
 )
-from services.support.profile import MeasureRequested, apply
-from services.support.table_codec import (
-    dump_pool,
-    dump_profile,
-    load_pool,
-    load_profile,
-    need_from_json,
-    need_to_json,
-)
+from services.support.domain.profile import MeasureRequested, apply
 from tests.unit.support.households import household
 
 CATALOGUE = load_catalogue()

@@ -11,11 +11,11 @@ import pytest
 from services.cli import main
 from services.contract.codec import Codec
 from services.contract.personal import Subject, unseal
-from services.personal.keys import CachedKeys, InMemoryKeyStore
-from services.personal.sealer import PersonalSealer
-from services.support.cadre_import import import_cadres, parse
-from services.visits.household_import import CsvFileError, read_text
-from services.visits.producer import InMemorySink
+from services.platform.kafka.producer import InMemorySink
+from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
+from services.platform.personal.sealer import PersonalSealer
+from services.visits.imports.cadres import import_cadres, parse
+from services.visits.imports.households import CsvFileError, read_text
 
 CODEC = Codec.default()
 NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)

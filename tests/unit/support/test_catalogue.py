@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from services.support.catalogue import (
+from services.contract.catalogue import (
     DEFAULT_CATALOGUE,
     CatalogueError,
     load_catalogue,

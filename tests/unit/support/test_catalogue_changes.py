@@ -7,8 +7,8 @@ import tomllib
 
 import pytest
 
-from services.support.catalogue import DEFAULT_CATALOGUE, CatalogueError, parse_catalogue
-from services.support.catalogue_changes import (
+from services.contract.catalogue import DEFAULT_CATALOGUE, CatalogueError, parse_catalogue
+from services.contract.catalogue_changes import (
     Change,
     changes,
     content_sha256,

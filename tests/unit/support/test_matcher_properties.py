@@ -7,8 +7,8 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.support.catalogue import load_catalogue
-from services.support.matcher import Cadre, allocate, match, release
+from services.contract.catalogue import load_catalogue
+from services.support.domain.matcher import Cadre, allocate, match, release
 from tests.unit.support.households import household
 
 CATALOGUE = load_catalogue()

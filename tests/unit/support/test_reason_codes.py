@@ -6,9 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from services.monitoring import rules, workflow
-from services.monitoring.events import CHECKS
-from services.support.catalogue import load_catalogue
+from services.contract.catalogue import load_catalogue
+from services.monitoring.domain import rules, workflow
+from services.monitoring.domain.events import CHECKS
 
 
 def _literal_codes(module, call: str, arg: int = 0) -> set[str]:

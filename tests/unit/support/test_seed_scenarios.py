@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.support.catalogue import load_catalogue
-from services.support.matcher import Cadre, PoolState, Recommendation, match, plan
+from services.contract.catalogue import load_catalogue
+from services.support.domain.matcher import Cadre, PoolState, Recommendation, match, plan
 from tests.unit.support.households import household
 
 CATALOGUE = load_catalogue()
@@ -120,7 +120,7 @@ def test_the_499th_public_welfare_job_request_waits():
 
 
 def test_a_released_job_goes_to_the_waiting_household():
-    from services.support.matcher import release
+    from services.support.domain.matcher import release
 
     applicants = [
         household(f"hh-{i}", labour=0, weak_labour=1, livelihood="TRANSFERS") for i in range(3)

@@ -11,19 +11,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
-from services.personal.keys import CachedKeys, InMemoryKeyStore
-from services.personal.sealer import PersonalSealer
-from services.visits.app import Dependencies, Limits, build_app
-from services.visits.directory import CachedDirectory, InMemoryDirectory
-from services.visits.metrics import VisitsMetrics
-from services.visits.openapi import load_document
-from services.visits.producer import InMemorySink
-from services.visits.tokens import (
+from services.platform.auth.tokens import (
     CachedTokens,
     InMemoryTokenStore,
     hash_secret,
     new_token,
 )
+from services.platform.kafka.producer import InMemorySink
+from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
+from services.platform.personal.sealer import PersonalSealer
+from services.visits.directory import CachedDirectory, InMemoryDirectory
+from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.entrypoints.openapi import load_document
+from services.visits.metrics import VisitsMetrics
 from tests.visits_samples import CADRE, OTHER_TOWNSHIP, SAMPLES, TOWNSHIP
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

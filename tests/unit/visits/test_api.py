@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from services.visits.app import _scope_problem
-from services.visits.records import BY_SLUG
+from services.visits.domain.records import BY_SLUG
+from services.visits.entrypoints.http import _scope_problem
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import OTHER_TOWNSHIP, SAMPLES, sample
 
@@ -365,7 +365,7 @@ async def test_health_metrics_and_openapi(api: Api) -> None:
 
 
 def test_scope_rules_for_tokens_without_townships() -> None:
-    from services.visits.tokens import new_token
+    from services.platform.auth.tokens import new_token
 
     feed = new_token("feed", "feed-health", [], ["HardshipReported"])
     record = {"household_id": "H-1", "township": "X"}

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.visits.producer import BrokerUnavailable, InMemorySink, OutgoingRecord, SendResult
+from services.platform.kafka.producer import (
+    BrokerUnavailable,
+    InMemorySink,
+    OutgoingRecord,
+    SendResult,
+)
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import sample
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.contract.codec import Codec
-from services.visits.openapi import build_document, load_document, render
+from services.visits.entrypoints.openapi import build_document, load_document, render
 from tests.unit.visits.conftest import Api
 
 DOCUMENT = load_document()
@@ -18,7 +18,7 @@ DOCUMENT = load_document()
 
 def test_committed_document_is_what_the_contract_generates(codec: Codec) -> None:
     assert load_document() == json.loads(render(build_document(codec))), (
-        "regenerate: python -m services.visits.openapi > services/visits/openapi.json"
+        "regenerate: python -m services.visits.entrypoints.openapi > services/visits/openapi.json"
     )
 
 

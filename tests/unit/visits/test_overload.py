@@ -7,7 +7,7 @@ import asyncio
 import time
 from dataclasses import replace
 
-from services.visits.producer import InMemorySink
+from services.platform.kafka.producer import InMemorySink
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import sample
 

@@ -1,0 +1,1 @@
+"""Monitoring's adapters: Avro translation, table row codec, policy files."""

@@ -1,0 +1,1 @@
+"""Monitoring's pure domain: events, state, fold, facts, rules, workflow, assess, policy."""

@@ -1,0 +1,280 @@
+"""The risk rules: pure functions from a household's facts, a policy and a moment to reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.monitoring.domain.events import CHECKS
+from services.monitoring.domain.facts import (
+    IncomeObservation,
+    ProblemFacts,
+    View,
+    hardships_at,
+    incomes_at,
+    measures_at,
+    memo,
+    problems_at,
+    registry_at,
+    visits_at,
+)
+from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.state import HouseholdState
+
+CAUSE_CODES = {
+    "ILLNESS": "serious_illness",
+    "DISABILITY": "disability",
+    "DISASTER": "disaster",
+    "ACCIDENT": "accident",
+    "EPIDEMIC": "epidemic_impact",
+    "SCHOOLING": "schooling_costs",
+    "UNSTABLE_EMPLOYMENT": "unstable_employment",
+    "FAILED_INDUSTRY_PROJECT": "failed_industry_project",
+    "NO_LABOUR": "no_labour",
+    "INCOME_FALL": "sharp_income_fall",
+    "OTHER": "other_hardship",
+}
+PREVIOUS_YEAR_GAP = timedelta(days=330)  # "year on year": an observation at least ~11 months older
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One rule that fired: its code, the figures, and the events behind it (oldest first).
+
+    `since` and `latest` span the events that made it true; the ids also name context (the
+    registry row behind a livelihood, the income a shock is compared with)."""
+
+    code: str
+    message: str
+    event_ids: tuple[str, ...]
+    since: datetime  # earliest evidence: when the condition was first seen
+    latest: datetime  # newest evidence
+
+
+@dataclass
+class _Evidence:
+    messages: list[str]
+    events: dict[str, datetime]  # event id → occurred_at: the events that made it true
+    context: dict[str, datetime]  # events named for the figures (e.g. the registry row)
+
+
+def risk_reasons(
+    state: HouseholdState,
+    policy: Policy,
+    at: datetime,
+    problems: dict[str, ProblemFacts] | None = None,
+) -> tuple[Reason, ...]:
+    """Every risk reason holding at `at`, sorted by code; each names the events behind it.
+
+    `problems` is `problems_at(state, at)` when the caller has it already.
+    """
+    return memo(_REASONS, state, at, lambda: _risk_reasons(state, policy, at, problems), (policy,))
+
+
+# What the rules read (decisions are the workflow's).
+_REASONS = View("reasons", "registry", "visits", "incomes", "hardships", "measures", "problems")
+
+
+def _risk_reasons(
+    state: HouseholdState,
+    policy: Policy,
+    at: datetime,
+    problems: dict[str, ProblemFacts] | None,
+) -> tuple[Reason, ...]:
+    found: dict[str, _Evidence] = {}
+
+    def add(
+        code: str,
+        message: str,
+        *events: tuple[str, datetime],
+        context: tuple[tuple[str, datetime], ...] = (),
+    ) -> None:
+        evidence = found.setdefault(code, _Evidence([], {}, {}))
+        evidence.messages.append(message)
+        evidence.events.update(events)
+        evidence.context.update(context)
+
+    registry = registry_at(state, at)
+    incomes = incomes_at(state, at)
+    line = policy.income_line_yuan
+    members = registry.members.count if registry else None
+
+    if incomes and incomes[-1].per_capita_yuan < line:
+        run = _trailing(incomes, lambda o: o.per_capita_yuan < line)
+        add(
+            "income_below_line",
+            f"per-capita net income {incomes[-1].describe()} is below the {policy.id} line of "
+            f"{line} yuan",
+            *((o.event_id, o.occurred_at) for o in run),
+        )
+
+    if incomes:
+        latest = incomes[-1]
+        earlier = [o for o in incomes if o.on <= latest.on - PREVIOUS_YEAR_GAP]
+        if earlier and earlier[-1].per_capita_yuan > 0:
+            before = earlier[-1]
+            fall = (before.per_capita_yuan - latest.per_capita_yuan) / before.per_capita_yuan
+            if fall >= policy.sharp_fall_ratio:
+                add(
+                    "sharp_income_fall",
+                    f"per-capita income fell {fall:.0%} (threshold "
+                    f"{policy.sharp_fall_ratio:.0%}): from {before.describe()} to "
+                    f"{latest.describe()}",
+                    (latest.event_id, latest.occurred_at),
+                    context=((before.event_id, before.occurred_at),),
+                )
+
+    cases = [c for c in hardships_at(state, at).values() if not c.resolved]
+    shocks = [c for c in cases if c.rigid_expenditure_yuan > 0]
+    if shocks:
+        start = min(c.first_reported_at for c in shocks)
+        reference = [o for o in incomes if o.on < start.date()] or list(incomes[:1])
+        if reference:
+            base = reference[-1]
+            people = base.members or members or 1
+            household_income = base.per_capita_yuan * people
+            total = sum(c.rigid_expenditure_yuan for c in shocks)
+            if total > policy.rigid_expenditure_ratio * household_income:
+                causes = ", ".join(c.cause.lower() for c in shocks)
+                add(
+                    "rigid_expenditure",
+                    f"rigid expenditure of {total} yuan ({causes}) "
+                    f"exceeds the previous year's household income of {household_income} yuan "
+                    f"({base.per_capita_yuan} × {people})",
+                    *((e, c.latest.occurred_at) for c in shocks for e in c.event_ids),
+                    context=((base.event_id, base.occurred_at),),
+                )
+    for case in cases:
+        add(
+            CAUSE_CODES.get(case.cause, "other_hardship"),
+            f"{case.latest.origin.lower().replace('_', ' ')} reports {case.cause.lower()} "
+            f"hardship {case.hardship_id}"
+            + (
+                f" with {case.rigid_expenditure_yuan} yuan rigid expenditure"
+                if case.rigid_expenditure_yuan
+                else ""
+            ),
+            *((e, case.latest.occurred_at) for e in case.event_ids),
+        )
+
+    visits = visits_at(state, at)
+    if visits:
+        last = visits[-1]
+        for cause in last.hardship_causes:
+            add(
+                CAUSE_CODES.get(cause, "other_hardship"),
+                f"visit {last.visit_id} observed {cause.lower()} hardship",
+                (last.event_id, last.occurred_at),
+            )
+    five = [v for v in visits if v.five_visits is not None]
+    if five:
+        visit = five[-1]
+        block = visit.five_visits
+        produce = block.unsold_produce
+        if produce is not None and produce.quantity > 0:
+            lives_on_it = registry is not None and registry.livelihood in policy.unsold_livelihoods
+            income = incomes[-1].per_capita_yuan * (members or 1) if incomes else None
+            large = income is not None and produce.value_yuan >= policy.unsold_income_share * income
+            if lives_on_it or large:
+                why = (
+                    f"the household lives on {registry.livelihood.lower()}"
+                    if lives_on_it
+                    else f"worth {produce.value_yuan} yuan, ≥ "
+                    f"{policy.unsold_income_share:.0%} of a year's income"
+                )
+                context = ((registry.event_id, registry.occurred_at),) if lives_on_it else ()
+                add(
+                    "unsold_produce",
+                    f"{produce.quantity} {produce.unit} of {produce.item} unsold "
+                    f"({produce.value_yuan} yuan) and {why}",
+                    (visit.event_id, visit.occurred_at),
+                    context=context,
+                )
+        if block.members_seeking_work > 0:
+            add(
+                "members_seeking_work",
+                f"{block.members_seeking_work} member(s) want work and have none",
+                (visit.event_id, visit.occurred_at),
+            )
+        if block.students_without_access > 0:
+            add(
+                "students_without_access",
+                f"{block.students_without_access} student(s) learning at home without a device "
+                "or connection",
+                (visit.event_id, visit.occurred_at),
+            )
+
+    if registry is not None and registry.members.labour == 0:
+        add(
+            "no_labour",
+            f"no member with full working capacity ({registry.members.weak_labour} with weak "
+            f"labour, {registry.members.count} members)",
+            (registry.event_id, registry.occurred_at),
+        )
+
+    if problems is None:
+        problems = problems_at(state, at)
+    for problem in problems.values():
+        if problem.open and problem.kind.lower() in CHECKS:
+            add(
+                f"guarantee_{problem.kind.lower()}",
+                f"open {problem.kind.lower()} problem {problem.problem_id}: {problem.description}",
+                *((e, problem.found_at) for e in problem.event_ids),
+            )
+
+    answered = _answered(state, policy, at)
+    reasons = []
+    for code, evidence in sorted(found.items()):
+        latest = max(evidence.events.values())
+        if answered.get(code) is not None and answered[code] >= latest:
+            continue
+        ordered = sorted(evidence.events.items(), key=lambda item: (item[1], item[0]))
+        named = sorted(
+            {**evidence.context, **evidence.events}.items(), key=lambda item: (item[1], item[0])
+        )
+        reasons.append(
+            Reason(
+                code,
+                "; ".join(dict.fromkeys(evidence.messages)),
+                tuple(e for e, _ in named),
+                ordered[0][1],
+                latest,
+            )
+        )
+    return tuple(reasons)
+
+
+def _answered(state: HouseholdState, policy: Policy, at: datetime) -> dict[str, datetime]:
+    """Reason code → the latest moment a measure answering it was received."""
+    answered: dict[str, datetime] = {}
+    for measure in measures_at(state, at).values():
+        if measure.received_at is None or measure.step == "CANCELLED":
+            continue
+        for code in policy.answers.get(measure.measure_type, ()):
+            if code not in answered or measure.received_at > answered[code]:
+                answered[code] = measure.received_at
+    return answered
+
+
+def _trailing(items: tuple[IncomeObservation, ...], holds) -> list[IncomeObservation]:
+    run: list[IncomeObservation] = []
+    for item in reversed(items):
+        if not holds(item):
+            break
+        run.append(item)
+    return run[::-1]
+
+
+def score_of(reasons: tuple[Reason, ...], policy: Policy) -> int:
+    return sum(policy.weights.get(r.code, 0) for r in reasons)
+
+
+def category_for(registration: str | None, reasons: tuple[Reason, ...], policy: Policy) -> str:
+    codes = {r.code for r in reasons}
+    for rule in policy.categories:
+        if rule.registration and registration not in rule.registration:
+            continue
+        if rule.reasons and not codes.intersection(rule.reasons):
+            continue
+        return rule.category
+    return policy.categories[-1].category

@@ -1,0 +1,77 @@
+"""A household's monitoring state: its facts as deduplicated, canonically ordered event sets.
+
+The state keeps each kind of event sorted by (occurred_at, event_id) and bounded to its newest
+`LIMITS[kind]`. Everything the rules read (current registry row, incomes, checks, problems,
+measures, workflow) is derived from these sets by `facts` and `workflow` as of a moment, so the
+state is a pure function of the *set* of events seen: any arrival order gives the same state,
+and keeping only the newest N of a set commutes with adding to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.monitoring.domain.events import (
+    HardshipReported,
+    IncomeUpdated,
+    MeasureStepRecorded,
+    ProblemRecorded,
+    RegistryRecorded,
+    ReviewDecided,
+    VisitRecorded,
+)
+
+# Newest events kept per kind. Visits and incomes are frequent (monthly for monitored
+# households); the rules read the last years of them. Decisions, hardship reports, measure and
+# problem steps are few per household and are kept whole up to a generous cap.
+LIMITS = {
+    "registry": 16,
+    "visits": 96,
+    "incomes": 48,
+    "hardships": 256,
+    "decisions": 256,
+    "measures": 512,
+    "problems": 512,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdState:
+    """Everything monitoring knows about one household; build with `empty`, change with `evolve`.
+
+    `seen` holds every event id ever applied (including ones since dropped by the limits), so a
+    redelivered event is recognised; `version` is the number of distinct events applied.
+    """
+
+    # fold.evolve builds states positionally: the event sets follow `seen`, in LIMITS order.
+    household_id: str
+    seen: frozenset[str] = frozenset()
+    registry: tuple[RegistryRecorded, ...] = ()
+    visits: tuple[VisitRecorded, ...] = ()
+    incomes: tuple[IncomeUpdated, ...] = ()
+    hardships: tuple[HardshipReported, ...] = ()
+    decisions: tuple[ReviewDecided, ...] = ()
+    measures: tuple[MeasureStepRecorded, ...] = ()
+    problems: tuple[ProblemRecorded, ...] = ()
+    last_occurred_at: datetime | None = field(default=None)
+    # Memo of derived views (facts.memo): not part of the state's value. Entries are checked
+    # against the identity of the event tuples they were computed from, so successive states
+    # can share one dict; None turns memoisation off (the reference in the tests).
+    views: dict | None = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def version(self) -> int:
+        return len(self.seen)
+
+    def event_count(self) -> int:
+        return sum(len(getattr(self, kind)) for kind in LIMITS)
+
+
+def empty(household_id: str) -> HouseholdState:
+    return HouseholdState(household_id)
+
+
+def order_key(event: object) -> tuple[datetime, str]:
+    """The canonical order of a household's facts: when it happened, ties by event id."""
+    return (event.occurred_at, event.event_id)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Monitoring's entrypoints: the faust app and the CLI command."""

@@ -1,0 +1,346 @@
+"""The monitoring faust app: household rows in a table, assessments out, dead letters aside.
+
+The agent only adapts: decode (or dead-letter), look the row up, `processing.apply_record`,
+store, send. A timer sends a tick for every household whose next deadline has come, through an
+internal topic keyed by household, so the owning partition re-assesses it and emits if overdue
+signals changed. The web view is routed to the worker owning the household's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import faust
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+from faust.exceptions import FaustError
+
+from services.contract.codec import Codec
+from services.contract.errors import ContractError, UnknownSchema
+from services.contract.topics import (
+    DEAD_LETTERS,
+    HARDSHIPS,
+    HOUSEHOLD_REGISTRY,
+    INCOME,
+    MEASURES,
+    PROBLEMS,
+    REVIEWS,
+    RISK,
+    SUPPORT_MEASURES,
+    VISITS,
+    TopicLayout,
+)
+from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.adapters.table_codec import (
+    RowCache,
+    RowFormatError,
+    dump_summary,
+    load_row,
+    load_summary,
+)
+from services.monitoring.domain.fold import NotApplicable
+from services.monitoring.domain.policy import PolicyBook
+from services.monitoring.domain.view import household_document
+from services.monitoring.metrics import MonitoringMetrics
+from services.monitoring.service import Outcome, Position, apply_record, reassess
+from services.platform.kafka import clients as kafka_clients
+from services.platform.kafka.faust import recovery as faust_recovery
+from services.platform.kafka.faust import redelivery as faust_redelivery
+from services.platform.kafka.security import KafkaSecurity
+
+log = logging.getLogger(__name__)
+INPUT_TOPICS = (
+    HOUSEHOLD_REGISTRY,
+    VISITS,
+    INCOME,
+    HARDSHIPS,
+    REVIEWS,
+    MEASURES,
+    PROBLEMS,
+    SUPPORT_MEASURES,
+)
+EXPECTED = {t.name: t.event_type for t in INPUT_TOPICS}
+TABLES = ("monitoring-households", "monitoring-summaries")
+# Errors of the broker or faust, not of the record: retry, and if they persist stop the process
+# without committing, so the record is read again after a restart instead of dead-lettered.
+TRANSIENT = (KafkaError, FaustError, ConnectionError, TimeoutError)
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def ticks_topic(app_id: str) -> str:
+    return f"{app_id}-deadline-ticks"
+
+
+def changelog_topics(app_id: str) -> tuple[str, ...]:
+    """The tables' changelog topics (faust's naming), created before the worker starts."""
+    return tuple(f"{app_id}-{table}-changelog" for table in TABLES)
+
+
+def exit_without_commit(exc: BaseException) -> None:
+    """Stop at once: no offset or transaction of the current record is committed."""
+    log.critical("giving up on a transient error; exiting so the record is read again: %r", exc)
+    logging.shutdown()
+    os._exit(75)
+
+
+class Outbox(Protocol):
+    """Where the app's records go: the broker in a worker, a list in agent tests."""
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one record (inside an agent, faust attaches it to the current event's commit)."""
+
+
+class TopicOutbox:
+    """The worker's outbox: faust topics with raw bytes."""
+
+    def __init__(self, app: faust.App):
+        self.app = app
+        self.topics: dict[str, Any] = {}
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        channel = self.topics.get(topic)
+        if channel is None:
+            channel = self.topics[topic] = self.app.topic(
+                topic,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+        await channel.send(key=key, value=value)
+
+
+def build_app(
+    *,
+    app_id: str,
+    bootstrap: str,
+    codec: Codec,
+    policies: PolicyBook,
+    metrics: MonitoringMetrics,
+    layout: TopicLayout,
+    store: str = "memory://",
+    datadir: Path | None = None,
+    web_port: int | None = None,
+    web_host: str = "0.0.0.0",
+    pinned_policy: str | None = None,
+    sweep_seconds: float = 60.0,
+    processing_guarantee: str = "at_least_once",
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    outbox: Outbox | None = None,
+    event_clock: bool = False,
+    on_fatal: Callable[[BaseException], None] = exit_without_commit,
+    security: KafkaSecurity | None = None,
+) -> faust.App:
+    """Wire the app; nothing connects until a worker starts it."""
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        # SASL/TLS from KAFKA_SECURITY_* unless given; faust applies them to every client it makes
+        **kafka_clients.faust_settings(security),
+        store=store,
+        # faust's data (and RocksDB tables) under the service's home, not the working directory
+        **({"datadir": str(datadir)} if datadir else {}),
+        processing_guarantee=processing_guarantee,
+        topic_partitions=layout.household_partitions,
+        topic_replication_factor=layout.replication_factor,
+        web_enabled=web_port is not None,
+        web_port=web_port or 6066,
+        web_bind=web_host,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=5,
+        stream_buffer_maxsize=1000,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    faust_redelivery.install(app)  # faust drops re-fetched records otherwise
+    faust_recovery.install(app)  # faust restores tables one record at a time otherwise (B7)
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    inputs = app.topic(*(t.name for t in INPUT_TOPICS), **raw)
+    ticks = app.topic(
+        ticks_topic(app_id), partitions=layout.household_partitions, internal=True, **raw
+    )
+    out: Outbox = outbox or TopicOutbox(app)
+    cache = RowCache()
+    # Values are our own JSON (table_codec); keys are household ids as UTF-8.
+    rows = app.Table(
+        TABLES[0],
+        partitions=layout.household_partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    summaries = app.Table(
+        TABLES[1],
+        partitions=layout.household_partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+
+    async def dead_letter(event: Any, kind: str, error: str) -> None:
+        message = event.message
+        record = avro.dead_letter_record(
+            message.topic,
+            message.partition,
+            message.offset,
+            event.key,
+            event.value,
+            kind,
+            error,
+            clock(),
+        )
+        await out.send(
+            DEAD_LETTERS.name, message.topic.encode(), codec.encode(avro.DEAD_LETTER, record)
+        )
+        metrics.dead_letters.labels(kind, message.topic).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            kind,
+            error,
+        )
+
+    def load(key: bytes) -> Any:
+        stored = rows.get(key)
+        return cache.load(key, stored) if stored is not None else None
+
+    async def store(key: bytes, outcome: Outcome) -> None:
+        rows[key] = cache.dump(key, outcome.row)
+        summaries[key] = dump_summary(outcome.summary)
+        if outcome.emit is not None:
+            await out.send(RISK.name, key, codec.encode(avro.RISK_ASSESSED, outcome.emit))
+            if not outcome.duplicate:
+                metrics.assessments_changed.labels(outcome.assessment.workflow).inc()
+
+    async def handle(event: Any) -> None:
+        message = event.message
+        started = time.perf_counter()
+        try:
+            decoded = codec.decode(event.value, expected=EXPECTED.get(message.topic))
+        except UnknownSchema as exc:
+            return await dead_letter(event, "UNKNOWN_SCHEMA", str(exc))
+        except ContractError as exc:
+            return await dead_letter(event, "UNDECODABLE", str(exc))
+        try:
+            domain_event = avro.event_from(decoded.event_type, decoded.record)
+        except avro.Untranslatable as exc:
+            return await dead_letter(event, "INVALID", str(exc))
+        key = domain_event.household_id.encode()
+        if event.key != key:
+            return await dead_letter(
+                event,
+                "NOT_APPLICABLE",
+                f"key {event.key!r} is not the household id "
+                f"{domain_event.household_id!r}: a mis-keyed record "
+                "lands on another household's partition",
+            )
+        try:
+            outcome = apply_record(
+                load(key),
+                domain_event,
+                Position(message.topic, message.partition, message.offset),
+                bytes(event.value),
+                policies,
+                clock(),
+                pinned_policy,
+                event_clock,
+            )
+        except (NotApplicable, RowFormatError, LookupError) as exc:
+            return await dead_letter(event, "NOT_APPLICABLE", f"{type(exc).__name__}: {exc}")
+        await store(key, outcome)
+        short = decoded.event_type.rsplit(".", 1)[-1]
+        if outcome.duplicate:
+            metrics.duplicates.labels(short).inc()
+        else:
+            metrics.events_applied.labels(short).inc()
+            if short == "ReviewDecided":
+                for reason in outcome.assessment.reasons:
+                    if domain_event.event_id in reason.event_ids and reason.code in (
+                        "policy_exception",
+                        "invalid_transition",
+                    ):
+                        metrics.policy_exceptions.labels(reason.code).inc()
+        metrics.latency.observe(max(0.0, (clock() - domain_event.recorded_at).total_seconds()))
+        metrics.apply_seconds.observe(time.perf_counter() - started)
+
+    @app.agent(inputs)
+    async def households(stream):
+        async for event in stream.events():
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    await handle(event)
+                    break
+                except TRANSIENT as exc:
+                    if delay is None:
+                        on_fatal(exc)
+                        raise
+                    log.warning("transient error, retrying in %.1fs: %r", delay, exc)
+                    await asyncio.sleep(delay)
+                except Exception as exc:  # faust would ack the record: never lose it silently
+                    log.exception(
+                        "unexpected error on %s[%d]@%d",
+                        event.message.topic,
+                        event.message.partition,
+                        event.message.offset,
+                    )
+                    await dead_letter(
+                        event, "NOT_APPLICABLE", f"unexpected {type(exc).__name__}: {exc}"
+                    )
+                    break
+
+    @app.agent(ticks)
+    async def deadline_ticks(stream):
+        async for event in stream.events():
+            row = load(event.key)
+            if row is None:
+                continue
+            try:
+                outcome = reassess(row, policies, clock(), pinned_policy, event_clock)
+            except LookupError as exc:  # no policy in force: nothing to assess against
+                log.error("cannot re-assess %s: %s", event.key, exc)
+                continue
+            await store(event.key, outcome)
+
+    def owned(key: bytes) -> bool:
+        actives = {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == VISITS.name
+        }
+        return (murmur2(key) & 0x7FFFFFFF) % layout.household_partitions in actives
+
+    @app.timer(sweep_seconds)
+    async def sweep() -> None:
+        """Tick households whose next deadline has come; refresh the household gauges."""
+        today: date = clock().date()
+        mine = []
+        for key, raw_summary in list(summaries.items()):
+            if not owned(key):
+                continue
+            summary = load_summary(raw_summary)
+            mine.append(summary)
+            if summary.next_check is not None and summary.next_check <= today:
+                await out.send(ticks.get_topic_name(), key, b"tick")
+        metrics.set_households(mine)
+
+    @app.page("/v1/households/{household_id}")
+    @app.table_route(table=rows, match_info="household_id")
+    async def household(web, request, household_id: str):
+        stored = rows.get(household_id.encode())
+        if stored is None:
+            return web.json({"error": f"household {household_id} not found"}, status=404)
+        row = load_row(stored)
+        outcome = reassess(row, policies, clock(), pinned_policy, event_clock)
+        return web.json(household_document(row.state, outcome.assessment, outcome.policy))
+
+    return app

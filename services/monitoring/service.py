@@ -1,0 +1,170 @@
+"""One input record's effect on its household's row: apply, assess, and what to emit.
+
+No faust here: the app decodes and looks the row up, calls `apply_record` (or `reassess` when
+a deadline may have passed), stores the row and sends what the outcome says. Idempotence does
+not rest on the broker: a seen event id changes no state, a log position already chained is not
+chained again, and an emitted assessment's id is a uuid5 of household, state version and
+content, so a re-emit after a crash is the same event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.adapters.table_codec import Row, Summary
+from services.monitoring.domain.assess import Assessment, assess, next_deadline
+from services.monitoring.domain.facts import registry_at
+from services.monitoring.domain.fold import evolve
+from services.monitoring.domain.policy import Policy, PolicyBook
+from services.monitoring.domain.state import empty
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    row: Row
+    assessment: Assessment
+    policy: Policy
+    summary: Summary
+    duplicate: bool  # the event id had been applied before
+    emit: dict[str, Any] | None  # a RiskAssessed record, when there is one to (re-)send
+
+
+def chain_hash(chain: tuple[tuple[str, int, int, str], ...]) -> str:
+    """The hash stored with assessments: over each topic's chain head and position."""
+    text = "|".join(f"{t}:{p}:{o}:{h}" for t, p, o, h in chain)
+    return hashlib.sha256(text.encode()).hexdigest() if chain else ""
+
+
+def extend_chain(row: Row, position: Position, frame: bytes) -> tuple:
+    """Link `frame` into the household's chain for its topic, unless that position (or a later
+    one) is already linked: a redelivered record is chained once."""
+    links = {t: (p, o, h) for t, p, o, h in row.chain}
+    previous = links.get(position.topic)
+    if previous is not None and previous[1] >= position.offset:
+        return row.chain
+    head = previous[2] if previous else ""
+    digest = hashlib.sha256(
+        f"{head}|{position.topic}:{position.partition}:{position.offset}|".encode() + frame
+    ).hexdigest()
+    links[position.topic] = (position.partition, position.offset, digest)
+    return tuple((t, *links[t]) for t in sorted(links))
+
+
+def policy_for(policies: PolicyBook, pinned: str | None, as_of: datetime) -> Policy:
+    return policies.get(pinned) if pinned else policies.for_date(as_of.date())
+
+
+def apply_record(
+    row: Row | None,
+    event: Any,
+    position: Position,
+    frame: bytes,
+    policies: PolicyBook,
+    now: datetime,
+    pinned_policy: str | None = None,
+    event_clock: bool = False,
+) -> Outcome:
+    """Fold `event` into `row` and assess; raises fold.NotApplicable for another household's.
+
+    The assessment speaks for `now`, or (with `event_clock`, for replays and simulations) for
+    the household's latest event, which makes the emitted stream a pure function of the log.
+    """
+    base = row or Row(empty(event.household_id))
+    state = evolve(base.state, event)
+    duplicate = state is base.state
+    updated = Row(
+        state,
+        extend_chain(base, position, frame),
+        base.emitted_digest,
+        base.emitted_event_id,
+        base.emitted_as_of,
+        base.emitted_chain_hash,
+        base.emitted_recorded_at,
+        base.emitted_content,
+    )
+    return _assessed(updated, policies, now, pinned_policy, duplicate, event_clock)
+
+
+def reassess(
+    row: Row,
+    policies: PolicyBook,
+    now: datetime,
+    pinned_policy: str | None = None,
+    event_clock: bool = False,
+) -> Outcome:
+    """Assess again with no new event (a deadline may have passed)."""
+    return _assessed(row, policies, now, pinned_policy, False, event_clock)
+
+
+def _assessed(
+    row: Row,
+    policies: PolicyBook,
+    now: datetime,
+    pinned: str | None,
+    duplicate: bool,
+    event_clock: bool,
+) -> Outcome:
+    state = row.state
+    last = state.last_occurred_at
+    as_of = (last if event_clock else max(now, last)) if last else now
+    policy = policy_for(policies, pinned, as_of)
+    assessment = assess(state, policy, as_of)
+    content = assessment.content()
+    # Equal content, equal digest: hash only what may have changed (a row read back from the
+    # table has no content and is compared by its stored digest).
+    digest = (
+        row.emitted_digest
+        if row.emitted_content is not None and content == row.emitted_content
+        else assessment.digest()
+    )
+    emit = None
+    stored = row
+    if duplicate and digest == row.emitted_digest and row.emitted_event_id:
+        # A redelivered input re-sends the last emitted record as it was (its id, as_of,
+        # chain hash and recorded_at): if a crash lost that send after the row was stored,
+        # this is how it reaches the log, and a copy is indistinguishable from the first.
+        emit = avro.assessment_record(
+            replace(assessment, as_of=row.emitted_as_of or assessment.as_of),
+            state.version,
+            row.emitted_recorded_at or now,
+            row.emitted_chain_hash if row.emitted_as_of else chain_hash(row.chain),
+            row.emitted_event_id,
+        )
+    elif digest != row.emitted_digest or duplicate:
+        emit = avro.assessment_record(
+            assessment, state.version, now, chain_hash(row.chain), digest=digest
+        )
+        stored = Row(
+            state,
+            row.chain,
+            digest,
+            str(emit["event_id"]),
+            emit["as_of"],
+            emit["chain_hash"],
+            emit["recorded_at"],
+            content,
+        )
+    registry = registry_at(state, as_of)
+    summary = Summary(
+        workflow=assessment.workflow,
+        category=assessment.category,
+        township=registry.township if registry else "unknown",
+        level=assessment.level,
+        overdue=assessment.overdue,
+        open_problems=len(assessment.open_problems),
+        problems=assessment.problems_found,
+        rectified=assessment.problems_rectified,
+        next_check=next_deadline(assessment, policy),
+    )
+    return Outcome(stored, assessment, policy, summary, duplicate, emit)

@@ -1,0 +1,236 @@
+"""Operator action records (OperatorActionRecorded), built and read back; pure, no I/O.
+
+Event ids derive from the subject and the action (uuid5), so a command retried after a lost
+acknowledgement writes the same event again, which consumers drop as a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from services.contract.catalogue_changes import CatalogueDigest, Change, PoolDigest, changes
+
+EVENT_TYPE = "shouwang.events.OperatorActionRecorded"
+NAMESPACE = uuid.UUID("2b0f7c4e-93a1-5d8e-b6f2-8c1d4e7a9f03")
+SOURCES = ("OPERATOR", "SERVICE")
+MAX_ACTOR = 128
+MAX_REASON = 1000
+
+
+class OperatorActionError(ValueError):
+    """An operator action that cannot be recorded as asked (which field, why)."""
+
+
+class TokenFacts(Protocol):
+    """The public part of a token (services/platform/auth/tokens.py Token has these)."""
+
+    token_id: str
+    kind: str
+    holder: str
+    townships: frozenset[str] | None
+    event_types: frozenset[str] | None
+    note: str
+
+
+def token_subject(token_id: str) -> str:
+    return f"token:{token_id}"
+
+
+def catalogue_subject(catalogue_id: str) -> str:
+    return f"catalogue:{catalogue_id}"
+
+
+def default_actor(user: str) -> str:
+    """The actor of a command run without --actor: `operator:` and the login name."""
+    return f"operator:{user}"
+
+
+def check_actor(actor: str) -> str:
+    """The actor, or OperatorActionError: it must name someone, in one printable word."""
+    if not isinstance(actor, str) or not actor.strip():
+        raise OperatorActionError("actor: must name who acts (e.g. operator:li)")
+    if len(actor) > MAX_ACTOR:
+        raise OperatorActionError(f"actor: at most {MAX_ACTOR} characters")
+    if any(c.isspace() or not c.isprintable() for c in actor):
+        raise OperatorActionError("actor: no spaces or control characters")
+    return actor
+
+
+def check_reason(reason: str) -> str:
+    if len(reason) > MAX_REASON:
+        raise OperatorActionError(f"reason: at most {MAX_REASON} characters")
+    if any(not c.isprintable() for c in reason):
+        raise OperatorActionError("reason: no control characters")
+    return reason
+
+
+def token_issued(
+    token: TokenFacts, actor: str, now: dt.datetime, source: str = "OPERATOR", reason: str = ""
+) -> dict[str, Any]:
+    """The record of issuing `token` (its public part only: the secret never reaches here)."""
+    return _token_action("TOKEN_ISSUED", token, actor, now, source, reason)
+
+
+def token_revoked(
+    token: TokenFacts, actor: str, now: dt.datetime, source: str = "OPERATOR", reason: str = ""
+) -> dict[str, Any]:
+    """The record of revoking `token`; one per token, so its id is the token's."""
+    return _token_action("TOKEN_REVOKED", token, actor, now, source, reason)
+
+
+def _token_action(
+    action: str, token: TokenFacts, actor: str, now: dt.datetime, source: str, reason: str
+) -> dict[str, Any]:
+    if not token.token_id:
+        raise OperatorActionError("token_id: a token needs its id before its action is recorded")
+    subject = token_subject(token.token_id)
+    return {
+        **_header(action, subject, f"{action}:{subject}", actor, now, source, reason),
+        "token": {
+            "token_id": token.token_id,
+            "kind": token.kind.upper(),
+            "holder": token.holder,
+            "townships": None if token.townships is None else sorted(token.townships),
+            "event_types": None if token.event_types is None else sorted(token.event_types),
+            "note": token.note,
+        },
+        "catalogue": None,
+    }
+
+
+def catalogue_activated(
+    current: CatalogueDigest,
+    previous: Mapping[str, Any] | None,
+    file_name: str,
+    actor: str,
+    now: dt.datetime,
+    source: str = "OPERATOR",
+    reason: str = "",
+) -> dict[str, Any] | None:
+    """The record activating `current` after `previous` (the last activation record of this
+    catalogue id, or None); None when `previous` already has this content: nothing to record."""
+    before = None if previous is None else digest_of(previous)
+    if before is not None and before.catalogue_id != current.catalogue_id:
+        raise OperatorActionError(
+            f"catalogue_id: the previous activation is of {before.catalogue_id!r}, "
+            f"not {current.catalogue_id!r}"
+        )
+    if before is not None and before.content_sha256 == current.content_sha256:
+        return None
+    version = 1 if previous is None else previous["catalogue"]["version"] + 1
+    subject = catalogue_subject(current.catalogue_id)
+    previous_sha = None if before is None else before.content_sha256
+    # The version is in the key: a roll back and forward again (A, B, A, B) repeats a pair of
+    # contents, and must not repeat an id that readers and the projector would drop as a copy.
+    # A retried command derives the same version from the log, so it still repeats its id.
+    key = f"CATALOGUE_ACTIVATED:{subject}:v{version}:{previous_sha}:{current.content_sha256}"
+    return {
+        **_header("CATALOGUE_ACTIVATED", subject, key, actor, now, source, reason),
+        "token": None,
+        "catalogue": {
+            "catalogue_id": current.catalogue_id,
+            "version": version,
+            "content_sha256": current.content_sha256,
+            "previous_sha256": previous_sha,
+            "file_name": file_name,
+            "measures": [
+                {"measure_id": m, "sha256": h} for m, h in sorted(current.measures.items())
+            ],
+            "pools": [
+                {
+                    "pool_id": p.pool_id,
+                    "capacity": p.capacity,
+                    "capacity_by_township": dict(p.capacity_by_township),
+                    "sha256": p.sha256,
+                }
+                for _, p in sorted(current.pools.items())
+            ],
+            "sections": dict(sorted(current.sections.items())),
+            "changes": [
+                {"change": c.change, "item": c.item, "detail": c.detail}
+                for c in changes(before, current)
+            ],
+        },
+    }
+
+
+def digest_of(record: Mapping[str, Any]) -> CatalogueDigest:
+    """The catalogue digest a CATALOGUE_ACTIVATED record carries."""
+    if record.get("action") != "CATALOGUE_ACTIVATED" or not record.get("catalogue"):
+        raise OperatorActionError("action: not a catalogue activation")
+    c = record["catalogue"]
+    return CatalogueDigest(
+        catalogue_id=c["catalogue_id"],
+        content_sha256=c["content_sha256"],
+        measures={m["measure_id"]: m["sha256"] for m in c["measures"]},
+        pools={
+            p["pool_id"]: PoolDigest(
+                p["pool_id"], p["capacity"], dict(p["capacity_by_township"]), p["sha256"]
+            )
+            for p in c["pools"]
+        },
+        sections=dict(c["sections"]),
+    )
+
+
+def last_activation(
+    records: Iterable[Mapping[str, Any]], catalogue_id: str
+) -> Mapping[str, Any] | None:
+    """The last CATALOGUE_ACTIVATED record of `catalogue_id`, given records in log order."""
+    subject = catalogue_subject(catalogue_id)
+    last = None
+    for record in records:
+        if record.get("action") == "CATALOGUE_ACTIVATED" and record.get("subject_id") == subject:
+            last = record
+    return last
+
+
+def describe(record: Mapping[str, Any]) -> str:
+    """One line for an operator reading the log (never a secret: none is in the record)."""
+    when = _moment(record["occurred_at"]).strftime("%Y-%m-%d %H:%M:%S")
+    head = f"{when}  {record['action']:19} {record['subject_id']:28} by {record['actor']}"
+    if record.get("token"):
+        t = record["token"]
+        towns = ",".join(t["townships"]) if t["townships"] else "*"
+        types = ",".join(n.rsplit(".", 1)[-1] for n in t["event_types"] or ()) or "*"
+        head += f"  {t['kind'].lower()} {t['holder']} townships={towns} types={types}"
+    if record.get("catalogue"):
+        c = record["catalogue"]
+        head += f"  v{c['version']} sha256={c['content_sha256'][:12]} {c['file_name']}"
+        listed = [Change(x["change"], x["item"], x["detail"]) for x in c["changes"]]
+        if listed:
+            head += "  changes: " + "; ".join(
+                " ".join(part for part in (x.change, x.item, x.detail and f"({x.detail})") if part)
+                for x in listed
+            )
+    if record.get("reason"):
+        head += f"  reason: {record['reason']}"
+    return head
+
+
+def _header(
+    action: str, subject: str, key: str, actor: str, now: dt.datetime, source: str, reason: str
+) -> dict[str, Any]:
+    if source not in SOURCES:
+        raise OperatorActionError(f"source: must be one of {', '.join(SOURCES)}")
+    if now.tzinfo is None:
+        raise OperatorActionError("occurred_at: needs a time zone")
+    return {
+        "event_id": str(uuid.uuid5(NAMESPACE, key)),
+        "subject_id": subject,
+        "occurred_at": now,
+        "recorded_at": now,
+        "source": source,
+        "actor": check_actor(actor),
+        "action": action,
+        "reason": check_reason(reason),
+    }
+
+
+def _moment(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC)

@@ -1,0 +1,316 @@
+"""Bearer tokens: who may write what, stored as SHA-256 hashes, with a short-lived cache.
+
+A token is issued once to a cadre (scoped to townships), a department feed (scoped to event
+types) or an operator (anything). Only its SHA-256 is stored; the secret is shown once when
+issued. The holder becomes the `actor` of every record written with the token, and the kind
+decides the `source` (APP, FEED, OPERATOR).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+
+from services.visits.domain.records import KINDS
+
+PREFIX = "sw_"
+KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}
+# What a cadre's phone records when the operator does not narrow it: everything but the cadre
+# registry, which is the organisation department's (an operator's or a feed's) business.
+CADRE_DEFAULT_TYPES = frozenset(
+    kind.event_type for kind in KINDS if kind.slug not in ("cadres", "review-decisions")
+)
+
+
+class TokenError(ValueError):
+    """A token that cannot be issued as asked (bad scope, unknown event type...)."""
+
+
+class TokenStoreUnavailable(RuntimeError):
+    """The token store cannot be reached and the cache does not know the token."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """A stored token's public part: its id, holder and scope (never the secret)."""
+
+    token_id: str
+    kind: str  # cadre | feed | operator
+    holder: str  # becomes the records' actor
+    townships: frozenset[str] | None  # None: any township
+    event_types: frozenset[str] | None  # None: any event type
+    created_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        return KIND_SOURCES[self.kind]
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def permits_type(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
+
+    def permits_township(self, township: str | None) -> bool:
+        """Whether a record of `township` is in scope; an unknown township (None) is not,
+        unless the token is not limited to townships."""
+        if self.townships is None:
+            return True
+        return township is not None and township in self.townships
+
+
+def new_token_id() -> str:
+    """A fresh token id, made before the token is stored so its issue can be logged first."""
+    return secrets.token_hex(6)
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a token: hex SHA-256 of its text."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_secret() -> str:
+    """A fresh random token: 256 bits, URL-safe, with a recognisable prefix."""
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def bearer_secret(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, else None."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value or len(value) > 256:
+        return None
+    return value
+
+
+def new_token(
+    kind: str,
+    holder: str,
+    townships: Iterable[str] = (),
+    event_types: Iterable[str] = (),
+    note: str = "",
+    known_types: Iterable[str] | None = None,
+) -> Token:
+    """Check a requested scope and make the Token to store (without id and dates).
+
+    A cadre needs at least one township and gets the cadre event types unless narrowed; a feed
+    needs at least one event type and may be narrowed to townships; an operator may do anything
+    unless narrowed.
+    """
+    if kind not in KIND_SOURCES:
+        raise TokenError(f"kind must be one of {', '.join(KIND_SOURCES)}")
+    holder = holder.strip()
+    if not holder or len(holder) > 64 or any(c.isspace() for c in holder):
+        raise TokenError("holder must be 1-64 characters without spaces (a cadre or feed id)")
+    towns = frozenset(t.strip() for t in townships if t.strip())
+    known = {k.event_type for k in KINDS} if known_types is None else set(known_types)
+    short = {name.rsplit(".", 1)[-1]: name for name in known}
+    types = set()
+    for requested in event_types:
+        full = requested if requested in known else short.get(requested)
+        if full is None:
+            raise TokenError(f"unknown event type {requested!r}; known: {', '.join(sorted(short))}")
+        types.add(full)
+    if kind == "cadre" and not towns:
+        raise TokenError("a cadre token needs at least one --township")
+    if kind == "feed" and not types:
+        raise TokenError("a feed token needs at least one --event-type")
+    if kind == "cadre" and not types:
+        types = set(CADRE_DEFAULT_TYPES)
+    return Token(
+        token_id="",
+        kind=kind,
+        holder=holder,
+        townships=towns or None,
+        event_types=frozenset(types) or None,
+        note=note,
+    )
+
+
+class TokenStore(Protocol):
+    """Where tokens live. `find` is on the request path; the rest are operator commands."""
+
+    async def find(self, token_hash: str) -> Token | None:
+        """The token with this hash (revoked ones too), or None."""
+
+    async def get(self, token_id: str) -> Token | None:
+        """The token with this id (revoked ones too), or None."""
+
+    async def issue(self, token: Token, token_hash: str) -> Token:
+        """Store a new token (with its id, or a fresh one); return it with its creation time."""
+
+    async def revoke(self, token_id: str, at: dt.datetime) -> Token | None:
+        """Mark a token revoked (idempotent); None when there is no such token."""
+
+    async def list(self) -> list[Token]:
+        """Every token, newest first."""
+
+
+class InMemoryTokenStore:
+    """A TokenStore in a dict, for unit tests and the contract test of the port."""
+
+    def __init__(self) -> None:
+        self.by_hash: dict[str, Token] = {}
+        self.failing = False  # set to simulate a database outage
+
+    async def find(self, token_hash: str) -> Token | None:
+        if self.failing:
+            raise TokenStoreUnavailable("in-memory store set to fail")
+        return self.by_hash.get(token_hash)
+
+    async def get(self, token_id: str) -> Token | None:
+        return next((t for t in self.by_hash.values() if t.token_id == token_id), None)
+
+    async def issue(self, token: Token, token_hash: str) -> Token:
+        token_id = token.token_id or new_token_id()
+        stored = _with(token, token_id=token_id, created_at=dt.datetime.now(dt.UTC))
+        self.by_hash[token_hash] = stored
+        return stored
+
+    async def revoke(self, token_id: str, at: dt.datetime) -> Token | None:
+        for token_hash, token in self.by_hash.items():
+            if token.token_id == token_id:
+                if token.revoked_at is None:
+                    token = _with(token, revoked_at=at)
+                    self.by_hash[token_hash] = token
+                return token
+        return None
+
+    async def list(self) -> list[Token]:
+        return sorted(self.by_hash.values(), key=lambda t: t.created_at, reverse=True)
+
+
+class PostgresTokenStore:
+    """A TokenStore on the `api_tokens` table (migration 0002) through an asyncpg pool."""
+
+    COLUMNS = "token_id, kind, holder, townships, event_types, created_at, revoked_at, note"
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float = 2.0):
+        self.pool = pool
+        self.timeout = timeout
+
+    async def find(self, token_hash: str) -> Token | None:
+        try:
+            row = await self.pool.fetchrow(
+                f"SELECT {self.COLUMNS} FROM api_tokens WHERE token_sha256 = $1",
+                token_hash,
+                timeout=self.timeout,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise TokenStoreUnavailable(f"token store: {type(exc).__name__}") from exc
+        return None if row is None else _from_row(row)
+
+    async def get(self, token_id: str) -> Token | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {self.COLUMNS} FROM api_tokens WHERE token_id = $1", token_id
+        )
+        return None if row is None else _from_row(row)
+
+    async def issue(self, token: Token, token_hash: str) -> Token:
+        row = await self.pool.fetchrow(
+            "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
+            f"event_types, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {self.COLUMNS}",
+            token.token_id or new_token_id(),
+            token_hash,
+            token.kind,
+            token.holder,
+            None if token.townships is None else sorted(token.townships),
+            None if token.event_types is None else sorted(token.event_types),
+            token.note,
+        )
+        return _from_row(row)
+
+    async def revoke(self, token_id: str, at: dt.datetime) -> Token | None:
+        row = await self.pool.fetchrow(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE token_id = $1 "
+            f"RETURNING {self.COLUMNS}",
+            token_id,
+            at,
+        )
+        return None if row is None else _from_row(row)
+
+    async def list(self) -> list[Token]:
+        rows = await self.pool.fetch(
+            f"SELECT {self.COLUMNS} FROM api_tokens ORDER BY created_at DESC, token_id"
+        )
+        return [_from_row(row) for row in rows]
+
+
+def _from_row(row: Any) -> Token:
+    return Token(
+        token_id=row["token_id"],
+        kind=row["kind"],
+        holder=row["holder"],
+        townships=None if row["townships"] is None else frozenset(row["townships"]),
+        event_types=None if row["event_types"] is None else frozenset(row["event_types"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        note=row["note"],
+    )
+
+
+def _with(token: Token, **changes: Any) -> Token:
+    return Token(**{**token.__dict__, **changes})
+
+
+@dataclass
+class _Entry:
+    token: Token | None
+    fetched: float
+
+
+@dataclass
+class CachedTokens:
+    """Token look-ups through a cache, so a database blip does not stop ingest.
+
+    A token found is trusted for `ttl` seconds (so a revocation takes effect within `ttl`);
+    an unknown token is remembered for at most `negative_ttl` seconds (so a flood of bad tokens
+    does not reach the database, and a newly issued one works within seconds). When the store
+    fails, an entry up to `stale_grace` seconds old is still used; with none,
+    TokenStoreUnavailable (the API answers 503).
+    """
+
+    store: TokenStore
+    ttl: float = 30.0
+    negative_ttl: float = 5.0
+    stale_grace: float = 600.0
+    max_entries: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+
+    async def authenticate(self, secret: str) -> Token | None:
+        """The active token for `secret`, or None when unknown or revoked."""
+        token_hash = hash_secret(secret)
+        entry = self._entries.get(token_hash)
+        now = self.clock()
+        if entry is not None and now - entry.fetched < self._ttl_of(entry):
+            return _active(entry.token)
+        try:
+            token = await self.store.find(token_hash)
+        except TokenStoreUnavailable:
+            if entry is not None and now - entry.fetched < self.stale_grace:
+                return _active(entry.token)
+            raise
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # bounded memory; the next look-ups refill it
+        self._entries[token_hash] = _Entry(token, now)
+        return _active(token)
+
+    def _ttl_of(self, entry: _Entry) -> float:
+        return self.ttl if entry.token is not None else min(self.ttl, self.negative_ttl)
+
+
+def _active(token: Token | None) -> Token | None:
+    return token if token is not None and token.active else None

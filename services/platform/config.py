@@ -1,0 +1,209 @@
+"""Settings from the environment (12-factor), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.contract.topics import TopicLayout
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value the system cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; each field documented in the README's table."""
+
+    kafka_bootstrap: str | None  # KAFKA_BOOTSTRAP_SERVERS; None = the local stack's broker
+    database_url: str | None  # DATABASE_URL (the owner: migrations); None = embedded PostgreSQL
+    home: Path  # SHOUWANG_HOME: local stack data, logs, pid files
+    layout: TopicLayout
+    # Support service and read model (services/support/README.md).
+    catalogue_path: Path = Path(__file__).resolve().parents[1] / "contract/catalogues/dianjiang.toml"
+    projector_group: str = "shouwang-readmodel"  # SHOUWANG_PROJECTOR_GROUP
+    projector_batch_size: int = 2000  # SHOUWANG_PROJECTOR_BATCH
+    projector_metrics_port: int | None = None  # SHOUWANG_PROJECTOR_METRICS_PORT
+    support_metrics_port: int | None = None  # SHOUWANG_SUPPORT_METRICS_PORT
+    support_api_port: int = 8082  # SHOUWANG_SUPPORT_API_PORT
+    support_app_id: str = "shouwang-support"  # SHOUWANG_SUPPORT_APP_ID (faust app / group id)
+    support_rocksdb: bool = False  # SHOUWANG_SUPPORT_ROCKSDB=1: tables in RocksDB under home
+    visits: VisitsSettings = field(default_factory=lambda: VisitsSettings())  # see its docstring
+    # Connections by duty (README "Database roles"); None = the owner's, DATABASE_URL.
+    projector_database_url: str | None = None  # SHOUWANG_PROJECTOR_DATABASE_URL
+    reader_database_url: str | None = None  # SHOUWANG_READER_DATABASE_URL
+    tokens_database_url: str | None = None  # SHOUWANG_TOKENS_DATABASE_URL
+    visits_database_url: str | None = None  # SHOUWANG_VISITS_DATABASE_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        try:
+            layout = TopicLayout(
+                household_partitions=_positive(env, "SHOUWANG_PARTITIONS", 12),
+                other_partitions=_positive(env, "SHOUWANG_OTHER_PARTITIONS", 3),
+                replication_factor=_positive(env, "SHOUWANG_REPLICATION_FACTOR", 1),
+                min_insync_replicas=_positive(env, "SHOUWANG_MIN_INSYNC_REPLICAS", 1),
+            )
+        except ValueError as exc:
+            raise SettingsError(f"topic layout: {exc}") from exc
+        return cls(
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            database_url=_database_url(env, "DATABASE_URL"),
+            home=Path(env.get("SHOUWANG_HOME") or ".shouwang").resolve(),
+            layout=layout,
+            visits=VisitsSettings.from_env(env),
+            catalogue_path=Path(env["SHOUWANG_CATALOGUE"]).resolve()
+            if env.get("SHOUWANG_CATALOGUE")
+            else cls.catalogue_path,
+            projector_group=env.get("SHOUWANG_PROJECTOR_GROUP") or cls.projector_group,
+            projector_batch_size=_positive(env, "SHOUWANG_PROJECTOR_BATCH", 2000),
+            projector_metrics_port=_optional_port(env, "SHOUWANG_PROJECTOR_METRICS_PORT"),
+            support_metrics_port=_optional_port(env, "SHOUWANG_SUPPORT_METRICS_PORT"),
+            support_api_port=_optional_port(env, "SHOUWANG_SUPPORT_API_PORT") or 8082,
+            support_app_id=env.get("SHOUWANG_SUPPORT_APP_ID") or cls.support_app_id,
+            support_rocksdb=env.get("SHOUWANG_SUPPORT_ROCKSDB", "") in ("1", "true", "yes"),
+            projector_database_url=_database_url(env, "SHOUWANG_PROJECTOR_DATABASE_URL"),
+            reader_database_url=_database_url(env, "SHOUWANG_READER_DATABASE_URL"),
+            tokens_database_url=_database_url(env, "SHOUWANG_TOKENS_DATABASE_URL"),
+            visits_database_url=_database_url(env, "SHOUWANG_VISITS_DATABASE_URL"),
+        )
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS, else the broker of the local stack running under the home."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    from services.platform.localstack import stack  # looked for only when no broker is named
+
+    kafka = stack.status(settings.home).get("kafka", {})
+    if kafka.get("running") and kafka.get("bootstrap"):
+        return str(kafka["bootstrap"])
+    raise SettingsError(
+        "KAFKA_BOOTSTRAP_SERVERS is not set and no local stack runs under "
+        f"{settings.home}; run `shouwang stack up` or set it"
+    )
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    # The value may carry a password: errors name the variable and the problem, never the value.
+    scheme, sep, _ = raw.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        raise SettingsError(f"{name}: expected a postgresql:// URL")
+    if any(c.isspace() for c in raw):
+        raise SettingsError(f"{name}: a URL has no spaces (percent-encode them as %20)")
+    return raw
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r}: must be at least 1")
+    return value
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    value = _positive(env, name, 0)
+    if value > 65535:
+        raise SettingsError(f"{name}={raw!r}: not a TCP port")
+    return value
+
+
+@dataclass(frozen=True)
+class VisitsSettings:
+    """The visits ingest API (services/visits/README.md).
+
+    SHOUWANG_VISITS_HOST: address to listen on (default 0.0.0.0).
+    SHOUWANG_VISITS_PORT: TCP port of the API (default 8081).
+    SHOUWANG_VISITS_MAX_BODY_BYTES: largest request body accepted; larger ones get 413
+        (default 1048576, 1 MiB: a 500-record batch of visits is about 0.5 MiB).
+    SHOUWANG_VISITS_MAX_BATCH: most records in one batch request; more get 413 (default 500).
+    SHOUWANG_VISITS_FUTURE_SKEW_SECONDS: how far in the future `occurred_at` may be (phones'
+        clocks drift); further is refused with 422 (default 300).
+    SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS: longest wait for the broker's acknowledgement of a
+        request's records; after it the API answers 503 with Retry-After (default 10).
+    SHOUWANG_VISITS_RETRY_AFTER_SECONDS: the Retry-After sent with 503 and 429 answers (default 5).
+    SHOUWANG_VISITS_MAX_IN_FLIGHT: write requests allowed to wait for the broker at once; one
+        more is answered 429 with Retry-After at once, before its body is read, so memory
+        stays bounded when Kafka cannot keep up (default 256).
+    SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is trusted without
+        asking again, i.e. the longest a revoked token still works (default 30). While the
+        database is unreachable, cached tokens keep working for up to 10 minutes.
+    SHOUWANG_PERSONAL_KEY_CACHE_SECONDS: how long a household's or cadre's data key is kept in
+        memory for sealing personal data (default 300): registry records of subjects seen
+        within it are accepted while PostgreSQL is down; others get 503 with Retry-After.
+    """
+
+    host: str = "0.0.0.0"
+    port: int = 8081
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 500
+    future_skew_seconds: int = 300
+    request_timeout_seconds: float = 10.0
+    retry_after_seconds: int = 5
+    token_cache_seconds: float = 30.0
+    max_in_flight: int = 256
+    personal_key_cache_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VisitsSettings:
+        port = _positive(env, "SHOUWANG_VISITS_PORT", cls.port)
+        if port > 65535:
+            raise SettingsError(f"SHOUWANG_VISITS_PORT={port}: not a TCP port")
+        return cls(
+            host=env.get("SHOUWANG_VISITS_HOST") or cls.host,
+            port=port,
+            max_body_bytes=_positive(env, "SHOUWANG_VISITS_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch=_positive(env, "SHOUWANG_VISITS_MAX_BATCH", cls.max_batch),
+            future_skew_seconds=_positive(
+                env, "SHOUWANG_VISITS_FUTURE_SKEW_SECONDS", cls.future_skew_seconds
+            ),
+            request_timeout_seconds=_positive_seconds(
+                env, "SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds
+            ),
+            retry_after_seconds=_positive(
+                env, "SHOUWANG_VISITS_RETRY_AFTER_SECONDS", cls.retry_after_seconds
+            ),
+            token_cache_seconds=_positive_seconds(
+                env, "SHOUWANG_TOKEN_CACHE_SECONDS", cls.token_cache_seconds
+            ),
+            max_in_flight=_positive(env, "SHOUWANG_VISITS_MAX_IN_FLIGHT", cls.max_in_flight),
+            personal_key_cache_seconds=_positive_seconds(
+                env, "SHOUWANG_PERSONAL_KEY_CACHE_SECONDS", cls.personal_key_cache_seconds
+            ),
+        )
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+    if not 0 < value < 86_400:
+        raise SettingsError(f"{name}={raw!r}: must be more than 0 and less than a day")
+    return value
+
+
+def faust_datadir(home: Path, app_id: str) -> Path:
+    """A faust app's data directory (RocksDB tables among it), under the service's home."""
+    path = home / "faust" / app_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,1 @@
+"""Patches to faust's internals (redelivery, batched table recovery), kept together in one place."""

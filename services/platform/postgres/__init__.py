@@ -1,0 +1,1 @@
+"""PostgreSQL shared by the services: databases per duty, migrations."""

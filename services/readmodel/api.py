@@ -1,0 +1,280 @@
+"""The operator API: read-only JSON over the read model (monitored, waiting, overdue households,
+measures, a cadre's households), for operators holding an `operator` bearer token.
+
+Every list is ordered by a stable key and paged with `limit` and `after` (the last key of the
+previous page, returned as `next_after`). The read model is a projection: answers are as fresh
+as the projector (its lag is on its own /metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from services.platform.auth.tokens import CachedTokens, TokenStoreUnavailable, bearer_secret
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
+HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
+OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
+MAX_LIMIT = 1000
+
+
+class ApiMetrics:
+    """Requests by route and status, and their duration; built from a registry passed in."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.requests = Counter(
+            "shouwang_support_api_requests_total",
+            "Operator API requests by route template, method and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "shouwang_support_api_request_duration_seconds",
+            "Operator API request duration",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+
+
+@dataclass
+class ApiDependencies:
+    pool: asyncpg.Pool  # created with init=init_connection
+    tokens: CachedTokens
+    registry: CollectorRegistry
+    metrics: ApiMetrics
+
+
+class BadQuery(ValueError):
+    """A query parameter the API cannot use (answered with 400)."""
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "100")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadQuery("limit: expected a whole number") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise BadQuery(f"limit: between 1 and {MAX_LIMIT}")
+    return value
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Pool `init`: jsonb columns (reasons, overdue, quantities) decoded to Python values."""
+    await connection.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [{k: _jsonable(v) for k, v in r.items()} for r in records]
+
+
+def _page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
+    return {"items": items, "next_after": items[-1][key] if len(items) == limit else None}
+
+
+HOUSEHOLD_COLUMNS = """h.household_id, h.township, h.village, h.category, h.level,
+    h.workflow_status, h.policy_version, h.assessed_at, h.responsible_cadre_id, h.last_visit_at,
+    h.overdue, h.reasons"""
+
+
+def build_api(deps: ApiDependencies) -> web.Application:
+    """The aiohttp application; the caller owns the pool and the token store."""
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+    @web.middleware
+    async def observe(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]):
+        started = time.perf_counter()
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except BadQuery as exc:
+            status = 400
+            return web.json_response({"error": str(exc)}, status=400)
+        finally:
+            deps.metrics.requests.labels(request.method, template, str(status)).inc()
+            deps.metrics.duration.labels(template).observe(time.perf_counter() - started)
+
+    @web.middleware
+    async def operators_only(request: web.Request, handler):
+        if not request.path.startswith("/v1/"):
+            return await handler(request)
+        challenge = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
+        secret = bearer_secret(request.headers.get("Authorization"))
+        if secret is None:
+            return web.json_response(
+                {"error": "an Authorization: Bearer <token> header is required"},
+                status=401,
+                headers=challenge,
+            )
+        try:
+            token = await deps.tokens.authenticate(secret)
+        except TokenStoreUnavailable:
+            return web.json_response(
+                {"error": "tokens cannot be checked now"}, status=503, headers={"Retry-After": "5"}
+            )
+        if token is None:
+            return web.json_response(
+                {"error": "unknown or revoked token"}, status=401, headers=challenge
+            )
+        if token.kind != "operator":
+            return web.json_response(
+                {"error": "the operator API needs an operator token"}, status=403
+            )
+        return await handler(request)
+
+    app = web.Application(middlewares=[observe, operators_only])
+    pool = deps.pool
+
+    async def monitored(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        rows = await pool.fetch(
+            f"""SELECT {HOUSEHOLD_COLUMNS} FROM households h
+            WHERE h.workflow_status = ANY($1::text[])
+              AND ($2::text IS NULL OR h.township = $2) AND ($3::text IS NULL OR h.category = $3)
+              AND h.household_id > $4
+            ORDER BY h.household_id LIMIT $5""",
+            list(MONITORING),
+            request.query.get("township"),
+            request.query.get("category"),
+            request.query.get("after", ""),
+            limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "household_id"))
+
+    async def monitored_counts(request: web.Request) -> web.Response:
+        rows = await pool.fetch(
+            """SELECT township, category, count(*) AS households FROM households
+            WHERE workflow_status = ANY($1::text[]) GROUP BY township, category
+            ORDER BY township NULLS LAST, category NULLS LAST""",
+            list(MONITORING),
+        )
+        return web.json_response({"items": _rows(rows)})
+
+    async def waiting(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        rows = await pool.fetch(
+            """SELECT m.measure_id, m.household_id, h.township, h.village, m.type AS measure_type,
+                   m.catalogue_id, m.waiting_for, m.reasons, m.status_changed_at AS waiting_since
+            FROM measures m LEFT JOIN households h USING (household_id)
+            WHERE m.status = 'waiting' AND ($1::text IS NULL OR m.waiting_for = $1)
+              AND ($2::text IS NULL OR h.township = $2) AND m.measure_id > $3
+            ORDER BY m.measure_id LIMIT $4""",
+            request.query.get("pool"),
+            request.query.get("township"),
+            request.query.get("after", ""),
+            limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "measure_id"))
+
+    async def overdue(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        kind = request.query.get("kind")
+        if kind is not None and kind not in OVERDUE_KINDS:
+            raise BadQuery(f"kind: one of {', '.join(OVERDUE_KINDS)}")
+        rows = await pool.fetch(
+            f"""SELECT {HOUSEHOLD_COLUMNS} FROM households h
+            WHERE h.overdue <> '[]'::jsonb AND ($1::text IS NULL OR h.overdue ? $1)
+              AND ($2::text IS NULL OR h.township = $2) AND h.household_id > $3
+            ORDER BY h.household_id LIMIT $4""",
+            kind,
+            request.query.get("township"),
+            request.query.get("after", ""),
+            limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "household_id"))
+
+    async def measures(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        rows = await pool.fetch(
+            """SELECT m.measure_id, m.household_id, h.township, m.type AS measure_type, m.status,
+                   m.catalogue_id, m.pool, m.waiting_for, m.cadre_id, m.amount_yuan,
+                   m.term_months, m.quantities, m.reasons, m.recommended_at, m.status_changed_at
+            FROM measures m LEFT JOIN households h USING (household_id)
+            WHERE ($1::text IS NULL OR m.type = $1) AND ($2::text IS NULL OR m.status = $2)
+              AND ($3::text IS NULL OR h.township = $3) AND m.measure_id > $4
+            ORDER BY m.measure_id LIMIT $5""",
+            request.query.get("type"),
+            request.query.get("status"),
+            request.query.get("township"),
+            request.query.get("after", ""),
+            limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "measure_id"))
+
+    async def measure_counts(request: web.Request) -> web.Response:
+        rows = await pool.fetch(
+            """SELECT type AS measure_type, status, count(*) AS measures FROM measures
+            GROUP BY type, status ORDER BY type, status"""
+        )
+        return web.json_response({"items": _rows(rows)})
+
+    async def cadre_households(request: web.Request) -> web.Response:
+        cadre_id = request.match_info["cadre_id"]
+        cadre = await pool.fetchrow("SELECT * FROM cadre_load WHERE cadre_id = $1", cadre_id)
+        if cadre is None:
+            return web.json_response({"error": f"cadre {cadre_id} not found"}, status=404)
+        rows = await pool.fetch(
+            f"""SELECT m.measure_id AS pairing_measure_id, m.status AS pairing_status,
+                   {HOUSEHOLD_COLUMNS}
+            FROM measures m JOIN households h USING (household_id)
+            WHERE m.cadre_id = $1 AND m.type = 'PAIRING' AND m.status = ANY($2::text[])
+            ORDER BY h.household_id""",
+            cadre_id,
+            list(HELD),
+        )
+        info = {k: _jsonable(v) for k, v in cadre.items()}
+        return web.json_response({"cadre": info, "households": _rows(rows)})
+
+    async def health(request: web.Request) -> web.Response:
+        try:
+            await pool.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError) as exc:
+            return web.json_response(
+                {"status": "unavailable", "error": type(exc).__name__}, status=503
+            )
+        return web.json_response({"status": "ok"})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(deps.registry), content_type="text/plain", charset="utf-8"
+        )
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/v1/monitored-households", monitored, allow_head=False)
+    app.router.add_get("/v1/monitored-households/counts", monitored_counts, allow_head=False)
+    app.router.add_get("/v1/waiting-households", waiting, allow_head=False)
+    app.router.add_get("/v1/overdue-households", overdue, allow_head=False)
+    app.router.add_get("/v1/measures", measures, allow_head=False)
+    app.router.add_get("/v1/measures/counts", measure_counts, allow_head=False)
+    app.router.add_get("/v1/cadres/{cadre_id}/households", cadre_households, allow_head=False)
+    app.router.add_get("/healthz", health, allow_head=False)
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/openapi.json", openapi, allow_head=False)
+    return app

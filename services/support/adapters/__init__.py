@@ -1,0 +1,1 @@
+"""Support's adapters: Avro translation and the table codec."""

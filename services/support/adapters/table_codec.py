@@ -1,0 +1,87 @@
+"""JSON bytes for the support app's table values (profiles and pool states); no personal data."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from services.contract.catalogue import Quantity
+from services.support.domain.matcher import Cadre, Holding, Need, PoolState
+from services.support.domain.profile import (
+    MeasureState,
+    Members,
+    Profile,
+    RegistryRecorded,
+    RiskAssessed,
+)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def dump_profile(profile: Profile) -> bytes:
+    r, a = profile.registry, profile.assessment
+    return json.dumps({
+        "household_id": profile.household_id,
+        "registry": None if r is None else {
+            **{k: getattr(r, k) for k in ("event_id", "township", "village", "registration",
+                                           "head_birth_year", "livelihood",
+                                           "minimum_living_allowance", "housing", "water")},
+            "occurred_at": r.occurred_at.isoformat(), "members": list(vars(r.members).values())},
+        "assessment": None if a is None else {
+            **{k: getattr(a, k) for k in ("event_id", "category", "level", "workflow",
+                                           "policy_version")},
+            "as_of": a.as_of.isoformat(), "reason_codes": list(a.reason_codes)},
+        "measures": [[m.measure_id, m.catalogue_id, m.pool, m.step,
+                      m.at.isoformat() if m.at else None] for m in profile.measures.values()],
+    }, ensure_ascii=False).encode()  # fmt: skip
+
+
+def load_profile(raw: bytes) -> Profile:
+    data = json.loads(raw)
+    r, a = data["registry"], data["assessment"]
+    registry = None if r is None else RegistryRecorded(
+        household_id=data["household_id"], occurred_at=_dt(r.pop("occurred_at")),
+        members=Members(*r.pop("members")), **r)  # fmt: skip
+    assessment = None if a is None else RiskAssessed(
+        household_id=data["household_id"], as_of=_dt(a.pop("as_of")),
+        reason_codes=tuple(a.pop("reason_codes")), **a)  # fmt: skip
+    measures = {m[0]: MeasureState(m[0], m[1], m[2], m[3], _dt(m[4])) for m in data["measures"]}
+    return Profile(data["household_id"], registry, assessment, MappingProxyType(measures))
+
+
+def need_to_json(need: Need) -> dict[str, Any]:
+    return {**{k: v for k, v in vars(need).items() if k not in ("reasons", "quantities")},
+            "reasons": list(need.reasons),
+            "quantities": [[q.item, q.amount, q.unit] for q in need.quantities]}  # fmt: skip
+
+
+def need_from_json(data: dict[str, Any]) -> Need:
+    data = dict(data)
+    data["reasons"] = tuple(data["reasons"])
+    data["quantities"] = tuple(Quantity(*q) for q in data["quantities"])
+    return Need(**data)
+
+
+def dump_pool(state: PoolState) -> bytes:
+    return json.dumps({
+        "pool": state.pool,
+        "holders": {k: [h.household_id, h.cadre_id] for k, h in state.holders.items()},
+        "waiting": [need_to_json(n) for n in state.waiting],
+        "closed": sorted(state.closed),
+        "cadres": [list(vars(c).values()) for c in state.cadres.values()],
+    }, ensure_ascii=False).encode()  # fmt: skip
+
+
+def load_pool(raw: bytes) -> PoolState:
+    data = json.loads(raw)
+    return PoolState(
+        pool=data["pool"],
+        holders=MappingProxyType({k: Holding(*v) for k, v in data["holders"].items()}),
+        waiting=tuple(need_from_json(n) for n in data["waiting"]),
+        closed=frozenset(data["closed"]),
+        cadres=MappingProxyType({c[0]: Cadre(*c) for c in data["cadres"]}),
+    )

@@ -1,0 +1,1 @@
+"""Support's pure domain: household profiles and the matcher."""

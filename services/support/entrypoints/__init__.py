@@ -1,0 +1,1 @@
+"""Support's entrypoints: the faust app and the CLI commands."""

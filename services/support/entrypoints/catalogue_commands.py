@@ -1,0 +1,197 @@
+"""Entry points: `shouwang catalogue activate FILE` and `shouwang actions` (read the log)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.contract.topics import OPERATOR_ACTIONS
+from services.platform.config import Settings, SettingsError
+
+# The CLI imports this module to build its parser; the log's producer and consumer (aiokafka)
+# and the codec are imported by the commands that use them (tests/unit/test_cli.py).
+if TYPE_CHECKING:
+    from services.contract.catalogue import Catalogue
+    from services.contract.codec import Codec
+    from services.platform.actions.log import Activation
+
+log = logging.getLogger(__name__)
+KAFKA_WAIT_SECONDS = 30.0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `catalogue` and `actions` on the CLI's sub-command parser."""
+    catalogue = commands.add_parser("catalogue", help="measure catalogues: record activation")
+    what = catalogue.add_subparsers(dest="action", required=True)
+    activate = what.add_parser(
+        "activate", help="record on operator.actions that FILE is the catalogue in use"
+    )
+    activate.add_argument("file", type=Path)
+    activate.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
+    activate.add_argument("--reason", default="", help="why, for the log")
+    catalogue.set_defaults(run=run_catalogue)
+
+    actions = commands.add_parser("actions", help="list operator actions from the log")
+    actions.add_argument("--subject", help="only this subject, e.g. token:ID or catalogue:ID")
+    actions.add_argument("--archive", help="read an archive directory instead of Kafka")
+    actions.set_defaults(run=run_actions)
+
+
+def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.catalogue import CatalogueError
+    from services.contract.catalogue_changes import parse_content
+    from services.platform.actions.events import (
+        OperatorActionError,
+        check_actor,
+        check_reason,
+        default_actor,
+    )
+    from services.platform.kafka.producer import BrokerUnavailable
+
+    try:
+        actor = check_actor(default_actor(getpass.getuser()) if args.actor is None else args.actor)
+        reason = check_reason(args.reason)
+    except OperatorActionError as exc:
+        raise SettingsError(str(exc)) from exc
+    try:
+        content = args.file.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {args.file}: {exc.strerror}") from exc
+    from services.platform.config import kafka_bootstrap
+
+    bootstrap = kafka_bootstrap(settings)
+    try:
+        catalogue = parse_content(content, str(args.file))
+        activation = asyncio.run(
+            record_activation(
+                catalogue, content, args.file, actor, "OPERATOR", reason, bootstrap, settings
+            )
+        )
+    except CatalogueError as exc:
+        for where, problem in exc.problems:
+            print(f"{exc.source}: {where}: {problem}", file=sys.stderr)
+        print("shouwang catalogue activate: nothing recorded", file=sys.stderr)
+        return 1
+    except BrokerUnavailable as exc:
+        print(f"shouwang catalogue activate: nothing recorded: {exc}", file=sys.stderr)
+        return 3
+    print(_summary(activation))
+    return 0
+
+
+async def record_activation(
+    catalogue: Catalogue,
+    content: bytes,
+    path: Path,
+    actor: str,
+    source: str,
+    reason: str,
+    bootstrap: str,
+    settings: Settings,
+) -> Activation:
+    """Record the activation of `catalogue`, parsed from `content`, if the log lacks it
+    (see log.py)."""
+    from services.contract.codec import Codec
+    from services.platform.actions.log import activate_catalogue, operator_sink, prepare_topic
+
+    sink = operator_sink(bootstrap, KAFKA_WAIT_SECONDS)
+    try:
+        await prepare_topic(bootstrap, settings.layout, KAFKA_WAIT_SECONDS)
+        return await activate_catalogue(
+            catalogue,
+            content,
+            path,
+            actor,
+            source,
+            reason,
+            bootstrap,
+            Codec.default(),
+            sink,
+            dt.datetime.now(dt.UTC),
+        )
+    finally:
+        await sink.close()
+
+
+def activate_at_start(
+    settings: Settings, bootstrap: str, app_id: str, catalogue: Catalogue, content: bytes
+) -> Activation:
+    """What a support worker does before matching with its catalogue: make sure the log says
+    this content is in use. An operator who ran `catalogue activate` first is the actor;
+    otherwise the worker records it as itself (source SERVICE).
+
+    `catalogue` and `content` are the worker's own, read once from settings.catalogue_path
+    (catalogue_changes.load_with_content): read again here, the file could have changed in
+    between, and the log would name content the worker does not use."""
+    activation = asyncio.run(
+        record_activation(
+            catalogue,
+            content,
+            settings.catalogue_path,
+            f"service:{app_id}",
+            "SERVICE",
+            "in use by a support worker; no activation of this content was in the log",
+            bootstrap,
+            settings,
+        )
+    )
+    log.info("catalogue activation: %s", _summary(activation))
+    return activation
+
+
+def _summary(activation: Activation) -> str:
+    from services.platform.actions.events import describe
+
+    sha = activation.content_sha256[:12]
+    if activation.recorded is None:
+        by = activation.previous["actor"] if activation.previous else "?"
+        version = activation.previous["catalogue"]["version"] if activation.previous else "?"
+        return (
+            f"catalogue {activation.catalogue_id} sha256={sha} is already active "
+            f"(version {version}, by {by}); nothing recorded"
+        )
+    return "recorded " + describe(activation.recorded)
+
+
+def run_actions(args: argparse.Namespace, settings: Settings) -> int:
+    from services.contract.codec import Codec
+    from services.platform.actions.events import describe
+    from services.platform.actions.log import read_actions
+    from services.platform.kafka.producer import BrokerUnavailable
+
+    codec = Codec.default()
+    if args.archive:
+        actions = _archived_actions(Path(args.archive), codec, args.subject)
+    else:
+        from services.platform.config import kafka_bootstrap
+
+        try:
+            actions = asyncio.run(read_actions(kafka_bootstrap(settings), codec, args.subject))
+        except BrokerUnavailable as exc:
+            print(f"shouwang actions: {exc}", file=sys.stderr)
+            return 3
+    for action in actions:
+        print(describe(action))
+    print(f"{len(actions)} action(s)", file=sys.stderr)
+    return 0
+
+
+def _archived_actions(directory: Path, codec: Codec, subject: str | None) -> list[dict]:
+    from services.audit import archive
+
+    seen: set[str] = set()
+    found = []
+    for r in archive.records(directory, {OPERATOR_ACTIONS.name}):
+        if subject is not None and r.key != subject.encode("utf-8"):
+            continue
+        action = codec.decode(r.value, expected=OPERATOR_ACTIONS.event_type).record
+        if action["event_id"] not in seen:
+            seen.add(action["event_id"])
+            found.append(action)
+    return found

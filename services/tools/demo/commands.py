@@ -1,0 +1,81 @@
+"""`shouwang demo`: parse the options, run the demo, turn failures into an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from services.platform.config import Settings
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `demo` on the CLI's sub-command parser."""
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole system on a synthetic county and report what it found",
+        description=(
+            "Start a private Kafka and PostgreSQL under <home>/demo, the visits, monitoring, "
+            "support and projector services as separate processes, run the simulated hundred-day "
+            "campaign through the visits API, wait until every service has processed it, then "
+            "print a report and write it as HTML. Stops everything it started on exit."
+        ),
+    )
+    demo.add_argument(
+        "--scale",
+        type=_positive_float,
+        default=0.1,
+        help="county size: 1 = Dianjiang (9,803 lifted households); default 0.1 (a few minutes)",
+    )
+    demo.add_argument("--seed", type=int, default=2020, help="random seed (default 2020)")
+    demo.add_argument("--no-keep", dest="keep", action="store_false", help="exit after the report")
+    demo.add_argument("--out", type=Path, default=None, help="directory for report.html/.json/.txt")
+    demo.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="data directory (default $SHOUWANG_HOME, else .shouwang)",
+    )
+    demo.add_argument(
+        "--rate", type=float, default=0.0, help="events per second (default 0: as fast as accepted)"
+    )
+    demo.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=900.0,
+        help="seconds to wait for the services to catch up (default 900)",
+    )
+    demo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from services.platform.localstack.errors import LocalStackError
+    from services.tools.demo.orchestrator import DemoError, DemoOptions, run_demo
+    from services.tools.demo.supervisor import ServiceDied
+
+    if args.home is not None:
+        settings = replace(settings, home=args.home.resolve())
+    options = DemoOptions(
+        scale=args.scale,
+        seed=args.seed,
+        keep=args.keep,
+        out=args.out,
+        rate=args.rate,
+        settle_timeout=args.timeout,
+    )
+    try:
+        run_demo(options, settings, say=lambda line: print(line, flush=True))
+    except (DemoError, ServiceDied, LocalStackError) as exc:
+        print(f"shouwang demo: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value

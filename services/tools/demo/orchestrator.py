@@ -1,0 +1,448 @@
+"""Run the demo: private Kafka and PostgreSQL, the services as processes, campaign, report.
+
+Everything the demo starts lives under `<home>/demo` (servers' data, service logs, faust's
+table directories) and is stopped when it ends, normally, on failure, on Ctrl-C or SIGTERM.
+Each run starts from a clean slate: a previous run's servers and data are removed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from services.contract.topics import CATALOGUE, INPUT_TOPICS, RISK, SUPPORT_MEASURES
+from services.platform.config import Settings
+from services.platform.localstack.kafka import LocalKafka
+from services.platform.localstack.ports import LOOPBACK, free_ports
+from services.platform.localstack.postgres import LocalPostgres
+from services.platform.personal.keys import personal_master_key_env
+from services.support.entrypoints.app import pool_commands_topic
+from services.tools.demo.batching_sink import TypeBatchingSink
+from services.tools.demo.catch_up import (
+    Lag,
+    LogReader,
+    group_offsets,
+    projector_offsets,
+    topic_exists,
+)
+from services.tools.demo.html_report import render_html
+from services.tools.demo.read_model import read_facts
+from services.tools.demo.report import RunStats, build_report, render_text
+from services.tools.demo.risk_log import read_assessments
+from services.tools.demo.supervisor import ServiceDied, Supervisor, stop_leftovers
+
+MONITORING_GROUP = "shouwang-monitoring"
+SUPPORT_GROUP = "shouwang-support"
+PROJECTOR_GROUP = "shouwang-readmodel"
+MONITORING_TOPICS = (
+    *(t.name for t in INPUT_TOPICS if t.name != "cadre.registry"),
+    SUPPORT_MEASURES.name,
+)
+# Support's second stage reads its own pool-command topic; its output waits on that too.
+SUPPORT_POOL_TOPIC = pool_commands_topic(SUPPORT_GROUP)
+SUPPORT_TOPICS = (
+    "household.registry",
+    RISK.name,
+    "household.measures",
+    "cadre.registry",
+    SUPPORT_POOL_TOPIC,
+)
+PROJECTOR_TOPICS = (
+    "household.registry",
+    RISK.name,
+    "household.visits",
+    "household.measures",
+    SUPPORT_MEASURES.name,
+    "household.problems",
+    "cadre.registry",
+)
+
+
+class DemoError(RuntimeError):
+    """The demo could not finish: a server or service failed, or processing never caught up."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `shouwang demo` was asked for."""
+
+    scale: float = 0.1
+    seed: int = 2020
+    keep: bool = True
+    out: Path | None = None  # default: <home>/demo
+    rate: float = 0.0  # events per second through the API; 0 = as fast as it takes them
+    settle_timeout: float = 900.0  # longest wait for the services to catch up
+    support_stall: float = 90.0  # give up on a support worker that makes no progress this long
+
+
+@dataclass
+class Endpoints:
+    bootstrap: str = ""
+    database_url: str = ""
+    visits_port: int = 0
+    monitoring_port: int = 0
+    support_metrics_port: int = 0
+    projector_metrics_port: int = 0
+
+
+def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None] = print) -> dict:
+    """Run the whole demo; returns the report. Stops everything it started before returning."""
+    started = time.monotonic()
+    run_dir = settings.home / "demo"
+    out = (options.out or run_dir).resolve()
+    _clean_slate(run_dir, say)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.chmod(0o755)  # PostgreSQL runs as an unprivileged account under root
+    kafka = LocalKafka(run_dir / "stack" / "kafka", detach=True)
+    postgres = LocalPostgres(run_dir / "stack" / "postgres")
+    supervisor: Supervisor | None = None
+    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        say(f"starting Kafka and PostgreSQL under {run_dir / 'stack'} ...")
+        _start_servers(kafka, postgres)
+        ports = free_ports(4)
+        ends = Endpoints(kafka.bootstrap, postgres.database_url, *ports)
+        say(f"  Kafka {ends.bootstrap}, PostgreSQL {ends.database_url}")
+        supervisor = Supervisor(run_dir, _child_env(settings, ends))
+        report, token = asyncio.run(_run(options, settings, ends, supervisor, out, started, say))
+        if options.keep:
+            _keep_running(supervisor, ends, token, say)
+        return report
+    except KeyboardInterrupt:
+        say("\ninterrupted; stopping everything the demo started ...")
+        raise
+    finally:
+        # A second Ctrl-C must not leave servers behind half-stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if supervisor is not None:
+                supervisor.stop_all()
+            postgres.stop()
+            kafka.stop()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous_term)
+        say("stopped the services, Kafka and PostgreSQL")
+
+
+def _clean_slate(run_dir: Path, say: Callable[[str], None]) -> None:
+    """Stop whatever a killed earlier run left, and delete its data."""
+    if not run_dir.exists():
+        return
+    leftovers = stop_leftovers(run_dir)
+    kafka = LocalKafka(run_dir / "stack" / "kafka", detach=True)
+    postgres = LocalPostgres(run_dir / "stack" / "postgres")
+    if kafka.is_running or postgres.is_running or leftovers:
+        say(f"stopping what an earlier demo left running under {run_dir}")
+    postgres.stop()
+    kafka.stop()
+    for name in ("stack", "logs"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    for data in run_dir.glob("*-data"):  # faust's table directories
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _start_servers(kafka: LocalKafka, postgres: LocalPostgres) -> None:
+    # Side by side: the broker's JVM start dominates; PostgreSQL is ready well before it.
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(postgres.start), pool.submit(kafka.start, 180.0)]
+        errors = [f.exception() for f in futures]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise DemoError(f"the local stack did not start: {failed[0]}") from failed[0]
+
+
+def _child_env(settings: Settings, ends: Endpoints) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": ends.bootstrap,
+        "DATABASE_URL": ends.database_url,
+        "SHOUWANG_HOME": str(settings.home),
+        "PYTHONUNBUFFERED": "1",
+        **personal_master_key_env(settings.home),
+    }
+    # The services' own defaults apply; a stray setting from the caller's shell must not send
+    # them to other groups or ports than the demo watches.
+    for name in (
+        "SHOUWANG_MONITORING_APP_ID",
+        "SHOUWANG_SUPPORT_APP_ID",
+        "SHOUWANG_PROJECTOR_GROUP",
+    ):
+        env.pop(name, None)
+    return env
+
+
+async def _run(
+    options: DemoOptions,
+    settings: Settings,
+    ends: Endpoints,
+    supervisor: Supervisor,
+    out: Path,
+    started: float,
+    say: Callable[[str], None],
+) -> tuple[dict, str]:
+    """Everything between the servers' start and the report; returns it and the API token."""
+    from services.platform.kafka.admin import ensure_topics
+    from services.platform.postgres.migrate import apply_migrations
+    from services.tools.simulation.parameters import SimulationParameters
+    from services.tools.simulation.runner import simulate
+    from services.tools.simulation.sinks.api import ApiSink
+
+    await ensure_topics(ends.bootstrap, settings.layout)
+    await apply_migrations(ends.database_url)
+    token = _issue_token(supervisor.env)
+    visits_url = f"http://{LOOPBACK}:{ends.visits_port}"
+    supervisor.start(
+        "visits",
+        ["visits"],
+        {"SHOUWANG_VISITS_HOST": LOOPBACK, "SHOUWANG_VISITS_PORT": str(ends.visits_port)},
+        {"API": visits_url, "metrics": f"{visits_url}/metrics"},
+    )
+    monitoring_url = f"http://{LOOPBACK}:{ends.monitoring_port}"
+    supervisor.start(
+        "monitoring",
+        ["monitoring"],
+        # Assess as of each household's latest event: the campaign is in 2020, and the demo
+        # shows what the system found then, not what is overdue today.
+        {
+            "SHOUWANG_MONITORING_PORT": str(ends.monitoring_port),
+            "SHOUWANG_MONITORING_CLOCK": "event",
+        },
+        {
+            "households": f"{monitoring_url}/v1/households/{{id}}",
+            "metrics": f"{monitoring_url}/metrics",
+        },
+    )
+    supervisor.start(
+        "support",
+        ["support"],
+        {"SHOUWANG_SUPPORT_METRICS_PORT": str(ends.support_metrics_port)},
+        {"metrics": f"http://{LOOPBACK}:{ends.support_metrics_port}/metrics"},
+    )
+    supervisor.start(
+        "projector",
+        ["projector"],
+        {"SHOUWANG_PROJECTOR_METRICS_PORT": str(ends.projector_metrics_port)},
+        {"metrics": f"http://{LOOPBACK}:{ends.projector_metrics_port}/metrics"},
+    )
+    for service in supervisor.services:
+        say(f"  {service.name}: pid {service.pid}, log {service.log_file}")
+    say("waiting for the visits API ...")
+    await _wait_ready(f"{visits_url}/readyz", supervisor, 120.0)
+
+    parameters = SimulationParameters(seed=options.seed, scale=options.scale)
+    say(
+        f"running the campaign (seed {options.seed}, scale {options.scale:g}: "
+        f"{parameters.lifted_households:,} lifted households) through {visits_url} ..."
+    )
+    progress = _Progress(supervisor, say)
+    ingest_started = time.monotonic()
+    async with TypeBatchingSink(ApiSink(visits_url, token)) as sink:
+        summary = await _guarded(
+            simulate(parameters, sink, rate=options.rate, progress=progress), supervisor
+        )
+    ingest_seconds = time.monotonic() - ingest_started
+    say(
+        f"  {summary.events:,} events accepted in {ingest_seconds:.1f} s "
+        f"({summary.events / max(ingest_seconds, 1e-9):,.0f}/s); waiting for the services ..."
+    )
+
+    settle_started = time.monotonic()
+    lag, records, warnings = await _wait_caught_up(options, ends, supervisor, say)
+    settle_seconds = time.monotonic() - settle_started
+    calendar = parameters.calendar
+    run = RunStats(
+        seed=options.seed,
+        scale=options.scale,
+        campaign_start=calendar.start,
+        campaign_end=calendar.end,
+        events_written=summary.events,
+        ingest_seconds=ingest_seconds,
+        settle_seconds=settle_seconds,
+        wall_seconds=time.monotonic() - started,
+        records_by_topic=records,
+        input_topics=tuple(t.name for t in INPUT_TOPICS),
+        lag=lag.by_consumer,
+        warnings=tuple(warnings),
+    )
+    facts = await read_facts(ends.database_url)
+    report = build_report(facts, run, await read_assessments(ends.bootstrap))
+    report["services"] = {s.name: s.urls for s in supervisor.services}
+    report["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    _write(report, out, say)
+    return report, token
+
+
+def _issue_token(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "tokens", "issue", "--kind", "operator",
+         "--holder", "demo-simulator", "--note", "shouwang demo: simulated apps and feeds"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    match = re.search(r"^token \(shown once[^:]*: (\S+)$", result.stdout, re.M)
+    if result.returncode != 0 or match is None:
+        raise DemoError(f"`shouwang tokens issue` failed: {result.stderr.strip()[-2000:]}")
+    return match.group(1)
+
+
+async def _wait_ready(url: str, supervisor: Supervisor, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while True:
+            supervisor.check()
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise DemoError(f"{url} was not ready within {seconds:.0f} s")
+            await asyncio.sleep(0.5)
+
+
+async def _guarded(work, supervisor: Supervisor, every: float = 1.0):
+    """Await `work` while checking every `every` seconds that no service has died."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            supervisor.check()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class _Progress:
+    def __init__(self, supervisor: Supervisor, say: Callable[[str], None], every: float = 10.0):
+        self.supervisor, self.say, self.every = supervisor, say, every
+        self.last = time.monotonic()
+
+    def __call__(self, summary) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            day = f"{summary.last_recorded:%Y-%m-%d}" if summary.last_recorded else "-"
+            self.say(f"  {summary.events:,} events sent, campaign at {day}")
+
+
+async def _wait_caught_up(
+    options: DemoOptions, ends: Endpoints, supervisor: Supervisor, say: Callable[[str], None]
+) -> tuple[Lag, dict[str, int], list[str]]:
+    """Wait until monitoring, support and the projector have processed every record, and the
+    log has stopped growing. A support worker that stops making progress is reported, not
+    waited for forever; a service that dies, or monitoring or the projector not catching up
+    within the deadline, is an error."""
+    # Support creates its pool topic when it starts; by now it has (or it has died).
+    topics = [t.name for t in CATALOGUE]
+    if await topic_exists(ends.bootstrap, SUPPORT_POOL_TOPIC):
+        topics.append(SUPPORT_POOL_TOPIC)
+    else:
+        say(f"  note: {SUPPORT_POOL_TOPIC} does not exist; support's pool stage is not watched")
+    reader = LogReader(ends.bootstrap, topics)
+    await reader.start()
+    deadline = time.monotonic() + options.settle_timeout
+    warnings: list[str] = []
+    support_best, support_since = None, time.monotonic()
+    last_report = 0.0
+    stable_rounds = 0
+    try:
+        while True:
+            supervisor.check()
+            at_end = await reader.read_to_end(seconds=10.0)
+            lag = await _lag(reader, ends)
+            now = time.monotonic()
+            support_lag = lag.of("support")
+            if support_best is None or support_lag < support_best:
+                support_best, support_since = support_lag, now
+            support_stalled = support_lag > 0 and now - support_since > options.support_stall
+            required = ["monitoring", "projector"] + ([] if support_stalled else ["support"])
+            if at_end and lag.caught_up(required):
+                stable_rounds += 1
+                if stable_rounds >= 2:  # nothing new arrived after everything was processed
+                    if support_stalled:
+                        warnings.append(
+                            f"support made no progress for {options.support_stall:.0f} s with "
+                            f"{support_lag:,} records unprocessed; its numbers are incomplete"
+                        )
+                    return lag, dict(reader.records), warnings
+            else:
+                stable_rounds = 0
+            if now > deadline:
+                raise DemoError(
+                    f"the services had not caught up after {options.settle_timeout:.0f} s: "
+                    f"records behind {lag.by_consumer}"
+                )
+            if now - last_report > 10.0:
+                last_report = now
+                say(f"  behind: {', '.join(f'{k} {v:,}' for k, v in lag.by_consumer.items())}")
+            await asyncio.sleep(1.0)
+    finally:
+        await reader.stop()
+
+
+async def _lag(reader: LogReader, ends: Endpoints) -> Lag:
+    monitoring, support, projector = await asyncio.gather(
+        group_offsets(ends.bootstrap, MONITORING_GROUP),
+        group_offsets(ends.bootstrap, SUPPORT_GROUP),
+        projector_offsets(ends.database_url),
+    )
+    return Lag(
+        {
+            "monitoring": reader.behind(monitoring, MONITORING_TOPICS),
+            "support": reader.behind(support, SUPPORT_TOPICS),
+            "projector": reader.behind(projector, PROJECTOR_TOPICS),
+        }
+    )
+
+
+def _write(report: dict, out: Path, say: Callable[[str], None]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    text = render_text(report)
+    (out / "report.txt").write_text(text + "\n", encoding="utf-8")
+    (out / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    page = out / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    say("")
+    say(text)
+    say("")
+    say(f"report: {page} (also report.json and report.txt beside it)")
+
+
+def _keep_running(
+    supervisor: Supervisor, ends: Endpoints, token: str, say: Callable[[str], None]
+) -> None:
+    say("\nthe services stay up until Ctrl-C:")
+    for service in supervisor.services:
+        for label, url in service.urls.items():
+            say(f"  {service.name:10} {label:10} {url}")
+    say(f"  kafka      bootstrap  {ends.bootstrap}")
+    say(f"  postgres   url        {ends.database_url}")
+    say(f"  logs in {supervisor.log_dir}")
+    say(f"  visits API operator token (this demo's database only): {token}")
+    while True:
+        try:
+            supervisor.check()
+        except ServiceDied as exc:
+            raise DemoError(str(exc)) from exc
+        time.sleep(1.0)

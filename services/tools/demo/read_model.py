@@ -1,0 +1,71 @@
+"""What the report needs from the read model: a handful of aggregate queries, no logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class ReadModelFacts:
+    """Rows as the database returns them; `services.tools.demo.report` makes the numbers."""
+
+    # (township, registration_status, workflow_status, category, households)
+    households: list[tuple[str | None, str | None, str, str | None, int]]
+    # (registration_status, workflow_status, households, visited)
+    visited: list[tuple[str | None, str, int, int]]
+    # (overdue signal, households)
+    overdue: list[tuple[str, int]]
+    # (measure type, step, waiting, distinct measures, distinct households)
+    measure_steps: list[tuple[str, str, bool, int, int]]
+    # (measure type, status, measures, households)
+    measures: list[tuple[str, str, int, int]]
+    # (check item, status, problems)
+    problems: list[tuple[str, str, int]]
+    # projector rejects (records the database refused)
+    rejects: int
+
+
+async def read_facts(database_url: str) -> ReadModelFacts:
+    """Run the report's queries in one read-only, repeatable-read transaction."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            households = await conn.fetch(
+                "SELECT township, registration_status, workflow_status, category, count(*) "
+                "FROM households GROUP BY 1, 2, 3, 4"
+            )
+            visited = await conn.fetch(
+                "SELECT registration_status, workflow_status, count(*), "
+                "count(last_visit_at) FROM households GROUP BY 1, 2"
+            )
+            overdue = await conn.fetch(
+                "SELECT signal, count(*) FROM households, "
+                "jsonb_array_elements_text(overdue) AS signal GROUP BY 1"
+            )
+            # A step's type comes from its measure row (support's and the field's steps share it).
+            measure_steps = await conn.fetch(
+                "SELECT m.type, s.step, s.waiting_for IS NOT NULL, count(DISTINCT s.measure_id), "
+                "count(DISTINCT s.household_id) FROM measure_steps s "
+                "JOIN measures m USING (measure_id) GROUP BY 1, 2, 3"
+            )
+            measures = await conn.fetch(
+                "SELECT type, status, count(*), count(DISTINCT household_id) FROM measures "
+                "GROUP BY 1, 2"
+            )
+            problems = await conn.fetch(
+                "SELECT check_item, status, count(*) FROM problems GROUP BY 1, 2"
+            )
+            rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
+    finally:
+        await conn.close()
+    return ReadModelFacts(
+        households=[tuple(r) for r in households],
+        visited=[tuple(r) for r in visited],
+        overdue=[tuple(r) for r in overdue],
+        measure_steps=[tuple(r) for r in measure_steps],
+        measures=[tuple(r) for r in measures],
+        problems=[tuple(r) for r in problems],
+        rejects=int(rejects),
+    )

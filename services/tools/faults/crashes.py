@@ -1,0 +1,151 @@
+"""Scenario "crashes": kill -9 the monitoring worker and the projector at random moments under
+a steady simulated load, restart them, and check nothing was lost or doubled (load.py's checks,
+then `shouwang replay --verify`).
+
+The support worker is killed too; afterwards its recommendations are checked: every copy of a
+step id identical, and no pool instance holding more households than its capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+
+from services.contract.catalogue import load_catalogue
+from services.contract.errors import ContractError
+from services.contract.topics import CADRES, RISK, SUPPORT_MEASURES
+from services.platform.kafka.admin import ensure_topics
+from services.support.adapters.avro_translation import ACTOR as SUPPORT_ACTOR
+from services.support.entrypoints.app import HOUSEHOLD_INPUTS as SUPPORT_INPUTS
+from services.support.entrypoints.app import pool_commands_topic
+from services.tools.faults.harness import (
+    CODEC,
+    LAYOUT,
+    PrivateStack,
+    Result,
+    ScenarioFailed,
+    end_offsets,
+    group_caught_up,
+    monitoring_worker,
+    projector_worker,
+    read_topics,
+    run_replay_verify,
+    support_worker,
+    wait_for,
+)
+from services.tools.faults.load import Load, check_after
+from services.tools.simulation.parameters import SimulationParameters
+
+MONITORING_APP = "faults-monitoring"  # one deployment across scenarios: it resumes, not redoes
+PROJECTOR_GROUP = "faults-readmodel"
+SUPPORT_APP = "faults-support"
+
+
+async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
+    result = Result("crashes")
+    started = time.monotonic()
+    rng = random.Random(seed)
+    kills_each = 1 if quick else 3
+    await ensure_topics(stack.bootstrap, LAYOUT)
+    monitoring, port = monitoring_worker(stack, MONITORING_APP)
+    projector = projector_worker(stack, PROJECTOR_GROUP)
+    support = support_worker(stack, SUPPORT_APP)
+    workers = [monitoring, projector, support]
+    load = Load(
+        stack,
+        SimulationParameters(seed=seed % 10_000 + 1, scale=0.01 if quick else 0.04),
+        rate=40.0 if quick else 60.0,
+    )
+    try:
+        for worker in workers:
+            worker.start()
+        load.start()
+        # Kill moments: random, spread over the load, each worker in turn.
+        victims = [w for _ in range(kills_each) for w in workers]
+        rng.shuffle(victims)
+        for victim in victims:
+            await asyncio.sleep(rng.uniform(2.0, 6.0 if quick else 12.0))
+            if not victim.running:
+                raise ScenarioFailed(f"{victim.name} exited by itself; log: {victim.log_path}")
+            victim.kill9()
+            await asyncio.sleep(rng.uniform(0.0, 2.0))  # down for a moment, as a crash loop is
+            victim.start()
+        await load.finish()
+        result.counts["load"] = f"{len(load.sink.acknowledged)} events at {load.rate:.0f}/s"
+        result.counts["kills"] = ", ".join(f"{w.name} {w.kills}" for w in workers)
+        # Monitoring and support feed each other (assessments → recommendations → measures):
+        # let both stop writing before the log is compared with the state (which re-reads
+        # the log on every poll anyway: a restarted worker may rejoin late and write more).
+        await settle(stack, workers, 240 if quick else 600)
+        await check_after(result, stack, load, port, workers, 240 if quick else 600)
+        support_inputs = [*SUPPORT_INPUTS, CADRES.name, pool_commands_topic(SUPPORT_APP)]
+
+        async def support_done() -> bool:
+            return await group_caught_up(stack.bootstrap, SUPPORT_APP, support_inputs)
+
+        await wait_for(support_done, 240 if quick else 600, "the support worker", 3.0, workers)
+        await check_support(result, stack)
+        # The simulated county's households (DJ...): the poison scenario's are impossible on
+        # purpose and reported there.
+        code, tail = await run_replay_verify(stack, "DJ")
+        result.counts["replay_verify_exit"] = code
+        result.check(code == 0, f"shouwang replay --verify exited {code}:\n{tail}")
+    except AssertionError as exc:
+        result.failures.append(str(exc))
+    finally:
+        if load.task is not None and not load.task.done():
+            load.task.cancel()
+        for worker in workers:
+            worker.stop()
+        result.seconds = time.monotonic() - started
+    return result
+
+
+async def settle(stack: PrivateStack, workers: list, seconds: float) -> None:
+    """Until household.risk and support.measures stop growing (three polls, 3 s apart)."""
+    last: list[int] = []
+
+    async def quiet() -> bool:
+        last.append(await end_offsets(stack.bootstrap, [RISK.name, SUPPORT_MEASURES.name]))
+        return len(last) >= 3 and len(set(last[-3:])) == 1
+
+    await wait_for(quiet, seconds, "monitoring and support to settle", 3.0, workers)
+
+
+async def check_support(result: Result, stack: PrivateStack) -> None:
+    """Recommendations after the support worker's kill -9: one record per step id (copies
+    identical but for recorded_at), and no pool instance over its capacity."""
+    catalogue = load_catalogue()
+    by_id: dict[str, list[dict]] = defaultdict(list)
+    for record in await read_topics(stack.bootstrap, [SUPPORT_MEASURES.name]):
+        try:
+            step = CODEC.decode(record.value, expected=SUPPORT_MEASURES.event_type).record
+        except ContractError:
+            continue  # the poison scenario's garbage: dead-lettered, checked there
+        if step["actor"] == SUPPORT_ACTOR:
+            by_id[str(step["event_id"])].append(step)
+    copies = sum(len(items) - 1 for items in by_id.values())
+    differing = [
+        i
+        for i, items in by_id.items()
+        if any({**s, "recorded_at": None} != {**items[0], "recorded_at": None} for s in items)
+    ]
+    holders: dict[str, set[str]] = defaultdict(set)
+    for items in by_id.values():
+        step = items[0]
+        if step["step"] == "RECOMMENDED" and step["pool"] and not step["waiting_for"]:
+            if step["cadre_id"] is None:  # a slot (cadre pools are bounded by their cadres)
+                holders[step["pool"]].add(step["measure_id"])
+    over = {
+        pool: (len(measures), capacity)
+        for pool, measures in holders.items()
+        if (capacity := catalogue.capacity(pool)) is not None and len(measures) > capacity
+    }
+    result.counts["support_steps"] = len(by_id)
+    result.counts["support_resent_copies"] = copies
+    result.counts["support_slots_held"] = sum(len(m) for m in holders.values())
+    result.check(bool(by_id), "the support worker recommended nothing")
+    result.check(not differing, f"support step ids carry different records: {differing[:3]}")
+    result.check(not over, f"pool instances over capacity (held, capacity): {over}")

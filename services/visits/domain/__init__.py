@@ -1,0 +1,1 @@
+"""Visits' domain: JSON to contract records, and the checks beyond Avro types; pure."""

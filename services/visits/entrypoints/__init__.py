@@ -1,0 +1,1 @@
+"""Visits' entrypoints: the HTTP application, its OpenAPI document, the CLI commands."""

@@ -1,0 +1,294 @@
+"""The OpenAPI 3.1 document of the ingest API, derived from the Avro contract and the routes.
+
+The document is kept in the repository (`openapi.json`, served at GET /openapi.json); a test
+checks that it equals what this module builds and that its paths are exactly the app's routes.
+Regenerate it with `python -m services.visits.entrypoints.openapi > services/visits/openapi.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from services.contract.codec import Codec
+from services.contract.validation import INT_RANGE, LONG_RANGE
+from services.visits.domain.records import KINDS, SEALED_FIELD, SERVER_FIELDS, TIMESTAMP_EXAMPLE
+
+DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
+
+
+def load_document(path: Path = DOCUMENT_PATH) -> dict[str, Any]:
+    """The committed document, as served."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def json_schema(schema: Any, named: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema (2020-12, as OpenAPI 3.1 uses) for the JSON form of a parsed Avro schema."""
+    named = {} if named is None else named
+    if isinstance(schema, str):
+        if schema in named:
+            return json_schema(named[schema], named)
+        return _primitive(schema)
+    if isinstance(schema, list):
+        branches = [json_schema(b, named) for b in schema]
+        return branches[0] if len(branches) == 1 else {"anyOf": branches}
+    logical = schema.get("logicalType")
+    if logical in ("timestamp-millis", "timestamp-micros"):
+        return {
+            "type": "string",
+            "format": "date-time",
+            "description": f"ISO-8601 with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}",
+        }
+    if logical == "date":
+        return {"type": "string", "format": "date"}
+    if logical == "uuid":
+        return {"type": "string", "format": "uuid"}
+    kind = schema["type"]
+    if kind in ("record", "enum", "fixed"):
+        named[schema["name"]] = schema
+    if kind == "record":
+        properties = {}
+        required = []
+        for field in schema["fields"]:
+            prop = json_schema(field["type"], named)
+            if field.get("doc"):
+                prop = {**prop, "description": field["doc"]}
+            if "default" in field:
+                prop = {**prop, "default": field["default"]}
+            else:
+                required.append(field["name"])
+            properties[field["name"]] = prop
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+        if schema.get("doc"):
+            out["description"] = schema["doc"]
+        return out
+    if kind == "enum":
+        return {"type": "string", "enum": list(schema["symbols"])}
+    if kind == "array":
+        return {"type": "array", "items": json_schema(schema["items"], named)}
+    if kind == "map":
+        return {"type": "object", "additionalProperties": json_schema(schema["values"], named)}
+    return _primitive(kind)
+
+
+def _primitive(kind: str) -> dict[str, Any]:
+    if kind == "int":
+        return {"type": "integer", "minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}
+    if kind == "long":
+        return {"type": "integer", "minimum": LONG_RANGE[0], "maximum": LONG_RANGE[1]}
+    return {
+        "null": {"type": "null"},
+        "boolean": {"type": "boolean"},
+        "float": {"type": "number"},
+        "double": {"type": "number"},
+        "string": {"type": "string"},
+        "bytes": {"type": "string", "contentEncoding": "base64"},
+    }[kind]
+
+
+def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
+    schema = json_schema(codec.registry.schema(event_type).parsed)
+    server_set = (*SERVER_FIELDS, SEALED_FIELD)
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in server_set}
+    schema["required"] = [r for r in schema["required"] if r not in server_set]
+    schema["description"] = (
+        schema.get("description", "")
+        + " recorded_at, source and actor are set by the server from the token."
+    ).strip()
+    return schema
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if retry:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    return response
+
+
+JSON = "application/json"
+WRITE_ERRORS = {
+    "401": _error("Missing, unknown or revoked bearer token."),
+    "403": _error("Outside the token's scope (event type, township, or another cadre)."),
+    "409": _error("The event_id was already used for a different record."),
+    "413": _error("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
+    "415": _error("Content-Type is not application/json."),
+    "422": _error("Malformed JSON or a record that does not fit the contract."),
+    "429": _error(
+        "Too many writes already wait for the event log (SHOUWANG_VISITS_MAX_IN_FLIGHT); "
+        "nothing was written; retry after Retry-After seconds.",
+        retry=True,
+    ),
+    "503": _error(
+        "The event log (or the token store, or the personal-data key store) is unavailable; "
+        "nothing was written; retry.",
+        retry=True,
+    ),
+}
+
+
+def build_document(codec: Codec) -> dict[str, Any]:
+    """The whole OpenAPI document for the current contract."""
+    components: dict[str, Any] = {
+        "Problem": {
+            "type": "object",
+            "properties": {
+                "field": {"type": "string", "description": "Path, e.g. checks.water.status"},
+                "problem": {"type": "string"},
+            },
+            "required": ["field", "problem"],
+        },
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {"type": "string", "description": "Machine-readable reason."},
+                "message": {"type": "string"},
+                "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+            },
+            "required": ["error", "message"],
+        },
+        "Outcome": {
+            "type": "object",
+            "description": "What happened to one record: status 202 means acknowledged by "
+            "the broker (duplicate: a re-send of an event acknowledged before).",
+            "properties": {
+                "index": {"type": "integer"},
+                "status": {"type": "integer"},
+                "event_id": {"type": "string"},
+                "topic": {"type": "string"},
+                "partition": {"type": "integer"},
+                "offset": {"type": "integer"},
+                "duplicate": {"type": "boolean"},
+                "error": {"type": "string"},
+                "message": {"type": "string"},
+                "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+            },
+            "required": ["index", "status"],
+        },
+        "BatchResult": {
+            "type": "object",
+            "properties": {
+                "accepted": {"type": "integer"},
+                "refused": {"type": "integer"},
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+            },
+            "required": ["accepted", "refused", "results"],
+        },
+    }
+    paths: dict[str, Any] = {}
+    for kind in KINDS:
+        components[kind.short_name] = _client_schema(codec, kind.event_type)
+        ref = {"$ref": f"#/components/schemas/{kind.short_name}"}
+        accepted = {
+            "description": "Acknowledged by the broker (all in-sync replicas).",
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Outcome"}}},
+        }
+        paths[f"/v1/{kind.slug}"] = {
+            "post": {
+                "operationId": f"post_{kind.slug.replace('-', '_')}",
+                "summary": kind.summary,
+                "description": f"Written to topic `{kind.topic.name}`, keyed by "
+                f"`{kind.topic.key}`.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {JSON: {"schema": ref}}},
+                "responses": {"202": accepted, **WRITE_ERRORS},
+            }
+        }
+        batch_result = {"content": {JSON: {"schema": {"$ref": "#/components/schemas/BatchResult"}}}}
+        paths[f"/v1/{kind.slug}:batch"] = {
+            "post": {
+                "operationId": f"post_{kind.slug.replace('-', '_')}_batch",
+                "summary": f"Up to SHOUWANG_VISITS_MAX_BATCH records of {kind.short_name}.",
+                "description": "Each record gets its own outcome. 202: all accepted; 207: "
+                "mixed outcomes; 503: some could not be written (resend them, or the whole "
+                "batch: re-sends are safe); otherwise the status all records share.",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "records": {"type": "array", "items": ref, "minItems": 1}
+                                },
+                                "required": ["records"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {"description": "Every record accepted.", **batch_result},
+                    "207": {"description": "Some records accepted, some refused.", **batch_result},
+                    **WRITE_ERRORS,
+                    "503": {
+                        "description": "Some records were not acknowledged; retry.",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        **batch_result,
+                    },
+                },
+            }
+        }
+    plain = {"description": "OK", "content": {JSON: {"schema": {"type": "object"}}}}
+    paths["/healthz"] = {
+        "get": {
+            "operationId": "healthz",
+            "summary": "The process is up.",
+            "responses": {"200": plain},
+        }
+    }
+    paths["/readyz"] = {
+        "get": {
+            "operationId": "readyz",
+            "summary": "The broker answers (503 otherwise).",
+            "responses": {"200": plain, "503": {"description": "Kafka unreachable."}},
+        }
+    }
+    paths["/metrics"] = {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics.",
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {"operationId": "openapi", "summary": "This document.", "responses": {"200": plain}}
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Shouwang visits ingest API",
+            "version": "1",
+            "description": "The one door through which field apps, department feeds and "
+            "operators write events. JSON in, Avro on Kafka. A 2xx means the broker "
+            "acknowledged the record; event_id is the idempotency key.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render(build_document(Codec.default())))

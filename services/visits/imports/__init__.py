@@ -1,0 +1,1 @@
+"""CSV imports (household table, cadre registry) through the same checks as the API."""

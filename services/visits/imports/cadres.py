@@ -1,0 +1,101 @@
+"""Cadre registry CSV import: rows → CadreRegistryRecorded on cadre.registry, keyed by cadre id.
+
+The same path as `shouwang import households` (services/visits/imports/households.py): each row
+becomes the JSON body a client would post to /v1/cadres and goes through `records.prepare`
+(contract and domain checks) with `source` IMPORT and the operator as `actor`. Headers are
+English field names or the Chinese column names of county rosters (see COLUMNS). Problems are
+reported by line and column, never with the cell's value (names and phones are personal). A file
+with any bad row imports nothing unless `skip_bad`. Event ids are uuid5 of the row's content, so
+importing a file twice is harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from services.contract.codec import Codec
+from services.platform.kafka.producer import RecordSink
+from services.platform.personal.sealer import PersonalSealer
+from services.visits.imports.households import (
+    Column,
+    ImportReport,
+    ParsedFile,
+    RowProblem,
+    TableImport,
+    _boolean,
+    _integer,
+    _moment,
+    _text,
+    import_table,
+    parse_table,
+)
+
+CADRE_IMPORT_NAMESPACE = uuid.UUID("3c5e9a10-7d42-5b8f-a1e6-2b9d4c0f7e31")
+
+COLUMNS: tuple[Column, ...] = (
+    Column("cadre_id", ("cadre_id", "干部编号", "帮扶干部编号", "工号"), _text, True),
+    Column("township", ("township", "乡镇", "乡镇（街道）", "乡镇(街道)", "街道"), _text, True),
+    Column("village", ("village", "村", "行政村", "帮扶村"), _text),
+    Column("department", ("department", "单位", "派出单位", "所在单位"), _text, True),
+    Column(
+        "max_households",
+        ("max_households", "最多帮扶户数", "帮扶户数上限", "联系户数上限"),
+        _integer,
+        True,
+    ),
+    Column("active", ("active", "在岗", "是否在岗"), _boolean),
+    Column("personal.name", ("name", "姓名", "干部姓名"), _text),
+    Column("personal.phone", ("phone", "联系电话", "电话"), _text),
+    Column("occurred_at", ("occurred_at", "登记日期", "日期"), _moment),
+)
+
+
+def _cadre_checks() -> Callable[[dict[str, Any], int], list[RowProblem]]:
+    seen: dict[str, int] = {}
+
+    def check(body: dict[str, Any], line: int) -> list[RowProblem]:
+        problems = []
+        if "personal" in body and "name" not in body["personal"]:
+            problems.append(RowProblem(line, "personal.name (name)", "a phone needs a name"))
+        cadre_id = body.get("cadre_id")
+        if cadre_id in seen:  # two rows for one cadre: which one holds is ambiguous
+            problems.append(
+                RowProblem(line, "cadre_id (cadre_id)", f"also on line {seen[cadre_id]}")
+            )
+        elif cadre_id:
+            seen[cadre_id] = line
+        return problems
+
+    return check
+
+
+CADRES = TableImport("cadres", COLUMNS, "cadre_id", CADRE_IMPORT_NAMESPACE, _cadre_checks)
+
+
+def parse(
+    text: str,
+    codec: Codec,
+    actor: str,
+    as_of: dt.datetime | None,
+    now: dt.datetime,
+    future_skew: dt.timedelta = dt.timedelta(minutes=5),
+) -> ParsedFile:
+    """Check every row of a cadre roster."""
+    return parse_table(CADRES, text, codec, actor, as_of, now, future_skew)
+
+
+async def import_cadres(
+    text: str,
+    codec: Codec,
+    sink: RecordSink,
+    sealer: PersonalSealer,
+    actor: str,
+    as_of: dt.datetime | None,
+    skip_bad: bool,
+    now: dt.datetime,
+) -> ImportReport:
+    """Import a cadre roster; see `services.visits.imports.households.import_table`."""
+    return await import_table(CADRES, text, codec, sink, sealer, actor, as_of, skip_bad, now)
