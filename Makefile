@@ -28,6 +28,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 stack-up: $(VENV)/.installed
 	$(PYTHON) -m services.platform.localstack up

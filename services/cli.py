@@ -71,13 +71,13 @@ def _readmodel():
 
 
 def _support():
-    from services.support.entrypoints import commands
+    from services.support import commands
 
     return commands
 
 
 def _monitoring():
-    from services.monitoring.entrypoints import commands
+    from services.monitoring import commands
 
     return commands
 
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     projector = commands.add_parser("projector", help="project topics into the read model")
     projector.set_defaults(run=lambda args, settings: _readmodel().run_projector(settings))
-    from services.readmodel.commands import add_db_commands
+    from services.platform.postgres.commands import add_db_commands
 
     add_db_commands(commands)
 
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         run=lambda args, settings: _support().run_support(settings, settings.support_app_id)
     )
     support_api = commands.add_parser("support-api", help="run the operator API (read model)")
-    support_api.set_defaults(run=lambda args, settings: _support().run_support_api(settings))
+    support_api.set_defaults(run=lambda args, settings: _readmodel().run_support_api(settings))
 
     monitoring = commands.add_parser("monitoring", help="run a monitoring (risk) worker")
     monitoring.set_defaults(run=lambda args, settings: _monitoring().run_monitoring(settings))
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_command(commands)
 
-    from services.visits.entrypoints.commands import add_commands as add_visits_commands
+    from services.visits.commands import add_commands as add_visits_commands
 
     add_visits_commands(commands)
 
@@ -134,11 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_faults_commands(commands)
 
-    from services.support.entrypoints.catalogue_commands import (
+    from services.support.catalogue_commands import (
         add_commands as add_operator_commands,
     )
 
     add_operator_commands(commands)
+    from services.audit.actions import add_commands as add_actions_commands
+
+    add_actions_commands(commands)
     from services.personal.commands import add_commands as add_personal_commands
 
     add_personal_commands(commands)

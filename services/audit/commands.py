@@ -192,7 +192,7 @@ async def run_replay_async(
 async def _read_model(settings: Settings, households: list[str]):
     import asyncpg
 
-    from services.readmodel.commands import database_for
+    from services.platform.postgres.database import database_for
 
     conn = await asyncpg.connect(database_for(settings, "reader").url)
     try:

@@ -2,7 +2,7 @@
 of `replay --verify` (emitted assessments re-derived from the log prefix their chain hash
 names; the read model compared with the rebuilt state). No Kafka, no database here.
 
-The record handling mirrors the monitoring agent (services/monitoring/entrypoints/app.py `handle`): decode
+The record handling mirrors the monitoring agent (monitoring.entrypoints.app `handle`): decode
 with the topic's expected type, translate, check the key, evolve; a record the agent would
 dead-letter is not applied and not chained here either.
 """
@@ -38,7 +38,7 @@ from services.monitoring.domain.policy import PolicyBook
 from services.monitoring.domain.state import HouseholdState, empty
 from services.monitoring.service import policy_for
 
-# The topics the monitoring agent consumes (services/monitoring/entrypoints/app.py INPUT_TOPICS; a unit
+# The topics the monitoring agent consumes (monitoring.entrypoints.app INPUT_TOPICS; a unit
 # test keeps the two equal).
 MONITORING_INPUTS = (
     HOUSEHOLD_REGISTRY,

@@ -153,7 +153,7 @@ async def run_show(args: argparse.Namespace, settings: Settings, out: TextIO, er
     from services.contract.codec import Codec
     from services.platform.config import kafka_bootstrap
     from services.platform.personal.keys import PostgresKeyStore, load_master_key
-    from services.readmodel.commands import local_database_url
+    from services.platform.postgres.database import local_database_url
 
     subject = subject_of(args)
     master = load_master_key()
@@ -184,8 +184,8 @@ async def run_forget(args: argparse.Namespace, settings: Settings, out: TextIO, 
     import asyncpg
 
     from services.platform.personal.keys import PostgresKeyStore, load_master_key
+    from services.platform.postgres.database import local_database_url
     from services.platform.postgres.migrate import apply_migrations
-    from services.readmodel.commands import local_database_url
 
     subject = subject_of(args)
     check_forget_arguments(args.actor, args.reason)

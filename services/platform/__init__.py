@@ -1,1 +1,4 @@
-"""What services share: configuration, Kafka clients and worker machinery, PostgreSQL, tokens, personal-data keys, operator actions."""
+"""What services share: settings, Kafka clients and workers, PostgreSQL, tokens, personal keys.
+
+Also the operator-actions log (`actions/`) and the no-Docker local stack (`localstack/`).
+"""

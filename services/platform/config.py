@@ -23,7 +23,9 @@ class Settings:
     home: Path  # SHOUWANG_HOME: local stack data, logs, pid files
     layout: TopicLayout
     # Support service and read model (services/support/README.md).
-    catalogue_path: Path = Path(__file__).resolve().parents[1] / "contract/catalogues/dianjiang.toml"
+    catalogue_path: Path = (
+        Path(__file__).resolve().parents[1] / "contract/catalogues/dianjiang.toml"
+    )
     projector_group: str = "shouwang-readmodel"  # SHOUWANG_PROJECTOR_GROUP
     projector_batch_size: int = 2000  # SHOUWANG_PROJECTOR_BATCH
     projector_metrics_port: int | None = None  # SHOUWANG_PROJECTOR_METRICS_PORT

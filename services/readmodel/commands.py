@@ -1,76 +1,14 @@
-"""Entrypoint for `shouwang projector`: wires settings, catalogue, registry and the projector."""
+"""Entrypoints for `shouwang projector` and `shouwang support-api` (the operator read API)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
-import os
-import re
-import sys
-from dataclasses import dataclass
 
-from services.platform.config import Settings, SettingsError, kafka_bootstrap
+from services.platform.config import Settings, kafka_bootstrap
+from services.platform.postgres.database import database_for
 
 log = logging.getLogger(__name__)
-
-
-def local_database_url(settings: Settings) -> str:
-    """DATABASE_URL, else the local stack's PostgreSQL (`shouwang stack up`)."""
-    if settings.database_url:
-        return settings.database_url
-    from services.platform.localstack import stack
-
-    postgres = stack.status(settings.home).get("postgres", {})
-    if not postgres.get("running") or not postgres.get("database_url"):
-        raise SettingsError(
-            "DATABASE_URL is not set and no local stack runs under "
-            f"{settings.home}; run `shouwang stack up` or set it"
-        )
-    return str(postgres["database_url"])
-
-
-# The connection each duty uses (README "Database roles"); without its own variable a duty
-# uses the owner's connection, so a single-user setup needs DATABASE_URL only.
-DUTY_SETTINGS = {
-    "projector": "projector_database_url",
-    "reader": "reader_database_url",
-    "tokens": "tokens_database_url",
-    "visits": "visits_database_url",
-}
-
-
-@dataclass(frozen=True)
-class Database:
-    """Where a duty connects, and whether that connection is the owner's (so may migrate)."""
-
-    url: str
-    owner: bool
-
-
-def database_for(settings: Settings, duty: str) -> Database:
-    """The connection for `duty` (see DUTY_SETTINGS): its own URL, else the owner's."""
-    url = getattr(settings, DUTY_SETTINGS[duty])
-    if url and url != settings.database_url:
-        return Database(url, owner=False)
-    return Database(local_database_url(settings), owner=True)
-
-
-async def prepare_schema(database: Database) -> list[str]:
-    """Migrate as the owner; any other role only checks that the schema is current.
-
-    A duty role may not change the schema (0005_roles), and should not try: migrating is the
-    owner's job (`shouwang db migrate`, or any service started with the owner's URL).
-    """
-    from services.platform.postgres.migrate import apply_migrations, check_schema
-
-    if database.owner:
-        return await apply_migrations(database.url)
-    await check_schema(database.url)
-    return []
 
 
 def run_projector(settings: Settings) -> int:
@@ -96,130 +34,46 @@ def run_projector(settings: Settings) -> int:
     return 0
 
 
-# The group role of each duty, created by migration 0005_roles.
-GROUP_ROLES = {
-    "projector": "shouwang_projector",
-    "reader": "shouwang_reader",
-    "tokens": "shouwang_tokens_admin",
-    "visits": "shouwang_visits",  # created by 0006_personal_keys
-}
-PASSWORD_ENV = "SHOUWANG_DB_LOGIN_PASSWORD"
-_LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-MIN_PASSWORD_LENGTH = 16
-
-
-def add_db_commands(commands: argparse._SubParsersAction) -> None:
-    """Register `db migrate` and `db create-login` on the CLI's sub-command parser."""
-    db = commands.add_parser("db", help="read model database: migrations and login roles")
-    actions = db.add_subparsers(dest="action", required=True)
-    actions.add_parser("migrate", help="apply the migrations, as the owner (DATABASE_URL)")
-    login = actions.add_parser(
-        "create-login",
-        help=f"create a LOGIN role in a duty's group; the password is read from stdin "
-        f"(or ${PASSWORD_ENV})",
-    )
-    login.add_argument("--duty", choices=sorted(GROUP_ROLES), required=True)
-    login.add_argument("--name", required=True, help="the new role: lower case, digits, _")
-    db.set_defaults(run=run_db)
-
-
-def check_login(name: str, password: str) -> None:
-    """Raise SettingsError for a role name or password `create-login` must not use."""
-    if not _LOGIN_NAME.match(name):
-        raise SettingsError(
-            f"--name {name!r}: a role name here is 1 to 63 characters of a-z, 0-9 and _, "
-            "not starting with a digit"
-        )
-    if name.startswith("pg_") or name in GROUP_ROLES.values():
-        raise SettingsError(f"--name {name!r}: reserved (pg_*, or a group role itself)")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise SettingsError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
-    if any(not c.isprintable() for c in password):
-        raise SettingsError("password: printable characters only (no newlines or controls)")
-    if not password.isascii():
-        # The verifier is computed here; PostgreSQL normalises non-ASCII passwords (SASLprep)
-        # before hashing, which this code does not reproduce.
-        raise SettingsError("password: ASCII characters only")
-
-
-def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677), made
-    here so the password itself never reaches the server, whose logs may keep statements."""
-    salt = salt if salt is not None else os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    b64 = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
-        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
-    )
-
-
-def run_db(args: argparse.Namespace, settings: Settings) -> int:
-    if args.action == "migrate":
-        applied = asyncio.run(_migrate(local_database_url(settings)))
-        print(f"applied {', '.join(applied)}" if applied else "the schema is current")
-        return 0
-    password = os.environ.get(PASSWORD_ENV)
-    if not password:
-        password = sys.stdin.readline().rstrip("\n")
-    check_login(args.name, password)
-    asyncio.run(create_login(local_database_url(settings), args.duty, args.name, password))
-    print(f"created login {args.name} in {GROUP_ROLES[args.duty]}")
+def run_support_api(settings: Settings) -> int:
+    """`shouwang support-api`: the operator API over the read model until SIGINT/SIGTERM."""
+    asyncio.run(serve_api(settings))
     return 0
 
 
-async def _migrate(url: str) -> list[str]:
-    from services.platform.postgres.migrate import apply_migrations
+async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
+    import signal
 
-    return await apply_migrations(url)
-
-
-async def create_login(owner_url: str, duty: str, name: str, password: str) -> None:
-    """CREATE ROLE `name` LOGIN in the duty's group, connected as the owner (or a DBA).
-
-    Refuses (SettingsError) a role that already exists rather than changing its password or
-    memberships. The password never reaches the server: it gets the SCRAM-SHA-256 verifier
-    made here (as psql's \\password does), so no server log (of every statement, or of a
-    failed one) can show it. The group and the right to create roles are checked first.
-    """
     import asyncpg
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry
 
-    check_login(name, password)
-    conn = await asyncpg.connect(owner_url)
+    from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
+    from services.platform.postgres.database import database_for, prepare_schema
+    from services.readmodel.api import ApiDependencies, ApiMetrics, build_api, init_connection
+
+    # Read-only: the reader role, unless only the owner's URL is configured.
+    database = database_for(settings, "reader")
+    await prepare_schema(database)
+    pool = await asyncpg.create_pool(
+        database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
+    )
+    registry = CollectorRegistry()
+    deps = ApiDependencies(
+        pool=pool,
+        tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.visits.token_cache_seconds),
+        registry=registry,
+        metrics=ApiMetrics(registry),
+    )
+    runner = web.AppRunner(build_api(deps), access_log=None)
     try:
-        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
-            raise SettingsError(f"--name {name!r}: a role of that name exists already")
-        group = GROUP_ROLES[duty]
-        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", group):
-            raise SettingsError(f"{group} does not exist: run `shouwang db migrate` first")
-        if not await conn.fetchval(
-            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
-        ):
-            raise SettingsError(
-                "the role of DATABASE_URL may not create roles; run this as a superuser or a "
-                "CREATEROLE role"
-            )
-        # Quoted by the server (format %I and %L), not by string building here.
-        statement = await conn.fetchval(
-            "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE %I', $1::text, $2::text, "
-            "$3::text)",
-            name,
-            scram_verifier(password),
-            group,
-        )
-        try:
-            await conn.execute(statement)
-        except asyncpg.InsufficientPrivilegeError as exc:
-            raise SettingsError(
-                f"the role of DATABASE_URL may not create roles ({exc}); run this as a "
-                "superuser or a CREATEROLE role"
-            ) from exc
-        except asyncpg.UndefinedObjectError as exc:
-            raise SettingsError(
-                f"{GROUP_ROLES[duty]} does not exist: run `shouwang db migrate` first"
-            ) from exc
+        await runner.setup()
+        await web.TCPSite(runner, host, settings.support_api_port, shutdown_timeout=10).start()
+        log.info("operator API listening on %s:%d", host, settings.support_api_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
     finally:
-        await conn.close()
+        await runner.cleanup()
+        await pool.close()

@@ -1,1 +1,1 @@
-"""Tools around the system, kept apart from it: simulation, demo, fault harness, worker processes."""
+"""Tools around the system, kept apart from it: simulation, demo, faults, worker processes."""

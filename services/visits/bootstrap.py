@@ -20,7 +20,7 @@ from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
 from services.platform.kafka.producer import KafkaSink
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
 from services.platform.personal.sealer import PersonalSealer, postgres_sealer
-from services.readmodel.commands import Database, database_for, prepare_schema
+from services.platform.postgres.database import Database, database_for, prepare_schema
 from services.visits.directory import CachedDirectory, PostgresDirectory
 from services.visits.entrypoints.http import Dependencies, Limits, build_app
 from services.visits.entrypoints.openapi import load_document

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from services.visits.domain.records import KINDS
+from services.contract.inputs import KINDS
 
 PREFIX = "sw_"
 KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}

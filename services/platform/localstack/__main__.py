@@ -1,4 +1,4 @@
-"""`python -m services.platform.localstack up|down|status`: the local stack from a shell or the Makefile."""
+"""`python -m services.platform.localstack up|down|status`: the local stack from a shell."""
 
 import argparse
 import json

@@ -457,7 +457,9 @@ class LocalKafka:
             ),
             **self.extra_config,
         }
-        lines = ["# Written by services/platform/localstack/kafka.py on every start; edits are lost."]
+        lines = [
+            "# Written by services/platform/localstack/kafka.py on every start; edits are lost."
+        ]
         lines += [f"{key}={value}" for key, value in config.items()]
         self.config_file.write_text("\n".join(lines) + "\n")
 

@@ -277,7 +277,7 @@ class LocalPostgres:
     def _write_settings(self) -> None:
         settings = self.pgdata / SETTINGS_FILE
         settings.write_text(
-            "# Written by services/platform/localstack/postgres.py on every start; edits are lost.\n"
+            "# Written by services.platform.localstack.postgres on every start; edits are lost.\n"
             f"listen_addresses = '{LOOPBACK}'\n"
             f"port = {self.port}\n"
             "unix_socket_directories = ''\n"

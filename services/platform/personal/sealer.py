@@ -10,7 +10,7 @@ import asyncpg
 
 from services.contract.personal import PERSONAL_FIELDS, seal_record
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
-from services.readmodel.commands import Database
+from services.platform.postgres.database import Database
 
 
 class PersonalSealer:
@@ -48,7 +48,7 @@ async def postgres_sealer(
     `master` defaults to the environment's master key; without one this raises SettingsError
     before connecting, so a misconfigured import or simulation writes nothing.
     """
-    from services.readmodel.commands import prepare_schema
+    from services.platform.postgres.database import prepare_schema
 
     master = master if master is not None else load_master_key()
     if isinstance(database, str):

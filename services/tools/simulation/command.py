@@ -106,7 +106,7 @@ def _sink(args: argparse.Namespace, settings: Settings) -> EventSink:
 
         return JsonLinesSink(sys.stdout if str(args.out) == "-" else args.out)
     if args.direct:
-        from services.readmodel.commands import local_database_url
+        from services.platform.postgres.database import local_database_url
         from services.tools.simulation.sinks.kafka import KafkaSink
 
         return KafkaSink(

@@ -19,18 +19,8 @@ from typing import Any
 import orjson
 
 from services.contract.codec import Codec
+from services.contract.inputs import EventKind
 from services.contract.personal import PERSONAL_FIELDS
-from services.contract.topics import (
-    CADRES,
-    HARDSHIPS,
-    HOUSEHOLD_REGISTRY,
-    INCOME,
-    MEASURES,
-    PROBLEMS,
-    REVIEWS,
-    VISITS,
-    Topic,
-)
 from services.contract.validation import named_types
 from services.visits.domain.validation import DOMAIN_CHECKS, Problems
 
@@ -38,42 +28,6 @@ SERVER_FIELDS = ("recorded_at", "source", "actor")
 SEALED_FIELD = "personal_sealed"  # the server seals `personal` into it after validation
 TIMESTAMP_EXAMPLE = "2020-05-16T09:30:00+08:00"
 MAX_TIMESTAMP_TEXT = 64
-
-
-@dataclass(frozen=True)
-class EventKind:
-    """One kind of input event the API accepts: its route segment, schema and topic."""
-
-    slug: str  # route segment: POST /v1/{slug} and /v1/{slug}:batch
-    topic: Topic
-    summary: str
-
-    @property
-    def event_type(self) -> str:
-        return self.topic.event_type
-
-    @property
-    def short_name(self) -> str:
-        return self.event_type.rsplit(".", 1)[-1]
-
-    @property
-    def carries_township(self) -> bool:
-        """Whether the record names its own township (else the household registry does)."""
-        return self.topic in (HOUSEHOLD_REGISTRY, CADRES)
-
-
-KINDS: tuple[EventKind, ...] = (
-    EventKind("visits", VISITS, "Record a home visit (the six checks, problems found and fixed)."),
-    EventKind("households", HOUSEHOLD_REGISTRY, "Record a household registry (户表) row."),
-    EventKind("income-updates", INCOME, "Record a household's income over a period."),
-    EventKind("hardships", HARDSHIPS, "Report a hardship (department warning or self-report)."),
-    EventKind("measure-steps", MEASURES, "Record a support measure step (accepted, delivered...)."),
-    EventKind("problems", PROBLEMS, "Record a problem found, a rectification task or a fix."),
-    EventKind("review-decisions", REVIEWS, "Record a review group's decision."),
-    EventKind("cadres", CADRES, "Record a cadre registry row (keyed by cadre id)."),
-)
-BY_SLUG = {kind.slug: kind for kind in KINDS}
-BY_EVENT_TYPE = {kind.event_type: kind for kind in KINDS}
 
 
 @dataclass(frozen=True)

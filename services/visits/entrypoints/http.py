@@ -29,13 +29,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.contract.codec import Codec
 from services.contract.errors import InvalidRecord
+from services.contract.inputs import KINDS, EventKind
 from services.contract.personal import SealError
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
 from services.platform.kafka.producer import BrokerUnavailable, Delivery, RecordSink
 from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
 from services.visits.directory import CachedDirectory, DirectoryUnavailable
-from services.visits.domain.records import KINDS, EventKind, Origin, content_digest, prepare
+from services.visits.domain.records import Origin, content_digest, prepare
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import Acknowledged, RecentEvents
 

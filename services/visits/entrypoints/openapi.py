@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from services.contract.codec import Codec
+from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
-from services.visits.domain.records import KINDS, SEALED_FIELD, SERVER_FIELDS, TIMESTAMP_EXAMPLE
+from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS, TIMESTAMP_EXAMPLE
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from services.contract.codec import Codec
+from services.contract.inputs import BY_SLUG
 from services.platform.kafka.producer import BrokerUnavailable, RecordSink
 from services.platform.personal.sealer import PersonalSealer
-from services.visits.domain.records import BY_SLUG, Origin, prepare
+from services.visits.domain.records import Origin, prepare
 
 CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 IMPORT_NAMESPACE = uuid.UUID("6f1d8a52-4a8e-5b63-9a51-0c3e2f6d7b10")

@@ -34,6 +34,8 @@ from services.platform.auth.tokens import (
 )
 from services.platform.config import Settings, VisitsSettings
 from services.platform.kafka.admin import TopicMismatch, ensure_topics
+from services.platform.postgres.commands import GROUP_ROLES, create_login
+from services.platform.postgres.database import database_for, prepare_schema
 from services.platform.postgres.migrate import (
     MIGRATIONS_DIR,
     MigrationError,
@@ -42,7 +44,6 @@ from services.platform.postgres.migrate import (
     load_migrations,
 )
 from services.readmodel.api import ApiDependencies, ApiMetrics, build_api, init_connection
-from services.readmodel.commands import GROUP_ROLES, create_login, database_for, prepare_schema
 from services.visits.bootstrap import wired
 from services.visits.entrypoints.http import build_app
 from tests.integration.readmodel.test_projector import produce, wait_for

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from services.contract.inputs import BY_SLUG
 from services.contract.personal import PERSONAL_FIELDS, unseal
 from services.platform.personal.keys import PostgresKeyStore, load_master_key
-from services.visits.domain.records import BY_SLUG, Origin, prepare
+from services.visits.domain.records import Origin, prepare
 from tests.integration.visits.conftest import Service, normalised, read_record
 from tests.visits_samples import SAMPLES, sample
 

@@ -9,8 +9,9 @@ import datetime as dt
 import pytest
 
 from services.contract.codec import Codec
+from services.contract.inputs import BY_SLUG
 from services.platform.kafka.producer import BrokerUnavailable, Delivery, KafkaSink
-from services.visits.domain.records import BY_SLUG, Origin, prepare
+from services.visits.domain.records import Origin, prepare
 from tests.integration.visits.conftest import prepare_topics, read_record
 from tests.visits_samples import sample
 

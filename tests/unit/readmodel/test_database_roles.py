@@ -4,7 +4,8 @@ refused by name without echoing a password; and what `db create-login` accepts."
 import pytest
 
 from services.platform.config import Settings, SettingsError
-from services.readmodel.commands import check_login, database_for
+from services.platform.postgres.commands import check_login
+from services.platform.postgres.database import database_for
 
 OWNER = "postgresql://owner:owner-secret@db:5432/shouwang"
 READER = "postgresql://reader:reader-secret@db:5432/shouwang"
@@ -89,7 +90,7 @@ def test_the_scram_verifier_matches_rfc_7677() -> None:
     import hashlib
     import hmac
 
-    from services.readmodel.commands import scram_verifier
+    from services.platform.postgres.commands import scram_verifier
 
     salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
     verifier = scram_verifier("pencil", salt=salt, iterations=4096)
@@ -112,7 +113,7 @@ def test_the_scram_verifier_matches_rfc_7677() -> None:
 
 def test_a_non_ascii_password_is_refused() -> None:
     from services.platform.config import SettingsError
-    from services.readmodel.commands import check_login
+    from services.platform.postgres.commands import check_login
 
     with pytest.raises(SettingsError, match="ASCII"):
         check_login("shouwang_api_1", "密码" * 9)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.visits.domain.records import BY_SLUG
+from services.contract.inputs import BY_SLUG
 from services.visits.entrypoints.http import _scope_problem
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import OTHER_TOWNSHIP, SAMPLES, sample

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.contract.codec import Codec
+from services.contract.inputs import BY_SLUG
 from services.contract.validation import problems_in, validity
-from services.visits.domain.records import BY_SLUG, Origin, _convert, _converted, prepare
+from services.visits.domain.records import Origin, _convert, _converted, prepare
 from tests.visits_samples import SAMPLES, sample
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.UTC)

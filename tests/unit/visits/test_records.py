@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from services.contract.codec import Codec
-from services.visits.domain.records import BY_SLUG, Origin, content_digest, prepare
+from services.contract.inputs import BY_SLUG
+from services.visits.domain.records import Origin, content_digest, prepare
 from tests.visits_samples import SAMPLES, sample
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.UTC)

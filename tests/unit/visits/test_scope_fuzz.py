@@ -12,8 +12,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.contract.inputs import KINDS
 from services.platform.auth.tokens import CADRE_DEFAULT_TYPES
-from services.visits.domain.records import KINDS
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import SAMPLES, sample
 

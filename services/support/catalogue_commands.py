@@ -1,4 +1,4 @@
-"""Entry points: `shouwang catalogue activate FILE` and `shouwang actions` (read the log)."""
+"""Entry point: `shouwang catalogue activate FILE`, recorded on operator.actions."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.contract.topics import OPERATOR_ACTIONS
 from services.platform.config import Settings, SettingsError
 
 # The CLI imports this module to build its parser; the log's producer and consumer (aiokafka)
 # and the codec are imported by the commands that use them (tests/unit/test_cli.py).
 if TYPE_CHECKING:
     from services.contract.catalogue import Catalogue
-    from services.contract.codec import Codec
     from services.platform.actions.log import Activation
 
 log = logging.getLogger(__name__)
@@ -26,7 +24,7 @@ KAFKA_WAIT_SECONDS = 30.0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register `catalogue` and `actions` on the CLI's sub-command parser."""
+    """Register `catalogue` on the CLI's sub-command parser."""
     catalogue = commands.add_parser("catalogue", help="measure catalogues: record activation")
     what = catalogue.add_subparsers(dest="action", required=True)
     activate = what.add_parser(
@@ -36,11 +34,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     activate.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
     activate.add_argument("--reason", default="", help="why, for the log")
     catalogue.set_defaults(run=run_catalogue)
-
-    actions = commands.add_parser("actions", help="list operator actions from the log")
-    actions.add_argument("--subject", help="only this subject, e.g. token:ID or catalogue:ID")
-    actions.add_argument("--archive", help="read an archive directory instead of Kafka")
-    actions.set_defaults(run=run_actions)
 
 
 def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,41 +150,3 @@ def _summary(activation: Activation) -> str:
             f"(version {version}, by {by}); nothing recorded"
         )
     return "recorded " + describe(activation.recorded)
-
-
-def run_actions(args: argparse.Namespace, settings: Settings) -> int:
-    from services.contract.codec import Codec
-    from services.platform.actions.events import describe
-    from services.platform.actions.log import read_actions
-    from services.platform.kafka.producer import BrokerUnavailable
-
-    codec = Codec.default()
-    if args.archive:
-        actions = _archived_actions(Path(args.archive), codec, args.subject)
-    else:
-        from services.platform.config import kafka_bootstrap
-
-        try:
-            actions = asyncio.run(read_actions(kafka_bootstrap(settings), codec, args.subject))
-        except BrokerUnavailable as exc:
-            print(f"shouwang actions: {exc}", file=sys.stderr)
-            return 3
-    for action in actions:
-        print(describe(action))
-    print(f"{len(actions)} action(s)", file=sys.stderr)
-    return 0
-
-
-def _archived_actions(directory: Path, codec: Codec, subject: str | None) -> list[dict]:
-    from services.audit import archive
-
-    seen: set[str] = set()
-    found = []
-    for r in archive.records(directory, {OPERATOR_ACTIONS.name}):
-        if subject is not None and r.key != subject.encode("utf-8"):
-            continue
-        action = codec.decode(r.value, expected=OPERATOR_ACTIONS.event_type).record
-        if action["event_id"] not in seen:
-            seen.add(action["event_id"])
-            found.append(action)
-    return found

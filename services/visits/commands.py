@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.platform.config import Settings, SettingsError
-from services.readmodel.commands import Database, database_for, prepare_schema
+from services.platform.postgres.database import Database, database_for, prepare_schema
 
 # The CLI imports this module to build its parser: what needs aiohttp, asyncpg or aiokafka is
 # imported by the handler that uses it (tests/unit/test_cli.py).
@@ -57,9 +57,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     households.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
     households.add_argument("--check", action="store_true", help="check only, write nothing")
     households.set_defaults(run=run_import)
-    from services.support.entrypoints.commands import add_import_command as add_import_cadres
 
-    add_import_cadres(what)
+    add_import_command(what)
 
 
 def run_visits(args: argparse.Namespace, settings: Settings) -> int:
@@ -283,3 +282,24 @@ async def _import(import_rows, text, codec, settings, actor, as_of, skip_bad, no
 
     async with sealed_sink(settings) as (sealer, sink):
         return await import_rows(text, codec, sink, sealer, actor, as_of, skip_bad, now)
+
+
+def add_import_command(importing: argparse._SubParsersAction) -> None:
+    """Register `shouwang import cadres FILE.csv` beside `import households`."""
+    cadres = importing.add_parser("cadres", help="a cadre roster CSV (cadre.registry)")
+    cadres.add_argument("file", type=Path)
+    cadres.add_argument(
+        "--skip-bad", action="store_true", help="import the good rows of a file with bad rows"
+    )
+    cadres.add_argument(
+        "--as-of", type=dt.date.fromisoformat, help="occurred_at for rows without 登记日期"
+    )
+    cadres.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
+    cadres.add_argument("--check", action="store_true", help="check only, write nothing")
+    cadres.set_defaults(run=run_import_cadres)
+
+
+def run_import_cadres(args: argparse.Namespace, settings: Settings) -> int:
+    from services.visits.imports.cadres import import_cadres, parse
+
+    return run_csv_import(args, settings, "cadres", parse, import_cadres)
