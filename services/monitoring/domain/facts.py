@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import TypeVar
 
+from services.contract import vocabulary
 from services.monitoring.domain.events import (
     CHECKS,
     HardshipReported,
@@ -28,16 +29,10 @@ from services.monitoring.domain.events import (
 )
 from services.monitoring.domain.state import HouseholdState
 
-MEASURE_STEP_RANK = {
-    "RECOMMENDED": 0,
-    "ACCEPTED": 1,
-    "DELIVERED": 2,
-    "COMPLETED": 3,
-    "CANCELLED": 3,
-}
+MEASURE_STEP_RANK = vocabulary.measure_step_ranks()
 RECEIVED_STEPS = ("DELIVERED", "COMPLETED")
 ACTIVE_STEPS = ("RECOMMENDED", "ACCEPTED", "DELIVERED")
-PROBLEM_STEP_RANK = {"FOUND": 0, "TASK_ASSIGNED": 1, "RECTIFIED": 2, "REOPENED": 3}
+PROBLEM_STEP_RANK = vocabulary.problem_step_ranks()
 CHECK_KINDS = {name: name.upper() for name in CHECKS}
 T = TypeVar("T")
 

@@ -8,16 +8,12 @@ from datetime import datetime
 from functools import singledispatch
 from types import MappingProxyType
 
+from services.contract import vocabulary
+
 OPEN_STEPS = ("REQUESTED", "RECOMMENDED", "ACCEPTED", "DELIVERED")
 CLOSED_STEPS = ("COMPLETED", "CANCELLED")
-_STEP_RANK = {
-    "REQUESTED": 0,
-    "RECOMMENDED": 1,
-    "ACCEPTED": 2,
-    "DELIVERED": 3,
-    "COMPLETED": 4,
-    "CANCELLED": 4,
-}
+# The contract's lifecycle order, with support's own REQUESTED (a need not yet matched) first.
+_STEP_RANK = {"REQUESTED": -1, **vocabulary.measure_step_ranks()}
 
 
 @dataclass(frozen=True)
