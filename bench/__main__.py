@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> Report:
     needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5", "B6", "B7"))
     needs_postgres = "B5" in only or "B6" in only
     from services.contract.codec import Codec
-    from services.platform.localstack.kafka import kafka_version
+    from services.platform.localstack.jars import kafka_version
 
     codec = Codec.default()
     households = _households(args.households) if args.households else mode.state_households

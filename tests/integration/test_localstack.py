@@ -17,12 +17,8 @@ from aiokafka.errors import UnknownTopicOrPartitionError
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.localstack import stack
 from services.platform.localstack.errors import LocalStackError
-from services.platform.localstack.kafka import (
-    DEFAULT_POM,
-    QUICK_RESTART_CONFIG,
-    LocalKafka,
-    kafka_version,
-)
+from services.platform.localstack.jars import DEFAULT_POM, kafka_version
+from services.platform.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafka
 from services.platform.localstack.processes import pid_alive
 from services.platform.localstack.provision import provide_kafka
 

@@ -1,8 +1,12 @@
-"""A single-node Apache Kafka broker in KRaft mode, run from Maven Central jars with local Java."""
+"""A single-node Apache Kafka broker in KRaft mode, run from Maven Central jars with local Java.
+
+Long because `LocalKafka` is one server's whole life (configuration, SCRAM users, storage format,
+launch, readiness, stop, kill, log tails) around one pid file and one data directory; the jars
+(`jars.py`) and the three-node cluster (`kafka_cluster.py`) are apart.
+"""
 
 import asyncio
 import base64
-import hashlib
 import logging
 import os
 import re
@@ -12,11 +16,18 @@ import subprocess
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from pathlib import Path
 
 from services.platform.localstack.errors import LocalStackError
+from services.platform.localstack.jars import (
+    DEFAULT_POM,
+    DEPLOY_DIR,
+    MIN_JAVA,
+    java_major_version,
+    kafka_version,
+    resolve_classpath,
+)
 from services.platform.localstack.ports import LOOPBACK, free_ports
 from services.platform.localstack.processes import (
     POLL_SECONDS,
@@ -28,11 +39,7 @@ from services.platform.localstack.processes import (
     wait_for_exit,
 )
 
-DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy" / "local"
-DEFAULT_POM = DEPLOY_DIR / "pom.xml"
 LOG_CONFIG = DEPLOY_DIR / "log4j2.properties"
-MIN_JAVA = 17
-MVN_TIMEOUT_SECONDS = 900
 STARTED_LINE = "Kafka Server started"
 
 # Broker settings for one node that is both controller and broker. Internal topics get one
@@ -75,84 +82,6 @@ QUICK_RESTART_CONFIG = {
     "broker.session.timeout.ms": "3000",
     "broker.heartbeat.interval.ms": "500",
 }
-
-
-def _cache_dir() -> Path:
-    configured = os.environ.get("SHOUWANG_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "shouwang"
-
-
-def kafka_version(pom: Path = DEFAULT_POM) -> str:
-    """The Kafka version the pom resolves (its `kafka.version` property)."""
-    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
-    node = ElementTree.parse(pom).getroot().find("m:properties/m:kafka.version", namespace)
-    if node is None or not (node.text or "").strip():
-        raise LocalStackError(f"{pom} has no <kafka.version> property")
-    return node.text.strip()
-
-
-def resolve_classpath(
-    pom: Path = DEFAULT_POM, *, mvn: str = "mvn", cache_dir: Path | None = None
-) -> str:
-    """The broker's runtime classpath, resolved by Maven from `pom` and cached by its hash.
-
-    The cache file is named after the pom's SHA-256, so editing the pom re-resolves; a cached
-    classpath whose jars have gone (a cleaned ~/.m2) is resolved again too.
-    """
-    cache_dir = cache_dir or _cache_dir()
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
-    cached = cache_dir / f"kafka-{digest}.classpath"
-    if cached.exists():
-        classpath = cached.read_text().strip()
-        if classpath and all(Path(jar).exists() for jar in classpath.split(os.pathsep)):
-            return classpath
-
-    executable = shutil.which(mvn)
-    if executable is None:
-        raise LocalStackError(
-            f"`{mvn}` (Apache Maven) is not on PATH; it resolves the Kafka jars from Maven Central"
-        )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(f".{os.getpid()}.partial")
-    command = [
-        executable,
-        "-q",
-        "-B",
-        "-Dstyle.color=never",
-        "-f",
-        str(pom),
-        "dependency:build-classpath",
-        f"-Dmdep.outputFile={partial}",
-    ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=MVN_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LocalStackError(f"mvn took over {MVN_TIMEOUT_SECONDS} s resolving {pom}") from exc
-    if result.returncode != 0 or not partial.exists():
-        output = (result.stdout + result.stderr).strip().splitlines()
-        partial.unlink(missing_ok=True)
-        raise LocalStackError(
-            f"mvn failed (exit {result.returncode}) resolving {pom}:\n" + "\n".join(output[-30:])
-        )
-    partial.replace(cached)  # atomic, so a concurrent reader never sees half a file
-    return cached.read_text().strip()
-
-
-def java_major_version(java: str = "java") -> int:
-    """The major version of the `java` on PATH; raises when there is none."""
-    executable = shutil.which(java)
-    if executable is None:
-        raise LocalStackError(f"`{java}` is not on PATH; the local Kafka broker needs Java 17+")
-    result = subprocess.run(
-        [executable, "-version"], capture_output=True, text=True, timeout=60, check=False
-    )
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if match is None:
-        raise LocalStackError(f"cannot read the version of {executable}: {result.stderr.strip()}")
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" means Java 8
 
 
 def new_cluster_id() -> str:
@@ -553,78 +482,3 @@ class LocalKafka:
             f"--- {self.console_file} ---\n{tail(self.console_file, 20)}\n"
             f"--- {self.log_file} ---\n{tail(self.log_file, 15)}"
         )
-
-
-# A cluster's internal topics replicate like production ones (3 copies, 2 in sync).
-CLUSTER_CONFIG = {
-    "offsets.topic.replication.factor": "3",
-    "transaction.state.log.replication.factor": "3",
-    "transaction.state.log.min.isr": "2",
-    "share.coordinator.state.topic.replication.factor": "3",
-    "share.coordinator.state.topic.min.isr": "2",
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-}
-
-
-class LocalKafkaCluster:
-    """Three (or `nodes`) combined broker+controller JVMs forming one KRaft cluster with a
-    static quorum, under `data_dir/node-N`. For the fault harness's broker loss: any node
-    can be killed and started again while the others keep serving."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        nodes: int = 3,
-        *,
-        heap: str = "384m",
-        extra_config: Mapping[str, str] | None = None,
-    ) -> None:
-        self.data_dir = Path(data_dir).resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        id_file = self.data_dir / "cluster.id"
-        if not id_file.exists():
-            id_file.write_text(new_cluster_id() + "\n")
-        cluster_id = id_file.read_text().strip()
-        ports_file = self.data_dir / "ports"
-        if not ports_file.exists():
-            ports_file.write_text(" ".join(map(str, free_ports(2 * nodes))) + "\n")
-        ports = [int(p) for p in ports_file.read_text().split()]
-        voters = ",".join(f"{n + 1}@{LOOPBACK}:{ports[2 * n + 1]}" for n in range(nodes))
-        self.nodes = [
-            LocalKafka(
-                self.data_dir / f"node-{n + 1}",
-                port=ports[2 * n],
-                controller_port=ports[2 * n + 1],
-                heap=heap,
-                extra_config={**CLUSTER_CONFIG, **(extra_config or {})},
-                node_id=n + 1,
-                voters=voters,
-                cluster_id=cluster_id,
-            )
-            for n in range(nodes)
-        ]
-
-    @property
-    def bootstrap(self) -> str:
-        return ",".join(node.bootstrap for node in self.nodes)
-
-    def start(self, timeout: float = 180.0) -> str:
-        deadline = time.monotonic() + timeout
-        for node in self.nodes:
-            if not node.is_running:
-                node.launch()
-        try:
-            for node in self.nodes:
-                node.wait_ready(deadline)
-        except BaseException:
-            self.stop()
-            raise
-        return self.bootstrap
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            try:
-                node.stop()
-            except Exception as exc:  # stop the others anyway
-                log.warning("stopping %s: %s", node.data_dir, exc)

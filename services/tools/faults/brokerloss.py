@@ -22,7 +22,8 @@ import aiohttp
 
 from services.contract.topics import HARDSHIPS, TopicLayout
 from services.platform.kafka.admin import ensure_topics
-from services.platform.localstack.kafka import QUICK_RESTART_CONFIG, LocalKafkaCluster
+from services.platform.localstack.kafka import QUICK_RESTART_CONFIG
+from services.platform.localstack.kafka_cluster import LocalKafkaCluster
 from services.platform.localstack.ports import free_ports
 from services.tools.faults.harness import (
     CODEC,
