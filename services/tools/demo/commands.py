@@ -51,7 +51,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from services.platform.localstack.errors import LocalStackError
-    from services.tools.demo.orchestrator import DemoError, DemoOptions, run_demo
+    from services.tools.demo.errors import DemoError
+    from services.tools.demo.orchestrator import DemoOptions, run_demo
     from services.tools.demo.supervisor import ServiceDied
 
     if args.home is not None:

@@ -3,6 +3,7 @@
 Everything the demo starts lives under `<home>/demo` (servers' data, service logs, faust's
 table directories) and is stopped when it ends, normally, on failure, on Ctrl-C or SIGTERM.
 Each run starts from a clean slate: a previous run's servers and data are removed first.
+This module holds the sequence; the stack is in `stack`, the wait for the services in `settle`.
 """
 
 from __future__ import annotations
@@ -10,70 +11,31 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from services.contract.topics import CATALOGUE, INPUT_TOPICS, RISK, SUPPORT_MEASURES
+from services.contract.topics import INPUT_TOPICS
 from services.platform.config import Settings
 from services.platform.localstack.kafka import LocalKafka
 from services.platform.localstack.ports import LOOPBACK, free_ports
 from services.platform.localstack.postgres import LocalPostgres
-from services.platform.personal.keys import personal_master_key_env
-from services.support.entrypoints.app import pool_commands_topic
 from services.tools.demo.batching_sink import TypeBatchingSink
-from services.tools.demo.catch_up import (
-    Lag,
-    LogReader,
-    group_offsets,
-    projector_offsets,
-    topic_exists,
-)
+from services.tools.demo.errors import DemoError
 from services.tools.demo.html_report import render_html
 from services.tools.demo.read_model import read_facts
 from services.tools.demo.report import RunStats, build_report, render_text
 from services.tools.demo.risk_log import read_assessments
-from services.tools.demo.supervisor import ServiceDied, Supervisor, stop_leftovers
-
-MONITORING_GROUP = "shouwang-monitoring"
-SUPPORT_GROUP = "shouwang-support"
-PROJECTOR_GROUP = "shouwang-readmodel"
-MONITORING_TOPICS = (
-    *(t.name for t in INPUT_TOPICS if t.name != "cadre.registry"),
-    SUPPORT_MEASURES.name,
-)
-# Support's second stage reads its own pool-command topic; its output waits on that too.
-SUPPORT_POOL_TOPIC = pool_commands_topic(SUPPORT_GROUP)
-SUPPORT_TOPICS = (
-    "household.registry",
-    RISK.name,
-    "household.measures",
-    "cadre.registry",
-    SUPPORT_POOL_TOPIC,
-)
-PROJECTOR_TOPICS = (
-    "household.registry",
-    RISK.name,
-    "household.visits",
-    "household.measures",
-    SUPPORT_MEASURES.name,
-    "household.problems",
-    "cadre.registry",
-)
-
-
-class DemoError(RuntimeError):
-    """The demo could not finish: a server or service failed, or processing never caught up."""
+from services.tools.demo.settle import wait_caught_up
+from services.tools.demo.stack import Endpoints, child_env, clean_slate, start_servers
+from services.tools.demo.supervisor import ServiceDied, Supervisor
 
 
 @dataclass(frozen=True)
@@ -89,22 +51,12 @@ class DemoOptions:
     support_stall: float = 90.0  # give up on a support worker that makes no progress this long
 
 
-@dataclass
-class Endpoints:
-    bootstrap: str = ""
-    database_url: str = ""
-    visits_port: int = 0
-    monitoring_port: int = 0
-    support_metrics_port: int = 0
-    projector_metrics_port: int = 0
-
-
 def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None] = print) -> dict:
     """Run the whole demo; returns the report. Stops everything it started before returning."""
     started = time.monotonic()
     run_dir = settings.home / "demo"
     out = (options.out or run_dir).resolve()
-    _clean_slate(run_dir, say)
+    clean_slate(run_dir, say)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_dir.chmod(0o755)  # PostgreSQL runs as an unprivileged account under root
     kafka = LocalKafka(run_dir / "stack" / "kafka", detach=True)
@@ -113,11 +65,11 @@ def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None
     previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         say(f"starting Kafka and PostgreSQL under {run_dir / 'stack'} ...")
-        _start_servers(kafka, postgres)
+        start_servers(kafka, postgres)
         ports = free_ports(4)
         ends = Endpoints(kafka.bootstrap, postgres.database_url, *ports)
         say(f"  Kafka {ends.bootstrap}, PostgreSQL {ends.database_url}")
-        supervisor = Supervisor(run_dir, _child_env(settings, ends))
+        supervisor = Supervisor(run_dir, child_env(settings, ends))
         report, token = asyncio.run(_run(options, settings, ends, supervisor, out, started, say))
         if options.keep:
             _keep_running(supervisor, ends, token, say)
@@ -138,53 +90,6 @@ def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, previous_term)
         say("stopped the services, Kafka and PostgreSQL")
-
-
-def _clean_slate(run_dir: Path, say: Callable[[str], None]) -> None:
-    """Stop whatever a killed earlier run left, and delete its data."""
-    if not run_dir.exists():
-        return
-    leftovers = stop_leftovers(run_dir)
-    kafka = LocalKafka(run_dir / "stack" / "kafka", detach=True)
-    postgres = LocalPostgres(run_dir / "stack" / "postgres")
-    if kafka.is_running or postgres.is_running or leftovers:
-        say(f"stopping what an earlier demo left running under {run_dir}")
-    postgres.stop()
-    kafka.stop()
-    for name in ("stack", "logs"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    for data in run_dir.glob("*-data"):  # faust's table directories
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def _start_servers(kafka: LocalKafka, postgres: LocalPostgres) -> None:
-    # Side by side: the broker's JVM start dominates; PostgreSQL is ready well before it.
-    with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(postgres.start), pool.submit(kafka.start, 180.0)]
-        errors = [f.exception() for f in futures]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        raise DemoError(f"the local stack did not start: {failed[0]}") from failed[0]
-
-
-def _child_env(settings: Settings, ends: Endpoints) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": ends.bootstrap,
-        "DATABASE_URL": ends.database_url,
-        "SHOUWANG_HOME": str(settings.home),
-        "PYTHONUNBUFFERED": "1",
-        **personal_master_key_env(settings.home),
-    }
-    # The services' own defaults apply; a stray setting from the caller's shell must not send
-    # them to other groups or ports than the demo watches.
-    for name in (
-        "SHOUWANG_MONITORING_APP_ID",
-        "SHOUWANG_SUPPORT_APP_ID",
-        "SHOUWANG_PROJECTOR_GROUP",
-    ):
-        env.pop(name, None)
-    return env
 
 
 async def _run(
@@ -263,7 +168,13 @@ async def _run(
     )
 
     settle_started = time.monotonic()
-    lag, records, warnings = await _wait_caught_up(options, ends, supervisor, say)
+    lag, records, warnings = await wait_caught_up(
+        ends,
+        supervisor,
+        say,
+        settle_timeout=options.settle_timeout,
+        support_stall=options.support_stall,
+    )
     settle_seconds = time.monotonic() - settle_started
     calendar = parameters.calendar
     run = RunStats(
@@ -342,76 +253,6 @@ class _Progress:
             self.last = now
             day = f"{summary.last_recorded:%Y-%m-%d}" if summary.last_recorded else "-"
             self.say(f"  {summary.events:,} events sent, campaign at {day}")
-
-
-async def _wait_caught_up(
-    options: DemoOptions, ends: Endpoints, supervisor: Supervisor, say: Callable[[str], None]
-) -> tuple[Lag, dict[str, int], list[str]]:
-    """Wait until monitoring, support and the projector have processed every record, and the
-    log has stopped growing. A support worker that stops making progress is reported, not
-    waited for forever; a service that dies, or monitoring or the projector not catching up
-    within the deadline, is an error."""
-    # Support creates its pool topic when it starts; by now it has (or it has died).
-    topics = [t.name for t in CATALOGUE]
-    if await topic_exists(ends.bootstrap, SUPPORT_POOL_TOPIC):
-        topics.append(SUPPORT_POOL_TOPIC)
-    else:
-        say(f"  note: {SUPPORT_POOL_TOPIC} does not exist; support's pool stage is not watched")
-    reader = LogReader(ends.bootstrap, topics)
-    await reader.start()
-    deadline = time.monotonic() + options.settle_timeout
-    warnings: list[str] = []
-    support_best, support_since = None, time.monotonic()
-    last_report = 0.0
-    stable_rounds = 0
-    try:
-        while True:
-            supervisor.check()
-            at_end = await reader.read_to_end(seconds=10.0)
-            lag = await _lag(reader, ends)
-            now = time.monotonic()
-            support_lag = lag.of("support")
-            if support_best is None or support_lag < support_best:
-                support_best, support_since = support_lag, now
-            support_stalled = support_lag > 0 and now - support_since > options.support_stall
-            required = ["monitoring", "projector"] + ([] if support_stalled else ["support"])
-            if at_end and lag.caught_up(required):
-                stable_rounds += 1
-                if stable_rounds >= 2:  # nothing new arrived after everything was processed
-                    if support_stalled:
-                        warnings.append(
-                            f"support made no progress for {options.support_stall:.0f} s with "
-                            f"{support_lag:,} records unprocessed; its numbers are incomplete"
-                        )
-                    return lag, dict(reader.records), warnings
-            else:
-                stable_rounds = 0
-            if now > deadline:
-                raise DemoError(
-                    f"the services had not caught up after {options.settle_timeout:.0f} s: "
-                    f"records behind {lag.by_consumer}"
-                )
-            if now - last_report > 10.0:
-                last_report = now
-                say(f"  behind: {', '.join(f'{k} {v:,}' for k, v in lag.by_consumer.items())}")
-            await asyncio.sleep(1.0)
-    finally:
-        await reader.stop()
-
-
-async def _lag(reader: LogReader, ends: Endpoints) -> Lag:
-    monitoring, support, projector = await asyncio.gather(
-        group_offsets(ends.bootstrap, MONITORING_GROUP),
-        group_offsets(ends.bootstrap, SUPPORT_GROUP),
-        projector_offsets(ends.database_url),
-    )
-    return Lag(
-        {
-            "monitoring": reader.behind(monitoring, MONITORING_TOPICS),
-            "support": reader.behind(support, SUPPORT_TOPICS),
-            "projector": reader.behind(projector, PROJECTOR_TOPICS),
-        }
-    )
 
 
 def _write(report: dict, out: Path, say: Callable[[str], None]) -> None:

@@ -25,21 +25,17 @@ from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.kafka import QUICK_RESTART_CONFIG
 from services.platform.localstack.kafka_cluster import LocalKafkaCluster
 from services.platform.localstack.ports import free_ports
-from services.tools.faults.harness import (
-    CODEC,
+from services.tools.faults.feed import (
     HardshipClient,
-    PrivateStack,
-    Result,
-    Worker,
     hardship_template,
     issue_feed_token,
-    monitoring_worker,
     random_id,
-    read_topics,
-    visits_worker,
-    wait_for,
 )
 from services.tools.faults.load import wait_for_state
+from services.tools.faults.observe import CODEC, read_topics
+from services.tools.faults.processes import Worker, monitoring_worker, visits_worker
+from services.tools.faults.stack import PrivateStack
+from services.tools.faults.verdict import Result, wait_for
 
 CLUSTER_LAYOUT = TopicLayout(
     household_partitions=4, other_partitions=2, replication_factor=3, min_insync_replicas=2

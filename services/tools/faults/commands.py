@@ -22,7 +22,8 @@ from services.platform.config import Settings
 # The CLI imports this module to build its parser; the harness (asyncpg, aiokafka) is imported
 # when the scenarios run (tests/unit/test_cli.py).
 if TYPE_CHECKING:
-    from services.tools.faults.harness import PrivateStack, Result
+    from services.tools.faults.stack import PrivateStack
+    from services.tools.faults.verdict import Result
 
 Scenario = Callable[["PrivateStack", bool, int], Awaitable["Result"]]
 
@@ -51,7 +52,8 @@ ELSEWHERE = {
 async def run_scenarios(
     names: list[str], quick: bool, seed: int, run_dir: Path, out=sys.stdout
 ) -> list[Result]:
-    from services.tools.faults.harness import PrivateStack, Result
+    from services.tools.faults.stack import PrivateStack
+    from services.tools.faults.verdict import Result
 
     chosen = scenarios()
     stack = PrivateStack(run_dir)

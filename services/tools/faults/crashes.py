@@ -20,22 +20,16 @@ from services.platform.kafka.admin import ensure_topics
 from services.support.adapters.avro_translation import ACTOR as SUPPORT_ACTOR
 from services.support.entrypoints.app import HOUSEHOLD_INPUTS as SUPPORT_INPUTS
 from services.support.entrypoints.app import pool_commands_topic
-from services.tools.faults.harness import (
-    CODEC,
-    LAYOUT,
-    PrivateStack,
-    Result,
-    ScenarioFailed,
-    end_offsets,
-    group_caught_up,
+from services.tools.faults.load import Load, check_after
+from services.tools.faults.observe import CODEC, end_offsets, group_caught_up, read_topics
+from services.tools.faults.processes import (
     monitoring_worker,
     projector_worker,
-    read_topics,
     run_replay_verify,
     support_worker,
-    wait_for,
 )
-from services.tools.faults.load import Load, check_after
+from services.tools.faults.stack import LAYOUT, PrivateStack
+from services.tools.faults.verdict import Result, ScenarioFailed, wait_for
 from services.tools.simulation.parameters import SimulationParameters
 
 MONITORING_APP = "faults-monitoring"  # one deployment across scenarios: it resumes, not redoes

@@ -39,16 +39,9 @@ from services.contract.topics import (
 from services.monitoring.domain.state import LIMITS
 from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
 from services.platform.personal.sealer import PersonalSealer
-from services.tools.faults.harness import (
-    CODEC,
-    LAYOUT,
-    PrivateStack,
-    Result,
-    duplicates,
-    household_events,
-    read_topics,
-    wait_for,
-)
+from services.tools.faults.observe import CODEC, duplicates, household_events, read_topics
+from services.tools.faults.stack import LAYOUT, PrivateStack
+from services.tools.faults.verdict import Result, wait_for
 from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.runner import simulate
 from services.tools.simulation.sinks.kafka import KafkaSink

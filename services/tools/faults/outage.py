@@ -13,15 +13,10 @@ import time
 
 from services.platform.kafka.admin import ensure_topics
 from services.tools.faults.crashes import MONITORING_APP, PROJECTOR_GROUP
-from services.tools.faults.harness import (
-    LAYOUT,
-    PrivateStack,
-    Result,
-    monitoring_worker,
-    projector_worker,
-    wait_for,
-)
 from services.tools.faults.load import Load, check_after, projected_counts
+from services.tools.faults.processes import monitoring_worker, projector_worker
+from services.tools.faults.stack import LAYOUT, PrivateStack
+from services.tools.faults.verdict import Result, wait_for
 from services.tools.simulation.parameters import SimulationParameters
 
 

@@ -28,19 +28,16 @@ import aiohttp
 from services.contract.topics import HARDSHIPS
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_ports
-from services.tools.faults.harness import (
-    CODEC,
-    LAYOUT,
+from services.tools.faults.feed import (
     HardshipClient,
-    PrivateStack,
-    Result,
     hardship_template,
     issue_feed_token,
     random_id,
-    read_topics,
-    visits_worker,
-    wait_for,
 )
+from services.tools.faults.observe import CODEC, read_topics
+from services.tools.faults.processes import visits_worker
+from services.tools.faults.stack import LAYOUT, PrivateStack
+from services.tools.faults.verdict import Result, wait_for
 
 MAX_IN_FLIGHT = 32  # the service's admission limit in this scenario
 MEMORY_BOUND_MB = 400  # resident set of the visits process, whatever the flood

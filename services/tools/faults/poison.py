@@ -29,18 +29,11 @@ from services.monitoring.entrypoints.app import INPUT_TOPICS as MONITORING_INPUT
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.admin import ensure_topics
 from services.tools.faults.crashes import MONITORING_APP, PROJECTOR_GROUP
-from services.tools.faults.harness import (
-    CODEC,
-    LAYOUT,
-    PrivateStack,
-    Result,
-    household_events,
-    monitoring_worker,
-    projector_worker,
-    read_topics,
-    wait_for,
-)
 from services.tools.faults.load import PROJECTED, expected_projection, projected_counts
+from services.tools.faults.observe import CODEC, household_events, read_topics
+from services.tools.faults.processes import monitoring_worker, projector_worker
+from services.tools.faults.stack import LAYOUT, PrivateStack
+from services.tools.faults.verdict import Result, wait_for
 from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.stream import generate
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from services.contract.topics import Topic, topic_for
-from services.tools.simulation.campaign import CampaignPlanner
+from services.tools.simulation.campaign import plan_campaign
 from services.tools.simulation.county import County, build_county
 from services.tools.simulation.parameters import SimulationParameters
 
@@ -36,7 +36,7 @@ def generate(parameters: SimulationParameters, county: County | None = None) -> 
     start of that campaign day.
     """
     county = county or build_county(parameters)
-    planned = CampaignPlanner(parameters, county).plan()
+    planned = plan_campaign(parameters, county)
     planned.sort(key=lambda p: (p[0], p[1]))  # stable: planning order breaks remaining ties
     stop_at = parameters.stop_at
     for recorded_at, _, event_type, record in planned:

@@ -1,0 +1,213 @@
+"""Review decisions and measures, drawn at random: monitoring taken over from before the campaign,
+what the review groups decide on a trigger, and which measures reach the households included."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.tools.simulation import records as rec
+from services.tools.simulation.campaign_plan import CampaignPlan
+from services.tools.simulation.county import LIFTED, NEVER_REGISTERED, NOT_LIFTED
+from services.tools.simulation.story import ONE_DAY, Story, at_hour
+
+INDUSTRY = (
+    ("industry.pomelo-seedlings", "垫江晚柚苗", 80, "株"),
+    ("industry.ducklings", "鸭苗", 50, "只"),
+    ("industry.chicks", "鸡苗", 100, "只"),
+    ("industry.piglets", "仔猪", 2, "头"),
+)
+
+# A measure to deliver: type, catalogue id, quantities, amount (yuan), term (months), pool, note.
+Chosen = tuple[str, str, list[tuple[str, int, str]], int | None, int | None, str | None, str]
+
+
+def prior_monitoring(campaign: CampaignPlan, story: Story) -> None:
+    """Households already monitored since November 2019 (the seed: 300+ like the uremia case).
+
+    Lifted households below the income line were taken in as unstable lifted households;
+    most never-registered ones below it as marginal households.
+    """
+    h, r = story.household, story.rng
+    if h.income_2019 >= campaign.parameters.income_line_yuan or h.registration == NOT_LIFTED:
+        return
+    if h.registration == NEVER_REGISTERED and r.random() >= 0.7:
+        return
+    category = "UNSTABLE_LIFTED" if h.registration == LIFTED else "MARGINAL"
+    start = dt.date(2019, 11, 1) + r.randrange(75) * ONE_DAY
+    decided = start + r.randint(8, 14) * ONE_DAY
+    reason = (
+        f"2019年人均纯收入{h.income_2019}元，低于监测线{campaign.parameters.income_line_yuan}元"
+    )
+    for decision, day, body, level in (
+        ("START_VERIFICATION", start, "REVIEW_GROUP", "VILLAGE"),
+        ("INCLUDE", decided, "COUNTY", "COUNTY"),
+    ):
+        campaign.emit(
+            rec.REVIEW,
+            rec.review_record(
+                campaign.next_id(story),
+                h.household_id,
+                at_hour(day, 21, 30),
+                campaign.import_at,
+                source="IMPORT",
+                actor="import:county-table",
+                decision=decision,
+                category=category if decision == "INCLUDE" else None,
+                body=body,
+                approving_level=level,
+                notice_start=start + ONE_DAY if decision == "INCLUDE" else None,
+                notice_days=5 if decision == "INCLUDE" else 0,
+                reason=reason,
+            ),
+        )
+    story.monitored_from = campaign.calendar.start
+    if h.members.labour and r.random() < 0.6:
+        catalogue, item, amount, unit = r.choice(INDUSTRY)
+        delivered = decided + r.randint(5, 40) * ONE_DAY
+        campaign.measure(
+            story,
+            "DELIVERED",
+            "INDUSTRY",
+            catalogue,
+            at_hour(min(delivered, campaign.calendar.start - ONE_DAY), 10),
+            source="IMPORT",
+            recorded_at=campaign.import_at,
+            quantities=[(item, amount, unit)],
+            note="产业帮扶（监测户全覆盖）",
+        )
+
+
+def review(campaign: CampaignPlan, story: Story) -> None:
+    """Rules flag, people decide: review groups take up the households with a real trigger."""
+    h, r, rates = story.household, story.rng, campaign.rates
+    if story.monitored_from is not None or h.registration == NOT_LIFTED or not story.triggers:
+        return
+    if r.random() >= rates.verification_started:
+        return  # left for the monitoring service to flag (and, past the deadline, alert)
+    triggered_at, reason = min(story.triggers)
+    started = triggered_at.date() + r.choice([0, 0, 1, 2]) * ONE_DAY
+    deadline = rates.decision_deadline_days
+    if r.random() < rates.decided_within_deadline:
+        decided = started + r.randint(7, deadline) * ONE_DAY
+    else:
+        decided = started + r.randint(deadline + 1, deadline + 15) * ONE_DAY
+    actor = f"review-group:{h.township}"
+    campaign.review_step(
+        story, "START_VERIFICATION", started, "REVIEW_GROUP", "VILLAGE", None, reason, actor
+    )
+    if decided > campaign.calendar.end:
+        return  # still undecided when the campaign ends
+    if r.random() < rates.included:
+        if h.registration == LIFTED:
+            category = "UNSTABLE_LIFTED"
+        elif story.income_on(decided) < campaign.parameters.income_line_yuan:
+            category = "MARGINAL"
+        else:
+            category = "GENERAL_KEY"
+        campaign.review_step(
+            story,
+            "INCLUDE",
+            decided,
+            "COUNTY",
+            "COUNTY",
+            category,
+            reason + "；经村民代表评议、公示无异议，乡镇审核、县级审定",
+            "county:poverty-office",
+            notice=(started + ONE_DAY, r.randint(5, 7)),
+        )
+        story.monitored_from = decided
+        measures(campaign, story, decided)
+    else:
+        campaign.review_step(
+            story,
+            "REJECT",
+            decided,
+            "TOWNSHIP",
+            "TOWNSHIP",
+            None,
+            "核实后收入稳定、刚性支出已解决，暂不纳入监测",
+            f"township-office:{h.township}",
+        )
+
+
+def measures(campaign: CampaignPlan, story: Story, included: dt.date) -> None:
+    """The measures a household included on `included` receives, accepted then delivered."""
+    h, r, rates = story.household, story.rng, campaign.rates
+    m = h.members
+    age = 2020 - h.head_birth_year
+    chosen: list[Chosen] = []
+    if m.labour and r.random() < rates.industry_aid:
+        catalogue, item, amount, unit = r.choice(INDUSTRY)
+        chosen.append(
+            (
+                "INDUSTRY",
+                catalogue,
+                [(item, amount, unit)],
+                None,
+                None,
+                f"township:{h.township}",
+                "产业帮扶",
+            )
+        )
+    if m.weak_labour and r.random() < rates.public_welfare_job:
+        months = r.choice([6, 9, 12])
+        chosen.append(
+            (
+                "PUBLIC_WELFARE_JOB",
+                "employment.public-welfare-job",
+                [],
+                600 * months,
+                months,
+                "county:public-welfare-jobs",
+                "临时性公益性岗位",
+            )
+        )
+    if m.labour and 18 <= age <= 65 and r.random() < rates.microcredit:
+        amount = r.choice([20_000, 30_000, 50_000])
+        chosen.append(
+            (
+                "MICROCREDIT",
+                "credit.microcredit",
+                [],
+                amount,
+                36,
+                "county:microcredit",
+                "扶贫小额信贷，免担保免抵押，财政贴息",
+            )
+        )
+    if (
+        m.labour + m.weak_labour == 0
+        and not h.minimum_living_allowance
+        and r.random() < rates.minimum_living
+    ):
+        chosen.append(
+            ("MINIMUM_LIVING", "protection.minimum-living", [], None, None, None, "纳入低保")
+        )
+    illness = [hd for hd in story.hardships if hd.cause == "ILLNESS"]
+    if illness and r.random() < rates.medical_aid:
+        chosen.append(
+            ("MEDICAL", "medical.assistance", [], illness[0].rigid // 2, None, None, "医疗救助")
+        )
+    cadre = h.cadre_id or campaign.visiting_cadre(story)
+    for n, (mtype, catalogue, quantities, amount, term, pool, note) in enumerate(chosen):
+        accepted = at_hour(included + r.randint(1, 3) * ONE_DAY, 10)
+        delivered = at_hour(accepted.date() + r.randint(2, 20) * ONE_DAY, 14)
+        measure_id = rec.derived_id(
+            campaign.seed, h.household_id, "measure", included.isoformat(), n
+        )
+        last = "CANCELLED" if r.random() < rates.measure_cancelled else "DELIVERED"
+        for step, at in (("ACCEPTED", accepted), (last, delivered)):
+            campaign.measure(
+                story,
+                step,
+                mtype,
+                catalogue,
+                at,
+                cadre_id=cadre,
+                quantities=quantities if step == "DELIVERED" else [],
+                amount_yuan=amount,
+                term_months=term,
+                pool=pool,
+                note=note,
+                measure_id=measure_id,
+            )
