@@ -21,10 +21,11 @@ from services.platform.kafka.producer import KafkaSink
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
 from services.platform.personal.sealer import PersonalSealer, postgres_sealer
 from services.platform.postgres.database import Database, database_for, prepare_schema
-from services.visits.directory import CachedDirectory, PostgresDirectory
-from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.adapters.directory import CachedDirectory, PostgresDirectory
+from services.visits.entrypoints.http import Dependencies, build_app
 from services.visits.entrypoints.openapi import load_document
 from services.visits.metrics import VisitsMetrics
+from services.visits.service import Limits
 
 log = logging.getLogger(__name__)
 
