@@ -33,8 +33,6 @@ from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import RecentEvents
 from services.visits.service import Ingest, Limits
 
-__all__ = ["Dependencies", "Limits", "build_app"]
-
 log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
