@@ -35,10 +35,11 @@ from services.platform.personal.sealer import PersonalSealer
 from services.tools.simulation import Event
 from services.tools.simulation import records as rec
 from services.tools.simulation.sinks.api import request_json
-from services.visits.directory import CachedDirectory, InMemoryDirectory
-from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.adapters.directory import CachedDirectory, InMemoryDirectory
+from services.visits.entrypoints.http import Dependencies, build_app
 from services.visits.entrypoints.openapi import load_document
 from services.visits.metrics import VisitsMetrics
+from services.visits.service import Limits
 
 SECRET = "sw_bench_operator"
 CONCURRENCY = 16  # clients posting single records at once

@@ -1,4 +1,5 @@
-"""Wiring: real adapters (aiokafka, asyncpg, Prometheus registry) into the app, and serving it."""
+"""Wiring: real adapters (aiokafka, asyncpg, Prometheus registry, the wall clock) into the app,
+the imports and the token commands; and serving the app."""
 
 from __future__ import annotations
 
@@ -7,26 +8,34 @@ import contextlib
 import datetime as dt
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
+from services.platform.actions.log import append, operator_sink, prepare_topic
 from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
 from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
-from services.platform.kafka.producer import KafkaSink
+from services.platform.kafka.producer import Delivery, KafkaSink
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
 from services.platform.personal.sealer import PersonalSealer, postgres_sealer
 from services.platform.postgres.database import Database, database_for, prepare_schema
-from services.visits.directory import CachedDirectory, PostgresDirectory
-from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.adapters.directory import CachedDirectory, PostgresDirectory
+from services.visits.entrypoints.http import Dependencies, build_app
 from services.visits.entrypoints.openapi import load_document
 from services.visits.metrics import VisitsMetrics
+from services.visits.service import Limits
 
 log = logging.getLogger(__name__)
+
+
+def wall_clock() -> dt.datetime:
+    """The clock of production: now, in UTC."""
+    return dt.datetime.now(dt.UTC)
 
 
 @contextlib.asynccontextmanager
@@ -44,6 +53,31 @@ async def sealed_sink(settings: Settings) -> AsyncIterator[tuple[PersonalSealer,
             yield sealer, sink
         finally:
             await sink.close()
+
+
+@contextlib.asynccontextmanager
+async def token_store(settings: Settings) -> AsyncIterator[PostgresTokenStore]:
+    """The token table, through the tokens duty's database (schema checked or migrated first)."""
+    database = database_for(settings, "tokens")
+    await prepare_schema(database)
+    pool = await asyncpg.create_pool(database.url, min_size=1, max_size=1)
+    try:
+        yield PostgresTokenStore(pool)
+    finally:
+        await pool.close()
+
+
+async def record_operator_action(settings: Settings, record: Mapping[str, Any]) -> Delivery:
+    """Append one operator action to operator.actions (acks=all), creating the topic if needed;
+    BrokerUnavailable when Kafka does not take it."""
+    timeout = settings.visits.request_timeout_seconds
+    bootstrap = kafka_bootstrap(settings)
+    sink = operator_sink(bootstrap, timeout)
+    try:
+        await prepare_topic(bootstrap, settings.layout, timeout)
+        return await append(sink, Codec.default(), record)
+    finally:
+        await sink.close()
 
 
 def limits_of(settings: VisitsSettings) -> Limits:
@@ -99,6 +133,7 @@ async def wired(
             metrics=VisitsMetrics(registry or CollectorRegistry()),
             openapi=load_document(),
             limits=limits_of(settings),
+            clock=wall_clock,
         )
         yield Wired(deps, pool, sink)
     finally:

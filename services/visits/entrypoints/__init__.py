@@ -1,1 +1,1 @@
-"""Visits' entrypoints: the HTTP application, its OpenAPI document, the CLI commands."""
+"""Visits' entrypoints: the HTTP application, its JSON text in and out, its OpenAPI document."""

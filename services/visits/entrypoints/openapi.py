@@ -15,7 +15,8 @@ from typing import Any
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
-from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS, TIMESTAMP_EXAMPLE
+from services.visits.domain.conversion import TIMESTAMP_EXAMPLE
+from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 

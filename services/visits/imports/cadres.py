@@ -1,12 +1,11 @@
 """Cadre registry CSV import: rows → CadreRegistryRecorded on cadre.registry, keyed by cadre id.
 
-The same path as `shouwang import households` (services/visits/imports/households.py): each row
-becomes the JSON body a client would post to /v1/cadres and goes through `records.prepare`
-(contract and domain checks) with `source` IMPORT and the operator as `actor`. Headers are
-English field names or the Chinese column names of county rosters (see COLUMNS). Problems are
-reported by line and column, never with the cell's value (names and phones are personal). A file
-with any bad row imports nothing unless `skip_bad`. Event ids are uuid5 of the row's content, so
-importing a file twice is harmless.
+Read, checked and sent by `table.py`, like the household table: each row becomes the JSON
+body a client would post to /v1/cadres and goes through `records.prepare` with `source` IMPORT
+and the operator as `actor`. Headers are English field names or the Chinese column names of
+county rosters (see COLUMNS). Problems never show a cell's value (names and phones are
+personal). A file with any bad row imports nothing unless `skip_bad`; event ids are uuid5 of
+the row's content, so importing a file twice is harmless.
 """
 
 from __future__ import annotations
@@ -19,16 +18,16 @@ from typing import Any
 from services.contract.codec import Codec
 from services.platform.kafka.producer import RecordSink
 from services.platform.personal.sealer import PersonalSealer
-from services.visits.imports.households import (
+from services.visits.imports.table import (
     Column,
     ImportReport,
     ParsedFile,
     RowProblem,
     TableImport,
-    _boolean,
-    _integer,
-    _moment,
-    _text,
+    as_boolean,
+    as_integer,
+    as_moment,
+    as_text,
     import_table,
     parse_table,
 )
@@ -36,20 +35,20 @@ from services.visits.imports.households import (
 CADRE_IMPORT_NAMESPACE = uuid.UUID("3c5e9a10-7d42-5b8f-a1e6-2b9d4c0f7e31")
 
 COLUMNS: tuple[Column, ...] = (
-    Column("cadre_id", ("cadre_id", "干部编号", "帮扶干部编号", "工号"), _text, True),
-    Column("township", ("township", "乡镇", "乡镇（街道）", "乡镇(街道)", "街道"), _text, True),
-    Column("village", ("village", "村", "行政村", "帮扶村"), _text),
-    Column("department", ("department", "单位", "派出单位", "所在单位"), _text, True),
+    Column("cadre_id", ("cadre_id", "干部编号", "帮扶干部编号", "工号"), as_text, True),
+    Column("township", ("township", "乡镇", "乡镇（街道）", "乡镇(街道)", "街道"), as_text, True),
+    Column("village", ("village", "村", "行政村", "帮扶村"), as_text),
+    Column("department", ("department", "单位", "派出单位", "所在单位"), as_text, True),
     Column(
         "max_households",
         ("max_households", "最多帮扶户数", "帮扶户数上限", "联系户数上限"),
-        _integer,
+        as_integer,
         True,
     ),
-    Column("active", ("active", "在岗", "是否在岗"), _boolean),
-    Column("personal.name", ("name", "姓名", "干部姓名"), _text),
-    Column("personal.phone", ("phone", "联系电话", "电话"), _text),
-    Column("occurred_at", ("occurred_at", "登记日期", "日期"), _moment),
+    Column("active", ("active", "在岗", "是否在岗"), as_boolean),
+    Column("personal.name", ("name", "姓名", "干部姓名"), as_text),
+    Column("personal.phone", ("phone", "联系电话", "电话"), as_text),
+    Column("occurred_at", ("occurred_at", "登记日期", "日期"), as_moment),
 )
 
 
@@ -97,5 +96,5 @@ async def import_cadres(
     skip_bad: bool,
     now: dt.datetime,
 ) -> ImportReport:
-    """Import a cadre roster; see `services.visits.imports.households.import_table`."""
+    """Import a cadre roster; see `services.visits.imports.table.import_table`."""
     return await import_table(CADRES, text, codec, sink, sealer, actor, as_of, skip_bad, now)

@@ -15,7 +15,7 @@ from services.platform.kafka.producer import InMemorySink
 from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
 from services.platform.personal.sealer import PersonalSealer
 from services.visits.imports.cadres import import_cadres, parse
-from services.visits.imports.households import CsvFileError, read_text
+from services.visits.imports.table import CsvFileError, read_text
 
 CODEC = Codec.default()
 NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)

@@ -20,10 +20,11 @@ from services.platform.auth.tokens import (
 from services.platform.kafka.producer import InMemorySink
 from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
 from services.platform.personal.sealer import PersonalSealer
-from services.visits.directory import CachedDirectory, InMemoryDirectory
-from services.visits.entrypoints.http import Dependencies, Limits, build_app
+from services.visits.adapters.directory import CachedDirectory, InMemoryDirectory
+from services.visits.entrypoints.http import Dependencies, build_app
 from services.visits.entrypoints.openapi import load_document
 from services.visits.metrics import VisitsMetrics
+from services.visits.service import Limits
 from tests.visits_samples import CADRE, OTHER_TOWNSHIP, SAMPLES, TOWNSHIP
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.contract.inputs import BY_SLUG
-from services.visits.entrypoints.http import _scope_problem
+from services.visits.service import scope_problem
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import OTHER_TOWNSHIP, SAMPLES, sample
 
@@ -369,7 +369,7 @@ def test_scope_rules_for_tokens_without_townships() -> None:
 
     feed = new_token("feed", "feed-health", [], ["HardshipReported"])
     record = {"household_id": "H-1", "township": "X"}
-    assert _scope_problem(BY_SLUG["hardships"], feed, record, {}) is None
+    assert scope_problem(BY_SLUG["hardships"], feed, record, {}) is None
 
 
 async def test_no_client_input_is_logged(api: Api, caplog) -> None:

@@ -1,5 +1,5 @@
 """The compiled converter and validity check used on the write path agree with the reference
-walkers they shortcut (`records._convert`, `validation.problems_in`) on every input: valid
+walkers they shortcut (`conversion.convert`, `validation.problems_in`) on every input: valid
 samples, samples with fields removed, replaced by arbitrary JSON or nested values mangled, and
 schemas with recursive or skippable named types."""
 
@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from services.contract.codec import Codec
 from services.contract.inputs import BY_SLUG
 from services.contract.validation import problems_in, validity
-from services.visits.domain.records import Origin, _convert, _converted, prepare
+from services.visits.domain.conversion import convert, converted
+from services.visits.domain.records import Origin, prepare
 from tests.visits_samples import SAMPLES, sample
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.UTC)
@@ -79,9 +80,9 @@ def test_compiled_conversion_equals_the_reference(case: tuple[str, Any]) -> None
     original = copy.deepcopy(body)
     fast_problems: list = []
     reference_problems: list = []
-    fast = _converted(schema, body, fast_problems)
+    fast = converted(schema, body, fast_problems)
     assert body == original  # the input is never changed (a fallback re-reads it)
-    reference = _convert(schema, copy.deepcopy(body), "", {}, reference_problems)
+    reference = convert(schema, copy.deepcopy(body), "", {}, reference_problems)
     assert fast == reference
     assert fast_problems == reference_problems
 
@@ -92,7 +93,7 @@ def test_fast_validity_agrees_with_the_problems_found(case: tuple[str, Any]) -> 
     slug, body = case
     kind = BY_SLUG[slug]
     schema = CODEC.registry.schema(kind.event_type).parsed
-    record = _convert(schema, body, "", {}, [])
+    record = convert(schema, body, "", {}, [])
     if isinstance(record, dict):
         record.update(recorded_at=NOW, source="OPERATOR", actor="op-1")
     reference = problems_in(schema, record)
@@ -158,7 +159,7 @@ def test_named_types_recursive_or_skippable(schema: dict, first: Any, second: An
     ):
         fast_problems: list = []
         reference_problems: list = []
-        converted = _converted(schema, value, fast_problems)
-        assert converted == _convert(schema, value, "", {}, reference_problems)
+        fast = converted(schema, value, fast_problems)
+        assert fast == convert(schema, value, "", {}, reference_problems)
         assert fast_problems == reference_problems
-        assert validity(schema)(converted) == (not problems_in(schema, converted))
+        assert validity(schema)(fast) == (not problems_in(schema, fast))

@@ -12,7 +12,8 @@ from services.contract.personal import Subject, unseal
 from services.platform.kafka.producer import InMemorySink
 from services.platform.personal.keys import CachedKeys, InMemoryKeyStore, KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
-from services.visits.imports.households import CsvFileError, import_households, parse, read_text
+from services.visits.imports.households import import_households, parse
+from services.visits.imports.table import CsvFileError, read_text
 
 NOW = dt.datetime(2020, 6, 1, tzinfo=dt.UTC)
 AS_OF = dt.datetime(2020, 4, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -1,0 +1,1 @@
+"""The visits service's adapters: the household directory (PostgreSQL, in memory, cached)."""

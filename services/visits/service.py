@@ -1,0 +1,313 @@
+"""The ingest write path: each record prepared, scope-checked, de-duplicated, sealed, produced.
+
+No aiohttp here: `entrypoints/http.py` authenticates the request, reads its JSON and hands the
+bodies to `Ingest.ingest`, which answers one `Outcome` per body. Order per record: contract and
+domain validation (422) → township scope (403; 503 when the directory cannot answer) → event id
+reuse (409; a re-send of a recent record is answered from memory, `duplicate: true`) → personal
+data sealed with the subject's key (503 when the key store is down and the key uncached; nothing
+is produced) → broker acknowledgement (202, or 503). The clock comes in through the ports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.contract.codec import Codec
+from services.contract.errors import InvalidRecord
+from services.contract.inputs import EventKind
+from services.contract.personal import SealError
+from services.platform.auth.tokens import Token
+from services.platform.kafka.producer import BrokerUnavailable, Delivery, RecordSink
+from services.platform.personal.keys import KeysUnavailable
+from services.platform.personal.sealer import PersonalSealer
+from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable
+from services.visits.domain.records import Origin, content_digest, prepare
+from services.visits.metrics import VisitsMetrics
+from services.visits.recent_events import Acknowledged, RecentEvents
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits and timing (from VisitsSettings): the write path uses `future_skew`, the
+    HTTP entrypoint the others."""
+
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 500
+    future_skew: dt.timedelta = dt.timedelta(minutes=5)
+    retry_after_seconds: int = 5
+    max_in_flight: int = 256  # write requests waiting for the broker at once
+
+
+class IngestPorts(Protocol):
+    """What the write path reads, looked up on every call (a test may swap the sink)."""
+
+    codec: Codec
+    sink: RecordSink
+    directory: CachedDirectory
+    sealer: PersonalSealer
+    metrics: VisitsMetrics
+    limits: Limits
+    recent: RecentEvents
+    clock: Callable[[], dt.datetime]
+
+
+@dataclass
+class Outcome:
+    """What happened to one record of a request."""
+
+    index: int
+    status: int
+    event_id: str | None = None
+    delivery: Delivery | None = None
+    duplicate: bool = False
+    reason: str | None = None
+    message: str | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The record's answer, as `results[i]` of a batch (a single POST drops `index`)."""
+        body: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            body["event_id"] = self.event_id
+        if self.delivery is not None:
+            body.update(
+                topic=self.delivery.topic,
+                partition=self.delivery.partition,
+                offset=self.delivery.offset,
+                duplicate=self.duplicate,
+            )
+        if self.reason is not None:
+            body["error"] = self.reason
+            body["message"] = self.message
+        if self.problems:
+            body["problems"] = [{"field": f, "problem": p} for f, p in self.problems]
+        return body
+
+
+class Ingest:
+    """The write path, shared by single-record and batch routes."""
+
+    def __init__(self, ports: IngestPorts):
+        self.ports = ports
+
+    async def ingest(self, kind: EventKind, bodies: list[Any], token: Token) -> list[Outcome]:
+        """Validate, scope-check, de-duplicate and produce `bodies`; one Outcome per body."""
+        ports = self.ports
+        now = ports.clock()
+        origin = Origin(actor=token.holder, source=token.source)
+        outcomes: list[Outcome] = []
+        ready: list[tuple[Outcome, dict[str, Any]]] = []
+        for index, body in enumerate(bodies):
+            prepared = prepare(ports.codec, kind, body, origin, now, ports.limits.future_skew)
+            if not prepared.ok:
+                ports.metrics.reject("invalid")
+                outcomes.append(
+                    Outcome(
+                        index,
+                        422,
+                        event_id_of(body),
+                        reason="invalid",
+                        message="the record does not fit the contract",
+                        problems=prepared.problems,
+                    )
+                )
+                continue
+            outcome = Outcome(index, 202, prepared.event_id)
+            outcomes.append(outcome)
+            ready.append((outcome, prepared.record))
+        ready = await self._in_scope(kind, token, ready)
+        await self._produce(kind, ready)
+        return outcomes
+
+    async def _sealed(
+        self, kind: EventKind, sends: list[tuple[Outcome, dict[str, Any], str]]
+    ) -> list[tuple[Outcome, dict[str, Any], str]]:
+        """The records to send, registry records with their personal data sealed.
+
+        Only records about to be sent are sealed: a duplicate is answered from memory before,
+        so a retry of an acknowledged record needs no key (the key store may be down, or the
+        key erased since). The content digest is of the record as received, for that reason.
+        """
+        sealer = self.ports.sealer
+        if not sealer.seals(kind.event_type):
+            return sends
+        kept = []
+        for outcome, record, digest in sends:
+            try:
+                kept.append((outcome, await sealer.seal(kind.event_type, record), digest))
+            except (KeysUnavailable, SealError) as exc:
+                # The message names the subject kind and key id at most, never a value.
+                log.warning("cannot seal personal data of a %s: %s", kind.short_name, exc)
+                self._refuse(
+                    outcome,
+                    503,
+                    "unavailable",
+                    "cannot protect the record's personal data right now; retry later with the "
+                    "same event_id",
+                )
+        return kept
+
+    async def _in_scope(
+        self, kind: EventKind, token: Token, ready: list[tuple[Outcome, dict[str, Any]]]
+    ) -> list[tuple[Outcome, dict[str, Any]]]:
+        kept = []
+        known: dict[str, str] = {}
+        lookups = [r["household_id"] for _, r in ready if "household_id" in r]
+        if token.townships is not None and lookups:
+            try:
+                known = await self.ports.directory.townships(lookups)
+            except DirectoryUnavailable:
+                for outcome, _ in ready:
+                    self._refuse(
+                        outcome,
+                        503,
+                        "unavailable",
+                        "cannot check the household's township right now; retry later",
+                    )
+                return []
+        for outcome, record in ready:
+            refusal = scope_problem(kind, token, record, known)
+            if refusal is not None:
+                self._refuse(outcome, 403, "forbidden", refusal[1], [refusal])
+            else:
+                kept.append((outcome, record))
+        return kept
+
+    async def _produce(self, kind: EventKind, ready: list[tuple[Outcome, dict[str, Any]]]) -> None:
+        ports = self.ports
+        first_in_request: dict[str, tuple[str, Outcome]] = {}
+        sends: list[tuple[Outcome, dict[str, Any], str]] = []
+        for outcome, record in ready:
+            event_id = str(record["event_id"])
+            digest = content_digest(kind, record)
+            earlier = ports.recent.get(event_id)
+            if earlier is None and event_id in first_in_request:
+                first_digest, _ = first_in_request[event_id]
+                if first_digest != digest:
+                    self._conflict(outcome)
+                else:
+                    outcome.duplicate = True  # same event twice in one request: send once
+                continue
+            if earlier is not None:
+                if earlier.digest != digest:
+                    self._conflict(outcome)
+                else:
+                    outcome.delivery, outcome.duplicate = earlier.delivery, True
+                    ports.metrics.duplicates.labels(kind.short_name).inc()
+                continue
+            first_in_request[event_id] = (digest, outcome)
+            sends.append((outcome, record, digest))
+        sends = await self._sealed(kind, sends) if sends else sends
+        if sends:
+            await self._send(kind, sends)
+        # Copies inside one request share the first copy's fate.
+        for outcome, record in ready:
+            event_id = str(record["event_id"])
+            first = first_in_request.get(event_id)
+            if outcome.duplicate and outcome.delivery is None and first is not None:
+                source = first[1]
+                outcome.status, outcome.delivery = source.status, source.delivery
+                outcome.reason, outcome.message = source.reason, source.message
+
+    async def _send(
+        self, kind: EventKind, sends: list[tuple[Outcome, dict[str, Any], str]]
+    ) -> None:
+        """Encode every record, hand them to the sink together, then settle each outcome."""
+        ports = self.ports
+        encoded: list[tuple[Outcome, dict[str, Any], str]] = []
+        outgoing: list[tuple[str, bytes, bytes]] = []
+        for outcome, record, digest in sends:
+            try:
+                value = ports.codec.encode(kind.event_type, record)
+            except InvalidRecord as exc:  # validation should have caught it; refuse, do not crash
+                self._refuse(
+                    outcome, 422, "invalid", "the record does not fit the contract", exc.problems
+                )
+                continue
+            encoded.append((outcome, record, digest))
+            outgoing.append((kind.topic.name, str(record[kind.topic.key]).encode("utf-8"), value))
+        if not outgoing:
+            return
+        started = time.perf_counter()
+        results = await ports.sink.send_many(outgoing)
+        waited = time.perf_counter() - started
+        produce_seconds = ports.metrics.produce_seconds.labels(kind.short_name)
+        produced = ports.metrics.produced.labels(kind.short_name)
+        failures = [r for r in results if isinstance(r, BrokerUnavailable)]
+        if failures:
+            log.warning(
+                "broker unavailable for %d of %d %s records: %s",
+                len(failures),
+                len(results),
+                kind.short_name,
+                failures[0],
+            )
+        for (outcome, record, digest), result in zip(encoded, results, strict=True):
+            if isinstance(result, BrokerUnavailable):
+                self._refuse(
+                    outcome,
+                    503,
+                    "unavailable",
+                    "the event log did not acknowledge the record; "
+                    "retry later with the same event_id",
+                )
+                continue
+            produce_seconds.observe(waited)
+            produced.inc()
+            outcome.delivery = result
+            ports.recent.put(str(record["event_id"]), Acknowledged(digest, result))
+            if kind.topic.key == "household_id" and kind.carries_township:
+                ports.directory.remember(record["household_id"], record["township"])
+
+    def _refuse(
+        self,
+        outcome: Outcome,
+        status: int,
+        reason: str,
+        message: str,
+        problems: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.ports.metrics.reject(reason)
+        outcome.status, outcome.reason, outcome.message = status, reason, message
+        outcome.problems = list(problems or [])
+
+    def _conflict(self, outcome: Outcome) -> None:
+        self._refuse(
+            outcome,
+            409,
+            "conflict",
+            "this event_id was already used for a different record",
+            [("event_id", "already used for a different record; make a new event_id")],
+        )
+
+
+def scope_problem(
+    kind: EventKind, token: Token, record: dict[str, Any], known: dict[str, str]
+) -> tuple[str, str] | None:
+    """(field, problem) when `record` is outside the token's scope, else None."""
+    if token.kind == "cadre" and kind.slug == "visits" and record["cadre_id"] != token.holder:
+        return ("cadre_id", "a cadre token records its holder's own visits")
+    if token.townships is None:
+        return None
+    if kind.carries_township and not token.permits_township(record["township"]):
+        return ("township", "outside the townships of this token")
+    if "household_id" in record:
+        township = known.get(record["household_id"])
+        if township is None and not kind.carries_township:
+            return ("household_id", "not in the household registry, so outside this token's scope")
+        if township is not None and not token.permits_township(township):
+            return ("household_id", "the household belongs to a township outside this token")
+    return None
+
+
+def event_id_of(body: Any) -> str | None:
+    """The client's event id, echoed in a refusal when it is a plausible one."""
+    value = body.get("event_id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None
