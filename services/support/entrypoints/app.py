@@ -6,8 +6,10 @@ to its pool's partition as a typed command, and completions and cancellations as
 Stage 2 (`pool_owner`, keyed by pool instance): `service.pool_step` allocates, releases or
 updates a cadre, and the agent emits RECOMMENDED steps. The agents only adapt (tables, outbox,
 metrics); the platform's worker skeleton (`services.platform.kafka.worker`) owns the error
-policy. Every emitted event
-id is a uuid5 of the measure, so redelivery after a crash re-emits the same events.
+policy. Each agent stores its table row after its sends: a record retried after a broker error
+recomputes the same decisions (same ids) from the row as it was, instead of finding its work
+done and sending nothing. Every emitted event id is a uuid5 of the measure, so redelivery after
+a crash re-emits the same events.
 
 The app runs at-least-once, not faust's exactly-once: in faust 0.15 an exactly-once send
 picks the transactional producer of the *destination* partition, which a worker only has when it
@@ -169,11 +171,11 @@ def build_app(
         state, decisions = pool_step(
             load_pool(stored) if stored else PoolState(instance), command, capacity
         )
-        if isinstance(command, ReleaseMeasure):
-            metrics.releases.labels(command.step).inc()
-        pools[event.key] = dump_pool(state)
         for decision in decisions:
             await emit(decision)
+        pools[event.key] = dump_pool(state)
+        if isinstance(command, ReleaseMeasure):
+            metrics.releases.labels(command.step).inc()
         metrics.pool_used.labels(instance).set(len(state.holders))
         metrics.waiting.labels(instance).set(len(state.waiting))
         metrics.pool_capacity.labels(instance).set(

@@ -3,7 +3,10 @@ cadres routed to their pairing pool, pools deciding, each with an injected clock
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -39,7 +42,8 @@ class Harness:
         app = build_app(app_id=self.app_id, bootstrap="127.0.0.1:9", catalogue=CATALOGUE,
                         codec=CODEC, metrics=SupportMetrics(self.registry),
                         layout=TopicLayout(household_partitions=2), clock=lambda: NOW,
-                        outbox=self.outbox, on_fatal=self.fatal.append)  # fmt: skip
+                        outbox=self.outbox, on_fatal=self.fatal.append,
+                        retry_delays=(0.01, 0.01))  # fmt: skip
         app.finalize()
         self.agents = {name.rsplit(".", 1)[-1]: agent for name, agent in app.agents.items()}
 
@@ -52,6 +56,14 @@ class Harness:
 
     def dead(self) -> list[dict]:
         return [CODEC.decode(v).record for v in self.outbox.values(DEAD_LETTERS.name)]
+
+
+async def until(condition: Callable[[], object], seconds: float = 10.0) -> None:
+    """Wait for `condition` with a deadline (a retry waits for its backoff)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -142,3 +154,30 @@ async def test_a_release_the_catalogue_cannot_place_is_dead_lettered_and_the_res
     assert dead["error_kind"] == "NOT_APPLICABLE" and "no.such" in dead["error"]
     assert len(harness.pool_commands()) == planned  # no release sent; nothing asked twice
     assert harness.fatal == []
+
+
+async def test_a_release_retried_after_a_broker_error_still_promotes_the_next_in_line(
+    harness: Harness,
+):
+    from aiokafka.errors import KafkaConnectionError
+
+    jobs = "township:鹤游镇:industry-livestock"  # 30 slots
+    needs = [
+        next(n for n in plan(household(f"h-{i}"), CATALOGUE) if n.pool == jobs) for i in range(2)
+    ]
+    capacity = CATALOGUE.capacity(jobs)
+    async with harness.agents["pool_owner"].test_context() as context:
+        # The first takes a slot, fillers take the rest, so the second waits.
+        await context.put(dump_command(AllocateNeed(needs[0])), key=jobs.encode())
+        for i in range(capacity - 1):
+            filler = replace(needs[0], measure_id=f"filler-{i}", household_id=f"f-{i}")
+            await context.put(dump_command(AllocateNeed(filler)), key=jobs.encode())
+        await context.put(dump_command(AllocateNeed(needs[1])), key=jobs.encode())
+        assert harness.steps()[-1]["waiting_for"] == jobs
+        harness.outbox.fail_next(SUPPORT_MEASURES.name, KafkaConnectionError("blink"))
+        release = ReleaseMeasure(needs[0].measure_id, "CANCELLED")
+        await context.put(dump_command(release), key=jobs.encode())
+        await until(lambda: harness.steps()[-1]["waiting_for"] is None)
+    promoted = harness.steps()[-1]
+    assert promoted["household_id"] == needs[1].household_id
+    assert harness.dead() == [] and harness.fatal == []
