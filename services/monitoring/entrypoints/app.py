@@ -1,31 +1,27 @@
 """The monitoring faust app: household rows in a table, assessments out, dead letters aside.
 
-The agent only adapts: decode (or dead-letter), look the row up, `processing.apply_record`,
-store, send. A timer sends a tick for every household whose next deadline has come, through an
-internal topic keyed by household, so the owning partition re-assesses it and emits if overdue
-signals changed. The web view is routed to the worker owning the household's partition.
+The agent only adapts: decode, look the row up, `service.apply_record`, store, send; the
+platform's worker skeleton (`services.platform.kafka.worker`) dead-letters what cannot be
+decoded or applied, retries broker errors and stops on anything else. A timer sends a tick for
+every household whose next deadline has come, through an internal topic keyed by household, so
+the owning partition re-assesses it and emits if overdue signals changed. The web view is routed
+to the worker owning the household's partition.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
-from faust.exceptions import FaustError
 
 from services.contract.codec import Codec
-from services.contract.errors import ContractError, UnknownSchema
 from services.contract.topics import (
-    DEAD_LETTERS,
     HARDSHIPS,
     HOUSEHOLD_REGISTRY,
     INCOME,
@@ -54,6 +50,19 @@ from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import recovery as faust_recovery
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.security import KafkaSecurity
+from services.platform.kafka.worker import (
+    INVALID,
+    NOT_APPLICABLE,
+    RETRY_DELAYS,
+    DeadLetters,
+    Outbox,
+    Rejected,
+    TopicOutbox,
+    Worker,
+    check_key,
+    decode,
+    exit_without_commit,
+)
 
 log = logging.getLogger(__name__)
 INPUT_TOPICS = (
@@ -68,10 +77,6 @@ INPUT_TOPICS = (
 )
 EXPECTED = {t.name: t.event_type for t in INPUT_TOPICS}
 TABLES = ("monitoring-households", "monitoring-summaries")
-# Errors of the broker or faust, not of the record: retry, and if they persist stop the process
-# without committing, so the record is read again after a restart instead of dead-lettered.
-TRANSIENT = (KafkaError, FaustError, ConnectionError, TimeoutError)
-RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def ticks_topic(app_id: str) -> str:
@@ -81,40 +86,6 @@ def ticks_topic(app_id: str) -> str:
 def changelog_topics(app_id: str) -> tuple[str, ...]:
     """The tables' changelog topics (faust's naming), created before the worker starts."""
     return tuple(f"{app_id}-{table}-changelog" for table in TABLES)
-
-
-def exit_without_commit(exc: BaseException) -> None:
-    """Stop at once: no offset or transaction of the current record is committed."""
-    log.critical("giving up on a transient error; exiting so the record is read again: %r", exc)
-    logging.shutdown()
-    os._exit(75)
-
-
-class Outbox(Protocol):
-    """Where the app's records go: the broker in a worker, a list in agent tests."""
-
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Send one record (inside an agent, faust attaches it to the current event's commit)."""
-
-
-class TopicOutbox:
-    """The worker's outbox: faust topics with raw bytes."""
-
-    def __init__(self, app: faust.App):
-        self.app = app
-        self.topics: dict[str, Any] = {}
-
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        channel = self.topics.get(topic)
-        if channel is None:
-            channel = self.topics[topic] = self.app.topic(
-                topic,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-        await channel.send(key=key, value=value)
 
 
 def build_app(
@@ -136,6 +107,7 @@ def build_app(
     outbox: Outbox | None = None,
     event_clock: bool = False,
     on_fatal: Callable[[BaseException], None] = exit_without_commit,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
     security: KafkaSecurity | None = None,
 ) -> faust.App:
     """Wire the app; nothing connects until a worker starts it."""
@@ -187,30 +159,10 @@ def build_app(
         value_type=bytes,
     )
 
-    async def dead_letter(event: Any, kind: str, error: str) -> None:
-        message = event.message
-        record = avro.dead_letter_record(
-            message.topic,
-            message.partition,
-            message.offset,
-            event.key,
-            event.value,
-            kind,
-            error,
-            clock(),
-        )
-        await out.send(
-            DEAD_LETTERS.name, message.topic.encode(), codec.encode(avro.DEAD_LETTER, record)
-        )
-        metrics.dead_letters.labels(kind, message.topic).inc()
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            kind,
-            error,
-        )
+    # The dead-letter counter keeps its `topic` label: the dashboards were built with it.
+    dead_letters = DeadLetters(codec, out, clock, avro.ACTOR, avro.DEAD_LETTER_NAMESPACE,
+                               metrics.dead_letters, labels=("kind", "topic"))  # fmt: skip
+    worker = Worker(dead_letters, on_fatal=on_fatal, retry_delays=retry_delays)
 
     def load(key: bytes) -> Any:
         stored = rows.get(key)
@@ -227,25 +179,12 @@ def build_app(
     async def handle(event: Any) -> None:
         message = event.message
         started = time.perf_counter()
-        try:
-            decoded = codec.decode(event.value, expected=EXPECTED.get(message.topic))
-        except UnknownSchema as exc:
-            return await dead_letter(event, "UNKNOWN_SCHEMA", str(exc))
-        except ContractError as exc:
-            return await dead_letter(event, "UNDECODABLE", str(exc))
+        decoded = decode(codec, event.value, EXPECTED.get(message.topic))
         try:
             domain_event = avro.event_from(decoded.event_type, decoded.record)
         except avro.Untranslatable as exc:
-            return await dead_letter(event, "INVALID", str(exc))
-        key = domain_event.household_id.encode()
-        if event.key != key:
-            return await dead_letter(
-                event,
-                "NOT_APPLICABLE",
-                f"key {event.key!r} is not the household id "
-                f"{domain_event.household_id!r}: a mis-keyed record "
-                "lands on another household's partition",
-            )
+            raise Rejected(INVALID, str(exc)) from exc
+        key = check_key(event.key, domain_event.household_id)
         try:
             outcome = apply_record(
                 load(key),
@@ -258,7 +197,7 @@ def build_app(
                 event_clock,
             )
         except (NotApplicable, RowFormatError, LookupError) as exc:
-            return await dead_letter(event, "NOT_APPLICABLE", f"{type(exc).__name__}: {exc}")
+            raise Rejected(NOT_APPLICABLE, f"{type(exc).__name__}: {exc}") from exc
         await store(key, outcome)
         short = decoded.event_type.rsplit(".", 1)[-1]
         if outcome.duplicate:
@@ -277,28 +216,7 @@ def build_app(
 
     @app.agent(inputs)
     async def households(stream):
-        async for event in stream.events():
-            for delay in (*RETRY_DELAYS, None):
-                try:
-                    await handle(event)
-                    break
-                except TRANSIENT as exc:
-                    if delay is None:
-                        on_fatal(exc)
-                        raise
-                    log.warning("transient error, retrying in %.1fs: %r", delay, exc)
-                    await asyncio.sleep(delay)
-                except Exception as exc:  # faust would ack the record: never lose it silently
-                    log.exception(
-                        "unexpected error on %s[%d]@%d",
-                        event.message.topic,
-                        event.message.partition,
-                        event.message.offset,
-                    )
-                    await dead_letter(
-                        event, "NOT_APPLICABLE", f"unexpected {type(exc).__name__}: {exc}"
-                    )
-                    break
+        await worker.consume(stream, handle)
 
     @app.agent(ticks)
     async def deadline_ticks(stream):

@@ -15,9 +15,9 @@ from services.support.domain.profile import (
 )
 
 STEP_NAMESPACE = uuid.UUID("0b8f4a57-2f36-5c1e-8a0f-7d3c9e41b6a2")
+# Dead letters are built by the platform's worker skeleton, with support's actor and namespace.
 DEAD_LETTER_NAMESPACE = uuid.UUID("7e2d1c90-5b4a-5f3e-9c1d-3a6b8e0f2c47")
 MEASURE_STEP = "shouwang.events.MeasureStepRecorded"
-DEAD_LETTER = "shouwang.events.DeadLetter"
 ACTOR = "support"
 
 
@@ -124,28 +124,4 @@ def recommended_record(decision: Recommendation | Waiting | Need, now: datetime)
         "reasons": reasons,
         "waiting_for": waiting_for,
         "note": "",
-    }
-
-
-def dead_letter_record(
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    kind: str,
-    error: str,
-    now: datetime,
-) -> dict:
-    return {
-        "event_id": uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{ACTOR}|{topic}|{partition}|{offset}"),
-        "recorded_at": now,
-        "actor": ACTOR,
-        "origin_topic": topic,
-        "origin_partition": partition,
-        "origin_offset": offset,
-        "original_key": key,
-        "original_value": value,
-        "error_kind": kind,
-        "error": error,
     }

@@ -14,25 +14,20 @@ from services.contract.topics import DEAD_LETTERS, RISK, TopicLayout
 from services.monitoring.domain.policy import load_policies
 from services.monitoring.entrypoints.app import build_app
 from services.monitoring.metrics import MonitoringMetrics
+from services.platform.kafka.worker import RecordingOutbox
 from tests.unit.monitoring.households import at, review, wu_chickens, wu_sales_aid, zhou_uremia
 
 CODEC = Codec.default()
 
 
-class RecordingOutbox:
-    def __init__(self):
-        self.sent: list[tuple[str, bytes, bytes]] = []
-
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        self.sent.append((topic, key, value))
-
+class Outbox(RecordingOutbox):
     def records(self, topic: str) -> list[dict]:
-        return [CODEC.decode(v).record for t, _, v in self.sent if t == topic]
+        return [CODEC.decode(v).record for v in self.values(topic)]
 
 
 @pytest.fixture
 def harness():
-    outbox = RecordingOutbox()
+    outbox = Outbox()
     registry = CollectorRegistry()
     now = {"at": at("2020-05-16", 21)}
     app = build_app(
@@ -44,6 +39,7 @@ def harness():
         layout=TopicLayout(household_partitions=2),
         clock=lambda: now["at"],
         outbox=outbox,
+        on_fatal=lambda exc: None,  # the agent re-raises, the test fails; pytest goes on
     )
     app.finalize()
     agent = next(a for name, a in app.agents.items() if name.endswith(".households"))
@@ -143,36 +139,27 @@ async def test_a_record_monitoring_does_not_consume_is_dead_lettered_as_invalid(
     assert dead["error_kind"] == "INVALID" and "RiskAssessed" in dead["error"]
 
 
-async def test_an_unexpected_error_dead_letters_the_record_instead_of_losing_it(harness):
-    agent, outbox, _, _ = harness
-    original = outbox.send
-    failures = []
-
-    async def flaky(topic: str, key: bytes, value: bytes) -> None:
-        if topic == RISK.name and not failures:
-            failures.append(topic)
-            raise RuntimeError("broker said no")
-        await original(topic, key, value)
-
-    outbox.send = flaky
+async def test_an_unexpected_error_stops_the_worker_without_dead_letter():
+    outbox = Outbox()
+    outbox.fail_next(RISK.name, RuntimeError("broker said no"))
+    fatal: list[BaseException] = []
+    agent = households_agent(outbox, fatal.append, (0.01, 0.01))
     records = wu_chickens()
     async with agent.test_context() as context:
-        await put_all(context, records)
-    (dead,) = outbox.records(DEAD_LETTERS.name)
-    assert dead["error_kind"] == "NOT_APPLICABLE" and "broker said no" in dead["error"]
-    assert dead["original_value"] == CODEC.encode(*records[0])
-    assert outbox.records(RISK.name)  # the agent kept going
+        # In a worker `on_fatal` exits the process; here it records, and the agent re-raises.
+        with contextlib.suppress(RuntimeError):
+            await put_all(context, records)
+    assert [type(exc) for exc in fatal] == [RuntimeError]
+    assert outbox.attempts.count(RISK.name) == 1  # a bug is not retried
+    # not the record's fault: not dead-lettered, read again after the restart
+    assert outbox.records(DEAD_LETTERS.name) == []
 
 
-async def test_transient_errors_are_retried_then_the_process_gives_up_without_dead_letter(
-    monkeypatch,
-):
+async def test_transient_errors_are_retried_then_the_process_gives_up_without_dead_letter():
     from aiokafka.errors import KafkaConnectionError
 
-    from services.monitoring.entrypoints import app as app_module
-
-    monkeypatch.setattr(app_module, "RETRY_DELAYS", (0.01, 0.01))
-    outbox = RecordingOutbox()
+    outbox = Outbox()
+    outbox.fail_next(RISK.name, KafkaConnectionError("broker gone"), times=10)
     fatal: list[BaseException] = []
     gave_up = asyncio.Event()
 
@@ -180,15 +167,17 @@ async def test_transient_errors_are_retried_then_the_process_gives_up_without_de
         fatal.append(exc)
         gave_up.set()
 
-    attempts = []
+    agent = households_agent(outbox, on_fatal, (0.01, 0.01))
+    async with agent.test_context() as context:
+        # In a worker `on_fatal` exits the process; here it records, and the agent re-raises.
+        with contextlib.suppress(KafkaConnectionError):
+            await put_all(context, wu_chickens()[:1])
+            await asyncio.wait_for(gave_up.wait(), 10)
+    assert outbox.attempts.count(RISK.name) == 3 and len(fatal) == 1
+    assert outbox.records(DEAD_LETTERS.name) == []  # not the record's fault: not dead-lettered
 
-    async def broken(topic: str, key: bytes, value: bytes) -> None:
-        if topic == RISK.name:
-            attempts.append(topic)
-            raise KafkaConnectionError("broker gone")
-        await RecordingOutbox.send(outbox, topic, key, value)
 
-    outbox.send = broken
+def households_agent(outbox, on_fatal, retry_delays):
     app = build_app(
         app_id=f"monitoring-agent-{uuid.uuid4().hex[:6]}",
         bootstrap="127.0.0.1:9",
@@ -199,16 +188,10 @@ async def test_transient_errors_are_retried_then_the_process_gives_up_without_de
         clock=lambda: at("2020-03-11"),
         outbox=outbox,
         on_fatal=on_fatal,
+        retry_delays=retry_delays,
     )
     app.finalize()
-    agent = next(a for name, a in app.agents.items() if name.endswith(".households"))
-    async with agent.test_context() as context:
-        # In a worker `on_fatal` exits the process; here it records, and the agent re-raises.
-        with contextlib.suppress(KafkaConnectionError):
-            await put_all(context, wu_chickens()[:1])
-            await asyncio.wait_for(gave_up.wait(), 10)
-    assert len(attempts) == 3 and len(fatal) == 1
-    assert outbox.records(DEAD_LETTERS.name) == []  # not the record's fault: not dead-lettered
+    return next(a for name, a in app.agents.items() if name.endswith(".households"))
 
 
 async def test_a_deadline_tick_emits_the_overdue_signal(harness):

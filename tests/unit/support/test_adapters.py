@@ -8,6 +8,7 @@ import uuid
 
 from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
+from services.platform.kafka.worker import DEAD_LETTER, dead_letter_record
 from services.support.adapters import avro_translation as avro
 from services.support.adapters.table_codec import (
     dump_pool,
@@ -144,11 +145,13 @@ def test_registry_assessment_and_cadre_records_translate():
 
 
 def test_dead_letter_ids_are_stable_per_origin_position():
-    a = avro.dead_letter_record("household.risk", 2, 7, b"k", b"x", "UNDECODABLE", "bad", NOW)
-    b = avro.dead_letter_record("household.risk", 2, 7, b"k", b"x", "UNDECODABLE", "bad", NOW)
-    c = avro.dead_letter_record("household.risk", 2, 8, b"k", b"x", "UNDECODABLE", "bad", NOW)
+    def record(offset: int) -> dict:
+        return dead_letter_record(avro.ACTOR, avro.DEAD_LETTER_NAMESPACE, "household.risk", 2,
+                                  offset, b"k", b"x", "UNDECODABLE", "bad", NOW)  # fmt: skip
+
+    a, b, c = record(7), record(7), record(8)
     assert a["event_id"] == b["event_id"] != c["event_id"]
-    CODEC.encode(avro.DEAD_LETTER, a)  # valid under the contract
+    CODEC.encode(DEAD_LETTER, a)  # valid under the contract
 
 
 def test_a_recommendation_happens_when_its_assessment_speaks_for_not_when_it_is_processed():

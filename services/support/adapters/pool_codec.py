@@ -1,0 +1,39 @@
+"""JSON bytes for the pool commands on `<app_id>-pool-commands` (the wire format of before the
+commands were typed, so records already on the topic still read)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.support.adapters.table_codec import need_from_json, need_to_json
+from services.support.domain.matcher import Cadre
+from services.support.domain.pool_commands import (
+    AllocateNeed,
+    PoolCommand,
+    ReleaseMeasure,
+    UpdateCadre,
+)
+
+
+def dump_command(command: PoolCommand) -> bytes:
+    data: dict[str, Any]
+    match command:
+        case AllocateNeed(need):
+            data = {"need": need_to_json(need)}
+        case ReleaseMeasure(measure_id, step):
+            data = {"release": measure_id, "step": step}
+        case UpdateCadre(cadre):
+            data = {"cadre": list(vars(cadre).values())}
+        case _:
+            raise TypeError(f"not a pool command: {command!r}")
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def load_command(raw: bytes) -> PoolCommand:
+    data = json.loads(raw)
+    if "need" in data:
+        return AllocateNeed(need_from_json(data["need"]))
+    if "release" in data:
+        return ReleaseMeasure(data["release"], data["step"])
+    return UpdateCadre(Cadre(*data["cadre"]))

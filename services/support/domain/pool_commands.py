@@ -1,0 +1,32 @@
+"""What the household stage asks of a pool instance's owner: one typed command per change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.support.domain.matcher import Cadre, Need
+
+
+@dataclass(frozen=True)
+class AllocateNeed:
+    """Give `need` a slot or a cadre of the pool, or queue it (safe to send twice)."""
+
+    need: Need
+
+
+@dataclass(frozen=True)
+class ReleaseMeasure:
+    """Free the slot `measure_id` holds: its measure reached `step` (COMPLETED or CANCELLED)."""
+
+    measure_id: str
+    step: str
+
+
+@dataclass(frozen=True)
+class UpdateCadre:
+    """Add a cadre to a cadre pool, or change one (load limit, active or not)."""
+
+    cadre: Cadre
+
+
+PoolCommand = AllocateNeed | ReleaseMeasure | UpdateCadre
