@@ -10,6 +10,9 @@ Two steps, so the faust app can run each where its state lives:
   least-loaded cadre of the township, within each cadre's maximum).
 
 `match` composes both over many households, for batch use and for the properties in the tests.
+
+Long because the two steps share their records (`Need`, `PoolState`, `Matching`) and `match`
+composes them; each step alone is under 200 lines.
 """
 
 from __future__ import annotations
