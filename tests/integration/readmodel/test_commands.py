@@ -3,6 +3,7 @@ environment, serving /metrics, and leaving with exit 0 on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from services.contract.catalogue import load_catalogue
 from services.contract.topics import TopicLayout
 from services.platform.config import Settings
-from services.platform.kafka.admin import ensure_topics
+from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.platform.localstack.ports import free_port
 from tests.integration.readmodel.test_projector import (
     ROOT,
@@ -74,7 +75,8 @@ async def test_the_projector_command_records_the_pools_and_serves_its_metrics(
     fresh_database: str,  # noqa: F811
     tmp_path: Path,
 ):
-    await ensure_topics(kafka_bootstrap, TopicLayout())
+    with contextlib.suppress(TopicMismatch):  # an earlier test made them with another layout
+        await ensure_topics(kafka_bootstrap, TopicLayout())
     port = free_port()
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
