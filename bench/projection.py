@@ -17,13 +17,9 @@ from bench.data import Dataset
 from bench.report import Figure
 from services.contract.codec import Codec
 from services.platform.postgres.migrate import apply_migrations
-from services.readmodel.projector import (
-    TOPICS,
-    Projector,
-    ProjectorConfig,
-    ProjectorMetrics,
-    rows_for,
-)
+from services.readmodel.metrics import ProjectorMetrics
+from services.readmodel.projection import TOPICS, rows_for
+from services.readmodel.projector import Projector, ProjectorConfig
 
 BATCH = 2000  # ProjectorConfig.batch_size
 TARGET_RATIO = 0.3

@@ -18,34 +18,16 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from services.platform.auth.tokens import CachedTokens, TokenStoreUnavailable, bearer_secret
+from services.readmodel.metrics import ApiMetrics
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
 OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
 MAX_LIMIT = 1000
-
-
-class ApiMetrics:
-    """Requests by route and status, and their duration; built from a registry passed in."""
-
-    def __init__(self, registry: CollectorRegistry):
-        self.requests = Counter(
-            "shouwang_support_api_requests_total",
-            "Operator API requests by route template, method and status",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "shouwang_support_api_request_duration_seconds",
-            "Operator API request duration",
-            ["route"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=registry,
-        )
 
 
 @dataclass

@@ -22,7 +22,8 @@ from services.platform.config import Settings
 from services.platform.kafka.admin import ensure_topics
 from services.platform.kafka.log import LogRecord
 from services.platform.postgres.migrate import apply_migrations
-from services.readmodel.projector import STATEMENTS, rows_for
+from services.readmodel.projection import rows_for
+from services.readmodel.statements import STATEMENTS
 from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.stream import generate
 from tests.unit.audit.emitter import CODEC, emitted

@@ -221,7 +221,8 @@ async def test_a_record_the_database_refuses_is_kept_aside_and_the_batch_goes_on
 
     from prometheus_client import CollectorRegistry
 
-    from services.readmodel.projector import Projector, ProjectorConfig, ProjectorMetrics
+    from services.readmodel.metrics import ProjectorMetrics
+    from services.readmodel.projector import Projector, ProjectorConfig
 
     Record = namedtuple("Record", "topic partition offset value timestamp")
     codec = Codec.default()

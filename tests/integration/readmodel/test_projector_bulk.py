@@ -18,13 +18,9 @@ from prometheus_client import CollectorRegistry
 from bench.data import load
 from services.contract.codec import Codec
 from services.platform.postgres.migrate import apply_migrations
-from services.readmodel.projector import (
-    TOPICS,
-    Projector,
-    ProjectorConfig,
-    ProjectorMetrics,
-    rows_for,
-)
+from services.readmodel.metrics import ProjectorMetrics
+from services.readmodel.projection import TOPICS, rows_for
+from services.readmodel.projector import Projector, ProjectorConfig
 from tests.integration.readmodel.test_projector import (
     NOW,
     registry_record,

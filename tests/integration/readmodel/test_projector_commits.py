@@ -17,11 +17,8 @@ from prometheus_client import CollectorRegistry
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
 from services.platform.kafka.admin import TopicMismatch, ensure_topics
-from services.readmodel.projector import (
-    Projector,
-    ProjectorConfig,
-    ProjectorMetrics,
-)
+from services.readmodel.metrics import ProjectorMetrics
+from services.readmodel.projector import Projector, ProjectorConfig
 from services.tools.demo.catch_up import projector_offsets
 from tests.integration.readmodel.test_projector import fresh_database, produce  # noqa: F401
 

@@ -43,7 +43,8 @@ from services.platform.postgres.migrate import (
     check_schema,
     load_migrations,
 )
-from services.readmodel.api import ApiDependencies, ApiMetrics, build_api, init_connection
+from services.readmodel.api import ApiDependencies, build_api, init_connection
+from services.readmodel.metrics import ApiMetrics
 from services.visits.bootstrap import wired
 from services.visits.entrypoints.http import build_app
 from tests.integration.readmodel.test_projector import produce, wait_for

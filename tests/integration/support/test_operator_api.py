@@ -16,13 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from services.platform.auth.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
 from services.platform.postgres.migrate import apply_migrations
-from services.readmodel.api import (
-    OPENAPI_PATH,
-    ApiDependencies,
-    ApiMetrics,
-    build_api,
-    init_connection,
-)
+from services.readmodel.api import OPENAPI_PATH, ApiDependencies, build_api, init_connection
+from services.readmodel.metrics import ApiMetrics
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)

@@ -8,7 +8,8 @@ import json
 from services.contract.codec import Codec
 from services.platform.actions.events import EVENT_TYPE, token_issued
 from services.platform.auth.tokens import new_token
-from services.readmodel.projector import STATEMENTS, TABLE_OF, TOPICS, rows_for
+from services.readmodel.projection import TOPICS, rows_for
+from services.readmodel.statements import STATEMENTS, TABLE_OF
 
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
 

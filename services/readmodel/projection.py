@@ -1,0 +1,264 @@
+"""The read model's projection, pure: one decoded event → its rows, as statement arguments.
+
+No database and no broker here: `rows_for` takes a decoded record (and the topic it was read
+from) and returns (statement name, arguments) pairs; `statements.py` holds the SQL of each
+name and `projector.py` writes them. The rows carry each event's own time (or lifecycle rank)
+so that the statements' guards, not the order topics are read in, decide which fact wins.
+Personal data (`personal` sub-records, names, free-text notes) is never copied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from services.contract import vocabulary
+from services.contract.topics import (
+    CADRES,
+    HOUSEHOLD_REGISTRY,
+    MEASURES,
+    OPERATOR_ACTIONS,
+    PROBLEMS,
+    RISK,
+    SUPPORT_MEASURES,
+    VISITS,
+)
+
+# What the read model reads, and the one event type each of its topics carries.
+TOPICS = (
+    HOUSEHOLD_REGISTRY,
+    RISK,
+    VISITS,
+    MEASURES,
+    SUPPORT_MEASURES,
+    PROBLEMS,
+    CADRES,
+    OPERATOR_ACTIONS,
+)
+EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
+
+# measures.status_rank, as stored since migration 0003 and compared by the "measure" statement
+# (a late-synced step never moves a measure backwards; a terminal one is never left). The
+# order is the vocabulary's (`measure_step_ranks`, RECOMMENDED = 0 ... COMPLETED = CANCELLED);
+# the stored numbers sit two above it, because the two lowest are taken: 0 is the column's
+# default and 1 a recommendation still waiting for a pool slot (status "waiting"). So stored =
+# vocabulary rank + 2: waiting 1, recommended 2, accepted 3, delivered 4, completed and
+# cancelled 5. Rows already written carry these numbers; this mapping keeps them.
+WAITING_RANK = 1
+STORED_RANK_OFFSET = 2
+MEASURE_STATUS_RANK: Mapping[str, int] = {
+    step: rank + STORED_RANK_OFFSET for step, rank in vocabulary.measure_step_ranks().items()
+}
+MEASURE_TERMINAL_RANK = MEASURE_STATUS_RANK["COMPLETED"]  # = CANCELLED's: a measure ended
+
+# A problem is open until rectified, and open again when reopened.
+PROBLEM_STATUS = {
+    "FOUND": "open",
+    "TASK_ASSIGNED": "open",
+    "REOPENED": "open",
+    "RECTIFIED": "rectified",
+}
+
+Change = tuple[str, tuple]  # (statement name, its arguments $1, $2, ... in order)
+
+
+def rows_for(topic: str, event_type: str, record: Mapping[str, Any]) -> list[Change]:
+    """The row changes one decoded event makes: (statement name, arguments) pairs.
+
+    `topic` is where the record was read (a measure's step history keeps it). An event type
+    the read model does not project gives no rows; a record missing a required field raises
+    KeyError (or TypeError), which the projector counts as undecodable.
+    """
+    name = event_type.rsplit(".", 1)[-1]
+    if name == "MeasureStepRecorded":
+        return measure_step_rows(record, topic)
+    rows_of = _ROWS_OF.get(name)
+    return rows_of(record) if rows_of is not None else []
+
+
+def registry_rows(record: Mapping[str, Any]) -> list[Change]:
+    """HouseholdRegistryRecorded: the household's place and members, as of `occurred_at`."""
+    members = record["members"]
+    return [
+        (
+            "household_registry",
+            (
+                record["household_id"],
+                record["township"],
+                record["village"],
+                record["village_group"],
+                record["registration"].lower(),
+                members["count"],
+                members["labour"],
+                members.get("weak_labour", 0),
+                record["occurred_at"],
+            ),
+        )
+    ]
+
+
+def risk_rows(record: Mapping[str, Any]) -> list[Change]:
+    """RiskAssessed: the household's current assessment, and one row of its history."""
+    reasons = json.dumps(
+        [{"code": r["code"], "event_ids": list(r["event_ids"])} for r in record["reasons"]]
+    )
+    return [
+        (
+            "household_risk",
+            (
+                record["household_id"],
+                record["category"],
+                record["level"],
+                reasons,
+                record["workflow"].lower(),
+                record["policy_version"],
+                record["as_of"],
+                json.dumps(list(record["overdue"])),
+            ),
+        ),
+        (
+            "assessment",
+            (
+                record["event_id"],
+                record["household_id"],
+                record["category"],
+                record["level"],
+                reasons,
+                record["policy_version"],
+                record["as_of"],
+                record["recorded_at"],
+            ),
+        ),
+    ]
+
+
+def visit_rows(record: Mapping[str, Any]) -> list[Change]:
+    """VisitRecorded: only when the household was last visited."""
+    return [("household_visit", (record["household_id"], record["occurred_at"]))]
+
+
+def measure_step_rows(record: Mapping[str, Any], topic: str) -> list[Change]:
+    """MeasureStepRecorded: the step as recorded (with its topic), and the measure's state.
+
+    A recommendation with `waiting_for` waits for a slot in that pool: status "waiting", rank
+    1. Every other step's status is its name in lower case, at its stored rank.
+    """
+    step = record["step"]
+    waiting_for = record.get("waiting_for") if step == "RECOMMENDED" else None
+    if waiting_for:
+        status, rank = "waiting", WAITING_RANK
+    else:
+        rank = MEASURE_STATUS_RANK[step]  # an unknown step: KeyError, as for any bad record
+        status = step.lower()
+    quantities = {q["item"]: q["amount"] for q in record["quantities"]}
+    return [
+        (
+            "measure_step",
+            (
+                record["event_id"],
+                record["measure_id"],
+                record["household_id"],
+                step,
+                waiting_for,
+                topic,
+                record["occurred_at"],
+                record["recorded_at"],
+            ),
+        ),
+        (
+            "measure",
+            (
+                record["measure_id"],
+                record["household_id"],
+                record["measure_type"],
+                status,
+                rank,
+                record["pool"],
+                record["cadre_id"],
+                json.dumps(quantities),
+                json.dumps(list(record["reasons"])),
+                record["catalogue_id"],
+                waiting_for,
+                record["amount_yuan"],
+                record["term_months"],
+                record["occurred_at"] if step == "RECOMMENDED" else None,
+                record["occurred_at"],
+            ),
+        ),
+    ]
+
+
+def problem_rows(record: Mapping[str, Any]) -> list[Change]:
+    """ProblemRecorded: the problem's status; `rectified_at` only while it is rectified."""
+    status = PROBLEM_STATUS[record["step"]]
+    return [
+        (
+            "problem",
+            (
+                record["problem_id"],
+                record["household_id"],
+                record["kind"].lower(),
+                status,
+                record.get("responsible_cadre_id"),
+                record["occurred_at"],
+                record["occurred_at"] if status == "rectified" else None,
+            ),
+        )
+    ]
+
+
+def cadre_rows(record: Mapping[str, Any]) -> list[Change]:
+    """CadreRegistryRecorded: the cadre's place, department and load limit (no name, no phone)."""
+    return [
+        (
+            "cadre",
+            (
+                record["cadre_id"],
+                record["township"],
+                record.get("village"),
+                record["department"],
+                record["max_households"],
+                record.get("active", True),
+                record["occurred_at"],
+            ),
+        )
+    ]
+
+
+def operator_action_rows(record: Mapping[str, Any]) -> list[Change]:
+    """OperatorActionRecorded: the public facts of a token or catalogue action, no secret."""
+    token = record.get("token") or {}
+    catalogue = record.get("catalogue") or {}
+    return [
+        (
+            "operator_action",
+            (
+                record["event_id"],
+                record["subject_id"],
+                record["action"],
+                record["actor"],
+                record["source"],
+                record["occurred_at"],
+                record["recorded_at"],
+                token.get("token_id"),
+                token.get("kind"),
+                token.get("holder"),
+                catalogue.get("catalogue_id"),
+                catalogue.get("version"),
+                catalogue.get("content_sha256"),
+                json.dumps(list(catalogue.get("changes", []))),
+                record["reason"],
+            ),
+        )
+    ]
+
+
+_ROWS_OF: Mapping[str, Callable[[Mapping[str, Any]], list[Change]]] = {
+    "HouseholdRegistryRecorded": registry_rows,
+    "RiskAssessed": risk_rows,
+    "VisitRecorded": visit_rows,
+    "ProblemRecorded": problem_rows,
+    "CadreRegistryRecorded": cadre_rows,
+    "OperatorActionRecorded": operator_action_rows,
+}

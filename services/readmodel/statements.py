@@ -1,0 +1,249 @@
+"""The read model's SQL, declared once: each row statement in its row and bulk forms, and the
+projector's position, reject and pool statements.
+
+Each row statement is declared in three parts, INSERT head, VALUES list and ON CONFLICT
+clause, and both forms are built from them: the row form sends `VALUES (...)` with one event's
+arguments ($1, $2, ...); the bulk form reads the same columns from a staging table holding a
+batch's rows (column cN holds what $N would), one round at a time (`b.round = $1`; see
+`bulk.py`). Every upsert is guarded by the row's own time (or lifecycle rank), so the result
+does not depend on the order topics are read in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.readmodel.projection import MEASURE_TERMINAL_RANK
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """One kind of row change: INSERT head, VALUES list and ON CONFLICT clause, as sent."""
+
+    table: str
+    insert: str  # "INSERT INTO table (columns)", indented as sent
+    values: str  # the VALUES list; $N is the N-th argument, and only arguments have a "$"
+    conflict: str  # "ON CONFLICT ...", indented as sent
+
+    def row(self) -> str:
+        """The statement for one row: its arguments are the values' $1, $2, ..."""
+        return f"\n{self.insert}\n        VALUES ({self.values})\n{self.conflict}\n    "
+
+    def bulk(self, staging: str) -> str:
+        """The statement for one round of a staged batch: argument $1 is the round."""
+        columns = self.values.replace("$", "b.c")
+        select = f"SELECT {columns} FROM {staging} AS b WHERE b.round = $1"
+        return f"\n{self.insert}\n        {select} {self.conflict.lstrip()}\n    "
+
+
+# A measure at the terminal rank (completed or cancelled) keeps its status: see projection.py.
+_ENDED = MEASURE_TERMINAL_RANK
+
+UPSERTS: Mapping[str, Upsert] = {
+    "household_registry": Upsert(
+        table="households",
+        insert="""\
+        INSERT INTO households AS h (household_id, township, village, grp, registration_status,
+            members, labourers, weak_labourers, registry_at, events_projected, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, 1, now()",
+        conflict="""\
+        ON CONFLICT (household_id) DO UPDATE SET
+            township = CASE WHEN h.registry_at IS NULL OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.township ELSE h.township END,
+            village = CASE WHEN h.registry_at IS NULL OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.village ELSE h.village END,
+            grp = CASE WHEN h.registry_at IS NULL OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.grp ELSE h.grp END,
+            registration_status = CASE WHEN h.registry_at IS NULL
+                OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.registration_status ELSE h.registration_status END,
+            members = CASE WHEN h.registry_at IS NULL OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.members ELSE h.members END,
+            labourers = CASE WHEN h.registry_at IS NULL OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.labourers ELSE h.labourers END,
+            weak_labourers = CASE WHEN h.registry_at IS NULL
+                OR EXCLUDED.registry_at >= h.registry_at
+                THEN EXCLUDED.weak_labourers ELSE h.weak_labourers END,
+            registry_at = GREATEST(h.registry_at, EXCLUDED.registry_at),
+            events_projected = h.events_projected + 1,
+            updated_at = now()""",
+    ),
+    "household_risk": Upsert(
+        table="households",
+        insert="""\
+        INSERT INTO households AS h (household_id, category, level, reasons, workflow_status,
+            policy_version, assessed_at, overdue, events_projected, updated_at)""",
+        values="$1, $2, $3, $4::jsonb, $5, $6, $7, $8::jsonb, 1, now()",
+        conflict="""\
+        ON CONFLICT (household_id) DO UPDATE SET
+            category = CASE WHEN h.assessed_at IS NULL OR EXCLUDED.assessed_at >= h.assessed_at
+                THEN EXCLUDED.category ELSE h.category END,
+            level = CASE WHEN h.assessed_at IS NULL OR EXCLUDED.assessed_at >= h.assessed_at
+                THEN EXCLUDED.level ELSE h.level END,
+            reasons = CASE WHEN h.assessed_at IS NULL OR EXCLUDED.assessed_at >= h.assessed_at
+                THEN EXCLUDED.reasons ELSE h.reasons END,
+            workflow_status = CASE WHEN h.assessed_at IS NULL
+                OR EXCLUDED.assessed_at >= h.assessed_at
+                THEN EXCLUDED.workflow_status ELSE h.workflow_status END,
+            policy_version = CASE WHEN h.assessed_at IS NULL
+                OR EXCLUDED.assessed_at >= h.assessed_at
+                THEN EXCLUDED.policy_version ELSE h.policy_version END,
+            overdue = CASE WHEN h.assessed_at IS NULL OR EXCLUDED.assessed_at >= h.assessed_at
+                THEN EXCLUDED.overdue ELSE h.overdue END,
+            assessed_at = GREATEST(h.assessed_at, EXCLUDED.assessed_at),
+            events_projected = h.events_projected + 1,
+            updated_at = now()""",
+    ),
+    "assessment": Upsert(
+        table="assessments",
+        insert="""\
+        INSERT INTO assessments (assessment_id, household_id, category, level, reasons,
+            policy_version, assessed_at, recorded_at)""",
+        values="$1, $2, $3, $4, $5::jsonb, $6, $7, $8",
+        conflict="""\
+        ON CONFLICT (assessment_id) DO NOTHING""",
+    ),
+    "household_visit": Upsert(
+        table="households",
+        insert="""\
+        INSERT INTO households AS h (household_id, last_visit_at, events_projected, updated_at)""",
+        values="$1, $2, 1, now()",
+        conflict="""\
+        ON CONFLICT (household_id) DO UPDATE SET
+            last_visit_at = GREATEST(h.last_visit_at, EXCLUDED.last_visit_at),
+            events_projected = h.events_projected + 1,
+            updated_at = now()""",
+    ),
+    "measure_step": Upsert(
+        table="measure_steps",
+        insert="""\
+        INSERT INTO measure_steps (event_id, measure_id, household_id, step, waiting_for,
+            source_topic, occurred_at, recorded_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8",
+        conflict="""\
+        ON CONFLICT (event_id) DO NOTHING""",
+    ),
+    "measure": Upsert(
+        table="measures",
+        insert="""\
+        INSERT INTO measures AS m (measure_id, household_id, type, status, status_rank, pool,
+            cadre_id, quantities, reasons, catalogue_id, waiting_for, amount_yuan, term_months,
+            recommended_at, status_changed_at, updated_at)""",
+        values="""\
+$1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15,
+            now()""",
+        conflict=f"""\
+        ON CONFLICT (measure_id) DO UPDATE SET
+            status = CASE WHEN (m.status_rank, m.status_changed_at)
+                < (EXCLUDED.status_rank, EXCLUDED.status_changed_at) AND m.status_rank < {_ENDED}
+                THEN EXCLUDED.status ELSE m.status END,
+            waiting_for = CASE WHEN (m.status_rank, m.status_changed_at)
+                < (EXCLUDED.status_rank, EXCLUDED.status_changed_at) AND m.status_rank < {_ENDED}
+                THEN EXCLUDED.waiting_for ELSE m.waiting_for END,
+            status_changed_at = CASE WHEN (m.status_rank, m.status_changed_at)
+                < (EXCLUDED.status_rank, EXCLUDED.status_changed_at) AND m.status_rank < {_ENDED}
+                THEN EXCLUDED.status_changed_at ELSE m.status_changed_at END,
+            status_rank = CASE WHEN m.status_rank < {_ENDED}
+                THEN GREATEST(m.status_rank, EXCLUDED.status_rank) ELSE m.status_rank END,
+            pool = coalesce(m.pool, EXCLUDED.pool),
+            cadre_id = coalesce(EXCLUDED.cadre_id, m.cadre_id),
+            quantities = CASE WHEN EXCLUDED.quantities <> '{{}}'::jsonb
+                THEN EXCLUDED.quantities ELSE m.quantities END,
+            reasons = CASE WHEN EXCLUDED.reasons <> '[]'::jsonb
+                THEN EXCLUDED.reasons ELSE m.reasons END,
+            catalogue_id = coalesce(m.catalogue_id, EXCLUDED.catalogue_id),
+            amount_yuan = coalesce(EXCLUDED.amount_yuan, m.amount_yuan),
+            term_months = coalesce(EXCLUDED.term_months, m.term_months),
+            recommended_at = LEAST(m.recommended_at, EXCLUDED.recommended_at),
+            updated_at = now()""",
+    ),
+    "problem": Upsert(
+        table="problems",
+        insert="""\
+        INSERT INTO problems AS p (problem_id, household_id, check_item, status, responsible,
+            found_at, rectified_at, status_at, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $6, now()",  # status_at starts at found_at
+        conflict="""\
+        ON CONFLICT (problem_id) DO UPDATE SET
+            status = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
+                THEN EXCLUDED.status ELSE p.status END,
+            responsible = coalesce(EXCLUDED.responsible, p.responsible),
+            found_at = LEAST(p.found_at, EXCLUDED.found_at),
+            rectified_at = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
+                THEN EXCLUDED.rectified_at ELSE p.rectified_at END,
+            status_at = GREATEST(p.status_at, EXCLUDED.status_at),
+            updated_at = now()""",
+    ),
+    "cadre": Upsert(
+        table="cadres",
+        insert="""\
+        INSERT INTO cadres AS c (cadre_id, township, village, department, max_households,
+            active, registry_at, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, now()",
+        conflict="""\
+        ON CONFLICT (cadre_id) DO UPDATE SET
+            township = EXCLUDED.township, village = EXCLUDED.village,
+            department = EXCLUDED.department, max_households = EXCLUDED.max_households,
+            active = EXCLUDED.active, registry_at = EXCLUDED.registry_at, updated_at = now()
+        WHERE c.registry_at IS NULL OR EXCLUDED.registry_at >= c.registry_at""",
+    ),
+    "operator_action": Upsert(
+        table="operator_actions",
+        insert="""\
+        INSERT INTO operator_actions (event_id, subject_id, action, actor, source, occurred_at,
+            recorded_at, token_id, token_kind, token_holder, catalogue_id, catalogue_version,
+            content_sha256, changes, reason)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15",
+        conflict="""\
+        ON CONFLICT (event_id) DO NOTHING""",
+    ),
+    # A partition's position only moves forward; written once per batch, never staged.
+    "position": Upsert(
+        table="projection_positions",
+        insert="""\
+        INSERT INTO projection_positions (projection, topic, partition, last_offset, updated_at)""",
+        values="$1, $2, $3, $4, now()",
+        conflict="""\
+        ON CONFLICT (projection, topic, partition) DO UPDATE SET
+            last_offset = EXCLUDED.last_offset, updated_at = now()
+        WHERE projection_positions.last_offset < EXCLUDED.last_offset""",
+    ),
+}
+
+# Statement name → its SQL for one row; `projection.rows_for` produces (name, arguments) pairs.
+STATEMENTS: Mapping[str, str] = {name: upsert.row() for name, upsert in UPSERTS.items()}
+TABLE_OF: Mapping[str, str] = {name: upsert.table for name, upsert in UPSERTS.items()}
+# The bulk form of every row statement but "position", and its staging table (temporary, one
+# per connection; created by `bulk.py` with the row statement's own parameter types).
+STAGING: Mapping[str, str] = {name: f"bulk_{name}" for name in UPSERTS if name != "position"}
+BULK_STATEMENTS: Mapping[str, str] = {
+    name: UPSERTS[name].bulk(staging) for name, staging in STAGING.items()
+}
+
+# Positions: a row per partition (last_offset -1 until one is applied), read under FOR UPDATE
+# in the batch's transaction, and read all at once when partitions are assigned.
+ENSURE_POSITION = (
+    "INSERT INTO projection_positions (projection, topic, partition, last_offset) "
+    "VALUES ($1, $2, $3, -1) ON CONFLICT DO NOTHING"
+)
+POSITIONS_FOR_UPDATE = (
+    "SELECT topic, partition, last_offset FROM projection_positions WHERE projection = $1 "
+    "AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[])) "
+    "ORDER BY topic, partition FOR UPDATE"
+)
+STORED_POSITIONS = (
+    "SELECT topic, partition, last_offset FROM projection_positions WHERE projection = $1"
+)
+# A record the database refused, kept with the reason in its position's transaction.
+REJECT = (
+    "INSERT INTO projection_rejects (projection, topic, partition, kafka_offset,"
+    " error) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+)
+# The catalogue's pools (configuration), so queries can compare use with capacity.
+POOLS = (
+    "INSERT INTO pools (pool, scope, kind, capacity, unit, catalogue, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (pool) DO UPDATE SET "
+    "scope = EXCLUDED.scope, kind = EXCLUDED.kind, capacity = EXCLUDED.capacity, "
+    "unit = EXCLUDED.unit, catalogue = EXCLUDED.catalogue, updated_at = now()"
+)

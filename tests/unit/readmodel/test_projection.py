@@ -1,0 +1,494 @@
+"""The pure projection: each event type the projector reads → the exact rows it writes.
+
+Records go through the codec first (encode, decode), so they have the shape the projector
+sees; the few plain-dict records are for fields an older writer schema may lack.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from services.contract.codec import Codec
+from services.readmodel.projection import TOPICS, rows_for
+from services.readmodel.statements import STATEMENTS
+from tests.unit.monitoring import households
+
+CODEC = Codec.default()
+T0 = dt.datetime(2020, 5, 16, 10, 0, tzinfo=dt.UTC)
+LATER = T0 + dt.timedelta(days=3)
+HID = "500231-zhou"
+POOL = "township:鹤游镇:industry-poultry"
+
+
+def decoded(event_type: str, record: dict[str, Any]) -> dict[str, Any]:
+    return CODEC.decode(CODEC.encode(event_type, record)).record
+
+
+def rows(topic: str, event: tuple[str, dict[str, Any]]) -> list[tuple[str, tuple]]:
+    event_type, record = event
+    return rows_for(topic, f"shouwang.events.{event_type}", decoded(event_type, record))
+
+
+def plain(topic: str, event_type: str, record: dict[str, Any]) -> list[tuple[str, tuple]]:
+    """Rows for a record as given: fields an older writer schema may lack stay absent."""
+    return rows_for(topic, f"shouwang.events.{event_type}", record)
+
+
+def header(event_id: str, when: dt.datetime, source: str = "SERVICE") -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid5(uuid.NAMESPACE_URL, event_id),
+        "occurred_at": when,
+        "recorded_at": when + dt.timedelta(minutes=5),
+        "source": source,
+        "actor": "test",
+    }
+
+
+def risk(when: dt.datetime, category: str | None = "UNSTABLE_LIFTED", **fields: Any):
+    return (
+        "RiskAssessed",
+        {
+            **header(f"risk/{when.isoformat()}", when),
+            "household_id": HID,
+            "as_of": when,
+            "policy_version": "dianjiang-2020",
+            "category": category,
+            "level": "HIGH",
+            "workflow": "MONITORED",
+            "reasons": [
+                {"code": "rigid_expenditure", "message": "医疗支出", "event_ids": ["e1", "e2"]},
+                {"code": "income_drop", "message": "m", "event_ids": []},
+            ],
+            "overdue": ["visit_overdue"],
+            "chain_hash": "abc",
+            **fields,
+        },
+    )
+
+
+def step(step: str, when: dt.datetime = T0, **fields: Any):
+    event_type, record = households.measure(HID, when, "m-1", step)
+    record.update(
+        pool=POOL,
+        quantities=[{"item": "ducklings", "amount": 50, "unit": "head"}],
+        reasons=["labour", "poultry"],
+        amount_yuan=3000,
+        term_months=12,
+    )
+    record.update(fields)
+    return event_type, record
+
+
+def cadre(**fields: Any):
+    return (
+        "CadreRegistryRecorded",
+        {
+            **header("cadre/yang", T0, "IMPORT"),
+            "cadre_id": "cadre-yang",
+            "township": "鹤游镇",
+            "village": "水井村",
+            "department": "县农业农村委",
+            "max_households": 5,
+            "active": True,
+            "personal": {"name": "杨", "phone": "13800000000"},
+            "personal_sealed": None,
+            **fields,
+        },
+    )
+
+
+def operator_action(action: str, token: dict | None, catalogue: dict | None):
+    return (
+        "OperatorActionRecorded",
+        {
+            **header(f"action/{action}", T0, "OPERATOR"),
+            "subject_id": "token:0a0b" if token else "catalogue:dianjiang",
+            "action": action,
+            "token": token,
+            "catalogue": catalogue,
+            "reason": "pilot",
+        },
+    )
+
+
+# HouseholdRegistryRecorded
+
+
+def test_a_registry_record_gives_the_households_place_and_members():
+    event = households.registry(HID, T0, labour=2, weak_labour=1, count=4)
+    assert rows("household.registry", event) == [
+        ("household_registry", (HID, "鹤游镇", "水井村", "7组", "lifted", 4, 2, 1, T0))
+    ]
+
+
+def test_the_registration_status_is_stored_in_lower_case():
+    event = households.registry(HID, T0, registration="NEVER_REGISTERED")
+    [(_, args)] = rows("household.registry", event)
+    assert args[4] == "never_registered"
+
+
+def test_a_registry_record_without_weak_labour_counts_none():
+    _, record = households.registry(HID, T0, labour=2)
+    del record["members"]["weak_labour"]  # an older writer's record, as a plain dict
+    [(_, args)] = plain("household.registry", "HouseholdRegistryRecorded", record)
+    assert args[5:8] == (3, 2, 0)
+
+
+def test_registry_records_out_of_order_each_carry_their_own_time():
+    # The statement keeps the newest by registry_at; the rows only have to carry it.
+    newer = rows("household.registry", households.registry(HID, LATER, labour=2))
+    older = rows("household.registry", households.registry(HID, T0, labour=0, label="old"))
+    assert (newer[0][1][6], newer[0][1][8]) == (2, LATER)
+    assert (older[0][1][6], older[0][1][8]) == (0, T0)
+
+
+def test_personal_data_is_never_copied():
+    _, record = households.registry(HID, T0)
+    record["personal"] = {"head_name": "周中勇", "citizen_id": "500231197801010000", "phone": None}
+    flat = repr(rows("household.registry", ("HouseholdRegistryRecorded", record)))
+    flat += repr(rows("cadre.registry", cadre()))
+    assert "周中勇" not in flat and "500231197801010000" not in flat
+    assert "杨" not in flat and "13800000000" not in flat
+
+
+# RiskAssessed
+
+
+def test_an_assessment_gives_the_households_current_risk_and_one_history_row():
+    event = risk(T0)
+    reasons = json.dumps(
+        [
+            {"code": "rigid_expenditure", "event_ids": ["e1", "e2"]},
+            {"code": "income_drop", "event_ids": []},
+        ]
+    )
+    event_id = event[1]["event_id"]
+    assert rows("household.risk", event) == [
+        (
+            "household_risk",
+            (
+                HID,
+                "UNSTABLE_LIFTED",
+                "HIGH",
+                reasons,
+                "monitored",
+                "dianjiang-2020",
+                T0,
+                '["visit_overdue"]',
+            ),
+        ),
+        (
+            "assessment",
+            (
+                event_id,
+                HID,
+                "UNSTABLE_LIFTED",
+                "HIGH",
+                reasons,
+                "dianjiang-2020",
+                T0,
+                T0 + dt.timedelta(minutes=5),
+            ),
+        ),
+    ]
+
+
+def test_an_assessment_without_a_category_stores_none_and_no_reasons_as_empty_lists():
+    event = risk(T0, category=None, level="NONE", workflow="NOT_FLAGGED", reasons=[], overdue=[])
+    [(_, current), (_, history)] = rows("household.risk", event)
+    assert current[1:5] == (None, "NONE", "[]", "not_flagged") and current[7] == "[]"
+    assert history[2:5] == (None, "NONE", "[]")
+
+
+def test_a_redelivered_assessment_gives_the_same_rows_keyed_by_its_event_id():
+    event = risk(T0)
+    first, again = rows("household.risk", event), rows("household.risk", event)
+    assert first == again
+    assert first[1][1][0] == event[1]["event_id"]  # assessments: ON CONFLICT DO NOTHING
+
+
+# VisitRecorded
+
+
+def test_a_visit_gives_only_the_last_visit_time():
+    event = households.visit(HID, T0, income=4200, causes=("ILLNESS",))
+    assert rows("household.visits", event) == [("household_visit", (HID, T0))]
+
+
+# MeasureStepRecorded
+
+
+def test_a_recommendation_gives_its_step_and_the_measure_at_rank_2():
+    event = step("RECOMMENDED")
+    event_id = event[1]["event_id"]
+    assert rows("support.measures", event) == [
+        (
+            "measure_step",
+            (event_id, "m-1", HID, "RECOMMENDED", None, "support.measures", T0, T0),
+        ),
+        (
+            "measure",
+            (
+                "m-1",
+                HID,
+                "INDUSTRY",
+                "recommended",
+                2,
+                POOL,
+                "cadre-yang",
+                '{"ducklings": 50}',
+                '["labour", "poultry"]',
+                "industry.poultry",
+                None,
+                3000,
+                12,
+                T0,
+                T0,
+            ),
+        ),
+    ]
+
+
+def test_a_recommendation_waiting_for_a_pool_is_waiting_at_rank_1():
+    event = step("RECOMMENDED", pool=None, waiting_for=POOL)
+    [(_, history), (_, measure)] = rows("support.measures", event)
+    assert history[3:5] == ("RECOMMENDED", POOL)
+    assert measure[3:6] == ("waiting", 1, None) and measure[10] == POOL
+    assert measure[13:] == (T0, T0)
+
+
+# Stored ranks (measures.status_rank) as rows in PostgreSQL hold them: the vocabulary's order
+# two above its own numbers (projection.py says why). A change here changes stored data.
+@pytest.mark.parametrize(
+    ("name", "status", "rank"),
+    [
+        ("RECOMMENDED", "recommended", 2),
+        ("ACCEPTED", "accepted", 3),
+        ("DELIVERED", "delivered", 4),
+        ("COMPLETED", "completed", 5),
+        ("CANCELLED", "cancelled", 5),
+    ],
+)
+def test_each_step_is_stored_with_its_status_and_rank(name, status, rank):
+    [_, (_, measure)] = rows("household.measures", step(name, LATER))
+    assert measure[3:5] == (status, rank)
+    assert measure[13:] == ((LATER if name == "RECOMMENDED" else None), LATER)
+
+
+def test_waiting_for_counts_only_on_a_recommendation():
+    [(_, history), (_, measure)] = rows("household.measures", step("ACCEPTED", waiting_for=POOL))
+    assert history[4] is None
+    assert measure[3:5] == ("accepted", 3) and measure[10] is None
+
+
+def test_a_step_without_optional_fields_stores_none_and_empty_json():
+    event = step("DELIVERED", pool=None, cadre_id=None, amount_yuan=None, term_months=None)
+    event[1].update(quantities=[], reasons=[])
+    [_, (_, measure)] = rows("household.measures", event)
+    assert measure[5:13] == (None, None, "{}", "[]", "industry.poultry", None, None, None)
+
+
+def test_a_step_record_without_waiting_for_is_not_waiting():
+    _, record = step("RECOMMENDED")
+    del record["waiting_for"]  # an older writer's record, as a plain dict
+    [(_, history), (_, measure)] = plain("support.measures", "MeasureStepRecorded", record)
+    assert history[4] is None and measure[3:5] == ("recommended", 2)
+
+
+def test_steps_out_of_order_each_carry_their_own_rank_and_time():
+    # A late-synced ACCEPTED after DELIVERED: the statement's (rank, time) guard decides.
+    delivered = rows("household.measures", step("DELIVERED", LATER))
+    accepted = rows("household.measures", step("ACCEPTED", T0))
+    assert (delivered[1][1][4], delivered[1][1][14]) == (4, LATER)
+    assert (accepted[1][1][4], accepted[1][1][14]) == (3, T0)
+
+
+def test_a_redelivered_step_gives_the_same_rows_keyed_by_its_event_id():
+    event = step("ACCEPTED")
+    first = rows("household.measures", event)
+    assert first == rows("household.measures", event)
+    assert first[0][1][0] == event[1]["event_id"]  # measure_steps: ON CONFLICT DO NOTHING
+
+
+def test_an_unknown_measure_step_is_refused_as_undecodable():
+    _, record = step("ACCEPTED")
+    record["step"] = "REQUESTED"  # support's internal step, never on a topic
+    with pytest.raises(KeyError):
+        plain("household.measures", "MeasureStepRecorded", record)
+
+
+# ProblemRecorded
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "rectified"),
+    [("FOUND", "open", False), ("TASK_ASSIGNED", "open", False),
+     ("RECTIFIED", "rectified", True), ("REOPENED", "open", False)],
+)  # fmt: skip
+def test_each_problem_step_gives_its_status(name, status, rectified):
+    event = households.problem(HID, LATER, "p-1", name)
+    assert rows("household.problems", event) == [
+        (
+            "problem",
+            ("p-1", HID, "policy_card", status, "cadre-chen", LATER, LATER if rectified else None),
+        )
+    ]
+
+
+def test_a_problem_without_a_responsible_cadre_stores_none():
+    _, record = households.problem(HID, T0, "p-1", "FOUND")
+    record["responsible_cadre_id"] = None
+    [(_, args)] = rows("household.problems", ("ProblemRecorded", record))
+    assert args[4] is None
+    del record["responsible_cadre_id"]
+    [(_, args)] = plain("household.problems", "ProblemRecorded", record)
+    assert args[4] is None
+
+
+def test_an_unknown_problem_step_is_refused_as_undecodable():
+    _, record = households.problem(HID, T0, "p-1", "FOUND")
+    record["step"] = "CLOSED"
+    with pytest.raises(KeyError):
+        plain("household.problems", "ProblemRecorded", record)
+
+
+# CadreRegistryRecorded
+
+
+def test_a_cadre_record_gives_the_cadres_place_and_load_limit():
+    assert rows("cadre.registry", cadre()) == [
+        ("cadre", ("cadre-yang", "鹤游镇", "水井村", "县农业农村委", 5, True, T0))
+    ]
+
+
+def test_a_cadre_record_without_village_or_active_flag_is_a_county_cadre_still_active():
+    _, record = cadre()
+    del record["village"], record["active"]  # an older writer's record, as a plain dict
+    [(_, args)] = plain("cadre.registry", "CadreRegistryRecorded", record)
+    assert args[2] is None and args[5] is True
+    [(_, args)] = rows("cadre.registry", cadre(village=None, active=False))
+    assert args[2] is None and args[5] is False
+
+
+# OperatorActionRecorded
+
+
+def test_a_token_action_gives_its_public_facts_and_no_catalogue():
+    token = {
+        "token_id": "0a0b",
+        "kind": "FEED",
+        "holder": "feed-health",
+        "townships": None,
+        "event_types": ["HardshipReported"],
+        "note": "pilot",
+    }
+    event = operator_action("TOKEN_ISSUED", token, None)
+    event_id = event[1]["event_id"]
+    assert rows("operator.actions", event) == [
+        (
+            "operator_action",
+            (
+                event_id,
+                "token:0a0b",
+                "TOKEN_ISSUED",
+                "test",
+                "OPERATOR",
+                T0,
+                T0 + dt.timedelta(minutes=5),
+                "0a0b",
+                "FEED",
+                "feed-health",
+                None,
+                None,
+                None,
+                "[]",
+                "pilot",
+            ),
+        )
+    ]
+
+
+def test_a_catalogue_activation_gives_its_version_digest_and_changes():
+    change = {"change": "POOL_CAPACITY_CHANGED", "item": "industry-poultry", "detail": "40 → 60"}
+    catalogue = {
+        "catalogue_id": "dianjiang",
+        "version": 2,
+        "content_sha256": "c" * 64,
+        "previous_sha256": "b" * 64,
+        "file_name": "dianjiang.toml",
+        "measures": [],
+        "pools": [],
+        "sections": {},
+        "changes": [change],
+    }
+    [(_, args)] = rows("operator.actions", operator_action("CATALOGUE_ACTIVATED", None, catalogue))
+    assert args[7:13] == (None, None, None, "dianjiang", 2, "c" * 64)
+    assert json.loads(args[13]) == [change]
+
+
+def test_an_action_record_without_token_or_catalogue_stores_none():
+    _, record = operator_action("TOKEN_REVOKED", None, None)
+    del record["token"], record["catalogue"]
+    [(_, args)] = plain("operator.actions", "OperatorActionRecorded", record)
+    assert args[7:14] == (None, None, None, None, None, None, "[]")
+
+
+# What the projection does not write
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        households.income(HID, T0, 3000),
+        households.hardship(HID, T0, "ILLNESS", 20000),
+        households.review(HID, T0, "INCLUDE", "UNSTABLE_LIFTED"),
+    ],
+    ids=["income", "hardship", "review"],
+)
+def test_events_the_read_model_does_not_project_give_no_rows(event):
+    assert rows("household.any", event) == []
+
+
+def test_a_record_missing_a_required_field_is_refused_as_undecodable():
+    _, record = households.registry(HID, T0)
+    del record["members"]
+    with pytest.raises(KeyError):
+        plain("household.registry", "HouseholdRegistryRecorded", record)
+
+
+def test_every_topic_read_carries_an_event_type_that_gives_rows():
+    assert len({t.name for t in TOPICS}) == len(TOPICS) == 8
+    assert {t.event_type.rsplit(".", 1)[-1] for t in TOPICS} == {
+        "HouseholdRegistryRecorded",
+        "RiskAssessed",
+        "VisitRecorded",
+        "MeasureStepRecorded",
+        "ProblemRecorded",
+        "CadreRegistryRecorded",
+        "OperatorActionRecorded",
+    }
+
+
+def test_every_row_fills_exactly_its_statements_arguments():
+    events = [
+        households.registry(HID, T0),
+        risk(T0),
+        households.visit(HID, T0),
+        step("RECOMMENDED", waiting_for=POOL),
+        households.problem(HID, T0, "p-1", "RECTIFIED"),
+        cadre(),
+        operator_action("TOKEN_REVOKED", None, None),
+    ]
+    written = {}
+    for event in events:
+        for name, args in rows("any.topic", event):
+            written[name] = len(args)
+    assert set(written) == set(STATEMENTS) - {"position"}
+    for name, count in written.items():
+        assert max(int(n) for n in re.findall(r"\$(\d+)", STATEMENTS[name])) == count, name
