@@ -23,13 +23,9 @@ from bench.report import Figure
 from bench.worker import _end_offsets
 from services.contract.codec import Codec
 from services.platform.postgres.migrate import apply_migrations
-from services.readmodel.projector import (
-    PROJECTION,
-    TOPICS,
-    Projector,
-    ProjectorConfig,
-    ProjectorMetrics,
-)
+from services.readmodel.metrics import ProjectorMetrics
+from services.readmodel.projection import TOPICS
+from services.readmodel.projector import PROJECTION, Projector, ProjectorConfig
 
 RATES = (200, 1000)
 TARGET_P99_MS = 500.0
