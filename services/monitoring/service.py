@@ -1,10 +1,13 @@
-"""One input record's effect on its household's row: apply, assess, and what to emit.
+"""One input record's effect on its household's row: read, apply, assess, and what to emit.
 
-No faust here: the app decodes and looks the row up, calls `apply_record` (or `reassess` when
-a deadline may have passed), stores the row and sends what the outcome says. Idempotence does
-not rest on the broker: a seen event id changes no state, a log position already chained is not
-chained again, and an emitted assessment's id is a uuid5 of household, state version and
-content, so a re-emit after a crash is the same event.
+No faust here: the app reads the record (`read_input`: decode, translate, key check, or the
+dead-letter kind), looks the row up, calls `apply_record` (or `reassess` when a deadline may
+have passed), stores the row and sends what the outcome says. Replay (services/audit) runs the
+same steps: `read_input`, `evolve`, `chain_link`, and `emitted_digest` to check what was sent.
+
+Idempotence does not rest on the broker: a seen event id changes no state, a log position
+already chained is not chained again, and an emitted assessment's id is a uuid5 of household,
+state version and content, so a re-emit after a crash is the same event.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from services.contract.codec import Codec, Decoded
+from services.contract.errors import ContractError, UnknownSchema
+from services.contract.inputs import MONITORING_EXPECTED
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.adapters.table_codec import Row, Summary
-from services.monitoring.domain.assess import Assessment, assess, next_deadline
+from services.monitoring.domain.assess import Assessment, assess, digest_of, next_deadline
 from services.monitoring.domain.facts import registry_at
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import Policy, PolicyBook
@@ -40,6 +46,54 @@ class Outcome:
     emit: dict[str, Any] | None  # a RiskAssessed record, when there is one to (re-)send
 
 
+@dataclass(frozen=True, slots=True)
+class Input:
+    """An input record monitoring can apply: decoded, translated, keyed by its household."""
+
+    decoded: Decoded
+    event: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an input record is not applied: its dead-letter kind and the error."""
+
+    kind: str  # UNKNOWN_SCHEMA | UNDECODABLE | INVALID | NOT_APPLICABLE (DeadLetterKind)
+    error: str
+
+
+def read_input(codec: Codec, topic: str, key: bytes | None, value: bytes) -> Input | Refusal:
+    """Decode with the topic's expected type, translate, check the key is the household's."""
+    try:
+        decoded = codec.decode(value, expected=MONITORING_EXPECTED.get(topic))
+    except UnknownSchema as exc:
+        return Refusal("UNKNOWN_SCHEMA", str(exc))
+    except ContractError as exc:
+        return Refusal("UNDECODABLE", str(exc))
+    try:
+        event = avro.event_from(decoded.event_type, decoded.record)
+    except avro.Untranslatable as exc:
+        return Refusal("INVALID", str(exc))
+    if key != event.household_id.encode():
+        return Refusal(
+            "NOT_APPLICABLE",
+            f"key {key!r} is not the household id {event.household_id!r}: a mis-keyed record "
+            "lands on another household's partition",
+        )
+    return Input(decoded, event)
+
+
+def emitted_digest(record: dict[str, Any]) -> str:
+    """`Assessment.digest()` of an emitted RiskAssessed record's content."""
+    return digest_of(avro.assessment_content(record))
+
+
+def chain_link(head: str, topic: str, partition: int, offset: int, frame: bytes) -> str:
+    """One link of a household's chain on one topic: sha256(head | topic:partition:offset |
+    frame), `head` being the topic's previous head ("" for its first record)."""
+    return hashlib.sha256(f"{head}|{topic}:{partition}:{offset}|".encode() + frame).hexdigest()
+
+
 def chain_hash(chain: tuple[tuple[str, int, int, str], ...]) -> str:
     """The hash stored with assessments: over each topic's chain head and position."""
     text = "|".join(f"{t}:{p}:{o}:{h}" for t, p, o, h in chain)
@@ -54,9 +108,7 @@ def extend_chain(row: Row, position: Position, frame: bytes) -> tuple:
     if previous is not None and previous[1] >= position.offset:
         return row.chain
     head = previous[2] if previous else ""
-    digest = hashlib.sha256(
-        f"{head}|{position.topic}:{position.partition}:{position.offset}|".encode() + frame
-    ).hexdigest()
+    digest = chain_link(head, position.topic, position.partition, position.offset, frame)
     links[position.topic] = (position.partition, position.offset, digest)
     return tuple((t, *links[t]) for t in sorted(links))
 

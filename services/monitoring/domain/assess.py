@@ -51,19 +51,18 @@ class Assessment:
         )
 
     def digest(self) -> str:
-        """Hash of what the assessment says (not when it was made): equal digests, no change.
+        """Hash of what the assessment says (not when it was made): equal digests, no change."""
+        return digest_of(self.content())
 
-        Its bytes are part of the contract (the emitted event id is uuid5 over it, rows store
-        it, `replay --verify` recomputes it), so the JSON stays exactly as it was."""
-        content = [
-            self.policy_version,
-            self.category,
-            self.level,
-            self.workflow,
-            [[r.code, r.message, list(r.event_ids)] for r in self.reasons],
-            list(self.overdue),
-        ]
-        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+def digest_of(content: tuple) -> str:
+    """The digest of an assessment's `content()` (or of an emitted record's, read back).
+
+    Its bytes are part of the contract (the emitted event id is uuid5 over it, rows store it,
+    `replay --verify` recomputes it), so the JSON stays exactly as it was: tuples are written as
+    JSON arrays, [policy_version, category, level, workflow, [[code, message, [ids]]...],
+    [overdue...]]."""
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
 def assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessment:

@@ -24,19 +24,8 @@ from faust.exceptions import FaustError
 
 from services.contract.codec import Codec
 from services.contract.errors import ContractError, UnknownSchema
-from services.contract.topics import (
-    DEAD_LETTERS,
-    HARDSHIPS,
-    HOUSEHOLD_REGISTRY,
-    INCOME,
-    MEASURES,
-    PROBLEMS,
-    REVIEWS,
-    RISK,
-    SUPPORT_MEASURES,
-    VISITS,
-    TopicLayout,
-)
+from services.contract.inputs import MONITORING_EXPECTED, MONITORING_INPUTS
+from services.contract.topics import DEAD_LETTERS, RISK, VISITS, TopicLayout
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.adapters.table_codec import (
     RowCache,
@@ -56,17 +45,8 @@ from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.security import KafkaSecurity
 
 log = logging.getLogger(__name__)
-INPUT_TOPICS = (
-    HOUSEHOLD_REGISTRY,
-    VISITS,
-    INCOME,
-    HARDSHIPS,
-    REVIEWS,
-    MEASURES,
-    PROBLEMS,
-    SUPPORT_MEASURES,
-)
-EXPECTED = {t.name: t.event_type for t in INPUT_TOPICS}
+INPUT_TOPICS = MONITORING_INPUTS  # declared in the contract (replay reads the same)
+EXPECTED = MONITORING_EXPECTED
 TABLES = ("monitoring-households", "monitoring-summaries")
 # Errors of the broker or faust, not of the record: retry, and if they persist stop the process
 # without committing, so the record is read again after a restart instead of dead-lettered.

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.audit.commands import run_replay_async
-from services.audit.replay import MONITORING_INPUTS
+from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import RISK, TopicLayout, topic_for
 from services.monitoring.domain.policy import load_policies
 from services.platform.config import Settings
