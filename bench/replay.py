@@ -14,7 +14,7 @@ from services.contract.codec import Codec
 from services.contract.inputs import MONITORING_EXPECTED as EXPECTED
 from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import RISK
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from services.platform.kafka.log import KafkaLog
 
 TOPICS = [t.name for t in MONITORING_INPUTS] + [RISK.name]  # as run_replay_async reads them

@@ -131,7 +131,7 @@ async def run_replay_async(
     from services.audit.replay import Replay, compare_readmodel, expected_rows
     from services.contract.codec import Codec
     from services.contract.inputs import MONITORING_INPUTS
-    from services.monitoring.domain.policy import load_policies
+    from services.monitoring.adapters.policy_files import load_policies
     from services.platform.kafka.log import KafkaLog
 
     codec, policies = Codec.default(), load_policies()
@@ -230,7 +230,7 @@ async def run_explain_async(
     from services.audit.replay import Replay
     from services.contract.codec import Codec
     from services.contract.inputs import MONITORING_INPUTS
-    from services.monitoring.domain.policy import load_policies
+    from services.monitoring.adapters.policy_files import load_policies
     from services.platform.kafka.log import KafkaLog, Range, partition_of
 
     codec, policies = Codec.default(), load_policies()

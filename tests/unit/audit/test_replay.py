@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.audit.replay import Replay
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from tests.unit.audit.emitter import CODEC, as_log, emitted
 from tests.unit.monitoring.households import (
     monitored_then_eliminated,
