@@ -21,7 +21,7 @@ from services.contract.errors import ContractError
 from services.contract.inputs import MONITORING_EXPECTED
 from services.contract.topics import RISK
 from services.monitoring.adapters import avro_translation as avro
-from services.monitoring.domain.assess import Assessment, assess
+from services.monitoring.domain.assess import Assessment, assess, remembering
 from services.monitoring.domain.facts import registry_at, visits_at
 from services.monitoring.domain.fold import NotApplicable, evolve
 from services.monitoring.domain.policy import PolicyBook
@@ -307,7 +307,8 @@ class Replay:
                     Difference(hid, "policy_version", None, r["policy_version"], str(exc))
                 )
                 continue
-            assessment = assess(state, policy, as_of)
+            # the next emission's prefix starts from this state and the views it remembers
+            assessment, state = remembering(state, policy, as_of)
             event_id = str(avro.assessment_id(hid, state.version, assessment.digest()))
             derived.append(Derived(emission, assessment, state.version, event_id))
             differences += compare_assessment(hid, assessment, event_id, r, emission.where)

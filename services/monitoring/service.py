@@ -22,7 +22,7 @@ from services.contract.errors import ContractError, UnknownSchema
 from services.contract.inputs import MONITORING_EXPECTED
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.adapters.table_codec import Row, Summary
-from services.monitoring.domain.assess import Assessment, assess, digest_of, next_deadline
+from services.monitoring.domain.assess import Assessment, digest_of, next_deadline, remembering
 from services.monitoring.domain.facts import registry_at
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import Policy, PolicyBook
@@ -171,7 +171,8 @@ def _assessed(
     last = state.last_occurred_at
     as_of = (last if event_clock else max(now, last)) if last else now
     policy = policy_for(policies, pinned, as_of)
-    assessment = assess(state, policy, as_of)
+    # the row keeps the state that remembers this assessment's views, for the next event's
+    assessment, state = remembering(state, policy, as_of)
     content = assessment.content()
     # Equal content, equal digest: hash only what may have changed (a row read back from the
     # table has no content and is compared by its stored digest).
@@ -181,7 +182,7 @@ def _assessed(
         else assessment.digest()
     )
     emit = None
-    stored = row
+    stored = None
     if duplicate and digest == row.emitted_digest and row.emitted_event_id:
         # A redelivered input re-sends the last emitted record as it was (its id, as_of,
         # chain hash and recorded_at): if a crash lost that send after the row was stored,
@@ -206,6 +207,17 @@ def _assessed(
             emit["chain_hash"],
             emit["recorded_at"],
             content,
+        )
+    if stored is None:  # the row as it was, with the state that remembers this assessment
+        stored = Row(
+            state,
+            row.chain,
+            row.emitted_digest,
+            row.emitted_event_id,
+            row.emitted_as_of,
+            row.emitted_chain_hash,
+            row.emitted_recorded_at,
+            row.emitted_content,
         )
     registry = registry_at(state, as_of)
     summary = Summary(

@@ -6,11 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from services.monitoring.domain.facts import ProblemFacts, problems_at, registry_at, visits_at
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.rules import Reason, category_for, risk_reasons, score_of
-from services.monitoring.domain.state import HouseholdState
+from services.monitoring.domain.state import LIMITS, HouseholdState, Views
 from services.monitoring.domain.workflow import EliminationCheck, Stage, elimination_check, stage_at
 
 MONITORING = ("MONITORED", "ELIMINATION_PROPOSED")
@@ -68,8 +69,35 @@ def digest_of(content: tuple) -> str:
 def assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessment:
     """Assess the household from the events that occurred by `as_of`.
 
-    Deterministic: the same state, policy and moment always give the same assessment.
+    Deterministic: the same state, policy and moment always give the same assessment. Pure:
+    `state` (its remembered views included) is left as it was.
     """
+    return remembering(state, policy, as_of)[0]
+
+
+def remembering(
+    state: HouseholdState, policy: Policy, as_of: datetime
+) -> tuple[Assessment, HouseholdState]:
+    """`assess`, and a state equal to `state` that remembers the views this assessment computed
+    (`state` itself is left as it was). The worker keeps that state: `evolve` starts the next
+    one from its views, so what the next event does not touch is not computed again."""
+    if state.views is None:  # memoisation off
+        return _assess(state, policy, as_of), state
+    views = Views(state.views)
+    own = HouseholdState(
+        state.household_id, state.seen, *_SETS(state), state.last_occurred_at, views
+    )
+    views.open = True  # nobody else holds `own` yet
+    try:
+        return _assess(own, policy, as_of), own
+    finally:
+        views.open = False
+
+
+_SETS = attrgetter(*LIMITS)
+
+
+def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessment:
     all_problems = problems_at(state, as_of)
     reasons = risk_reasons(state, policy, as_of, all_problems)
     score = score_of(reasons, policy)

@@ -18,7 +18,7 @@ from services.monitoring.domain.facts import incomes_at, labour_of, measures_at,
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.reasons import INVALID_TRANSITION, POLICY_EXCEPTION
 from services.monitoring.domain.rules import risk_reasons
-from services.monitoring.domain.state import LIMITS, HouseholdState
+from services.monitoring.domain.state import LIMITS, HouseholdState, writable
 
 OPEN_STAGES = ("NONE", "REJECTED", "ELIMINATED")  # not under review or monitoring
 
@@ -81,7 +81,8 @@ def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
     if hit is not None and hit[0] == key:
         return hit[1]
     stage = _stage(state, policy, count)
-    state.views["stage"] = (key, stage)
+    if writable(state.views):  # remembered only in `assess.remembering`'s own state
+        state.views["stage"] = (key, stage)
     return stage
 
 
