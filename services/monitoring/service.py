@@ -26,7 +26,7 @@ from services.monitoring.domain.assess import Assessment, digest_of, next_deadli
 from services.monitoring.domain.facts import registry_at
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import Policy, PolicyBook
-from services.monitoring.domain.state import empty
+from services.monitoring.domain.state import HouseholdState, empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +135,8 @@ def apply_record(
     base = row or Row(empty(event.household_id))
     state = evolve(base.state, event)
     duplicate = state is base.state
-    updated = Row(
-        state,
-        extend_chain(base, position, frame),
-        base.emitted_digest,
-        base.emitted_event_id,
-        base.emitted_as_of,
-        base.emitted_chain_hash,
-        base.emitted_recorded_at,
-        base.emitted_content,
-    )
-    return _assessed(updated, policies, now, pinned_policy, duplicate, event_clock)
+    chain = extend_chain(base, position, frame)
+    return _assessed(base, state, chain, policies, now, pinned_policy, duplicate, event_clock)
 
 
 def reassess(
@@ -156,18 +147,21 @@ def reassess(
     event_clock: bool = False,
 ) -> Outcome:
     """Assess again with no new event (a deadline may have passed)."""
-    return _assessed(row, policies, now, pinned_policy, False, event_clock)
+    return _assessed(row, row.state, row.chain, policies, now, pinned_policy, False, event_clock)
 
 
 def _assessed(
     row: Row,
+    state: HouseholdState,
+    chain: tuple,
     policies: PolicyBook,
     now: datetime,
     pinned: str | None,
     duplicate: bool,
     event_clock: bool,
 ) -> Outcome:
-    state = row.state
+    """Assess `state` (the row's, or the row's after an event, with `chain` its chain then);
+    what was emitted last is the row's. The outcome's row is built once, here."""
     last = state.last_occurred_at
     as_of = (last if event_clock else max(now, last)) if last else now
     policy = policy_for(policies, pinned, as_of)
@@ -179,7 +173,7 @@ def _assessed(
     digest = (
         row.emitted_digest
         if row.emitted_content is not None and content == row.emitted_content
-        else assessment.digest()
+        else digest_of(content)  # assessment.digest(), from the content already at hand
     )
     emit = None
     stored = None
@@ -191,16 +185,16 @@ def _assessed(
             replace(assessment, as_of=row.emitted_as_of or assessment.as_of),
             state.version,
             row.emitted_recorded_at or now,
-            row.emitted_chain_hash if row.emitted_as_of else chain_hash(row.chain),
+            row.emitted_chain_hash if row.emitted_as_of else chain_hash(chain),
             row.emitted_event_id,
         )
     elif digest != row.emitted_digest or duplicate:
         emit = avro.assessment_record(
-            assessment, state.version, now, chain_hash(row.chain), digest=digest
+            assessment, state.version, now, chain_hash(chain), digest=digest
         )
         stored = Row(
             state,
-            row.chain,
+            chain,
             digest,
             str(emit["event_id"]),
             emit["as_of"],
@@ -208,10 +202,10 @@ def _assessed(
             emit["recorded_at"],
             content,
         )
-    if stored is None:  # the row as it was, with the state that remembers this assessment
+    if stored is None:  # what was emitted stays; the state is the one remembering its views
         stored = Row(
             state,
-            row.chain,
+            chain,
             row.emitted_digest,
             row.emitted_event_id,
             row.emitted_as_of,
