@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 from bench.data import Dataset
 from bench.report import Figure
-from services.audit.replay import EXPECTED
 from services.contract.codec import Codec
+from services.contract.inputs import MONITORING_EXPECTED as EXPECTED
 from services.monitoring.adapters import avro_translation as avro
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.service import Position, apply_record
 
 TARGET_EVENTS_PER_SECOND = 50_000

@@ -9,10 +9,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.data import Dataset
 from bench.report import Figure
-from services.audit.replay import EXPECTED, MONITORING_INPUTS, Replay
+from services.audit.replay import Replay
 from services.contract.codec import Codec
+from services.contract.inputs import MONITORING_EXPECTED as EXPECTED
+from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import RISK
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from services.platform.kafka.log import KafkaLog
 
 TOPICS = [t.name for t in MONITORING_INPUTS] + [RISK.name]  # as run_replay_async reads them

@@ -38,11 +38,11 @@ from bench.data import Dataset
 from bench.fold import NOW
 from bench.replay import raw_read
 from bench.report import Figure
-from services.audit.replay import EXPECTED
 from services.contract.codec import Codec
+from services.contract.inputs import MONITORING_EXPECTED as EXPECTED
 from services.monitoring.adapters import avro_translation as avro
+from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.adapters.table_codec import dump_row, dump_summary
-from services.monitoring.domain.policy import load_policies
 from services.monitoring.entrypoints.app import INPUT_TOPICS, changelog_topics, ticks_topic
 from services.monitoring.service import Position, apply_record
 from services.platform.localstack.ports import free_ports

@@ -21,8 +21,8 @@ from aiokafka.errors import KafkaError
 from bench.data import Dataset
 from bench.replay import raw_read
 from bench.report import Figure
-from services.audit.replay import MONITORING_INPUTS
 from services.contract.codec import Codec
+from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import RISK
 from services.platform.localstack.ports import free_ports
 from services.platform.localstack.processes import stop_child

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.monitoring.service import chain_hash
+from services.monitoring.service import chain_hash, chain_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +34,6 @@ class Link:
     occurred_at: datetime
     timestamp: int  # log timestamp, ms
     distinct: int  # distinct event ids on this topic up to and including this record
-
-
-def next_head(topic: str, previous: Link | None, partition: int, offset: int, frame: bytes) -> str:
-    """Monitoring's link function (processing.extend_chain) applied to one topic's chain.
-
-    Written out rather than called through a row per record (replay hashes every input
-    record); tests/unit/audit keep it equal to extend_chain."""
-    head = previous.head if previous is not None else ""
-    return hashlib.sha256(f"{head}|{topic}:{partition}:{offset}|".encode() + frame).hexdigest()
 
 
 @dataclass
@@ -73,7 +64,8 @@ class HouseholdChains:
         link = Link(
             partition,
             offset,
-            next_head(topic, previous, partition, offset, frame),
+            # monitoring's own link (service.chain_link, what extend_chain applies per row)
+            chain_link(previous.head if previous else "", topic, partition, offset, frame),
             event_id,
             occurred_at,
             timestamp,

@@ -128,9 +128,10 @@ async def run_replay_async(
 ) -> int:
     from services.audit import archive
     from services.audit.explain import moment
-    from services.audit.replay import MONITORING_INPUTS, Replay, compare_readmodel, expected_rows
+    from services.audit.replay import Replay, compare_readmodel, expected_rows
     from services.contract.codec import Codec
-    from services.monitoring.domain.policy import load_policies
+    from services.contract.inputs import MONITORING_INPUTS
+    from services.monitoring.adapters.policy_files import load_policies
     from services.platform.kafka.log import KafkaLog
 
     codec, policies = Codec.default(), load_policies()
@@ -226,9 +227,10 @@ async def run_explain_async(
 ) -> int:
     from services.audit import archive
     from services.audit.explain import explain, moment, render
-    from services.audit.replay import MONITORING_INPUTS, Replay
+    from services.audit.replay import Replay
     from services.contract.codec import Codec
-    from services.monitoring.domain.policy import load_policies
+    from services.contract.inputs import MONITORING_INPUTS
+    from services.monitoring.adapters.policy_files import load_policies
     from services.platform.kafka.log import KafkaLog, Range, partition_of
 
     codec, policies = Codec.default(), load_policies()

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from services.audit.replay import EventNote
-from services.monitoring.domain.assess import assess
+from services.monitoring.domain.assess import remembering
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import PolicyBook
 from services.monitoring.domain.state import empty
@@ -63,7 +63,7 @@ def explain(
     for event in known:
         state = evolve(state, event)
     policy = policy_for(policies, pinned_policy, as_of)
-    assessment = assess(state, policy, as_of)
+    assessment, state = remembering(state, policy, as_of)  # the document reads the same views
     document = household_document(state, assessment, policy)
     document["as_of"] = _iso(as_of)
     document["known_at"] = _iso(known_at)

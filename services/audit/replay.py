@@ -2,14 +2,13 @@
 of `replay --verify` (emitted assessments re-derived from the log prefix their chain hash
 names; the read model compared with the rebuilt state). No Kafka, no database here.
 
-The record handling mirrors the monitoring agent (monitoring.entrypoints.app `handle`): decode
-with the topic's expected type, translate, check the key, evolve; a record the agent would
-dead-letter is not applied and not chained here either.
+The record handling is the monitoring agent's own (services.monitoring.service): `read_input`
+(decode with the topic's expected type, translate, check the key), then `evolve`; a record the
+agent would dead-letter is not applied and not chained here either.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,38 +18,16 @@ from typing import Any
 from services.audit.chain import HouseholdChains, describe_window, locate
 from services.contract.codec import Codec
 from services.contract.errors import ContractError
-from services.contract.topics import (
-    HARDSHIPS,
-    HOUSEHOLD_REGISTRY,
-    INCOME,
-    MEASURES,
-    PROBLEMS,
-    REVIEWS,
-    RISK,
-    SUPPORT_MEASURES,
-    VISITS,
-)
+from services.contract.inputs import MONITORING_EXPECTED
+from services.contract.topics import RISK
 from services.monitoring.adapters import avro_translation as avro
-from services.monitoring.domain.assess import Assessment, assess
+from services.monitoring.domain.assess import Assessment, assess, remembering
 from services.monitoring.domain.facts import registry_at, visits_at
 from services.monitoring.domain.fold import NotApplicable, evolve
 from services.monitoring.domain.policy import PolicyBook
 from services.monitoring.domain.state import HouseholdState, empty
-from services.monitoring.service import policy_for
+from services.monitoring.service import Refusal, emitted_digest, policy_for, read_input
 
-# The topics the monitoring agent consumes (monitoring.entrypoints.app INPUT_TOPICS; a unit
-# test keeps the two equal).
-MONITORING_INPUTS = (
-    HOUSEHOLD_REGISTRY,
-    VISITS,
-    INCOME,
-    HARDSHIPS,
-    REVIEWS,
-    MEASURES,
-    PROBLEMS,
-    SUPPORT_MEASURES,
-)
-EXPECTED = {t.name: t.event_type for t in MONITORING_INPUTS}
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -178,7 +155,7 @@ class Replay:
         self.records += 1
         if record.topic == RISK.name:
             self._emission(record)
-        elif record.topic in EXPECTED:
+        elif record.topic in MONITORING_EXPECTED:
             self._input(record)
 
     def _reject(self, record: Any, kind: str, error: str) -> None:
@@ -195,17 +172,10 @@ class Replay:
         )
 
     def _input(self, record: Any) -> None:
-        try:
-            decoded = self.codec.decode(record.value, expected=EXPECTED[record.topic])
-            event = avro.event_from(decoded.event_type, decoded.record)
-        except ContractError as exc:
-            return self._reject(record, "UNDECODABLE", str(exc))
-        except avro.Untranslatable as exc:
-            return self._reject(record, "INVALID", str(exc))
-        if record.key != event.household_id.encode():
-            return self._reject(
-                record, "NOT_APPLICABLE", f"key {record.key!r} is not the household"
-            )
+        read = read_input(self.codec, record.topic, record.key, record.value)
+        if isinstance(read, Refusal):
+            return self._reject(record, read.kind, read.error)
+        decoded, event = read.decoded, read.event
         log = self.household(event.household_id)
         try:
             log.state = evolve(log.state, event)
@@ -337,24 +307,12 @@ class Replay:
                     Difference(hid, "policy_version", None, r["policy_version"], str(exc))
                 )
                 continue
-            assessment = assess(state, policy, as_of)
+            # the next emission's prefix starts from this state and the views it remembers
+            assessment, state = remembering(state, policy, as_of)
             event_id = str(avro.assessment_id(hid, state.version, assessment.digest()))
             derived.append(Derived(emission, assessment, state.version, event_id))
             differences += compare_assessment(hid, assessment, event_id, r, emission.where)
         return derived, differences
-
-
-def emitted_digest(record: dict[str, Any]) -> str:
-    """Assessment.digest() of an emitted record's content (same fields, same JSON)."""
-    content = [
-        record["policy_version"],
-        record["category"],
-        record["level"],
-        record["workflow"],
-        [[x["code"], x["message"], list(x["event_ids"])] for x in record["reasons"]],
-        list(record["overdue"]),
-    ]
-    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
 def compare_assessment(

@@ -8,51 +8,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.contract.vocabulary import symbols
+
 CATALOGUES_DIR = Path(__file__).resolve().parent / "catalogues"
 DEFAULT_CATALOGUE = CATALOGUES_DIR / "dianjiang.toml"
 
-MEASURE_TYPES = (
-    "INDUSTRY",
-    "ASSET_DIVIDEND",
-    "MIGRANT_WORK",
-    "PUBLIC_WELFARE_JOB",
-    "WORKSHOP_JOB",
-    "MICROCREDIT",
-    "PAIRING",
-    "SALES_AID",
-    "EDUCATION",
-    "MEDICAL",
-    "MINIMUM_LIVING",
-    "HOUSING",
-    "WATER",
-    "OTHER",
-)
+# Enum values the contract's schemas declare (vocabulary); the catalogue is checked against them.
+MEASURE_TYPES = symbols("MeasureType")
 NATURES = ("pairing", "developmental", "protective")
 TRIGGERS = ("monitored", "reason")
 SCOPES = ("county", "township")
 POOL_KINDS = ("slots", "cadres")
+# Deliberately a subset of MeasureStep: the steps that end a measure and free its pool slot.
 RELEASE_STEPS = ("COMPLETED", "CANCELLED")
-WORKFLOWS = (
-    "NOT_FLAGGED",
-    "FLAGGED",
-    "VERIFYING",
-    "MONITORED",
-    "ELIMINATION_PROPOSED",
-    "ELIMINATED",
-    "REJECTED",
-)
-LIVELIHOODS = (
-    "FARMING",
-    "LIVESTOCK",
-    "MIGRANT_WORK",
-    "LOCAL_WAGES",
-    "BUSINESS",
-    "TRANSFERS",
-    "MIXED",
-)
-SAFETY = ("SAFE", "UNSAFE", "UNKNOWN")
-CATEGORIES = ("UNSTABLE_LIFTED", "MARGINAL", "GENERAL_KEY", "SUDDEN_HARDSHIP")
-REGISTRATIONS = ("LIFTED", "NOT_LIFTED", "NEVER_REGISTERED")
+WORKFLOWS = symbols("WorkflowStatus")
+LIVELIHOODS = symbols("Livelihood")
+SAFETY = symbols("HousingBaseline")  # WaterBaseline has the same symbols
+CATEGORIES = symbols("Category")
+REGISTRATIONS = symbols("RegistrationStatus")
 
 # Eligibility criteria a catalogue may use, by kind of value; see Eligibility.
 _INT_CRITERIA = (

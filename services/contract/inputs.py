@@ -1,6 +1,7 @@
 """What writers may put on the input topics: each kind's route slug, topic and summary.
 
-Declared once here for the visits API, its tokens' scopes, the OpenAPI document and the imports.
+Declared once here for the visits API, its tokens' scopes, the OpenAPI document and the imports;
+and the topics each worker consumes (monitoring's for its app, replay and the benches; support's).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from services.contract.topics import (
     MEASURES,
     PROBLEMS,
     REVIEWS,
+    RISK,
+    SUPPORT_MEASURES,
     VISITS,
     Topic,
 )
@@ -54,3 +57,20 @@ KINDS: tuple[EventKind, ...] = (
 )
 BY_SLUG = {kind.slug: kind for kind in KINDS}
 BY_EVENT_TYPE = {kind.event_type: kind for kind in KINDS}
+
+# The topics the monitoring worker consumes, each with one record type: its agent subscribes to
+# them, replay re-reads them, the benches and fault tools load them.
+MONITORING_INPUTS: tuple[Topic, ...] = (
+    HOUSEHOLD_REGISTRY,
+    VISITS,
+    INCOME,
+    HARDSHIPS,
+    REVIEWS,
+    MEASURES,
+    PROBLEMS,
+    SUPPORT_MEASURES,
+)
+# Topic name -> the record type monitoring expects on it (decoding checks it).
+MONITORING_EXPECTED = {t.name: t.event_type for t in MONITORING_INPUTS}
+# The topics the support worker's household agent consumes.
+SUPPORT_INPUTS: tuple[Topic, ...] = (HOUSEHOLD_REGISTRY, RISK, MEASURES)

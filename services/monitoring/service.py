@@ -1,10 +1,13 @@
-"""One input record's effect on its household's row: apply, assess, and what to emit.
+"""One input record's effect on its household's row: read, apply, assess, and what to emit.
 
-No faust here: the app decodes and looks the row up, calls `apply_record` (or `reassess` when
-a deadline may have passed), stores the row and sends what the outcome says. Idempotence does
-not rest on the broker: a seen event id changes no state, a log position already chained is not
-chained again, and an emitted assessment's id is a uuid5 of household, state version and
-content, so a re-emit after a crash is the same event.
+No faust here: the app reads the record (`read_input`: decode, translate, key check, or the
+dead-letter kind), looks the row up, calls `apply_record` (or `reassess` when a deadline may
+have passed), stores the row and sends what the outcome says. Replay (services/audit) runs the
+same steps: `read_input`, `evolve`, `chain_link`, and `emitted_digest` to check what was sent.
+
+Idempotence does not rest on the broker: a seen event id changes no state, a log position
+already chained is not chained again, and an emitted assessment's id is a uuid5 of household,
+state version and content, so a re-emit after a crash is the same event.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from services.contract.codec import Codec, Decoded
+from services.contract.errors import ContractError, UnknownSchema
+from services.contract.inputs import MONITORING_EXPECTED
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.adapters.table_codec import Row, Summary
-from services.monitoring.domain.assess import Assessment, assess, next_deadline
+from services.monitoring.domain.assess import Assessment, digest_of, next_deadline, remembering
 from services.monitoring.domain.facts import registry_at
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import Policy, PolicyBook
-from services.monitoring.domain.state import empty
+from services.monitoring.domain.state import HouseholdState, empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,54 @@ class Outcome:
     emit: dict[str, Any] | None  # a RiskAssessed record, when there is one to (re-)send
 
 
+@dataclass(frozen=True, slots=True)
+class Input:
+    """An input record monitoring can apply: decoded, translated, keyed by its household."""
+
+    decoded: Decoded
+    event: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an input record is not applied: its dead-letter kind and the error."""
+
+    kind: str  # UNKNOWN_SCHEMA | UNDECODABLE | INVALID | NOT_APPLICABLE (DeadLetterKind)
+    error: str
+
+
+def read_input(codec: Codec, topic: str, key: bytes | None, value: bytes) -> Input | Refusal:
+    """Decode with the topic's expected type, translate, check the key is the household's."""
+    try:
+        decoded = codec.decode(value, expected=MONITORING_EXPECTED.get(topic))
+    except UnknownSchema as exc:
+        return Refusal("UNKNOWN_SCHEMA", str(exc))
+    except ContractError as exc:
+        return Refusal("UNDECODABLE", str(exc))
+    try:
+        event = avro.event_from(decoded.event_type, decoded.record)
+    except avro.Untranslatable as exc:
+        return Refusal("INVALID", str(exc))
+    if key != event.household_id.encode():
+        return Refusal(
+            "NOT_APPLICABLE",
+            f"key {key!r} is not the household id {event.household_id!r}: a mis-keyed record "
+            "lands on another household's partition",
+        )
+    return Input(decoded, event)
+
+
+def emitted_digest(record: dict[str, Any]) -> str:
+    """`Assessment.digest()` of an emitted RiskAssessed record's content."""
+    return digest_of(avro.assessment_content(record))
+
+
+def chain_link(head: str, topic: str, partition: int, offset: int, frame: bytes) -> str:
+    """One link of a household's chain on one topic: sha256(head | topic:partition:offset |
+    frame), `head` being the topic's previous head ("" for its first record)."""
+    return hashlib.sha256(f"{head}|{topic}:{partition}:{offset}|".encode() + frame).hexdigest()
+
+
 def chain_hash(chain: tuple[tuple[str, int, int, str], ...]) -> str:
     """The hash stored with assessments: over each topic's chain head and position."""
     text = "|".join(f"{t}:{p}:{o}:{h}" for t, p, o, h in chain)
@@ -54,9 +108,7 @@ def extend_chain(row: Row, position: Position, frame: bytes) -> tuple:
     if previous is not None and previous[1] >= position.offset:
         return row.chain
     head = previous[2] if previous else ""
-    digest = hashlib.sha256(
-        f"{head}|{position.topic}:{position.partition}:{position.offset}|".encode() + frame
-    ).hexdigest()
+    digest = chain_link(head, position.topic, position.partition, position.offset, frame)
     links[position.topic] = (position.partition, position.offset, digest)
     return tuple((t, *links[t]) for t in sorted(links))
 
@@ -83,17 +135,8 @@ def apply_record(
     base = row or Row(empty(event.household_id))
     state = evolve(base.state, event)
     duplicate = state is base.state
-    updated = Row(
-        state,
-        extend_chain(base, position, frame),
-        base.emitted_digest,
-        base.emitted_event_id,
-        base.emitted_as_of,
-        base.emitted_chain_hash,
-        base.emitted_recorded_at,
-        base.emitted_content,
-    )
-    return _assessed(updated, policies, now, pinned_policy, duplicate, event_clock)
+    chain = extend_chain(base, position, frame)
+    return _assessed(base, state, chain, policies, now, pinned_policy, duplicate, event_clock)
 
 
 def reassess(
@@ -104,32 +147,36 @@ def reassess(
     event_clock: bool = False,
 ) -> Outcome:
     """Assess again with no new event (a deadline may have passed)."""
-    return _assessed(row, policies, now, pinned_policy, False, event_clock)
+    return _assessed(row, row.state, row.chain, policies, now, pinned_policy, False, event_clock)
 
 
 def _assessed(
     row: Row,
+    state: HouseholdState,
+    chain: tuple,
     policies: PolicyBook,
     now: datetime,
     pinned: str | None,
     duplicate: bool,
     event_clock: bool,
 ) -> Outcome:
-    state = row.state
+    """Assess `state` (the row's, or the row's after an event, with `chain` its chain then);
+    what was emitted last is the row's. The outcome's row is built once, here."""
     last = state.last_occurred_at
     as_of = (last if event_clock else max(now, last)) if last else now
     policy = policy_for(policies, pinned, as_of)
-    assessment = assess(state, policy, as_of)
+    # the row keeps the state that remembers this assessment's views, for the next event's
+    assessment, state = remembering(state, policy, as_of)
     content = assessment.content()
     # Equal content, equal digest: hash only what may have changed (a row read back from the
     # table has no content and is compared by its stored digest).
     digest = (
         row.emitted_digest
         if row.emitted_content is not None and content == row.emitted_content
-        else assessment.digest()
+        else digest_of(content)  # assessment.digest(), from the content already at hand
     )
     emit = None
-    stored = row
+    stored = None
     if duplicate and digest == row.emitted_digest and row.emitted_event_id:
         # A redelivered input re-sends the last emitted record as it was (its id, as_of,
         # chain hash and recorded_at): if a crash lost that send after the row was stored,
@@ -138,22 +185,33 @@ def _assessed(
             replace(assessment, as_of=row.emitted_as_of or assessment.as_of),
             state.version,
             row.emitted_recorded_at or now,
-            row.emitted_chain_hash if row.emitted_as_of else chain_hash(row.chain),
+            row.emitted_chain_hash if row.emitted_as_of else chain_hash(chain),
             row.emitted_event_id,
         )
     elif digest != row.emitted_digest or duplicate:
         emit = avro.assessment_record(
-            assessment, state.version, now, chain_hash(row.chain), digest=digest
+            assessment, state.version, now, chain_hash(chain), digest=digest
         )
         stored = Row(
             state,
-            row.chain,
+            chain,
             digest,
             str(emit["event_id"]),
             emit["as_of"],
             emit["chain_hash"],
             emit["recorded_at"],
             content,
+        )
+    if stored is None:  # what was emitted stays; the state is the one remembering its views
+        stored = Row(
+            state,
+            chain,
+            row.emitted_digest,
+            row.emitted_event_id,
+            row.emitted_as_of,
+            row.emitted_chain_hash,
+            row.emitted_recorded_at,
+            row.emitted_content,
         )
     registry = registry_at(state, as_of)
     summary = Summary(

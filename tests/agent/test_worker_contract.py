@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from services.contract.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from services.contract.codec import Codec
 from services.contract.topics import DEAD_LETTERS, RISK, TopicLayout
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.entrypoints.app import build_app as monitoring_app
 from services.monitoring.metrics import MonitoringMetrics
 from services.platform.kafka.worker import RecordingOutbox

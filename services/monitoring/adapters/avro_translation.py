@@ -255,6 +255,18 @@ def assessment_record(
     }
 
 
+def assessment_content(record: dict[str, Any]) -> tuple:
+    """An emitted RiskAssessed record's content, as `Assessment.content()` gives it."""
+    return (
+        record["policy_version"],
+        record["category"],
+        record["level"],
+        record["workflow"],
+        tuple((x["code"], x["message"], tuple(x["event_ids"])) for x in record["reasons"]),
+        tuple(record["overdue"]),
+    )
+
+
 def dead_letter_record(
     topic: str,
     partition: int,

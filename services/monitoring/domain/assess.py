@@ -6,11 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from services.monitoring.domain.facts import ProblemFacts, problems_at, registry_at, visits_at
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.rules import Reason, category_for, risk_reasons, score_of
-from services.monitoring.domain.state import HouseholdState
+from services.monitoring.domain.state import LIMITS, HouseholdState, Views
 from services.monitoring.domain.workflow import EliminationCheck, Stage, elimination_check, stage_at
 
 MONITORING = ("MONITORED", "ELIMINATION_PROPOSED")
@@ -51,26 +52,52 @@ class Assessment:
         )
 
     def digest(self) -> str:
-        """Hash of what the assessment says (not when it was made): equal digests, no change.
+        """Hash of what the assessment says (not when it was made): equal digests, no change."""
+        return digest_of(self.content())
 
-        Its bytes are part of the contract (the emitted event id is uuid5 over it, rows store
-        it, `replay --verify` recomputes it), so the JSON stays exactly as it was."""
-        content = [
-            self.policy_version,
-            self.category,
-            self.level,
-            self.workflow,
-            [[r.code, r.message, list(r.event_ids)] for r in self.reasons],
-            list(self.overdue),
-        ]
-        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+def digest_of(content: tuple) -> str:
+    """The digest of an assessment's `content()` (or of an emitted record's, read back).
+
+    Its bytes are part of the contract (the emitted event id is uuid5 over it, rows store it,
+    `replay --verify` recomputes it), so the JSON stays exactly as it was: tuples are written as
+    JSON arrays, [policy_version, category, level, workflow, [[code, message, [ids]]...],
+    [overdue...]]."""
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
 def assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessment:
     """Assess the household from the events that occurred by `as_of`.
 
-    Deterministic: the same state, policy and moment always give the same assessment.
+    Deterministic: the same state, policy and moment always give the same assessment. Pure:
+    `state` (its remembered views included) is left as it was.
     """
+    return remembering(state, policy, as_of)[0]
+
+
+def remembering(
+    state: HouseholdState, policy: Policy, as_of: datetime
+) -> tuple[Assessment, HouseholdState]:
+    """`assess`, and a state equal to `state` that remembers the views this assessment computed
+    (`state` itself is left as it was). The worker keeps that state: `evolve` starts the next
+    one from its views, so what the next event does not touch is not computed again."""
+    if state.views is None:  # memoisation off
+        return _assess(state, policy, as_of), state
+    views = Views(state.views)
+    own = HouseholdState(
+        state.household_id, state.seen, *_SETS(state), state.last_occurred_at, views
+    )
+    views.open = True  # nobody else holds `own` yet
+    try:
+        return _assess(own, policy, as_of), own
+    finally:
+        views.open = False
+
+
+_SETS = attrgetter(*LIMITS)
+
+
+def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessment:
     all_problems = problems_at(state, as_of)
     reasons = risk_reasons(state, policy, as_of, all_problems)
     score = score_of(reasons, policy)

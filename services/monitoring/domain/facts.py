@@ -27,7 +27,7 @@ from services.monitoring.domain.events import (
     RegistryRecorded,
     VisitRecorded,
 )
-from services.monitoring.domain.state import HouseholdState
+from services.monitoring.domain.state import HouseholdState, writable
 
 MEASURE_STEP_RANK = vocabulary.measure_step_ranks()
 RECEIVED_STEPS = ("DELIVERED", "COMPLETED")
@@ -68,6 +68,8 @@ def memo(
     is computed afresh. `evolve` keeps the unchanged sets' tuples, so a visit leaves the
     measures' views valid, and comparing them is mostly identity checks (equal sets of events
     give equal views either way). What it returns is shared: callers must not change it.
+    A view is remembered only in open views (`assess.remembering`'s own state): reading the
+    facts of a state never changes it.
     """
     views = state.views
     if views is None:
@@ -83,7 +85,8 @@ def memo(
     if hit is not None and hit[0] == key:
         return hit[1]
     result = compute()
-    views[view.name] = (key, result)
+    if writable(views):
+        views[view.name] = (key, result)
     return result
 
 

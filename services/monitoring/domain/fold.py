@@ -15,7 +15,7 @@ from services.monitoring.domain.events import (
     ReviewDecided,
     VisitRecorded,
 )
-from services.monitoring.domain.state import LIMITS, HouseholdState, empty, order_key
+from services.monitoring.domain.state import LIMITS, HouseholdState, Views, empty, order_key
 
 
 class NotApplicable(ValueError):
@@ -48,7 +48,8 @@ def evolve(state: HouseholdState, event: object) -> HouseholdState:
         state.seen | {event.event_id},  # type: ignore[attr-defined]
         *sets,
         occurred if last is None or occurred > last else last,
-        state.views,
+        # its own memo, starting with the views remembered so far (never the same dict)
+        None if state.views is None else Views(state.views),
     )
 
 

@@ -1,70 +1,26 @@
-"""Monitoring policies as effective-dated data: income line, weights, categories, deadlines."""
+"""Monitoring policies as effective-dated data: income line, weights, categories, deadlines.
+
+Pure: `parse_policy` validates a document already read (adapters/policy_files reads the TOML
+files); the enum values it checks against are the contract's (vocabulary, from the schemas).
+"""
 
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
-LEVELS = ("NONE", "LOW", "MEDIUM", "HIGH")
-CATEGORIES = ("UNSTABLE_LIFTED", "MARGINAL", "GENERAL_KEY", "SUDDEN_HARDSHIP")
-REGISTRATIONS = ("LIFTED", "NOT_LIFTED", "NEVER_REGISTERED")
-LIVELIHOODS = (
-    "FARMING",
-    "LIVESTOCK",
-    "MIGRANT_WORK",
-    "LOCAL_WAGES",
-    "BUSINESS",
-    "TRANSFERS",
-    "MIXED",
-)
-MEASURE_TYPES = (
-    "INDUSTRY",
-    "ASSET_DIVIDEND",
-    "MIGRANT_WORK",
-    "PUBLIC_WELFARE_JOB",
-    "WORKSHOP_JOB",
-    "MICROCREDIT",
-    "PAIRING",
-    "SALES_AID",
-    "EDUCATION",
-    "MEDICAL",
-    "MINIMUM_LIVING",
-    "HOUSING",
-    "WATER",
-    "OTHER",
-)
-# Every reason code the rules can raise; a policy must weigh each one.
-REASON_CODES = (
-    "income_below_line",
-    "sharp_income_fall",
-    "rigid_expenditure",
-    "guarantee_food",
-    "guarantee_clothing",
-    "guarantee_education",
-    "guarantee_medical",
-    "guarantee_housing",
-    "guarantee_water",
-    "unsold_produce",
-    "serious_illness",
-    "disability",
-    "disaster",
-    "accident",
-    "epidemic_impact",
-    "schooling_costs",
-    "unstable_employment",
-    "failed_industry_project",
-    "no_labour",
-    "other_hardship",
-    "members_seeking_work",
-    "students_without_access",
-)
+from services.contract.vocabulary import symbols
+from services.monitoring.domain.reasons import RISK_CODES
+
+LEVELS = symbols("RiskLevel")
+CATEGORIES = symbols("Category")
+REGISTRATIONS = symbols("RegistrationStatus")
+LIVELIHOODS = symbols("Livelihood")
+MEASURE_TYPES = symbols("MeasureType")
 
 
 class PolicyError(ValueError):
@@ -157,19 +113,10 @@ class PolicyBook:
         raise LookupError(f"no monitoring policy {policy_id!r}")
 
 
-def load_policy(path: Path) -> Policy:
-    with open(path, "rb") as handle:
-        try:
-            data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(str(path), [("", f"not TOML: {exc}")]) from exc
-    return parse_policy(data, str(path))
-
-
-def load_policies(paths: Iterable[Path] | None = None) -> PolicyBook:
-    """The shipped policies (or `paths`); overlapping effective periods are an error."""
-    files = sorted(POLICY_DIR.glob("*.toml")) if paths is None else list(paths)
-    policies = tuple(load_policy(p) for p in files)
+def book_of(policies: Iterable[Policy], source: str) -> PolicyBook:
+    """The policies as a book; overlapping effective periods, a repeated id or none at all are
+    a PolicyError naming `source` (where they were read from)."""
+    policies = tuple(policies)
     ids = [p.id for p in policies]
     problems = [("policy.id", f"{i!r} appears twice") for i in set(ids) if ids.count(i) > 1]
     ordered = sorted(policies, key=lambda p: p.effective_from)
@@ -184,7 +131,7 @@ def load_policies(paths: Iterable[Path] | None = None) -> PolicyBook:
     if not policies:
         problems.append(("", "no policy files"))
     if problems:
-        raise PolicyError(", ".join(map(str, files)) or "<none>", problems)
+        raise PolicyError(source, problems)
     return PolicyBook(policies)
 
 
@@ -199,7 +146,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "deadlines": {"flag_to_decision_days", "visit_interval_days", "problem_rectification_days"},
     "levels": {"high", "medium", "low", "flag"},
-    "weights": set(REASON_CODES),
+    "weights": set(RISK_CODES),
     "categories": set(),
     "elimination": {
         "stable_months",
@@ -239,7 +186,7 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
                 (f"{section}.{k}", "unknown key") for k in value if k not in _SCHEMA[section]
             ]
     weights = dict(data.get("weights", {}))
-    problems += [(f"weights.{c}", "missing") for c in REASON_CODES if c not in weights]
+    problems += [(f"weights.{c}", "missing") for c in RISK_CODES if c not in weights]
     problems += [
         (f"weights.{c}", "must be a whole number ≥ 0")
         for c, w in weights.items()
@@ -264,7 +211,7 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
             problems.append((f"{where}.id", f"{entry.get('id')!r} is not one of {CATEGORIES}"))
         bad = [r for r in entry.get("registration", []) if r not in REGISTRATIONS]
         problems += [(f"{where}.registration", f"unknown status {r!r}") for r in bad]
-        bad = [r for r in entry.get("reasons", []) if r not in REASON_CODES]
+        bad = [r for r in entry.get("reasons", []) if r not in RISK_CODES]
         problems += [(f"{where}.reasons", f"unknown reason {r!r}") for r in bad]
         categories.append(
             CategoryRule(
@@ -280,7 +227,7 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
 
     answers: dict[str, tuple[str, ...]] = {}
     for measure_type, codes in data.get("answers", {}).items():
-        bad = [c for c in codes if c not in REASON_CODES]
+        bad = [c for c in codes if c not in RISK_CODES]
         problems += [(f"answers.{measure_type}", f"unknown reason {c!r}") for c in bad]
         answers[measure_type] = tuple(codes)
 

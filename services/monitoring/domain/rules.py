@@ -19,6 +19,7 @@ from services.monitoring.domain.facts import (
     visits_at,
 )
 from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.reasons import RISK_CODES
 from services.monitoring.domain.state import HouseholdState
 
 CAUSE_CODES = {
@@ -34,6 +35,7 @@ CAUSE_CODES = {
     "INCOME_FALL": "sharp_income_fall",
     "OTHER": "other_hardship",
 }
+_DECLARED = frozenset(RISK_CODES)
 PREVIOUS_YEAR_GAP = timedelta(days=330)  # "year on year": an observation at least ~11 months older
 
 
@@ -89,6 +91,8 @@ def _risk_reasons(
         *events: tuple[str, datetime],
         context: tuple[tuple[str, datetime], ...] = (),
     ) -> None:
+        if code not in _DECLARED:  # policies weigh and support answers only declared codes
+            raise ValueError(f"reason code {code!r} is not declared in reasons.RISK_CODES")
         evidence = found.setdefault(code, _Evidence([], {}, {}))
         evidence.messages.append(message)
         evidence.events.update(events)

@@ -36,6 +36,22 @@ LIMITS = {
 }
 
 
+class Views(dict):
+    """A state's remembered views (facts.memo), keyed by view name: each state has its own.
+
+    Written only while `open`: `assess.remembering` opens the views of a state it has just made
+    and nobody else holds yet, and closes them before returning it. Otherwise views are read,
+    never written, so reading a state's facts or assessing it leaves the state as it was."""
+
+    # No __init__ (dict's own copies faster, on every event): closed unless set on the instance.
+    open = False
+
+
+def writable(views: dict | None) -> bool:
+    """Whether a memo may remember a new view in `views`."""
+    return type(views) is Views and views.open
+
+
 @dataclass(frozen=True, slots=True)
 class HouseholdState:
     """Everything monitoring knows about one household; build with `empty`, change with `evolve`.
@@ -56,9 +72,10 @@ class HouseholdState:
     problems: tuple[ProblemRecorded, ...] = ()
     last_occurred_at: datetime | None = field(default=None)
     # Memo of derived views (facts.memo): not part of the state's value. Entries are checked
-    # against the identity of the event tuples they were computed from, so successive states
-    # can share one dict; None turns memoisation off (the reference in the tests).
-    views: dict | None = field(default_factory=dict, compare=False, repr=False)
+    # against the identity of the event tuples they were computed from, so `evolve` gives the
+    # next state a copy of them (its own dict: entries whose events did not change stay
+    # valid); None turns memoisation off (the reference in the tests).
+    views: dict | None = field(default_factory=Views, compare=False, repr=False)
 
     @property
     def version(self) -> int:

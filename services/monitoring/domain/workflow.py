@@ -16,8 +16,9 @@ from operator import attrgetter
 from services.monitoring.domain.events import ReviewDecided
 from services.monitoring.domain.facts import incomes_at, labour_of, measures_at, registry_at
 from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.reasons import INVALID_TRANSITION, POLICY_EXCEPTION
 from services.monitoring.domain.rules import risk_reasons
-from services.monitoring.domain.state import LIMITS, HouseholdState
+from services.monitoring.domain.state import LIMITS, HouseholdState, writable
 
 OPEN_STAGES = ("NONE", "REJECTED", "ELIMINATED")  # not under review or monitoring
 
@@ -26,7 +27,7 @@ OPEN_STAGES = ("NONE", "REJECTED", "ELIMINATED")  # not under review or monitori
 class Irregularity:
     """A decision kept on record that broke the workflow or the policy."""
 
-    code: str  # invalid_transition | policy_exception
+    code: str  # reasons.WORKFLOW_CODES
     message: str
     event_id: str
     occurred_at: datetime
@@ -80,7 +81,8 @@ def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
     if hit is not None and hit[0] == key:
         return hit[1]
     stage = _stage(state, policy, count)
-    state.views["stage"] = (key, stage)
+    if writable(state.views):  # remembered only in `assess.remembering`'s own state
+        state.views["stage"] = (key, stage)
     return stage
 
 
@@ -123,7 +125,7 @@ def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Polic
             (
                 *stage.exceptions,
                 Irregularity(
-                    "invalid_transition",
+                    INVALID_TRANSITION,
                     f"{d.decision} by {d.body.lower()} ignored: {why}",
                     d.event_id,
                     d.occurred_at,
@@ -177,7 +179,7 @@ def _with_policy_exceptions(stage: Stage, check: EliminationCheck, d: ReviewDeci
         return stage
     unmet = "; ".join(text for _, text in check.unmet)
     exception = Irregularity(
-        "policy_exception",
+        POLICY_EXCEPTION,
         f"{d.decision} by {d.body.lower()} on {d.occurred_at.date()} although "
         f"the policy's conditions do not hold: {unmet}",
         d.event_id,

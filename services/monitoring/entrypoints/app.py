@@ -21,15 +21,9 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from services.contract.codec import Codec
+from services.contract.inputs import MONITORING_EXPECTED, MONITORING_INPUTS
 from services.contract.topics import (
-    HARDSHIPS,
-    HOUSEHOLD_REGISTRY,
-    INCOME,
-    MEASURES,
-    PROBLEMS,
-    REVIEWS,
     RISK,
-    SUPPORT_MEASURES,
     VISITS,
     TopicLayout,
 )
@@ -65,17 +59,8 @@ from services.platform.kafka.worker import (
 )
 
 log = logging.getLogger(__name__)
-INPUT_TOPICS = (
-    HOUSEHOLD_REGISTRY,
-    VISITS,
-    INCOME,
-    HARDSHIPS,
-    REVIEWS,
-    MEASURES,
-    PROBLEMS,
-    SUPPORT_MEASURES,
-)
-EXPECTED = {t.name: t.event_type for t in INPUT_TOPICS}
+INPUT_TOPICS = MONITORING_INPUTS  # declared in the contract (replay reads the same)
+EXPECTED = MONITORING_EXPECTED
 TABLES = ("monitoring-households", "monitoring-summaries")
 
 

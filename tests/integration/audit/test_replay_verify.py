@@ -15,9 +15,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.audit.commands import run_replay_async
-from services.audit.replay import MONITORING_INPUTS
+from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import RISK, TopicLayout, topic_for
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from services.platform.config import Settings
 from services.platform.kafka.admin import ensure_topics
 from services.platform.kafka.log import LogRecord

@@ -32,7 +32,7 @@ def main() -> None:
 
     from services.contract.codec import Codec
     from services.contract.topics import TopicLayout
-    from services.monitoring.domain.policy import load_policies
+    from services.monitoring.adapters.policy_files import load_policies
     from services.monitoring.entrypoints import app as monitoring_app
     from services.monitoring.metrics import MonitoringMetrics
     from services.platform.kafka.faust import recovery as faust_recovery

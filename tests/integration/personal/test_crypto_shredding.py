@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.audit.commands import run_explain_async, run_replay_async
 from services.contract.topics import HOUSEHOLD_REGISTRY, TopicLayout
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from services.personal.commands import run_forget, run_show
 from services.platform.config import Settings, VisitsSettings
 from services.platform.kafka.admin import TopicMismatch, ensure_topics

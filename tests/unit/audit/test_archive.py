@@ -11,7 +11,7 @@ import pytest
 
 from services.audit import archive
 from services.audit.replay import Replay
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from tests.unit.audit.emitter import CODEC, as_log, emitted
 from tests.unit.monitoring.households import (
     at,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.audit.explain import explain, moment, render
 from services.audit.replay import Replay
-from services.monitoring.domain.policy import load_policies
+from services.monitoring.adapters.policy_files import load_policies
 from tests.unit.audit.emitter import CODEC, as_log
 from tests.unit.monitoring.households import at, monitored_then_eliminated, visit
 

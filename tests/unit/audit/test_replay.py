@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.audit.replay import MONITORING_INPUTS, Replay
-from services.monitoring.domain.policy import load_policies
+from services.audit.replay import Replay
+from services.monitoring.adapters.policy_files import load_policies
 from tests.unit.audit.emitter import CODEC, as_log, emitted
 from tests.unit.monitoring.households import (
     monitored_then_eliminated,
@@ -34,12 +34,6 @@ def replayed(log, risk):
     for r in log + risk:
         replay.feed(r)
     return replay
-
-
-def test_monitoring_inputs_are_the_agents_topics():
-    from services.monitoring.entrypoints.app import INPUT_TOPICS
-
-    assert MONITORING_INPUTS == INPUT_TOPICS
 
 
 def test_replay_reproduces_every_emitted_assessment():

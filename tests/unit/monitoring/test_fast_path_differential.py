@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.monitoring.adapters.table_codec import Row, dump_row, load_row
-from services.monitoring.domain.assess import assess
+from services.monitoring.domain.assess import assess, remembering
 from services.monitoring.domain.facts import incomes_at, problems_at, visits_at
 from services.monitoring.domain.fold import evolve, fold
 from services.monitoring.domain.state import LIMITS, HouseholdState, empty
@@ -119,7 +119,7 @@ def test_the_memo_is_used_and_is_not_part_of_the_state():
     state = fold(events[0].household_id, events)
     policy = BOOK.for_date(state.last_occurred_at.date())
     later = state.last_occurred_at + dt.timedelta(days=30)
-    assess(state, policy, state.last_occurred_at)
+    _, state = remembering(state, policy, state.last_occurred_at)
     visits = visits_at(state, later)
     assert visits_at(state, later + dt.timedelta(days=300)) is visits
     assert problems_at(state, later) is problems_at(state, later)
@@ -149,6 +149,6 @@ def test_a_state_without_its_latest_moment_is_still_filtered_by_moment():
     plain = dataclasses.replace(full, views=None)
     moments = sorted({e.occurred_at for e in events})
     for policy in BOOK.policies:
-        assess(bare, policy, moments[-1])  # fills the memo as of the latest event
+        _, bare = remembering(bare, policy, moments[-1])  # remembers views as of the latest event
         for moment in moments:
             assert assess(bare, policy, moment) == assess(plain, policy, moment)

@@ -7,7 +7,8 @@ import tomllib
 
 import pytest
 
-from services.monitoring.domain.policy import POLICY_DIR, PolicyError, load_policies, parse_policy
+from services.monitoring.adapters.policy_files import POLICY_DIR, load_policies
+from services.monitoring.domain.policy import PolicyError, parse_policy
 
 
 def shipped(name: str) -> dict:

@@ -14,8 +14,8 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.adapters.table_codec import dump_row, load_row
-from services.monitoring.domain.policy import load_policies
 from services.monitoring.service import Position, apply_record
 from tests.unit.monitoring.households import domain, zhou_uremia
 

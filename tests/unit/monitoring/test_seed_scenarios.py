@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from services.contract.codec import Codec
+from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import fold
-from services.monitoring.domain.policy import load_policies
 from tests.unit.monitoring.households import (
     at,
     domain,

@@ -1,0 +1,32 @@
+"""Every reason code an assessment can carry, declared once: the rules raise only these, each
+policy weighs every risk code, and support's catalogue answers them (or says it does not)."""
+
+from __future__ import annotations
+
+from services.monitoring.domain.events import CHECKS
+
+# The risk rules' codes (rules.py raises them; a policy must weigh each one).
+RISK_CODES: tuple[str, ...] = (
+    "income_below_line",
+    "sharp_income_fall",
+    "rigid_expenditure",
+    *(f"guarantee_{check}" for check in CHECKS),  # a check found with a problem
+    "unsold_produce",
+    "serious_illness",
+    "disability",
+    "disaster",
+    "accident",
+    "epidemic_impact",
+    "schooling_costs",
+    "unstable_employment",
+    "failed_industry_project",
+    "no_labour",
+    "other_hardship",
+    "members_seeking_work",
+    "students_without_access",
+)
+# The workflow's notes on a decision it kept on record (workflow.Irregularity).
+INVALID_TRANSITION = "invalid_transition"  # a decision the workflow cannot take, ignored
+POLICY_EXCEPTION = "policy_exception"  # a decision the policy forbids, taken
+WORKFLOW_CODES: tuple[str, ...] = (INVALID_TRANSITION, POLICY_EXCEPTION)
+REASON_CODES: tuple[str, ...] = RISK_CODES + WORKFLOW_CODES
