@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 
-from services.monitoring.domain.facts import ProblemFacts, problems_at, registry_at, visits_at
+from services.monitoring.domain.facts import registry_at, visits_at
 from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.problems import ProblemFacts, problems_at
 from services.monitoring.domain.rules import Reason, category_for, risk_reasons, score_of
 from services.monitoring.domain.state import LIMITS, HouseholdState, Views
 from services.monitoring.domain.workflow import EliminationCheck, Stage, elimination_check, stage_at

@@ -4,10 +4,7 @@ Each function reads the state's canonical event sets, so its answer depends only
 were seen, never on their arrival order. Conventions the field apps rely on:
 
 - A visit correction reuses `visit_id`; the version recorded last wins (ties: occurred_at, id).
-- A problem found on a visit has id `<visit_id>/<KIND>` (`/<KIND>/2`, ... for more of a kind);
-  a ProblemRecorded step with that id (e.g. RECTIFIED) continues it. A check reported PROBLEM,
-  a missing or outdated policy card and a dirty home open such a problem even when the visit's
-  problem list does not name it. A later visit that finds the matter secured closes it.
+- Problems (found on visits or on the problem list) are in `problems.py`.
 - Income observations: income updates (period end), visit estimates (visit day, a year's
   figure) and the registry's baseline income (31 December of its year).
 """
@@ -32,12 +29,10 @@ from services.monitoring.domain.state import HouseholdState, writable
 MEASURE_STEP_RANK = vocabulary.measure_step_ranks()
 RECEIVED_STEPS = ("DELIVERED", "COMPLETED")
 ACTIVE_STEPS = ("RECOMMENDED", "ACCEPTED", "DELIVERED")
-PROBLEM_STEP_RANK = vocabulary.problem_step_ranks()
-CHECK_KINDS = {name: name.upper() for name in CHECKS}
 T = TypeVar("T")
 
 
-def _until(events: tuple, at: datetime) -> tuple | list:
+def until(events: tuple, at: datetime) -> tuple | list:
     # The sets are sorted by occurred_at: when the newest is by `at` (the common case, an
     # assessment as of the latest event or now) every event counts and nothing is copied.
     if not events or events[-1].occurred_at <= at:
@@ -94,7 +89,6 @@ _VISITS = View("visits", "visits")
 _INCOMES = View("incomes", "incomes", "visits", "registry")
 _HARDSHIPS = View("hardships", "hardships")
 _MEASURES = View("measures", "measures")
-_PROBLEMS = View("problems", "visits", "problems")
 _CHECKS = View("checks", "visits")
 
 
@@ -102,7 +96,7 @@ def registry_at(state: HouseholdState, at: datetime) -> RegistryRecorded | None:
     rows = state.registry
     if rows and rows[-1].occurred_at <= at:
         return rows[-1]
-    rows = _until(rows, at)
+    rows = until(rows, at)
     return rows[-1] if rows else None
 
 
@@ -115,7 +109,7 @@ def visits_at(state: HouseholdState, at: datetime) -> tuple[VisitRecorded, ...]:
 
 def _visits_at(state: HouseholdState, at: datetime) -> tuple[VisitRecorded, ...]:
     winners: dict[str, VisitRecorded] = {}
-    for visit in _until(state.visits, at):
+    for visit in until(state.visits, at):
         best = winners.get(visit.visit_id)
         key = (visit.recorded_at, visit.occurred_at, visit.event_id)
         if best is None or key > (best.recorded_at, best.occurred_at, best.event_id):
@@ -157,7 +151,7 @@ def _incomes_at(state: HouseholdState, at: datetime) -> tuple[IncomeObservation,
             u.occurred_at,
             "income_update",
         )
-        for u in _until(state.incomes, at)
+        for u in until(state.incomes, at)
     ]
     for visit in visits_at(state, at):
         if visit.income_per_capita_yuan is not None:
@@ -209,7 +203,7 @@ def hardships_at(state: HouseholdState, at: datetime) -> dict[str, HardshipCase]
 
 def _hardships_at(state: HouseholdState, at: datetime) -> dict[str, HardshipCase]:
     reports: dict[str, list[HardshipReported]] = {}
-    for report in _until(state.hardships, at):
+    for report in until(state.hardships, at):
         reports.setdefault(report.hardship_id, []).append(report)
     cases = {}
     for hardship_id, items in sorted(reports.items()):
@@ -250,7 +244,7 @@ def measures_at(state: HouseholdState, at: datetime) -> dict[str, MeasureFacts]:
 
 def _measures_at(state: HouseholdState, at: datetime) -> dict[str, MeasureFacts]:
     steps: dict[str, list] = {}
-    for step in _until(state.measures, at):
+    for step in until(state.measures, at):
         steps.setdefault(step.measure_id, []).append(step)
     facts = {}
     for measure_id, items in sorted(steps.items()):
@@ -269,187 +263,6 @@ def _measures_at(state: HouseholdState, at: datetime) -> dict[str, MeasureFacts]
             tuple(s.event_id for s in items),
         )
     return facts
-
-
-@dataclass(frozen=True, slots=True)
-class ProblemFacts:
-    problem_id: str
-    kind: str
-    description: str
-    origin: str  # visit | list
-    visit_id: str | None
-    found_at: datetime
-    open: bool
-    responsible_cadre_id: str | None
-    due_date: date | None  # from a task; None: the policy's default applies
-    rectified_at: datetime | None
-    event_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Step:
-    occurred_at: datetime
-    rank: int
-    event_id: str
-    step: str
-    kind: str
-    description: str
-    responsible: str | None
-    due: date | None
-    visit_id: str | None
-    origin: str
-
-
-def _visit_problems(visit: VisitRecorded) -> list[tuple[str, _Step]]:
-    found: list[tuple[str, str, str, bool]] = [
-        (p.kind, p.description, "", p.fixed_on_spot) for p in visit.problems
-    ]
-    named = {p.kind for p in visit.problems}
-    implicit = [
-        (CHECK_KINDS[name], check.note or f"{name} check found a problem")
-        for name, check in visit.checks
-        if check.status == "PROBLEM"
-    ]
-    if visit.policy_card in ("MISSING", "OUTDATED"):
-        implicit.append(("POLICY_CARD", f"policy card {visit.policy_card.lower()}"))
-    if visit.living_environment == "DIRTY":
-        implicit.append(("LIVING_ENVIRONMENT", "home and yard dirty"))
-    found += [(kind, text, "", False) for kind, text in implicit if kind not in named]
-    steps: list[tuple[str, _Step]] = []
-    counts: dict[str, int] = {}
-    for kind, text, _, fixed in found:
-        counts[kind] = counts.get(kind, 0) + 1
-        pid = f"{visit.visit_id}/{kind}" + (f"/{counts[kind]}" if counts[kind] > 1 else "")
-        steps.append(
-            (
-                pid,
-                _Step(
-                    visit.occurred_at,
-                    0,
-                    visit.event_id,
-                    "FOUND",
-                    kind,
-                    text,
-                    visit.cadre_id,
-                    None,
-                    visit.visit_id,
-                    "visit",
-                ),
-            )
-        )
-        if fixed:
-            steps.append(
-                (
-                    pid,
-                    _Step(
-                        visit.occurred_at,
-                        2,
-                        visit.event_id,
-                        "RECTIFIED",
-                        kind,
-                        "fixed on the spot",
-                        visit.cadre_id,
-                        None,
-                        visit.visit_id,
-                        "visit",
-                    ),
-                )
-            )
-    return steps
-
-
-def _secured_kinds(visit: VisitRecorded) -> set[str]:
-    kinds = {CHECK_KINDS[name] for name, check in visit.checks if check.status == "SECURED"}
-    if visit.policy_card == "POSTED":
-        kinds.add("POLICY_CARD")
-    if visit.living_environment in ("CLEAN", "UNTIDY"):
-        kinds.add("LIVING_ENVIRONMENT")
-    return kinds
-
-
-def problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]:
-    """Every problem (open or closed) with its latest status, keyed by problem id."""
-    if not state.visits and not state.problems:
-        return {}
-    return memo(_PROBLEMS, state, at, lambda: _problems_at(state, at))
-
-
-def _problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]:
-    steps: dict[str, list[_Step]] = {}
-    visits = visits_at(state, at)
-    for visit in visits:
-        for pid, step in _visit_problems(visit):
-            steps.setdefault(pid, []).append(step)
-    for r in _until(state.problems, at):
-        steps.setdefault(r.problem_id, []).append(
-            _Step(
-                r.occurred_at,
-                PROBLEM_STEP_RANK[r.step],
-                r.event_id,
-                r.step,
-                r.kind,
-                r.description,
-                r.responsible_cadre_id,
-                r.due_date,
-                r.visit_id,
-                "list",
-            )
-        )
-    firsts = {
-        pid: min(items, key=lambda s: (s.occurred_at, s.rank, s.event_id))
-        for pid, items in steps.items()
-    }
-    by_kind: dict[str, list[str]] = {}
-    for pid, first in firsts.items():
-        by_kind.setdefault(first.kind, []).append(pid)
-    for visit in visits:  # a later visit that finds the matter secured closes the problem
-        for kind in _secured_kinds(visit).intersection(by_kind):
-            for pid in by_kind[kind]:
-                if firsts[pid].occurred_at < visit.occurred_at:
-                    steps[pid].append(
-                        _Step(
-                            visit.occurred_at,
-                            2,
-                            visit.event_id,
-                            "RECTIFIED",
-                            kind,
-                            "found secured on a later visit",
-                            visit.cadre_id,
-                            None,
-                            visit.visit_id,
-                            "visit",
-                        )
-                    )
-    problems = {}
-    for pid, items in sorted(steps.items()):
-        items.sort(key=lambda s: (s.occurred_at, s.rank, s.event_id))
-        first = items[0]
-        is_open, rectified_at, responsible, due = False, None, None, None
-        description = next((s.description for s in items if s.step == "FOUND"), first.description)
-        for s in items:
-            if s.step != "RECTIFIED":
-                responsible = s.responsible or responsible
-            if s.step in ("FOUND", "REOPENED"):
-                is_open, rectified_at = True, None
-            elif s.step == "TASK_ASSIGNED":
-                due = s.due or due
-                is_open = is_open or rectified_at is None  # a task implies an unfixed problem
-            elif s.step == "RECTIFIED" and (is_open or rectified_at is None):
-                is_open, rectified_at = False, s.occurred_at
-        problems[pid] = ProblemFacts(
-            pid,
-            first.kind,
-            description,
-            first.origin,
-            next((s.visit_id for s in items if s.visit_id), None),
-            first.occurred_at,
-            is_open,
-            responsible,
-            due,
-            rectified_at,
-            tuple(dict.fromkeys(s.event_id for s in items)),
-        )
-    return problems
 
 
 @dataclass(frozen=True, slots=True)

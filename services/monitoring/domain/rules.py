@@ -8,17 +8,16 @@ from datetime import datetime, timedelta
 from services.monitoring.domain.events import CHECKS
 from services.monitoring.domain.facts import (
     IncomeObservation,
-    ProblemFacts,
     View,
     hardships_at,
     incomes_at,
     measures_at,
     memo,
-    problems_at,
     registry_at,
     visits_at,
 )
 from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.problems import ProblemFacts, problems_at
 from services.monitoring.domain.reasons import RISK_CODES
 from services.monitoring.domain.state import HouseholdState
 

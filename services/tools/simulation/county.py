@@ -4,7 +4,7 @@ Everything is drawn from random generators seeded by the run's seed, never the g
 county is a pure function of its parameters. Personal data is visibly fake: names read
 "王某00012", citizen ids start with FAKE, phone numbers with 000.
 
-Over 400 lines, kept whole: the county is drawn in one pass from one generator, and the seed's
+Long because the county is drawn in one pass from one generator, and the seed's
 named households take their ids from the same counter (`place` in `build_county`) as the drawn
 ones, so the order of every draw here is what keeps a seed's county the same; a sixth of the
 module is the tables of names.

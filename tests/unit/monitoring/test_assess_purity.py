@@ -9,8 +9,9 @@ import datetime as dt
 from hypothesis import given
 
 from services.monitoring.domain.assess import assess, remembering
-from services.monitoring.domain.facts import incomes_at, problems_at, visits_at
+from services.monitoring.domain.facts import incomes_at, visits_at
 from services.monitoring.domain.fold import evolve
+from services.monitoring.domain.problems import problems_at
 from services.monitoring.domain.state import empty
 from tests.unit.monitoring.test_fold_properties import BOOK, HOUSEHOLD, SETTINGS, histories
 
