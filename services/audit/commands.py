@@ -128,7 +128,8 @@ async def run_replay_async(
 ) -> int:
     from services.audit import archive
     from services.audit.explain import moment
-    from services.audit.replay import Replay, compare_readmodel, expected_rows
+    from services.audit.readmodel_check import compare_readmodel, expected_rows
+    from services.audit.replay import Replay
     from services.contract.codec import Codec
     from services.contract.inputs import MONITORING_INPUTS
     from services.monitoring.adapters.policy_files import load_policies
