@@ -1,4 +1,9 @@
-"""The measure catalogue (measures, capacity pools, reason mappings): TOML, validated."""
+"""The measure catalogue (measures, capacity pools, reason mappings): TOML, validated.
+
+Long because the format and its checks are one reading: the model classes are built only by the
+parser below them, and each check names the TOML path it guards; the field readers at the end
+are the parser's own. The digest of a catalogue is `catalogue_changes.py`.
+"""
 
 from __future__ import annotations
 
