@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from services.contract.codec import Codec, Decoded
-from services.contract.errors import ContractError, UnknownSchema
 from services.contract.inputs import MONITORING_EXPECTED
+from services.contract.rejection import INVALID, Rejected, check_key, decode
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.adapters.table_codec import Row, Summary
 from services.monitoring.domain.assess import Assessment, digest_of, next_deadline, remembering
@@ -65,21 +65,14 @@ class Refusal:
 def read_input(codec: Codec, topic: str, key: bytes | None, value: bytes) -> Input | Refusal:
     """Decode with the topic's expected type, translate, check the key is the household's."""
     try:
-        decoded = codec.decode(value, expected=MONITORING_EXPECTED.get(topic))
-    except UnknownSchema as exc:
-        return Refusal("UNKNOWN_SCHEMA", str(exc))
-    except ContractError as exc:
-        return Refusal("UNDECODABLE", str(exc))
-    try:
-        event = avro.event_from(decoded.event_type, decoded.record)
-    except avro.Untranslatable as exc:
-        return Refusal("INVALID", str(exc))
-    if key != event.household_id.encode():
-        return Refusal(
-            "NOT_APPLICABLE",
-            f"key {key!r} is not the household id {event.household_id!r}: a mis-keyed record "
-            "lands on another household's partition",
-        )
+        decoded = decode(codec, value, MONITORING_EXPECTED.get(topic))
+        try:
+            event = avro.event_from(decoded.event_type, decoded.record)
+        except avro.Untranslatable as exc:
+            raise Rejected(INVALID, str(exc)) from exc
+        check_key(key, event.household_id)
+    except Rejected as exc:
+        return Refusal(exc.kind, exc.reason)
     return Input(decoded, event)
 
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.contract.catalogue import Catalogue
+from services.contract.inputs import SUPPORT_INPUTS
+from services.contract.rejection import INVALID, NOT_APPLICABLE, Rejected
 from services.contract.topics import HOUSEHOLD_REGISTRY, MEASURES, RISK
-from services.platform.kafka.worker import INVALID, NOT_APPLICABLE, Rejected
 from services.support.adapters import avro_translation as avro
 from services.support.domain.matcher import (
     Cadre,
@@ -37,7 +38,7 @@ from services.support.domain.profile import (
     apply,
 )
 
-HOUSEHOLD_INPUTS = (HOUSEHOLD_REGISTRY.name, RISK.name, MEASURES.name)
+HOUSEHOLD_INPUTS = tuple(topic.name for topic in SUPPORT_INPUTS)  # declared in the contract
 # The record type each household input carries, and its translation into support's domain.
 EXPECTED = {
     HOUSEHOLD_REGISTRY.name: "HouseholdRegistryRecorded",

@@ -27,7 +27,6 @@ from services.monitoring.domain.events import (
 
 NS = "shouwang.events."
 RISK_ASSESSED = NS + "RiskAssessed"
-DEAD_LETTER = NS + "DeadLetter"
 ACTOR = "monitoring"
 ASSESSMENT_NAMESPACE = uuid.UUID("5f1c2a8e-94d3-5b7a-8c6e-2d0f4b9a7e13")
 DEAD_LETTER_NAMESPACE = uuid.UUID("c4e9b0d2-7a15-5e38-9f62-1b8d3c5a0e74")
@@ -265,27 +264,3 @@ def assessment_content(record: dict[str, Any]) -> tuple:
         tuple((x["code"], x["message"], tuple(x["event_ids"])) for x in record["reasons"]),
         tuple(record["overdue"]),
     )
-
-
-def dead_letter_record(
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    kind: str,
-    error: str,
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "event_id": uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{ACTOR}|{topic}|{partition}|{offset}"),
-        "recorded_at": now,
-        "actor": ACTOR,
-        "origin_topic": topic,
-        "origin_partition": partition,
-        "origin_offset": offset,
-        "original_key": key,
-        "original_value": value,
-        "error_kind": kind,
-        "error": error,
-    }

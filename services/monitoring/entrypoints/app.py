@@ -1,6 +1,7 @@
 """The monitoring faust app: household rows in a table, assessments out, dead letters aside.
 
-The agent only adapts: decode, look the row up, `service.apply_record`, store, send; the
+The agent only adapts: `service.read_input` (decode, translate, key check; the same function
+audit's replay calls), look the row up, `service.apply_record`, store, send; the
 platform's worker skeleton (`services.platform.kafka.worker`) dead-letters what cannot be
 decoded or applied, retries broker errors and stops on anything else. A timer sends a tick for
 every household whose next deadline has come, through an internal topic keyed by household, so
@@ -22,6 +23,7 @@ from aiokafka.partitioner import murmur2
 
 from services.contract.codec import Codec
 from services.contract.inputs import MONITORING_EXPECTED, MONITORING_INPUTS
+from services.contract.rejection import NOT_APPLICABLE, Rejected
 from services.contract.topics import (
     RISK,
     VISITS,
@@ -39,22 +41,24 @@ from services.monitoring.domain.fold import NotApplicable
 from services.monitoring.domain.policy import PolicyBook
 from services.monitoring.domain.view import household_document
 from services.monitoring.metrics import MonitoringMetrics
-from services.monitoring.service import Outcome, Position, apply_record, reassess
+from services.monitoring.service import (
+    Outcome,
+    Position,
+    Refusal,
+    apply_record,
+    read_input,
+    reassess,
+)
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import recovery as faust_recovery
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.security import KafkaSecurity
 from services.platform.kafka.worker import (
-    INVALID,
-    NOT_APPLICABLE,
     RETRY_DELAYS,
     DeadLetters,
     Outbox,
-    Rejected,
     TopicOutbox,
     Worker,
-    check_key,
-    decode,
     exit_without_commit,
 )
 
@@ -164,12 +168,11 @@ def build_app(
     async def handle(event: Any) -> None:
         message = event.message
         started = time.perf_counter()
-        decoded = decode(codec, event.value, EXPECTED.get(message.topic))
-        try:
-            domain_event = avro.event_from(decoded.event_type, decoded.record)
-        except avro.Untranslatable as exc:
-            raise Rejected(INVALID, str(exc)) from exc
-        key = check_key(event.key, domain_event.household_id)
+        read = read_input(codec, message.topic, event.key, event.value)
+        if isinstance(read, Refusal):
+            raise Rejected(read.kind, read.error)
+        decoded, domain_event = read.decoded, read.event
+        key = domain_event.household_id.encode()
         try:
             outcome = apply_record(
                 load(key),

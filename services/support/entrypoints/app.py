@@ -32,19 +32,17 @@ import faust
 
 from services.contract.catalogue import Catalogue
 from services.contract.codec import Codec
+from services.contract.rejection import NOT_APPLICABLE, check_key, decode
 from services.contract.topics import CADRES, SUPPORT_MEASURES, TopicLayout
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.security import KafkaSecurity
 from services.platform.kafka.worker import (
-    NOT_APPLICABLE,
     RETRY_DELAYS,
     DeadLetters,
     Outbox,
     ProducerOutbox,
     Worker,
-    check_key,
-    decode,
     exit_without_commit,
 )
 from services.support.adapters import avro_translation as avro

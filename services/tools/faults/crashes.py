@@ -15,10 +15,10 @@ from collections import defaultdict
 
 from services.contract.catalogue import load_catalogue
 from services.contract.errors import ContractError
+from services.contract.inputs import SUPPORT_INPUTS
 from services.contract.topics import CADRES, RISK, SUPPORT_MEASURES
 from services.platform.kafka.admin import ensure_topics
 from services.support.adapters.avro_translation import ACTOR as SUPPORT_ACTOR
-from services.support.entrypoints.app import HOUSEHOLD_INPUTS as SUPPORT_INPUTS
 from services.support.entrypoints.app import pool_commands_topic
 from services.tools.faults.load import Load, check_after
 from services.tools.faults.observe import CODEC, end_offsets, group_caught_up, read_topics
@@ -74,7 +74,11 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         # the log on every poll anyway: a restarted worker may rejoin late and write more).
         await settle(stack, workers, 240 if quick else 600)
         await check_after(result, stack, load, port, workers, 240 if quick else 600)
-        support_inputs = [*SUPPORT_INPUTS, CADRES.name, pool_commands_topic(SUPPORT_APP)]
+        support_inputs = [
+            *(t.name for t in SUPPORT_INPUTS),
+            CADRES.name,
+            pool_commands_topic(SUPPORT_APP),
+        ]
 
         async def support_done() -> bool:
             return await group_caught_up(stack.bootstrap, SUPPORT_APP, support_inputs)

@@ -24,8 +24,8 @@ from typing import Any
 
 from services.contract.codec import HEADER_LENGTH, MAGIC
 from services.contract.errors import CorruptFrame
+from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import DEAD_LETTERS, HOUSEHOLD_REGISTRY, REVIEWS
-from services.monitoring.entrypoints.app import INPUT_TOPICS as MONITORING_INPUTS
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.admin import ensure_topics
 from services.tools.faults.crashes import MONITORING_APP, PROJECTOR_GROUP

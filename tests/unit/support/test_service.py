@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from services.contract.catalogue import DEFAULT_CATALOGUE, load_catalogue
-from services.platform.kafka.worker import Rejected
+from services.contract.rejection import Rejected
 from services.support.domain.matcher import Need
 from services.support.domain.pool_commands import AllocateNeed, ReleaseMeasure
 from services.support.domain.profile import MeasureStepRecorded
