@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.monitoring.adapters.table_codec import Summary
+from services.monitoring.domain.row import Summary
 
 LATENCY_BUCKETS = (
     0.005,

@@ -21,11 +21,11 @@ from services.contract.codec import Codec, Decoded
 from services.contract.inputs import MONITORING_EXPECTED
 from services.contract.rejection import INVALID, Rejected, check_key, decode
 from services.monitoring.adapters import avro_translation as avro
-from services.monitoring.adapters.table_codec import Row, Summary
 from services.monitoring.domain.assess import Assessment, digest_of, next_deadline, remembering
 from services.monitoring.domain.facts import registry_at
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import Policy, PolicyBook
+from services.monitoring.domain.row import Row, Summary
 from services.monitoring.domain.state import HouseholdState, empty
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from services.contract.codec import Codec
 from services.contract.topics import RISK, TopicLayout, topic_for
 from services.monitoring.adapters import avro_translation as avro
-from services.monitoring.adapters.table_codec import Row
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import evolve
 from services.monitoring.domain.policy import PolicyBook
+from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import empty
 from services.monitoring.service import Position, chain_hash, extend_chain, policy_for
 from services.platform.kafka.log import LogRecord, partition_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from services.audit.chain import HouseholdChains
-from services.monitoring.adapters.table_codec import Row
+from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import empty
 from services.monitoring.service import Position, chain_hash, extend_chain
 

@@ -16,11 +16,12 @@ import datetime as dt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.monitoring.adapters.table_codec import Row, dump_row, load_row
+from services.monitoring.adapters.table_codec import dump_row, load_row
 from services.monitoring.domain.assess import assess, remembering
 from services.monitoring.domain.facts import incomes_at, visits_at
 from services.monitoring.domain.fold import evolve, fold
 from services.monitoring.domain.problems import problems_at
+from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import LIMITS, HouseholdState, empty
 from services.monitoring.service import Outcome, Position, apply_record, reassess
 from tests.unit.monitoring.households import domain, monitored_then_eliminated

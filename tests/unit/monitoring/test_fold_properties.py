@@ -8,9 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.monitoring.adapters.policy_files import load_policies
-from services.monitoring.adapters.table_codec import Row, dump_row, load_row
+from services.monitoring.adapters.table_codec import dump_row, load_row
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import _insert, evolve, fold
+from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import order_key
 from tests.unit.monitoring.households import (
     domain,

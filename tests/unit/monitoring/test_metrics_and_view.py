@@ -7,9 +7,10 @@ import json
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.monitoring.adapters.policy_files import load_policies
-from services.monitoring.adapters.table_codec import Summary, dump_summary, load_summary
+from services.monitoring.adapters.table_codec import dump_summary, load_summary
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import fold
+from services.monitoring.domain.row import Summary
 from services.monitoring.domain.view import household_document
 from services.monitoring.metrics import MonitoringMetrics
 from tests.unit.monitoring.households import at, domain, zhou_uremia
