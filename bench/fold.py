@@ -87,7 +87,7 @@ def measure(data: Dataset, codec: Codec, min_seconds: float = 3.0) -> list[Figur
             full_rate >= TARGET_EVENTS_PER_SECOND,
             n,
             full_s,
-            "processing.apply_record (the faust agent's pure step, chain hash included)",
+            "service.apply_record (the faust agent's pure step, chain hash included)",
         ),
         Figure(
             "B3",

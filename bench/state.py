@@ -1,7 +1,7 @@
 """B7: the monitoring worker's state: table bytes per household, worker RSS at N households
 (memory and RocksDB stores) and recovery time from the tables' changelogs.
 
-Method. The county (`bench.data`) is folded in memory through `processing.apply_record`, as
+Method. The county (`bench.data`) is folded in memory through `service.apply_record`, as
 the worker does, giving one table row (`table_codec.dump_row`) and one summary per household:
 their sizes are the bytes-per-household figures, against the household's own Avro input frames.
 For N households the two changelog topics of a fresh app id are then filled directly: household
