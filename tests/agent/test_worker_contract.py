@@ -23,10 +23,11 @@ from services.platform.kafka.worker import RecordingOutbox
 from services.support.entrypoints.app import build_app as support_app
 from services.support.entrypoints.app import pool_commands_topic
 from services.support.metrics import SupportMetrics
-from tests.unit.monitoring.households import at, registry, wu_chickens
+from tests import records
+from tests.seed_households import wu_chickens
 
 CODEC = Codec.default()
-NOW = at("2020-03-11")
+NOW = records.at("2020-03-11")
 HOUSEHOLD = "500231-wu"
 
 
@@ -84,25 +85,12 @@ def support(outbox: RecordingOutbox, registry: CollectorRegistry, on_fatal) -> S
                       metrics=SupportMetrics(registry), layout=TopicLayout(household_partitions=2),
                       clock=lambda: NOW, outbox=outbox, on_fatal=on_fatal,
                       retry_delays=(0.01, 0.01))  # fmt: skip
-    baseline = CODEC.encode(*registry_record())
-    risk = CODEC.encode("RiskAssessed", risk_record())
+    baseline = CODEC.encode(*records.registry(HOUSEHOLD, records.at("2020-01-10"), labour=1))
+    risk = CODEC.encode(*records.risk(HOUSEHOLD, NOW))
     # A monitored household needs a pairing cadre: its need goes to the pairing pool's owner.
     return Subject("support", households_of(app), outbox, registry,
                    "shouwang_support_dead_letters_total", [baseline], risk,
                    pool_commands_topic(app_id))  # fmt: skip
-
-
-def registry_record() -> tuple[str, dict]:
-    return registry(HOUSEHOLD, at("2020-01-10"), labour=1)
-
-
-def risk_record() -> dict:
-    return {"event_id": uuid.uuid4(), "household_id": HOUSEHOLD, "occurred_at": NOW,
-            "recorded_at": NOW, "source": "SERVICE", "actor": "monitoring", "as_of": NOW,
-            "policy_version": "dianjiang-2020", "category": "UNSTABLE_LIFTED", "level": "HIGH",
-            "workflow": "MONITORED",
-            "reasons": [{"code": "rigid_expenditure", "message": "uremia",
-                         "event_ids": []}]}  # fmt: skip
 
 
 def households_of(app):

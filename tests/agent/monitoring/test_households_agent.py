@@ -15,7 +15,8 @@ from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.entrypoints.app import build_app
 from services.monitoring.metrics import MonitoringMetrics
 from services.platform.kafka.worker import RecordingOutbox
-from tests.unit.monitoring.households import at, review, wu_chickens, wu_sales_aid, zhou_uremia
+from tests.records import at, review
+from tests.seed_households import wu_chickens, wu_sales_aid, zhou_uremia
 
 CODEC = Codec.default()
 

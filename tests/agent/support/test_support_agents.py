@@ -24,7 +24,8 @@ from services.support.domain.pool_commands import (
 )
 from services.support.entrypoints.app import build_app, pool_commands_topic
 from services.support.metrics import SupportMetrics
-from tests.unit.monitoring.households import at, measure, registry
+from tests.records import at, cadre, measure, registry
+from tests.records import risk as assessed
 from tests.unit.support.households import household
 
 CODEC = Codec.default()
@@ -71,14 +72,9 @@ def harness() -> Harness:
     return Harness()
 
 
-def risk(household_id: str = HOUSEHOLD) -> bytes:
-    return CODEC.encode("RiskAssessed", {
-        "event_id": uuid.uuid4(), "household_id": household_id, "occurred_at": NOW,
-        "recorded_at": NOW, "source": "SERVICE", "actor": "monitoring", "as_of": NOW,
-        "policy_version": "dianjiang-2020", "category": "UNSTABLE_LIFTED", "level": "HIGH",
-        "workflow": "MONITORED",
-        "reasons": [{"code": "rigid_expenditure", "message": "uremia",
-                     "event_ids": []}]})  # fmt: skip
+def risk(label: str | None = None) -> bytes:
+    """Monitoring's assessment of the household: monitored, high risk (a new event per label)."""
+    return CODEC.encode(*assessed(HOUSEHOLD, NOW, label=label))
 
 
 async def test_a_monitored_household_sends_its_needs_to_their_pools(harness: Harness):
@@ -87,7 +83,7 @@ async def test_a_monitored_household_sends_its_needs_to_their_pools(harness: Har
         await context.put(baseline, key=HOUSEHOLD.encode())
         assert harness.pool_commands() == [] and harness.steps() == []  # not monitored yet
         await context.put(risk(), key=HOUSEHOLD.encode())
-        await context.put(risk(), key=HOUSEHOLD.encode())  # nothing new to ask for
+        await context.put(risk("risk/again"), key=HOUSEHOLD.encode())  # nothing new to ask for
     commands = harness.pool_commands()
     assert commands and all(isinstance(c, AllocateNeed) for _, c in commands)
     assert all(pool == c.need.pool for pool, c in commands)
@@ -99,12 +95,8 @@ async def test_a_monitored_household_sends_its_needs_to_their_pools(harness: Har
 
 
 async def test_a_cadre_goes_to_the_pairing_pool_of_their_township(harness: Harness):
-    record = {"event_id": uuid.uuid4(), "cadre_id": "c-1", "occurred_at": NOW,
-              "recorded_at": NOW, "source": "IMPORT", "actor": "t", "township": "鹤游镇",
-              "village": "水井村", "department": "town", "max_households": 6,
-              "active": True}  # fmt: skip
     async with harness.agents["cadres"].test_context() as context:
-        await context.put(CODEC.encode("CadreRegistryRecorded", record), key=b"c-1")
+        await context.put(CODEC.encode(*cadre("c-1", NOW)), key=b"c-1")
     assert harness.pool_commands() == [
         ("township:鹤游镇:pairing", UpdateCadre(Cadre("c-1", "鹤游镇", "水井村", "town", 6)))
     ]

@@ -26,8 +26,8 @@ from services.readmodel.projection import rows_for
 from services.readmodel.statements import STATEMENTS
 from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.stream import generate
+from tests.seed_households import monitored_then_eliminated, wu_chickens, zhou_uremia
 from tests.unit.audit.emitter import CODEC, emitted
-from tests.unit.monitoring.households import monitored_then_eliminated, wu_chickens, zhou_uremia
 
 pytestmark = pytest.mark.integration
 POLICIES = load_policies()

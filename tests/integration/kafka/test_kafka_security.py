@@ -23,7 +23,7 @@ from services.platform.localstack.ports import free_ports
 from services.platform.localstack.processes import stop_child
 from services.tools.workers import monitoring_env, start_monitoring_worker
 from tests.integration.kafka.pki import make_pki
-from tests.unit.monitoring.households import marginal
+from tests.seed_households import marginal
 
 pytestmark = pytest.mark.integration
 CODEC = Codec.default()

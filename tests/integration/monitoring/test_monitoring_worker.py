@@ -22,15 +22,12 @@ from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_port
 from services.platform.localstack.processes import stop_child
 from services.tools.workers import monitoring_env, start_monitoring_worker
-from tests.unit.monitoring.households import (
-    Record,
-    at,
+from tests.records import Record, at, review, visit
+from tests.seed_households import (
     marginal,
     monitored_then_eliminated,
     policy_card_fixed_on_the_spot,
-    review,
     sudden_hardship,
-    visit,
     wu_chickens,
     wu_sales_aid,
     zhou_uremia,

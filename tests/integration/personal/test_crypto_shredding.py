@@ -29,8 +29,8 @@ from services.platform.postgres.migrate import apply_migrations
 from tests.integration.audit.test_replay_verify import args as replay_args
 from tests.integration.audit.test_replay_verify import produce, project
 from tests.integration.visits.conftest import issue, running_app
+from tests.seed_households import wu_chickens, zhou_uremia
 from tests.unit.audit.emitter import CODEC, emitted
-from tests.unit.monitoring.households import wu_chickens, zhou_uremia
 from tests.visits_samples import sample
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,13 @@ from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
 from services.platform.kafka.admin import ensure_topics
 from services.platform.postgres.migrate import apply_migrations
+from tests import records
+from tests.records import Record
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture
@@ -44,41 +47,41 @@ async def fresh_database(database_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-def registry_record(household_id: str, at: dt.datetime, labour: int) -> dict:
-    return {
-        "event_id": uuid.uuid4(), "household_id": household_id, "occurred_at": at,
-        "recorded_at": at, "source": "IMPORT", "actor": "test", "change": "BASELINE",
-        "township": "鹤游镇", "village": "水井村", "village_group": "7组",
-        "registration": "LIFTED", "lifted_year": 2015,
-        "members": {"count": 3, "labour": labour, "weak_labour": 1, "students": 1,
-                    "disabled": 0, "chronically_ill": 1, "elderly": 0},
-        "head_birth_year": 1978, "main_livelihood": "MIXED",
-        "minimum_living_allowance": True, "housing": "SAFE", "water": "SAFE",
-        "baseline_income": None,
-        "personal": {"head_name": "周中勇", "citizen_id": "500231197801010000", "phone": None},
-    }  # fmt: skip
+def registry_record(household_id: str, at: dt.datetime, labour: int) -> Record:
+    """The household these tests project, as its registry row at `at` (one event per row)."""
+    return records.registry(
+        household_id,
+        at,
+        labour=labour,
+        weak_labour=1,
+        students=1,
+        chronically_ill=1,
+        livelihood="MIXED",
+        allowance=True,
+        personal={"head_name": "周中勇", "citizen_id": "500231197801010000", "phone": None},
+        label=f"registry/{at.isoformat()}/{labour}",
+    )
 
 
-def risk_record(household_id: str, at: dt.datetime) -> dict:
-    return {
-        "event_id": uuid.uuid4(), "household_id": household_id, "occurred_at": at,
-        "recorded_at": at, "source": "SERVICE", "actor": "monitoring", "as_of": at,
-        "policy_version": "dianjiang-2020", "category": "UNSTABLE_LIFTED", "level": "HIGH",
-        "workflow": "MONITORED",
-        "reasons": [{"code": "rigid_expenditure", "message": "m", "event_ids": ["e1"]}],
-        "overdue": [], "chain_hash": "",
-    }  # fmt: skip
+def risk_record(household_id: str, at: dt.datetime) -> Record:
+    return records.risk(
+        household_id,
+        at,
+        reasons=[{"code": "rigid_expenditure", "message": "m", "event_ids": ["e1"]}],
+    )
 
 
-def step_record(household_id: str, measure_id: str, step: str, at: dt.datetime) -> dict:
-    return {
-        "event_id": uuid.uuid4(), "household_id": household_id, "occurred_at": at,
-        "recorded_at": at, "source": "OPERATOR", "actor": "op", "measure_id": measure_id,
-        "step": step, "measure_type": "INDUSTRY", "catalogue_id": "industry.poultry",
-        "pool": "township:鹤游镇:industry-poultry", "cadre_id": None,
-        "quantities": [{"item": "ducklings", "amount": 50, "unit": "head"}],
-        "amount_yuan": None, "term_months": None, "reasons": ["r"], "note": "",
-    }  # fmt: skip
+def step_record(household_id: str, measure_id: str, step: str, at: dt.datetime) -> Record:
+    return records.measure(
+        household_id,
+        at,
+        measure_id,
+        step,
+        pool="township:鹤游镇:industry-poultry",
+        cadre_id=None,
+        quantities=[{"item": "ducklings", "amount": 50, "unit": "head"}],
+        reasons=["r"],
+    )
 
 
 async def produce(bootstrap: str, prefix: str, households: int) -> int:
@@ -93,20 +96,16 @@ async def produce(bootstrap: str, prefix: str, households: int) -> int:
             key = hid.encode()
             mid = f"{hid}-m"
             events = [
-                ("household.registry", "HouseholdRegistryRecorded",
-                 registry_record(hid, NOW, labour=2)),
-                ("household.registry", "HouseholdRegistryRecorded",  # older: must not win
-                 registry_record(hid, NOW - dt.timedelta(days=30), labour=0)),
-                ("household.risk", "RiskAssessed", risk_record(hid, NOW)),
-                ("household.measures", "MeasureStepRecorded",
-                 step_record(hid, mid, "DELIVERED", NOW + dt.timedelta(days=2))),
-                ("support.measures", "MeasureStepRecorded",
-                 step_record(hid, mid, "RECOMMENDED", NOW)),
-                ("household.measures", "MeasureStepRecorded",
-                 step_record(hid, mid, "ACCEPTED", NOW + dt.timedelta(days=1))),
+                ("household.registry", registry_record(hid, NOW, labour=2)),
+                ("household.registry",  # older: must not win
+                 registry_record(hid, NOW - 30 * DAY, labour=0)),
+                ("household.risk", risk_record(hid, NOW)),
+                ("household.measures", step_record(hid, mid, "DELIVERED", NOW + 2 * DAY)),
+                ("support.measures", step_record(hid, mid, "RECOMMENDED", NOW)),
+                ("household.measures", step_record(hid, mid, "ACCEPTED", NOW + DAY)),
             ]  # fmt: skip
-            for topic, event_type, record in events:
-                await producer.send(topic, codec.encode(event_type, record), key=key)
+            for topic, event in events:
+                await producer.send(topic, codec.encode(*event), key=key)
                 sent += 1
         await producer.flush()
     finally:
@@ -229,10 +228,10 @@ async def test_a_record_the_database_refuses_is_kept_aside_and_the_batch_goes_on
     millis = int(NOW.timestamp() * 1000)
     good, bad = "refuse-good", "refuse-bad"
     records = [
-        Record("household.registry", 0, 10, codec.encode(
-            "HouseholdRegistryRecorded", registry_record(bad, NOW, labour=-3)), millis),
-        Record("household.registry", 0, 11, codec.encode(
-            "HouseholdRegistryRecorded", registry_record(good, NOW, labour=2)), millis),
+        Record("household.registry", 0, 10, codec.encode(*registry_record(bad, NOW, labour=-3)),
+               millis),
+        Record("household.registry", 0, 11, codec.encode(*registry_record(good, NOW, labour=2)),
+               millis),
     ]  # fmt: skip
     projector = Projector(
         ProjectorConfig(bootstrap="unused:1", database_url=fresh_database),

@@ -68,13 +68,12 @@ def colliding_records(codec: Codec) -> list[tuple[str, bytes]]:
         hid, mid = f"bulk-h{h}", f"bulk-h{h}-m"
         registry = [(NOW, 2), (NOW - 30 * day, 0), (NOW + day, 4), (NOW + day, 5), (NOW, 1)]
         for at, labour in registry:  # out of order, and a tie at NOW + 1 day: the later wins
-            out.append(("household.registry", codec.encode(
-                "HouseholdRegistryRecorded", registry_record(hid, at, labour))))  # fmt: skip
+            out.append(("household.registry", codec.encode(*registry_record(hid, at, labour))))
         resent = risk_record(hid, NOW + 2 * day)
         for at in (NOW + day, NOW - day, NOW + 3 * day):
-            out.append(("household.risk", codec.encode("RiskAssessed", risk_record(hid, at))))
+            out.append(("household.risk", codec.encode(*risk_record(hid, at))))
         for _ in range(2):  # the same assessment event twice (a producer retry)
-            out.append(("household.risk", codec.encode("RiskAssessed", resent)))
+            out.append(("household.risk", codec.encode(*resent)))
         for step, at in [
             ("DELIVERED", NOW + 2 * day),
             ("RECOMMENDED", NOW),
@@ -82,8 +81,7 @@ def colliding_records(codec: Codec) -> list[tuple[str, bytes]]:
             ("ACCEPTED", NOW + day),
             ("COMPLETED", NOW + 4 * day),  # after a cancellation: must not win
         ]:
-            out.append(("household.measures", codec.encode(
-                "MeasureStepRecorded", step_record(hid, mid, step, at))))  # fmt: skip
+            out.append(("household.measures", codec.encode(*step_record(hid, mid, step, at))))
     return out
 
 

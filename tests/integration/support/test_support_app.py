@@ -21,6 +21,7 @@ from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.processes import stop_child
+from tests.records import cadre, registry, risk
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -91,68 +92,20 @@ async def test_assessments_lead_to_recommendations_without_double_booking(
     try:
         # A poison record first, on the partition of a household whose records come next.
         await producer.send("household.risk", key=households[0].encode(), value=b"not avro")
+        pairing = cadre(f"{prefix}-c", NOW, township=township)
         await producer.send(
-            "cadre.registry",
-            key=f"{prefix}-c".encode(),
-            value=codec.encode(
-                "CadreRegistryRecorded",
-                {
-                    "event_id": uuid.uuid4(),
-                    "cadre_id": f"{prefix}-c",
-                    "occurred_at": NOW,
-                    "recorded_at": NOW,
-                    "source": "IMPORT",
-                    "actor": "t",
-                    "township": township,
-                    "village": "水井村",
-                    "department": "town",
-                    "max_households": 6,
-                    "active": True,
-                },
-            ),
+            "cadre.registry", key=f"{prefix}-c".encode(), value=codec.encode(*pairing)
         )
         for hid in households:
+            baseline = registry(hid, NOW, township=township, count=2, labour=0, weak_labour=1,
+                                students=1, chronically_ill=1, livelihood="MIXED",
+                                lifted_year=None, allowance=True)  # fmt: skip
             await producer.send(
-                "household.registry",
-                key=hid.encode(),
-                value=codec.encode(
-                    "HouseholdRegistryRecorded",
-                    {
-                        "event_id": uuid.uuid4(),
-                        "household_id": hid,
-                        "occurred_at": NOW,
-                        "recorded_at": NOW,
-                        "source": "IMPORT",
-                        "actor": "t",
-                        "change": "BASELINE",
-                        "township": township,
-                        "village": "水井村",
-                        "village_group": "7组",
-                        "registration": "LIFTED",
-                        "members": {
-                            "count": 2,
-                            "labour": 0,
-                            "weak_labour": 1,
-                            "students": 1,
-                            "disabled": 0,
-                            "chronically_ill": 1,
-                            "elderly": 0,
-                        },
-                        "head_birth_year": 1978,
-                        "minimum_living_allowance": True,
-                        "housing": "SAFE",
-                        "water": "SAFE",
-                    },
-                ),
+                "household.registry", key=hid.encode(), value=codec.encode(*baseline)
             )
-            await producer.send("household.risk", key=hid.encode(), value=codec.encode(
-                "RiskAssessed", {
-                    "event_id": uuid.uuid4(), "household_id": hid, "occurred_at": NOW,
-                    "recorded_at": NOW, "source": "SERVICE", "actor": "monitoring",
-                    "as_of": NOW, "policy_version": "dianjiang-2020",
-                    "category": "UNSTABLE_LIFTED", "level": "HIGH", "workflow": "MONITORED",
-                    "reasons": [{"code": "rigid_expenditure", "message": "uremia",
-                                 "event_ids": []}]}))  # fmt: skip
+            await producer.send(
+                "household.risk", key=hid.encode(), value=codec.encode(*risk(hid, NOW))
+            )
         await producer.flush()
 
         steps: dict[uuid.UUID, dict] = {}

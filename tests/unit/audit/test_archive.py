@@ -12,14 +12,9 @@ import pytest
 from services.audit import archive
 from services.audit.replay import Replay
 from services.monitoring.adapters.policy_files import load_policies
+from tests.records import at, visit
+from tests.seed_households import monitored_then_eliminated, wu_chickens, zhou_uremia
 from tests.unit.audit.emitter import CODEC, as_log, emitted
-from tests.unit.monitoring.households import (
-    at,
-    monitored_then_eliminated,
-    visit,
-    wu_chickens,
-    zhou_uremia,
-)
 
 POLICIES = load_policies()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from services.audit.explain import explain, moment, render
 from services.audit.replay import Replay
 from services.monitoring.adapters.policy_files import load_policies
+from tests.records import at, visit
+from tests.seed_households import monitored_then_eliminated
 from tests.unit.audit.emitter import CODEC, as_log
-from tests.unit.monitoring.households import at, monitored_then_eliminated, visit
 
 POLICIES = load_policies()
 HH = "ex-elim"

@@ -7,13 +7,8 @@ from dataclasses import replace
 
 from services.audit.replay import Replay
 from services.monitoring.adapters.policy_files import load_policies
+from tests.seed_households import monitored_then_eliminated, wu_chickens, wu_sales_aid, zhou_uremia
 from tests.unit.audit.emitter import CODEC, as_log, emitted
-from tests.unit.monitoring.households import (
-    monitored_then_eliminated,
-    wu_chickens,
-    wu_sales_aid,
-    zhou_uremia,
-)
 
 POLICIES = load_policies()
 

@@ -31,11 +31,13 @@ from services.contract.personal import (
     wrap_key,
 )
 from services.contract.schemas import load_version
+from tests import records
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 CODEC = Codec.default()
 HOUSEHOLD = Subject("household", "H-500228-0001")
 EVENT = "7f1c1d1e-7d4b-4a8e-9b55-0d6d1f6b2c11"
+WHEN = records.at("2020-04-01")
 PERSONAL = {"head_name": "张三丰", "citizen_id": "500228197801010011", "phone": "13800138000"}
 
 
@@ -46,36 +48,10 @@ def key(name: str = "k1") -> DataKey:
     )
 
 
-def registry_record(**changes) -> dict:
-    record = {
-        "event_id": EVENT,
-        "household_id": HOUSEHOLD.subject_id,
-        "occurred_at": 1_585_670_400_000,
-        "recorded_at": 1_585_670_400_000,
-        "source": "IMPORT",
-        "actor": "import-1",
-        "change": "BASELINE",
-        "township": "T",
-        "village": "V",
-        "village_group": "1",
-        "registration": "LIFTED",
-        "lifted_year": 2015,
-        "members": {
-            "count": 3,
-            "labour": 1,
-            "students": 1,
-            "disabled": 0,
-            "chronically_ill": 0,
-            "elderly": 0,
-        },
-        "head_birth_year": 1978,
-        "minimum_living_allowance": False,
-        "housing": "SAFE",
-        "water": "SAFE",
-        "baseline_income": None,
-        "personal": dict(PERSONAL),
-    }
-    record.update(changes)
+def registry_record(**fields) -> dict:
+    _, record = records.registry(
+        HOUSEHOLD.subject_id, WHEN, event_id=EVENT, **{"personal": dict(PERSONAL), **fields}
+    )
     return record
 
 
@@ -213,20 +189,9 @@ def test_a_record_without_personal_data_needs_no_key():
         (
             "cadre_registry.v1.avsc",
             "CadreRegistryRecorded",
-            {
-                "event_id": EVENT,
-                "cadre_id": "C-1",
-                "occurred_at": 0,
-                "recorded_at": 0,
-                "source": "IMPORT",
-                "actor": "import-1",
-                "township": "T",
-                "village": None,
-                "department": "D",
-                "max_households": 5,
-                "active": True,
-                "personal": {"name": "李四", "phone": None},
-            },
+            records.cadre(
+                "C-1", WHEN, event_id=EVENT, village=None, personal={"name": "李四", "phone": None}
+            )[1],
         ),
     ],
 )

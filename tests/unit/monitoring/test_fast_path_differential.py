@@ -24,7 +24,8 @@ from services.monitoring.domain.problems import problems_at
 from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import LIMITS, HouseholdState, empty
 from services.monitoring.service import Outcome, Position, apply_record, reassess
-from tests.unit.monitoring.households import domain, monitored_then_eliminated
+from tests.seed_households import monitored_then_eliminated
+from tests.unit.monitoring.events import domain
 from tests.unit.monitoring.test_fold_properties import BOOK, HOUSEHOLD, START, histories
 
 NOW = dt.datetime(2021, 3, 1, tzinfo=dt.UTC)

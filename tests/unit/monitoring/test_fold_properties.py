@@ -13,16 +13,8 @@ from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import _insert, evolve, fold
 from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import order_key
-from tests.unit.monitoring.households import (
-    domain,
-    hardship,
-    income,
-    measure,
-    problem,
-    registry,
-    review,
-    visit,
-)
+from tests.records import hardship, income, measure, problem, registry, review, visit
+from tests.unit.monitoring.events import domain
 
 HOUSEHOLD = "500231-prop"
 START = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)

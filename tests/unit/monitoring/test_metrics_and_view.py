@@ -13,7 +13,9 @@ from services.monitoring.domain.fold import fold
 from services.monitoring.domain.row import Summary
 from services.monitoring.domain.view import household_document
 from services.monitoring.metrics import MonitoringMetrics
-from tests.unit.monitoring.households import at, domain, zhou_uremia
+from tests.records import at
+from tests.seed_households import zhou_uremia
+from tests.unit.monitoring.events import domain
 
 DIANJIANG = load_policies().get("dianjiang-2020")
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.adapters.table_codec import dump_row, load_row
 from services.monitoring.service import Position, apply_record
-from tests.unit.monitoring.households import domain, zhou_uremia
+from tests.seed_households import zhou_uremia
+from tests.unit.monitoring.events import domain
 
 BOOK = load_policies()
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)

@@ -10,20 +10,9 @@ from services.contract.codec import Codec
 from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import fold
-from tests.unit.monitoring.households import (
-    at,
-    domain,
-    hardship,
-    income,
-    measure,
-    problem,
-    registry,
-    review,
-    visit,
-    wu_chickens,
-    wu_sales_aid,
-    zhou_uremia,
-)
+from tests.records import at, hardship, income, measure, problem, registry, review, visit
+from tests.seed_households import wu_chickens, wu_sales_aid, zhou_uremia
+from tests.unit.monitoring.events import domain
 
 BOOK = load_policies()
 DIANJIANG = BOOK.get("dianjiang-2020")

@@ -8,7 +8,7 @@ from services.contract.codec import Codec
 from services.contract.topics import HOUSEHOLD_REGISTRY, VISITS
 from services.monitoring.adapters.avro_translation import Untranslatable, event_from
 from services.monitoring.service import Input, Refusal, read_input
-from tests.unit.monitoring.households import at, registry
+from tests.records import at, registry
 
 
 @pytest.mark.parametrize(

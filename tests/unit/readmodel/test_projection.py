@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import uuid
 from typing import Any
 
 import pytest
@@ -17,11 +16,12 @@ import pytest
 from services.contract.codec import Codec
 from services.readmodel.projection import TOPICS, rows_for
 from services.readmodel.statements import STATEMENTS
-from tests.unit.monitoring import households
+from tests import records
 
 CODEC = Codec.default()
 T0 = dt.datetime(2020, 5, 16, 10, 0, tzinfo=dt.UTC)
 LATER = T0 + dt.timedelta(days=3)
+LATE = dt.timedelta(minutes=5)  # recorded this long after it happened
 HID = "500231-zhou"
 POOL = "township:鹤游镇:industry-poultry"
 
@@ -40,80 +40,53 @@ def plain(topic: str, event_type: str, record: dict[str, Any]) -> list[tuple[str
     return rows_for(topic, f"shouwang.events.{event_type}", record)
 
 
-def header(event_id: str, when: dt.datetime, source: str = "SERVICE") -> dict[str, Any]:
-    return {
-        "event_id": uuid.uuid5(uuid.NAMESPACE_URL, event_id),
-        "occurred_at": when,
-        "recorded_at": when + dt.timedelta(minutes=5),
-        "source": source,
-        "actor": "test",
-    }
-
-
 def risk(when: dt.datetime, category: str | None = "UNSTABLE_LIFTED", **fields: Any):
-    return (
-        "RiskAssessed",
-        {
-            **header(f"risk/{when.isoformat()}", when),
-            "household_id": HID,
-            "as_of": when,
-            "policy_version": "dianjiang-2020",
-            "category": category,
-            "level": "HIGH",
-            "workflow": "MONITORED",
-            "reasons": [
-                {"code": "rigid_expenditure", "message": "医疗支出", "event_ids": ["e1", "e2"]},
-                {"code": "income_drop", "message": "m", "event_ids": []},
-            ],
-            "overdue": ["visit_overdue"],
-            "chain_hash": "abc",
-            **fields,
-        },
-    )
+    fields = {
+        "reasons": [
+            {"code": "rigid_expenditure", "message": "医疗支出", "event_ids": ["e1", "e2"]},
+            {"code": "income_drop", "message": "m", "event_ids": []},
+        ],
+        "overdue": ["visit_overdue"],
+        "chain_hash": "abc",
+        **fields,
+    }
+    return records.risk(HID, when, category=category, recorded_at=when + LATE, **fields)
 
 
 def step(step: str, when: dt.datetime = T0, **fields: Any):
-    event_type, record = households.measure(HID, when, "m-1", step)
-    record.update(
-        pool=POOL,
-        quantities=[{"item": "ducklings", "amount": 50, "unit": "head"}],
-        reasons=["labour", "poultry"],
-        amount_yuan=3000,
-        term_months=12,
-    )
-    record.update(fields)
-    return event_type, record
+    fields = {
+        "pool": POOL,
+        "quantities": [{"item": "ducklings", "amount": 50, "unit": "head"}],
+        "reasons": ["labour", "poultry"],
+        "amount_yuan": 3000,
+        "term_months": 12,
+        **fields,
+    }
+    return records.measure(HID, when, "m-1", step, **fields)
 
 
 def cadre(**fields: Any):
-    return (
-        "CadreRegistryRecorded",
-        {
-            **header("cadre/yang", T0, "IMPORT"),
-            "cadre_id": "cadre-yang",
-            "township": "鹤游镇",
-            "village": "水井村",
-            "department": "县农业农村委",
-            "max_households": 5,
-            "active": True,
-            "personal": {"name": "杨", "phone": "13800000000"},
-            "personal_sealed": None,
-            **fields,
-        },
+    return records.cadre(
+        "cadre-yang",
+        T0,
+        recorded_at=T0 + LATE,
+        department="县农业农村委",
+        max_households=5,
+        personal={"name": "杨", "phone": "13800000000"},
+        **fields,
     )
 
 
 def operator_action(action: str, token: dict | None, catalogue: dict | None):
-    return (
-        "OperatorActionRecorded",
-        {
-            **header(f"action/{action}", T0, "OPERATOR"),
-            "subject_id": "token:0a0b" if token else "catalogue:dianjiang",
-            "action": action,
-            "token": token,
-            "catalogue": catalogue,
-            "reason": "pilot",
-        },
+    return records.operator_action(
+        "token:0a0b" if token else "catalogue:dianjiang",
+        T0,
+        action,
+        recorded_at=T0 + LATE,
+        actor="test",
+        token=token,
+        catalogue=catalogue,
+        reason="pilot",
     )
 
 
@@ -121,20 +94,20 @@ def operator_action(action: str, token: dict | None, catalogue: dict | None):
 
 
 def test_a_registry_record_gives_the_households_place_and_members():
-    event = households.registry(HID, T0, labour=2, weak_labour=1, count=4)
+    event = records.registry(HID, T0, labour=2, weak_labour=1, count=4)
     assert rows("household.registry", event) == [
         ("household_registry", (HID, "鹤游镇", "水井村", "7组", "lifted", 4, 2, 1, T0))
     ]
 
 
 def test_the_registration_status_is_stored_in_lower_case():
-    event = households.registry(HID, T0, registration="NEVER_REGISTERED")
+    event = records.registry(HID, T0, registration="NEVER_REGISTERED")
     [(_, args)] = rows("household.registry", event)
     assert args[4] == "never_registered"
 
 
 def test_a_registry_record_without_weak_labour_counts_none():
-    _, record = households.registry(HID, T0, labour=2)
+    _, record = records.registry(HID, T0, labour=2)
     del record["members"]["weak_labour"]  # an older writer's record, as a plain dict
     [(_, args)] = plain("household.registry", "HouseholdRegistryRecorded", record)
     assert args[5:8] == (3, 2, 0)
@@ -142,14 +115,14 @@ def test_a_registry_record_without_weak_labour_counts_none():
 
 def test_registry_records_out_of_order_each_carry_their_own_time():
     # The statement keeps the newest by registry_at; the rows only have to carry it.
-    newer = rows("household.registry", households.registry(HID, LATER, labour=2))
-    older = rows("household.registry", households.registry(HID, T0, labour=0, label="old"))
+    newer = rows("household.registry", records.registry(HID, LATER, labour=2))
+    older = rows("household.registry", records.registry(HID, T0, labour=0, label="old"))
     assert (newer[0][1][6], newer[0][1][8]) == (2, LATER)
     assert (older[0][1][6], older[0][1][8]) == (0, T0)
 
 
 def test_personal_data_is_never_copied():
-    _, record = households.registry(HID, T0)
+    _, record = records.registry(HID, T0)
     record["personal"] = {"head_name": "周中勇", "citizen_id": "500231197801010000", "phone": None}
     flat = repr(rows("household.registry", ("HouseholdRegistryRecorded", record)))
     flat += repr(rows("cadre.registry", cadre()))
@@ -217,7 +190,7 @@ def test_a_redelivered_assessment_gives_the_same_rows_keyed_by_its_event_id():
 
 
 def test_a_visit_gives_only_the_last_visit_time():
-    event = households.visit(HID, T0, income=4200, causes=("ILLNESS",))
+    event = records.visit(HID, T0, income=4200, causes=("ILLNESS",))
     assert rows("household.visits", event) == [("household_visit", (HID, T0))]
 
 
@@ -332,7 +305,7 @@ def test_an_unknown_measure_step_is_refused_as_undecodable():
      ("RECTIFIED", "rectified", True), ("REOPENED", "open", False)],
 )  # fmt: skip
 def test_each_problem_step_gives_its_status(name, status, rectified):
-    event = households.problem(HID, LATER, "p-1", name)
+    event = records.problem(HID, LATER, "p-1", name)
     assert rows("household.problems", event) == [
         (
             "problem",
@@ -342,7 +315,7 @@ def test_each_problem_step_gives_its_status(name, status, rectified):
 
 
 def test_a_problem_without_a_responsible_cadre_stores_none():
-    _, record = households.problem(HID, T0, "p-1", "FOUND")
+    _, record = records.problem(HID, T0, "p-1", "FOUND")
     record["responsible_cadre_id"] = None
     [(_, args)] = rows("household.problems", ("ProblemRecorded", record))
     assert args[4] is None
@@ -352,7 +325,7 @@ def test_a_problem_without_a_responsible_cadre_stores_none():
 
 
 def test_an_unknown_problem_step_is_refused_as_undecodable():
-    _, record = households.problem(HID, T0, "p-1", "FOUND")
+    _, record = records.problem(HID, T0, "p-1", "FOUND")
     record["step"] = "CLOSED"
     with pytest.raises(KeyError):
         plain("household.problems", "ProblemRecorded", record)
@@ -445,9 +418,9 @@ def test_an_action_record_without_token_or_catalogue_stores_none():
 @pytest.mark.parametrize(
     "event",
     [
-        households.income(HID, T0, 3000),
-        households.hardship(HID, T0, "ILLNESS", 20000),
-        households.review(HID, T0, "INCLUDE", "UNSTABLE_LIFTED"),
+        records.income(HID, T0, 3000),
+        records.hardship(HID, T0, "ILLNESS", 20000),
+        records.review(HID, T0, "INCLUDE", "UNSTABLE_LIFTED"),
     ],
     ids=["income", "hardship", "review"],
 )
@@ -456,7 +429,7 @@ def test_events_the_read_model_does_not_project_give_no_rows(event):
 
 
 def test_a_record_missing_a_required_field_is_refused_as_undecodable():
-    _, record = households.registry(HID, T0)
+    _, record = records.registry(HID, T0)
     del record["members"]
     with pytest.raises(KeyError):
         plain("household.registry", "HouseholdRegistryRecorded", record)
@@ -477,11 +450,11 @@ def test_every_topic_read_carries_an_event_type_that_gives_rows():
 
 def test_every_row_fills_exactly_its_statements_arguments():
     events = [
-        households.registry(HID, T0),
+        records.registry(HID, T0),
         risk(T0),
-        households.visit(HID, T0),
+        records.visit(HID, T0),
         step("RECOMMENDED", waiting_for=POOL),
-        households.problem(HID, T0, "p-1", "RECTIFIED"),
+        records.problem(HID, T0, "p-1", "RECTIFIED"),
         cadre(),
         operator_action("TOKEN_REVOKED", None, None),
     ]

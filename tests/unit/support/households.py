@@ -1,11 +1,14 @@
-"""Household profiles for the support tests, built from the facts the tests care about."""
+"""Household profiles for the support tests: a registry row and an assessment from
+`tests.records`, with the facts a test cares about, through support's translation."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+from typing import Any
 
-from services.support.domain.profile import Members, Profile, RegistryRecorded, RiskAssessed, apply
+from services.support.adapters import avro_translation as avro
+from services.support.domain.profile import Profile, apply
+from tests import records
 
 AS_OF = dt.datetime(2020, 5, 16, 18, 0, tzinfo=dt.UTC)
 
@@ -13,48 +16,28 @@ AS_OF = dt.datetime(2020, 5, 16, 18, 0, tzinfo=dt.UTC)
 def household(
     household_id: str,
     *,
-    township: str = "鹤游镇",
-    village: str = "水井村",
-    count: int = 3,
-    labour: int = 1,
-    weak_labour: int = 0,
-    students: int = 0,
-    disabled: int = 0,
-    chronically_ill: int = 0,
-    elderly: int = 0,
-    head_birth_year: int | None = 1978,
-    livelihood: str = "FARMING",
     minimum_living_allowance: bool = False,
-    housing: str = "SAFE",
-    water: str = "SAFE",
-    registration: str = "LIFTED",
     workflow: str = "MONITORED",
     category: str | None = "UNSTABLE_LIFTED",
     level: str = "HIGH",
     reasons: tuple[str, ...] = (),
+    **registry: Any,
 ) -> Profile:
-    registry = RegistryRecorded(
-        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"registry/{household_id}")),
-        household_id=household_id,
-        occurred_at=AS_OF - dt.timedelta(days=100),
-        township=township,
-        village=village,
-        registration=registration,
-        members=Members(count, labour, weak_labour, students, disabled, chronically_ill, elderly),
-        head_birth_year=head_birth_year,
-        livelihood=livelihood,
-        minimum_living_allowance=minimum_living_allowance,
-        housing=housing,
-        water=water,
+    """A household registered 100 days before AS_OF and assessed at AS_OF; `registry` holds
+    `tests.records.registry`'s keywords (members, livelihood) and registry fields (village)."""
+    _, baseline = records.registry(
+        household_id,
+        AS_OF - dt.timedelta(days=100),
+        allowance=minimum_living_allowance,
+        **registry,
     )
-    assessment = RiskAssessed(
-        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"risk/{household_id}")),
-        household_id=household_id,
-        as_of=AS_OF,
+    _, assessment = records.risk(
+        household_id,
+        AS_OF,
         category=category,
         level=level,
         workflow=workflow,
-        reason_codes=reasons,
-        policy_version="dianjiang-2020",
+        reasons=[{"code": code, "message": "", "event_ids": []} for code in reasons],
     )
-    return apply(apply(Profile(household_id), registry), assessment)
+    profile = apply(Profile(household_id), avro.registry_from(baseline))
+    return apply(profile, avro.assessment_from(assessment))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
@@ -29,6 +28,8 @@ from services.support.domain.matcher import (
     with_cadre,
 )
 from services.support.domain.profile import MeasureRequested, apply
+from tests.records import cadre as cadre_record
+from tests.records import registry
 from tests.unit.support.households import household
 
 CATALOGUE = load_catalogue()
@@ -98,49 +99,15 @@ def test_recommendations_encode_under_the_contract_and_translate_back():
 
 
 def test_registry_assessment_and_cadre_records_translate():
-    registry = {
-        "event_id": uuid.uuid4(),
-        "household_id": "h1",
-        "occurred_at": NOW,
-        "recorded_at": NOW,
-        "source": "IMPORT",
-        "actor": "t",
-        "change": "BASELINE",
-        "township": "鹤游镇",
-        "village": "水井村",
-        "village_group": "7组",
-        "registration": "LIFTED",
-        "members": {
-            "count": 3,
-            "labour": 1,
-            "weak_labour": 0,
-            "students": 1,
-            "disabled": 0,
-            "chronically_ill": 1,
-            "elderly": 0,
-        },
-        "head_birth_year": 1978,
-        "minimum_living_allowance": True,
-        "housing": "SAFE",
-        "water": "SAFE",
-    }
-    decoded = CODEC.decode(CODEC.encode("HouseholdRegistryRecorded", registry)).record
+    event = registry("h1", NOW, students=1, chronically_ill=1, allowance=True)
+    decoded = CODEC.decode(CODEC.encode(*event)).record
     fact = avro.registry_from(decoded)
     assert (fact.township, fact.members.students, fact.minimum_living_allowance) == (
         "鹤游镇",
         1,
         True,
     )
-    cadre = avro.cadre_from(
-        {
-            "cadre_id": "c1",
-            "township": "鹤游镇",
-            "village": None,
-            "department": "town",
-            "max_households": 5,
-            "active": True,
-        }
-    )
+    cadre = avro.cadre_from(cadre_record("c1", NOW, village=None, max_households=5)[1])
     assert cadre == Cadre("c1", "鹤游镇", None, "town", 5, True)
 
 

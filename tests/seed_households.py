@@ -1,0 +1,136 @@
+"""The seed's households as contract records, one story each: the same records feed the pure
+fold (through avro_translation), the agents and the real broker, so a scenario means the same
+thing in unit, agent and integration tests."""
+
+from __future__ import annotations
+
+from tests.records import Record, at, hardship, income, measure, registry, review, visit
+
+
+def zhou_uremia(household_id: str = "500231-zhou") -> list[Record]:
+    """Seed: 42, uremia, a son in primary school, minimum living allowance, 10% self-pay of
+    medical costs; lifted 2015; 80 pomelo seedlings (fruit from 2021) and 50 ducklings."""
+    return [
+        registry(
+            household_id,
+            at("2019-12-31"),
+            count=2,
+            labour=0,
+            weak_labour=1,
+            students=1,
+            chronically_ill=1,
+            livelihood="TRANSFERS",
+            allowance=True,
+            baseline=(2019, 6100),
+        ),
+        measure(
+            household_id,
+            at("2019-11-20"),
+            "m-pomelo",
+            "DELIVERED",
+            "INDUSTRY",
+            "industry.pomelo-seedlings",
+        ),
+        measure(
+            household_id,
+            at("2020-04-28"),
+            "m-ducklings",
+            "DELIVERED",
+            "INDUSTRY",
+            "industry.poultry",
+        ),
+        hardship(household_id, at("2020-05-14"), "ILLNESS", 7200, hardship_id="uremia"),
+        visit(
+            household_id, at("2020-05-16", 15), visit_id="v-0516", income=5600, causes=("ILLNESS",)
+        ),
+    ]
+
+
+def wu_chickens(household_id: str = "500231-wu") -> list[Record]:
+    """Seed: lifted poultry farmer, 100+ chickens unsold in the epidemic; sales aid found buyers."""
+    return [
+        registry(
+            household_id,
+            at("2019-12-31"),
+            count=3,
+            labour=2,
+            livelihood="LIVESTOCK",
+            baseline=(2019, 9000),
+        ),
+        visit(
+            household_id,
+            at("2020-03-10"),
+            visit_id="v-0310",
+            causes=("EPIDEMIC",),
+            unsold=("chickens", 110, "head", 8800),
+        ),
+    ]
+
+
+def wu_sales_aid(household_id: str = "500231-wu") -> list[Record]:
+    return [
+        measure(
+            household_id,
+            at("2020-03-20"),
+            "m-sales",
+            "DELIVERED",
+            "SALES_AID",
+            "sales.produce-buyers",
+        )
+    ]
+
+
+def marginal(household_id: str = "h-marginal") -> list[Record]:
+    """Never registered, income below the 6,000-yuan line."""
+    return [
+        registry(household_id, at("2019-12-31"), registration="NEVER_REGISTERED"),
+        income(household_id, at("2020-05-10"), 5400, end="2020-04-30"),
+    ]
+
+
+def sudden_hardship(household_id: str = "h-sudden") -> list[Record]:
+    """Never registered, 27,000 yuan household income in 2020, a 31,000-yuan bill in 2021."""
+    return [
+        registry(
+            household_id,
+            at("2020-12-31"),
+            registration="NEVER_REGISTERED",
+            count=3,
+            labour=2,
+            baseline=(2020, 9000),
+        ),
+        hardship(household_id, at("2021-03-02"), "ILLNESS", 31000, hardship_id="bill"),
+    ]
+
+
+def monitored_then_eliminated(household_id: str = "h-elim") -> list[Record]:
+    """Included 16 May 2020; a job, income above the line since mid-2019; eliminated in November."""
+    return [
+        registry(household_id, at("2019-12-31"), count=3, labour=2, baseline=(2019, 5200)),
+        review(household_id, at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
+        measure(
+            household_id,
+            at("2020-06-01"),
+            "m-jobs",
+            "DELIVERED",
+            "MIGRANT_WORK",
+            "employment.migrant-work",
+        ),
+        income(household_id, at("2020-06-05"), 7600, start="2019-06-01", end="2020-05-31"),
+        visit(household_id, at("2020-08-20"), visit_id="v-aug", income=7800),
+        review(household_id, at("2020-11-20"), "ELIMINATE"),
+    ]
+
+
+def policy_card_fixed_on_the_spot(household_id: str = "h-card") -> list[Record]:
+    return [
+        registry(household_id, at("2019-12-31"), baseline=(2019, 9000)),
+        visit(
+            household_id,
+            at("2020-05-15"),
+            visit_id="v-515",
+            card="POSTED",
+            problems=(("POLICY_CARD", "明白卡掉了, reposted", True),),
+            living="UNTIDY",
+        ),
+    ]
