@@ -8,9 +8,22 @@ import json
 import logging
 import sys
 
+from services.audit import actions as audit_actions
+from services.audit import commands as audit_commands
 from services.contract.errors import ContractError
+from services.contract.topics import CATALOGUE
+from services.monitoring import commands as monitoring_commands
+from services.personal import commands as personal_commands
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.security import KafkaSecurity
+from services.platform.postgres import commands as postgres_commands
+from services.readmodel import commands as readmodel_commands
+from services.support import catalogue_commands
+from services.support import commands as support_commands
+from services.tools.demo import commands as demo_commands
+from services.tools.faults import commands as faults_commands
+from services.tools.simulation import command as simulation_command
+from services.visits import commands as visits_commands
 
 # Errors main() reports as a refusal (exit 2) whose modules import asyncpg or aiokafka: named
 # here, not imported, so that building the parser loads neither (see reported_errors).
@@ -21,8 +34,14 @@ _LATE_ERRORS = (
 )
 
 
+# The handlers below import what they run when they run, not with the parser: the schema
+# registry needs fastavro, topic creation aiokafka, the local stack's process management takes
+# longer to import than the parser to build; each command module's run_* does the same for its
+# own work (tests/unit/test_cli.py).
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from services.contract.schemas import SchemaRegistry
+    from services.contract.schemas import SchemaRegistry  # lazy: see above
 
     registry = SchemaRegistry.from_directory()
     for fingerprint, version in sorted(registry.by_fingerprint.items(), key=lambda i: i[1].name):
@@ -35,9 +54,6 @@ def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from services.contract.topics import CATALOGUE
-    from services.platform.kafka.admin import ensure_topics
-
     if args.action == "list":
         for topic in CATALOGUE:
             print(
@@ -45,6 +61,8 @@ def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
                 f"{topic.event_type}"
             )
         return 0
+    from services.platform.kafka.admin import ensure_topics  # lazy: see above
+
     bootstrap = kafka_bootstrap(settings)
     created = asyncio.run(ensure_topics(bootstrap, settings.layout))
     print(f"created {len(created)} topic(s): {', '.join(created) or 'none needed'}")
@@ -52,34 +70,16 @@ def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from services.platform.localstack import stack
+    from services.platform.localstack import stack as local_stack  # lazy: see above
 
     if args.action == "up":
-        info = stack.up(settings.home)
+        info = local_stack.up(settings.home)
         print(json.dumps(info, indent=2))
     elif args.action == "down":
-        stack.down(settings.home)
+        local_stack.down(settings.home)
     else:
-        print(json.dumps(stack.status(settings.home), indent=2))
+        print(json.dumps(local_stack.status(settings.home), indent=2))
     return 0
-
-
-def _readmodel():
-    from services.readmodel import commands
-
-    return commands
-
-
-def _support():
-    from services.support import commands
-
-    return commands
-
-
-def _monitoring():
-    from services.monitoring import commands
-
-    return commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,52 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(run=_cmd_stack)
 
     projector = commands.add_parser("projector", help="project topics into the read model")
-    projector.set_defaults(run=lambda args, settings: _readmodel().run_projector(settings))
-    from services.platform.postgres.commands import add_db_commands
-
-    add_db_commands(commands)
+    projector.set_defaults(run=readmodel_commands.run_projector)
+    postgres_commands.add_db_commands(commands)
 
     support = commands.add_parser("support", help="run a support (matching) worker")
-    support.set_defaults(
-        run=lambda args, settings: _support().run_support(settings, settings.support_app_id)
-    )
+    support.set_defaults(run=support_commands.run_support)
     support_api = commands.add_parser("support-api", help="run the operator API (read model)")
-    support_api.set_defaults(run=lambda args, settings: _readmodel().run_support_api(settings))
+    support_api.set_defaults(run=readmodel_commands.run_support_api)
 
     monitoring = commands.add_parser("monitoring", help="run a monitoring (risk) worker")
-    monitoring.set_defaults(run=lambda args, settings: _monitoring().run_monitoring(settings))
+    monitoring.set_defaults(run=monitoring_commands.run_monitoring)
 
-    from services.tools.simulation.command import add_simulate_command
-
-    add_simulate_command(commands)
-
-    from services.visits.commands import add_commands as add_visits_commands
-
-    add_visits_commands(commands)
-
-    from services.tools.demo.commands import add_commands as add_demo_commands
-
-    add_demo_commands(commands)
-
-    from services.audit.commands import add_commands as add_audit_commands
-
-    add_audit_commands(commands)
-
-    from services.tools.faults.commands import add_commands as add_faults_commands
-
-    add_faults_commands(commands)
-
-    from services.support.catalogue_commands import (
-        add_commands as add_operator_commands,
-    )
-
-    add_operator_commands(commands)
-    from services.audit.actions import add_commands as add_actions_commands
-
-    add_actions_commands(commands)
-    from services.personal.commands import add_commands as add_personal_commands
-
-    add_personal_commands(commands)
+    simulation_command.add_simulate_command(commands)
+    visits_commands.add_commands(commands)
+    demo_commands.add_commands(commands)
+    audit_commands.add_commands(commands)
+    faults_commands.add_commands(commands)
+    catalogue_commands.add_commands(commands)
+    audit_actions.add_commands(commands)
+    personal_commands.add_commands(commands)
     return parser
 
 

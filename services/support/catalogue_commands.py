@@ -1,26 +1,23 @@
-"""Entry point: `shouwang catalogue activate FILE`, recorded on operator.actions."""
+"""Entry point: `shouwang catalogue activate FILE`, recorded on operator.actions.
+
+The parser is here; what the command does (and what a support worker does at start) is
+`catalogue_activation.py`'s.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
-import getpass
-import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.platform.config import Settings, SettingsError
+from services.platform.config import Settings
 
-# The CLI imports this module to build its parser; the log's producer and consumer (aiokafka)
-# and the codec are imported by the commands that use them (tests/unit/test_cli.py).
+# catalogue_activation is imported when the command runs, not here: it holds the log's producer
+# and consumer (aiokafka) and the codec, and the CLI imports this module to build its parser
+# (tests/unit/test_cli.py).
 if TYPE_CHECKING:
     from services.contract.catalogue import Catalogue
     from services.platform.actions.log import Activation
-
-log = logging.getLogger(__name__)
-KAFKA_WAIT_SECONDS = 30.0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -37,116 +34,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
-    from services.contract.catalogue import CatalogueError
-    from services.contract.catalogue_changes import parse_content
-    from services.platform.actions.events import (
-        OperatorActionError,
-        check_actor,
-        check_reason,
-        default_actor,
-    )
-    from services.platform.kafka.producer import BrokerUnavailable
+    from services.support import catalogue_activation  # lazy: see above
 
-    try:
-        actor = check_actor(default_actor(getpass.getuser()) if args.actor is None else args.actor)
-        reason = check_reason(args.reason)
-    except OperatorActionError as exc:
-        raise SettingsError(str(exc)) from exc
-    try:
-        content = args.file.read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"cannot read {args.file}: {exc.strerror}") from exc
-    from services.platform.config import kafka_bootstrap
-
-    bootstrap = kafka_bootstrap(settings)
-    try:
-        catalogue = parse_content(content, str(args.file))
-        activation = asyncio.run(
-            record_activation(
-                catalogue, content, args.file, actor, "OPERATOR", reason, bootstrap, settings
-            )
-        )
-    except CatalogueError as exc:
-        for where, problem in exc.problems:
-            print(f"{exc.source}: {where}: {problem}", file=sys.stderr)
-        print("shouwang catalogue activate: nothing recorded", file=sys.stderr)
-        return 1
-    except BrokerUnavailable as exc:
-        print(f"shouwang catalogue activate: nothing recorded: {exc}", file=sys.stderr)
-        return 3
-    print(_summary(activation))
-    return 0
-
-
-async def record_activation(
-    catalogue: Catalogue,
-    content: bytes,
-    path: Path,
-    actor: str,
-    source: str,
-    reason: str,
-    bootstrap: str,
-    settings: Settings,
-) -> Activation:
-    """Record the activation of `catalogue`, parsed from `content`, if the log lacks it
-    (see log.py)."""
-    from services.contract.codec import Codec
-    from services.platform.actions.log import activate_catalogue, operator_sink, prepare_topic
-
-    sink = operator_sink(bootstrap, KAFKA_WAIT_SECONDS)
-    try:
-        await prepare_topic(bootstrap, settings.layout, KAFKA_WAIT_SECONDS)
-        return await activate_catalogue(
-            catalogue,
-            content,
-            path,
-            actor,
-            source,
-            reason,
-            bootstrap,
-            Codec.default(),
-            sink,
-            dt.datetime.now(dt.UTC),
-        )
-    finally:
-        await sink.close()
+    return catalogue_activation.activate(args, settings)
 
 
 def activate_at_start(
     settings: Settings, bootstrap: str, app_id: str, catalogue: Catalogue, content: bytes
 ) -> Activation:
-    """What a support worker does before matching with its catalogue: make sure the log says
-    this content is in use. An operator who ran `catalogue activate` first is the actor;
-    otherwise the worker records it as itself (source SERVICE).
+    """catalogue_activation.activate_at_start, for the callers that import it from here
+    (support's bootstrap.py, tests/integration/operator_actions)."""
+    from services.support import catalogue_activation  # lazy: see above
 
-    `catalogue` and `content` are the worker's own, read once from settings.catalogue_path
-    (catalogue_changes.load_with_content): read again here, the file could have changed in
-    between, and the log would name content the worker does not use."""
-    activation = asyncio.run(
-        record_activation(
-            catalogue,
-            content,
-            settings.catalogue_path,
-            f"service:{app_id}",
-            "SERVICE",
-            "in use by a support worker; no activation of this content was in the log",
-            bootstrap,
-            settings,
-        )
-    )
-    log.info("catalogue activation: %s", _summary(activation))
-    return activation
-
-
-def _summary(activation: Activation) -> str:
-    from services.platform.actions.events import describe
-
-    sha = activation.content_sha256[:12]
-    if activation.recorded is None:
-        by = activation.previous["actor"] if activation.previous else "?"
-        version = activation.previous["catalogue"]["version"] if activation.previous else "?"
-        return (
-            f"catalogue {activation.catalogue_id} sha256={sha} is already active "
-            f"(version {version}, by {by}); nothing recorded"
-        )
-    return "recorded " + describe(activation.recorded)
+    return catalogue_activation.activate_at_start(settings, bootstrap, app_id, catalogue, content)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import logging
+import argparse
 
 from services.platform.config import Settings
 
-log = logging.getLogger(__name__)
-APP_ID = "shouwang-support"
 
+def run_support(args: argparse.Namespace, settings: Settings) -> int:
+    """`shouwang support`: the worker named by SHOUWANG_SUPPORT_APP_ID, until it is stopped."""
+    # Imported when the command runs: the worker needs faust, and the CLI imports this module to
+    # build its parser (tests/unit/test_cli.py).
+    from services.support import worker_run
 
-def run_support(settings: Settings, app_id: str = APP_ID) -> int:
-    # faust and the app are imported by the command that runs them, not by the CLI's parser.
-    import faust
-
-    from services.support.bootstrap import support_worker
-
-    built = support_worker(settings, app_id)
-    log.info(
-        "support worker %s: catalogue %s, %d measures",
-        app_id,
-        built.catalogue.id,
-        len(built.catalogue.measures),
-    )
-    worker = faust.Worker(built.app, loglevel="INFO", override_logging=False)
-    worker.execute_from_commandline()
-    return 0
+    return worker_run.run_worker(settings, settings.support_app_id)

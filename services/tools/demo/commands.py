@@ -1,10 +1,8 @@
-"""`shouwang demo`: parse the options, run the demo, turn failures into an exit status."""
+"""`shouwang demo`: parse the options; `demo_run.py` runs the demo, a failure exits 1."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 from services.platform.config import Settings
@@ -50,29 +48,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from services.platform.localstack.errors import LocalStackError
-    from services.tools.demo.errors import DemoError
-    from services.tools.demo.orchestrator import DemoOptions, run_demo
-    from services.tools.demo.supervisor import ServiceDied
+    # Imported when the command runs: the orchestrator brings every service's client libraries
+    # (aiohttp, aiokafka, asyncpg, faust), and the CLI imports this module to build its parser.
+    from services.tools.demo import demo_run
 
-    if args.home is not None:
-        settings = replace(settings, home=args.home.resolve())
-    options = DemoOptions(
-        scale=args.scale,
-        seed=args.seed,
-        keep=args.keep,
-        out=args.out,
-        rate=args.rate,
-        settle_timeout=args.timeout,
-    )
-    try:
-        run_demo(options, settings, say=lambda line: print(line, flush=True))
-    except (DemoError, ServiceDied, LocalStackError) as exc:
-        print(f"shouwang demo: failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return demo_run.run(args, settings)
 
 
 def _positive_float(text: str) -> float:
