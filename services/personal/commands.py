@@ -10,24 +10,13 @@ The parsers are here; what the commands do is `subject_data.py`'s.
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+from typing import TextIO
 
 from services.platform.config import Settings
 
 # subject_data is imported when a command runs, not here: it holds the key store (asyncpg),
 # the sealing (cryptography), the log reader (aiokafka) and the codec, and the CLI imports this
 # module to build its parser (tests/unit/test_cli.py).
-
-# Still importable from here (tests/unit/personal/test_keys.py), loaded on first use (PEP 562).
-_MOVED_TO_SUBJECT_DATA = ("Entry", "check_forget_arguments", "entries_of")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_SUBJECT_DATA:
-        from services.personal import subject_data  # lazy: see above
-
-        return getattr(subject_data, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def run_show(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:

@@ -17,7 +17,7 @@ from services.contract.codec import Codec
 from services.contract.topics import Topic
 from services.platform.config import Settings, faust_datadir, kafka_bootstrap
 from services.platform.kafka.admin import ensure_topics
-from services.support.catalogue_commands import activate_at_start
+from services.support.catalogue_activation import activate_at_start
 from services.support.entrypoints.app import CHANGELOG_TABLES, build_app, pool_commands_topic
 from services.support.metrics import SupportMetrics
 

@@ -16,8 +16,7 @@ from services.platform.config import Settings
 # and consumer (aiokafka) and the codec, and the CLI imports this module to build its parser
 # (tests/unit/test_cli.py).
 if TYPE_CHECKING:
-    from services.contract.catalogue import Catalogue
-    from services.platform.actions.log import Activation
+    pass
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -37,13 +36,3 @@ def run_catalogue(args: argparse.Namespace, settings: Settings) -> int:
     from services.support import catalogue_activation  # lazy: see above
 
     return catalogue_activation.activate(args, settings)
-
-
-def activate_at_start(
-    settings: Settings, bootstrap: str, app_id: str, catalogue: Catalogue, content: bytes
-) -> Activation:
-    """catalogue_activation.activate_at_start, for the callers that import it from here
-    (support's bootstrap.py, tests/integration/operator_actions)."""
-    from services.support import catalogue_activation  # lazy: see above
-
-    return catalogue_activation.activate_at_start(settings, bootstrap, app_id, catalogue, content)

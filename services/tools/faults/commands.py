@@ -9,23 +9,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from services.platform.config import Settings
 
 # The harness is imported when the scenarios run, not here: it needs asyncpg and aiokafka, and
 # the CLI imports this module to build its parser (tests/unit/test_cli.py).
-
-# Still importable from here (tests/integration/faults), loaded on first use (PEP 562).
-_MOVED_TO_HARNESS = ("run_scenarios", "scenarios")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_HARNESS:
-        from services.tools.faults import harness  # lazy: see above
-
-        return getattr(harness, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from services.tools.faults.commands import run_scenarios, scenarios
+from services.tools.faults.harness import run_scenarios, scenarios
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ from services.platform.config import Settings
 from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.platform.kafka.log import KafkaLog
 from services.platform.postgres.migrate import apply_migrations
-from services.support.catalogue_commands import activate_at_start
+from services.support.catalogue_activation import activate_at_start
 from tests.integration.readmodel.test_projector import start_projector, wait_for
 
 pytestmark = pytest.mark.integration

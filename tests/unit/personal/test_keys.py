@@ -9,7 +9,7 @@ import os
 import pytest
 
 from services.contract.personal import Subject
-from services.personal.commands import Entry, check_forget_arguments, entries_of
+from services.personal.subject_data import Entry, check_forget_arguments, entries_of
 from services.platform.config import SettingsError
 from services.platform.personal.keys import (
     MASTER_KEY_ENV,
