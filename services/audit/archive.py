@@ -17,13 +17,13 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import fastavro
 
 from services.audit.chain import record_link
+from services.platform.clock import wall_clock
 from services.platform.kafka.log import LogRecord
 
 MANIFEST = "manifest.json"
@@ -110,7 +110,7 @@ def _write_manifest(directory: Path, files: list[FileEntry]) -> None:
     partial = directory / (MANIFEST + ".partial")
     document = {
         "format": FORMAT,
-        "written_at": datetime.now(UTC).isoformat(),
+        "written_at": wall_clock().isoformat(),
         "record_schema": json.loads(json.dumps(SCHEMA, default=str)),
         "files": [asdict(f) for f in files],
     }

@@ -8,12 +8,13 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from services.monitoring.adapters.policy_files import policies_in
 from services.monitoring.domain.policy import PolicyBook
+from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, faust_datadir, kafka_bootstrap
 from services.platform.kafka import clients as kafka_clients
 
@@ -61,11 +62,6 @@ class MonitoringSettings:
             guarantee=guarantee,
             event_clock=clock == "event",
         )
-
-
-def wall_clock() -> datetime:
-    """The worker's clock: assessments speak for now (unless SHOUWANG_MONITORING_CLOCK=event)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,6 +14,7 @@ from services.contract.catalogue import Catalogue
 from services.contract.catalogue_changes import load_with_content
 from services.contract.codec import Codec
 from services.contract.topics import Topic
+from services.platform.clock import wall_clock
 from services.platform.config import Settings, faust_datadir, kafka_bootstrap
 from services.platform.kafka.admin import ensure_topics
 from services.support.catalogue_activation import activate_at_start
@@ -22,11 +22,6 @@ from services.support.entrypoints.app import CHANGELOG_TABLES, build_app, pool_c
 from services.support.metrics import SupportMetrics
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock() -> datetime:
-    """The worker's clock: the time a record is recorded at."""
-    return datetime.now(UTC)
 
 
 def internal_topics(app_id: str) -> tuple[Topic, ...]:

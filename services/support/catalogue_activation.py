@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import getpass
 import logging
 import sys
@@ -27,6 +26,7 @@ from services.platform.actions.log import (
     operator_sink,
     prepare_topic,
 )
+from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
 
@@ -91,7 +91,7 @@ async def record_activation(
             bootstrap,
             Codec.default(),
             sink,
-            dt.datetime.now(dt.UTC),
+            wall_clock(),
         )
     finally:
         await sink.close()

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from services.contract.codec import Codec
 from services.platform.actions.log import append, operator_sink, prepare_topic
 from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
+from services.platform.clock import wall_clock
 from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
 from services.platform.kafka.producer import Delivery, KafkaSink
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
@@ -31,11 +32,6 @@ from services.visits.metrics import VisitsMetrics
 from services.visits.service import Limits
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock() -> dt.datetime:
-    """The clock of production: now, in UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 @contextlib.asynccontextmanager

@@ -76,4 +76,4 @@ def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from services.visits import csv_import  # lazy: see above
 
-    return csv_import.import_table(args, settings)
+    return csv_import.run(args, settings)

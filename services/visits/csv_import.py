@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from services.platform.clock import wall_clock
 from services.platform.config import Settings
-from services.visits.bootstrap import sealed_sink, wall_clock
+from services.visits.bootstrap import sealed_sink
 from services.visits.imports.cadres import CADRES
 from services.visits.imports.households import HOUSEHOLDS
 from services.visits.imports.table import TableImport, run_csv_import
@@ -15,7 +16,7 @@ from services.visits.imports.table import TableImport, run_csv_import
 TABLES: dict[str, TableImport] = {"households": HOUSEHOLDS, "cadres": CADRES}
 
 
-def import_table(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Import (or with --check only check) the CSV file of the table `args.what` names."""
     return run_csv_import(
         TABLES[args.what],

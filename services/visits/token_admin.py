@@ -29,9 +29,10 @@ from services.platform.auth.tokens import (
     new_token,
     new_token_id,
 )
+from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError
 from services.platform.kafka.producer import BrokerUnavailable
-from services.visits.bootstrap import record_operator_action, token_store, wall_clock
+from services.visits.bootstrap import record_operator_action, token_store
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

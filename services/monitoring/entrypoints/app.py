@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from services.monitoring.service import (
     read_input,
     reassess,
 )
+from services.platform.clock import wall_clock
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import recovery as faust_recovery
 from services.platform.kafka.faust import redelivery as faust_redelivery
@@ -92,7 +93,7 @@ def build_app(
     pinned_policy: str | None = None,
     sweep_seconds: float = 60.0,
     processing_guarantee: str = "at_least_once",
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = wall_clock,
     outbox: Outbox | None = None,
     event_clock: bool = False,
     on_fatal: Callable[[BaseException], None] = exit_without_commit,

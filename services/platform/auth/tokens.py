@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from services.contract.inputs import KINDS
+from services.platform.clock import wall_clock
 
 PREFIX = "sw_"
 KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}
@@ -175,7 +176,7 @@ class InMemoryTokenStore:
 
     async def issue(self, token: Token, token_hash: str) -> Token:
         token_id = token.token_id or new_token_id()
-        stored = _with(token, token_id=token_id, created_at=dt.datetime.now(dt.UTC))
+        stored = _with(token, token_id=token_id, created_at=wall_clock())
         self.by_hash[token_hash] = stored
         return stored
 

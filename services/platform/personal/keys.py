@@ -32,6 +32,7 @@ from services.contract.personal import (
     unwrap_key,
     wrap_key,
 )
+from services.platform.clock import wall_clock
 from services.platform.config import SettingsError
 
 MASTER_KEY_ENV = "SHOUWANG_PERSONAL_MASTER_KEY"
@@ -143,7 +144,7 @@ class KeyStore(Protocol):
 class InMemoryKeyStore:
     """A KeyStore in dicts, for unit tests; `failing` makes every call KeysUnavailable."""
 
-    def __init__(self, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+    def __init__(self, clock: Callable[[], dt.datetime] = wall_clock):
         self.keys: dict[Subject, tuple[DataKey, dt.datetime]] = {}
         self.shredded: dict[str, Shredded] = {}
         self.failing = False

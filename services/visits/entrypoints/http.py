@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
+from services.platform.clock import wall_clock
 from services.platform.kafka.producer import RecordSink
 from services.platform.personal.sealer import PersonalSealer
 from services.visits.adapters.directory import CachedDirectory
@@ -53,7 +54,7 @@ class Dependencies:
     openapi: dict[str, Any]
     limits: Limits = field(default_factory=Limits)
     recent: RecentEvents = field(default_factory=RecentEvents)
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    clock: Callable[[], dt.datetime] = wall_clock
 
 
 class Refusal(Exception):

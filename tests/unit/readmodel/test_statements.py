@@ -36,6 +36,15 @@ def test_the_bulk_form_reads_each_argument_from_its_staged_column(name):
 def test_a_measure_at_the_terminal_rank_keeps_its_status():
     # Stored ranks are the vocabulary's + 2; completed and cancelled are the last, 5 in rows.
     assert MEASURE_TERMINAL_RANK == 5
+    # Rows already stored carry these exact numbers: a step added to the schema's enum must be
+    # a decision here (and a migration), not a silent shift of the stored ranks.
+    assert dict(MEASURE_STATUS_RANK) == {
+        "RECOMMENDED": 2,
+        "ACCEPTED": 3,
+        "DELIVERED": 4,
+        "COMPLETED": 5,
+        "CANCELLED": 5,
+    }
     ranks = vocabulary.measure_step_ranks()
     assert {step: rank - 2 for step, rank in MEASURE_STATUS_RANK.items()} == ranks
     measure = STATEMENTS["measure"]
