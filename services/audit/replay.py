@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.audit.chain import HouseholdChains, describe_window, locate
+from services.contract import rejection
 from services.contract.codec import Codec
-from services.contract.errors import ContractError
 from services.contract.inputs import MONITORING_EXPECTED
+from services.contract.rejection import decode
 from services.contract.topics import RISK
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.domain.assess import Assessment, assess, remembering
@@ -163,9 +164,9 @@ class Replay:
 
     def _emission(self, record: Any) -> None:
         try:
-            decoded = self.codec.decode(record.value, expected=RISK.event_type)
-        except ContractError as exc:
-            return self._reject(record, "UNDECODABLE", str(exc))
+            decoded = decode(self.codec, record.value, RISK.event_type)
+        except rejection.Rejected as exc:
+            return self._reject(record, exc.kind, exc.reason)
         r = decoded.record
         self.household(r["household_id"]).emissions.append(
             Emission(r, record.partition, record.offset, record.timestamp)
@@ -180,7 +181,7 @@ class Replay:
         try:
             log.state = evolve(log.state, event)
         except (NotApplicable, TypeError) as exc:
-            return self._reject(record, "NOT_APPLICABLE", str(exc))
+            return self._reject(record, rejection.NOT_APPLICABLE, str(exc))
         before = len(log.chains.links.get(record.topic, ()))
         log.chains.add(
             record.topic,

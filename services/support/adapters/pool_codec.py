@@ -30,10 +30,19 @@ def dump_command(command: PoolCommand) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
 
+class CommandFormatError(ValueError):
+    """Bytes on the pool-commands topic that are not a pool command this code can read."""
+
+
 def load_command(raw: bytes) -> PoolCommand:
-    data = json.loads(raw)
-    if "need" in data:
-        return AllocateNeed(need_from_json(data["need"]))
-    if "release" in data:
-        return ReleaseMeasure(data["release"], data["step"])
-    return UpdateCadre(Cadre(*data["cadre"]))
+    """The command `raw` holds; CommandFormatError for anything else (not JSON, a missing or
+    mistyped field), so a worker dead-letters it instead of failing on it forever."""
+    try:
+        data = json.loads(raw)
+        if "need" in data:
+            return AllocateNeed(need_from_json(data["need"]))
+        if "release" in data:
+            return ReleaseMeasure(data["release"], data["step"])
+        return UpdateCadre(Cadre(*data["cadre"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CommandFormatError(f"not a pool command: {type(exc).__name__}: {exc}") from exc

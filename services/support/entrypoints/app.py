@@ -32,7 +32,7 @@ import faust
 
 from services.contract.catalogue import Catalogue
 from services.contract.codec import Codec
-from services.contract.rejection import NOT_APPLICABLE, check_key, decode
+from services.contract.rejection import NOT_APPLICABLE, UNDECODABLE, Rejected, check_key, decode
 from services.contract.topics import CADRES, SUPPORT_MEASURES, TopicLayout
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import redelivery as faust_redelivery
@@ -46,10 +46,10 @@ from services.platform.kafka.worker import (
     exit_without_commit,
 )
 from services.support.adapters import avro_translation as avro
-from services.support.adapters.pool_codec import dump_command, load_command
+from services.support.adapters.pool_codec import CommandFormatError, dump_command, load_command
 from services.support.adapters.table_codec import dump_pool, dump_profile, load_pool, load_profile
 from services.support.domain.matcher import PoolState, Waiting
-from services.support.domain.pool_commands import ReleaseMeasure
+from services.support.domain.pool_commands import AllocateNeed, ReleaseMeasure
 from services.support.metrics import SupportMetrics
 from services.support.service import (
     EXPECTED,
@@ -149,7 +149,7 @@ def build_app(
         key = check_key(event.key, record["household_id"])
         stored = profiles.get(key)
         outcome = household_step(
-            load_profile(stored) if stored else None, record["household_id"], fact, catalogue
+            stored_row(load_profile, stored, "profile"), record["household_id"], fact, catalogue
         )
         if outcome.problem is not None:
             await worker.dead_letter(event, NOT_APPLICABLE, outcome.problem)
@@ -162,12 +162,11 @@ def build_app(
         await to_pool(cadre_step(cadre_fact(record), catalogue, pairing))
 
     async def pool_command(event: Any) -> None:
-        instance = event.key.decode()
-        command = load_command(event.value)
+        instance, command = read_command(event.key, event.value)
         capacity = pool_capacity(catalogue, instance)
         stored = pools.get(event.key)
         state, decisions = pool_step(
-            load_pool(stored) if stored else PoolState(instance), command, capacity
+            stored_row(load_pool, stored, "pool") or PoolState(instance), command, capacity
         )
         for decision in decisions:
             await emit(decision)
@@ -193,3 +192,34 @@ def build_app(
         await worker.consume(stream, pool_command)
 
     return app
+
+
+def read_command(key: Any, value: Any) -> tuple[str, Any]:
+    """The pool instance a command is keyed by and the command; Rejected for a record that is
+    neither (a bad record is dead-lettered, not retried forever by a worker that stops on it)."""
+    try:
+        instance = key.decode()
+    except (AttributeError, UnicodeDecodeError) as exc:
+        raise Rejected(NOT_APPLICABLE, f"pool command key {key!r} names no pool") from exc
+    try:
+        command = load_command(value)
+    except CommandFormatError as exc:
+        raise Rejected(UNDECODABLE, str(exc)) from exc
+    if isinstance(command, AllocateNeed) and command.need.pool != instance:
+        raise Rejected(
+            NOT_APPLICABLE, f"a need for pool {command.need.pool} sent to pool {instance}"
+        )
+    return instance, command
+
+
+def stored_row(load: Callable[[bytes], Any], stored: bytes | None, what: str) -> Any:
+    """A table row read back, None when there is none; Rejected(NOT_APPLICABLE) when this code
+    cannot read it, as monitoring does with its rows."""
+    if not stored:
+        return None
+    try:
+        return load(stored)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Rejected(
+            NOT_APPLICABLE, f"stored {what} unreadable: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -173,3 +173,33 @@ async def test_a_release_retried_after_a_broker_error_still_promotes_the_next_in
     promoted = harness.steps()[-1]
     assert promoted["household_id"] == needs[1].household_id
     assert harness.dead() == [] and harness.fatal == []
+
+
+async def test_records_that_are_not_pool_commands_are_dead_lettered_and_the_pool_goes_on(
+    harness: Harness,
+):
+    need = next(
+        n for n in plan(household(HOUSEHOLD), CATALOGUE) if n.pool == "township:鹤游镇:pairing"
+    )
+    other = next(n for n in plan(household(HOUSEHOLD), CATALOGUE) if n.pool != need.pool)
+    pool = need.pool.encode()
+    async with harness.agents["pool_owner"].test_context() as context:
+        await context.put(b"not json", key=pool)
+        await context.put(b'{"neeed": 1}', key=pool)  # a field this code does not know
+        await context.put(b'{"release": "m-1"}', key=pool)  # a release without its step
+        await context.put(dump_command(AllocateNeed(other)), key=pool)  # another pool's need
+        await context.put(dump_command(AllocateNeed(need)), key=b"\xff\xfe")  # no pool's name
+        await context.put(dump_command(UpdateCadre(Cadre("c-1", "鹤游镇", "水井村", "town", 6))),
+                          key=pool)  # fmt: skip
+        await context.put(dump_command(AllocateNeed(need)), key=pool)
+    assert harness.fatal == []
+    kinds = [(d["error_kind"], d["origin_offset"]) for d in harness.dead()]
+    assert kinds == [
+        ("UNDECODABLE", 0),
+        ("UNDECODABLE", 1),
+        ("UNDECODABLE", 2),
+        ("NOT_APPLICABLE", 3),
+        ("NOT_APPLICABLE", 4),
+    ]
+    (step,) = harness.steps()  # the good records after them still applied
+    assert step["cadre_id"] == "c-1" and step["measure_id"] == need.measure_id
