@@ -30,9 +30,7 @@ from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
 
-# The logger keeps the name it had when this lived in catalogue_commands.py: a worker's log
-# lines read as before.
-log = logging.getLogger("services.support.catalogue_commands")
+log = logging.getLogger(__name__)
 KAFKA_WAIT_SECONDS = 30.0
 
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from services.platform.config import Settings
 
 # catalogue_activation is imported when the command runs, not here: it holds the log's producer
 # and consumer (aiokafka) and the codec, and the CLI imports this module to build its parser
 # (tests/unit/test_cli.py).
-if TYPE_CHECKING:
-    pass
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
