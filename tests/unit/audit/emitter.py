@@ -1,5 +1,6 @@
 """Test data for the audit: contract records laid out as a log, and what a monitoring worker
-would emit for them (monitoring.service's chain and assessment code, event clock), as log records."""
+would emit for them (monitoring.service's chain and assessment code, event clock), as log
+records."""
 
 from __future__ import annotations
 
