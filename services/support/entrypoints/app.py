@@ -165,8 +165,9 @@ def build_app(
         instance, command = read_command(event.key, event.value)
         capacity = pool_capacity(catalogue, instance)
         stored = pools.get(event.key)
+        state = stored_row(load_pool, stored, "pool")
         state, decisions = pool_step(
-            stored_row(load_pool, stored, "pool") or PoolState(instance), command, capacity
+            PoolState(instance) if state is None else state, command, capacity
         )
         for decision in decisions:
             await emit(decision)
