@@ -11,7 +11,6 @@ from typing import Any
 from services.contract.catalogue import Catalogue
 from services.contract.inputs import SUPPORT_INPUTS
 from services.contract.rejection import INVALID, NOT_APPLICABLE, Rejected
-from services.contract.topics import HOUSEHOLD_REGISTRY, MEASURES, RISK
 from services.support.adapters import avro_translation as avro
 from services.support.domain.matcher import (
     Cadre,
@@ -39,12 +38,9 @@ from services.support.domain.profile import (
 )
 
 HOUSEHOLD_INPUTS = tuple(topic.name for topic in SUPPORT_INPUTS)  # declared in the contract
-# The record type each household input carries, and its translation into support's domain.
-EXPECTED = {
-    HOUSEHOLD_REGISTRY.name: "HouseholdRegistryRecorded",
-    RISK.name: "RiskAssessed",
-    MEASURES.name: "MeasureStepRecorded",
-}
+# The record type each household input carries (the contract's), and below its translation
+# into support's domain.
+EXPECTED = {topic.name: topic.event_type for topic in SUPPORT_INPUTS}
 TRANSLATE: dict[str, Callable[[dict[str, Any]], object]] = {
     "HouseholdRegistryRecorded": avro.registry_from,
     "RiskAssessed": avro.assessment_from,

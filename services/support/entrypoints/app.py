@@ -158,7 +158,7 @@ def build_app(
         profiles[key] = dump_profile(outcome.profile)
 
     async def cadre_record(event: Any) -> None:
-        record = decode(codec, event.value, "CadreRegistryRecorded").record
+        record = decode(codec, event.value, CADRES.event_type).record
         await to_pool(cadre_step(cadre_fact(record), catalogue, pairing))
 
     async def pool_command(event: Any) -> None:
