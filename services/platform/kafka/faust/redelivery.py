@@ -37,8 +37,10 @@ offsets before its revoke-time commit (`Consumer.on_partitions_revoked` pops `_a
 and the partitions assigned back to the same worker keep their position at the end of the
 log, with nothing acked and nothing left to fetch: their offsets were never committed. (A
 partition with a committed offset is sought back to it and read again, so only never-committed
-partitions stalled.) This consumer seeks a partition with no committed offset to its first
-offset, where a consumer new to the group would start (`auto_offset_reset="earliest"`).
+partitions stalled.) The same no-op seek follows a fetch that raced a rebalance (`getmany`
+drops it and seeks back): a never-committed partition's dropped records were not fetched
+again. This consumer seeks a partition with no committed offset to its first offset, where a
+consumer new to the group would start (`auto_offset_reset="earliest"`).
 
 Changelog records, when the app's recovery is `faust_recovery.BatchRecovery`, skip faust's
 per-record path: the records one fetch returned for a changelog partition are decoded by the
