@@ -28,6 +28,20 @@ hole in the offsets it hands out as acked ("gaps", meant for transaction markers
 compacted topics, which our input topics do not have), the hole is left un-acked so the
 check fetches it again; only a hole still there after three fetches is accepted as a gap.
 
+faust's "seek back to the committed offsets" (after a rebalance's recovery, and when a fetch
+raced a rebalance) leaves a partition that has no committed offset where its fetch position is:
+aiokafka's `seek_to_committed` seeks only to an offset above 0. Such a partition was then
+never read again (the scale-out stall, issue 16): a worker alone in the group processes its
+partitions, a second worker joins before the first commit, faust's revoke drops the acked
+offsets before its revoke-time commit (`Consumer.on_partitions_revoked` pops `_acked` first),
+and the partitions assigned back to the same worker keep their position at the end of the
+log, with nothing acked and nothing left to fetch: their offsets were never committed. (A
+partition with a committed offset is sought back to it and read again, so only never-committed
+partitions stalled.) The same no-op seek follows a fetch that raced a rebalance (`getmany`
+drops it and seeks back): a never-committed partition's dropped records were not fetched
+again. This consumer seeks a partition with no committed offset to its first offset, where a
+consumer new to the group would start (`auto_offset_reset="earliest"`).
+
 Changelog records, when the app's recovery is `faust_recovery.BatchRecovery`, skip faust's
 per-record path: the records one fetch returned for a changelog partition are decoded by the
 table's changelog channel and handed to the recovery as one batch (see `faust_recovery` for
@@ -38,7 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import faust
@@ -72,6 +86,7 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
     refetched = 0  # partitions sought back over records faust would have skipped
     recovered = 0  # partitions fetched again by the lost-record check
     holes = 0  # offsets skipped in the middle of a partition, left un-acked
+    restarted = 0  # partitions with no committed offset sought to their start
     _suspects: dict[Any, int] | None = None  # partition -> committed offset seen stuck
     _attempts: dict[tuple[Any, int], int] | None = None  # (partition, offset) -> refetches
     # Partitions where an offset stayed missing after MAX_REFETCHES (a real hole in the log:
@@ -147,6 +162,30 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 log.warning(
                     "cannot seek %s[%d] back to %d: %r", tp.topic, tp.partition, offset, exc
                 )
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        """faust's seek of every assigned partition to its committed offset, and of an input
+        partition with none to its first offset (see the module docstring: the stall)."""
+        committed = await super().seek_to_committed()
+        if self.app.conf.consumer_auto_offset_reset != "earliest":
+            return committed  # another reset policy: faust's behaviour, unchanged
+        uncommitted = [
+            tp
+            for tp, offset in committed.items()
+            if not offset  # None or 0: aiokafka did not seek it
+            and not self._is_changelog_tp(tp)  # the recovery positions those itself
+            and self.app.topics.acks_enabled_for(tp.topic)
+        ]
+        if uncommitted:
+            earliest = await self.earliest_offsets(*uncommitted)
+            for tp in uncommitted:
+                await self._seek(tp, earliest.get(tp) or 0)
+            self.restarted += len(uncommitted)
+            log.info(
+                "%d partitions without a committed offset: fetching them from their start",
+                len(uncommitted),
+            )
+        return committed
 
     def _batched_changelogs(self, records: dict[Any, Any]) -> dict[Any, Any]:
         """Changelog partitions in `records` to hand to the recovery in batches, with the
