@@ -10,26 +10,18 @@ the row's content, so importing a file twice is harmless.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from services.contract.codec import Codec
-from services.platform.kafka.producer import RecordSink
-from services.platform.personal.sealer import PersonalSealer
 from services.visits.imports.table import (
     Column,
-    ImportReport,
-    ParsedFile,
     RowProblem,
     TableImport,
     as_boolean,
     as_integer,
     as_moment,
     as_text,
-    import_table,
-    parse_table,
 )
 
 CADRE_IMPORT_NAMESPACE = uuid.UUID("3c5e9a10-7d42-5b8f-a1e6-2b9d4c0f7e31")
@@ -72,29 +64,3 @@ def _cadre_checks() -> Callable[[dict[str, Any], int], list[RowProblem]]:
 
 
 CADRES = TableImport("cadres", COLUMNS, "cadre_id", CADRE_IMPORT_NAMESPACE, _cadre_checks)
-
-
-def parse(
-    text: str,
-    codec: Codec,
-    actor: str,
-    as_of: dt.datetime | None,
-    now: dt.datetime,
-    future_skew: dt.timedelta = dt.timedelta(minutes=5),
-) -> ParsedFile:
-    """Check every row of a cadre roster."""
-    return parse_table(CADRES, text, codec, actor, as_of, now, future_skew)
-
-
-async def import_cadres(
-    text: str,
-    codec: Codec,
-    sink: RecordSink,
-    sealer: PersonalSealer,
-    actor: str,
-    as_of: dt.datetime | None,
-    skip_bad: bool,
-    now: dt.datetime,
-) -> ImportReport:
-    """Import a cadre roster; see `services.visits.imports.table.import_table`."""
-    return await import_table(CADRES, text, codec, sink, sealer, actor, as_of, skip_bad, now)

@@ -6,27 +6,19 @@ values; reading, checking and sending the rows is `table.py`'s, shared with the 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from services.contract.codec import Codec
-from services.platform.kafka.producer import RecordSink
-from services.platform.personal.sealer import PersonalSealer
 from services.visits.imports.table import (
     Column,
-    ImportReport,
-    ParsedFile,
     RowProblem,
     TableImport,
     as_boolean,
     as_integer,
     as_moment,
     as_text,
-    import_table,
     one_of,
-    parse_table,
 )
 
 IMPORT_NAMESPACE = uuid.UUID("6f1d8a52-4a8e-5b63-9a51-0c3e2f6d7b10")
@@ -127,29 +119,3 @@ def _household_defaults() -> Callable[[dict[str, Any], int], list[RowProblem]]:
 HOUSEHOLDS = TableImport(
     "households", COLUMNS, "household_id", IMPORT_NAMESPACE, _household_defaults
 )
-
-
-def parse(
-    text: str,
-    codec: Codec,
-    actor: str,
-    as_of: dt.datetime | None,
-    now: dt.datetime,
-    future_skew: dt.timedelta = dt.timedelta(minutes=5),
-) -> ParsedFile:
-    """Check every row of a household table (户表)."""
-    return parse_table(HOUSEHOLDS, text, codec, actor, as_of, now, future_skew)
-
-
-async def import_households(
-    text: str,
-    codec: Codec,
-    sink: RecordSink,
-    sealer: PersonalSealer,
-    actor: str,
-    as_of: dt.datetime | None,
-    skip_bad: bool,
-    now: dt.datetime,
-) -> ImportReport:
-    """Import a household table (户表); see `table.import_table`."""
-    return await import_table(HOUSEHOLDS, text, codec, sink, sealer, actor, as_of, skip_bad, now)

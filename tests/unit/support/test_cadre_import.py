@@ -4,6 +4,7 @@ values, all-or-nothing unless --skip-bad, deterministic event ids, the CLI's exi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,12 @@ from services.contract.personal import Subject, unseal
 from services.platform.kafka.producer import InMemorySink
 from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
 from services.platform.personal.sealer import PersonalSealer
-from services.visits.imports.cadres import import_cadres, parse
-from services.visits.imports.table import CsvFileError, read_text
+from services.visits.imports.cadres import CADRES
+from services.visits.imports.table import CsvFileError, import_table, parse_table, read_text
+
+# One table's parse and import: the table machinery with the cadre roster's columns.
+parse = functools.partial(parse_table, CADRES)
+import_cadres = functools.partial(import_table, CADRES)
 
 CODEC = Codec.default()
 NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)
