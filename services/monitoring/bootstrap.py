@@ -130,14 +130,15 @@ async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> Non
 
 def worker_app(parts: Parts) -> Any:
     """The faust app with its metrics registry, served on its web port at /metrics."""
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import generate_latest
 
     from services.contract.codec import Codec
     from services.monitoring.entrypoints.app import build_app
     from services.monitoring.metrics import MonitoringMetrics
+    from services.platform.metrics import new_registry
 
     own = parts.own
-    registry = CollectorRegistry()
+    registry = new_registry()
     app = build_app(
         app_id=own.app_id,
         bootstrap=parts.bootstrap,

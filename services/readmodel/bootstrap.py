@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from services.contract.catalogue import Catalogue, load_catalogue
 from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
+from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
 from services.readmodel.api import ApiDependencies, build_api, init_connection
 from services.readmodel.metrics import ApiMetrics
@@ -51,7 +52,7 @@ def projector_parts(settings: Settings) -> ProjectorParts:
         group_id=settings.projector_group,
         batch_size=settings.projector_batch_size,
     )
-    return ProjectorParts(config, catalogue, CollectorRegistry())
+    return ProjectorParts(config, catalogue, new_registry())
 
 
 async def serve_projector(settings: Settings) -> None:
@@ -76,7 +77,7 @@ async def api_dependencies(settings: Settings) -> AsyncIterator[ApiDependencies]
         database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
     )
     try:
-        registry = CollectorRegistry()
+        registry = new_registry()
         yield ApiDependencies(
             pool=pool,
             tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.visits.token_cache_seconds),

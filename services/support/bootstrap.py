@@ -17,6 +17,7 @@ from services.contract.topics import Topic
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, faust_datadir, kafka_bootstrap
 from services.platform.kafka.admin import ensure_topics
+from services.platform.metrics import new_registry
 from services.support.catalogue_activation import activate_at_start
 from services.support.entrypoints.app import CHANGELOG_TABLES, build_app, pool_commands_topic
 from services.support.metrics import SupportMetrics
@@ -71,7 +72,7 @@ def support_worker(settings: Settings, app_id: str) -> SupportWorker:
     asyncio.run(prepare_topics(bootstrap, settings, app_id))
     # The catalogue is about to decide who gets what: the log must say which one is in use.
     activate_at_start(settings, bootstrap, app_id, catalogue, content)
-    registry = CollectorRegistry()
+    registry = new_registry()
     store = "rocksdb://" if settings.support_rocksdb else "memory://"
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,
                     codec=Codec.default(), metrics=SupportMetrics(registry),

@@ -22,6 +22,7 @@ from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
 from services.platform.kafka.producer import Delivery, KafkaSink
+from services.platform.metrics import new_registry
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
 from services.platform.personal.sealer import PersonalSealer, postgres_sealer
 from services.platform.postgres.database import Database, database_for, prepare_schema
@@ -126,7 +127,7 @@ async def wired(
             sealer=PersonalSealer(
                 CachedKeys(PostgresKeyStore(pool, master), ttl=settings.personal_key_cache_seconds)
             ),
-            metrics=VisitsMetrics(registry or CollectorRegistry()),
+            metrics=VisitsMetrics(registry or new_registry()),
             openapi=load_document(),
             limits=limits_of(settings),
             clock=wall_clock,
