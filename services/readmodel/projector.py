@@ -111,10 +111,20 @@ class Projector:
                 batch = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
                 )
+                for tp, msgs in batch.items():
+                    if msgs:
+                        self.metrics.unapplied.fetched(tp.topic, tp.partition, msgs[0].timestamp)
                 records = [r for part in batch.values() for r in part]
                 if records:
                     await self.apply(conn, records)
                     hint.add({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                    for tp, msgs in batch.items():
+                        if msgs:
+                            highwater = consumer.highwater(tp)
+                            behind = highwater is None or msgs[-1].offset + 1 < highwater
+                            self.metrics.unapplied.applied(
+                                tp.topic, tp.partition, msgs[-1].timestamp, behind
+                            )
                 hint.send()
                 await self._observe_lag(consumer)
         finally:
@@ -142,10 +152,6 @@ class Projector:
             applied = await self._apply(conn, records, isolate=True)
         for topic, count in applied.items():
             self.metrics.events.labels(topic).inc(count)
-        for record in records:
-            self.metrics.lag_seconds.labels(record.topic).set(
-                max(0.0, time.time() - record.timestamp / 1000)
-            )
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return sum(applied.values())
 
@@ -235,10 +241,15 @@ class Projector:
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         behind: dict[str, int] = defaultdict(int)
-        for tp in consumer.assignment():
+        assigned = consumer.assignment()
+        self.metrics.unapplied.forget({(tp.topic, tp.partition) for tp in assigned})
+        for tp in assigned:
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                behind[tp.topic] += max(0, highwater - await consumer.position(tp))
+                count = max(0, highwater - await consumer.position(tp))
+                behind[tp.topic] += count
+                if count == 0:
+                    self.metrics.unapplied.caught_up(tp.topic, tp.partition)
         for topic, count in behind.items():
             self.metrics.lag_events.labels(topic).set(count)
 
