@@ -90,6 +90,18 @@ class MonitoringMetrics:
             ["township"],
             registry=registry,
         )
+        self.problems_found = Gauge(
+            "shouwang_monitoring_problems_found",
+            "Problems found on visits (open or rectified), by township: the ratio's denominator",
+            ["township"],
+            registry=registry,
+        )
+        self.problems_rectified = Gauge(
+            "shouwang_monitoring_problems_rectified",
+            "Problems rectified, by township: summed over townships for the county's ratio",
+            ["township"],
+            registry=registry,
+        )
         self.rectification_rate = Gauge(
             "shouwang_monitoring_rectification_ratio",
             "Rectified problems over all problems found, by township (1 when none found)",
@@ -125,7 +137,9 @@ class MonitoringMetrics:
             open_problems[s.township] += s.open_problems
             found[s.township] += s.problems
             rectified[s.township] += s.rectified
-        for gauge in (self.households, self.overdue, self.open_problems, self.rectification_rate):
+        gauges = (self.households, self.overdue, self.open_problems, self.problems_found,
+                  self.problems_rectified, self.rectification_rate)  # fmt: skip
+        for gauge in gauges:
             gauge.clear()
         for labels, count in by_state.items():
             self.households.labels(*labels).set(count)
@@ -134,6 +148,8 @@ class MonitoringMetrics:
         for township in townships:
             self.open_problems.labels(township).set(open_problems[township])
             total = found[township]
+            self.problems_found.labels(township).set(total)
+            self.problems_rectified.labels(township).set(rectified[township])
             self.rectification_rate.labels(township).set(
                 rectified[township] / total if total else 1.0
             )
