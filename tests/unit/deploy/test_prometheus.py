@@ -63,3 +63,11 @@ def test_every_alert_has_a_unit_test():
                 t["alertname"] for t in test.get("alert_rule_test", []) if t.get("exp_alerts")
             }
     assert alerts - tested == set()
+
+
+def test_every_promtool_input_series_is_one_a_real_scrape_has():
+    from tests.scrape_fixture import promtool_input_series, recorded, unknown_series
+
+    series = promtool_input_series()
+    assert series
+    assert unknown_series(series, recorded()) == []
