@@ -182,6 +182,14 @@ async def test_household_alerts_fire_and_every_panel_has_data(
         for query in EXPECTED_EMPTY:
             assert query in {q for _, _, q in queries}, f"{query!r} is no longer on a dashboard"
 
+        # Everything sent is in the read model: the oldest unapplied record's age is 0 on
+        # every topic the projector was assigned (not the age of the last record applied).
+        obs.until(lambda: obs.value(prometheus, "max(shouwang_projector_lag_seconds)") == 0.0,
+                  120, "the projector's lag to be 0 once caught up", processes,
+                  lambda: str(obs.api(prometheus, "/api/v1/query",
+                                      query="shouwang_projector_lag_seconds")))  # fmt: skip
+        assert obs.value(prometheus, "count(shouwang_projector_lag_seconds)") >= 1
+
         jobs = [job for job in targets if targets[job] and job.startswith("shouwang-")]
         for job in jobs:  # the platform collectors and the build, on every service
             for family in ("process_cpu_seconds_total", "python_info", "shouwang_build_info"):
@@ -208,14 +216,18 @@ def issue_cadre_token(env: dict[str, str], tmp_path: Path) -> str:
 
 def check_scrape_fixture(live: list[str]) -> None:
     """The fixture the promtool tests take their series from still matches a live scrape:
-    the same metric names with the same label names (values vary with the workload's timing),
-    and every series the promtool tests use is one Prometheus really scraped."""
+    each metric name with its label names is still exported (values vary with the workload's
+    timing), and every series the promtool tests use is one Prometheus really scraped.
+
+    A series that only a rare path creates (a duplicate after a rebalance) may appear live
+    without being in the fixture; that is not a failure, and test_metric_names fails as soon as
+    a rule or panel queries a name the fixture lacks."""
     if os.environ.get("SHOUWANG_RECORD_SCRAPE"):
         SCRAPE_FIXTURE.write_text(json.dumps(live, ensure_ascii=False, indent=0) + "\n")
-    recorded = fixture()
-    assert {signature(s) for s in recorded} == {signature(s) for s in live}, (
-        "the services' metrics changed: rerun with SHOUWANG_RECORD_SCRAPE=1, then update the "
-        "promtool tests' input series from deploy/prometheus/tests/scrape.json"
+    gone = {signature(s) for s in fixture()} - {signature(s) for s in live}
+    assert gone == set(), (
+        "the services no longer export these as recorded: rerun with SHOUWANG_RECORD_SCRAPE=1, "
+        "then update the promtool tests' input series from deploy/prometheus/tests/scrape.json"
     )
     assert unknown_series(promtool_input_series(), live) == [], (
         "promtool tests use series no live scrape has"
