@@ -128,6 +128,12 @@ def value(base: str, query: str) -> float | None:
     return float(results[0]["value"][1]) if len(results) == 1 else None
 
 
+def deployed_jobs() -> set[str]:
+    """The job names deploy/prometheus/prometheus.yml scrapes."""
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text("utf-8"))
+    return {job["job_name"] for job in config["scrape_configs"]}
+
+
 def prometheus_config(targets: dict[str, str], directory: Path, interval: str = "1s") -> Path:
     """deploy/'s prometheus.yml for a test: every interval `interval`, its rule files copied
     with each `for:` shortened to SHORT_FOR (the policy's deadlines are days; `for` only
