@@ -111,9 +111,31 @@ def test_the_scram_verifier_matches_rfc_7677() -> None:
     assert hashlib.sha256(client_key).digest() == stored_key
 
 
-def test_a_non_ascii_password_is_refused() -> None:
-    from services.platform.config import SettingsError
+def test_the_verifier_is_of_the_saslprep_form_of_a_non_ascii_password() -> None:
+    from services.platform.postgres.commands import check_login, scram_verifier
+
+    salt = bytes(16)
+    # Full-width letters and a no-break space normalise (NFKC, RFC 4013) to plain ones: a
+    # client sending either form must match the stored verifier.
+    wide = "\uff53\uff48\uff4f\uff55\u00a0守望密码-\uff21\uff22\uff23-2026"
+    plain = "shou 守望密码-ABC-2026"
+    check_login("shouwang_api_1", wide)
+    check_login("shouwang_api_1", "密码" * 9)
+    assert scram_verifier(wide, salt=salt) == scram_verifier(plain, salt=salt)
+    assert scram_verifier(plain, salt=salt) != scram_verifier("shou 守望密码-ABC-2027", salt=salt)
+    # The hand-written ASCII-only verifier this replaced hashed the raw bytes: not this.
+    assert scram_verifier("密码" * 9, salt=salt).startswith("SCRAM-SHA-256$4096:")
+
+
+@pytest.mark.parametrize(
+    "password, why",
+    [
+        ("\ue000" + "x" * 16, "private use"),  # printable to Python, prohibited by SASLprep
+        ("\u0627" + "x" * 16, "bidi"),  # right-to-left mixed with left-to-right
+    ],
+)
+def test_a_password_saslprep_prohibits_is_refused_by_name(password: str, why: str) -> None:
     from services.platform.postgres.commands import check_login
 
-    with pytest.raises(SettingsError, match="ASCII"):
-        check_login("shouwang_api_1", "密码" * 9)
+    with pytest.raises(SettingsError, match=f"password: not allowed by SASLprep.*{why}"):
+        check_login("shouwang_api_1", password)
