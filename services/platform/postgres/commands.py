@@ -56,8 +56,7 @@ def check_login(name: str, password: str) -> None:
     if any(unicodedata.category(c) == "Cc" for c in password):
         raise SettingsError("password: printable characters only (no newlines or controls)")
     # scramp is imported here, not at the top: the CLI imports this module to build its parser.
-    from scramp import ScramException
-    from scramp.core import saslprep
+    from scramp.core import ScramException, saslprep
 
     try:
         saslprep(password)
