@@ -400,8 +400,8 @@ def operator_action(
     label: str | None = None,
     **fields: Any,
 ) -> Record:
-    """An operator's action on `subject_id` (a token or a catalogue); no token or catalogue
-    detail unless given."""
+    """An operator's action on `subject_id` (a token, a catalogue, a person's data); no token,
+    catalogue or personal detail unless given."""
     return _built(
         "OperatorActionRecorded",
         {
@@ -415,6 +415,7 @@ def operator_action(
             "token": None,
             "catalogue": None,
             "reason": "",
+            "personal": None,
         },
         fields,
     )

@@ -10,7 +10,11 @@ from services.platform.config import Settings
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register `actions` on the CLI's sub-command parser."""
     actions = commands.add_parser("actions", help="list operator actions from the log")
-    actions.add_argument("--subject", help="only this subject, e.g. token:ID or catalogue:ID")
+    actions.add_argument(
+        "--subject",
+        help="only this subject: token:ID, catalogue:ID, household:ID or cadre:ID; a bare ID "
+        "matches it under any of those",
+    )
     actions.add_argument("--archive", help="read an archive directory instead of Kafka")
     actions.set_defaults(run=run_actions)
 

@@ -1,15 +1,20 @@
-"""Sealing personal sub-records per subject (AES-256-GCM), and wrapping data keys: pure, no I/O.
+"""Sealing personal sub-records per subject (AES-SIV, RFC 5297), and wrapping data keys: pure.
 
 A registry event's `personal` sub-record is sealed with its subject's data key (a household or a
 cadre) into `personal_sealed`; the key lives outside the log, so deleting it makes every sealed
 copy in the permanent log unreadable (crypto-shredding) while the rest of the event stays.
 
-The associated data binds a sealed blob to its subject and event: a blob copied into another
-household's or another event's record does not open. The nonce is synthetic (an HMAC of the
-associated data and the plaintext under a key derived from the data key, as SIV modes do): the
-same event sealed twice gives the same bytes, so re-sending an event stays an exact re-send (the
-visits API compares a re-sent event's content with the first copy's), and a nonce can only repeat
-for identical inputs, where GCM gives identical output and reveals nothing new.
+Sealing is deterministic on purpose: the same event sealed twice gives the same bytes, so
+re-sending an event stays an exact re-send. The construction is AES-SIV (RFC 5297, AEAD
+AES-SIV-CMAC-512, `cryptography`'s AESSIV), a standard deterministic AEAD that reveals only
+whether two inputs were identical; its 64-byte key is derived from the subject's 32-byte data
+key with HKDF-SHA256 (RFC 5869). The associated data, given to SIV as separate components, binds
+a sealed blob to its subject and event: a blob copied into another household's or another
+event's record does not open.
+
+The format is named by `algorithm` in each sealed record. `FORMAT_SIV` is what is written;
+`FORMAT_GCM_V1` (AES-256-GCM with an HMAC-derived synthetic nonce, written before AES-SIV) is only
+opened, because the log is permanent and keeps records sealed that way.
 
 Error messages name the subject kind, event and key id, never a plaintext value or key bytes.
 """
@@ -23,13 +28,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.contract.errors import ContractError
 
-ALGORITHM = "AES-256-GCM/HMAC-SHA256-NONCE"
+FORMAT_SIV = "AEAD_AES_SIV_CMAC_512/HKDF-SHA256"
+FORMAT_GCM_V1 = "AES-256-GCM/HMAC-SHA256-NONCE"  # opened, never written any more
+ALGORITHM = FORMAT_SIV  # what `seal` writes
+FORMATS = (FORMAT_SIV, FORMAT_GCM_V1)
 KEY_BYTES = 32
-NONCE_BYTES = 12
+NONCE_BYTES = 12  # of the key wrapping, and of FORMAT_GCM_V1 records
+SIV_BYTES = 16
 WRAP_ALGORITHM = "AES-256-GCM"
 
 
@@ -95,11 +106,16 @@ class Tampered(SealError):
     """Authentication failed: wrong subject or event, wrong key, or changed bytes."""
 
 
-def associated_data(subject: Subject, event_id: str) -> bytes:
-    """What a sealed blob is bound to: the algorithm, subject kind, subject id and event id."""
-    return json.dumps(
-        [ALGORITHM, subject.kind, subject.subject_id, str(event_id)], ensure_ascii=False
-    ).encode("utf-8")
+def associated_data(subject: Subject, event_id: str) -> list[bytes]:
+    """What a sealed blob is bound to, as SIV's associated data components: the format,
+    subject kind, subject id and event id (separate components, so no two differ only in where
+    one ends and the next begins)."""
+    return [
+        FORMAT_SIV.encode("ascii"),
+        subject.kind.encode("utf-8"),
+        subject.subject_id.encode("utf-8"),
+        str(event_id).encode("utf-8"),
+    ]
 
 
 def plaintext_of(personal: dict[str, Any]) -> bytes:
@@ -115,30 +131,39 @@ def plaintext_of(personal: dict[str, Any]) -> bytes:
 
 
 def seal(personal: dict[str, Any], subject: Subject, event_id: str, key: DataKey) -> dict:
-    """The SealedPersonal record for `personal`, bound to `subject` and `event_id`."""
-    plaintext = plaintext_of(personal)
-    aad = associated_data(subject, event_id)
-    nonce = _synthetic_nonce(key, aad, plaintext)
-    ciphertext = AESGCM(_encryption_key(key)).encrypt(nonce, plaintext, aad)
-    return {"key_id": key.key_id, "algorithm": ALGORITHM, "nonce": nonce, "ciphertext": ciphertext}
+    """The SealedPersonal record for `personal`, bound to `subject` and `event_id`.
+
+    `nonce` is empty: AES-SIV needs none, its synthetic IV leads the ciphertext.
+    """
+    ciphertext = _siv(key).encrypt(plaintext_of(personal), associated_data(subject, event_id))
+    return {"key_id": key.key_id, "algorithm": FORMAT_SIV, "nonce": b"", "ciphertext": ciphertext}
 
 
 def unseal(sealed: dict[str, Any], subject: Subject, event_id: str, key: DataKey) -> dict:
-    """The personal sub-record inside `sealed`; WrongKey / Tampered / SealError otherwise."""
+    """The personal sub-record inside `sealed` (either format); WrongKey / Tampered / SealError
+    otherwise."""
     where = f"personal data of {subject}, event {event_id}"
-    if sealed.get("algorithm") != ALGORITHM:
-        raise SealError(f"{where}: unknown algorithm {str(sealed.get('algorithm'))[:40]!r}")
+    algorithm = sealed.get("algorithm")
+    if algorithm not in FORMATS:
+        raise SealError(f"{where}: unknown algorithm {str(algorithm)[:40]!r}")
     if sealed.get("key_id") != key.key_id:
         raise WrongKey(f"{where}: sealed under key {sealed.get('key_id')}, not {key.key_id}")
     nonce, ciphertext = sealed.get("nonce"), sealed.get("ciphertext")
-    if not isinstance(nonce, bytes) or len(nonce) != NONCE_BYTES:
-        raise Tampered(f"{where}: the nonce is not {NONCE_BYTES} bytes")
     if not isinstance(ciphertext, bytes):
         raise Tampered(f"{where}: the ciphertext is not bytes")
     try:
-        plaintext = AESGCM(_encryption_key(key)).decrypt(
-            nonce, ciphertext, associated_data(subject, event_id)
-        )
+        if algorithm == FORMAT_SIV:
+            if nonce != b"":
+                raise Tampered(f"{where}: an AES-SIV record has an empty nonce")
+            if len(ciphertext) < SIV_BYTES:
+                raise Tampered(f"{where}: the ciphertext is shorter than its {SIV_BYTES}-byte IV")
+            plaintext = _siv(key).decrypt(ciphertext, associated_data(subject, event_id))
+        else:
+            if not isinstance(nonce, bytes) or len(nonce) != NONCE_BYTES:
+                raise Tampered(f"{where}: the nonce is not {NONCE_BYTES} bytes")
+            plaintext = AESGCM(_gcm_v1_key(key)).decrypt(
+                nonce, ciphertext, _gcm_v1_associated_data(subject, event_id)
+            )
     except InvalidTag:
         raise Tampered(
             f"{where}: does not authenticate under key {key.key_id} (sealed for another "
@@ -207,11 +232,21 @@ def _check_master(master: bytes) -> None:
         raise SealError(f"the master key must be {KEY_BYTES} bytes")
 
 
-def _encryption_key(key: DataKey) -> bytes:
+def _siv(key: DataKey) -> AESSIV:
+    derived = HKDF(
+        algorithm=hashes.SHA256(),
+        length=2 * KEY_BYTES,  # AES-SIV-CMAC-512: a CMAC key and a CTR key of 256 bits each
+        salt=None,
+        info=b"shouwang personal " + FORMAT_SIV.encode("ascii"),
+    ).derive(key.secret)
+    return AESSIV(derived)
+
+
+def _gcm_v1_associated_data(subject: Subject, event_id: str) -> bytes:
+    return json.dumps(
+        [FORMAT_GCM_V1, subject.kind, subject.subject_id, str(event_id)], ensure_ascii=False
+    ).encode("utf-8")
+
+
+def _gcm_v1_key(key: DataKey) -> bytes:
     return hmac.new(key.secret, b"shouwang personal encryption", hashlib.sha256).digest()
-
-
-def _synthetic_nonce(key: DataKey, aad: bytes, plaintext: bytes) -> bytes:
-    nonce_key = hmac.new(key.secret, b"shouwang personal nonce", hashlib.sha256).digest()
-    mac = hmac.new(nonce_key, len(aad).to_bytes(8, "big") + aad + plaintext, hashlib.sha256)
-    return mac.digest()[:NONCE_BYTES]

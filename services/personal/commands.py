@@ -1,9 +1,11 @@
 """`shouwang personal show|forget`: read a subject's personal data from the log, or shred its key.
 
 `show` is for operators with the master key: it reads the subject's registry events (one
-partition, no consumer group) and opens each sealed sub-record. `forget` deletes the subject's
-data key and records who did it, when and why; afterwards `show` answers "erased" for every
-event sealed with that key, and the rest of those events (the risk history) reads as before.
+partition, no consumer group) and opens each sealed sub-record, after recording who opened
+whose data and why on operator.actions. `forget` deletes the subject's data key and records who
+did it, when and why (operator.actions first, then the key tables); afterwards `show` answers
+"erased" for every event sealed with that key, and the rest of those events (the risk history)
+reads as before. `shouwang actions --subject household:ID` lists both.
 The parsers are here; what the commands do is `subject_data.py`'s.
 """
 
@@ -48,6 +50,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("subject_id", metavar="SUBJECT_ID", help="household id (cadre id: --cadre)")
     show.add_argument("--cadre", action="store_true", help="SUBJECT_ID is a cadre id")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--actor", help="who opens the data (default operator:$USER), recorded before it is shown"
+    )
+    show.add_argument(
+        "--reason", required=True, help="why (case, request), recorded before the data is shown"
+    )
     show.set_defaults(run=_run(run_show))
     forget = actions.add_parser(
         "forget", help="erase a subject's data key (crypto-shredding); risk history stays"

@@ -3,6 +3,11 @@
 `show` reads the subject's registry events (one partition, no consumer group) and opens each
 sealed sub-record with the key store's keys; `forget` deletes the subject's data key and records
 who did it, when and why.
+
+Both are recorded on operator.actions first (PERSONAL_DATA_OPENED, PERSONAL_DATA_FORGOTTEN):
+`show` opens the records in memory, writes the access event and prints only once the broker has
+acknowledged it; `forget` writes its event inside the key deletion's transaction, which is rolled
+back when the event cannot be written. No acknowledgement, no data shown and no key deleted.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -30,8 +37,19 @@ from services.contract.personal import (
     unseal,
 )
 from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY
+from services.platform.actions.events import (
+    OperatorActionError,
+    check_actor,
+    check_reason,
+    default_actor,
+    personal_data_forgotten,
+    personal_data_opened,
+)
+from services.platform.actions.log import record_action
+from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.log import KafkaLog, Range, partition_of
+from services.platform.kafka.producer import BrokerUnavailable
 from services.platform.personal.keys import (
     DB_ERRORS,
     KeyStore,
@@ -43,8 +61,7 @@ from services.platform.personal.keys import (
 from services.platform.postgres.database import local_database_url
 from services.platform.postgres.migrate import apply_migrations
 
-MAX_ACTOR = 64
-MAX_REASON = 500
+SHOWN = ("sealed", "plaintext")  # the statuses whose personal data `show` prints
 
 
 @dataclass(frozen=True)
@@ -128,12 +145,15 @@ async def entries_of(
     return entries
 
 
-def check_forget_arguments(actor: str, reason: str) -> None:
-    """SettingsError naming the argument when `actor` or `reason` is unfit to record."""
-    if not actor.strip() or len(actor) > MAX_ACTOR:
-        raise SettingsError(f"--actor: who erases, 1 to {MAX_ACTOR} characters")
-    if not reason.strip() or len(reason) > MAX_REASON:
-        raise SettingsError(f"--reason: why, 1 to {MAX_REASON} characters")
+def check_access_arguments(actor: str | None, reason: str) -> tuple[str, str]:
+    """The actor (default `operator:$USER`) and reason to record, or SettingsError naming the
+    option: the same rules as every operator action, and a reason is required."""
+    try:
+        actor = check_actor(default_actor(getpass.getuser()) if actor is None else actor.strip())
+        reason = check_reason(reason.strip(), required=True)
+    except OperatorActionError as exc:
+        raise SettingsError(f"--{exc}") from None
+    return actor, reason
 
 
 def subject_of(args: argparse.Namespace) -> Subject:
@@ -158,9 +178,11 @@ async def read_registry(bootstrap: str, settings: Settings, subject: Subject, co
 
 async def show(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     subject = subject_of(args)
+    actor, reason = check_access_arguments(args.actor, args.reason)
     master = load_master_key()
     codec = Codec.default()
-    event_type, records = await read_registry(kafka_bootstrap(settings), settings, subject, codec)
+    bootstrap = kafka_bootstrap(settings)
+    event_type, records = await read_registry(bootstrap, settings, subject, codec)
     if not records:
         print(f"personal show: no registry events for {subject}", file=err)
         return 1
@@ -169,28 +191,57 @@ async def show(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
         entries = await entries_of(event_type, records, PostgresKeyStore(pool, master))
     finally:
         await pool.close()
+    shown = [e.event_id for e in entries if e.status in SHOWN]
+    access = personal_data_opened(subject, shown, actor, wall_clock(), str(uuid.uuid4()), reason)
+    try:
+        await record_action(bootstrap, settings.layout, _wait(settings), codec, access)
+    except BrokerUnavailable as exc:
+        print(
+            f"personal show: nothing shown: this access to the personal data of {subject} could "
+            f"not be recorded on operator.actions ({exc}); every opening is recorded first",
+            file=err,
+        )
+        return 3
     if args.json:
         document = {"subject": subject.kind, "id": subject.subject_id}
         document["events"] = [e.as_json() for e in entries]
+        document["access_event_id"] = access["event_id"]
         print(json.dumps(document, ensure_ascii=False, indent=2), file=out)
     else:
         print(f"personal data of {subject}: {len(entries)} registry event(s)", file=out)
         for entry in entries:
             print("  " + entry.line(), file=out)
+    print(
+        f"access recorded on operator.actions as {access['event_id']} (by {actor}: {reason})",
+        file=err,
+    )
     return 0
 
 
 async def forget(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     subject = subject_of(args)
-    check_forget_arguments(args.actor, args.reason)
+    actor, reason = check_access_arguments(args.actor, args.reason)
     master = load_master_key()
     dsn = local_database_url(settings)
+    bootstrap, codec = kafka_bootstrap(settings), Codec.default()
+
+    async def record_first(key_id: str) -> None:
+        event = personal_data_forgotten(subject, key_id, actor, wall_clock(), reason)
+        await record_action(bootstrap, settings.layout, _wait(settings), codec, event)
+
     await apply_migrations(dsn)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         shredded = await PostgresKeyStore(pool, master).shred(
-            subject, args.actor.strip(), args.reason.strip()
+            subject, actor, reason, before_delete=record_first
         )
+    except BrokerUnavailable as exc:
+        print(
+            f"personal forget: nothing erased: the erasure of {subject}'s data key could not be "
+            f"recorded on operator.actions ({exc}); the key was kept, run the command again",
+            file=err,
+        )
+        return 3
     finally:
         await pool.close()
     if not shredded:
@@ -210,6 +261,12 @@ async def forget(args: argparse.Namespace, settings: Settings, out: TextIO, err:
     return 0
 
 
+def _wait(settings: Settings) -> float:
+    """How long to wait for the broker's acknowledgement: the visits API's request timeout,
+    the bound every operator command that records an action uses."""
+    return settings.visits.request_timeout_seconds
+
+
 def run_reporting_store_errors(
     coroutine_fn: Callable[[argparse.Namespace, Settings, TextIO, TextIO], Awaitable[int]],
     args: argparse.Namespace,
@@ -221,6 +278,9 @@ def run_reporting_store_errors(
         return asyncio.run(coroutine_fn(args, settings, sys.stdout, sys.stderr))
     except KeysUnavailable as exc:
         print(f"shouwang personal: the key store is unreachable ({exc})", file=sys.stderr)
+        return 3
+    except BrokerUnavailable as exc:
+        print(f"shouwang personal: Kafka is unreachable ({exc}); nothing shown", file=sys.stderr)
         return 3
     except DB_ERRORS as exc:
         print(

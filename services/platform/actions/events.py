@@ -1,7 +1,8 @@
 """Operator action records (OperatorActionRecorded), built and read back; pure, no I/O.
 
 Event ids derive from the subject and the action (uuid5), so a command retried after a lost
-acknowledgement writes the same event again, which consumers drop as a duplicate.
+acknowledgement writes the same event again, which consumers drop as a duplicate. An opening of
+personal data is a new act each time: its id derives from an access id the caller makes.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from services.contract.catalogue_changes import CatalogueDigest, Change, PoolDigest, changes
+from services.contract.personal import SUBJECT_KINDS as PERSONAL_KINDS
+from services.contract.personal import Subject
 
 EVENT_TYPE = "shouwang.events.OperatorActionRecorded"
 NAMESPACE = uuid.UUID("2b0f7c4e-93a1-5d8e-b6f2-8c1d4e7a9f03")
 SOURCES = ("OPERATOR", "SERVICE")
 MAX_ACTOR = 128
 MAX_REASON = 1000
+# What an action can be about: the prefix of its subject_id (and Kafka key).
+SUBJECT_KINDS = ("token", "catalogue", *PERSONAL_KINDS)
 
 
 class OperatorActionError(ValueError):
@@ -43,6 +48,11 @@ def catalogue_subject(catalogue_id: str) -> str:
     return f"catalogue:{catalogue_id}"
 
 
+def personal_subject(subject: Subject) -> str:
+    """The action subject of a person's data: `household:ID` or `cadre:ID`."""
+    return f"{subject.kind}:{subject.subject_id}"
+
+
 def default_actor(user: str) -> str:
     """The actor of a command run without --actor: `operator:` and the login name."""
     return f"operator:{user}"
@@ -59,7 +69,12 @@ def check_actor(actor: str) -> str:
     return actor
 
 
-def check_reason(reason: str) -> str:
+def check_reason(reason: str, required: bool = False) -> str:
+    """The reason, or OperatorActionError; `required` (personal data) refuses a blank one."""
+    if required and (not isinstance(reason, str) or not reason.strip()):
+        raise OperatorActionError(
+            "reason: required: say why (the request, case or ruling), it is recorded"
+        )
     if len(reason) > MAX_REASON:
         raise OperatorActionError(f"reason: at most {MAX_REASON} characters")
     if any(not c.isprintable() for c in reason):
@@ -157,6 +172,68 @@ def catalogue_activated(
     }
 
 
+def personal_data_opened(
+    subject: Subject,
+    event_ids: Iterable[str],
+    actor: str,
+    now: dt.datetime,
+    access_id: str,
+    reason: str,
+    source: str = "OPERATOR",
+) -> dict[str, Any]:
+    """The record that `actor` is being shown `subject`'s personal data from the registry events
+    `event_ids`, and why. Written before the data is shown; `access_id` (a fresh UUID per
+    opening, made by the caller) keeps two openings apart and one opening's retries together."""
+    return _personal_action(
+        "PERSONAL_DATA_OPENED", subject, access_id, actor, now, source, reason,
+        event_ids=list(event_ids), key_id=None,
+    )  # fmt: skip
+
+
+def personal_data_forgotten(
+    subject: Subject, key_id: str, actor: str, now: dt.datetime, reason: str,
+    source: str = "OPERATOR",
+) -> dict[str, Any]:  # fmt: skip
+    """The record that `subject`'s data key `key_id` is being deleted (crypto-shredding); one
+    per key, so a repeated `forget` writes the same id again."""
+    if not key_id:
+        raise OperatorActionError("key_id: the key being deleted must be named")
+    return _personal_action(
+        "PERSONAL_DATA_FORGOTTEN", subject, key_id, actor, now, source, reason,
+        event_ids=[], key_id=key_id,
+    )  # fmt: skip
+
+
+def _personal_action(
+    action: str,
+    subject: Subject,
+    discriminator: str,
+    actor: str,
+    now: dt.datetime,
+    source: str,
+    reason: str,
+    event_ids: list[str],
+    key_id: str | None,
+) -> dict[str, Any]:
+    if subject.kind not in PERSONAL_KINDS:
+        raise OperatorActionError(f"subject: a {' or '.join(PERSONAL_KINDS)}, not {subject.kind!r}")
+    if not subject.subject_id:
+        raise OperatorActionError("subject: the household or cadre id is empty")
+    name = personal_subject(subject)
+    check_reason(reason, required=True)
+    return {
+        **_header(action, name, f"{action}:{name}:{discriminator}", actor, now, source, reason),
+        "token": None,
+        "catalogue": None,
+        "personal": {
+            "subject_kind": subject.kind.upper(),
+            "subject_id": subject.subject_id,
+            "event_ids": [str(e) for e in event_ids],
+            "key_id": key_id,
+        },
+    }
+
+
 def digest_of(record: Mapping[str, Any]) -> CatalogueDigest:
     """The catalogue digest a CATALOGUE_ACTIVATED record carries."""
     if record.get("action") != "CATALOGUE_ACTIVATED" or not record.get("catalogue"):
@@ -206,6 +283,12 @@ def describe(record: Mapping[str, Any]) -> str:
                 " ".join(part for part in (x.change, x.item, x.detail and f"({x.detail})") if part)
                 for x in listed
             )
+    if record.get("personal"):
+        p = record["personal"]
+        if record["action"] == "PERSONAL_DATA_FORGOTTEN":
+            head += f"  key {p['key_id']} deleted"
+        else:
+            head += f"  {len(p['event_ids'])} registry event(s) shown"
     if record.get("reason"):
         head += f"  reason: {record['reason']}"
     return head

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from services.contract.catalogue import Catalogue
 from services.contract.catalogue_changes import digest
@@ -61,13 +61,38 @@ async def append(sink: RecordSink, codec: Codec, record: Mapping[str, Any]) -> D
     return await sink.send(OPERATOR_ACTIONS.name, record["subject_id"].encode("utf-8"), value)
 
 
+async def record_action(
+    bootstrap: str,
+    layout: TopicLayout,
+    wait_seconds: float,
+    codec: Codec,
+    record: Mapping[str, Any],
+) -> Delivery:
+    """Append one action with a producer of its own (topic created if missing), for a command
+    that records one thing; BrokerUnavailable when the broker did not acknowledge it within
+    `wait_seconds` (KafkaAccessRefused when it refused our credentials)."""
+    sink = operator_sink(bootstrap, wait_seconds)
+    try:
+        await prepare_topic(bootstrap, layout, wait_seconds)
+        return await append(sink, codec, record)
+    finally:
+        await sink.close()
+
+
 async def read_actions(
-    bootstrap: str, codec: Codec, subject_id: str | None = None, wait_seconds: float = 60.0
+    bootstrap: str,
+    codec: Codec,
+    subject_id: str | Collection[str] | None = None,
+    wait_seconds: float = 60.0,
 ) -> list[dict[str, Any]]:
-    """Every action on the topic (or of one subject) up to its current end, in log order per
-    subject, each event id once. A record that does not decode is skipped with a warning:
-    it cannot be an action anyone relies on. The whole topic is read: operator actions number
-    in the thousands, not millions."""
+    """Every action on the topic (or of one subject, or of any of several) up to its current
+    end, in log order per subject, each event id once. A record that does not decode is skipped
+    with a warning: it cannot be an action anyone relies on. The whole topic is read: operator
+    actions number in the thousands, not millions."""
+    keys = None
+    if subject_id is not None:
+        subjects = [subject_id] if isinstance(subject_id, str) else subject_id
+        keys = {s.encode("utf-8") for s in subjects}
     records = []
     try:
         async with asyncio.timeout(wait_seconds):
@@ -79,13 +104,15 @@ async def read_actions(
         ) from exc
     except KafkaAccessRefused:
         raise  # a wrong password is not "Kafka is down": the CLI says which (exit 2)
+    except UnknownTopicOrPartitionError:
+        return []  # nothing recorded yet on this cluster: the topic is made by the first write
     except (KafkaError, OSError) as exc:
         raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
     records.sort(key=lambda r: (r.partition, r.offset))
     seen: set[str] = set()
     actions = []
     for r in records:
-        if subject_id is not None and r.key != subject_id.encode("utf-8"):
+        if keys is not None and r.key not in keys:
             continue
         try:
             action = codec.decode(r.value, expected=OPERATOR_ACTIONS.event_type).record

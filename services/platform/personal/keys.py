@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -128,6 +128,10 @@ def personal_master_key_env(home: Path, environ: Mapping[str, str] | None = None
     return {MASTER_KEY_FILE_ENV: str(ensure_master_key_file(home / "personal-master.key"))}
 
 
+# Records a deletion elsewhere (operator.actions) before it is final; given the key id.
+BeforeDelete = Callable[[str], Awaitable[None]]
+
+
 class KeyStore(Protocol):
     """Port: data keys per subject, and the record of shredded ones."""
 
@@ -137,8 +141,18 @@ class KeyStore(Protocol):
     async def find(self, key_id: str) -> DataKey | Shredded | None:
         """The key with this id, its shredding record, or None when it never existed here."""
 
-    async def shred(self, subject: Subject, actor: str, reason: str) -> list[Shredded]:
-        """Delete the subject's key (if any); all its shredding records, oldest first."""
+    async def shred(
+        self,
+        subject: Subject,
+        actor: str,
+        reason: str,
+        before_delete: BeforeDelete | None = None,
+    ) -> list[Shredded]:
+        """Delete the subject's key (if any); all its shredding records, oldest first.
+
+        `before_delete(key_id)` runs once the key to delete is known and before the deletion is
+        final; when it raises, the key stays and the exception propagates (fail closed).
+        """
 
 
 class InMemoryKeyStore:
@@ -170,9 +184,17 @@ class InMemoryKeyStore:
                 return key
         return self.shredded.get(key_id)
 
-    async def shred(self, subject: Subject, actor: str, reason: str) -> list[Shredded]:
+    async def shred(
+        self,
+        subject: Subject,
+        actor: str,
+        reason: str,
+        before_delete: BeforeDelete | None = None,
+    ) -> list[Shredded]:
         self._check()
         if subject in self.keys:
+            if before_delete is not None:
+                await before_delete(self.keys[subject][0].key_id)
             key, created = self.keys.pop(subject)
             self.shredded[key.key_id] = Shredded(
                 key.key_id, subject, created, self.clock(), actor, reason
@@ -241,9 +263,17 @@ class PostgresKeyStore:
             raise KeysUnavailable(f"personal key store: {type(exc).__name__}") from exc
         return None if row is None else _shredded(row)
 
-    async def shred(self, subject: Subject, actor: str, reason: str) -> list[Shredded]:
+    async def shred(
+        self,
+        subject: Subject,
+        actor: str,
+        reason: str,
+        before_delete: BeforeDelete | None = None,
+    ) -> list[Shredded]:
+        recording = False
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                # The row stays locked until commit: a concurrent forget waits, then finds none.
                 deleted = await conn.fetchrow(
                     "DELETE FROM personal_keys WHERE subject_kind = $1 AND subject_id = $2 "
                     "RETURNING key_id, created_at",
@@ -251,6 +281,11 @@ class PostgresKeyStore:
                     subject.subject_id,
                 )
                 if deleted is not None:
+                    if before_delete is not None:
+                        # Inside the transaction: if it raises, the DELETE is rolled back.
+                        recording = True
+                        await before_delete(str(deleted["key_id"]))
+                        recording = False
                     await conn.execute(
                         "INSERT INTO personal_keys_shredded "
                         "(key_id, subject_kind, subject_id, created_at, actor, reason) "
@@ -269,6 +304,8 @@ class PostgresKeyStore:
                     subject.subject_id,
                 )
         except DB_ERRORS as exc:
+            if recording:  # the recorder's own failure, not the key store's
+                raise
             raise KeysUnavailable(f"personal key store: {type(exc).__name__}") from exc
         return [_shredded(row) for row in rows]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
-import hmac
 import os
 import re
 import sys
+import unicodedata
 
 from services.platform.config import Settings, SettingsError
 from services.platform.postgres.database import local_database_url
@@ -52,22 +51,36 @@ def check_login(name: str, password: str) -> None:
         raise SettingsError(f"--name {name!r}: reserved (pg_*, or a group role itself)")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise SettingsError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
-    if any(not c.isprintable() for c in password):
+    # Control characters by their Unicode category (a no-break space, which Python does not
+    # call printable, is a fine password character: SASLprep maps it to a space).
+    if any(unicodedata.category(c) == "Cc" for c in password):
         raise SettingsError("password: printable characters only (no newlines or controls)")
-    if not password.isascii():
-        # The verifier is computed here; PostgreSQL normalises non-ASCII passwords (SASLprep)
-        # before hashing, which this code does not reproduce.
-        raise SettingsError("password: ASCII characters only")
+    # scramp is imported here, not at the top: the CLI imports this module to build its parser.
+    from scramp.core import ScramException, saslprep
+
+    try:
+        saslprep(password)
+    except ScramException as exc:
+        # PostgreSQL would then hash the raw bytes while some clients refuse the password.
+        raise SettingsError(
+            f"password: not allowed by SASLprep (RFC 4013), which SCRAM applies to passwords: "
+            f"{exc.args[0]}"
+        ) from None
 
 
 def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
     """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677), made
-    here so the password itself never reaches the server, whose logs may keep statements."""
+    here so the password itself never reaches the server, whose logs may keep statements.
+
+    `scramp` normalises the password with SASLprep first, as PostgreSQL and its clients do, so
+    a non-ASCII password logs in whichever of its Unicode forms the client sends.
+    """
+    from scramp import ScramMechanism
+
     salt = salt if salt is not None else os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    salt, stored_key, server_key, iterations = ScramMechanism("SCRAM-SHA-256").make_auth_info(
+        password, iteration_count=iterations, salt=salt
+    )
     b64 = base64.b64encode
     return (
         f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"

@@ -78,6 +78,10 @@ async def cli(run, settings: Settings, **options) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def show_options(household: str, json: bool = False) -> dict:
+    return dict(subject_id=household, cadre=False, json=json, actor=None, reason="shredding test")
+
+
 def explain_options(household: str) -> dict:
     return dict(
         household=household,
@@ -154,11 +158,11 @@ async def test_forget_shreds_personal_data_and_keeps_the_risk_history(
     assert code == 0, err
     assert json.loads(explained)["assessment"]["reasons"], "zhou must have a risk history"
 
-    code, shown, _ = await cli(run_show, settings, subject_id=zhou, cadre=False, json=True)
+    code, shown, _ = await cli(run_show, settings, **show_options(zhou, json=True))
     assert code == 0
     [event] = json.loads(shown)["events"]
     assert (event["status"], event["personal"]) == ("sealed", ZHOU)
-    code, shown, _ = await cli(run_show, settings, subject_id=by_api, cadre=False, json=False)
+    code, shown, _ = await cli(run_show, settings, **show_options(by_api))
     assert code == 0 and all(value in shown for value in API.values()), shown
 
     forget = dict(subject_id=zhou, cadre=False, actor="op-9", reason="erasure request 2026-17")
@@ -168,7 +172,7 @@ async def test_forget_shreds_personal_data_and_keeps_the_risk_history(
     code, _, err = await cli(run_forget, settings, **forget)
     assert code == 0, "a second forget reports the erasure again"
 
-    code, shown, _ = await cli(run_show, settings, subject_id=zhou, cadre=False, json=False)
+    code, shown, _ = await cli(run_show, settings, **show_options(zhou))
     assert code == 0
     today = dt.datetime.now(dt.UTC).date()
     assert any(
@@ -176,7 +180,7 @@ async def test_forget_shreds_personal_data_and_keeps_the_risk_history(
         for day in (today, today - dt.timedelta(days=1))
     ), shown
     assert not any(value in shown for value in ZHOU.values())
-    code, shown, _ = await cli(run_show, settings, subject_id=by_api, cadre=False, json=False)
+    code, shown, _ = await cli(run_show, settings, **show_options(by_api))
     assert all(value in shown for value in API.values()), "only zhou's key was shredded"
 
     # The risk history reads exactly as before the erasure.

@@ -73,6 +73,30 @@ async def test_shredding_deletes_the_key_and_records_who_and_why(store):
     assert await store.shred(subject(), "op-3", "never had a key") == []
 
 
+@pytest.mark.parametrize("failure", [RuntimeError("broker down"), TimeoutError("no ack")])
+async def test_a_deletion_its_recorder_refuses_keeps_the_key(store, failure):
+    household = subject()
+    key = await store.get_or_create(household)
+    seen: list[str] = []
+
+    async def refuse(key_id: str) -> None:
+        seen.append(key_id)
+        raise failure
+
+    # The recorder's own error comes out as itself (a TimeoutError is not "key store down").
+    with pytest.raises(type(failure), match=str(failure)):
+        await store.shred(household, "op-5", "request 8", before_delete=refuse)
+    assert seen == [key.key_id]
+    assert await store.find(key.key_id) == key and await store.get_or_create(household) == key
+
+    async def record(key_id: str) -> None:
+        seen.append(key_id)
+
+    [shredded] = await store.shred(household, "op-5", "request 8", before_delete=record)
+    assert shredded.key_id == key.key_id and seen == [key.key_id, key.key_id]
+    assert await store.find(key.key_id) == shredded
+
+
 async def test_keys_are_stored_wrapped_and_need_the_same_master_key(pool, personal_master_key):
     household = subject()
     key = await PostgresKeyStore(pool, personal_master_key).get_or_create(household)

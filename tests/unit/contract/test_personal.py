@@ -1,4 +1,5 @@
-"""Sealing personal sub-records: round trips, bindings, tampering, key wrapping, old events."""
+"""Sealing personal sub-records: round trips, bindings, tampering, key wrapping, old events, and
+records sealed in the format before AES-SIV (a fixture the old code wrote)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from pathlib import Path
 
 import fastavro
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.contract.codec import MAGIC, Codec
 from services.contract.personal import (
     ALGORITHM,
+    FORMAT_GCM_V1,
+    FORMAT_SIV,
     KEY_BYTES,
     NONCE_BYTES,
+    PERSONAL_FIELDS,
     DataKey,
     SealError,
     Subject,
@@ -39,6 +44,9 @@ HOUSEHOLD = Subject("household", "H-500228-0001")
 EVENT = "7f1c1d1e-7d4b-4a8e-9b55-0d6d1f6b2c11"
 WHEN = records.at("2020-04-01")
 PERSONAL = {"head_name": "张三丰", "citizen_id": "500228197801010011", "phone": "13800138000"}
+PINNED_SIV_HEX = "410c311c1341aa18538714ee4edd7ddeae1ae0738f59694bd591641dc8b9d1f970bc70470162"
+# Registry frames sealed by the code before AES-SIV (AES-256-GCM, HMAC nonce), as they lie in logs.
+SEALED_V1 = json.loads((Path(__file__).parent / "sealed_v1.json").read_text(encoding="utf-8"))
 
 
 def key(name: str = "k1") -> DataKey:
@@ -57,9 +65,9 @@ def registry_record(**fields) -> dict:
 
 def test_seal_and_unseal_round_trip_without_plaintext_in_the_blob():
     sealed = seal(PERSONAL, HOUSEHOLD, EVENT, key())
-    assert sealed["algorithm"] == ALGORITHM
+    assert sealed["algorithm"] == ALGORITHM == FORMAT_SIV
     assert sealed["key_id"] == key().key_id
-    assert len(sealed["nonce"]) == NONCE_BYTES
+    assert sealed["nonce"] == b""  # AES-SIV: the synthetic IV leads the ciphertext
     for value in PERSONAL.values():
         assert value.encode("utf-8") not in sealed["ciphertext"]
     assert unseal(sealed, HOUSEHOLD, EVENT, key()) == PERSONAL
@@ -68,11 +76,29 @@ def test_seal_and_unseal_round_trip_without_plaintext_in_the_blob():
 def test_sealing_is_deterministic_per_event_and_differs_across_events():
     # A re-sent event must be byte-identical (idempotency compares content)...
     assert seal(PERSONAL, HOUSEHOLD, EVENT, key()) == seal(PERSONAL, HOUSEHOLD, EVENT, key())
-    # ...while the same person in another event gets another nonce and ciphertext.
+    # ...while the same person in another event gets another IV and ciphertext.
     other = seal(PERSONAL, HOUSEHOLD, str(uuid.uuid4()), key())
     first = seal(PERSONAL, HOUSEHOLD, EVENT, key())
-    assert other["nonce"] != first["nonce"]
-    assert other["ciphertext"] != first["ciphertext"]
+    assert other["ciphertext"][:16] != first["ciphertext"][:16]
+    assert other["ciphertext"][16:] != first["ciphertext"][16:]
+
+
+def test_the_sealed_bytes_are_rfc_5297_aes_siv_under_an_hkdf_derived_key():
+    # Pinned: a record sealed today must open in ten years, so the format may not drift.
+    sealed = seal({"head_name": "张三"}, HOUSEHOLD, EVENT, key())
+    assert sealed["ciphertext"].hex() == (PINNED_SIV_HEX), (
+        "the AES-SIV format changed: records already in the log would no longer open"
+    )
+    # And it is plain AES-SIV: the derived key and the components open it without our code.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    derived = HKDF(hashes.SHA256(), 64, None, b"shouwang personal " + FORMAT_SIV.encode()).derive(
+        key().secret
+    )
+    components = [FORMAT_SIV.encode(), b"household", HOUSEHOLD.subject_id.encode(), EVENT.encode()]
+    opened = AESSIV(derived).decrypt(sealed["ciphertext"], components)
+    assert json.loads(opened) == {"head_name": "张三"}
 
 
 @pytest.mark.parametrize(
@@ -90,13 +116,13 @@ def test_a_blob_does_not_open_for_another_subject_or_event(subject, event_id):
     assert_no_secrets(str(caught.value))
 
 
-@pytest.mark.parametrize("part", ["nonce", "ciphertext"])
-def test_changed_bytes_fail_with_a_clear_error_and_no_values(part):
+@pytest.mark.parametrize("where", [0, 15, 16, -1])  # in the IV, and in the ciphertext
+def test_changed_bytes_fail_with_a_clear_error_and_no_values(where):
     sealed = seal(PERSONAL, HOUSEHOLD, EVENT, key())
-    changed = bytearray(sealed[part])
-    changed[len(changed) // 2] ^= 0x01
+    changed = bytearray(sealed["ciphertext"])
+    changed[where] ^= 0x01
     with pytest.raises(Tampered) as caught:
-        unseal({**sealed, part: bytes(changed)}, HOUSEHOLD, EVENT, key())
+        unseal({**sealed, "ciphertext": bytes(changed)}, HOUSEHOLD, EVENT, key())
     message = str(caught.value)
     assert HOUSEHOLD.subject_id in message and EVENT in message
     assert_no_secrets(message)
@@ -108,8 +134,10 @@ def test_another_key_id_or_algorithm_or_a_short_nonce_is_named():
         unseal(sealed, HOUSEHOLD, EVENT, key("k2"))
     with pytest.raises(SealError, match="unknown algorithm"):
         unseal({**sealed, "algorithm": "ROT13"}, HOUSEHOLD, EVENT, key())
-    with pytest.raises(Tampered, match="nonce is not 12 bytes"):
-        unseal({**sealed, "nonce": b"\0" * 5}, HOUSEHOLD, EVENT, key())
+    with pytest.raises(Tampered, match="empty nonce"):
+        unseal({**sealed, "nonce": b"\0" * 12}, HOUSEHOLD, EVENT, key())
+    with pytest.raises(Tampered, match="shorter than its 16-byte IV"):
+        unseal({**sealed, "ciphertext": b"\0" * 15}, HOUSEHOLD, EVENT, key())
     same_id_other_secret = DataKey(key().key_id, os.urandom(KEY_BYTES))
     with pytest.raises(Tampered):
         unseal(sealed, HOUSEHOLD, EVENT, same_id_other_secret)
@@ -203,6 +231,31 @@ def test_old_events_with_plaintext_personal_data_still_decode(history, event_typ
     decoded = CODEC.decode(MAGIC + old.fingerprint + body.getvalue())
     assert decoded.record["personal"] == record["personal"]
     assert decoded.record["personal_sealed"] is None
+
+
+@pytest.mark.parametrize("fixture", SEALED_V1["records"], ids=lambda r: r["event_type"])
+def test_records_sealed_in_the_format_before_aes_siv_still_open(fixture):
+    old_key = DataKey(SEALED_V1["key_id"], bytes.fromhex(SEALED_V1["key_hex"]))
+    record = CODEC.decode(bytes.fromhex(fixture["frame_hex"])).record
+    sealed = record["personal_sealed"]
+    assert sealed["algorithm"] == FORMAT_GCM_V1 == SEALED_V1["algorithm"]
+    assert len(sealed["nonce"]) == NONCE_BYTES
+    spec = PERSONAL_FIELDS[fixture["event_type"]]
+    subject, event_id = spec.subject_of(record), str(record["event_id"])
+    assert unseal(sealed, subject, event_id, old_key) == fixture["personal"]
+    # Still bound to subject and event, and still authenticated.
+    with pytest.raises(Tampered, match="does not authenticate"):
+        unseal(sealed, Subject(subject.kind, "someone-else"), event_id, old_key)
+    changed = bytearray(sealed["ciphertext"])
+    changed[0] ^= 1
+    with pytest.raises(Tampered):
+        unseal({**sealed, "ciphertext": bytes(changed)}, subject, event_id, old_key)
+    with pytest.raises(Tampered, match="nonce is not 12 bytes"):
+        unseal({**sealed, "nonce": b"\0" * 5}, subject, event_id, old_key)
+    # The same key seals anew only in the new format, and both open.
+    resealed = seal_record({**record, "personal": fixture["personal"]}, spec.event_type, old_key)
+    assert resealed["personal_sealed"]["algorithm"] == FORMAT_SIV
+    assert unseal(resealed["personal_sealed"], subject, event_id, old_key) == fixture["personal"]
 
 
 def assert_no_secrets(message: str) -> None:

@@ -29,3 +29,18 @@ def test_a_token_issue_becomes_one_operator_actions_row():
 
 def test_the_projector_reads_the_operator_topic():
     assert "operator.actions" in {t.name for t in TOPICS}
+
+
+def test_an_opening_of_personal_data_is_a_row_too_who_whose_why():
+    from services.contract.personal import Subject
+    from services.platform.actions.events import personal_data_opened
+
+    codec = Codec.default()
+    opened = personal_data_opened(
+        Subject("household", "H-1"), ["e-1"], "operator:li", NOW, "a-1", "appeal 31"
+    )
+    record = codec.decode(codec.encode(EVENT_TYPE, opened)).record
+    [(statement, args)] = rows_for("operator.actions", EVENT_TYPE, record)
+    assert statement == "operator_action"
+    assert args[1:5] == ("household:H-1", "PERSONAL_DATA_OPENED", "operator:li", "OPERATOR")
+    assert args[7:13] == (None,) * 6 and args[14] == "appeal 31"

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from services.contract.personal import Subject
-from services.personal.subject_data import Entry, check_forget_arguments, entries_of
+from services.personal.subject_data import Entry, check_access_arguments, entries_of
 from services.platform.config import SettingsError
 from services.platform.personal.keys import (
     MASTER_KEY_ENV,
@@ -142,11 +142,46 @@ async def test_show_says_which_event_does_not_authenticate():
 
 @pytest.mark.parametrize(
     ("actor", "reason", "problem"),
-    [("", "why", "--actor"), ("x" * 65, "why", "--actor"), ("op", " ", "--reason")],
+    [
+        ("", "why", "--actor: must name who"),
+        ("x" * 129, "why", "--actor: at most 128"),
+        ("op li", "why", "--actor: no spaces"),
+        ("op", " ", "--reason: required"),
+        ("op", "x" * 1001, "--reason: at most 1000"),
+        ("op", "why\x1b[2J", "--reason: no control"),
+    ],
 )
-def test_forget_needs_an_actor_and_a_reason(actor, reason, problem):
+def test_show_and_forget_need_a_recordable_actor_and_a_reason(actor, reason, problem):
     with pytest.raises(SettingsError, match=problem):
-        check_forget_arguments(actor, reason)
+        check_access_arguments(actor, reason)
+
+
+def test_the_actor_defaults_to_the_operator_running_the_command(monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "li")
+    assert check_access_arguments(None, " appeal 7 ") == ("operator:li", "appeal 7")
+
+
+async def test_a_deletion_that_cannot_be_recorded_keeps_the_key():
+    store = InMemoryKeyStore()
+    subject = Subject("household", "H-9")
+    key = await store.get_or_create(subject)
+    recorded: list[str] = []
+
+    async def refused(key_id: str) -> None:
+        recorded.append(key_id)
+        raise RuntimeError("broker down")
+
+    with pytest.raises(RuntimeError, match="broker down"):
+        await store.shred(subject, "op", "why", before_delete=refused)
+    assert recorded == [key.key_id] and await store.find(key.key_id) == key
+
+    async def accepted(key_id: str) -> None:
+        recorded.append(key_id)
+
+    [shredded] = await store.shred(subject, "op", "why", before_delete=accepted)
+    assert shredded.key_id == key.key_id and recorded == [key.key_id] * 2
+    assert await store.shred(subject, "op", "again", before_delete=accepted) == [shredded]
+    assert len(recorded) == 2, "nothing left to delete: nothing to record"
 
 
 def test_the_direct_kafka_sink_cannot_be_built_without_a_way_to_seal():

@@ -111,9 +111,43 @@ def test_the_scram_verifier_matches_rfc_7677() -> None:
     assert hashlib.sha256(client_key).digest() == stored_key
 
 
-def test_a_non_ascii_password_is_refused() -> None:
-    from services.platform.config import SettingsError
+def test_the_verifier_is_of_the_saslprep_form_of_a_non_ascii_password() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    from services.platform.postgres.commands import check_login, scram_verifier
+
+    salt = bytes(16)
+    # Full-width letters and a no-break space normalise (NFKC, RFC 4013) to plain ones: a
+    # client sending either form must match the stored verifier.
+    wide = "\uff53\uff48\uff4f\uff55\u00a0守望密码-\uff21\uff22\uff23-2026"
+    plain = "shou 守望密码-ABC-2026"
+    check_login("shouwang_api_1", wide)
+    check_login("shouwang_api_1", "密码" * 9)
+    assert scram_verifier(wide, salt=salt) == scram_verifier(plain, salt=salt)
+    assert scram_verifier(plain, salt=salt) != scram_verifier("shou 守望密码-ABC-2027", salt=salt)
+    # Hashing the raw UTF-8 bytes (no SASLprep) would store another verifier, one no
+    # SASLprep-ing client (asyncpg, libpq) could match.
+    raw = hashlib.pbkdf2_hmac("sha256", wide.encode("utf-8"), salt, 4096)
+    prepped = hashlib.pbkdf2_hmac("sha256", plain.encode("utf-8"), salt, 4096)
+    server_key = scram_verifier(wide, salt=salt).rsplit(":", 1)[1]
+
+    def server_key_of(salted: bytes) -> str:
+        return base64.b64encode(hmac.new(salted, b"Server Key", hashlib.sha256).digest()).decode()
+
+    assert server_key == server_key_of(prepped) != server_key_of(raw)
+
+
+@pytest.mark.parametrize(
+    "password, why",
+    [
+        ("\ue000" + "x" * 16, "private use"),  # not a control character, yet SASLprep refuses it
+        ("\u0627" + "x" * 16, "bidi"),  # right-to-left mixed with left-to-right
+    ],
+)
+def test_a_password_saslprep_prohibits_is_refused_by_name(password: str, why: str) -> None:
     from services.platform.postgres.commands import check_login
 
-    with pytest.raises(SettingsError, match="ASCII"):
-        check_login("shouwang_api_1", "密码" * 9)
+    with pytest.raises(SettingsError, match=f"password: not allowed by SASLprep.*{why}"):
+        check_login("shouwang_api_1", password)
