@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import html
 import importlib.util
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from services.platform.http.problems import problem_response
+from services.platform.http.problems import problem, problem_response
 
 DOCS_PATH = "/docs"
+ASSET_PATH = "/docs/static/{name}"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The files of the bundle the page names; nothing else of the package is served.
 ASSETS = (
     "swagger-ui.css",
@@ -75,15 +78,16 @@ def page(title: str) -> str:
 """
 
 
-def add_docs(router: web.UrlDispatcher, title: str) -> None:
-    """Serve the docs page of the API whose document is at /openapi.json on `router`."""
+def handlers(title: str) -> tuple[Handler, Handler]:
+    """(page, asset) handlers of the docs of the API called `title`, for an app that adds
+    routes its own way (faust's pages); `asset` reads the file name from match_info["name"]."""
     directory = bundle_dir()
     missing = [a for a in ASSETS if not (directory / a).is_file()]
     if missing:  # a broken install is found at start-up, not by the first reader
         raise RuntimeError(f"swagger-ui-py has no {', '.join(missing)} in {directory}")
     text = page(title)
 
-    async def docs(request: web.Request) -> web.Response:
+    async def docs(request: web.Request) -> web.StreamResponse:
         return web.Response(text=text, content_type="text/html")
 
     async def asset(request: web.Request) -> web.StreamResponse:
@@ -91,14 +95,20 @@ def add_docs(router: web.UrlDispatcher, title: str) -> None:
         if name == "init.js":
             return web.Response(text=_INIT, content_type="text/javascript")
         if name not in ASSETS:
-            raise web.HTTPNotFound()
+            return problem(404, None, f"the docs page has no file {name!r}", code="not_found")
         response = web.FileResponse(directory / name)
         response.content_type = _TYPES[Path(name).suffix]
         response.headers["Cache-Control"] = "public, max-age=86400"
         return response
 
+    return docs, asset
+
+
+def add_docs(router: web.UrlDispatcher, title: str) -> None:
+    """Serve the docs page of the API whose document is at /openapi.json on `router`."""
+    docs, asset = handlers(title)
     router.add_get(DOCS_PATH, docs, allow_head=False, name="docs")
-    router.add_get(DOCS_PATH + "/static/{name}", asset, allow_head=False, name="docs-static")
+    router.add_get(ASSET_PATH, asset, allow_head=False, name="docs-static")
 
 
 def openapi_paths(errors: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +127,7 @@ def openapi_paths(errors: dict[str, Any]) -> dict[str, Any]:
                 },
             }
         },
-        DOCS_PATH + "/static/{name}": {
+        ASSET_PATH: {
             "get": {
                 "operationId": "docs_static",
                 "summary": "A file of the docs page (stylesheets, scripts, icons).",

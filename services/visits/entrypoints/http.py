@@ -33,7 +33,7 @@ from services.visits.adapters.directory import CachedDirectory
 from services.visits.entrypoints.json_text import UnreadableJson, dumps, loads
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import RecentEvents
-from services.visits.service import Ingest, Limits
+from services.visits.service import Ingest, Limits, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,31 @@ def error_response(refusal: Refusal) -> web.Response:
         errors=refusal.problems,
         headers=refusal.headers or None,
     )
+
+
+def batch_problem(
+    status: int,
+    outcomes: list[Outcome],
+    result: dict[str, Any],
+    headers: dict[str, str] | None,
+) -> web.Response:
+    """A batch answered with an error status (every record refused alike, or some not
+    written: 503) as a problem: the reason the refused records share names its type, `errors`
+    names each refused record's fields as records[i].field, and the batch result rides along
+    (accepted, refused, results), so a client reads it as it reads a 207."""
+    refused = [o for o in outcomes if o.status != 202]
+    reasons = {o.reason for o in refused}
+    code = reasons.pop() if len(reasons) == 1 else "unavailable" if status == 503 else None
+    messages = {o.message for o in refused}
+    detail = f"{len(refused)} of {len(outcomes)} records refused"
+    if len(messages) == 1:
+        detail += f": {messages.pop()}"
+    errors = [
+        (f"records[{o.index}].{field}" if field else f"records[{o.index}]", message)
+        for o in refused
+        for field, message in (o.problems or [("", o.message or "refused")])
+    ]
+    return problem(status, None, detail, code=code, errors=errors, headers=headers, **result)
 
 
 def build_app(deps: Dependencies) -> web.Application:
@@ -229,16 +254,15 @@ class Routes:
             else:
                 status = 207
             accepted = sum(1 for o in outcomes if o.status == 202)
-            return web.json_response(
-                {
-                    "accepted": accepted,
-                    "refused": len(outcomes) - accepted,
-                    "results": [o.as_json() for o in outcomes],
-                },
-                status=status,
-                headers=self._retry_headers(status),
-                dumps=dumps,
-            )
+            result = {
+                "accepted": accepted,
+                "refused": len(outcomes) - accepted,
+                "results": [o.as_json() for o in outcomes],
+            }
+            headers = self._retry_headers(status)
+            if status >= 400:
+                return batch_problem(status, outcomes, result, headers)
+            return web.json_response(result, status=status, headers=headers, dumps=dumps)
 
         return handle
 

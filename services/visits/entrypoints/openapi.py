@@ -136,6 +136,14 @@ WRITE_ERRORS = {
         retry=True,
     ),
 }
+
+
+def _batch(response: dict[str, Any]) -> dict[str, Any]:
+    """A batch route's error response: a Problem that may carry the batch result."""
+    schema = {"$ref": "#/components/schemas/BatchProblem"}
+    return {**response, "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
 READ_ERRORS = {
     "400": problem_response("The path or a query parameter contains a NUL character."),
     "405": WRITE_ERRORS["405"],
@@ -169,6 +177,17 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 },
             },
             "required": ["index", "status"],
+        },
+        "BatchProblem": {
+            "description": "A batch answered with an error status: a Problem whose `errors` "
+            "name each refused record's fields (records[i].field); when records were "
+            "examined it also carries the batch result (accepted, refused, results).",
+            "allOf": [{"$ref": "#/components/schemas/Problem"}],
+            "properties": {
+                "accepted": {"type": "integer"},
+                "refused": {"type": "integer"},
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+            },
         },
         "BatchResult": {
             "type": "object",
@@ -226,16 +245,14 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 "responses": {
                     "202": {"description": "Every record accepted.", **batch_result},
                     "207": {"description": "Some records accepted, some refused.", **batch_result},
-                    **WRITE_ERRORS,
-                    "503": {
-                        "description": "Some records were not acknowledged (a batch result), "
-                        "or the whole request could not be served (a Problem); retry.",
-                        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}},
-                        "content": {
-                            **batch_result["content"],
-                            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
-                        },
-                    },
+                    **{status: _batch(r) for status, r in WRITE_ERRORS.items()},
+                    "503": _batch(
+                        problem_response(
+                            "Some records were not acknowledged, or the whole request could "
+                            "not be served; retry (re-sends are safe).",
+                            retry=True,
+                        )
+                    ),
                 },
             }
         }

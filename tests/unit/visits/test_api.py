@@ -386,3 +386,17 @@ async def test_no_client_input_is_logged(api: Api, caplog) -> None:
         await api.post("/v1/households", body)
         await api.post("/v1/households", json.loads(json.dumps(body)) | {"x": 1})
     assert "SECRET-ID-123" not in caplog.text
+
+
+async def test_a_batch_refused_alike_is_a_problem_naming_each_records_fields(api: Api) -> None:
+    records = [sample("visits", occurred_at="later"), sample("visits", household_id="")]
+    response = await api.post("/v1/visits:batch", {"records": records})
+    assert response.status == 422 and response.content_type == PROBLEM_JSON
+    answer = await response.json()
+    assert answer["type"] == problem_type("invalid") and answer["status"] == 422
+    assert answer["detail"] == "2 of 2 records refused: the record does not fit the contract"
+    fields = [e["field"] for e in answer["errors"]]
+    assert "records[0].occurred_at" in fields and "records[1].household_id" in fields
+    assert answer["accepted"] == 0 and answer["refused"] == 2  # the batch result rides along
+    assert [r["status"] for r in answer["results"]] == [422, 422]
+    assert api.sink.records == []
