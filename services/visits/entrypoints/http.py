@@ -12,7 +12,6 @@ answer per record (422, 403, 409, 503 or 202).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,8 +33,6 @@ from services.visits.entrypoints.json_text import UnreadableJson, dumps, loads
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import RecentEvents
 from services.visits.service import Ingest, Limits, Outcome
-
-log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

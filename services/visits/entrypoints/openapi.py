@@ -111,6 +111,7 @@ def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
 
 JSON = "application/json"
 WRITE_ERRORS = {
+    "400": problem_response("A NUL character in the path or the query."),
     "401": problem_response(
         "Missing, unknown or revoked bearer token.",
         **{"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -145,7 +146,7 @@ def _batch(response: dict[str, Any]) -> dict[str, Any]:
 
 
 READ_ERRORS = {
-    "400": problem_response("The path or a query parameter contains a NUL character."),
+    "400": WRITE_ERRORS["400"],
     "405": WRITE_ERRORS["405"],
     "500": WRITE_ERRORS["500"],
 }
