@@ -21,6 +21,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.platform.auth.tokens import CachedTokens, TokenStoreUnavailable, bearer_secret
+from services.platform.http.docs import add_docs
+from services.platform.http.problems import problem, shaped
 from services.readmodel.metrics import ApiMetrics
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -28,6 +30,7 @@ MONITORING = ("monitored", "elimination_proposed")  # in monitoring until elimin
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
 OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
 MAX_LIMIT = 1000
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -39,7 +42,12 @@ class ApiDependencies:
 
 
 class BadQuery(ValueError):
-    """A query parameter the API cannot use (answered with 400)."""
+    """A query parameter the API cannot use (answered with a 400 problem naming it)."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
 
 
 def _limit(request: web.Request) -> int:
@@ -47,9 +55,9 @@ def _limit(request: web.Request) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise BadQuery("limit: expected a whole number") from None
+        raise BadQuery("limit", "expected a whole number") from None
     if not 1 <= value <= MAX_LIMIT:
-        raise BadQuery(f"limit: between 1 and {MAX_LIMIT}")
+        raise BadQuery("limit", f"between 1 and {MAX_LIMIT}")
     return value
 
 
@@ -81,22 +89,37 @@ def build_api(deps: ApiDependencies) -> web.Application:
     """The aiohttp application; the caller owns the pool and the token store."""
     document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
 
+    async def answered(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BadQuery as exc:
+            return problem(
+                400,
+                "Bad query parameter",
+                str(exc),
+                code="bad_request",
+                errors=[(exc.parameter, exc.message)],
+            )
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            # the read model is out of reach: the client may retry, nothing is wrong with it
+            return problem(
+                503,
+                None,
+                "the read model cannot be reached now; retry later",
+                code="unavailable",
+                headers={"Retry-After": "5"},
+            )
+
     @web.middleware
-    async def observe(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]):
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "unmatched"
         status = 500
         try:
-            response = await handler(request)
+            response = await shaped(request, lambda r: answered(r, handler))
             status = response.status
             return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except BadQuery as exc:
-            status = 400
-            return web.json_response({"error": str(exc)}, status=400)
         finally:
             deps.metrics.requests.labels(request.method, template, str(status)).inc()
             deps.metrics.duration.labels(template).observe(time.perf_counter() - started)
@@ -108,25 +131,30 @@ def build_api(deps: ApiDependencies) -> web.Application:
         challenge = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
         secret = bearer_secret(request.headers.get("Authorization"))
         if secret is None:
-            return web.json_response(
-                {"error": "an Authorization: Bearer <token> header is required"},
-                status=401,
+            return problem(
+                401,
+                None,
+                "an Authorization: Bearer <token> header is required",
+                code="unauthenticated",
                 headers=challenge,
             )
         try:
             token = await deps.tokens.authenticate(secret)
         except TokenStoreUnavailable:
-            return web.json_response(
-                {"error": "tokens cannot be checked now"}, status=503, headers={"Retry-After": "5"}
+            return problem(
+                503,
+                None,
+                "tokens cannot be checked now; retry later",
+                code="unavailable",
+                headers={"Retry-After": "5"},
             )
         if token is None:
-            return web.json_response(
-                {"error": "unknown or revoked token"}, status=401, headers=challenge
-            )
+            return problem(
+                401, None, "the token is unknown or revoked", code="unauthenticated",
+                headers=challenge,
+            )  # fmt: skip
         if token.kind != "operator":
-            return web.json_response(
-                {"error": "the operator API needs an operator token"}, status=403
-            )
+            return problem(403, None, "the operator API needs an operator token", code="forbidden")
         return await handler(request)
 
     app = web.Application(middlewares=[observe, operators_only])
@@ -177,7 +205,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
         limit = _limit(request)
         kind = request.query.get("kind")
         if kind is not None and kind not in OVERDUE_KINDS:
-            raise BadQuery(f"kind: one of {', '.join(OVERDUE_KINDS)}")
+            raise BadQuery("kind", f"one of {', '.join(OVERDUE_KINDS)}")
         rows = await pool.fetch(
             f"""SELECT {HOUSEHOLD_COLUMNS} FROM households h
             WHERE h.overdue <> '[]'::jsonb AND ($1::text IS NULL OR h.overdue ? $1)
@@ -219,7 +247,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
         cadre_id = request.match_info["cadre_id"]
         cadre = await pool.fetchrow("SELECT * FROM cadre_load WHERE cadre_id = $1", cadre_id)
         if cadre is None:
-            return web.json_response({"error": f"cadre {cadre_id} not found"}, status=404)
+            return problem(404, None, f"cadre {cadre_id} not found", code="not_found")
         rows = await pool.fetch(
             f"""SELECT m.measure_id AS pairing_measure_id, m.status AS pairing_status,
                    {HOUSEHOLD_COLUMNS}
@@ -259,4 +287,5 @@ def build_api(deps: ApiDependencies) -> web.Application:
     app.router.add_get("/healthz", health, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
+    add_docs(app.router, document["info"]["title"])
     return app

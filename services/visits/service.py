@@ -22,6 +22,7 @@ from services.contract.errors import InvalidRecord
 from services.contract.inputs import EventKind
 from services.contract.personal import SealError
 from services.platform.auth.tokens import Token
+from services.platform.http.problems import problem_body
 from services.platform.kafka.producer import BrokerUnavailable, Delivery, RecordSink
 from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
@@ -72,7 +73,8 @@ class Outcome:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        """The record's answer, as `results[i]` of a batch (a single POST drops `index`)."""
+        """The record's answer, as `results[i]` of a batch (a single POST drops `index`); a
+        refused record's answer has the members of a problem (RFC 9457), as a refused request's."""
         body: dict[str, Any] = {"index": self.index, "status": self.status}
         if self.event_id is not None:
             body["event_id"] = self.event_id
@@ -84,10 +86,11 @@ class Outcome:
                 duplicate=self.duplicate,
             )
         if self.reason is not None:
-            body["error"] = self.reason
-            body["message"] = self.message
-        if self.problems:
-            body["problems"] = [{"field": f, "problem": p} for f, p in self.problems]
+            body.update(
+                problem_body(
+                    self.status, None, self.message, code=self.reason, errors=self.problems
+                )
+            )
         return body
 
 

@@ -11,6 +11,7 @@ to the worker owning the household's partition.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,9 @@ from services.monitoring.service import (
     reassess,
 )
 from services.platform.clock import wall_clock
+from services.platform.http.docs import ASSET_PATH, DOCS_PATH
+from services.platform.http.docs import handlers as docs_handlers
+from services.platform.http.problems import problem, problems_middleware
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import recovery as faust_recovery
 from services.platform.kafka.faust import redelivery as faust_redelivery
@@ -66,6 +70,7 @@ from services.platform.kafka.worker import (
 log = logging.getLogger(__name__)
 INPUT_TOPICS = MONITORING_INPUTS  # declared in the contract (replay reads the same)
 EXPECTED = MONITORING_EXPECTED
+OPENAPI_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 TABLES = ("monitoring-households", "monitoring-summaries")
 
 
@@ -120,6 +125,8 @@ def build_app(
         stream_buffer_maxsize=1000,
         key_serializer="raw",
         value_serializer="raw",
+        # every error of the web view (and of faust's own pages) is a problem+json answer
+        web_application_options={"middlewares": [problems_middleware()]},
     )
     faust_redelivery.install(app)  # faust drops re-fetched records otherwise
     faust_recovery.install(app)  # faust restores tables one record at a time otherwise (B7)
@@ -245,9 +252,28 @@ def build_app(
     async def household(web, request, household_id: str):
         stored = rows.get(household_id.encode())
         if stored is None:
-            return web.json({"error": f"household {household_id} not found"}, status=404)
+            return problem(404, None, f"household {household_id} not found", code="not_found")
         row = load_row(stored)
         outcome = reassess(row, policies, clock(), pinned_policy, event_clock)
         return web.json(household_document(row.state, outcome.assessment, outcome.policy))
 
+    add_docs_pages(app)
     return app
+
+
+def add_docs_pages(app: faust.App) -> None:
+    """GET /openapi.json (the view's document) and /docs (its page), as faust pages."""
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    docs, asset = docs_handlers(document["info"]["title"])
+
+    @app.page("/openapi.json")
+    async def openapi(web, request):
+        return web.json(document)
+
+    @app.page(DOCS_PATH)
+    async def docs_page(web, request):
+        return await docs(request)
+
+    @app.page(ASSET_PATH)
+    async def docs_asset(web, request, name: str):
+        return await asset(request)

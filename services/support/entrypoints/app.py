@@ -34,6 +34,7 @@ from services.contract.catalogue import Catalogue
 from services.contract.codec import Codec
 from services.contract.rejection import NOT_APPLICABLE, UNDECODABLE, Rejected, check_key, decode
 from services.contract.topics import CADRES, SUPPORT_MEASURES, TopicLayout
+from services.platform.http.problems import problems_middleware
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.security import KafkaSecurity
@@ -111,6 +112,8 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",
+        # every error of faust's web server (/metrics, faust's own pages) is problem+json
+        web_application_options={"middlewares": [problems_middleware()]},
     )
     faust_redelivery.install(app)  # faust drops re-fetched records otherwise
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",

@@ -12,9 +12,7 @@ answer per record (422, 403, 409, 503 or 202).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,15 +24,15 @@ from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
 from services.platform.clock import wall_clock
+from services.platform.http.docs import add_docs
+from services.platform.http.problems import problem, shaped
 from services.platform.kafka.producer import RecordSink
 from services.platform.personal.sealer import PersonalSealer
 from services.visits.adapters.directory import CachedDirectory
 from services.visits.entrypoints.json_text import UnreadableJson, dumps, loads
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import RecentEvents
-from services.visits.service import Ingest, Limits
-
-log = logging.getLogger(__name__)
+from services.visits.service import Ingest, Limits, Outcome
 
 JSON_TYPE = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,10 +75,41 @@ class Refusal(Exception):
 
 
 def error_response(refusal: Refusal) -> web.Response:
-    body: dict[str, Any] = {"error": refusal.reason, "message": refusal.message}
-    if refusal.problems:
-        body["problems"] = [{"field": f, "problem": p} for f, p in refusal.problems]
-    return web.json_response(body, status=refusal.status, headers=refusal.headers, dumps=dumps)
+    """A refusal as a problem (RFC 9457): its reason names the `type`, its message is the
+    `detail`, its (field, problem) pairs are `errors`."""
+    return problem(
+        refusal.status,
+        None,
+        refusal.message,
+        code=refusal.reason,
+        errors=refusal.problems,
+        headers=refusal.headers or None,
+    )
+
+
+def batch_problem(
+    status: int,
+    outcomes: list[Outcome],
+    result: dict[str, Any],
+    headers: dict[str, str] | None,
+) -> web.Response:
+    """A batch answered with an error status (every record refused alike, or some not
+    written: 503) as a problem: the reason the refused records share names its type, `errors`
+    names each refused record's fields as records[i].field, and the batch result rides along
+    (accepted, refused, results), so a client reads it as it reads a 207."""
+    refused = [o for o in outcomes if o.status != 202]
+    reasons = {o.reason for o in refused}
+    code = reasons.pop() if len(reasons) == 1 else "unavailable" if status == 503 else None
+    messages = {o.message for o in refused}
+    detail = f"{len(refused)} of {len(outcomes)} records refused"
+    if len(messages) == 1:
+        detail += f": {messages.pop()}"
+    errors = [
+        (f"records[{o.index}].{field}" if field else f"records[{o.index}]", message)
+        for o in refused
+        for field, message in (o.problems or [("", o.message or "refused")])
+    ]
+    return problem(status, None, detail, code=code, errors=errors, headers=headers, **result)
 
 
 def build_app(deps: Dependencies) -> web.Application:
@@ -103,6 +132,7 @@ def build_app(deps: Dependencies) -> web.Application:
     app.router.add_get("/readyz", routes.readyz, name="readyz")
     app.router.add_get("/metrics", routes.metrics_page, name="metrics")
     app.router.add_get("/openapi.json", routes.openapi_page, name="openapi")
+    add_docs(app.router, deps.openapi["info"]["title"])
     return app
 
 
@@ -111,8 +141,19 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def _observed(metrics: VisitsMetrics) -> Any:
-    """Middleware: metrics for every request, JSON errors for aiohttp's own refusals, no 500
-    page that leaks a traceback or a value."""
+    """Middleware: metrics for every request; every error answered as a problem (aiohttp's own
+    refusals and the 500 too, which leaks no traceback or value)."""
+
+    async def answered(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refusal as refusal:
+            metrics.reject(refusal.reason)
+            return error_response(refusal)
+        except web.HTTPException as exc:
+            if exc.status in _COUNTED:
+                metrics.reject(_COUNTED[exc.status])
+            raise  # shaped into a problem by `shaped`
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -121,25 +162,7 @@ def _observed(metrics: VisitsMetrics) -> Any:
         metrics.in_flight.inc()
         status = 500
         try:
-            try:
-                response = await handler(request)
-            except Refusal as refusal:
-                metrics.reject(refusal.reason)
-                response = error_response(refusal)
-            except web.HTTPException as exc:
-                response = _translate(exc, metrics)
-            except Exception as exc:  # the last line of defence: log, answer 500, no details
-                log.error(
-                    "unhandled %s on %s %s\n%s",
-                    type(exc).__name__,
-                    request.method,
-                    route,
-                    "".join(traceback.format_tb(exc.__traceback__)),
-                )
-                response = web.json_response(
-                    {"error": "internal", "message": "internal error; it has been logged"},
-                    status=500,
-                )
+            response = await shaped(request, lambda r: answered(r, handler))
             status = response.status
             return response
         finally:
@@ -155,19 +178,8 @@ def _route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _translate(exc: web.HTTPException, metrics: VisitsMetrics) -> web.Response:
-    reasons = {
-        404: ("not_found", "no such route; see /openapi.json"),
-        405: ("method_not_allowed", "method not allowed on this route"),
-        413: ("body_too_large", "request body exceeds the configured limit"),
-    }
-    reason, message = reasons.get(exc.status, ("http_error", exc.reason))
-    if exc.status in reasons:
-        metrics.reject(reason)
-    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-    return web.json_response(
-        {"error": reason, "message": message}, status=exc.status, headers=headers
-    )
+# aiohttp's own refusals counted as rejections, under the reasons the dashboards know.
+_COUNTED = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 class Routes:
@@ -239,16 +251,15 @@ class Routes:
             else:
                 status = 207
             accepted = sum(1 for o in outcomes if o.status == 202)
-            return web.json_response(
-                {
-                    "accepted": accepted,
-                    "refused": len(outcomes) - accepted,
-                    "results": [o.as_json() for o in outcomes],
-                },
-                status=status,
-                headers=self._retry_headers(status),
-                dumps=dumps,
-            )
+            result = {
+                "accepted": accepted,
+                "refused": len(outcomes) - accepted,
+                "results": [o.as_json() for o in outcomes],
+            }
+            headers = self._retry_headers(status)
+            if status >= 400:
+                return batch_problem(status, outcomes, result, headers)
+            return web.json_response(result, status=status, headers=headers, dumps=dumps)
 
         return handle
 

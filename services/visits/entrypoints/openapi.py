@@ -15,6 +15,8 @@ from typing import Any
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
+from services.platform.http.docs import openapi_paths as docs_openapi_paths
+from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
 from services.visits.domain.conversion import TIMESTAMP_EXAMPLE
 from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS
 
@@ -107,30 +109,29 @@ def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
     return schema
 
 
-def _error(description: str, retry: bool = False) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    if retry:
-        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
-    return response
-
-
 JSON = "application/json"
 WRITE_ERRORS = {
-    "401": _error("Missing, unknown or revoked bearer token."),
-    "403": _error("Outside the token's scope (event type, township, or another cadre)."),
-    "409": _error("The event_id was already used for a different record."),
-    "413": _error("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
-    "415": _error("Content-Type is not application/json."),
-    "422": _error("Malformed JSON or a record that does not fit the contract."),
-    "429": _error(
+    "400": problem_response("A NUL character in the path or the query."),
+    "401": problem_response(
+        "Missing, unknown or revoked bearer token.",
+        **{"WWW-Authenticate": {"schema": {"type": "string"}}},
+    ),
+    "403": problem_response("Outside the token's scope (event type, township, or another cadre)."),
+    "404": problem_response("No such route."),
+    "405": problem_response("The route does not take this method (see the Allow header)."),
+    "409": problem_response("The event_id was already used for a different record."),
+    "413": problem_response("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
+    "415": problem_response("Content-Type is not application/json."),
+    "422": problem_response(
+        "Malformed JSON or a record that does not fit the contract; `errors` names each field."
+    ),
+    "429": problem_response(
         "Too many writes already wait for the event log (SHOUWANG_VISITS_MAX_IN_FLIGHT); "
         "nothing was written; retry after Retry-After seconds.",
         retry=True,
     ),
-    "503": _error(
+    "500": problem_response("An internal error (logged); nothing about it is disclosed."),
+    "503": problem_response(
         "The event log (or the token store, or the personal-data key store) is unavailable; "
         "nothing was written; retry.",
         retry=True,
@@ -138,30 +139,28 @@ WRITE_ERRORS = {
 }
 
 
+def _batch(response: dict[str, Any]) -> dict[str, Any]:
+    """A batch route's error response: a Problem that may carry the batch result."""
+    schema = {"$ref": "#/components/schemas/BatchProblem"}
+    return {**response, "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
+READ_ERRORS = {
+    "400": WRITE_ERRORS["400"],
+    "405": WRITE_ERRORS["405"],
+    "500": WRITE_ERRORS["500"],
+}
+
+
 def build_document(codec: Codec) -> dict[str, Any]:
     """The whole OpenAPI document for the current contract."""
     components: dict[str, Any] = {
-        "Problem": {
-            "type": "object",
-            "properties": {
-                "field": {"type": "string", "description": "Path, e.g. checks.water.status"},
-                "problem": {"type": "string"},
-            },
-            "required": ["field", "problem"],
-        },
-        "Error": {
-            "type": "object",
-            "properties": {
-                "error": {"type": "string", "description": "Machine-readable reason."},
-                "message": {"type": "string"},
-                "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
-            },
-            "required": ["error", "message"],
-        },
+        **openapi_components(),
         "Outcome": {
             "type": "object",
             "description": "What happened to one record: status 202 means acknowledged by "
-            "the broker (duplicate: a re-send of an event acknowledged before).",
+            "the broker (duplicate: a re-send of an event acknowledged before); a refused "
+            "record has the members of a Problem (type, title, detail, errors).",
             "properties": {
                 "index": {"type": "integer"},
                 "status": {"type": "integer"},
@@ -170,11 +169,26 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 "partition": {"type": "integer"},
                 "offset": {"type": "integer"},
                 "duplicate": {"type": "boolean"},
-                "error": {"type": "string"},
-                "message": {"type": "string"},
-                "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+                "type": {"type": "string", "description": "Problem type of a refused record."},
+                "title": {"type": "string"},
+                "detail": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/FieldError"},
+                },
             },
             "required": ["index", "status"],
+        },
+        "BatchProblem": {
+            "description": "A batch answered with an error status: a Problem whose `errors` "
+            "name each refused record's fields (records[i].field); when records were "
+            "examined it also carries the batch result (accepted, refused, results).",
+            "allOf": [{"$ref": "#/components/schemas/Problem"}],
+            "properties": {
+                "accepted": {"type": "integer"},
+                "refused": {"type": "integer"},
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+            },
         },
         "BatchResult": {
             "type": "object",
@@ -232,12 +246,14 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 "responses": {
                     "202": {"description": "Every record accepted.", **batch_result},
                     "207": {"description": "Some records accepted, some refused.", **batch_result},
-                    **WRITE_ERRORS,
-                    "503": {
-                        "description": "Some records were not acknowledged; retry.",
-                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                        **batch_result,
-                    },
+                    **{status: _batch(r) for status, r in WRITE_ERRORS.items()},
+                    "503": _batch(
+                        problem_response(
+                            "Some records were not acknowledged, or the whole request could "
+                            "not be served; retry (re-sends are safe).",
+                            retry=True,
+                        )
+                    ),
                 },
             }
         }
@@ -246,14 +262,18 @@ def build_document(codec: Codec) -> dict[str, Any]:
         "get": {
             "operationId": "healthz",
             "summary": "The process is up.",
-            "responses": {"200": plain},
+            "responses": {"200": plain, **READ_ERRORS},
         }
     }
     paths["/readyz"] = {
         "get": {
             "operationId": "readyz",
             "summary": "The broker answers (503 otherwise).",
-            "responses": {"200": plain, "503": {"description": "Kafka unreachable."}},
+            "responses": {
+                "200": plain,
+                "503": {"description": "Kafka unreachable."},
+                **READ_ERRORS,
+            },
         }
     }
     paths["/metrics"] = {
@@ -264,13 +284,19 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 "200": {
                     "description": "OK",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
+                },
+                **READ_ERRORS,
             },
         }
     }
     paths["/openapi.json"] = {
-        "get": {"operationId": "openapi", "summary": "This document.", "responses": {"200": plain}}
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": plain, **READ_ERRORS},
+        }
     }
+    paths.update(docs_openapi_paths(READ_ERRORS))
     return {
         "openapi": "3.1.0",
         "info": {

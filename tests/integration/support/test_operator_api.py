@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
+from yarl import URL
 
 from services.platform.auth.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
+from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_type
 from services.platform.postgres.migrate import apply_migrations
 from services.readmodel.api import OPENAPI_PATH, ApiDependencies, build_api, init_connection
 from services.readmodel.metrics import ApiMetrics
@@ -22,6 +24,7 @@ from services.readmodel.metrics import ApiMetrics
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)
 DOCUMENT = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
 @dataclass
@@ -151,7 +154,9 @@ async def test_waiting_overdue_measures_and_a_cadres_households(api: Api):
         f"{api.prefix}-h1",
         f"{api.prefix}-h2",
     ]
-    assert (await api.get("/v1/cadres/nobody/households"))[0] == 404
+    status, missing = await api.get("/v1/cadres/nobody/households")
+    assert status == 404 and missing["type"] == problem_type("not_found")
+    assert missing["detail"] == "cadre nobody not found"
 
 
 async def test_only_operators_read_and_bad_queries_are_400(api: Api):
@@ -185,3 +190,43 @@ async def test_the_openapi_document_lists_exactly_the_routes(api: Api):
             assert op["summary"] and "200" in op["responses"], path
             if path.startswith("/v1/"):
                 assert op["security"] == [{"bearer": []}] and "401" in op["responses"]
+            for status, response in op["responses"].items():
+                if int(status) >= 400 and "content" in response:
+                    assert response["content"] == {PROBLEM_JSON: {"schema": PROBLEM_REF}}, path
+    schemas = DOCUMENT["components"]["schemas"]
+    for name, schema in openapi_components().items():
+        assert schemas[name] == schema  # the shape every API declares, from one place
+
+
+async def test_every_error_is_a_problem(api: Api):
+    """401, 403, 400 (naming the parameter), 404, 405 and a NUL byte: each answered as
+    application/problem+json (RFC 9457), never plain text, never a 500."""
+    cases = [
+        ("GET", "/v1/measures", {}, {"X": "y"}, 401, "unauthenticated"),
+        ("GET", "/v1/measures", {}, api.cadre, 403, "forbidden"),
+        ("GET", "/v1/measures", {"limit": "0"}, api.operator, 400, "bad_request"),
+        ("GET", "/v1/measures", {"township": "a\x00b"}, api.operator, 400, "bad_request"),
+        ("GET", "/v1/measures", {"after": "\x00"}, api.operator, 400, "bad_request"),
+        ("GET", "/v1/nothing", {}, api.operator, 404, None),
+        ("POST", "/v1/measures", {}, api.operator, 405, None),
+    ]
+    for method, path, params, headers, status, code in cases:
+        response = await api.client.request(method, path, params=params, headers=headers)
+        assert response.status == status, (path, params, await response.text())
+        assert response.content_type == PROBLEM_JSON, (path, params)
+        body = await response.json()
+        assert body["status"] == status and body["title"] and body["instance"] == path
+        assert body["type"] == (problem_type(code) if code else "about:blank"), body
+        if status == 400 and params:
+            assert [e["field"] for e in body["errors"]] == list(params), body
+        if status == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        if status == 405:
+            assert response.headers["Allow"] == "GET"
+    for raw in ("/v1/cadres/a%00b/households", "/v1/measures?after=%00", "/v1/measures?%00=1"):
+        response = await api.client.get(URL(raw, encoded=True), headers=api.operator)
+        assert response.status == 400 and response.content_type == PROBLEM_JSON, raw
+    # bytes that are not UTF-8 arrive as U+FFFD: a value like any other, no error
+    undecodable = URL("/v1/measures?after=%ff", encoded=True)
+    response = await api.client.get(undecodable, headers=api.operator)
+    assert response.status == 200

@@ -183,6 +183,10 @@ async def test_assessments_lead_to_recommendations_without_double_booking(
                 async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
                     assert response.status == 200
                     texts.append(await response.text())
+                # an error of the worker's web server is a problem, as on every API
+                async with http.get(f"http://127.0.0.1:{port}/no/such/page") as response:
+                    assert response.status == 404
+                    assert response.content_type == "application/problem+json"
         assert "shouwang_support_pool_capacity" in "".join(texts)
         total = sum(metric(t, "shouwang_support_dead_letters_total", 'kind="UNDECODABLE"')
                     for t in texts)  # fmt: skip

@@ -29,7 +29,7 @@ async def test_503_while_down_then_the_same_request_succeeds(
         response = await client.post("/v1/hardships", json=body, headers=headers)
         assert response.status == 503, await response.text()
         assert response.headers["Retry-After"] == "3"
-        assert "retry" in (await response.json())["message"]
+        assert "retry" in (await response.json())["detail"]
         response = await client.post("/v1/hardships:batch", json=batch, headers=headers)
         assert response.status == 503 and response.headers["Retry-After"] == "3"
         assert [r["status"] for r in (await response.json())["results"]] == [503, 503]

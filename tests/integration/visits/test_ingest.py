@@ -111,7 +111,7 @@ async def test_out_of_scope_and_bad_tokens_write_nothing(service: Service) -> No
     body = sample("visits", household_id="H-scope", cadre_id="cadre-9")
     response = await service.client.post("/v1/visits", json=body, headers=service.auth("elsewhere"))
     assert response.status == 403
-    assert (await response.json())["problems"][0]["field"] == "household_id"
+    assert (await response.json())["errors"][0]["field"] == "household_id"
     response = await service.client.post(
         "/v1/visits", json=body, headers={"Authorization": "Bearer sw_nope"}
     )

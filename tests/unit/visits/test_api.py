@@ -8,6 +8,7 @@ import json
 import pytest
 
 from services.contract.inputs import BY_SLUG
+from services.platform.http.problems import PROBLEM_JSON, problem_type
 from services.visits.service import scope_problem
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import OTHER_TOWNSHIP, SAMPLES, sample
@@ -240,9 +241,12 @@ async def test_refused_requests(api: Api, role, path, kwargs, status, error, wor
     if "results" in answer:
         [outcome] = answer["results"]
         answer = outcome
-    assert answer["error"] == error
-    assert words in answer["message"] or any(
-        words in p["problem"] for p in answer.get("problems", [])
+    else:
+        assert response.content_type == PROBLEM_JSON
+    assert answer["type"] == problem_type(error) and answer["status"] == status
+    assert answer["title"]
+    assert words in answer["detail"] or any(
+        words in p["message"] for p in answer.get("errors", [])
     ), answer
     if status == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -255,16 +259,19 @@ async def test_problem_list_is_specific(api: Api) -> None:
     del body["visit_id"]
     response = await api.post("/v1/visits", body)
     assert response.status == 422
-    problems = {(p["field"], p["problem"]) for p in (await response.json())["problems"]}
+    problems = {(p["field"], p["message"]) for p in (await response.json())["errors"]}
     assert ("visit_id", "required field missing") in problems
     assert ("checks.water.status", "expected one of SECURED, PROBLEM, NOT_CHECKED") in problems
 
 
 async def test_unknown_route_and_method(api: Api) -> None:
     response = await api.post("/v1/nothing", {})
-    assert response.status == 404 and (await response.json())["error"] == "not_found"
+    assert response.status == 404 and response.content_type == PROBLEM_JSON
+    answer = await response.json()
+    assert answer["status"] == 404 and answer["instance"] == "/v1/nothing"
     response = await api.client.get("/v1/visits")
     assert response.status == 405 and "POST" in response.headers["Allow"]
+    assert response.content_type == PROBLEM_JSON and (await response.json())["status"] == 405
 
 
 async def test_resend_is_accepted_once_and_reuse_is_a_conflict(api: Api) -> None:
@@ -277,7 +284,7 @@ async def test_resend_is_accepted_once_and_reuse_is_a_conflict(api: Api) -> None
     assert len(api.sink.records) == 1
     reused = await api.post("/v1/visits", {**body, "note": "different"})
     assert reused.status == 409
-    assert (await reused.json())["problems"][0]["field"] == "event_id"
+    assert (await reused.json())["errors"][0]["field"] == "event_id"
     assert len(api.sink.records) == 1
 
 
@@ -296,7 +303,7 @@ async def test_batch_reports_each_record(api: Api) -> None:
     assert [r["status"] for r in answer["results"]] == [202, 422, 202, 403, 409]
     assert answer["accepted"] == 2 and answer["refused"] == 3
     assert answer["results"][2]["duplicate"] is True
-    assert answer["results"][1]["problems"][0]["field"] == "occurred_at"
+    assert answer["results"][1]["errors"][0]["field"] == "occurred_at"
     assert len(api.sink.records) == 1
 
 
@@ -312,7 +319,7 @@ async def test_broker_down_is_503_with_retry_after_then_succeeds(api: Api) -> No
     body = sample("visits")
     response = await api.post("/v1/visits", body)
     assert response.status == 503 and response.headers["Retry-After"] == "5"
-    assert "same event_id" in (await response.json())["message"]
+    assert "same event_id" in (await response.json())["detail"]
     batch = await api.post("/v1/visits:batch", {"records": [sample("visits"), body]})
     assert batch.status == 503 and batch.headers["Retry-After"] == "5"
     assert [r["status"] for r in (await batch.json())["results"]] == [503, 503]
@@ -379,3 +386,17 @@ async def test_no_client_input_is_logged(api: Api, caplog) -> None:
         await api.post("/v1/households", body)
         await api.post("/v1/households", json.loads(json.dumps(body)) | {"x": 1})
     assert "SECRET-ID-123" not in caplog.text
+
+
+async def test_a_batch_refused_alike_is_a_problem_naming_each_records_fields(api: Api) -> None:
+    records = [sample("visits", occurred_at="later"), sample("visits", household_id="")]
+    response = await api.post("/v1/visits:batch", {"records": records})
+    assert response.status == 422 and response.content_type == PROBLEM_JSON
+    answer = await response.json()
+    assert answer["type"] == problem_type("invalid") and answer["status"] == 422
+    assert answer["detail"] == "2 of 2 records refused: the record does not fit the contract"
+    fields = [e["field"] for e in answer["errors"]]
+    assert "records[0].occurred_at" in fields and "records[1].household_id" in fields
+    assert answer["accepted"] == 0 and answer["refused"] == 2  # the batch result rides along
+    assert [r["status"] for r in answer["results"]] == [422, 422]
+    assert api.sink.records == []

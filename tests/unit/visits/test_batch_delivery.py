@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.platform.http.problems import problem_type
 from services.platform.kafka.producer import (
     BrokerUnavailable,
     InMemorySink,
@@ -57,7 +58,7 @@ async def test_each_record_reports_its_own_delivery(api: Api) -> None:
     assert [r["event_id"] for r in results] == [b["event_id"] for b in bodies]
     for result in results:
         if result["status"] == 503:
-            assert result["error"] == "unavailable" and "retry" in result["message"]
+            assert result["type"] == problem_type("unavailable") and "retry" in result["detail"]
             assert "offset" not in result
         else:
             assert result["duplicate"] is False and result["topic"] == "household.visits"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from services.platform.http.problems import problem_type
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import sample
 
@@ -30,8 +31,8 @@ async def test_an_integer_beyond_64_bits_is_named_as_that_field(api: Api) -> Non
     response = await _post_raw(api, data)
     assert response.status == 422
     answer = await response.json()
-    assert answer["error"] == "invalid"
-    assert [p["field"] for p in answer["problems"]] == ["income_estimate.per_capita_yuan"]
+    assert answer["type"] == problem_type("invalid")
+    assert [p["field"] for p in answer["errors"]] == ["income_estimate.per_capita_yuan"]
     assert api.sink.records == []
 
 
@@ -40,8 +41,8 @@ async def test_an_overflowing_number_is_named_as_that_field(api: Api) -> None:
     response = await _post_raw(api, _with(body, "policy_card", "1e400"))
     assert response.status == 422
     answer = await response.json()
-    assert answer["error"] == "invalid"
-    assert [p["field"] for p in answer["problems"]] == ["policy_card"]
+    assert answer["type"] == problem_type("invalid")
+    assert [p["field"] for p in answer["errors"]] == ["policy_card"]
     assert api.sink.records == []
 
 
@@ -49,7 +50,7 @@ async def test_json_neither_parser_reads_is_malformed(api: Api) -> None:
     for data in (b'{"a": 1,}', b"{'a': 1}", b'{"a": Infinity}', b"[1] x"):
         response = await _post_raw(api, data)
         assert response.status == 422, data
-        assert (await response.json())["error"] == "malformed_json"
+        assert (await response.json())["type"] == problem_type("malformed_json")
     assert api.sink.records == []
 
 
@@ -69,8 +70,8 @@ async def test_an_unknown_field_name_is_echoed_whatever_its_characters(api: Api)
     response = await _post_raw(api, data.encode())
     assert response.status == 422
     answer = json.loads(await response.text())
-    assert answer["error"] == "invalid"
-    assert [p["field"] for p in answer["problems"]] == ["名字"]
+    assert answer["type"] == problem_type("invalid")
+    assert [p["field"] for p in answer["errors"]] == ["名字"]
     assert api.sink.records == []
 
 
@@ -95,6 +96,6 @@ async def test_lone_surrogate_escapes_are_refused_by_field(api: Api) -> None:
         response = await api.client.post(path, data=data.encode(), headers=headers)
         assert response.status == 422, (path, await response.text())
         answer = await response.json()
-        assert answer["error"] == "invalid"
-        assert [p["field"] for p in answer["problems"]] == [field]
+        assert answer["type"] == problem_type("invalid")
+        assert [p["field"] for p in answer["errors"]] == [field]
     assert api.sink.records == []

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.contract.codec import Codec
+from services.platform.http.problems import PROBLEM_JSON
 from services.visits.entrypoints.openapi import build_document, load_document, render
 from tests.unit.visits.conftest import Api
 
@@ -127,7 +128,8 @@ async def test_no_request_from_the_document_gets_a_5xx(api: Api, request) -> Non
     assert response.status < 500, await response.text()
     answer = await response.json()
     if response.status >= 400 and "results" not in answer:
-        assert answer["error"] and answer["message"]
+        assert response.content_type == PROBLEM_JSON
+        assert answer["type"] and answer["title"] and answer["status"] == response.status
 
 
 @settings(

@@ -7,6 +7,7 @@ import asyncio
 import time
 from dataclasses import replace
 
+from services.platform.http.problems import problem_type
 from services.platform.kafka.producer import InMemorySink
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import sample
@@ -44,7 +45,7 @@ async def test_writes_beyond_the_limit_are_shed_not_queued(api: Api) -> None:
     assert shed.status == 429
     assert shed.headers["Retry-After"] == "7"
     body = await shed.json()
-    assert body["error"] == "overloaded" and "nothing was written" in body["message"]
+    assert body["type"] == problem_type("overloaded") and "nothing was written" in body["detail"]
     batch = await api.post("/v1/visits:batch", {"records": [sample("visits")]})
     assert batch.status == 429  # batches count against the same limit
     assert sink.waiting == 3  # the shed requests never reached the sink

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.contract.personal import Subject, unseal
+from services.platform.http.problems import problem_type
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import sample
 
@@ -70,7 +71,7 @@ async def test_no_key_store_means_503_with_retry_after_and_nothing_produced(api:
     response = await api.post("/v1/households", sample("households"), role="operator")
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
-    assert (await response.json())["error"] == "unavailable"
+    assert (await response.json())["type"] == problem_type("unavailable")
     batch = await api.post(
         "/v1/households:batch",
         {"records": [sample("households") for _ in range(3)]},
@@ -94,8 +95,8 @@ async def test_a_client_cannot_send_a_sealed_blob(api: Api) -> None:
     body = sample("households", personal_sealed={"key_id": "k", "algorithm": "x"})
     response = await api.post("/v1/households", body, role="operator")
     assert response.status == 422
-    problems = (await response.json())["problems"]
-    assert {"field": "personal_sealed", "problem": "sealed by the server; send the plain "
+    problems = (await response.json())["errors"]
+    assert {"field": "personal_sealed", "message": "sealed by the server; send the plain "
             "`personal` object"} in problems  # fmt: skip
     assert api.sink.records == []
 

@@ -29,8 +29,8 @@ async def test_a_claimed_actor_or_source_is_refused_and_nothing_written(
         "/v1/review-decisions", sample("review-decisions", **claimed), role="operator"
     )
     assert single.status == 422
-    problems = (await single.json())["problems"]
-    assert {"field": field, "problem": "set by the server from your token; do not send it"} in (
+    problems = (await single.json())["errors"]
+    assert {"field": field, "message": "set by the server from your token; do not send it"} in (
         problems
     )
     batch = await api.post(

@@ -1,0 +1,48 @@
+"""Every API's OpenAPI document declares the one error shape, the bearer scheme and the docs
+page: what a client (or the fuzzer) reads before its first request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.platform.http.docs import ASSET_PATH, DOCS_PATH
+from services.platform.http.problems import PROBLEM_JSON, openapi_components
+
+SERVICES = Path(__file__).resolve().parents[3] / "services"
+DOCUMENTS = {
+    "visits": SERVICES / "visits" / "openapi.json",
+    "operator": SERVICES / "readmodel" / "openapi.json",
+    "monitoring": SERVICES / "monitoring" / "openapi.json",
+}
+PROBLEM_SCHEMAS = ("#/components/schemas/Problem", "#/components/schemas/BatchProblem")
+
+
+@pytest.mark.parametrize("api", DOCUMENTS)
+def test_every_error_response_is_a_problem_and_every_read_of_data_needs_a_token(api: str):
+    document = json.loads(DOCUMENTS[api].read_text(encoding="utf-8"))
+    assert document["openapi"].startswith("3.1")
+    schemas = document["components"]["schemas"]
+    for name, schema in openapi_components().items():
+        assert schemas[name] == schema, name  # one shape, from services/platform/http
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert {DOCS_PATH, ASSET_PATH} <= set(document["paths"])
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{api}: {method.upper()} {path}"
+            if path.startswith("/v1/"):
+                assert operation["security"] == [{"bearer": []}], where
+                assert "401" in operation["responses"], where
+            for status in ("400", "405", "500"):
+                assert status in operation["responses"], where
+            for status, response in operation["responses"].items():
+                if int(status) < 400 or "content" not in response:
+                    continue
+                problems = [
+                    c["schema"]["$ref"]
+                    for media, c in response["content"].items()
+                    if media == PROBLEM_JSON
+                ]
+                assert problems and set(problems) <= set(PROBLEM_SCHEMAS), (where, status)
