@@ -252,8 +252,15 @@ def build_document(codec: Codec) -> dict[str, Any]:
     paths["/readyz"] = {
         "get": {
             "operationId": "readyz",
-            "summary": "The broker answers (503 otherwise).",
-            "responses": {"200": plain, "503": {"description": "Kafka unreachable."}},
+            "summary": "The broker answers the producer and a pooled database connection "
+            "answers (503 otherwise).",
+            "responses": {
+                "200": plain,
+                "503": {
+                    "description": 'Not ready: {"status": "not_ready", "reasons": {check: why}}, '
+                    "with Retry-After."
+                },
+            },
         }
     }
     paths["/metrics"] = {
