@@ -171,14 +171,14 @@ async def test_the_projector_is_ready_once_assigned_and_not_while_over_its_lag_b
 
 async def produce_registry_rows(bootstrap: str, count: int) -> None:
     codec = Codec.default()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
     await producer.start()
     try:
         prefix = f"ready-{uuid.uuid4().hex[:8]}"
         for i in range(count):
-            hid = f"{prefix}-{i:03d}"
-            record = registry_record(hid, NOW, labour=2)
-            await producer.send("household.registry", codec.encode(*record), key=hid.encode())
+            hid = f"{prefix}-{i:05d}"
+            value = codec.encode(*registry_record(hid, NOW, labour=2))
+            await producer.send("household.registry", value, key=hid.encode())
         await producer.flush()
     finally:
         await producer.stop()
@@ -232,3 +232,39 @@ async def test_a_monitoring_worker_is_ready_only_once_its_partitions_and_tables_
 async def _status_is(port: int, status: int) -> bool:
     answer = await readyz(port)
     return answer is not None and answer[0] == status
+
+
+async def test_a_monitoring_worker_behind_its_lag_budget_is_not_ready_until_it_catches_up(
+    kafka_bootstrap: str, tmp_path: Path
+):
+    """A fresh worker over a backlog of 20,000 registry rows with a budget of 100: once
+    assigned and recovered it answers 503 for its lag alone (it takes seconds to read the
+    backlog, far longer than between two probes), then 200."""
+    with contextlib.suppress(TopicMismatch):
+        await ensure_topics(kafka_bootstrap, TopicLayout())
+    await produce_registry_rows(kafka_bootstrap, 20_000)
+    port = free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    app_id = f"ready-lag-{uuid.uuid4().hex[:8]}"
+    env = monitoring_env(kafka_bootstrap, home, app_id, port, SHOUWANG_READY_MAX_LAG="100")
+    worker = start_monitoring_worker(env, tmp_path / "worker.log")
+    try:
+
+        async def lag_alone() -> dict | None:
+            answer = await readyz(port)
+            if answer is None or answer[0] == 200:
+                assert answer is None, f"ready before its lag was read: {answer}"
+                return None
+            reasons = answer[1]["reasons"]
+            return reasons if set(reasons) == {"lag"} else None
+
+        reasons = await until(lag_alone, 240, "503 for the lag alone", worker)
+        behind = int(reasons["lag"].split()[0])
+        assert behind > 100 and "over the budget of 100" in reasons["lag"]
+        await until(lambda: _status_is(port, 200), 300, "ready after catching up", worker)
+    except AssertionError:
+        print(tail(tmp_path / "worker.log"))
+        raise
+    finally:
+        stop_child(worker, timeout=60)
