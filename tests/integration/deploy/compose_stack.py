@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,19 @@ def interpolate(value: str, shell: dict[str, str]) -> str:
         return shell.get(name, "")
 
     return _VARIABLE.sub(substitute, value)
+
+
+def network_address() -> str:
+    """This machine's address on its network (not loopback), where another container (e.g.
+    Prometheus) would reach a service: a process that binds loopback only is unreachable
+    there, as it would be from outside its container. Loopback when there is no network."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+            address = probe.getsockname()[0]
+        except OSError:
+            return LOOPBACK
+    return LOOPBACK if address.startswith("127.") else address
 
 
 def load_compose() -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """deploy/docker-compose.yml run as processes: every Shouwang service starts with its compose
 command and environment against a private broker and PostgreSQL (compose_stack.py maps the
-compose network onto them), passes its own healthcheck, answers /healthz, and serves every
-target deploy/prometheus/prometheus.yml scrapes for it; every variable its environment sets
-is read by the code. Prints the table service → command → health → scrape target.
+compose network onto them), passes its own healthcheck (run against localhost, as inside its
+container), answers /healthz, and serves every target deploy/prometheus/prometheus.yml scrapes
+for it on this machine's network address (Prometheus is another container: a process that
+listens on loopback only fails here); every variable its environment sets is read by the
+code. Prints the table service → command → health → scrape target.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def test_every_shouwang_service_runs_as_composed(
                     launch.argv, env=launch.env, stdout=log, stderr=subprocess.STDOUT
                 )
         healthy = _wait_healthy(launches, processes)
+        # Prometheus scrapes from its own container: through the network, not loopback.
+        network = stack.network_address()
         rows = []
         for name, launch in launches.items():
             status, body = _get(
@@ -96,7 +100,7 @@ def test_every_shouwang_service_runs_as_composed(
             )
             assert status == 200, f"{name} /healthz: {status} {body}"
             for job, path, _, local in mapped[name]:
-                status, text = _get(f"http://{LOOPBACK}:{local}{path}")
+                status, text = _get(f"http://{network}:{local}{path}")
                 assert status == 200, f"{name} {job} {path}: {status}"
                 assert "# TYPE shouwang_" in text, f"{name} {job}: no Shouwang metric in {path}"
                 assert "# TYPE " in text
@@ -117,6 +121,7 @@ def test_every_shouwang_service_runs_as_composed(
                 )
             )
         _print_table(rows)
+        print(f"(healthchecks on localhost as in the container; targets scraped via {network})")
     finally:
         for process in processes.values():
             stop_child(process, timeout=30)
