@@ -14,9 +14,11 @@ from typing import Any
 
 from services.monitoring.adapters.policy_files import policies_in
 from services.monitoring.domain.policy import PolicyBook
+from services.platform import health
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, faust_datadir, kafka_bootstrap
 from services.platform.kafka import clients as kafka_clients
+from services.platform.kafka.faust import readiness as faust_readiness
 
 GUARANTEES = ("exactly_once", "at_least_once")
 
@@ -160,4 +162,5 @@ def worker_app(parts: Parts) -> Any:
     async def metrics_page(web, request):
         return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
+    health.add_faust_pages(app, faust_readiness.checks(app, parts.settings.ready_max_lag))
     return app

@@ -39,6 +39,9 @@ class Settings:
     reader_database_url: str | None = None  # SHOUWANG_READER_DATABASE_URL
     tokens_database_url: str | None = None  # SHOUWANG_TOKENS_DATABASE_URL
     visits_database_url: str | None = None  # SHOUWANG_VISITS_DATABASE_URL
+    # SHOUWANG_READY_MAX_LAG: /readyz of a consumer (the workers, the projector) answers 503
+    # while it is more records than this behind the end of its partitions (platform/health.py).
+    ready_max_lag: int = 10_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +75,7 @@ class Settings:
             reader_database_url=_database_url(env, "SHOUWANG_READER_DATABASE_URL"),
             tokens_database_url=_database_url(env, "SHOUWANG_TOKENS_DATABASE_URL"),
             visits_database_url=_database_url(env, "SHOUWANG_VISITS_DATABASE_URL"),
+            ready_max_lag=_whole(env, "SHOUWANG_READY_MAX_LAG", cls.ready_max_lag),
         )
 
 
@@ -113,6 +117,19 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
     if value < 1:
         raise SettingsError(f"{name}={raw!r}: must be at least 1")
+    return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: must not be negative")
     return value
 
 

@@ -20,6 +20,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
+from services.platform import health
 from services.platform.auth.tokens import CachedTokens, TokenStoreUnavailable, bearer_secret
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
@@ -260,14 +261,9 @@ def build_api(deps: ApiDependencies) -> web.Application:
         info = {k: _jsonable(v) for k, v in cadre.items()}
         return web.json_response({"cadre": info, "households": _rows(rows)})
 
-    async def health(request: web.Request) -> web.Response:
-        try:
-            await pool.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError) as exc:
-            return web.json_response(
-                {"status": "unavailable", "error": type(exc).__name__}, status=503
-            )
-        return web.json_response({"status": "ok"})
+    async def database() -> str | None:
+        await pool.fetchval("SELECT 1")  # a pooled connection that answers
+        return None
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(
@@ -284,7 +280,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
     app.router.add_get("/v1/measures", measures, allow_head=False)
     app.router.add_get("/v1/measures/counts", measure_counts, allow_head=False)
     app.router.add_get("/v1/cadres/{cadre_id}/households", cadre_households, allow_head=False)
-    app.router.add_get("/healthz", health, allow_head=False)
+    health.add_routes(app.router, {"database": database})
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     add_docs(app.router, document["info"]["title"])

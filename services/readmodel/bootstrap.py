@@ -16,16 +16,18 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.contract.catalogue import Catalogue, load_catalogue
+from services.contract.codec import Codec
+from services.platform import health
 from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
 from services.readmodel.api import ApiDependencies, build_api, init_connection
-from services.readmodel.metrics import ApiMetrics
-from services.readmodel.projector import ProjectorConfig, serve
+from services.readmodel.metrics import ApiMetrics, ProjectorMetrics
+from services.readmodel.projector import Projector, ProjectorConfig, serve
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +57,68 @@ def projector_parts(settings: Settings) -> ProjectorParts:
     return ProjectorParts(config, catalogue, new_registry())
 
 
-async def serve_projector(settings: Settings) -> None:
-    """Project until SIGTERM or SIGINT, with /metrics on SHOUWANG_PROJECTOR_METRICS_PORT if set."""
+async def serve_projector(settings: Settings, host: str = "0.0.0.0") -> None:
+    """Project until SIGTERM or SIGINT; /metrics, /healthz and /readyz on
+    SHOUWANG_PROJECTOR_METRICS_PORT if set."""
     parts = projector_parts(settings)
+    projector = Projector(parts.config, Codec.default(), ProjectorMetrics(parts.registry))
+    runner = None
     if settings.projector_metrics_port:
-        start_http_server(settings.projector_metrics_port, registry=parts.registry)
-        log.info("projector metrics on :%d/metrics", settings.projector_metrics_port)
-    await serve(parts.config, parts.catalogue, parts.registry)
+        app = web.Application()
+        app.router.add_get("/metrics", _metrics_page(parts.registry), allow_head=False)
+        health.add_routes(app.router, projector_checks(projector, parts.config, settings))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, settings.projector_metrics_port).start()
+        log.info("projector /metrics, /healthz, /readyz on :%d", settings.projector_metrics_port)
+    try:
+        await serve(parts.config, parts.catalogue, parts.registry, projector)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+def projector_checks(
+    projector: Projector, config: ProjectorConfig, settings: Settings
+) -> dict[str, health.Check]:
+    """Ready: partitions assigned, the database answering, lag under SHOUWANG_READY_MAX_LAG
+    (records not yet applied, against the ends the broker reports now)."""
+
+    async def partitions() -> str | None:
+        if projector.consumer is None:
+            return "no partitions assigned yet (the consumer group has not balanced)"
+        return None
+
+    async def database() -> str | None:
+        # Its own connection: the projector's is busy inside a batch's transaction.
+        conn = await asyncpg.connect(config.database_url, timeout=health.CHECK_TIMEOUT_SECONDS)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+        return None
+
+    async def lag() -> str | None:
+        consumer = projector.consumer
+        if consumer is None:
+            return "not consuming yet"
+        assigned = dict(projector.positions)
+        ends = await consumer.end_offsets(list(assigned))
+        unknown = [tp for tp, at in assigned.items() if at is None]
+        first = await consumer.beginning_offsets(unknown) if unknown else {}
+        positions = {tp: first.get(tp, 0) if at is None else at for tp, at in assigned.items()}
+        return health.lag_reason(health.consumer_lag(ends, positions), settings.ready_max_lag)
+
+    return {"partitions": partitions, "database": database, "lag": lag}
+
+
+def _metrics_page(registry: CollectorRegistry):
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    return metrics
 
 
 @contextlib.asynccontextmanager

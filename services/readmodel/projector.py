@@ -5,6 +5,9 @@ partitions; records at or below a stored position are skipped, so a crash betwee
 commit and the Kafka commit (or a rebalance) never applies an event twice. What a record writes
 is `projection.rows_for`'s; the SQL is `statements.py`'s; a batch's rows are written through
 staging tables (`bulk.py`). Kafka's committed offsets are only hints for lag tools.
+
+Long because the consuming loop, its rebalance listener and its observers (lag, readiness, the
+HTTP port for /metrics and the probes) share the consumer's positions and are one life.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class Projector:
         self.codec = codec
         self.metrics = metrics
         self._stopping = asyncio.Event()
+        # For /readyz: the consumer once the group assigned it partitions, and the next offset
+        # to apply per partition (None: from the log's start).
+        self.consumer: AIOKafkaConsumer | None = None
+        self.positions: dict[Any, int | None] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -103,7 +110,7 @@ class Projector:
             isolation_level="read_committed",
             max_poll_records=self.config.batch_size,
         )
-        consumer.subscribe(list(self.config.topics), listener=_SeekToStored(consumer, conn))
+        consumer.subscribe(list(self.config.topics), listener=_SeekToStored(self, consumer, conn))
         await kafka_clients.start(consumer, self.config.bootstrap)
         hint = _CommitHint(consumer)
         try:
@@ -125,9 +132,11 @@ class Projector:
                             self.metrics.unapplied.applied(
                                 tp.topic, tp.partition, msgs[-1].timestamp, behind
                             )
+                    self.positions.update({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
                 hint.send()
                 await self._observe_lag(consumer)
         finally:
+            self.consumer = None
             await hint.flush()
             await consumer.stop()
             if not conn.is_closed():
@@ -320,7 +329,8 @@ async def _positions_for_update(
 class _SeekToStored(ConsumerRebalanceListener):
     """On assignment, start each partition after the offset the database has applied."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, conn: asyncpg.Connection):
+    def __init__(self, projector: Projector, consumer: AIOKafkaConsumer, conn: asyncpg.Connection):
+        self.projector = projector
         self.consumer = consumer
         self.conn = conn
 
@@ -330,12 +340,17 @@ class _SeekToStored(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         rows = await self.conn.fetch(STORED_POSITIONS, PROJECTION)
         stored = {(r["topic"], r["partition"]): r["last_offset"] for r in rows}
+        positions = self.projector.positions
+        positions.clear()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None or offset < 0:
                 await self.consumer.seek_to_beginning(tp)
+                positions[tp] = None
             else:
                 self.consumer.seek(tp, offset + 1)
+                positions[tp] = offset + 1
+        self.projector.consumer = self.consumer
 
 
 async def write_pools(conn: asyncpg.Connection, catalogue) -> None:
@@ -349,12 +364,17 @@ async def write_pools(conn: asyncpg.Connection, catalogue) -> None:
     )
 
 
-async def serve(config: ProjectorConfig, catalogue, registry: CollectorRegistry) -> None:
+async def serve(
+    config: ProjectorConfig,
+    catalogue,
+    registry: CollectorRegistry,
+    projector: Projector | None = None,
+) -> None:
     """Migrate (or check the schema), record the catalogue's pools, then project until
     SIGTERM or SIGINT."""
     from services.platform.postgres.migrate import apply_migrations, check_schema
 
-    projector = Projector(config, Codec.default(), ProjectorMetrics(registry))
+    projector = projector or Projector(config, Codec.default(), ProjectorMetrics(registry))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, projector.stop)

@@ -14,9 +14,11 @@ from services.contract.catalogue import Catalogue
 from services.contract.catalogue_changes import load_with_content
 from services.contract.codec import Codec
 from services.contract.topics import Topic
+from services.platform import health
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, faust_datadir, kafka_bootstrap
 from services.platform.kafka.admin import ensure_topics
+from services.platform.kafka.faust import readiness as faust_readiness
 from services.platform.metrics import new_registry
 from services.support.catalogue_activation import activate_at_start
 from services.support.entrypoints.app import CHANGELOG_TABLES, build_app, pool_commands_topic
@@ -84,5 +86,7 @@ def support_worker(settings: Settings, app_id: str) -> SupportWorker:
         @app.page("/metrics")
         async def metrics_page(web, request):
             return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
+        health.add_faust_pages(app, faust_readiness.checks(app, settings.ready_max_lag))
 
     return SupportWorker(app, catalogue, registry)

@@ -131,11 +131,20 @@ async def wired(
             openapi=load_document(),
             limits=limits_of(settings),
             clock=wall_clock,
+            ready_checks={"database": _pool_usable(pool)},
         )
         yield Wired(deps, pool, sink)
     finally:
         await sink.close()
         await pool.close()
+
+
+def _pool_usable(pool: asyncpg.Pool):
+    async def database() -> str | None:
+        await pool.fetchval("SELECT 1")  # tokens and the directory are read through this pool
+        return None
+
+    return database
 
 
 async def serve(settings: Settings) -> None:

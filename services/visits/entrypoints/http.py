@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
+from services.platform import health
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
 from services.platform.clock import wall_clock
 from services.platform.http.docs import add_docs
@@ -53,6 +54,7 @@ class Dependencies:
     limits: Limits = field(default_factory=Limits)
     recent: RecentEvents = field(default_factory=RecentEvents)
     clock: Callable[[], dt.datetime] = wall_clock
+    ready_checks: dict[str, health.Check] = field(default_factory=dict)  # beside the broker's
 
 
 class Refusal(Exception):
@@ -128,16 +130,11 @@ def build_app(deps: Dependencies) -> web.Application:
             routes.admitting(routes.batch_handler(kind)),
             name=f"{kind.slug}-batch",
         )
-    app.router.add_get("/healthz", _healthz, name="healthz")
-    app.router.add_get("/readyz", routes.readyz, name="readyz")
+    health.add_routes(app.router, routes.ready_checks())
     app.router.add_get("/metrics", routes.metrics_page, name="metrics")
     app.router.add_get("/openapi.json", routes.openapi_page, name="openapi")
     add_docs(app.router, deps.openapi["info"]["title"])
     return app
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 def _observed(metrics: VisitsMetrics) -> Any:
@@ -263,13 +260,14 @@ class Routes:
 
         return handle
 
-    async def readyz(self, request: web.Request) -> web.Response:
-        kafka = await self.deps.sink.ready()
-        return web.json_response(
-            {"status": "ready" if kafka else "unavailable", "kafka": kafka},
-            status=200 if kafka else 503,
-            headers=None if kafka else self._retry_headers(503),
-        )
+    def ready_checks(self) -> dict[str, health.Check]:
+        """Ready: the producer started against a broker that answers, and the wiring's own
+        checks (bootstrap adds the database pool's)."""
+
+        async def kafka() -> str | None:
+            return None if await self.deps.sink.ready() else "no broker answers the producer"
+
+        return {"kafka": kafka, **self.deps.ready_checks}
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         response = web.Response(body=generate_latest(self.deps.metrics.registry))

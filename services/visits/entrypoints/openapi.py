@@ -268,11 +268,15 @@ def build_document(codec: Codec) -> dict[str, Any]:
     paths["/readyz"] = {
         "get": {
             "operationId": "readyz",
-            "summary": "The broker answers (503 otherwise).",
+            "summary": "The broker answers the producer and a pooled database connection "
+            "answers (503 otherwise).",
             "responses": {
                 "200": plain,
-                "503": {"description": "Kafka unreachable."},
                 **READ_ERRORS,
+                "503": problem_response(
+                    "Not ready: the problem's `reasons` maps each failing check to why.",
+                    retry=True,
+                ),
             },
         }
     }
