@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import textwrap
@@ -273,26 +274,41 @@ def _log_settings(args: argparse.Namespace) -> logs.LogSettings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = None
+    as_json = False
     try:
-        logs.configure(_log_settings(args))
+        chosen = _log_settings(args)
+        logs.configure(chosen)
+        as_json = chosen.format == "json"
         settings = Settings.from_env()
         # Checked before any command runs, so a wrong Kafka security variable stops start-up
         # with its name instead of surfacing later as a connection failure.
         KafkaSecurity.from_env()
         return args.run(args, settings)
     except reported_errors() as exc:
-        print(f"shouwang {args.command}: {exc}", file=sys.stderr)
+        _report(f"shouwang {args.command}: {exc}", as_json)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         # A server down or refusing is the operator's to fix, not a bug: one line naming the
-        # server, where, and the variable that says so. Anything else is a bug: its traceback.
+        # server, where, and the variable that says so. Anything else is a bug: its traceback
+        # (in a JSON record when the logs are JSON, so a collector keeps it whole).
         found = unreachable.recognise(exc, settings)
         if found is None:
-            raise
-        print(f"shouwang {args.command}: {found}", file=sys.stderr)
+            if not as_json:
+                raise
+            logging.getLogger("services.cli").exception("shouwang %s: a bug", args.command)
+            return 1
+        _report(f"shouwang {args.command}: {found}", as_json)
         return 3
+
+
+def _report(line: str, as_json: bool) -> None:
+    """The one line a refused or failed command ends with: a JSON record when logs are JSON."""
+    if as_json:
+        logging.getLogger("services.cli").error(line)
+    else:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

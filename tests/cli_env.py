@@ -59,3 +59,22 @@ def unreachable_env(home: Path, kafka_port: int, db_port: int) -> dict[str, str]
     )
     env.pop("DATABASE_URL_OWNER", None)
     return env
+
+
+async def register_township(database_url: str, township: str) -> None:
+    """Make `township` known to the read model (a cadre of the roster in it), as `tokens issue
+    --township` requires: the schema migrated first, idempotent."""
+    import asyncpg
+
+    from services.platform.postgres.migrate import apply_migrations
+
+    await apply_migrations(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO cadres (cadre_id, township) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            f"test-cadre-of-{township}",
+            township,
+        )
+    finally:
+        await conn.close()

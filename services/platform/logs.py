@@ -3,7 +3,8 @@
 SHOUWANG_LOG_LEVEL: the level of Shouwang's own loggers (DEBUG, INFO, WARNING, ERROR; default
     INFO, DEBUG with -v). The client libraries (aiokafka, faust, mode, asyncio, kafka) log at
     WARNING unless the level is DEBUG: their INFO lines (aiokafka lists every assigned
-    partition at each rebalance) drown a command's own output. A comma-separated list sets one
+    partition at each rebalance; mode's services announce each start and stop, also those of
+    our own faust subclasses) drown a command's own output. A comma-separated list sets one
     logger: `INFO,aiokafka=INFO` keeps the default and lets aiokafka's INFO through.
 SHOUWANG_LOG_FORMAT: `text` (default; one line per record, no colours or escape codes) or
     `json` (one JSON object per line: time, level, logger, message, and exc_info when there is
@@ -94,6 +95,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _ServiceChatter(logging.Filter):
+    """Drops mode's service lifecycle lines ("[^--Consumer]: Starting...") below `level`.
+
+    faust's services log through the logger of the module that defines them, so those of our
+    own subclasses (platform/kafka/faust) carry a services.* name; mode labels each such line
+    `[^...]`, which tells them from our own lines in those modules.
+    """
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level or not isinstance(record.msg, str):
+            return True
+        return not record.msg.startswith("[^")
+
+
 def configure(settings: LogSettings, stream: TextIO | None = None) -> logging.Handler:
     """Install one handler on the root logger (replacing any), and the levels of `settings`."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -108,6 +127,9 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> logging.Ha
     library_level = "DEBUG" if settings.level == "DEBUG" else "WARNING"
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(settings.loggers.get(name, library_level))
+    handler.addFilter(
+        _ServiceChatter(logging.getLevelName(settings.loggers.get("mode", library_level)))
+    )
     for name, level in settings.loggers.items():
         logging.getLogger(name).setLevel(level)
     # Warnings (deprecations from libraries, unclosed resources) go through the same handler.

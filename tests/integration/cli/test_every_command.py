@@ -9,6 +9,7 @@ at start (exit 3) instead of waiting for servers that were never there.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -153,10 +154,11 @@ def test_a_failing_command_logs_no_escape_codes_and_json_when_asked(tmp_path, fm
     assert done.returncode == 3, done.stderr
     assert "\x1b" not in done.stderr and "\x08" not in done.stderr
     *logged, last = done.stderr.splitlines()
-    assert last.startswith("shouwang topics: cannot reach Kafka at 127.0.0.1:")
     assert logged, "aiokafka's connection error is logged"
     if fmt == "json":
-        import json
-
-        for line in logged:
-            assert json.loads(line)["logger"].startswith("aiokafka")
+        # Every line a JSON record, the command's own last line among them.
+        records = [json.loads(line) for line in done.stderr.splitlines()]
+        assert all(r["logger"].startswith("aiokafka") for r in records[:-1])
+        assert records[-1]["logger"] == "services.cli" and records[-1]["level"] == "ERROR"
+        last = records[-1]["message"]
+    assert last.startswith("shouwang topics: cannot reach Kafka at 127.0.0.1:")

@@ -142,3 +142,33 @@ def test_json_lines():
 def test_a_bad_log_setting_is_refused_by_name(level, fmt, named):
     with pytest.raises(SettingsError, match=named):
         logs.LogSettings.from_env({"SHOUWANG_LOG_LEVEL": level, "SHOUWANG_LOG_FORMAT": fmt})
+
+
+def test_the_readme_documents_every_variable_read_and_every_exit_status():
+    from services.cli import EVERY_COMMAND_READS
+
+    names = set(variables_read(EVERY_COMMAND_READS))
+    for _, parser in commands_of(build_parser()):
+        names |= set(variables_read(parser.reads))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sorted(n for n in names if f"`{n}`" not in readme) == []
+    statuses = readme.split("## The command line", 1)[1].split("\n## ", 1)[0]
+    for status in ("0", "1", "2", "3", "130"):
+        assert f"\n| {status} | " in statuses, status
+
+
+def test_mode_service_lines_are_chatter_whichever_logger_carries_them():
+    stream = io.StringIO()
+    try:
+        logs.configure(logs.LogSettings.parse("INFO", "text", "L", "F"), stream)
+        ours = logging.getLogger("services.platform.kafka.faust.redelivery")
+        ours.info("[^--RedeliveringConsumer]: Starting...")
+        ours.warning("[^--RedeliveringConsumer]: a warning stays")
+        ours.info("12 partitions without a committed offset")
+        logs.configure(logs.LogSettings.parse("INFO,mode=INFO", "text", "L", "F"), stream)
+        ours.info("[^--DrainingProducer]: Starting... (asked for)")
+    finally:
+        logs.configure(logs.LogSettings(), sys.stderr)
+    text = stream.getvalue()
+    assert "RedeliveringConsumer]: Starting" not in text
+    assert "a warning stays" in text and "12 partitions" in text and "(asked for)" in text
