@@ -162,13 +162,3 @@ async def probe_database(url: str, connect_timeout: float = 10.0) -> None:
 
     conn = await asyncpg.connect(url, timeout=connect_timeout)
     await conn.close()
-
-
-async def probe_kafka(bootstrap: str) -> None:
-    """Start an admin client and close it: KafkaConnectionError (or KafkaAccessRefused) when the
-    cluster cannot be reached, for a service that would otherwise wait for it forever."""
-    from services.platform.kafka import clients  # here, not at the top: see above
-
-    admin = clients.admin(bootstrap)
-    await clients.start(admin, bootstrap)
-    await admin.close()

@@ -22,7 +22,7 @@ from services.contract.catalogue import Catalogue, load_catalogue
 from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.postgres.database import database_for, prepare_schema
-from services.platform.unreachable import probe_database, probe_kafka
+from services.platform.unreachable import probe_database
 from services.readmodel.api import ApiDependencies, build_api, init_connection
 from services.readmodel.metrics import ApiMetrics
 from services.readmodel.projector import ProjectorConfig, serve
@@ -60,8 +60,9 @@ async def serve_projector(settings: Settings) -> None:
     parts = projector_parts(settings)
     # Once at start: the projector waits out a database that goes away later (an outage), but
     # one that never answered is a wrong URL or a server not started, the operator's to fix.
+    # (An unreachable broker needs no probe: the consumer's start fails, after the schema
+    # check, and main reports it.)
     await probe_database(parts.config.database_url)
-    await probe_kafka(parts.config.bootstrap)
     if settings.projector_metrics_port:
         start_http_server(settings.projector_metrics_port, registry=parts.registry)
         log.info("projector metrics on :%d/metrics", settings.projector_metrics_port)
