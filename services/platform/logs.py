@@ -32,6 +32,7 @@ FORMATS = ("text", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Loggers of client libraries whose INFO is chatter for an operator; WARNING unless asked.
 QUIET_LIBRARIES = ("aiokafka", "kafka", "faust", "mode", "asyncio")
+_HANDLER_NAME = "shouwang"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -119,8 +120,10 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> logging.Ha
     handler.setFormatter(
         JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
     )
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    # Ours replaced (configure may run twice in one process: tests), others' left alone.
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.level)
