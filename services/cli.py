@@ -103,9 +103,11 @@ EVERY_COMMAND_READS = (
 )
 EXIT_CODES = """exit status:
   0    done
-  1    a check found differences or problems (replay --verify, archive verify, bad rows)
+  1    a check found differences or problems (replay --verify, archive verify, bad rows),
+       or what was asked for is not there
   2    usage or configuration error: nothing was done
   3    a server (Kafka, PostgreSQL, an API) is unreachable or refused us
+  75   a worker stopped without committing, on an error it cannot retry past: restart it
   130  interrupted (Ctrl-C)"""
 
 
