@@ -4,7 +4,6 @@ chatter (its list of assigned partitions) at the default level, while the worker
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -67,37 +66,56 @@ def _start(env: dict[str, str], out: Path, err: Path) -> subprocess.Popen:
         )
 
 
-async def test_a_worker_logs_json_lines_without_chatter_or_escape_codes(kafka_bootstrap, tmp_path):
-    await ensure_topics(kafka_bootstrap, TopicLayout())
+async def _worker_records(
+    bootstrap: str, tmp_path: Path, level: str | None
+) -> tuple[bytes, list[dict]]:
+    """Run a monitoring worker (JSON logs, `level` or the default) until it has assessed a
+    household; what it wrote (stdout and stderr) and its stderr records."""
+    await ensure_topics(bootstrap, TopicLayout())
     household = f"logs-{uuid.uuid4().hex[:8]}"
     env = monitoring_env(
-        kafka_bootstrap,
-        tmp_path,
-        f"monitoring-logs-{household}",
-        free_port(),
-        SHOUWANG_LOG_FORMAT="json",
+        bootstrap, tmp_path, f"monitoring-logs-{household}", free_port(), SHOUWANG_LOG_FORMAT="json"
     )
-    env.pop("SHOUWANG_LOG_LEVEL", None)  # the default an operator gets
+    env.pop("SHOUWANG_LOG_LEVEL", None)  # the default an operator gets, unless `level`
+    if level is not None:
+        env["SHOUWANG_LOG_LEVEL"] = level
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     worker = _start(env, out, err)
     try:
-        await _assessed(kafka_bootstrap, household, worker)
+        await _assessed(bootstrap, household, worker)
     finally:
         stop_child(worker)
-    await asyncio.sleep(0)
-    written = out.read_bytes() + err.read_bytes()
-    assert b"\x1b" not in written and b"\x08" not in written, written[-2000:]
     records = [json.loads(line) for line in err.read_text().splitlines() if line.strip()]
+    return out.read_bytes() + err.read_bytes(), records
+
+
+def _chatter(records: list[dict]) -> list[dict]:
+    # Libraries' loggers, and mode's service lifecycle lines ("[^--Consumer]: Starting...")
+    # whatever logger they come through.
+    return [
+        r
+        for r in records
+        if r["logger"].startswith(("aiokafka", "faust", "mode")) or r["message"].startswith("[^")
+    ]
+
+
+async def test_a_worker_logs_json_lines_without_chatter_or_escape_codes(kafka_bootstrap, tmp_path):
+    written, records = await _worker_records(kafka_bootstrap, tmp_path, None)
+    assert b"\x1b" not in written and b"\x08" not in written, written[-2000:]
     assert any(
         r["logger"].startswith("services.monitoring")
         and r["message"].startswith("monitoring worker")
         for r in records
     ), records[:5]
-    # Libraries' loggers, and mode's service lifecycle lines ("[^--Consumer]: Starting...")
-    # whatever logger they come through.
-    chatter = [
-        r
-        for r in records
-        if r["logger"].startswith(("aiokafka", "faust", "mode")) or r["message"].startswith("[^")
-    ]
+    chatter = _chatter(records)
     assert all(r["level"] in ("WARNING", "ERROR", "CRITICAL") for r in chatter), chatter[:5]
+
+
+async def test_the_chatter_is_there_when_the_level_asks_for_it(kafka_bootstrap, tmp_path):
+    written, records = await _worker_records(
+        kafka_bootstrap, tmp_path, "INFO,aiokafka=INFO,mode=INFO"
+    )
+    assert b"\x1b" not in written and b"\x08" not in written, written[-2000:]
+    infos = [r["message"] for r in _chatter(records) if r["level"] == "INFO"]
+    assert any("Worker ready" in m for m in infos), infos[:20]
+    assert any(r["logger"].startswith("aiokafka") and r["level"] == "INFO" for r in records)
