@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         KafkaSecurity.from_env()
         return args.run(args, settings)
     except reported_errors() as exc:
-        _report(f"shouwang {args.command}: {exc}", as_json)
+        _report(f"shouwang {_named(args)}: {exc}", as_json)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -299,10 +299,17 @@ def main(argv: list[str] | None = None) -> int:
         if found is None:
             if not as_json:
                 raise
-            logging.getLogger("services.cli").exception("shouwang %s: a bug", args.command)
+            logging.getLogger("services.cli").exception("shouwang %s: a bug", _named(args))
             return 1
-        _report(f"shouwang {args.command}: {found}", as_json)
+        _report(f"shouwang {_named(args)}: {found}", as_json)
         return 3
+
+
+def _named(args: argparse.Namespace) -> str:
+    """The command's words as typed: `tokens issue`, `replay`."""
+    words = [args.command]
+    words += [w for w in (getattr(args, "action", None), getattr(args, "what", None)) if w]
+    return " ".join(str(w) for w in words)
 
 
 def _report(line: str, as_json: bool) -> None:

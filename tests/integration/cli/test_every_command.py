@@ -161,7 +161,7 @@ def test_a_failing_command_logs_no_escape_codes_and_json_when_asked(tmp_path, fm
         assert all(r["logger"].startswith("aiokafka") for r in records[:-1])
         assert records[-1]["logger"] == "services.cli" and records[-1]["level"] == "ERROR"
         last = records[-1]["message"]
-    assert last.startswith("shouwang topics: cannot reach Kafka at 127.0.0.1:")
+    assert last.startswith("shouwang topics create: cannot reach Kafka at 127.0.0.1:")
 
 
 def test_services_with_a_database_but_no_broker_exit_3_naming_kafka(database_url, tmp_path):
