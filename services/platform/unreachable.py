@@ -71,7 +71,10 @@ def _loaded(module: str, name: str) -> type | None:
 
 def _kafka(settings: Settings, exc: BaseException, refused: bool = False) -> ServerUnreachable:
     where = settings.kafka_bootstrap or f"the local stack's broker under {settings.home}"
-    return ServerUnreachable("Kafka", where, KAFKA_VARIABLE, _first_line(exc), refused)
+    detail = _first_line(exc)
+    if "Unable to bootstrap" in detail:  # aiokafka's, with the address list repeated
+        detail = "no bootstrap server answered"
+    return ServerUnreachable("Kafka", where, KAFKA_VARIABLE, detail, refused)
 
 
 def _address(url: str) -> str:
