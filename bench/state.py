@@ -235,9 +235,13 @@ def run_worker(
         app_id,
         port,
         rocksdb=rocksdb,
-        # the sweep reads every summary: kept out of the recovery being measured
-        SHOUWANG_MONITORING_SWEEP_SECONDS="86400",
-        **(extra_env or {}),
+        **{
+            # the sweep reads every summary: kept out of the recovery being measured
+            "SHOUWANG_MONITORING_SWEEP_SECONDS": "86400",
+            # READY, RESTORING, DONE_READING are faust's and mode's INFO lines, quiet by default
+            "SHOUWANG_LOG_LEVEL": "INFO,faust=INFO,mode=INFO",
+            **(extra_env or {}),
+        },
     )
     log_path = home / "worker.log"
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from services.platform.actions.events import SUBJECT_KINDS, describe
 from services.platform.actions.log import read_actions
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.unreachable import recognise
 
 
 def list_actions(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,7 +33,7 @@ def list_actions(args: argparse.Namespace, settings: Settings) -> int:
         try:
             actions = asyncio.run(read_actions(kafka_bootstrap(settings), codec, subjects))
         except BrokerUnavailable as exc:
-            print(f"shouwang actions: {exc}", file=sys.stderr)
+            print(f"shouwang actions: {recognise(exc, settings) or exc}", file=sys.stderr)
             return 3
     for action in actions:
         print(describe(action))

@@ -57,13 +57,43 @@ def _run(coroutine_fn):
     return run
 
 
+def moment_text(text: str) -> str:
+    """argparse type: an ISO date or datetime, checked when the arguments are parsed (before any
+    read of the log); the text is kept, the run parses it again with the same function."""
+    from services.audit.explain import moment  # lazy: only when a date is given
+
+    try:
+        moment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def start_text(text: str) -> str:
+    """argparse type for `replay --from`: a DATE, or `topic:partition=offset,...`."""
+    if "=" not in text:
+        return moment_text(text)
+    for part in text.split(","):
+        where, _, offset = part.partition("=")
+        topic, _, partition = where.rpartition(":")
+        if not (topic and partition.isdigit() and offset.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not topic:partition=offset (e.g. visits.household:0=120)"
+            )
+    return text
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register `replay`, `explain` and `archive` on the CLI's sub-command parser."""
     replay = commands.add_parser(
         "replay", help="rebuild household state from the log; --verify compares and checks chains"
     )
-    replay.add_argument("--from", dest="start", help="DATE, or topic:partition=offset,...")
-    replay.add_argument("--to", help="DATE: read records logged before it, assess as of it")
+    replay.add_argument(
+        "--from", dest="start", type=start_text, help="DATE, or topic:partition=offset,..."
+    )
+    replay.add_argument(
+        "--to", type=moment_text, help="DATE: read records logged before it, assess as of it"
+    )
     replay.add_argument("--township", help="only households of this township")
     replay.add_argument("--household-prefix", help="only households whose id starts so")
     replay.add_argument("--archive", help="replay an archive directory instead of Kafka")
@@ -74,8 +104,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     explain_cmd = commands.add_parser("explain", help="a household's state and reasons on a date")
     explain_cmd.add_argument("household")
-    explain_cmd.add_argument("--as-of", help="what was true then (default: latest event)")
-    explain_cmd.add_argument("--known-at", help="only what had been recorded by then")
+    explain_cmd.add_argument(
+        "--as-of", type=moment_text, help="what was true then (default: latest event)"
+    )
+    explain_cmd.add_argument(
+        "--known-at", type=moment_text, help="only what had been recorded by then"
+    )
     explain_cmd.add_argument("--json", action="store_true")
     explain_cmd.add_argument("--archive", help="read an archive directory instead of Kafka")
     explain_cmd.add_argument("--policy", help="pin a policy version")
@@ -86,7 +120,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export = actions.add_parser("export", help="append the topics to an archive directory")
     export.add_argument("dir")
     export.add_argument("--topics", nargs="+", help="default: every topic of the catalogue")
-    export.add_argument("--to", help="only records logged before DATE")
+    export.add_argument("--to", type=moment_text, help="only records logged before DATE")
     verify = actions.add_parser("verify", help="check files, counts, checksums and links")
     verify.add_argument("dir")
     archive_cmd.set_defaults(run=_run(run_archive_async))

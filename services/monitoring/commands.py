@@ -6,6 +6,9 @@ import argparse
 
 from services.platform.config import Settings
 
+# What the worker reads besides every command's settings (its --help lists them).
+READS = ("services.monitoring.bootstrap:MonitoringSettings.from_env",)
+
 
 def run_monitoring(args: argparse.Namespace, settings: Settings) -> int:
     """`shouwang monitoring`: the risk worker, until it is stopped."""

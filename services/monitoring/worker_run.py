@@ -9,6 +9,7 @@ import faust
 
 from services.monitoring.bootstrap import parts, prepare_topics, worker_app
 from services.platform.config import Settings
+from services.platform.logs import is_terminal
 
 # The logger keeps the name it had when this lived in commands.py: a worker's log lines read as
 # before.
@@ -29,5 +30,8 @@ def run_worker(settings: Settings) -> int:
         own.guarantee,
     )
     worker = faust.Worker(app, loglevel="INFO", override_logging=False)
+    if not is_terminal(worker.stdout):
+        # faust's start-up spinner writes cursor and backspace codes even into a file or pipe.
+        worker.spinner = None
     worker.execute_from_commandline()
     return 0

@@ -45,6 +45,7 @@ def _run(coroutine_fn):
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register `personal show` and `personal forget` on the CLI's sub-command parser."""
     personal = commands.add_parser("personal", help="personal data: show (operators), forget")
+    personal.set_defaults(reads=("services.platform.personal.keys:load_master_key",))
     actions = personal.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="a household's (or cadre's) personal data from the log")
     show.add_argument("subject_id", metavar="SUBJECT_ID", help="household id (cadre id: --cadre)")

@@ -60,6 +60,7 @@ from services.platform.personal.keys import (
 )
 from services.platform.postgres.database import local_database_url
 from services.platform.postgres.migrate import apply_migrations
+from services.platform.unreachable import recognise
 
 SHOWN = ("sealed", "plaintext")  # the statuses whose personal data `show` prints
 
@@ -284,7 +285,7 @@ def run_reporting_store_errors(
         return 3
     except DB_ERRORS as exc:
         print(
-            f"shouwang personal: cannot reach PostgreSQL ({type(exc).__name__}); "
+            f"shouwang personal: {recognise(exc, settings) or type(exc).__name__}; "
             "nothing was changed",
             file=sys.stderr,
         )

@@ -25,6 +25,7 @@ from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
+from services.platform.unreachable import probe_database
 from services.readmodel.api import ApiDependencies, build_api, init_connection
 from services.readmodel.metrics import ApiMetrics, ProjectorMetrics
 from services.readmodel.projector import Projector, ProjectorConfig, serve
@@ -61,6 +62,11 @@ async def serve_projector(settings: Settings, host: str = "0.0.0.0") -> None:
     """Project until SIGTERM or SIGINT; /metrics, /healthz and /readyz on
     SHOUWANG_PROJECTOR_METRICS_PORT if set."""
     parts = projector_parts(settings)
+    # Once at start: the projector waits out a database that goes away later (an outage), but
+    # one that never answered is a wrong URL or a server not started, the operator's to fix.
+    # (An unreachable broker needs no probe: the consumer's start fails, after the schema
+    # check, and main reports it.)
+    await probe_database(parts.config.database_url)
     projector = Projector(parts.config, Codec.default(), ProjectorMetrics(parts.registry))
     runner = None
     if settings.projector_metrics_port:

@@ -29,6 +29,7 @@ from services.platform.actions.log import (
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.unreachable import recognise
 
 log = logging.getLogger(__name__)
 KAFKA_WAIT_SECONDS = 30.0
@@ -58,7 +59,8 @@ def activate(args: argparse.Namespace, settings: Settings) -> int:
         print("shouwang catalogue activate: nothing recorded", file=sys.stderr)
         return 1
     except BrokerUnavailable as exc:
-        print(f"shouwang catalogue activate: nothing recorded: {exc}", file=sys.stderr)
+        found = recognise(exc, settings) or exc
+        print(f"shouwang catalogue activate: nothing recorded: {found}", file=sys.stderr)
         return 3
     print(_summary(activation))
     return 0

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from services.platform.config import Settings
 
+MASTER_KEY_READER = "services.platform.personal.keys:load_master_key"
+
 # Each run_* imports its module when the command runs, not here: they need aiohttp, asyncpg or
 # aiokafka, and the CLI imports this module to build its parser (tests/unit/test_cli.py).
 
@@ -21,7 +23,8 @@ from services.platform.config import Settings
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register `visits`, `tokens` and `import` on the CLI's sub-command parser."""
     visits = commands.add_parser("visits", help="run the ingest API (see services/visits)")
-    visits.set_defaults(run=run_visits)
+    # The master key seals registry records' personal data (services/platform/personal).
+    visits.set_defaults(run=run_visits, reads=(MASTER_KEY_READER,))
 
     tokens = commands.add_parser("tokens", help="API tokens: issue, revoke, list")
     actions = tokens.add_subparsers(dest="action", required=True)
@@ -57,7 +60,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         )
         table.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
         table.add_argument("--check", action="store_true", help="check only, write nothing")
-        table.set_defaults(run=run_import)
+        table.set_defaults(run=run_import, reads=(MASTER_KEY_READER,))
 
 
 def run_visits(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,6 +33,7 @@ from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError
 from services.platform.kafka.producer import BrokerUnavailable
 from services.visits.bootstrap import record_operator_action, token_store
+from services.visits.townships import check_townships, known_townships
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,6 +57,8 @@ async def _tokens(args: argparse.Namespace, settings: Settings, actor: str | Non
                 print(_describe(token))
             return 0
         if args.action == "issue":
+            if args.township:  # checked against the registries before anything is recorded
+                check_townships(args.township, await known_townships(settings))
             try:
                 token = new_token(args.kind, args.holder, args.township, args.event_type, args.note)
             except TokenError as exc:

@@ -193,6 +193,7 @@ async def test_stack_commands_outlive_their_process(stack_tmp_dir: Path) -> None
             "database_url": urls["DATABASE_URL"],
         }
         assert json.loads(run_stack(home, "status").stdout) == report  # same pids: nothing new
+        assert run_shouwang(home, "stack", "status").returncode == 0
 
         # Commands find the running stack's servers when the environment names none.
         named_none = Settings.from_env({"SHOUWANG_HOME": str(home)})
@@ -203,6 +204,7 @@ async def test_stack_commands_outlive_their_process(stack_tmp_dir: Path) -> None
         stopped = run_stack(home, "down")
         assert stopped.returncode == 0, stopped.stderr
         assert run_stack(home, "status").returncode == 3
+        assert run_shouwang(home, "stack", "status").returncode == 3  # README "Exit status"
         assert not pid_alive(report["kafka"]["pid"])
         assert not pid_alive(report["postgres"]["pid"])
     finally:

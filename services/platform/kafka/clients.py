@@ -7,6 +7,7 @@ see services/platform/kafka/security.py) when the client is made, never at impor
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from typing import Any
 
@@ -82,6 +83,10 @@ async def start(
     try:
         await client.start()
     except KafkaConnectionError as exc:
+        # A client whose start failed still holds its connections and, for a consumer, its
+        # coordinator task: stopped here, or asyncio reports it unclosed after the error.
+        with contextlib.suppress(Exception):
+            await client.stop()
         refusal = await access_refusal(bootstrap, security)
         if refusal is not None:
             raise KafkaAccessRefused(refusal) from exc

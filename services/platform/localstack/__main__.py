@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
             # Like `systemctl status`: 3 when not everything is running.
             return 0 if all(server["running"] for server in report.values()) else 3
     except LocalStackError as exc:
+        # As `shouwang stack`: 3, a server that could not be started, stopped or reached.
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 3
     return 0
 
 

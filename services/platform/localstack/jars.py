@@ -10,6 +10,8 @@ from pathlib import Path
 
 from services.platform.localstack.errors import LocalStackError
 
+CACHE_DIR_ENV = "SHOUWANG_CACHE_DIR"  # where resolved jars are kept (default ~/.cache/shouwang)
+
 DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy" / "local"
 DEFAULT_POM = DEPLOY_DIR / "pom.xml"
 MIN_JAVA = 17
@@ -17,7 +19,7 @@ MVN_TIMEOUT_SECONDS = 900
 
 
 def _cache_dir() -> Path:
-    configured = os.environ.get("SHOUWANG_CACHE_DIR")
+    configured = os.environ.get(CACHE_DIR_ENV)
     return Path(configured) if configured else Path.home() / ".cache" / "shouwang"
 
 

@@ -35,6 +35,7 @@ def add_db_commands(commands: argparse._SubParsersAction) -> None:
         help=f"create a LOGIN role in a duty's group; the password is read from stdin "
         f"(or ${PASSWORD_ENV})",
     )
+    login.set_defaults(reads=(PASSWORD_ENV,))
     login.add_argument("--duty", choices=sorted(GROUP_ROLES), required=True)
     login.add_argument("--name", required=True, help="the new role: lower case, digits, _")
     db.set_defaults(run=run_db)

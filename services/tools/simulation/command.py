@@ -56,7 +56,11 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
         "--batch-size", type=_positive_int, default=500, help="events per write (default 500)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    parser.set_defaults(run=run)
+    parser.set_defaults(
+        run=run,
+        # --direct seals personal data with the master key; the API's URL and token by default.
+        reads=(API_URL_ENV, API_TOKEN_ENV, "services.platform.personal.keys:load_master_key"),
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

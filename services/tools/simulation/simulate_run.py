@@ -40,6 +40,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(parameters: SimulationParameters, sink: EventSink, args: argparse.Namespace):
     progress = None if args.quiet else _Progress()
     async with sink:
+        if isinstance(sink, ApiSink):
+            await sink.probe("--api" if args.api else API_URL_ENV)
         return await simulate(
             parameters, sink, rate=args.rate, batch_size=args.batch_size, progress=progress
         )

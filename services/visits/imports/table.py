@@ -142,7 +142,7 @@ def read_text(path: Path) -> str:
         try:
             return raw.decode("gb18030")
         except UnicodeDecodeError:
-            raise CsvFileError(f"{path}: neither UTF-8 nor GB18030 text") from None
+            raise CsvFileError("neither UTF-8 nor GB18030 text: save it as CSV UTF-8") from None
 
 
 @dataclass(frozen=True)
@@ -331,20 +331,28 @@ def run_csv_import(
     """
     what = table.slug
     moment = dt.datetime.combine(as_of, dt.time(), CHINA) if as_of else None
-    try:
-        text = read_text(file)
-    except OSError as exc:
-        raise SettingsError(f"cannot read {file}: {exc.strerror}") from exc
     codec = Codec.default()
     now = clock()
     try:
-        if check:
-            parsed = parse_table(table, text, codec, actor, moment, now)
+        try:
+            text = read_text(file)
+        except OSError as exc:
+            raise SettingsError(f"cannot read {file}: {exc.strerror}") from exc
+        # Checked before the sealer or the producer connects: a file that cannot be imported
+        # (bad rows without --skip-bad, or no good row with it) is refused without any I/O.
+        parsed = parse_table(table, text, codec, actor, moment, now)
+        all_bad = parsed.rows > 0 and len(parsed.bad_lines) == parsed.rows
+        if check or (parsed.problems and (not skip_bad or all_bad)):
             for warning in parsed.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             for problem in parsed.problems:
                 print(problem, file=sys.stderr)
-            print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
+            if check:
+                print(f"{parsed.rows} rows, {len(parsed.bad_lines)} bad")
+            else:  # with --skip-bad, every row is bad
+                bad = "all" if skip_bad else f"{len(parsed.bad_lines)} of"
+                hint = "" if skip_bad else " (fix them, or give --skip-bad to import the rest)"
+                print(f"{bad} {parsed.rows} rows are bad; nothing imported{hint}", file=sys.stderr)
             return 1 if parsed.problems else 0
         report = asyncio.run(_import(table, text, codec, sealed_sink, actor, moment, skip_bad, now))
     except CsvFileError as exc:
@@ -361,12 +369,7 @@ def run_csv_import(
         print(f"warning: {warning}", file=sys.stderr)
     for problem in report.problems:
         print(problem, file=sys.stderr)
-    if report.refused:
-        print(
-            f"{len(report.bad_lines)} of {report.rows} rows are bad; nothing imported "
-            "(fix them, or give --skip-bad to import the rest)",
-            file=sys.stderr,
-        )
+    if report.refused:  # refused above already, before any I/O
         return 1
     print(
         f"imported {report.imported} of {report.rows} rows"

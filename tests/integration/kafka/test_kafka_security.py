@@ -164,7 +164,7 @@ async def test_services_authenticate_with_scram_and_a_wrong_password_is_refused(
     finally:
         stop_child(refused_worker)
     output = (tmp_path / "refused" / "worker.log").read_text(errors="replace")
-    assert code == 2, output[-2000:]
+    assert code == 3, output[-2000:]  # a server refusing us (README "Exit status")
     assert (
         f"shouwang monitoring: Kafka at {bootstrap} refused SCRAM-SHA-256 authentication as "
         f"'{USER}'"

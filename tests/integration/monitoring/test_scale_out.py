@@ -139,7 +139,10 @@ async def test_two_workers_commit_every_input_partition_to_its_end(local_kafka_f
         home = tmp_path / name
         home.mkdir()
         log = home / "worker.log"
-        env = monitoring_env(bootstrap, home, app_id, free_port())
+        # The lines waited for below are mode's and aiokafka's INFO, quiet by default.
+        env = monitoring_env(
+            bootstrap, home, app_id, free_port(), SHOUWANG_LOG_LEVEL="INFO,mode=INFO,aiokafka=INFO"
+        )
         workers[log] = start_monitoring_worker(env, log)
         return log
 

@@ -35,6 +35,7 @@ from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.platform.kafka.log import KafkaLog
 from services.platform.postgres.migrate import apply_migrations
 from services.support.catalogue_activation import activate_at_start
+from tests.cli_env import register_township
 from tests.integration.readmodel.test_projector import start_projector, wait_for
 
 pytestmark = pytest.mark.integration
@@ -95,6 +96,7 @@ def unique(prefix: str) -> str:
 async def test_issue_and_revoke_are_logged_with_the_actor_and_never_the_secret(
     env, capsys, kafka_bootstrap, database_url
 ) -> None:
+    await register_township(database_url, "Gaofeng")
     holder = unique("cadre")
     code = await shouwang("tokens", "issue", "--kind", "cadre", "--holder", holder,
                           "--township", "Gaofeng", "--note", "new phone",
@@ -147,6 +149,7 @@ async def test_a_bad_actor_changes_nothing(env, capsys, kafka_bootstrap, databas
 async def test_nothing_changes_while_its_event_cannot_be_logged(
     env, monkeypatch, capsys, tmp_path, kafka_bootstrap, database_url
 ) -> None:
+    await register_township(database_url, "Gaofeng")
     holder = unique("op")
     assert await shouwang("tokens", "issue", "--kind", "operator", "--holder", holder) == 0
     token_id = capsys.readouterr().out.split()[0]
@@ -267,8 +270,9 @@ async def test_the_archive_keeps_operator_actions_for_the_audit(
 
 
 async def test_the_read_model_projects_operator_actions(
-    env, capsys, tmp_path, kafka_bootstrap, read_model
+    env, capsys, tmp_path, kafka_bootstrap, read_model, database_url
 ) -> None:
+    await register_township(database_url, "Gaofeng")
     holder = unique("cadre")
     code = await shouwang("tokens", "issue", "--kind", "cadre", "--holder", holder,
                           "--township", "Gaofeng", "--actor", "operator:li")  # fmt: skip

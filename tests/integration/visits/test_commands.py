@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services.cli import main
 from services.contract.codec import Codec
+from tests.cli_env import register_township
 from tests.integration.visits.conftest import prepare_topics
 from tests.unit.support.test_cadre_import import GOOD as ROSTER
 from tests.unit.visits.test_household_import import BAD
@@ -30,7 +31,18 @@ async def shouwang(*argv: str) -> int:
     return await asyncio.to_thread(main, list(argv))
 
 
-async def test_tokens_issue_list_revoke(env, capsys) -> None:
+async def test_tokens_issue_list_revoke(env, capsys, database_url) -> None:
+    code = await shouwang(
+        "tokens", "issue", "--kind", "cadre", "--holder", "x", "--township", "Nowhere"
+    )
+    assert code == 2 and "--township 'Nowhere'" in capsys.readouterr().err
+    await register_township(database_url, "Gaofeng")
+    code = await shouwang(
+        "tokens", "issue", "--kind", "cadre", "--holder", "x", "--township", "Gaofen"
+    )
+    assert code == 2 and "did you mean Gaofeng?" in capsys.readouterr().err
+    listed = await asyncio.to_thread(_listed_tokens, capsys)
+    assert all(line.split()[2] != "x" for line in listed.splitlines())  # none was issued
     code = await shouwang(
         "tokens", "issue", "--kind", "cadre", "--holder", "cadre-cli", "--township", "Gaofeng"
     )
@@ -46,6 +58,11 @@ async def test_tokens_issue_list_revoke(env, capsys) -> None:
     assert await shouwang("tokens", "revoke", "nope") == 1
     code = await shouwang("tokens", "issue", "--kind", "feed", "--holder", "feed-x")
     assert code == 2 and "at least one --event-type" in capsys.readouterr().err
+
+
+def _listed_tokens(capsys) -> str:
+    assert main(["tokens", "list"]) == 0
+    return capsys.readouterr().out
 
 
 async def _registry_end_offsets(

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from services.platform.unreachable import ServerUnreachable
 from services.tools.simulation import records as rec
 from services.tools.simulation.sinks.base import EventSink, SinkError
 from services.tools.simulation.sinks.jsonl import to_json
@@ -63,6 +64,19 @@ class ApiSink(EventSink):
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=aiohttp.ClientTimeout(total=self.request_timeout),
         )
+
+    async def probe(self, named_by: str) -> None:
+        """One GET of /healthz: ServerUnreachable (naming `named_by`, where the URL came from)
+        when nothing answers at the base URL. A run's writes retry for minutes, which suits a
+        server that restarts mid-run, not one that was never there."""
+        if self._session is None:
+            raise RuntimeError("ApiSink used before start()")
+        try:
+            async with self._session.get(f"{self.base_url}/healthz"):
+                pass
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise ServerUnreachable("the visits API", self.base_url, named_by, detail) from exc
 
     async def write(self, events: Sequence[Event]) -> None:
         # Runs of one type keep the stream's order across types (registry before visits).

@@ -1,0 +1,53 @@
+"""Which townships exist: those the registries name, as the read model has projected them.
+
+A token scoped to a township nobody lives in would be refused at every visit, and a misspelt
+one ("Gaofen") would look like a working token until the first cadre tried it; `tokens issue`
+refuses it at once instead, naming the townships it knows and the nearest spellings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import asyncpg
+
+from services.platform.config import Settings, SettingsError
+from services.platform.postgres.database import database_for
+
+# The household registry and the cadre roster are what say a township exists; the read model
+# holds both, readable by the reader duty.
+_KNOWN = (
+    "SELECT township FROM households WHERE township IS NOT NULL "
+    "UNION SELECT township FROM cadres WHERE township IS NOT NULL"
+)
+_LISTED = 20
+
+
+async def known_townships(settings: Settings) -> set[str]:
+    """Every township of a registered household or cadre (the reader's connection)."""
+    conn = await asyncpg.connect(database_for(settings, "reader").url)
+    try:
+        return {row["township"] for row in await conn.fetch(_KNOWN)}
+    finally:
+        await conn.close()
+
+
+def check_townships(wanted: Sequence[str], known: set[str]) -> None:
+    """SettingsError naming the first township of `wanted` that `known` lacks, and why."""
+    for township in wanted:
+        if township in known:
+            continue
+        if not known:
+            raise SettingsError(
+                f"--township {township!r}: the read model knows no township yet; import the "
+                "household table (shouwang import households) and run the projector first"
+            )
+        near = difflib.get_close_matches(township, sorted(known), n=3, cutoff=0.6)
+        listed = sorted(known)[:_LISTED]
+        more = f" and {len(known) - _LISTED} more" if len(known) > _LISTED else ""
+        raise SettingsError(
+            f"--township {township!r}: no registered household or cadre is in it"
+            + (f" (did you mean {', '.join(near)}?)" if near else "")
+            + f"; known: {', '.join(listed)}{more}"
+        )
