@@ -95,6 +95,14 @@ class Projector:
     async def run(self) -> None:
         """Apply batches until `stop()`; positions come from the database, not the group."""
         conn = await asyncpg.connect(self.config.database_url)
+        try:
+            # The rebalance listener runs in aiokafka's coordinator task, while this loop may be
+            # in a batch's transaction: on a connection of its own, or asyncpg refuses it
+            # ("another operation is in progress") and the partitions keep the group's offsets.
+            listener_conn = await asyncpg.connect(self.config.database_url)
+        except BaseException:
+            conn.terminate()
+            raise
         consumer = kafka_clients.consumer(
             bootstrap=self.config.bootstrap,
             group_id=self.config.group_id,
@@ -103,14 +111,16 @@ class Projector:
             isolation_level="read_committed",
             max_poll_records=self.config.batch_size,
         )
-        consumer.subscribe(list(self.config.topics), listener=_SeekToStored(consumer, conn))
-        await kafka_clients.start(consumer, self.config.bootstrap)
+        listener = _SeekToStored(consumer, listener_conn)
+        consumer.subscribe(list(self.config.topics), listener=listener)
         hint = _CommitHint(consumer)
         try:
+            await kafka_clients.start(consumer, self.config.bootstrap)
             while not self._stopping.is_set():
                 batch = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
                 )
+                listener.check()
                 records = [r for part in batch.values() for r in part]
                 if records:
                     await self.apply(conn, records)
@@ -120,11 +130,12 @@ class Projector:
         finally:
             await hint.flush()
             await consumer.stop()
-            if not conn.is_closed():
-                try:
-                    await asyncio.wait_for(conn.close(), 5)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    conn.terminate()  # the server went away: nothing to close politely
+            for each in (conn, listener_conn):
+                if not each.is_closed():
+                    try:
+                        await asyncio.wait_for(each.close(), 5)
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        each.terminate()  # the server went away: nothing to close politely
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Any]) -> int:
         """Apply `records` (ConsumerRecords) in one transaction; return how many were new.
@@ -307,17 +318,37 @@ async def _positions_for_update(
 
 
 class _SeekToStored(ConsumerRebalanceListener):
-    """On assignment, start each partition after the offset the database has applied."""
+    """On assignment, start each partition after the offset the database has applied.
+
+    It reads the positions on its own connection (`conn`, never the batch loop's): aiokafka
+    calls it from its coordinator task, possibly while the loop is in a batch's transaction.
+    Positions read then are those committed before the batch; the batch's own records come back
+    and are skipped by the batch's position check, so the seek may be early, never late. aiokafka
+    logs and swallows a listener's exception, which would leave the partitions at the group's
+    committed offsets (only hints, possibly past the database after a rebuild): the failure is
+    kept and `check` raises it in the loop, so `serve` retries with a fresh consumer.
+    """
 
     def __init__(self, consumer: AIOKafkaConsumer, conn: asyncpg.Connection):
         self.consumer = consumer
         self.conn = conn
+        self.failure: BaseException | None = None
+
+    def check(self) -> None:
+        """Raise the failure of the last assignment, if it failed."""
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
 
     async def on_partitions_revoked(self, revoked) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned) -> None:
-        rows = await self.conn.fetch(STORED_POSITIONS, PROJECTION)
+        try:
+            rows = await self.conn.fetch(STORED_POSITIONS, PROJECTION)
+        except Exception as exc:
+            self.failure = exc
+            raise
         stored = {(r["topic"], r["partition"]): r["last_offset"] for r in rows}
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
