@@ -95,10 +95,7 @@ class Projector:
     async def run(self) -> None:
         """Apply batches until `stop()`; positions come from the database, not the group."""
         conn = await asyncpg.connect(self.config.database_url)
-        try:
-            # The rebalance listener runs in aiokafka's coordinator task, while this loop may be
-            # in a batch's transaction: on a connection of its own, or asyncpg refuses it
-            # ("another operation is in progress") and the partitions keep the group's offsets.
+        try:  # the rebalance listener's own connection (see _SeekToStored)
             listener_conn = await asyncpg.connect(self.config.database_url)
         except BaseException:
             conn.terminate()
@@ -226,13 +223,8 @@ class Projector:
                     self.metrics.rows.labels(TABLE_OF[statement]).inc()
             return True
         except _REFUSALS as exc:
-            log.warning(
-                "read model refused %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                type(exc).__name__,
-            )
+            log.warning("read model refused %s[%d]@%d: %s", record.topic, record.partition,
+                        record.offset, type(exc).__name__)  # fmt: skip
             await conn.execute(
                 REJECT,
                 PROJECTION,
@@ -320,13 +312,11 @@ async def _positions_for_update(
 class _SeekToStored(ConsumerRebalanceListener):
     """On assignment, start each partition after the offset the database has applied.
 
-    It reads the positions on its own connection (`conn`, never the batch loop's): aiokafka
-    calls it from its coordinator task, possibly while the loop is in a batch's transaction.
-    Positions read then are those committed before the batch; the batch's own records come back
-    and are skipped by the batch's position check, so the seek may be early, never late. aiokafka
-    logs and swallows a listener's exception, which would leave the partitions at the group's
-    committed offsets (only hints, possibly past the database after a rebuild): the failure is
-    kept and `check` raises it in the loop, so `serve` retries with a fresh consumer.
+    Its own connection (`conn`): aiokafka calls it from its coordinator task, maybe while the
+    loop is in a batch's transaction on the loop's ("another operation is in progress"). The
+    positions read then predate the batch, whose records come back and are skipped: the seek
+    may be early, never late. aiokafka logs and swallows a listener's error, leaving the group's
+    offsets (hints, past the database after a rebuild): `check` raises it in the loop instead.
     """
 
     def __init__(self, consumer: AIOKafkaConsumer, conn: asyncpg.Connection):
@@ -402,11 +392,7 @@ async def serve(config: ProjectorConfig, catalogue, registry: CollectorRegistry)
             await projector.run()
             return
         except DATABASE_UNAVAILABLE as exc:
-            log.warning(
-                "database unavailable (%s: %s); retrying in %.0f s",
-                type(exc).__name__,
-                exc,
-                delay,
-            )
+            log.warning("database unavailable (%s: %s); retrying in %.0f s",
+                        type(exc).__name__, exc, delay)  # fmt: skip
             await projector.pause(delay)
             delay = min(delay * 2, DB_RETRY_MAX_SECONDS)
