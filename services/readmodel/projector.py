@@ -102,6 +102,11 @@ class Projector:
     async def run(self) -> None:
         """Apply batches until `stop()`; positions come from the database, not the group."""
         conn = await asyncpg.connect(self.config.database_url)
+        try:  # the rebalance listener's own connection (see _SeekToStored)
+            listener_conn = await asyncpg.connect(self.config.database_url)
+        except BaseException:
+            conn.terminate()
+            raise
         consumer = kafka_clients.consumer(
             bootstrap=self.config.bootstrap,
             group_id=self.config.group_id,
@@ -110,14 +115,16 @@ class Projector:
             isolation_level="read_committed",
             max_poll_records=self.config.batch_size,
         )
-        consumer.subscribe(list(self.config.topics), listener=_SeekToStored(self, consumer, conn))
-        await kafka_clients.start(consumer, self.config.bootstrap)
+        listener = _SeekToStored(self, consumer, listener_conn)
+        consumer.subscribe(list(self.config.topics), listener=listener)
         hint = _CommitHint(consumer)
         try:
+            await kafka_clients.start(consumer, self.config.bootstrap)
             while not self._stopping.is_set():
                 batch = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
                 )
+                listener.check()
                 for tp, msgs in batch.items():
                     if msgs:
                         self.metrics.unapplied.fetched(tp.topic, tp.partition, msgs[0].timestamp)
@@ -139,11 +146,12 @@ class Projector:
             self.consumer = None
             await hint.flush()
             await consumer.stop()
-            if not conn.is_closed():
-                try:
-                    await asyncio.wait_for(conn.close(), 5)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    conn.terminate()  # the server went away: nothing to close politely
+            for each in (conn, listener_conn):
+                if not each.is_closed():
+                    try:
+                        await asyncio.wait_for(each.close(), 5)
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        each.terminate()  # the server went away: nothing to close politely
 
     async def apply(self, conn: asyncpg.Connection, records: Sequence[Any]) -> int:
         """Apply `records` (ConsumerRecords) in one transaction; return how many were new.
@@ -230,13 +238,8 @@ class Projector:
                     self.metrics.rows.labels(TABLE_OF[statement]).inc()
             return True
         except _REFUSALS as exc:
-            log.warning(
-                "read model refused %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                type(exc).__name__,
-            )
+            log.warning("read model refused %s[%d]@%d: %s", record.topic, record.partition,
+                        record.offset, type(exc).__name__)  # fmt: skip
             await conn.execute(
                 REJECT,
                 PROJECTION,
@@ -327,18 +330,36 @@ async def _positions_for_update(
 
 
 class _SeekToStored(ConsumerRebalanceListener):
-    """On assignment, start each partition after the offset the database has applied."""
+    """On assignment, start each partition after the offset the database has applied.
+
+    Its own connection (`conn`): aiokafka calls it from its coordinator task, maybe while the
+    loop is in a batch's transaction on the loop's ("another operation is in progress"). The
+    positions read then predate the batch, whose records come back and are skipped: the seek
+    may be early, never late. aiokafka logs and swallows a listener's error, leaving the group's
+    offsets (hints, past the database after a rebuild): `check` raises it in the loop instead.
+    """
 
     def __init__(self, projector: Projector, consumer: AIOKafkaConsumer, conn: asyncpg.Connection):
         self.projector = projector
         self.consumer = consumer
         self.conn = conn
+        self.failure: BaseException | None = None
+
+    def check(self) -> None:
+        """Raise the failure of the last assignment, if it failed."""
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
 
     async def on_partitions_revoked(self, revoked) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned) -> None:
-        rows = await self.conn.fetch(STORED_POSITIONS, PROJECTION)
+        try:
+            rows = await self.conn.fetch(STORED_POSITIONS, PROJECTION)
+        except Exception as exc:
+            self.failure = exc
+            raise
         stored = {(r["topic"], r["partition"]): r["last_offset"] for r in rows}
         positions = self.projector.positions
         positions.clear()
@@ -402,11 +423,7 @@ async def serve(
             await projector.run()
             return
         except DATABASE_UNAVAILABLE as exc:
-            log.warning(
-                "database unavailable (%s: %s); retrying in %.0f s",
-                type(exc).__name__,
-                exc,
-                delay,
-            )
+            log.warning("database unavailable (%s: %s); retrying in %.0f s",
+                        type(exc).__name__, exc, delay)  # fmt: skip
             await projector.pause(delay)
             delay = min(delay * 2, DB_RETRY_MAX_SECONDS)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from services.platform.config import Settings
-from services.tools.faults import brokerloss, crashes, outage, overload, poison
+from services.tools.faults import brokerloss, crashes, outage, overload, poison, scaleout
 from services.tools.faults.stack import PrivateStack
 from services.tools.faults.verdict import Result
 
@@ -31,6 +31,7 @@ def scenarios() -> dict[str, Scenario]:
         "crashes": crashes.run,
         "db-outage": outage.run,
         "overload": overload.run,
+        "scale-out": scaleout.run,
         "broker-loss": brokerloss.run,
     }
 

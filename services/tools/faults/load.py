@@ -253,39 +253,7 @@ async def check_after(
         f"monitoring state lacks {sum(want_state.values()) - state_found} events",
     )
 
-    risk = await read_topics(stack.bootstrap, [RISK.name])
-    copies: dict[str, list] = defaultdict(list)
-    for r in risk:
-        record = CODEC.decode(r.value).record
-        copies[str(record["event_id"])].append((r, record))
-    risk_ids = [i for i, items in copies.items() for _ in items]
-    result.counts["risk_assessed"] = len(risk_ids)
-    doubled = {i: items for i, items in copies.items() if len(items) > 1}
-    # The monitoring worker is at-least-once with idempotent effects (services/monitoring/
-    # README.md): after a crash or a restart it may send an assessment again, under the same
-    # deterministic id with the same content, and consumers keep one per id. So the check is
-    # "one assessment per id" (every copy identical but for recorded_at), and the copies are
-    # counted; the README explains why uniqueness of copies is not required.
-    result.counts["risk_assessed_ids"] = len(copies)
-    result.counts["risk_resent_copies"] = duplicates(risk_ids)
-
-    def content(record: dict) -> dict:
-        return {k: v for k, v in record.items() if k != "recorded_at"}
-
-    differing = [
-        i
-        for i, items in doubled.items()
-        if any(content(rec) != content(items[0][1]) for _, rec in items)
-    ]
-    if differing:
-        examples = []
-        for i in differing[:3]:
-            where = ", ".join(f"p{r.partition}@{r.offset}" for r, _ in doubled[i])
-            examples.append(f"{i} {doubled[i][0][1]['household_id']} [{where}]")
-        result.failures.append(
-            f"RiskAssessed ids carry different assessments: {len(differing)} ids, e.g. "
-            + "; ".join(examples)
-        )
+    await check_assessments(result, stack.bootstrap)
 
     want_projection: dict[str, int] = {}
     have_projection: dict[str, int] = {}
@@ -311,6 +279,44 @@ async def check_after(
     refused = await rejected(stack.database_url)
     result.counts["projection_rejects"] = refused
     check_personal_data(result, load.sink.personal, [w.log_path for w in workers], monitoring_port)
+
+
+async def check_assessments(result: Result, bootstrap: str) -> None:
+    """One assessment per `RiskAssessed` id: every copy identical but for recorded_at.
+
+    The monitoring worker is at-least-once with idempotent effects (services/monitoring/
+    README.md): after a crash, a restart or a rebalance it may send an assessment again, under
+    the same deterministic id with the same content, and consumers keep one per id. So copies
+    are counted, and any id carrying two different contents is a failure.
+    """
+    risk = await read_topics(bootstrap, [RISK.name])
+    copies: dict[str, list] = defaultdict(list)
+    for r in risk:
+        record = CODEC.decode(r.value).record
+        copies[str(record["event_id"])].append((r, record))
+    risk_ids = [i for i, items in copies.items() for _ in items]
+    result.counts["risk_assessed"] = len(risk_ids)
+    doubled = {i: items for i, items in copies.items() if len(items) > 1}
+    result.counts["risk_assessed_ids"] = len(copies)
+    result.counts["risk_resent_copies"] = duplicates(risk_ids)
+
+    def content(record: dict) -> dict:
+        return {k: v for k, v in record.items() if k != "recorded_at"}
+
+    differing = [
+        i
+        for i, items in doubled.items()
+        if any(content(rec) != content(items[0][1]) for _, rec in items)
+    ]
+    if differing:
+        examples = []
+        for i in differing[:3]:
+            where = ", ".join(f"p{r.partition}@{r.offset}" for r, _ in doubled[i])
+            examples.append(f"{i} {doubled[i][0][1]['household_id']} [{where}]")
+        result.failures.append(
+            f"RiskAssessed ids carry different assessments: {len(differing)} ids, e.g. "
+            + "; ".join(examples)
+        )
 
 
 def check_personal_data(result: Result, personal: set[str], logs, monitoring_port: int) -> None:

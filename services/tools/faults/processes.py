@@ -115,9 +115,11 @@ def visits_worker(stack: PrivateStack, port: int, name: str = "visits", **extra:
     return Worker(name, ["visits"], env, stack.run_dir)
 
 
-def support_worker(stack: PrivateStack, app_id: str) -> Worker:
-    """A support (matching) worker with the shipped catalogue."""
-    return Worker("support", ["support"], stack.env(SHOUWANG_SUPPORT_APP_ID=app_id), stack.run_dir)
+def support_worker(stack: PrivateStack, app_id: str, name: str = "support", **extra: str) -> Worker:
+    """A support (matching) worker with the shipped catalogue; `extra` adds to or overrides the
+    stack's environment."""
+    env = stack.env(SHOUWANG_SUPPORT_APP_ID=app_id, **extra)
+    return Worker(name, ["support"], env, stack.run_dir)
 
 
 async def run_replay_verify(
