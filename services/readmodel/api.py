@@ -20,7 +20,8 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.platform.auth.tokens import CachedTokens, TokenStoreUnavailable, bearer_secret
+from services.platform.auth.http import AccessRefused, bearer_token, exempt, forbidden
+from services.platform.auth.tokens import CachedTokens
 from services.readmodel.metrics import ApiMetrics
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -103,29 +104,17 @@ def build_api(deps: ApiDependencies) -> web.Application:
 
     @web.middleware
     async def operators_only(request: web.Request, handler):
-        if not request.path.startswith("/v1/"):
+        # Every route but the probes and /metrics (platform/auth/http.py EXEMPT_PATHS), the
+        # OpenAPI document included; unmatched paths fall through to a 404 that says nothing.
+        if exempt(request.path) or request.match_info.http_exception is not None:
             return await handler(request)
-        challenge = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
-        secret = bearer_secret(request.headers.get("Authorization"))
-        if secret is None:
-            return web.json_response(
-                {"error": "an Authorization: Bearer <token> header is required"},
-                status=401,
-                headers=challenge,
-            )
         try:
-            token = await deps.tokens.authenticate(secret)
-        except TokenStoreUnavailable:
+            token = await bearer_token(deps.tokens, request.headers.get("Authorization"))
+            if token.kind != "operator":
+                raise forbidden("the operator API needs an operator token")
+        except AccessRefused as refused:
             return web.json_response(
-                {"error": "tokens cannot be checked now"}, status=503, headers={"Retry-After": "5"}
-            )
-        if token is None:
-            return web.json_response(
-                {"error": "unknown or revoked token"}, status=401, headers=challenge
-            )
-        if token.kind != "operator":
-            return web.json_response(
-                {"error": "the operator API needs an operator token"}, status=403
+                {"error": refused.message}, status=refused.status, headers=refused.headers
             )
         return await handler(request)
 

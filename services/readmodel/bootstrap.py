@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, generate_latest
 
 from services.contract.catalogue import Catalogue, load_catalogue
-from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
+from services.platform.auth.gate import TokenGate
+from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.postgres.database import database_for, prepare_schema
 from services.readmodel.api import ApiDependencies, build_api, init_connection
@@ -55,12 +57,32 @@ def projector_parts(settings: Settings) -> ProjectorParts:
 
 
 async def serve_projector(settings: Settings) -> None:
-    """Project until SIGTERM or SIGINT, with /metrics on SHOUWANG_PROJECTOR_METRICS_PORT if set."""
+    """Project until SIGTERM or SIGINT, with /metrics on SHOUWANG_PROJECTOR_METRICS_PORT if set
+    (address SHOUWANG_BIND_HOST)."""
     parts = projector_parts(settings)
+    runner = None
     if settings.projector_metrics_port:
-        start_http_server(settings.projector_metrics_port, registry=parts.registry)
-        log.info("projector metrics on :%d/metrics", settings.projector_metrics_port)
-    await serve(parts.config, parts.catalogue, parts.registry)
+        runner = web.AppRunner(projector_metrics_app(parts.registry), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.bind_host, settings.projector_metrics_port).start()
+        log.info("projector metrics on %s:%d", settings.bind_host, settings.projector_metrics_port)
+    try:
+        await serve(parts.config, parts.catalogue, parts.registry)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+def projector_metrics_app(registry: CollectorRegistry) -> web.Application:
+    """The projector's web server: /metrics and nothing else (prometheus_client's own server
+    answers every path with the metrics)."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    return app
 
 
 @contextlib.asynccontextmanager
@@ -75,20 +97,29 @@ async def api_dependencies(settings: Settings) -> AsyncIterator[ApiDependencies]
     pool = await asyncpg.create_pool(
         database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
     )
+    # Revocations arrive from operator.actions while the API serves (platform/auth/gate.py).
+    gate = TokenGate(
+        PostgresTokenStore(pool), kafka_bootstrap(settings), settings.visits.token_cache_seconds
+    )
+    feed = gate.start()
     try:
         registry = CollectorRegistry()
         yield ApiDependencies(
             pool=pool,
-            tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.visits.token_cache_seconds),
+            tokens=gate.tokens,
             registry=registry,
             metrics=ApiMetrics(registry),
         )
     finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
         await pool.close()
 
 
-async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
-    """The operator API on SHOUWANG_SUPPORT_API_PORT until SIGINT/SIGTERM."""
+async def serve_api(settings: Settings, host: str | None = None) -> None:
+    """The operator API on SHOUWANG_SUPPORT_API_PORT (address SHOUWANG_BIND_HOST) until
+    SIGINT/SIGTERM."""
+    host = host or settings.bind_host
     async with api_dependencies(settings) as deps:
         runner = web.AppRunner(build_api(deps), access_log=None)
         try:

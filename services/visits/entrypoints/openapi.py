@@ -268,8 +268,19 @@ def build_document(codec: Codec) -> dict[str, Any]:
             },
         }
     }
+    # Every route but /metrics and the probes needs a token (platform/auth/http.py); any
+    # client of the API may read its description.
     paths["/openapi.json"] = {
-        "get": {"operationId": "openapi", "summary": "This document.", "responses": {"200": plain}}
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document (any valid token).",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": plain,
+                "401": WRITE_ERRORS["401"],
+                "503": _error("Tokens cannot be checked right now.", retry=True),
+            },
+        }
     }
     return {
         "openapi": "3.1.0",
