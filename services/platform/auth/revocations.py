@@ -110,6 +110,8 @@ async def follow(
                 type(exc).__name__,
                 exc,
             )
+        except Exception:  # never take the service down: a stale feed only means asking the table
+            log.exception("revocation feed failed; tokens are checked against the table meanwhile")
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
