@@ -40,6 +40,7 @@ from services.platform.auth.tokens import (
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.unreachable import ServerUnreachable, recognise
 from services.visits.bootstrap import record_operator_action, token_store
 from services.visits.townships import check_townships, known_townships
 
@@ -153,12 +154,7 @@ async def _revoke_from_log(
             kafka_bootstrap(settings), Codec.default(), token_subject(args.token_id)
         )
     except BrokerUnavailable as exc:
-        print(
-            f"shouwang tokens revoke: {why} and operator.actions unreadable ({exc}); nothing was "
-            "changed, run it again when either is back",
-            file=sys.stderr,
-        )
-        return 3
+        raise _both_unreachable(settings, cause, exc, "operator.actions could not be read") from exc
     issued = [a for a in history if a["action"] == "TOKEN_ISSUED"]
     if not issued:
         print(f"no token {args.token_id} on operator.actions ({why})", file=sys.stderr)
@@ -177,12 +173,9 @@ async def _revoke_from_log(
         try:
             delivery = await record_operator_action(settings, record)
         except BrokerUnavailable as exc:
-            print(
-                f"shouwang tokens revoke: {why} and the action could not be recorded on Kafka "
-                f"({exc}); nothing was changed, run it again",
-                file=sys.stderr,
-            )
-            return 3
+            raise _both_unreachable(
+                settings, cause, exc, "the revocation could not be recorded"
+            ) from exc
         print(
             f"recorded {record['action']} by {actor} on {delivery.topic}[{delivery.partition}]"
             f"@{delivery.offset}",
@@ -196,6 +189,23 @@ async def _revoke_from_log(
         file=sys.stderr,
     )
     return TABLE_BEHIND
+
+
+def _both_unreachable(
+    settings: Settings, table: BaseException, log: BaseException, what: str
+) -> ServerUnreachable:
+    """PostgreSQL and Kafka both down: the CLI's one line (exit 3) names both, where and the
+    variables, as for any unreachable server (platform/unreachable.py)."""
+    postgres = recognise(table, settings)
+    kafka = recognise(log, settings)
+    return ServerUnreachable(
+        "PostgreSQL and Kafka",
+        "",
+        "",
+        "",
+        message=f"{postgres or table}; {what}: {kafka or log}; nothing was changed, run it "
+        "again when either is back",
+    )
 
 
 def _describe(token: Token) -> str:
