@@ -91,9 +91,9 @@ async def until(
         await asyncio.sleep(0.2)
 
 
-async def answers(url: str) -> bool:
+async def answers(url: str, headers: dict[str, str]) -> bool:
     try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
+        async with aiohttp.ClientSession(headers=headers) as session, session.get(url) as response:
             return response.status == 200
     except aiohttp.ClientConnectionError:
         return False  # not listening yet
@@ -174,12 +174,13 @@ async def running(stack_tmp_dir: Path, database_url: str) -> AsyncIterator[Runni
                 ),
             }
             urls = {api: f"http://127.0.0.1:{ports[api]}" for api in APIS}
+            auth = {"Authorization": f"Bearer {token}"}  # every route but the probes needs one
             for api, (command, env) in commands.items():
                 log = home / f"{api}.log"
                 process = start(command, env, log)
                 processes[api] = process
-                await until(lambda a=api: answers(f"{urls[a]}/openapi.json"), 180, api, process,
-                            log)  # fmt: skip
+                await until(lambda a=api: answers(f"{urls[a]}/openapi.json", auth), 180, api,
+                            process, log)  # fmt: skip
             running = Running(urls, token, home, processes)
             await register_households(running, processes["monitoring"], home / "monitoring.log")
             yield running
@@ -250,7 +251,11 @@ async def test_the_docs_page_and_every_file_it_names_are_served_by_the_api(
     running: Running, api: str
 ):
     base = running.urls[api]
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{base}/docs") as refused:
+        # Like the document it shows: a token of the API's readers (an operator's reads all).
+        assert refused.status == 401 and refused.content_type == PROBLEM_JSON
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    async with aiohttp.ClientSession(headers=running.auth) as http:
         async with http.get(f"{base}/docs") as page:
             assert page.status == 200 and page.content_type == "text/html"
             html = await page.text()

@@ -104,16 +104,25 @@ def handlers(title: str) -> tuple[Handler, Handler]:
     return docs, asset
 
 
-def add_docs(router: web.UrlDispatcher, title: str) -> None:
-    """Serve the docs page of the API whose document is at /openapi.json on `router`."""
+def add_docs(
+    router: web.UrlDispatcher, title: str, guard: Callable[[Handler], Handler] | None = None
+) -> None:
+    """Serve the docs page of the API whose document is at /openapi.json on `router`, each
+    handler wrapped in `guard` if given (an API that checks tokens per handler, not in a
+    middleware: the page is no more open than the document it shows)."""
     docs, asset = handlers(title)
+    if guard is not None:
+        docs, asset = guard(docs), guard(asset)
     router.add_get(DOCS_PATH, docs, allow_head=False, name="docs")
     router.add_get(ASSET_PATH, asset, allow_head=False, name="docs-static")
 
 
-def openapi_paths(errors: dict[str, Any]) -> dict[str, Any]:
-    """The docs routes as OpenAPI paths (`errors`: the API's declared error responses)."""
-    return {
+def openapi_paths(
+    errors: dict[str, Any], security: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The docs routes as OpenAPI paths (`errors`: the API's declared error responses;
+    `security`: the requirement of the API's document, which the page shares)."""
+    paths = {
         DOCS_PATH: {
             "get": {
                 "operationId": "docs",
@@ -154,3 +163,7 @@ def openapi_paths(errors: dict[str, Any]) -> dict[str, Any]:
             }
         },
     }
+    if security is not None:
+        for operations in paths.values():
+            operations["get"]["security"] = security
+    return paths

@@ -23,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
 from services.platform import health
-from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
+from services.platform.auth.http import AccessRefused, bearer_token
+from services.platform.auth.tokens import CachedTokens, Token
 from services.platform.clock import wall_clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
@@ -133,7 +134,7 @@ def build_app(deps: Dependencies) -> web.Application:
     health.add_routes(app.router, routes.ready_checks())
     app.router.add_get("/metrics", routes.metrics_page, name="metrics")
     app.router.add_get("/openapi.json", routes.openapi_page, name="openapi")
-    add_docs(app.router, deps.openapi["info"]["title"])
+    add_docs(app.router, deps.openapi["info"]["title"], routes.authenticated)
     return app
 
 
@@ -275,33 +276,35 @@ class Routes:
         return response
 
     async def openapi_page(self, request: web.Request) -> web.Response:
+        # Not exempt (platform/auth/http.py EXEMPT_PATHS): any client of the API may read it.
+        await self._authenticated(request)
         return web.json_response(self.deps.openapi)
+
+    def authenticated(self, handler: Handler) -> Handler:
+        """`handler` behind any valid token (the docs page, like the document it shows)."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            await self._authenticated(request)
+            return await handler(request)
+
+        return checked
 
     # ---- request-level checks -----------------------------------------------------------
 
-    async def _authorised(self, request: web.Request, kind: EventKind) -> Token:
-        secret = bearer_secret(request.headers.get("Authorization"))
-        challenge = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
-        if secret is None:
-            raise Refusal(
-                401,
-                "unauthenticated",
-                "an Authorization: Bearer <token> header is required",
-                headers=challenge,
-            )
+    async def _authenticated(self, request: web.Request) -> Token:
         try:
-            token = await self.deps.tokens.authenticate(secret)
-        except TokenStoreUnavailable:
-            raise Refusal(
-                503,
-                "unavailable",
-                "cannot check tokens right now; retry later",
-                headers=self._retry_headers(503),
-            ) from None
-        if token is None:
-            raise Refusal(
-                401, "unauthenticated", "the token is unknown or revoked", headers=challenge
+            return await bearer_token(
+                self.deps.tokens,
+                request.headers.get("Authorization"),
+                self.deps.limits.retry_after_seconds,
             )
+        except AccessRefused as refused:
+            raise Refusal(
+                refused.status, refused.reason, refused.message, headers=refused.headers
+            ) from None
+
+    async def _authorised(self, request: web.Request, kind: EventKind) -> Token:
+        token = await self._authenticated(request)
         if not token.permits_type(kind.event_type):
             raise Refusal(403, "forbidden", f"this token may not write {kind.short_name} records")
         return token

@@ -150,6 +150,12 @@ READ_ERRORS = {
     "405": WRITE_ERRORS["405"],
     "500": WRITE_ERRORS["500"],
 }
+# The description and its page: any valid token (platform/auth/http.py).
+TOKEN_READ_ERRORS = {
+    **READ_ERRORS,
+    "401": WRITE_ERRORS["401"],
+    "503": problem_response("Tokens cannot be checked right now.", retry=True),
+}
 
 
 def build_document(codec: Codec) -> dict[str, Any]:
@@ -293,14 +299,17 @@ def build_document(codec: Codec) -> dict[str, Any]:
             },
         }
     }
+    # Every route but /metrics and the probes needs a token (platform/auth/http.py); any
+    # client of the API may read its description.
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
-            "summary": "This document.",
-            "responses": {"200": plain, **READ_ERRORS},
+            "summary": "This document (any valid token).",
+            "security": [{"bearer": []}],
+            "responses": {"200": plain, **TOKEN_READ_ERRORS},
         }
     }
-    paths.update(docs_openapi_paths(READ_ERRORS))
+    paths.update(docs_openapi_paths(TOKEN_READ_ERRORS, security=[{"bearer": []}]))
     return {
         "openapi": "3.1.0",
         "info": {
