@@ -24,8 +24,8 @@ from services.platform import health
 from services.platform.auth.http import (
     AccessRefused,
     bearer_token,
-    exempt,
     forbidden,
+    open_request,
     refusal_response,
 )
 from services.platform.auth.tokens import CachedTokens
@@ -134,9 +134,10 @@ def build_api(deps: ApiDependencies) -> web.Application:
 
     @web.middleware
     async def operators_only(request: web.Request, handler):
-        # Every route but the probes and /metrics (platform/auth/http.py EXEMPT_PATHS), the
-        # OpenAPI document included; unmatched paths fall through to a 404 that says nothing.
-        if exempt(request.path) or request.match_info.http_exception is not None:
+        # Every route but the exempt ones (platform/auth/http.py EXEMPT_PATHS: the probes,
+        # /metrics, the OpenAPI document and its docs page); unmatched paths fall through to a
+        # 404 that says nothing.
+        if open_request(request):
             return await handler(request)
         try:
             token = await bearer_token(deps.tokens, request.headers.get("Authorization"))

@@ -280,7 +280,8 @@ def build_app(
 
 
 def add_docs_pages(app: faust.App) -> None:
-    """GET /openapi.json (the view's document) and /docs (its page), as faust pages."""
+    """GET /openapi.json (the view's document) and /docs (its page), as faust pages; the guard
+    lets them through without a token (platform/auth/http.py EXEMPT_PATHS)."""
     document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
     docs, asset = docs_handlers(document["info"]["title"])
 
@@ -298,15 +299,13 @@ def add_docs_pages(app: faust.App) -> None:
 
 
 HOUSEHOLD_ROUTE = "/v1/households/{household_id}"
-# The view's description and its page: for whoever may call the view.
-DOCS_ROUTES = frozenset({"/openapi.json", DOCS_PATH, ASSET_PATH})
 
 
 def web_permits(route: str, token: Token) -> str | None:
-    """Who may call a route of the worker's web server (the guard's `permits`): the household
-    view and its description, operators and reviewers (the view's handler then checks the
-    township); anything else, operators only. None: permitted; else why not."""
-    if route == HOUSEHOLD_ROUTE or route in DOCS_ROUTES:
+    """Who may call a route of the worker's web server (the guard's `permits`; the exempt
+    routes never reach it): the household view, operators and reviewers (the view's handler
+    then checks the township); anything else, operators only. None: permitted; else why not."""
+    if route == HOUSEHOLD_ROUTE:
         if token.may_read_households:
             return None
         return "households are read with an operator token or a reviewer's (ReviewDecided) token"

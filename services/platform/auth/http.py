@@ -17,12 +17,24 @@ from aiohttp import web
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
 from services.platform.http.problems import problem
 
-# The only routes served without a token, and why each may be: none holds personal data.
+# The only routes served without a token, and why each may be: none holds personal data. Keys
+# are route templates (aiohttp's canonical form), matched against the route a request matched,
+# never against its path: /docs/static/{name} opens that route only, whose handler serves the
+# bundle's named files and answers anything else with a 404 problem.
+_PUBLIC_CONTRACT = (
+    "the API's public contract, committed in the repository, no data in it; clients and "
+    "fuzzers validate against it before sending, and a person opens the docs page in a "
+    "browser, which sends no Authorization header on navigation"
+)
 EXEMPT_PATHS: Mapping[str, str] = {
     "/metrics": "Prometheus scrapes it without credentials; counters, gauges and histograms "
     "with bounded labels, no household, cadre or token in them",
     "/healthz": "liveness probe of the orchestrator; says only that the process answers",
     "/readyz": "readiness probe of the orchestrator; says only whether its dependencies answer",
+    "/openapi.json": f"the OpenAPI document: {_PUBLIC_CONTRACT}",
+    "/docs": f"the OpenAPI document as a page (Swagger UI, served offline): {_PUBLIC_CONTRACT}",
+    "/docs/static/{name}": "the docs page's stylesheets, scripts and icons (swagger-ui-py's "
+    "bundle, only the files the page names): public files, no data",
 }
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
 # Where the guard leaves the checked token on the request (a typed key from aiohttp 3.12).
@@ -45,8 +57,21 @@ class AccessRefused(Exception):
         self.headers = dict(headers or {})
 
 
-def exempt(path: str) -> bool:
-    return path in EXEMPT_PATHS
+def exempt(route: str) -> bool:
+    """Whether the route template `route` (e.g. /docs/static/{name}) is served without a token."""
+    return route in EXEMPT_PATHS
+
+
+def route_template(request: web.Request) -> str:
+    """The template of the route `request` matched (its path when it matched no resource)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
+def open_request(request: web.Request) -> bool:
+    """Whether `request` needs no token: it matched an exempt route, or no route at all (the
+    router's own 404 and 405, which say nothing)."""
+    return request.match_info.http_exception is not None or exempt(route_template(request))
 
 
 async def bearer_token(tokens: CachedTokens, header: str | None, retry_after: int = 5) -> Token:
@@ -97,10 +122,9 @@ def guard(tokens: CachedTokens, permits: Permits) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if exempt(request.path) or request.match_info.http_exception is not None:
+        if open_request(request):
             return await handler(request)
-        resource = request.match_info.route.resource
-        template = resource.canonical if resource is not None else request.path
+        template = route_template(request)
         try:
             token = await bearer_token(tokens, request.headers.get("Authorization"))
             refusal = permits(template, token)

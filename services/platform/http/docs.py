@@ -5,6 +5,12 @@
 only the files the page names). The page reads the API's own /openapi.json; links are relative,
 so it also works behind a proxy that mounts the API under a prefix. Swagger UI's default
 validator badge (which sends the document to validator.swagger.io) is switched off.
+
+The page, its files and the document are served without a token (platform/auth/http.py
+EXEMPT_PATHS): a browser sends no Authorization header when it opens a page. Calling the API
+from the page takes one: Swagger UI's "Authorize" button offers the documents' `bearer` scheme,
+and the token entered there stays in the page's memory only (persistAuthorization off: nothing
+is written to localStorage, a reload forgets it).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ _INIT = """window.onload = function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
+    persistAuthorization: false,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     plugins: [SwaggerUIBundle.plugins.DownloadUrl],
     layout: "StandaloneLayout"
@@ -104,25 +111,17 @@ def handlers(title: str) -> tuple[Handler, Handler]:
     return docs, asset
 
 
-def add_docs(
-    router: web.UrlDispatcher, title: str, guard: Callable[[Handler], Handler] | None = None
-) -> None:
-    """Serve the docs page of the API whose document is at /openapi.json on `router`, each
-    handler wrapped in `guard` if given (an API that checks tokens per handler, not in a
-    middleware: the page is no more open than the document it shows)."""
+def add_docs(router: web.UrlDispatcher, title: str) -> None:
+    """Serve the docs page of the API whose document is at /openapi.json on `router`."""
     docs, asset = handlers(title)
-    if guard is not None:
-        docs, asset = guard(docs), guard(asset)
     router.add_get(DOCS_PATH, docs, allow_head=False, name="docs")
     router.add_get(ASSET_PATH, asset, allow_head=False, name="docs-static")
 
 
-def openapi_paths(
-    errors: dict[str, Any], security: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """The docs routes as OpenAPI paths (`errors`: the API's declared error responses;
-    `security`: the requirement of the API's document, which the page shares)."""
-    paths = {
+def openapi_paths(errors: dict[str, Any]) -> dict[str, Any]:
+    """The docs routes as OpenAPI paths, without security, like the document (`errors`: the
+    API's declared error responses, the ones any route may answer)."""
+    return {
         DOCS_PATH: {
             "get": {
                 "operationId": "docs",
@@ -163,7 +162,3 @@ def openapi_paths(
             }
         },
     }
-    if security is not None:
-        for operations in paths.values():
-            operations["get"]["security"] = security
-    return paths

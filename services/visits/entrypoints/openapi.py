@@ -150,12 +150,6 @@ READ_ERRORS = {
     "405": WRITE_ERRORS["405"],
     "500": WRITE_ERRORS["500"],
 }
-# The description and its page: any valid token (platform/auth/http.py).
-TOKEN_READ_ERRORS = {
-    **READ_ERRORS,
-    "401": WRITE_ERRORS["401"],
-    "503": problem_response("Tokens cannot be checked right now.", retry=True),
-}
 
 
 def build_document(codec: Codec) -> dict[str, Any]:
@@ -299,17 +293,17 @@ def build_document(codec: Codec) -> dict[str, Any]:
             },
         }
     }
-    # Every route but /metrics and the probes needs a token (platform/auth/http.py); any
-    # client of the API may read its description.
+    # The description and its page need no token (platform/auth/http.py EXEMPT_PATHS): the
+    # public contract, read before the first request; every other route but /metrics and the
+    # probes needs one.
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
-            "summary": "This document (any valid token).",
-            "security": [{"bearer": []}],
-            "responses": {"200": plain, **TOKEN_READ_ERRORS},
+            "summary": "This document (no token needed).",
+            "responses": {"200": plain, **READ_ERRORS},
         }
     }
-    paths.update(docs_openapi_paths(TOKEN_READ_ERRORS, security=[{"bearer": []}]))
+    paths.update(docs_openapi_paths(READ_ERRORS))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -322,7 +316,14 @@ def build_document(codec: Codec) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token (`shouwang tokens issue`); its kind, event types "
+                    "and townships decide what it may write.",
+                }
+            },
         },
     }
 

@@ -29,6 +29,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
+from yarl import URL
 
 from services.contract.codec import Codec
 from services.contract.inputs import BY_SLUG
@@ -36,6 +37,8 @@ from services.contract.topics import CATALOGUE, HOUSEHOLD_REGISTRY, OPERATOR_ACT
 from services.platform.auth.http import EXEMPT_PATHS
 from services.platform.auth.tokens import PostgresTokenStore, Token, hash_secret, new_token
 from services.platform.config import Settings
+from services.platform.http.docs import ASSET_PATH, ASSETS
+from services.platform.http.problems import PROBLEM_JSON, problem_type
 from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.platform.localstack.ports import free_ports
 from services.platform.localstack.postgres import LocalPostgres
@@ -48,12 +51,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 CODEC = Codec.default()
 TOWNSHIP, OTHER = "鹤游镇", "大石乡"
-# Routes every valid token may call, and why; any other route must refuse some token with 403.
-OPEN_TO_EVERY_TOKEN = {
-    ("visits", "/openapi.json"): "the ingest API's description, for every client of it",
-    ("visits", "/docs"): "the same description as a page",
-    ("visits", "/docs/static/{name}"): "the files of that page",
-}
 COMMANDS = {  # service -> (shouwang command, the variable naming its port)
     "visits": ("visits", "SHOUWANG_VISITS_PORT"),
     "support-api": ("support-api", "SHOUWANG_SUPPORT_API_PORT"),
@@ -258,7 +255,12 @@ async def routes_of(system: System) -> dict[str, set[tuple[str, str]]]:
 
 
 def concrete(template: str, household: str) -> str:
-    return re.sub(r"\{[^}]+\}", lambda m: household if "household" in m.group() else "x", template)
+    def value(parameter: str) -> str:
+        if "household" in parameter:
+            return household
+        return ASSETS[0] if parameter == "{name}" else "x"  # a file the docs page names
+
+    return re.sub(r"\{[^}]+\}", lambda m: value(m.group()), template)
 
 
 def wrong_scope(system: System, service: str, path: str) -> list[str]:
@@ -266,12 +268,8 @@ def wrong_scope(system: System, service: str, path: str) -> list[str]:
     if service == "visits" and path.startswith("/v1/"):
         kind = BY_SLUG[path.removeprefix("/v1/").removesuffix(":batch")]
         return [r for r, t in system.tokens.items() if not t.permits_type(kind.event_type)]
-    if service == "visits":
-        return []
     if service == "monitoring" and path.startswith("/v1/households/"):
         return ["cadre", "feed", "reviewer_elsewhere"]
-    if service == "monitoring" and (path == "/openapi.json" or path.startswith("/docs")):
-        return ["cadre", "feed"]  # the view's description: for whoever may read the view
     return ["cadre", "feed", "reviewer"]
 
 
@@ -293,7 +291,7 @@ async def test_every_route_of_every_service_needs_a_token_of_its_scope(system: S
                     refusals.append(f"{service} {method} {template}: {anonymous} without a token")
                     continue
                 wrong = wrong_scope(system, service, template)
-                if not wrong and (service, template) not in OPEN_TO_EVERY_TOKEN:
+                if not wrong:
                     refusals.append(f"{service} {method} {template}: no token is refused")
                 for role in wrong:
                     got = await status(http, method, url, bearer(system.secrets[role]))
@@ -304,6 +302,24 @@ async def test_every_route_of_every_service_needs_a_token_of_its_scope(system: S
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         for service in routes:
             assert await status(http, "GET", system.url(service, "/no-such-route")) == 404
+    # Every API describes itself without a token, and a browser opens its docs page.
+    documented = {s for s, found in routes.items() if ("GET", "/openapi.json") in found}
+    assert documented == {"visits", "support-api", "monitoring"}
+    assert all(("GET", ASSET_PATH) in routes[s] for s in documented)
+
+
+async def test_the_docs_files_route_opens_only_the_bundles_files(system: System):
+    """The exemption is the route /docs/static/{name}, whose handler serves the files the page
+    names: any other name, also one that climbs out of the bundle, is a 404 problem."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        for service in ("visits", "support-api", "monitoring"):
+            for name in ("swagger-editor.js", "..%2F__init__.py", "..%2F..%2F..%2Fpyproject.toml"):
+                url = URL(system.url(service, f"/docs/static/{name}"), encoded=True)
+                async with http.get(url, allow_redirects=False) as response:
+                    assert response.status == 404, (service, name, response.status)
+                    assert response.content_type == PROBLEM_JSON, (service, name)
+                    body = await response.json(content_type=None)
+                    assert body["type"] == problem_type("not_found"), (service, name, body)
 
 
 async def test_a_household_is_read_by_operators_and_the_reviewers_of_its_township(system):

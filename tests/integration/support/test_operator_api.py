@@ -186,8 +186,7 @@ async def test_the_openapi_document_lists_exactly_the_routes(api: Api):
     }
     documented = {(path, method) for path, ops in DOCUMENT["paths"].items() for method in ops}
     assert routes == documented
-    assert (await api.client.get("/openapi.json")).status == 401
-    served = await (await api.client.get("/openapi.json", headers=api.operator)).json()
+    served = await (await api.client.get("/openapi.json")).json()  # no token: public contract
     assert served == DOCUMENT and served["openapi"].startswith("3.1")
     for path, ops in DOCUMENT["paths"].items():
         for op in ops.values():

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from services.platform.actions.events import token_issued, token_revoked
 from services.platform.auth.http import EXEMPT_PATHS, TOKEN_KEY, guard
@@ -19,6 +20,7 @@ from services.platform.auth.tokens import (
     hash_secret,
     new_token,
 )
+from services.platform.http.docs import add_docs
 from services.platform.http.problems import PROBLEM_JSON, problem_type
 
 NOW = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
@@ -118,7 +120,7 @@ async def test_the_guard_lets_only_the_exempt_paths_through_without_a_token():
     await client.start_server()
     try:
         for path in EXEMPT_PATHS:
-            assert (await client.get(path)).status == 200
+            assert (await client.get(path.replace("{name}", "a.css"))).status == 200, path
         refused = await client.get("/v1/thing/1")
         assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
         assert refused.content_type == PROBLEM_JSON
@@ -129,5 +131,31 @@ async def test_the_guard_lets_only_the_exempt_paths_through_without_a_token():
         ok = await client.get("/v1/thing/1", headers={"Authorization": "Bearer sw_op"})
         assert ok.status == 200 and (await ok.json()) == {"holder": "op-1"}
         assert (await client.get("/nothing-here")).status == 404
+    finally:
+        await client.close()
+
+
+async def test_a_route_is_exempt_by_its_template_not_by_the_path_asked():
+    tokens, _, _, _ = await _cache(Clock())
+
+    async def page(request: web.Request) -> web.Response:
+        return web.json_response({"page": request.match_info["page"]})
+
+    app = web.Application(middlewares=[guard(tokens, lambda route, t: None)])
+    add_docs(app.router, "Guarded API")
+    app.router.add_get("/{page}", page)  # matches /metrics, but is not the /metrics route
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        assert (await client.get("/metrics")).status == 401
+        assert (await client.get("/openapi.json")).status == 401
+        # The docs page and its files open without a token; a name outside the bundle's files
+        # is the asset handler's 404 problem, never a file beside them.
+        assert (await client.get("/docs")).status == 200
+        assert (await client.get("/docs/static/swagger-ui.css")).status == 200
+        for name in ("..%2Fdocs.py", "..%2F..%2F__init__.py", "swagger-editor.js", "init.py"):
+            missing = await client.get(URL(f"/docs/static/{name}", encoded=True))
+            assert missing.status == 404 and missing.content_type == PROBLEM_JSON, name
+            assert (await missing.json(content_type=None))["type"] == problem_type("not_found")
     finally:
         await client.close()

@@ -4,7 +4,7 @@ faust serves `/router/`, `/table/`, `/graph/`, `/stats/` and `/` by default: the
 table pages show table contents (households' personal data) to anyone who can connect. Each
 has a setting in faust-streaming; the index at `/` has none (it or the statistics page is
 always mounted), so the token guard (platform/auth/http.py, installed by `guard_web`) covers
-it like every route but /metrics, /healthz and /readyz.
+it like every route outside EXEMPT_PATHS (/metrics, the probes, the docs page and document).
 """
 
 from __future__ import annotations
