@@ -21,7 +21,7 @@ from services.platform.kafka.admin import ensure_topics
 from services.support.adapters.avro_translation import ACTOR as SUPPORT_ACTOR
 from services.support.entrypoints.app import pool_commands_topic
 from services.tools.faults.load import Load, check_after
-from services.tools.faults.observe import CODEC, end_offsets, group_caught_up, read_topics
+from services.tools.faults.observe import CODEC, end_offsets, read_topics, wait_committed
 from services.tools.faults.processes import (
     monitoring_worker,
     projector_worker,
@@ -62,7 +62,10 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         for victim in victims:
             await asyncio.sleep(rng.uniform(2.0, 6.0 if quick else 12.0))
             if not victim.running:
-                raise ScenarioFailed(f"{victim.name} exited by itself; log: {victim.log_path}")
+                raise ScenarioFailed(
+                    f"{victim.name} exited by itself; log: {victim.log_path}, ending:\n"
+                    f"{victim.log_tail()}"
+                )
             victim.kill9()
             await asyncio.sleep(rng.uniform(0.0, 2.0))  # down for a moment, as a crash loop is
             victim.start()
@@ -80,10 +83,9 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
             pool_commands_topic(SUPPORT_APP),
         ]
 
-        async def support_done() -> bool:
-            return await group_caught_up(stack.bootstrap, SUPPORT_APP, support_inputs)
-
-        await wait_for(support_done, 240 if quick else 600, "the support worker", 3.0, workers)
+        await wait_committed(
+            stack.bootstrap, {SUPPORT_APP: support_inputs}, 240 if quick else 600, workers
+        )
         await check_support(result, stack)
         # The simulated county's households (DJ...): the poison scenario's are impossible on
         # purpose and reported there.

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.contract.codec import Codec
 from services.platform.kafka import clients as kafka_clients
-from services.tools.faults.verdict import ScenarioFailed
+from services.tools.faults.verdict import ScenarioFailed, wait_for
 from services.tools.workers import view_headers
 
 CODEC = Codec.default()
@@ -77,9 +77,12 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> int:
         await consumer.stop()
 
 
-async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
-    """Whether `group` has committed every record of `topics` (False while the broker cannot
-    tell: a coordinator still loading or moving)."""
+async def group_lag(
+    bootstrap: str, group: str, topics: Iterable[str]
+) -> list[tuple[str, int | None, int]] | None:
+    """The partitions of `topics` that `group` has not committed to their end, each with its
+    committed offset (None: nothing committed) and end offset; None while the broker cannot
+    tell (a coordinator still loading or moving)."""
     from aiokafka.errors import KafkaError
 
     admin = kafka_clients.admin(bootstrap, client_id="faults")
@@ -93,13 +96,32 @@ async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> 
     except KafkaError as exc:
         if not exc.retriable:
             raise
-        return False
+        return None
     finally:
         await consumer.stop()
         await admin.close()
-    return all(
-        ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions
-    )
+    lagging = []
+    for tp in partitions:
+        at = committed[tp].offset if tp in committed else None
+        if ends[tp] > 0 and (at is None or at < ends[tp]):
+            lagging.append((f"{tp.topic}[{tp.partition}]", at, ends[tp]))
+    return lagging
+
+
+async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
+    """Whether `group` has committed every record of `topics`."""
+    return await group_lag(bootstrap, group, topics) == []
+
+
+def describe_lag(group: str, lag: list[tuple[str, int | None, int]] | None) -> str:
+    """`group`'s lagging partitions for a failure message: committed/end of each."""
+    if lag is None:
+        return f"{group}: the broker could not tell"
+    if not lag:
+        return f"{group}: committed to the end"
+    shown = ", ".join(f"{tp} {at}/{end}" for tp, at, end in lag[:12])
+    more = f" and {len(lag) - 12} more" if len(lag) > 12 else ""
+    return f"{group}: {len(lag)} partitions behind (committed/end): {shown}{more}"
 
 
 def duplicates(ids: Iterable[str]) -> int:
@@ -123,3 +145,22 @@ def household_events(port: int, household_id: str) -> int | None:
             return int(json.load(answer)["events"])
     except Exception:
         return None
+
+
+async def wait_committed(
+    bootstrap: str, groups: dict[str, list[str]], seconds: float, alive: Iterable[Any]
+) -> None:
+    """Until every group has committed its topics to the end; on timeout the failure names
+    each group's lagging partitions (committed/end), which tells a stall from a slow run."""
+
+    async def committed() -> bool:
+        for group, topics in groups.items():
+            if not await group_caught_up(bootstrap, group, topics):
+                return False
+        return True
+
+    try:
+        await wait_for(committed, seconds, f"{' and '.join(groups)} to commit", 1.0, alive)
+    except ScenarioFailed as exc:
+        lags = [describe_lag(g, await group_lag(bootstrap, g, t)) for g, t in groups.items()]
+        raise ScenarioFailed(f"{exc}; " + "; ".join(lags)) from exc

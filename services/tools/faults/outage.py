@@ -57,7 +57,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         result.check(
             survived,
             f"the projector exited ({projector.returncode}) during the outage instead of "
-            f"waiting: {projector.last_error()}; log: {projector.log_path}",
+            f"waiting; log: {projector.log_path}, ending:\n{projector.log_tail()}",
         )
         if not survived:
             projector.start()  # as a supervisor would, to measure loss independently

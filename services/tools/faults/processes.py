@@ -51,14 +51,14 @@ class Worker:
                 stderr=subprocess.STDOUT,
             )
 
-    def last_error(self) -> str:
-        """The last line of the log naming an error or exception (for a FAIL message)."""
+    def log_tail(self, lines: int = 25) -> str:
+        """The last lines of the worker's log, indented, for a FAIL message: the run directory
+        may be gone by the time anyone reads it (CI deletes its temporary directory)."""
         try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
+            text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        found = [line for line in lines if "Error" in line or "Exception" in line]
-        return found[-1][-300:] if found else ""
+        return "\n".join(f"      | {line[:300]}" for line in text[-lines:])
 
     def kill9(self) -> None:
         """SIGKILL, as a crash (or the OOM killer) would."""

@@ -42,7 +42,7 @@ from services.platform.kafka.admin import ensure_topics
 from services.support.entrypoints.app import pool_commands_topic
 from services.tools.faults.crashes import MONITORING_APP, SUPPORT_APP, check_support, settle
 from services.tools.faults.load import Load, check_assessments
-from services.tools.faults.observe import CODEC, group_caught_up, read_topics
+from services.tools.faults.observe import CODEC, read_topics, wait_committed
 from services.tools.faults.processes import Worker, monitoring_worker, support_worker
 from services.tools.faults.stack import LAYOUT, PrivateStack
 from services.tools.faults.verdict import Result, ScenarioFailed, wait_for
@@ -95,7 +95,9 @@ async def kill_during_rebalance(
             return state
         for worker in workers:
             if not worker.running:
-                raise ScenarioFailed(f"{worker.name} exited; log: {worker.log_path}")
+                raise ScenarioFailed(
+                    f"{worker.name} exited; log: {worker.log_path}, ending:\n{worker.log_tail()}"
+                )
 
 
 def one_worker_rows(records: Iterable[Any], now: datetime) -> dict[str, Row]:
@@ -239,12 +241,8 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         ]
         monitoring_inputs = [*MONITORING_TOPICS, ticks_topic(MONITORING_APP)]
 
-        async def committed() -> bool:
-            return await group_caught_up(
-                bootstrap, MONITORING_APP, monitoring_inputs
-            ) and await group_caught_up(bootstrap, SUPPORT_APP, support_inputs)
-
-        await wait_for(committed, 240 if quick else 600, "both groups to commit", 1.0, running())
+        groups = {MONITORING_APP: monitoring_inputs, SUPPORT_APP: support_inputs}
+        await wait_committed(bootstrap, groups, 240 if quick else 600, running())
         result.counts["committed_to_end_seconds"] = round(time.monotonic() - loaded, 1)
         await check_state(result, bootstrap, MONITORING_APP)
         await check_support(result, stack)

@@ -61,7 +61,7 @@ async def wait_for(
             if not worker.running:
                 raise ScenarioFailed(
                     f"{worker.name} exited ({worker.returncode}) while waiting for {what}; "
-                    f"log: {worker.log_path}"
+                    f"log: {worker.log_path}, ending:\n{worker.log_tail()}"
                 )
         if time.monotonic() > deadline:
             raise ScenarioFailed(f"timed out after {seconds:.0f} s waiting for {what}")
