@@ -31,6 +31,7 @@ from services.platform.auth.http import (
 from services.platform.auth.tokens import CachedTokens
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
+from services.platform.postgres.errors import UNREACHABLE
 from services.readmodel.metrics import ApiMetrics
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -108,7 +109,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
                 code="bad_request",
                 errors=[(exc.parameter, exc.message)],
             )
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+        except UNREACHABLE:
             # the read model is out of reach: the client may retry, nothing is wrong with it
             return problem(
                 503,

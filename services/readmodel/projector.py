@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from services.contract.codec import Codec
 from services.contract.errors import ContractError
 from services.platform.kafka import clients as kafka_clients
+from services.platform.postgres.errors import UNREACHABLE
 from services.readmodel.bulk import apply_bulk, ensure_staging_tables
 from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
@@ -46,13 +47,8 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "this record's values cannot be stored", not "the database is down".
 _REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-# Errors that mean "the database is down or going away": the projector waits and retries.
-DATABASE_UNAVAILABLE = (
-    OSError,  # refused, reset, timed out
-    asyncpg.InterfaceError,  # e.g. "connection is closed"
-    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08, e.g. closed mid-operation
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
-)
+# The database is down or going away: the projector waits and retries.
+DATABASE_UNAVAILABLE = UNREACHABLE
 DB_RETRY_FIRST_SECONDS = 1.0
 DB_RETRY_MAX_SECONDS = 10.0
 

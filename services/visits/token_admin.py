@@ -15,8 +15,6 @@ import getpass
 import sys
 from dataclasses import replace
 
-import asyncpg
-
 from services.contract.codec import Codec
 from services.platform.actions.events import (
     OperatorActionError,
@@ -40,6 +38,7 @@ from services.platform.auth.tokens import (
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.postgres.errors import FAILED
 from services.platform.unreachable import ServerUnreachable, recognise
 from services.visits.bootstrap import record_operator_action, token_store
 from services.visits.townships import check_townships, known_townships
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_tokens(args, settings, actor))
 
 
-TABLE_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+TABLE_UNREACHABLE = FAILED
 TABLE_BEHIND = 4  # exit status: revoked on the log (in force), the table not updated yet
 
 

@@ -23,6 +23,7 @@ import asyncpg
 
 from services.contract.inputs import KINDS
 from services.platform.clock import wall_clock
+from services.platform.postgres.errors import FAILED
 
 PREFIX = "sw_"
 KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}
@@ -230,7 +231,7 @@ class PostgresTokenStore:
                 token_hash,
                 timeout=self.timeout,
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except FAILED as exc:
             raise TokenStoreUnavailable(f"token store: {type(exc).__name__}") from exc
         return None if row is None else _from_row(row)
 

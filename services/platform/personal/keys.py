@@ -34,17 +34,11 @@ from services.contract.personal import (
 )
 from services.platform.clock import wall_clock
 from services.platform.config import SettingsError
+from services.platform.postgres.errors import FAILED
 
 MASTER_KEY_ENV = "SHOUWANG_PERSONAL_MASTER_KEY"
 MASTER_KEY_FILE_ENV = "SHOUWANG_PERSONAL_MASTER_KEY_FILE"
-# InternalClientError: seen when PostgreSQL stops under a pool (fault harness, db-outage).
-DB_ERRORS = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    TimeoutError,
-)
+DB_ERRORS = FAILED
 
 
 class KeysUnavailable(RuntimeError):

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import asyncpg
 
+from services.platform.postgres.errors import FAILED
+
 
 class DirectoryUnavailable(RuntimeError):
     """The household directory cannot be reached and the cache does not know the household."""
@@ -57,7 +59,7 @@ class PostgresDirectory:
                 ids,
                 timeout=self.timeout,
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except FAILED as exc:
             raise DirectoryUnavailable(f"household directory: {type(exc).__name__}") from exc
         return {row["household_id"]: row["township"] for row in rows}
 
