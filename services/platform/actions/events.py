@@ -1,4 +1,5 @@
-"""Operator action records (OperatorActionRecorded), built and read back; pure, no I/O.
+"""Operator action records (OperatorActionRecorded), built and read back; no I/O but the
+warning logged for a record that does not decode.
 
 Event ids derive from the subject and the action (uuid5), so a command retried after a lost
 acknowledgement writes the same event again, which consumers drop as a duplicate. An opening of
@@ -8,14 +9,18 @@ personal data is a new act each time: its id derives from an access id the calle
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from services.contract.catalogue_changes import CatalogueDigest, Change, PoolDigest, changes
+from services.contract.errors import ContractError
 from services.contract.personal import SUBJECT_KINDS as PERSONAL_KINDS
 from services.contract.personal import Subject
+from services.contract.topics import OPERATOR_ACTIONS
 
+log = logging.getLogger(__name__)
 EVENT_TYPE = "shouwang.events.OperatorActionRecorded"
 NAMESPACE = uuid.UUID("2b0f7c4e-93a1-5d8e-b6f2-8c1d4e7a9f03")
 SOURCES = ("OPERATOR", "SERVICE")
@@ -317,3 +322,13 @@ def _moment(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+
+
+def decode_action(record: Any, codec: Any) -> dict[str, Any] | None:
+    """An `operator.actions` record (a ConsumerRecord) as its action, or None with a warning
+    when it does not decode: no reader may stop on it, and none may rely on it."""
+    try:
+        return codec.decode(record.value, expected=OPERATOR_ACTIONS.event_type).record
+    except ContractError as exc:
+        log.warning("%s[%d]@%d skipped: %s", record.topic, record.partition, record.offset, exc)
+        return None

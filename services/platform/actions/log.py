@@ -21,9 +21,13 @@ from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from services.contract.catalogue import Catalogue
 from services.contract.catalogue_changes import digest
 from services.contract.codec import Codec
-from services.contract.errors import ContractError
 from services.contract.topics import OPERATOR_ACTIONS, TopicLayout
-from services.platform.actions.events import catalogue_activated, catalogue_subject, last_activation
+from services.platform.actions.events import (
+    catalogue_activated,
+    catalogue_subject,
+    decode_action,
+    last_activation,
+)
 from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.platform.kafka.clients import KafkaAccessRefused
 from services.platform.kafka.log import KafkaLog
@@ -114,10 +118,8 @@ async def read_actions(
     for r in records:
         if keys is not None and r.key not in keys:
             continue
-        try:
-            action = codec.decode(r.value, expected=OPERATOR_ACTIONS.event_type).record
-        except ContractError as exc:
-            log.warning("%s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, exc)
+        action = decode_action(r, codec)
+        if action is None:
             continue
         if action["event_id"] in seen:
             continue

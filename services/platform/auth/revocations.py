@@ -29,8 +29,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.contract.codec import Codec
-from services.contract.errors import ContractError
 from services.contract.topics import OPERATOR_ACTIONS
+from services.platform.actions.events import decode_action
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.security import KafkaSecurity
 
@@ -144,9 +144,6 @@ def _apply(fetched: Mapping[Any, list[Any]], revocations: Revocations, codec: Co
         for m in messages:
             if not m.key or not m.key.startswith(TOKEN_KEY_PREFIX) or m.value is None:
                 continue
-            try:
-                action = codec.decode(m.value, expected=OPERATOR_ACTIONS.event_type).record
-            except ContractError as exc:
-                log.warning("%s[%d]@%d skipped: %s", m.topic, m.partition, m.offset, exc)
-                continue
-            revocations.apply(action)
+            action = decode_action(m, codec)
+            if action is not None:
+                revocations.apply(action)
