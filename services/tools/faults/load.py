@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -46,6 +47,9 @@ from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.runner import simulate
 from services.tools.simulation.sinks.kafka import KafkaSink
 from services.tools.simulation.stream import Event
+
+if TYPE_CHECKING:
+    from services.tools.faults.processes import Worker
 
 # Monitoring's input topics and the state set each one fills (services/monitoring/domain/state.py).
 KIND_OF = {
@@ -112,6 +116,14 @@ class Load:
     async def finish(self) -> None:
         assert self.task is not None
         await self.task  # raises the sink's error, if any
+
+    def wind_down(self, workers: Iterable[Worker]) -> None:
+        """A scenario's way out, passed or failed: the load stopped if still writing, then
+        every worker."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        for worker in workers:
+            worker.stop()
 
     @property
     def households(self) -> set[str]:

@@ -67,10 +67,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
     except AssertionError as exc:
         result.failures.append(str(exc))
     finally:
-        if load.task is not None and not load.task.done():
-            load.task.cancel()
-        for worker in workers:
-            worker.stop()
+        load.wind_down(workers)
         if not stack.postgres.is_running:
             stack.postgres.start(timeout=120)
         result.seconds = time.monotonic() - started

@@ -251,9 +251,6 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         result.failures.append(str(exc))
         result.counts["steps"] = "; ".join(steps)
     finally:
-        if load.task is not None and not load.task.done():
-            load.task.cancel()
-        for worker in workers:
-            worker.stop()
+        load.wind_down(workers)
         result.seconds = time.monotonic() - started
     return result
