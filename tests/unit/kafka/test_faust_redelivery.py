@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import faust
 from aiokafka import TopicPartition
+from intervaltree import IntervalTree
 
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.faust.redelivery import RedeliveringConsumer
@@ -181,6 +182,70 @@ def test_a_real_hole_is_accepted_after_three_fetches():
         asyncio.run(consumer.fetch_lost_again())
     assert len(consumer.sought) == 3
     assert VISITS in consumer.gaps_accepted and gaps == [(VISITS, 41, 43)]
+
+
+def committing(committed, acked, gap=()) -> Consumer:
+    """A stand-in with faust's commit bookkeeping for VISITS: its stored committed offset (the
+    next offset to read, as faust's `_commit_offsets` stores it), acked offsets, gap intervals."""
+    consumer = watched(committed=committed, acked=acked)
+    consumer._acked = defaultdict(list, {VISITS: list(acked)})
+    consumer._gap = defaultdict(IntervalTree)
+    for start, end in gap:
+        consumer._gap[VISITS].addi(start, end)
+    return consumer
+
+
+def test_the_commit_never_passes_a_record_missing_at_its_head():
+    # 40 was lost in flight; 41 and 42 were processed. faust's own rule commits 43 (it lets the
+    # first acked offset be one past the committed one): 40 would never be processed.
+    faust_rule = faust_redelivery.faust_aiokafka.Consumer._new_offset
+    assert faust_rule(committing(40, (41, 42)), VISITS) == 43
+    assert committing(40, (41, 42))._new_offset(VISITS) is None
+    assert committing(40, (40, 41, 42))._new_offset(VISITS) == 43  # once 40 is done
+    assert committing(40, (38, 39, 41))._new_offset(VISITS) == 40  # redelivered below: no move
+    assert committing(None, (5, 6))._new_offset(VISITS) == 7  # nothing known to wait for
+
+
+def test_a_hole_taken_as_a_gap_lets_the_commit_pass():
+    assert committing(40, (43, 44), gap=[(40, 43)])._new_offset(VISITS) == 45
+    accepted = committing(40, (41, 42))
+    accepted.gaps_accepted = {VISITS}  # after MAX_REFETCHES: faust's rule again
+    assert accepted._new_offset(VISITS) == 43
+
+
+def test_a_never_committed_partition_starts_its_commits_at_its_first_offset(monkeypatch):
+    """faust keeps no committed offset for a partition the group never committed; after the
+    seek to its first offset (here 0, which faust would also drop) that offset is recorded, so
+    the head rule above and the lost-record check hold for it too."""
+    consumer = watched(committed=None, read=None, acked=())
+    consumer.app.conf = SimpleNamespace(consumer_auto_offset_reset="earliest")
+    consumer.app.topics.acks_enabled_for = lambda topic: True
+    consumer.restarted = 0
+    sought = []
+
+    async def aiokafka_seek_to_committed(self):
+        return {VISITS: None}
+
+    async def earliest_offsets(*tps):
+        return dict.fromkeys(tps, 0)
+
+    async def raw_seek(tp, offset):
+        sought.append((tp, offset))
+
+    monkeypatch.setattr(
+        faust_redelivery.faust_aiokafka.Consumer, "seek_to_committed", aiokafka_seek_to_committed
+    )
+    consumer.earliest_offsets = earliest_offsets
+    consumer._seek = raw_seek
+    asyncio.run(consumer.perform_seek())
+    assert sought == [(VISITS, 0)]
+    assert consumer._committed_offset[VISITS] == 0
+    # 0 lost, 1 processed: no commit, and the check fetches 0 again
+    consumer._acked = defaultdict(list, {VISITS: [1]})
+    consumer._acked_index = defaultdict(set, {VISITS: {1}})
+    consumer._read_offset[VISITS] = 1
+    assert consumer._new_offset(VISITS) is None
+    assert consumer.lost_partitions() == {VISITS: 0}
 
 
 def test_flush_empties_the_table_write_buffer_before_offsets_are_committed(monkeypatch):

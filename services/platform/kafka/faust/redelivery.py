@@ -27,6 +27,11 @@ processed, not acked: a queue cleared by flow control, say). And where faust wou
 hole in the offsets it hands out as acked ("gaps", meant for transaction markers and
 compacted topics, which our input topics do not have), the hole is left un-acked so the
 check fetches it again; only a hole still there after three fetches is accepted as a gap.
+faust's commit rule (`_new_offset`) would still pass a hole of one offset at the commit point
+(it lets the first acked offset be one past the stored committed offset, which is already the
+next one to read): a loss; `_new_offset` here waits at it. A partition the group never
+committed gets its first offset as its committed one (`perform_seek`), so that rule and the
+lost-record check hold for its first records too.
 
 faust's "seek back to the committed offsets" (after a rebalance's recovery, and when a fetch
 raced a rebalance) leaves a partition that has no committed offset where its fetch position is:
@@ -89,6 +94,8 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
     restarted = 0  # partitions with no committed offset sought to their start
     _suspects: dict[Any, int] | None = None  # partition -> committed offset seen stuck
     _attempts: dict[tuple[Any, int], int] | None = None  # (partition, offset) -> refetches
+    # never-committed partitions sought to their first offset, until perform_seek records it
+    _starts: dict[Any, int] | None = None
     # Partitions where an offset stayed missing after MAX_REFETCHES (a real hole in the log:
     # deleted by retention, or a producer that started using transactions): faust's gap
     # logic is trusted for them from then on, with an error in the log.
@@ -178,14 +185,45 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
         ]
         if uncommitted:
             earliest = await self.earliest_offsets(*uncommitted)
+            starts = self._starts if self._starts is not None else {}
             for tp in uncommitted:
-                await self._seek(tp, earliest.get(tp) or 0)
+                starts[tp] = earliest.get(tp) or 0
+                await self._seek(tp, starts[tp])
+            self._starts = starts
             self.restarted += len(uncommitted)
             log.info(
                 "%d partitions without a committed offset: fetching them from their start",
                 len(uncommitted),
             )
         return committed
+
+    async def perform_seek(self) -> None:
+        """faust's, then a partition the group never committed gets its first offset as its
+        committed one: faust keeps none for it (`perform_seek` drops 0 and None), and without one
+        neither the first commit's head check (`_new_offset`) nor the lost-record check can see
+        a record lost at the partition's head (the commit would go past it: a loss)."""
+        await super().perform_seek()
+        starts, self._starts = self._starts or {}, None
+        for tp, start in starts.items():
+            if self._committed_offset.get(tp) is None:
+                self._committed_offset[tp] = start
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """faust's next offset to commit, but never past a record not processed at the head.
+
+        faust stores the next offset to read as a partition's committed offset (`_commit_offsets`
+        saves the last acked + 1) yet lets the first acked offset be one past it, as if it were
+        the last offset read: a record lost in flight exactly at the commit point (a one-offset
+        hole, see `getmany`) was committed over and never processed. Here the commit waits at
+        that record, and the lost-record check fetches it again.
+        """
+        acked = self._acked.get(tp)
+        committed = self._committed_offset.get(tp)
+        if acked and committed is not None and tp not in self.gaps_accepted:
+            gap = self._gap.get(tp)
+            if min(acked) > committed and not (gap and gap.overlaps(committed)):
+                return None
+        return super()._new_offset(tp)
 
     def _batched_changelogs(self, records: dict[Any, Any]) -> dict[Any, Any]:
         """Changelog partitions in `records` to hand to the recovery in batches, with the
