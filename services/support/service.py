@@ -12,6 +12,7 @@ from services.contract.catalogue import Catalogue
 from services.contract.inputs import SUPPORT_INPUTS
 from services.contract.rejection import INVALID, NOT_APPLICABLE, Rejected
 from services.support.adapters import avro_translation as avro
+from services.support.domain.following import to_release
 from services.support.domain.matcher import (
     Cadre,
     Need,
@@ -31,6 +32,7 @@ from services.support.domain.pool_commands import (
     UpdateCadre,
 )
 from services.support.domain.profile import (
+    MeasureReleased,
     MeasureRequested,
     MeasureStepRecorded,
     Profile,
@@ -97,30 +99,57 @@ def cadre_fact(record: dict[str, Any]) -> Cadre:
 def household_step(
     stored: Profile | None, household_id: str, fact: object, catalogue: Catalogue
 ) -> HouseholdOutcome:
-    """Fold `fact` into the household's profile, release what a closed measure held, plan."""
-    profile = apply(stored or Profile(household_id), fact)
+    """Fold `fact` into the household's profile, release what a closed measure held, release
+    everything when the household left the states that may hold support, then plan."""
+    before = stored or Profile(household_id)
+    profile = apply(before, fact)
     effects: list[ToPool | Need] = []
     problem = None
-    if (
-        isinstance(fact, MeasureStepRecorded)
-        and fact.step in ("COMPLETED", "CANCELLED")
-        and fact.pool
-    ):
-        try:
-            measure = catalogue.measure(fact.catalogue_id)
-            catalogue.pool_of_instance(fact.pool)
-        except KeyError:
-            problem = (
-                f"measure {fact.catalogue_id!r} or pool {fact.pool!r} "
-                f"is not in catalogue {catalogue.id}"
-            )
-        else:
-            if fact.step in measure.releases_on:
-                effects.append(ToPool(fact.pool, ReleaseMeasure(fact.measure_id, fact.step)))
+    if isinstance(fact, MeasureStepRecorded) and fact.step in ("COMPLETED", "CANCELLED"):
+        release, problem = _step_release(before, fact, catalogue)
+        effects.extend(release)
+    for measure, pool, reason, at in to_release(profile, catalogue):
+        profile = apply(profile, MeasureReleased(measure.measure_id, reason, at))
+        effects.append(ToPool(pool, ReleaseMeasure(measure.measure_id, "CANCELLED", reason)))
     for need in plan(profile, catalogue):
         profile = apply(profile, MeasureRequested(need.measure_id, need.catalogue_id, need.pool))
         effects.append(need if need.pool is None else ToPool(need.pool, AllocateNeed(need)))
     return HouseholdOutcome(profile, tuple(effects), problem)
+
+
+def _step_release(
+    before: Profile, fact: MeasureStepRecorded, catalogue: Catalogue
+) -> tuple[list[ToPool], str | None]:
+    """The release a closing step asks for, and the problem that keeps it from being sent.
+
+    The pool is the one support booked the measure id in (its profile remembers it), else the
+    one the step names: a step without a pool still frees the booking. A step for a pooled
+    catalogue entry whose booking neither names is reported, never silently dropped.
+    """
+    known = before.measures.get(fact.measure_id)
+    if known is not None and not known.open:
+        return [], None  # already closed (or released): its place was freed then
+    pool = known.pool if known is not None and known.pool else fact.pool
+    try:
+        measure = catalogue.measure(fact.catalogue_id)
+        if pool is not None:
+            catalogue.pool_of_instance(pool)
+    except KeyError:
+        if pool is None:
+            return [], None  # not a catalogue measure and no pool: nothing was booked for it
+        return [], (
+            f"measure {fact.catalogue_id!r} or pool {pool!r} is not in catalogue {catalogue.id}"
+        )
+    if pool is None:
+        if measure.pool is None:
+            return [], None  # no capacity limit: nothing to free
+        return [], (
+            f"{fact.step} step {fact.event_id} for measure {fact.measure_id} ({measure.id}) names "
+            f"no pool and support booked none for that measure id: nothing released"
+        )
+    if fact.step not in measure.releases_on:
+        return [], None
+    return [ToPool(pool, ReleaseMeasure(fact.measure_id, fact.step))], None
 
 
 def pairing_pool(catalogue: Catalogue) -> str:
