@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> Report:
             f"--only: unknown bench ids {', '.join(unknown)} (known: {', '.join(ALL)})"
         )
     needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5", "B6", "B7"))
-    needs_postgres = "B5" in only or "B6" in only
+    # B7 reads the monitoring view, whose token table is in PostgreSQL.
+    needs_postgres = any(b in only for b in ("B5", "B6", "B7"))
     from services.contract.codec import Codec
     from services.platform.localstack.jars import kafka_version
 

@@ -26,6 +26,7 @@ from bench.data import LAYOUT, Dataset
 from bench.report import Figure
 from services.contract.codec import Codec
 from services.contract.topics import VISITS
+from services.platform.auth.revocations import Revocations
 from services.platform.auth.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
 from services.platform.kafka.producer import KafkaSink
 from services.platform.localstack.jars import resolve_classpath
@@ -64,6 +65,13 @@ def _fresh(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "event_id": str(uuid.uuid4())} for r in records]
 
 
+def _complete_feed() -> Revocations:
+    """No revocations in the bench: a feed that has read everything (frozen clock)."""
+    feed = Revocations(clock=lambda: 0.0)
+    feed.read_up_to(0.0)
+    return feed
+
+
 async def _serve(bootstrap: str, codec: Codec) -> tuple[web.AppRunner, str, KafkaSink]:
     store = InMemoryTokenStore()
     await store.issue(new_token("operator", "op-bench"), hash_secret(SECRET))
@@ -71,7 +79,7 @@ async def _serve(bootstrap: str, codec: Codec) -> tuple[web.AppRunner, str, Kafk
     deps = Dependencies(
         codec=codec,
         sink=sink,
-        tokens=CachedTokens(store, ttl=300),
+        tokens=CachedTokens(store, _complete_feed(), ttl=300),
         directory=CachedDirectory(InMemoryDirectory()),
         sealer=PersonalSealer(CachedKeys(InMemoryKeyStore())),
         metrics=VisitsMetrics(CollectorRegistry()),

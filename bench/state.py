@@ -47,7 +47,12 @@ from services.monitoring.entrypoints.app import INPUT_TOPICS, changelog_topics, 
 from services.monitoring.service import Position, apply_record
 from services.platform.localstack.ports import free_ports
 from services.platform.localstack.processes import stop_child
-from services.tools.workers import monitoring_env, start_monitoring_worker
+from services.tools.workers import (
+    issue_view_token,
+    monitoring_env,
+    start_monitoring_worker,
+    view_headers,
+)
 
 TARGET_HOUSEHOLDS, TARGET_SECONDS = 1_000_000, 60.0
 TARGET_RATE = TARGET_HOUSEHOLDS / TARGET_SECONDS
@@ -206,10 +211,11 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _get(port: int, household: bytes) -> int:
+def _get(port: int, household: bytes, secret: str) -> int:
     url = f"http://127.0.0.1:{port}/v1/households/{household.decode()}"
+    request = urllib.request.Request(url, headers=view_headers(secret))
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             json.load(response)
             return response.status
     except urllib.error.HTTPError as exc:
@@ -224,6 +230,8 @@ def run_worker(
     templates_: list[Template],
     *,
     rocksdb: bool,
+    database_url: str,
+    view_secret: str,
     extra_env: dict[str, str] | None = None,
 ) -> WorkerRun:
     home = root / f"{app_id}-{'rocksdb' if rocksdb else 'memory'}-{uuid.uuid4().hex[:6]}"
@@ -240,6 +248,7 @@ def run_worker(
             "SHOUWANG_MONITORING_SWEEP_SECONDS": "86400",
             # READY, RESTORING, DONE_READING are faust's and mode's INFO lines, quiet by default
             "SHOUWANG_LOG_LEVEL": "INFO,faust=INFO,mode=INFO",
+            "DATABASE_URL": database_url,  # the token table of the household view
             **(extra_env or {}),
         },
     )
@@ -271,7 +280,7 @@ def run_worker(
             samples = sorted({0, households - 1, *range(0, households, max(1, households // 20))})
             for i in samples:
                 key = synthetic_id(i, len(templates_[i % len(templates_)].household_id))
-                status = _get(port, key)
+                status = _get(port, key, view_secret)
                 if status != 200:
                     raise RuntimeError(f"household {key!r} answered {status} after recovery")
         run = WorkerRun(
@@ -295,8 +304,10 @@ async def measure(stack, data: Dataset, codec: Codec, sizes: tuple[int, ...]) ->
     empty_id = f"bench-state-{uuid.uuid4().hex[:8]}"
     await create_changelogs(stack.bootstrap, empty_id, partitions)
     await _commit_inputs_at_end(stack.bootstrap, empty_id)
+    view = {"database_url": stack.database_url}
+    view["view_secret"] = await issue_view_token(stack.database_url, "bench-state")
     empty = await asyncio.to_thread(
-        run_worker, stack.bootstrap, stack.root, empty_id, 0, t, rocksdb=False
+        run_worker, stack.bootstrap, stack.root, empty_id, 0, t, rocksdb=False, **view
     )
     runs: list[tuple[WorkerRun, float, int]] = []
     for n in sizes:
@@ -311,7 +322,7 @@ async def measure(stack, data: Dataset, codec: Codec, sizes: tuple[int, ...]) ->
         await _commit_inputs_at_end(stack.bootstrap, app_id)
         for rocksdb in (False, True):
             run = await asyncio.to_thread(
-                run_worker, stack.bootstrap, stack.root, app_id, n, t, rocksdb=rocksdb
+                run_worker, stack.bootstrap, stack.root, app_id, n, t, rocksdb=rocksdb, **view
             )
             runs.append((run, raw_s, read))
     return figures + worker_figures(empty, runs)

@@ -107,6 +107,8 @@ EXIT_CODES = """exit status:
        or what was asked for is not there
   2    usage or configuration error: nothing was done
   3    a server (Kafka, PostgreSQL, an API) is unreachable or refused us
+  4    tokens revoke: revoked on operator.actions (in force everywhere) with PostgreSQL
+       down; run it again once PostgreSQL is back to update the token table
   75   a worker stopped without committing, on an error it cannot retry past: restart it
   130  interrupted (Ctrl-C)"""
 

@@ -28,7 +28,8 @@ class MonitoringSettings:
     """The monitoring worker's environment (services/monitoring/README.md lists each)."""
 
     app_id: str = "shouwang-monitoring"  # SHOUWANG_MONITORING_APP_ID
-    web_port: int = 8083  # SHOUWANG_MONITORING_PORT: household view and /metrics
+    web_port: int = 8083  # SHOUWANG_MONITORING_PORT: household view and /metrics (on
+    # SHOUWANG_BIND_HOST; the view needs a token: SHOUWANG_READER_DATABASE_URL's token table)
     rocksdb: bool = False  # SHOUWANG_MONITORING_ROCKSDB=1: tables in RocksDB under home
     policy_dir: Path | None = None  # SHOUWANG_POLICY_DIR: policy files (default: shipped)
     pinned_policy: str | None = None  # SHOUWANG_POLICY: one version, whatever the date
@@ -131,16 +132,19 @@ async def prepare_topics(bootstrap: str, settings: Settings, app_id: str) -> Non
 
 
 def worker_app(parts: Parts) -> Any:
-    """The faust app with its metrics registry, served on its web port at /metrics."""
+    """The faust app with its metrics registry, served on its web port at /metrics, its
+    household view behind tokens (the reader's token table, revocations from the log)."""
     from prometheus_client import generate_latest
 
     from services.contract.codec import Codec
     from services.monitoring.entrypoints.app import build_app
     from services.monitoring.metrics import MonitoringMetrics
+    from services.platform.auth.gate import worker_gate
     from services.platform.metrics import new_registry
 
     own = parts.own
     registry = new_registry()
+    gate = worker_gate(parts.settings, parts.bootstrap)
     app = build_app(
         app_id=own.app_id,
         bootstrap=parts.bootstrap,
@@ -151,6 +155,8 @@ def worker_app(parts: Parts) -> Any:
         store="rocksdb://" if own.rocksdb else "memory://",
         datadir=faust_datadir(parts.settings.home, own.app_id),
         web_port=own.web_port,
+        web_host=parts.settings.bind_host,
+        tokens=gate.tokens,
         pinned_policy=own.pinned_policy,
         sweep_seconds=own.sweep_seconds,
         processing_guarantee=own.guarantee,
@@ -163,4 +169,9 @@ def worker_app(parts: Parts) -> Any:
         return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
     health.add_faust_pages(app, faust_readiness.checks(app, parts.settings.ready_max_lag))
+
+    @app.task
+    async def revocation_feed() -> None:
+        await gate.run()
+
     return app

@@ -22,6 +22,10 @@ class Settings:
     database_url: str | None  # DATABASE_URL (the owner: migrations); None = embedded PostgreSQL
     home: Path  # SHOUWANG_HOME: local stack data, logs, pid files
     layout: TopicLayout
+    # SHOUWANG_BIND_HOST: the address every HTTP server of the system listens on (the visits
+    # API, the operator API, the workers' web servers, the projector's metrics). Loopback by
+    # default: a deployment opens what it serves (deploy/docker-compose.yml sets 0.0.0.0).
+    bind_host: str = "127.0.0.1"
     # Support service and read model (services/support/README.md).
     catalogue_path: Path = (
         Path(__file__).resolve().parents[1] / "contract/catalogues/dianjiang.toml"
@@ -60,6 +64,7 @@ class Settings:
             database_url=_database_url(env, "DATABASE_URL"),
             home=Path(env.get("SHOUWANG_HOME") or ".shouwang").resolve(),
             layout=layout,
+            bind_host=_host(env, "SHOUWANG_BIND_HOST") or cls.bind_host,
             visits=VisitsSettings.from_env(env),
             catalogue_path=Path(env["SHOUWANG_CATALOGUE"]).resolve()
             if env.get("SHOUWANG_CATALOGUE")
@@ -94,6 +99,16 @@ def kafka_bootstrap(settings: Settings) -> str:
     )
 
 
+def _host(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    # An address (0.0.0.0, ::, 10.1.2.3) or a host name; not a URL, not host:port.
+    if len(raw) > 253 or any(c.isspace() or c in "/@[]" for c in raw) or raw.count(":") == 1:
+        raise SettingsError(f"{name}={raw!r}: expected an address or host name (e.g. 0.0.0.0)")
+    return raw
+
+
 def _database_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -107,30 +122,22 @@ def _database_url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < minimum:
+        bound = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+        raise SettingsError(f"{name}={raw!r}: {bound}")
+    return value
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
-    if value < 1:
-        raise SettingsError(f"{name}={raw!r}: must be at least 1")
-    return value
-
-
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r}: must not be negative")
-    return value
+    return _whole(env, name, default, minimum=1)
 
 
 def _optional_port(env: Mapping[str, str], name: str) -> int | None:
@@ -147,7 +154,7 @@ def _optional_port(env: Mapping[str, str], name: str) -> int | None:
 class VisitsSettings:
     """The visits ingest API (services/visits/README.md).
 
-    SHOUWANG_VISITS_HOST: address to listen on (default 0.0.0.0).
+    SHOUWANG_VISITS_HOST: address to listen on (default SHOUWANG_BIND_HOST, itself 127.0.0.1).
     SHOUWANG_VISITS_PORT: TCP port of the API (default 8081).
     SHOUWANG_VISITS_MAX_BODY_BYTES: largest request body accepted; larger ones get 413
         (default 1048576, 1 MiB: a 500-record batch of visits is about 0.5 MiB).
@@ -160,15 +167,18 @@ class VisitsSettings:
     SHOUWANG_VISITS_MAX_IN_FLIGHT: write requests allowed to wait for the broker at once; one
         more is answered 429 with Retry-After at once, before its body is read, so memory
         stays bounded when Kafka cannot keep up (default 256).
-    SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is trusted without
-        asking again, i.e. the longest a revoked token still works (default 30). While the
-        database is unreachable, cached tokens keep working for up to 10 minutes.
+    SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is remembered without
+        asking again (default 30); every service that checks tokens reads it. A revocation does
+        not wait for it: revocations come from operator.actions within a second, and a cached
+        token is used only while that feed is current (platform/auth/revocations.py). While
+        the database is unreachable, cached tokens keep working for up to 10 minutes unless
+        revoked.
     SHOUWANG_PERSONAL_KEY_CACHE_SECONDS: how long a household's or cadre's data key is kept in
         memory for sealing personal data (default 300): registry records of subjects seen
         within it are accepted while PostgreSQL is down; others get 503 with Retry-After.
     """
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8081
     max_body_bytes: int = 1_048_576
     max_batch: int = 500
@@ -185,7 +195,7 @@ class VisitsSettings:
         if port > 65535:
             raise SettingsError(f"SHOUWANG_VISITS_PORT={port}: not a TCP port")
         return cls(
-            host=env.get("SHOUWANG_VISITS_HOST") or cls.host,
+            host=_host(env, "SHOUWANG_VISITS_HOST") or _host(env, "SHOUWANG_BIND_HOST") or cls.host,
             port=port,
             max_body_bytes=_positive(env, "SHOUWANG_VISITS_MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch=_positive(env, "SHOUWANG_VISITS_MAX_BATCH", cls.max_batch),

@@ -21,7 +21,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.platform import health
-from services.platform.auth.tokens import CachedTokens, TokenStoreUnavailable, bearer_secret
+from services.platform.auth.http import (
+    AccessRefused,
+    bearer_token,
+    forbidden,
+    open_request,
+    refusal_response,
+)
+from services.platform.auth.tokens import CachedTokens
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.readmodel.metrics import ApiMetrics
@@ -127,35 +134,17 @@ def build_api(deps: ApiDependencies) -> web.Application:
 
     @web.middleware
     async def operators_only(request: web.Request, handler):
-        if not request.path.startswith("/v1/"):
+        # Every route but the exempt ones (platform/auth/http.py EXEMPT_PATHS: the probes,
+        # /metrics, the OpenAPI document and its docs page); unmatched paths fall through to a
+        # 404 that says nothing.
+        if open_request(request):
             return await handler(request)
-        challenge = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
-        secret = bearer_secret(request.headers.get("Authorization"))
-        if secret is None:
-            return problem(
-                401,
-                None,
-                "an Authorization: Bearer <token> header is required",
-                code="unauthenticated",
-                headers=challenge,
-            )
         try:
-            token = await deps.tokens.authenticate(secret)
-        except TokenStoreUnavailable:
-            return problem(
-                503,
-                None,
-                "tokens cannot be checked now; retry later",
-                code="unavailable",
-                headers={"Retry-After": "5"},
-            )
-        if token is None:
-            return problem(
-                401, None, "the token is unknown or revoked", code="unauthenticated",
-                headers=challenge,
-            )  # fmt: skip
-        if token.kind != "operator":
-            return problem(403, None, "the operator API needs an operator token", code="forbidden")
+            token = await bearer_token(deps.tokens, request.headers.get("Authorization"))
+            if token.kind != "operator":
+                raise forbidden("the operator API needs an operator token")
+        except AccessRefused as refused:
+            return refusal_response(refused)
         return await handler(request)
 
     app = web.Application(middlewares=[observe, operators_only])

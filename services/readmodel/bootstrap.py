@@ -21,7 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from services.contract.catalogue import Catalogue, load_catalogue
 from services.contract.codec import Codec
 from services.platform import health
-from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
+from services.platform.auth.gate import TokenGate
+from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
@@ -58,9 +59,9 @@ def projector_parts(settings: Settings) -> ProjectorParts:
     return ProjectorParts(config, catalogue, new_registry())
 
 
-async def serve_projector(settings: Settings, host: str = "0.0.0.0") -> None:
+async def serve_projector(settings: Settings) -> None:
     """Project until SIGTERM or SIGINT; /metrics, /healthz and /readyz on
-    SHOUWANG_PROJECTOR_METRICS_PORT if set."""
+    SHOUWANG_PROJECTOR_METRICS_PORT if set (address SHOUWANG_BIND_HOST)."""
     parts = projector_parts(settings)
     # Once at start: the projector waits out a database that goes away later (an outage), but
     # one that never answered is a wrong URL or a server not started, the operator's to fix.
@@ -70,18 +71,32 @@ async def serve_projector(settings: Settings, host: str = "0.0.0.0") -> None:
     projector = Projector(parts.config, Codec.default(), ProjectorMetrics(parts.registry))
     runner = None
     if settings.projector_metrics_port:
-        app = web.Application()
-        app.router.add_get("/metrics", _metrics_page(parts.registry), allow_head=False)
-        health.add_routes(app.router, projector_checks(projector, parts.config, settings))
+        app = projector_app(parts.registry, projector_checks(projector, parts.config, settings))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, settings.projector_metrics_port).start()
-        log.info("projector /metrics, /healthz, /readyz on :%d", settings.projector_metrics_port)
+        host, port = settings.bind_host, settings.projector_metrics_port
+        await web.TCPSite(runner, host, port).start()
+        log.info("projector /metrics, /healthz, /readyz on %s:%d", host, port)
     try:
         await serve(parts.config, parts.catalogue, parts.registry, projector)
     finally:
         if runner is not None:
             await runner.cleanup()
+
+
+def projector_app(registry: CollectorRegistry, checks: dict[str, health.Check]) -> web.Application:
+    """The projector's web server: /metrics, /healthz and /readyz, nothing else (all three
+    served without a token: platform/auth/http.py EXEMPT_PATHS)."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    health.add_routes(app.router, checks)
+    return app
 
 
 def projector_checks(
@@ -118,15 +133,6 @@ def projector_checks(
     return {"partitions": partitions, "database": database, "lag": lag}
 
 
-def _metrics_page(registry: CollectorRegistry):
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    return metrics
-
-
 @contextlib.asynccontextmanager
 async def api_dependencies(settings: Settings) -> AsyncIterator[ApiDependencies]:
     """The operator API's dependencies, its pool closed on the way out.
@@ -139,20 +145,29 @@ async def api_dependencies(settings: Settings) -> AsyncIterator[ApiDependencies]
     pool = await asyncpg.create_pool(
         database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
     )
+    # Revocations arrive from operator.actions while the API serves (platform/auth/gate.py).
+    gate = TokenGate(
+        PostgresTokenStore(pool), kafka_bootstrap(settings), settings.visits.token_cache_seconds
+    )
+    feed = gate.start()
     try:
         registry = new_registry()
         yield ApiDependencies(
             pool=pool,
-            tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.visits.token_cache_seconds),
+            tokens=gate.tokens,
             registry=registry,
             metrics=ApiMetrics(registry),
         )
     finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
         await pool.close()
 
 
-async def serve_api(settings: Settings, host: str = "0.0.0.0") -> None:
-    """The operator API on SHOUWANG_SUPPORT_API_PORT until SIGINT/SIGTERM."""
+async def serve_api(settings: Settings, host: str | None = None) -> None:
+    """The operator API on SHOUWANG_SUPPORT_API_PORT (address SHOUWANG_BIND_HOST) until
+    SIGINT/SIGTERM."""
+    host = host or settings.bind_host
     async with api_dependencies(settings) as deps:
         runner = web.AppRunner(build_api(deps), access_log=None)
         try:

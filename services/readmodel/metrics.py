@@ -14,6 +14,9 @@ from prometheus_client.registry import Collector
 LAG_SECONDS = "shouwang_projector_lag_seconds"
 
 
+SKIP_REASONS = ("redelivered", "undecodable", "refused")
+
+
 class ProjectorMetrics:
     """The projector's Prometheus metrics, registered on the registry passed in."""
 
@@ -26,10 +29,15 @@ class ProjectorMetrics:
         )
         self.skipped = Counter(
             "shouwang_projector_skipped_total",
-            "Records skipped: already applied (redelivered) or undecodable",
+            "Records not applied: already applied (redelivered), undecodable, or refused by the "
+            "read model's constraints",
             ["reason"],
             registry=registry,
         )
+        # Every reason exported from the start, at 0: increase() and rate() then see the first
+        # skip, and a scrape shows the same series whatever the run's timing.
+        for reason in SKIP_REASONS:
+            self.skipped.labels(reason)
         self.rows = Counter(
             "shouwang_projector_rows_written_total",
             "Row statements executed, by table",

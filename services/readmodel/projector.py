@@ -132,14 +132,17 @@ class Projector:
                 if records:
                     await self.apply(conn, records)
                     hint.add({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                    # A rebalance during the batch's transaction may have given some of its
+                    # partitions away: their lag and position are the new owner's to report.
+                    assigned = consumer.assignment()
                     for tp, msgs in batch.items():
-                        if msgs:
+                        if msgs and tp in assigned:
                             highwater = consumer.highwater(tp)
                             behind = highwater is None or msgs[-1].offset + 1 < highwater
                             self.metrics.unapplied.applied(
                                 tp.topic, tp.partition, msgs[-1].timestamp, behind
                             )
-                    self.positions.update({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                            self.positions[tp] = msgs[-1].offset + 1
                 hint.send()
                 await self._observe_lag(consumer)
         finally:

@@ -15,6 +15,7 @@ from services.contract.catalogue_changes import load_with_content
 from services.contract.codec import Codec
 from services.contract.topics import Topic
 from services.platform import health
+from services.platform.auth.gate import worker_gate
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, faust_datadir, kafka_bootstrap
 from services.platform.kafka.admin import ensure_topics
@@ -75,12 +76,14 @@ def support_worker(settings: Settings, app_id: str) -> SupportWorker:
     # The catalogue is about to decide who gets what: the log must say which one is in use.
     activate_at_start(settings, bootstrap, app_id, catalogue, content)
     registry = new_registry()
+    gate = worker_gate(settings, bootstrap)  # faust's index page: operators only
     store = "rocksdb://" if settings.support_rocksdb else "memory://"
     app = build_app(app_id=app_id, bootstrap=bootstrap, catalogue=catalogue,
                     codec=Codec.default(), metrics=SupportMetrics(registry),
                     layout=settings.layout, clock=wall_clock, store=store,
                     datadir=faust_datadir(settings.home, app_id),
-                    web_port=settings.support_metrics_port)  # fmt: skip
+                    web_port=settings.support_metrics_port, web_host=settings.bind_host,
+                    tokens=gate.tokens)  # fmt: skip
     if settings.support_metrics_port:
         # faust's own web server (the worker's event loop) serves the registry.
         @app.page("/metrics")
@@ -88,5 +91,9 @@ def support_worker(settings: Settings, app_id: str) -> SupportWorker:
             return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
         health.add_faust_pages(app, faust_readiness.checks(app, settings.ready_max_lag))
+
+        @app.task
+        async def revocation_feed() -> None:
+            await gate.run()
 
     return SupportWorker(app, catalogue, registry)

@@ -53,3 +53,30 @@ def start_monitoring_worker(env: Mapping[str, str], log_path: Path) -> subproces
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+async def issue_view_token(database_url: str, holder: str = "tools-household-view") -> str:
+    """A fresh operator token for reading a worker's household view (every route but /metrics
+    needs one), stored in the token table the worker reads (`database_url`, owner's URL).
+
+    Written straight into the table, not through `shouwang tokens issue`: tests, benchmarks and
+    the fault harness are not operators, and the command's start-up would dominate what they
+    measure. Returns the secret, for `view_headers`.
+    """
+    import asyncpg
+
+    from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
+    from services.platform.postgres.migrate import apply_migrations
+
+    await apply_migrations(database_url)
+    secret = new_secret()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await PostgresTokenStore(pool).issue(new_token("operator", holder), hash_secret(secret))
+    finally:
+        await pool.close()
+    return secret
+
+
+def view_headers(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}

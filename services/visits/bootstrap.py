@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
 from services.platform.actions.log import append, operator_sink, prepare_topic
-from services.platform.auth.tokens import CachedTokens, PostgresTokenStore
+from services.platform.auth.gate import TokenGate
+from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
 from services.platform.kafka.producer import Delivery, KafkaSink
@@ -118,11 +119,14 @@ async def wired(
     await prepare_schema(database)
     pool = await asyncpg.create_pool(database.url, min_size=1, max_size=4, command_timeout=5)
     sink = KafkaSink(bootstrap, timeout=settings.request_timeout_seconds)
+    # Revocations arrive from operator.actions while the app serves (platform/auth/gate.py).
+    gate = TokenGate(PostgresTokenStore(pool), bootstrap, settings.token_cache_seconds)
+    feed = gate.start()
     try:
         deps = Dependencies(
             codec=codec or Codec.default(),
             sink=sink,
-            tokens=CachedTokens(PostgresTokenStore(pool), ttl=settings.token_cache_seconds),
+            tokens=gate.tokens,
             directory=CachedDirectory(PostgresDirectory(pool)),
             sealer=PersonalSealer(
                 CachedKeys(PostgresKeyStore(pool, master), ttl=settings.personal_key_cache_seconds)
@@ -135,6 +139,8 @@ async def wired(
         )
         yield Wired(deps, pool, sink)
     finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
         await sink.close()
         await pool.close()
 

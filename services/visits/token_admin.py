@@ -1,7 +1,10 @@
 """What `shouwang tokens issue|revoke|list` runs: the token table, each change logged first.
 
 An issue or revocation is recorded on operator.actions before the table changes (see
-_logged_token_change); `list` only reads the table.
+_logged_token_change); `list` only reads the table. Every service takes revocations from the
+log within a second (platform/auth/revocations.py), so `revoke` also works while PostgreSQL is
+down: the token is found in its TOKEN_ISSUED event, the revocation is recorded and in force, and
+the command exits 4 saying the table is behind (run it again once PostgreSQL is back).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import getpass
 import sys
 from dataclasses import replace
 
+import asyncpg
+
+from services.contract.codec import Codec
 from services.platform.actions.events import (
     OperatorActionError,
     check_actor,
@@ -19,7 +25,9 @@ from services.platform.actions.events import (
     default_actor,
     token_issued,
     token_revoked,
+    token_subject,
 )
+from services.platform.actions.log import read_actions
 from services.platform.auth.tokens import (
     PostgresTokenStore,
     Token,
@@ -30,8 +38,9 @@ from services.platform.auth.tokens import (
     new_token_id,
 )
 from services.platform.clock import wall_clock
-from services.platform.config import Settings, SettingsError
+from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.unreachable import ServerUnreachable, recognise
 from services.visits.bootstrap import record_operator_action, token_store
 from services.visits.townships import check_townships, known_townships
 
@@ -50,7 +59,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_tokens(args, settings, actor))
 
 
+TABLE_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+TABLE_BEHIND = 4  # exit status: revoked on the log (in force), the table not updated yet
+
+
 async def _tokens(args: argparse.Namespace, settings: Settings, actor: str | None) -> int:
+    if args.action == "revoke":
+        assert actor is not None
+        try:
+            return await _tokens_in_table(args, settings, actor)
+        except TABLE_UNREACHABLE as exc:
+            return await _revoke_from_log(args, settings, actor, exc)
+    return await _tokens_in_table(args, settings, actor)
+
+
+async def _tokens_in_table(args: argparse.Namespace, settings: Settings, actor: str | None) -> int:
     async with token_store(settings) as store:
         if args.action == "list":
             for token in await store.list():
@@ -117,6 +140,72 @@ async def _logged_token_change(
         file=sys.stderr,
     )
     return 0
+
+
+async def _revoke_from_log(
+    args: argparse.Namespace, settings: Settings, actor: str, cause: BaseException
+) -> int:
+    """Revoke with the token table unreachable: the token's facts come from its TOKEN_ISSUED
+    event, and the TOKEN_REVOKED event is what every service acts on. The table is updated by
+    running the command again (the same event id is written again: consumers keep one)."""
+    why = f"PostgreSQL unreachable ({type(cause).__name__})"
+    try:
+        history = await read_actions(
+            kafka_bootstrap(settings), Codec.default(), token_subject(args.token_id)
+        )
+    except BrokerUnavailable as exc:
+        raise _both_unreachable(settings, cause, exc, "operator.actions could not be read") from exc
+    issued = [a for a in history if a["action"] == "TOKEN_ISSUED"]
+    if not issued:
+        print(f"no token {args.token_id} on operator.actions ({why})", file=sys.stderr)
+        return 1
+    facts = issued[-1]["token"]
+    token = Token(
+        token_id=facts["token_id"],
+        kind=facts["kind"].lower(),
+        holder=facts["holder"],
+        townships=None if facts["townships"] is None else frozenset(facts["townships"]),
+        event_types=None if facts["event_types"] is None else frozenset(facts["event_types"]),
+        note=facts["note"],
+    )
+    if not any(a["action"] == "TOKEN_REVOKED" for a in history):
+        record = token_revoked(token, actor, wall_clock(), reason=args.reason)
+        try:
+            delivery = await record_operator_action(settings, record)
+        except BrokerUnavailable as exc:
+            raise _both_unreachable(
+                settings, cause, exc, "the revocation could not be recorded"
+            ) from exc
+        print(
+            f"recorded {record['action']} by {actor} on {delivery.topic}[{delivery.partition}]"
+            f"@{delivery.offset}",
+            file=sys.stderr,
+        )
+    shown = _describe(replace(token, revoked_at=wall_clock()))
+    print(
+        f"{shown}: revoked on operator.actions, refused by every service within a second;"
+        f" the token table is not updated ({why}): run this command again when "
+        "PostgreSQL is back, so that `tokens list` shows it",
+        file=sys.stderr,
+    )
+    return TABLE_BEHIND
+
+
+def _both_unreachable(
+    settings: Settings, table: BaseException, log: BaseException, what: str
+) -> ServerUnreachable:
+    """PostgreSQL and Kafka both down: the CLI's one line (exit 3) names both, where and the
+    variables, as for any unreachable server (platform/unreachable.py)."""
+    postgres = recognise(table, settings)
+    kafka = recognise(log, settings)
+    return ServerUnreachable(
+        "PostgreSQL and Kafka",
+        "",
+        "",
+        "",
+        message=f"{postgres or table}; {what}: {kafka or log}; nothing was changed, run it "
+        "again when either is back",
+    )
 
 
 def _describe(token: Token) -> str:

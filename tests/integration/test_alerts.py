@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -148,7 +149,7 @@ async def test_household_alerts_fire_and_every_panel_has_data(
 
         # A cadre's phone reports a problem not fixed on the spot (in 2020: long overdue). The
         # API knows the household once the projector has put the registry in the read model.
-        secret = issue_cadre_token(env, tmp_path)
+        secret = issue_cadre_token(env, processes)
         body = sample("visits", household_id=problem_household, cadre_id="cadre-0042",
                       occurred_at="2020-06-01T09:30:00+08:00",
                       problems=[{"kind": "POLICY_CARD", "description": "card missing",
@@ -217,13 +218,25 @@ def grafana(query: str) -> str:
     return query.replace("$township", ".*")
 
 
-def issue_cadre_token(env: dict[str, str], tmp_path: Path) -> str:
-    """A cadre token for the scenario's township, issued by the real CLI."""
-    done = obs.run([sys.executable, "-m", "services.cli", "tokens", "issue", "--kind", "cadre",
-                    "--holder", "cadre-0042", "--township", TOWNSHIP], env)  # fmt: skip
-    found = re.search(r"(sw_\S+)", done)
-    assert found, done
-    return found.group(1)
+def issue_cadre_token(env: dict[str, str], processes: list[subprocess.Popen]) -> str:
+    """A cadre token for the scenario's township, issued by the real CLI as an operator would:
+    `tokens issue --township` refuses a township the read model does not know yet (exit 2,
+    nothing issued), so it is asked again until the projector has applied the registry."""
+    argv = [sys.executable, "-m", "services.cli", "tokens", "issue", "--kind", "cadre",
+            "--holder", "cadre-0042", "--township", TOWNSHIP]  # fmt: skip
+
+    def issued() -> str | None:
+        done = subprocess.run(argv, cwd=obs.ROOT, env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+        if done.returncode == 2 and "knows no township yet" in done.stderr:
+            return None
+        assert done.returncode == 0, f"{argv} exited {done.returncode}: {done.stderr}"
+        found = re.search(r"(sw_\S+)", done.stdout + done.stderr)
+        assert found, done.stdout + done.stderr
+        return found.group(1)
+
+    return obs.until(issued, 180, "the projector to put the township in the read model",
+                     processes)  # fmt: skip
 
 
 def check_scrape_fixture(live: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Every HTTP API as it runs, fuzzed from its own OpenAPI document, and its docs page offline.
+"""Every HTTP API as it runs, fuzzed from its own OpenAPI document, and its docs page offline,
+opened as a browser opens it: without a token.
 
 The visits API (`shouwang visits`), the operator API (`shouwang support-api`) and the monitoring
 worker's household view (`shouwang monitoring`) run as processes, configured by environment as
@@ -91,9 +92,9 @@ async def until(
         await asyncio.sleep(0.2)
 
 
-async def answers(url: str) -> bool:
+async def answers(url: str, headers: dict[str, str]) -> bool:
     try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
+        async with aiohttp.ClientSession(headers=headers) as session, session.get(url) as response:
             return response.status == 200
     except aiohttp.ClientConnectionError:
         return False  # not listening yet
@@ -174,12 +175,13 @@ async def running(stack_tmp_dir: Path, database_url: str) -> AsyncIterator[Runni
                 ),
             }
             urls = {api: f"http://127.0.0.1:{ports[api]}" for api in APIS}
+            auth = {"Authorization": f"Bearer {token}"}  # all but probes, metrics, docs
             for api, (command, env) in commands.items():
                 log = home / f"{api}.log"
                 process = start(command, env, log)
                 processes[api] = process
-                await until(lambda a=api: answers(f"{urls[a]}/openapi.json"), 180, api, process,
-                            log)  # fmt: skip
+                await until(lambda a=api: answers(f"{urls[a]}/openapi.json", auth), 180, api,
+                            process, log)  # fmt: skip
             running = Running(urls, token, home, processes)
             await register_households(running, processes["monitoring"], home / "monitoring.log")
             yield running
@@ -250,6 +252,7 @@ async def test_the_docs_page_and_every_file_it_names_are_served_by_the_api(
     running: Running, api: str
 ):
     base = running.urls[api]
+    # As a browser opens it: no Authorization header, for the page, its files and the document.
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/docs") as page:
             assert page.status == 200 and page.content_type == "text/html"
@@ -272,8 +275,19 @@ async def test_the_docs_page_and_every_file_it_names_are_served_by_the_api(
                 assert response.status == 200, url
                 assert await response.read(), url
         async with http.get(f"{base}/openapi.json") as document:
-            title = (await document.json())["info"]["title"]
-        assert f"<title>{title}</title>" in html
+            described = await document.json()
+        assert f"<title>{described['info']['title']}</title>" in html
+        # Calling the API from the page takes a token: the page's Authorize button offers the
+        # document's bearer scheme, kept in memory only.
+        assert described["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert "persistAuthorization: false" in script
+        path, operations = next((p, o) for p, o in described["paths"].items() if "/v1/" in p)
+        method, operation = next(iter(operations.items()))
+        assert operation["security"] == [{"bearer": []}]
+        url = f"{base}{path}".replace("{household_id}", HOUSEHOLDS[0]).replace("{cadre_id}", "c-1")
+        async with http.request(method, url, json={} if method == "post" else None) as refused:
+            assert refused.status == 401 and refused.content_type == PROBLEM_JSON
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 @pytest.mark.parametrize("api", APIS)

@@ -6,7 +6,8 @@ platform's worker skeleton (`services.platform.kafka.worker`) dead-letters what 
 decoded or applied, retries broker errors and stops on anything else. A timer sends a tick for
 every household whose next deadline has come, through an internal topic keyed by household, so
 the owning partition re-assesses it and emits if overdue signals changed. The web view is routed
-to the worker owning the household's partition.
+to the worker owning the household's partition; it answers operators and reviewers of the
+household's township (every route but /metrics behind a token: platform/kafka/faust/web.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from services.monitoring.service import (
     read_input,
     reassess,
 )
+from services.platform.auth.http import TOKEN_KEY, guard
+from services.platform.auth.tokens import CachedTokens, Token
 from services.platform.clock import wall_clock
 from services.platform.http.docs import ASSET_PATH, DOCS_PATH
 from services.platform.http.docs import handlers as docs_handlers
@@ -57,6 +60,7 @@ from services.platform.http.problems import problem, problems_middleware
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import recovery as faust_recovery
 from services.platform.kafka.faust import redelivery as faust_redelivery
+from services.platform.kafka.faust import web as faust_web
 from services.platform.kafka.security import KafkaSecurity
 from services.platform.kafka.worker import (
     RETRY_DELAYS,
@@ -94,7 +98,8 @@ def build_app(
     store: str = "memory://",
     datadir: Path | None = None,
     web_port: int | None = None,
-    web_host: str = "0.0.0.0",
+    web_host: str = "127.0.0.1",
+    tokens: CachedTokens | None = None,
     pinned_policy: str | None = None,
     sweep_seconds: float = 60.0,
     processing_guarantee: str = "at_least_once",
@@ -105,7 +110,10 @@ def build_app(
     retry_delays: Sequence[float] = RETRY_DELAYS,
     security: KafkaSecurity | None = None,
 ) -> faust.App:
-    """Wire the app; nothing connects until a worker starts it."""
+    """Wire the app; nothing connects until a worker starts it. With a `web_port`, `tokens`
+    checks every request (the caller keeps their revocation feed running)."""
+    if web_port is not None and tokens is None:
+        raise ValueError("a web server needs tokens: every route but /metrics is behind one")
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
@@ -117,9 +125,7 @@ def build_app(
         processing_guarantee=processing_guarantee,
         topic_partitions=layout.household_partitions,
         topic_replication_factor=layout.replication_factor,
-        web_enabled=web_port is not None,
-        web_port=web_port or 6066,
-        web_bind=web_host,
+        **faust_web.web_settings(web_port, web_host),
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=5,
         stream_buffer_maxsize=1000,
@@ -247,22 +253,35 @@ def build_app(
                 await out.send(ticks.get_topic_name(), key, b"tick")
         metrics.set_households(mine)
 
-    @app.page("/v1/households/{household_id}")
+    @app.page(HOUSEHOLD_ROUTE)
     @app.table_route(table=rows, match_info="household_id")
     async def household(web, request, household_id: str):
+        token: Token = request[TOKEN_KEY]
         stored = rows.get(household_id.encode())
         if stored is None:
+            if not token.may_read_household(None):
+                # A reviewer learns nothing of households outside its townships, not even
+                # whether one exists.
+                return _forbidden_household(household_id)
             return problem(404, None, f"household {household_id} not found", code="not_found")
         row = load_row(stored)
         outcome = reassess(row, policies, clock(), pinned_policy, event_clock)
-        return web.json(household_document(row.state, outcome.assessment, outcome.policy))
+        document = household_document(row.state, outcome.assessment, outcome.policy)
+        township = (document.get("registry") or {}).get("township")
+        if not token.may_read_household(township):
+            return _forbidden_household(household_id)
+        return web.json(document)
 
     add_docs_pages(app)
+    if web_port is not None:
+        assert tokens is not None
+        faust_web.guard_web(app, guard(tokens, web_permits))
     return app
 
 
 def add_docs_pages(app: faust.App) -> None:
-    """GET /openapi.json (the view's document) and /docs (its page), as faust pages."""
+    """GET /openapi.json (the view's document) and /docs (its page), as faust pages; the guard
+    lets them through without a token (platform/auth/http.py EXEMPT_PATHS)."""
     document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
     docs, asset = docs_handlers(document["info"]["title"])
 
@@ -277,3 +296,25 @@ def add_docs_pages(app: faust.App) -> None:
     @app.page(ASSET_PATH)
     async def docs_asset(web, request, name: str):
         return await asset(request)
+
+
+HOUSEHOLD_ROUTE = "/v1/households/{household_id}"
+
+
+def web_permits(route: str, token: Token) -> str | None:
+    """Who may call a route of the worker's web server (the guard's `permits`; the exempt
+    routes never reach it): the household view, operators and reviewers (the view's handler
+    then checks the township); anything else, operators only. None: permitted; else why not."""
+    if route == HOUSEHOLD_ROUTE:
+        if token.may_read_households:
+            return None
+        return "households are read with an operator token or a reviewer's (ReviewDecided) token"
+    if token.kind == "operator":
+        return None
+    return "this page needs an operator token"
+
+
+def _forbidden_household(household_id: str) -> Any:
+    return problem(
+        403, None, f"household {household_id} is not in this token's townships", code="forbidden"
+    )

@@ -1,9 +1,12 @@
-"""Bearer tokens: who may write what, stored as SHA-256 hashes, with a short-lived cache.
+"""Bearer tokens: who may write and read what, stored as SHA-256 hashes, with a cache that
+the revocation feed (revocations.py) keeps honest.
 
 A token is issued once to a cadre (scoped to townships), a department feed (scoped to event
 types) or an operator (anything). Only its SHA-256 is stored; the secret is shown once when
 issued. The holder becomes the `actor` of every record written with the token, and the kind
-decides the `source` (APP, FEED, OPERATOR).
+decides the `source` (APP, FEED, OPERATOR). A reviewer is a cadre token that may record review
+decisions (`--event-type ReviewDecided`): a review group of its townships (DOMAIN.md), which may
+also read those townships' households.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}
 CADRE_DEFAULT_TYPES = frozenset(
     kind.event_type for kind in KINDS if kind.slug not in ("cadres", "review-decisions")
 )
+# Review groups decide who enters or leaves monitoring: a cadre token that may record their
+# decisions is a reviewer of its townships.
+REVIEW_DECIDED = next(kind.event_type for kind in KINDS if kind.slug == "review-decisions")
 
 
 class TokenError(ValueError):
@@ -68,6 +74,21 @@ class Token:
         if self.townships is None:
             return True
         return township is not None and township in self.townships
+
+    @property
+    def reviewer(self) -> bool:
+        """A review group's token: a person's (cadre) token that may record review decisions."""
+        return self.kind == "cadre" and self.permits_type(REVIEW_DECIDED)
+
+    @property
+    def may_read_households(self) -> bool:
+        """Whether some household may be read with this token (its township decides which)."""
+        return self.kind == "operator" or self.reviewer
+
+    def may_read_household(self, township: str | None) -> bool:
+        """Whether a household of `township` (None: not known yet) may be read: by operators
+        (within their townships, if narrowed) and by reviewers of that township."""
+        return self.may_read_households and self.permits_township(township)
 
 
 def new_token_id() -> str:
@@ -272,18 +293,35 @@ class _Entry:
     fetched: float
 
 
+class RevocationView(Protocol):
+    """What the cache asks of the revocation feed (revocations.Revocations is one)."""
+
+    def is_revoked(self, token_id: str) -> bool:
+        """Whether a revocation of `token_id` has been read."""
+
+    def current(self) -> bool:
+        """Whether every revocation recorded up to `max_staleness` ago has been read."""
+
+
 @dataclass
 class CachedTokens:
-    """Token look-ups through a cache, so a database blip does not stop ingest.
+    """Token look-ups through a cache, so a database blip does not stop a service, with
+    revocations from the log (revocations.py) applied to every answer.
 
-    A token found is trusted for `ttl` seconds (so a revocation takes effect within `ttl`);
-    an unknown token is remembered for at most `negative_ttl` seconds (so a flood of bad tokens
-    does not reach the database, and a newly issued one works within seconds). When the store
-    fails, an entry up to `stale_grace` seconds old is still used; with none,
-    TokenStoreUnavailable (the API answers 503).
+    A token found is remembered for `ttl` seconds; an unknown token for at most `negative_ttl`
+    seconds (so a flood of bad tokens does not reach the database, and a newly issued one works
+    within seconds). A cached token is used only while the revocation feed is current (it has
+    read operator.actions up to at most a second ago), so a revocation takes effect within a
+    second whether or not PostgreSQL answers; while the feed is behind (Kafka unreachable, a
+    stalled loop), every request asks the table, and if that fails too the request is refused
+    (TokenStoreUnavailable: the API answers 503). Fail closed: never an unchecked token.
+
+    While the table fails and the feed is current, an entry up to `stale_grace` seconds old is
+    still used, so ingest survives a database outage without opening a door.
     """
 
     store: TokenStore
+    revocations: RevocationView
     ttl: float = 30.0
     negative_ttl: float = 5.0
     stale_grace: float = 600.0
@@ -296,22 +334,25 @@ class CachedTokens:
         token_hash = hash_secret(secret)
         entry = self._entries.get(token_hash)
         now = self.clock()
-        if entry is not None and now - entry.fetched < self._ttl_of(entry):
-            return _active(entry.token)
+        current = self.revocations.current()
+        if current and entry is not None and now - entry.fetched < self._ttl_of(entry):
+            return self._active(entry.token)
         try:
             token = await self.store.find(token_hash)
         except TokenStoreUnavailable:
-            if entry is not None and now - entry.fetched < self.stale_grace:
-                return _active(entry.token)
+            if current and entry is not None and now - entry.fetched < self.stale_grace:
+                return self._active(entry.token)
             raise
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # bounded memory; the next look-ups refill it
         self._entries[token_hash] = _Entry(token, now)
-        return _active(token)
+        return self._active(token)
 
     def _ttl_of(self, entry: _Entry) -> float:
         return self.ttl if entry.token is not None else min(self.ttl, self.negative_ttl)
 
-
-def _active(token: Token | None) -> Token | None:
-    return token if token is not None and token.active else None
+    def _active(self, token: Token | None) -> Token | None:
+        # The log can know a revocation before the table does: the command records it first.
+        if token is None or not token.active or self.revocations.is_revoked(token.token_id):
+            return None
+        return token

@@ -5,6 +5,12 @@
 only the files the page names). The page reads the API's own /openapi.json; links are relative,
 so it also works behind a proxy that mounts the API under a prefix. Swagger UI's default
 validator badge (which sends the document to validator.swagger.io) is switched off.
+
+The page, its files and the document are served without a token (platform/auth/http.py
+EXEMPT_PATHS): a browser sends no Authorization header when it opens a page. Calling the API
+from the page takes one: Swagger UI's "Authorize" button offers the documents' `bearer` scheme,
+and the token entered there stays in the page's memory only (persistAuthorization off: nothing
+is written to localStorage, a reload forgets it).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ _INIT = """window.onload = function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
+    persistAuthorization: false,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     plugins: [SwaggerUIBundle.plugins.DownloadUrl],
     layout: "StandaloneLayout"
@@ -112,7 +119,8 @@ def add_docs(router: web.UrlDispatcher, title: str) -> None:
 
 
 def openapi_paths(errors: dict[str, Any]) -> dict[str, Any]:
-    """The docs routes as OpenAPI paths (`errors`: the API's declared error responses)."""
+    """The docs routes as OpenAPI paths, without security, like the document (`errors`: the
+    API's declared error responses, the ones any route may answer)."""
     return {
         DOCS_PATH: {
             "get": {

@@ -34,9 +34,12 @@ from services.contract.catalogue import Catalogue
 from services.contract.codec import Codec
 from services.contract.rejection import NOT_APPLICABLE, UNDECODABLE, Rejected, check_key, decode
 from services.contract.topics import CADRES, SUPPORT_MEASURES, TopicLayout
+from services.platform.auth.http import guard
+from services.platform.auth.tokens import CachedTokens, Token
 from services.platform.http.problems import problems_middleware
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import redelivery as faust_redelivery
+from services.platform.kafka.faust import web as faust_web
 from services.platform.kafka.security import KafkaSecurity
 from services.platform.kafka.worker import (
     RETRY_DELAYS,
@@ -88,13 +91,17 @@ def build_app(
     store: str = "memory://",
     datadir: Path | None = None,
     web_port: int | None = None,
-    web_host: str = "0.0.0.0",
+    web_host: str = "127.0.0.1",
+    tokens: CachedTokens | None = None,
     outbox: Outbox | None = None,
     on_fatal: Callable[[BaseException], None] = exit_without_commit,
     retry_delays: Sequence[float] = RETRY_DELAYS,
     security: KafkaSecurity | None = None,
 ) -> faust.App:
-    """Wire the app; nothing connects until a worker starts it."""
+    """Wire the app; nothing connects until a worker starts it. With a `web_port` (metrics),
+    `tokens` checks every request but /metrics (faust's own pages are off)."""
+    if web_port is not None and tokens is None:
+        raise ValueError("a web server needs tokens: every route but /metrics is behind one")
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
@@ -106,9 +113,7 @@ def build_app(
         processing_guarantee="at_least_once",
         topic_partitions=layout.household_partitions,
         topic_replication_factor=layout.replication_factor,
-        web_enabled=web_port is not None,
-        web_port=web_port or 6066,
-        web_bind=web_host,
+        **faust_web.web_settings(web_port, web_host),
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",
@@ -195,7 +200,15 @@ def build_app(
     async def pool_owner(stream):
         await worker.consume(stream, pool_command)
 
+    if web_port is not None:
+        assert tokens is not None
+        faust_web.guard_web(app, guard(tokens, operators_only))
     return app
+
+
+def operators_only(route: str, token: Token) -> str | None:
+    """Who may call a route of the worker's web server other than /metrics: operators."""
+    return None if token.kind == "operator" else "this page needs an operator token"
 
 
 def read_command(key: Any, value: Any) -> tuple[str, Any]:

@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from services.platform.config import Settings
-from services.tools.faults import brokerloss, crashes, outage, overload, poison, scaleout
+from services.tools.faults import brokerloss, crashes, observe, outage, overload, poison, scaleout
 from services.tools.faults.stack import PrivateStack
 from services.tools.faults.verdict import Result
+from services.tools.workers import issue_view_token
 
 Scenario = Callable[[PrivateStack, bool, int], Awaitable[Result]]
 
@@ -53,6 +54,8 @@ async def run_scenarios(
     print(f"faults: starting a private Kafka and PostgreSQL under {run_dir}", file=out, flush=True)
     stack.start()
     try:
+        # Every route of the workers but /metrics needs a token: the household view's.
+        observe.VIEW["secret"] = await issue_view_token(stack.database_url, "faults-harness")
         for name in names:
             print(f"faults: running {name} ({'quick' if quick else 'full'})", file=out, flush=True)
             started = time.monotonic()

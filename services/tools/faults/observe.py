@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.contract.codec import Codec
 from services.platform.kafka import clients as kafka_clients
 from services.tools.faults.verdict import ScenarioFailed
+from services.tools.workers import view_headers
 
 CODEC = Codec.default()
 
@@ -106,13 +107,19 @@ def duplicates(ids: Iterable[str]) -> int:
     return sum(n - 1 for n in Counter(ids).values() if n > 1)
 
 
+# The operator token the household view is read with: one per harness run, issued by the harness
+# into its private stack's token table once it has started (harness.run_scenarios).
+VIEW = {"secret": ""}
+
+
 def household_events(port: int, household_id: str) -> int | None:
     """Events in the monitoring worker's state for a household (its view), None if unknown."""
     import json
 
     url = f"http://127.0.0.1:{port}/v1/households/{household_id}"
+    request = urllib.request.Request(url, headers=view_headers(VIEW["secret"]))
     try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
+        with urllib.request.urlopen(request, timeout=5) as answer:
             return int(json.load(answer)["events"])
     except Exception:
         return None

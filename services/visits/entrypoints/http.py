@@ -23,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
 from services.platform import health
-from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
+from services.platform.auth.http import AccessRefused, bearer_token
+from services.platform.auth.tokens import CachedTokens, Token
 from services.platform.clock import wall_clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
@@ -275,33 +276,26 @@ class Routes:
         return response
 
     async def openapi_page(self, request: web.Request) -> web.Response:
+        # No token: the public contract (platform/auth/http.py EXEMPT_PATHS), read by clients
+        # before their first request and by the docs page, which a browser opens without one.
         return web.json_response(self.deps.openapi)
 
     # ---- request-level checks -----------------------------------------------------------
 
-    async def _authorised(self, request: web.Request, kind: EventKind) -> Token:
-        secret = bearer_secret(request.headers.get("Authorization"))
-        challenge = {"WWW-Authenticate": 'Bearer realm="shouwang"'}
-        if secret is None:
-            raise Refusal(
-                401,
-                "unauthenticated",
-                "an Authorization: Bearer <token> header is required",
-                headers=challenge,
-            )
+    async def _authenticated(self, request: web.Request) -> Token:
         try:
-            token = await self.deps.tokens.authenticate(secret)
-        except TokenStoreUnavailable:
-            raise Refusal(
-                503,
-                "unavailable",
-                "cannot check tokens right now; retry later",
-                headers=self._retry_headers(503),
-            ) from None
-        if token is None:
-            raise Refusal(
-                401, "unauthenticated", "the token is unknown or revoked", headers=challenge
+            return await bearer_token(
+                self.deps.tokens,
+                request.headers.get("Authorization"),
+                self.deps.limits.retry_after_seconds,
             )
+        except AccessRefused as refused:
+            raise Refusal(
+                refused.status, refused.reason, refused.message, headers=refused.headers
+            ) from None
+
+    async def _authorised(self, request: web.Request, kind: EventKind) -> Token:
+        token = await self._authenticated(request)
         if not token.permits_type(kind.event_type):
             raise Refusal(403, "forbidden", f"this token may not write {kind.short_name} records")
         return token

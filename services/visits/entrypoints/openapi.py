@@ -293,10 +293,13 @@ def build_document(codec: Codec) -> dict[str, Any]:
             },
         }
     }
+    # The description and its page need no token (platform/auth/http.py EXEMPT_PATHS): the
+    # public contract, read before the first request; every other route but /metrics and the
+    # probes needs one.
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
-            "summary": "This document.",
+            "summary": "This document (no token needed).",
             "responses": {"200": plain, **READ_ERRORS},
         }
     }
@@ -313,7 +316,14 @@ def build_document(codec: Codec) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token (`shouwang tokens issue`); its kind, event types "
+                    "and townships decide what it may write.",
+                }
+            },
         },
     }
 

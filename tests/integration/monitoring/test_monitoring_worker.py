@@ -21,7 +21,12 @@ from services.contract.topics import BY_NAME, DEAD_LETTERS, RISK, TopicLayout, t
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_port
 from services.platform.localstack.processes import stop_child
-from services.tools.workers import monitoring_env, start_monitoring_worker
+from services.tools.workers import (
+    issue_view_token,
+    monitoring_env,
+    start_monitoring_worker,
+    view_headers,
+)
 from tests.records import Record, at, review, visit
 from tests.seed_households import (
     marginal,
@@ -38,9 +43,10 @@ CODEC = Codec.default()
 
 
 def start_worker(
-    bootstrap: str, app_id: str, home: Path, port: int, rocksdb: bool = False
+    bootstrap: str, app_id: str, home: Path, port: int, database_url: str, rocksdb: bool = False
 ) -> subprocess.Popen:
-    env = monitoring_env(bootstrap, home, app_id, port, rocksdb=rocksdb)
+    # The household view needs a token: the worker reads the token table of `database_url`.
+    env = monitoring_env(bootstrap, home, app_id, port, rocksdb=rocksdb, DATABASE_URL=database_url)
     # one log per worker, kept for diagnosis (Watcher.diagnosis reads them on a timeout)
     return start_monitoring_worker(env, home / f"worker-{time.monotonic_ns()}.log")
 
@@ -126,7 +132,9 @@ def codes(assessment: dict) -> set[str]:
     return {r["code"] for r in assessment["reasons"]}
 
 
-async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, tmp_path):
+async def test_scenarios_poison_and_restart_through_the_broker(
+    kafka_bootstrap, database_url, tmp_path
+):
     await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"mon-{uuid.uuid4().hex[:8]}"
     app_id = f"monitoring-it-{prefix}"
@@ -162,7 +170,7 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
         h["poison"]: lambda a: a["workflow"] == "FLAGGED",
     }
     port = free_port()
-    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port)]
+    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url)]
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
     )
@@ -197,7 +205,8 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
         # nothing may still be on their way from other topics): wait for the view to count
         # them all, and never more.
         deadline = time.monotonic() + 120
-        async with aiohttp.ClientSession() as http:
+        headers = view_headers(await issue_view_token(database_url))
+        async with aiohttp.ClientSession(headers=headers) as http:
             while True:
                 async with http.get(f"http://127.0.0.1:{port}/v1/households/{h['zhou']}") as r:
                     assert r.status == 200, await r.text()
@@ -213,7 +222,7 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
 
         # Restart: the new worker recovers the table from the changelog.
         stop_child(workers.pop())
-        workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port))
+        workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url))
         await send_all(producer, zhou[-1:])  # a redelivered decision: no change, same id
         follow_up = visit(
             h["zhou"], at("2020-06-10"), visit_id="v-0610", income=5700, causes=("ILLNESS",)
@@ -240,7 +249,8 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
             a for a in watcher.assessments[h["zhou"]] if a["event_id"] == last_before["event_id"]
         ]
         assert len(replayed) >= 1
-        async with aiohttp.ClientSession() as http:
+        headers = view_headers(await issue_view_token(database_url))
+        async with aiohttp.ClientSession(headers=headers) as http:
             async with http.get(f"http://127.0.0.1:{port}/v1/households/{h['zhou']}") as r:
                 assert r.status == 200, await r.text()
                 now = await r.json()
@@ -254,7 +264,9 @@ async def test_scenarios_poison_and_restart_through_the_broker(kafka_bootstrap, 
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
-async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path, store):
+async def test_kill_9_then_redelivery_changes_nothing(
+    kafka_bootstrap, database_url, tmp_path, store
+):
     """With RocksDB (production) the table survives on disk and the changelog tops it up;
     with memory it is rebuilt from the changelog alone. Either way nothing changes."""
     rocksdb = store == "rocksdb"
@@ -264,7 +276,7 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path,
     household = f"{prefix}-zhou"
     records = zhou_uremia(household)
     port = free_port()
-    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port, rocksdb)]
+    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url, rocksdb)]
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
     )
@@ -282,7 +294,7 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path,
         first = watcher.latest(household)
         workers[0].kill()  # SIGKILL: no shutdown, no final commit
         workers[0].wait(10)
-        workers[0] = start_worker(kafka_bootstrap, app_id, tmp_path, port, rocksdb)
+        workers[0] = start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url, rocksdb)
         if rocksdb:
             written = [p for p in (tmp_path / "faust").rglob("CURRENT")]
             assert written, "the worker wrote no RocksDB table"
@@ -305,7 +317,8 @@ async def test_kill_9_then_redelivery_changes_nothing(kafka_bootstrap, tmp_path,
         # The decision may be applied before some redelivered records (another topic): wait
         # for the view to count every distinct event, and never more.
         deadline = time.monotonic() + 60
-        async with aiohttp.ClientSession() as http:
+        headers = view_headers(await issue_view_token(database_url))
+        async with aiohttp.ClientSession(headers=headers) as http:
             while True:
                 async with http.get(f"http://127.0.0.1:{port}/v1/households/{household}") as r:
                     assert r.status == 200, await r.text()

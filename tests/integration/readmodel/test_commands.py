@@ -107,10 +107,16 @@ async def test_the_projector_command_records_the_pools_and_serves_its_metrics(
 
 async def test_the_support_api_command_serves_operators_only_until_sigterm(
     fresh_database: str,  # noqa: F811
+    kafka_bootstrap: str,
     tmp_path: Path,
 ):
     port = free_port()
-    env = {"DATABASE_URL": fresh_database, "SHOUWANG_SUPPORT_API_PORT": str(port)}
+    # The broker too: the API follows revocations on operator.actions (platform/auth).
+    env = {
+        "DATABASE_URL": fresh_database,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SHOUWANG_SUPPORT_API_PORT": str(port),
+    }
     api = Command("support-api", env, tmp_path / "support-api.log")
     try:
         base = f"http://127.0.0.1:{port}"

@@ -48,6 +48,7 @@ from services.readmodel.metrics import ApiMetrics
 from services.visits.bootstrap import wired
 from services.visits.entrypoints.http import build_app
 from tests.integration.readmodel.test_projector import produce, wait_for
+from tests.revocation_feeds import complete_feed
 from tests.visits_samples import CADRE, TOWNSHIP, sample
 
 pytestmark = pytest.mark.integration
@@ -286,7 +287,10 @@ async def test_the_operator_api_serves_with_the_reader_role(roles: Roles) -> Non
     pool = await asyncpg.create_pool(database.url, min_size=1, max_size=2, init=init_connection)
     registry = CollectorRegistry()
     deps = ApiDependencies(
-        pool, CachedTokens(PostgresTokenStore(pool)), registry, ApiMetrics(registry)
+        pool,
+        CachedTokens(PostgresTokenStore(pool), complete_feed()),
+        registry,
+        ApiMetrics(registry),
     )
     client = TestClient(TestServer(build_api(deps)))
     await client.start_server()

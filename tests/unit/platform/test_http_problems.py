@@ -133,6 +133,7 @@ async def test_the_docs_page_and_everything_it_names_are_served_here(client):
     [spec] = re.findall(r'url: "([^"]+)"', init)
     assert (await client.get(URL(urljoin(base, spec)).path)).status == 200
     assert "validatorUrl: null" in init  # the document is not sent to validator.swagger.io
+    assert "persistAuthorization: false" in init  # a token entered on the page is not stored
     assert not re.search(r"https?://", html + init)
     await problem_of(await client.get("/docs/static/swagger-editor.js"), 404)
     await problem_of(await client.get("/docs/static/..%2Fcore.py"), 404)

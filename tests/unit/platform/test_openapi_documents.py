@@ -1,5 +1,5 @@
 """Every API's OpenAPI document declares the one error shape, the bearer scheme and the docs
-page: what a client (or the fuzzer) reads before its first request."""
+page: what a client (or the fuzzer) reads before its first request, without a token."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.platform.auth.http import EXEMPT_PATHS
 from services.platform.http.docs import ASSET_PATH, DOCS_PATH
 from services.platform.http.problems import PROBLEM_JSON, openapi_components
 
@@ -28,13 +29,17 @@ def test_every_error_response_is_a_problem_and_every_read_of_data_needs_a_token(
     for name, schema in openapi_components().items():
         assert schemas[name] == schema, name  # one shape, from services/platform/http
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    assert {DOCS_PATH, ASSET_PATH} <= set(document["paths"])
+    assert {DOCS_PATH, ASSET_PATH, "/openapi.json"} <= set(document["paths"]) & set(EXEMPT_PATHS)
+    assert "security" not in document  # each operation says its own; the docs page needs none
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             where = f"{api}: {method.upper()} {path}"
-            if path.startswith("/v1/"):
+            if path not in EXEMPT_PATHS:  # every route but the probes, /metrics and the docs
                 assert operation["security"] == [{"bearer": []}], where
-                assert "401" in operation["responses"], where
+                assert {"401", "503"} <= set(operation["responses"]), where
+            else:  # served without a token: no requirement, no refusal of one
+                assert operation.get("security", []) == [], where
+                assert not {"401", "403"} & set(operation["responses"]), where
             for status in ("400", "405", "500"):
                 assert status in operation["responses"], where
             for status, response in operation["responses"].items():

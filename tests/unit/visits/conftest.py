@@ -25,6 +25,7 @@ from services.visits.entrypoints.http import Dependencies, build_app
 from services.visits.entrypoints.openapi import load_document
 from services.visits.metrics import VisitsMetrics
 from services.visits.service import Limits
+from tests.revocation_feeds import complete_feed
 from tests.visits_samples import CADRE, OTHER_TOWNSHIP, SAMPLES, TOWNSHIP
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -78,7 +79,7 @@ async def api(codec: Codec) -> AsyncIterator[Api]:
     deps = Dependencies(
         codec=codec,
         sink=sink,
-        tokens=CachedTokens(store, ttl=30),
+        tokens=CachedTokens(store, complete_feed(), ttl=30),
         directory=CachedDirectory(directory),
         sealer=PersonalSealer(CachedKeys(InMemoryKeyStore())),
         metrics=VisitsMetrics(CollectorRegistry()),

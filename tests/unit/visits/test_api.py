@@ -367,8 +367,13 @@ async def test_health_metrics_and_openapi(api: Api) -> None:
     assert "shouwang_visits_produce_duration_seconds_bucket" in text
     assert "shouwang_visits_requests_in_flight" in text
     assert "H-500228-0001" not in text
+    # The public contract needs no token (platform/auth/http.py EXEMPT_PATHS), nor its page.
     document = await (await api.client.get("/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
+    assert (
+        document == await (await api.client.get("/openapi.json", headers=api.auth("feed"))).json()
+    )
+    assert (await api.client.get("/docs")).status == 200
 
 
 def test_scope_rules_for_tokens_without_townships() -> None:
