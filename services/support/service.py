@@ -12,7 +12,7 @@ from services.contract.catalogue import Catalogue
 from services.contract.inputs import SUPPORT_INPUTS
 from services.contract.rejection import INVALID, NOT_APPLICABLE, Rejected
 from services.support.adapters import avro_translation as avro
-from services.support.domain.following import to_release
+from services.support.domain.following import AFTER_DECISION, Cancellation, to_release
 from services.support.domain.matcher import (
     Cadre,
     Need,
@@ -64,6 +64,7 @@ class HouseholdOutcome:
     """A household record applied: the profile to store and what to send, in order.
 
     `effects` holds pool commands and needs without a capacity limit (recommended at once).
+    `cancellations` are the steps recording the releases among them, sent after them.
     `problem` is set when a release names a measure or pool the catalogue does not know: the
     record is dead-lettered for it, and the rest of the outcome still applies.
     """
@@ -71,6 +72,7 @@ class HouseholdOutcome:
     profile: Profile
     effects: tuple[ToPool | Need, ...]
     problem: str | None = None
+    cancellations: tuple[Cancellation, ...] = ()
 
 
 def household_fact(event_type: str, record: dict[str, Any]) -> object:
@@ -104,6 +106,7 @@ def household_step(
     before = stored or Profile(household_id)
     profile = apply(before, fact)
     effects: list[ToPool | Need] = []
+    cancellations: list[Cancellation] = []
     problem = None
     if isinstance(fact, MeasureStepRecorded) and fact.step in ("COMPLETED", "CANCELLED"):
         release, problem = _step_release(before, fact, catalogue)
@@ -111,10 +114,22 @@ def household_step(
     for measure, pool, reason, at in to_release(profile, catalogue):
         profile = apply(profile, MeasureReleased(measure.measure_id, reason, at))
         effects.append(ToPool(pool, ReleaseMeasure(measure.measure_id, "CANCELLED", reason)))
+        kind = _measure_type(catalogue, measure.catalogue_id)
+        cancellations.append(Cancellation(household_id, measure.measure_id, measure.catalogue_id,
+                                          kind, pool, reason, at + AFTER_DECISION))  # fmt: skip
     for need in plan(profile, catalogue):
         profile = apply(profile, MeasureRequested(need.measure_id, need.catalogue_id, need.pool))
         effects.append(need if need.pool is None else ToPool(need.pool, AllocateNeed(need)))
-    return HouseholdOutcome(profile, tuple(effects), problem)
+    return HouseholdOutcome(profile, tuple(effects), problem, tuple(cancellations))
+
+
+def _measure_type(catalogue: Catalogue, catalogue_id: str) -> str:
+    # A measure booked under an earlier catalogue may be gone from this one: the contract's
+    # default type then (the read model keeps the type its recommendation gave the row).
+    try:
+        return catalogue.measure(catalogue_id).type
+    except KeyError:
+        return "OTHER"
 
 
 def _step_release(

@@ -6,10 +6,33 @@ Pure: both read the household's profile and the catalogue, nothing else.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.contract.catalogue import Catalogue
 from services.support.domain.profile import MeasureState, Profile
+
+# A release is a consequence of the assessment that took the household out of the served
+# states, so its step is dated just after it: the smallest step of the contract's millisecond
+# times. Monitoring re-judges a decision on the facts up to and including its instant; dated
+# at the same instant, the cancellation of a measure the household had received would count
+# among the grounds of the very elimination that caused it ("too few measures received").
+AFTER_DECISION = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """A measure support itself cancelled because its household left the served states: the
+    CANCELLED step to record on support.measures, so every reader (the read model, monitoring)
+    sees the measure closed and why. `at` is when the release took effect."""
+
+    household_id: str
+    measure_id: str
+    catalogue_id: str
+    measure_type: str
+    pool: str
+    reason: str
+    at: datetime
 
 
 def to_release(

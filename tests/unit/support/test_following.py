@@ -11,17 +11,25 @@ import pytest
 
 from services.contract.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
 from services.contract.catalogue_changes import changes, digest
+from services.contract.codec import Codec
+from services.monitoring.adapters.policy_files import load_policies
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.fold import fold
 from services.support.adapters import avro_translation as avro
 from services.support.adapters.pool_codec import dump_command, load_command
 from services.support.adapters.table_codec import dump_profile, load_profile
+from services.support.domain.following import AFTER_DECISION, Cancellation
 from services.support.domain.pool_commands import AllocateNeed, ReleaseMeasure
 from services.support.domain.profile import MeasureStepRecorded, Profile
 from services.support.service import ToPool, household_step
 from tests import records
+from tests.unit.monitoring.events import domain as monitoring_domain
 from tests.unit.support.households import AS_OF, household
 
 CATALOGUE = load_catalogue(DEFAULT_CATALOGUE)
 JOBS = "county:public-welfare-jobs"
+POLICIES = load_policies()
+NOW = dt.datetime(2026, 12, 4, 19, 0, tzinfo=dt.UTC)  # the worker's wall clock: recorded_at only
 # Weak labour only: eligible for a public-welfare job (a slot pool) and a pairing cadre.
 MAKEUP = {"labour": 0, "weak_labour": 1, "students": 1, "chronically_ill": 1}
 
@@ -199,3 +207,90 @@ def test_catalogue_defaults_and_checks_for_cooling_and_hold_workflows(tmp_path):
     assert shorter.cooling_days == 30
     found = changes(digest(defaults, b"a"), digest(shorter, b"b"))
     assert [c.item for c in found] == ["cooling_days"]
+
+
+@pytest.mark.parametrize("workflow", ["ELIMINATED", "REJECTED", "NOT_FLAGGED"])
+def test_each_release_is_recorded_as_a_cancelled_step_with_its_reason(workflow):
+    profile, booked = served()
+    left = assessed(profile, 30, workflow)
+    outcome = household_step(profile, "h-1", left, CATALOGUE)
+    released = {e.command.measure_id: e for e in outcome.effects}
+    assert {c.measure_id for c in outcome.cancellations} == set(released) != set()
+    codec = Codec.default()
+    for cancellation in outcome.cancellations:
+        release = released[cancellation.measure_id]
+        assert (cancellation.pool, cancellation.reason) == (release.pool, release.command.reason)
+        record = avro.cancelled_record(cancellation, NOW)
+        assert codec.validate(avro.MEASURE_STEP, record) == []
+        assert record["step"] == "CANCELLED" and record["actor"] == "support"
+        assert record["reasons"] == [release.command.reason]
+        assert f"household {workflow}" in record["reasons"][0]
+        need = next(n for n in booked if n.measure_id == cancellation.measure_id)
+        assert (record["catalogue_id"], record["measure_type"]) == (
+            need.catalogue_id,
+            need.measure_type,
+        )
+        # Dated just after the assessment that caused it, never at the wall clock's time.
+        assert record["occurred_at"] == left.as_of + AFTER_DECISION
+        assert record["event_id"] == avro.step_id(cancellation.measure_id, "cancelled")
+    # A retry from the stored profile (the row is stored after the sends) decides the same
+    # records; once stored, a redelivered assessment records nothing more.
+    retried = household_step(load_profile(dump_profile(profile)), "h-1", left, CATALOGUE)
+    later = NOW + dt.timedelta(hours=1)
+    assert [avro.cancelled_record(c, later) for c in retried.cancellations] == [
+        {**avro.cancelled_record(c, NOW), "recorded_at": later} for c in outcome.cancellations
+    ]
+    assert household_step(outcome.profile, "h-1", left, CATALOGUE).cancellations == ()
+
+
+def test_a_step_someone_recorded_is_not_recorded_again_by_support():
+    profile, booked = served()
+    job = next(n for n in booked if n.pool == JOBS)
+    step = closing(job.measure_id, job.catalogue_id, None, "CANCELLED", 3)
+    outcome = household_step(profile, "h-1", step, CATALOGUE)
+    assert outcome.effects and outcome.cancellations == ()  # it is on household.measures
+
+
+def _eliminated(*, cancelled_at: dt.timedelta | None):
+    """A household monitored six months, its migrant work delivered, then eliminated; with
+    support's cancellation of that measure `cancelled_at` after the decision, if given."""
+    hid = "h-elim"
+    decided = records.at("2020-11-20")
+    history = [
+        records.registry(hid, records.at("2019-12-31"), count=3, labour=2, baseline=(2019, 5200)),
+        records.review(hid, records.at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
+        records.measure(
+            hid,
+            records.at("2020-06-01"),
+            "m-jobs",
+            "DELIVERED",
+            "MIGRANT_WORK",
+            "employment.migrant-work",
+            pool="county:migrant-work",
+        ),
+        records.income(hid, records.at("2020-06-05"), 7600, start="2019-06-01", end="2020-05-31"),
+        records.visit(hid, records.at("2020-08-20"), visit_id="v-aug", income=7800),
+        records.review(hid, decided, "ELIMINATE"),
+    ]
+    if cancelled_at is not None:
+        released = Cancellation(hid, "m-jobs", "employment.migrant-work", "MIGRANT_WORK",
+                                "county:migrant-work", "household ELIMINATED",
+                                decided + cancelled_at)  # fmt: skip
+        history.append((avro.MEASURE_STEP, avro.cancelled_record(released, decided)))
+    state = fold(hid, monitoring_domain(history))
+    # Monitoring's event clock: the assessment is as of the latest event.
+    return assess(state, POLICIES.get("dianjiang-2020"), max(r[1]["occurred_at"] for r in history))
+
+
+def test_supports_cancellation_never_becomes_a_ground_against_the_elimination_it_follows():
+    before = _eliminated(cancelled_at=None)
+    assert before.workflow == "ELIMINATED"
+    assert "policy_exception" not in {r.code for r in before.reasons}
+    after = _eliminated(cancelled_at=AFTER_DECISION)
+    assert after.workflow == "ELIMINATED"
+    assert "policy_exception" not in {r.code for r in after.reasons}
+    # Dated at the decision's own instant, the cancelled measure would no longer count as
+    # received when monitoring re-judges the decision: why releases are dated just after.
+    same_instant = _eliminated(cancelled_at=dt.timedelta(0))
+    exception = next(r for r in same_instant.reasons if r.code == "policy_exception")
+    assert "measure(s) received" in exception.message
