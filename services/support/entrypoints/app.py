@@ -2,7 +2,9 @@
 
 Stage 1 (`households`, keyed by household): `service.household_step` folds registry rows, risk
 assessments and measure steps into the household's profile and plans its needs; each need goes
-to its pool's partition as a typed command, and completions and cancellations as releases.
+to its pool's partition as a typed command, and completions and cancellations as releases. When
+the household left the served states, each release is also recorded as a CANCELLED step on
+support.measures (after the pool command), so readers see the measure closed and why.
 Stage 2 (`pool_owner`, keyed by pool instance): `service.pool_step` allocates, releases or
 updates a cadre, and the agent emits RECOMMENDED steps. The agents only adapt (tables, outbox,
 metrics); the platform's worker skeleton (`services.platform.kafka.worker`) owns the error

@@ -1,6 +1,8 @@
-"""Measures follow the household, through the real broker and a real support worker: an
-eliminated household's job goes to the next household in the queue, the release travels on the
-pool-commands topic with its reason, and the eliminated household is not served from a queue."""
+"""Measures follow the household, through the real broker, a real support worker and the real
+projector: an eliminated household's job goes to the next household in the queue, the release
+travels on the pool-commands topic with its reason, each released measure is recorded as a
+CANCELLED step on support.measures and shows cancelled in the read model, and the eliminated
+household is not served from a queue."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -17,20 +21,24 @@ from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.processes import stop_child
+from services.support.domain.following import AFTER_DECISION
+from tests.integration.readmodel.test_projector import fresh_database, start_projector, wait_for
 from tests.integration.support.test_support_app import (
     JOBS,
     free_port,
+    metric,
     small_catalogue,
     start_worker,
 )
 from tests.records import cadre, registry, risk
 
 pytestmark = pytest.mark.integration
+__all__ = ["fresh_database"]  # the read model's private database, a fixture of this module
 NOW = dt.datetime(2020, 5, 16, 12, 0, tzinfo=dt.UTC)
 
 
 async def test_an_eliminated_households_job_goes_to_the_next_in_the_queue_with_the_reason(
-    local_kafka_factory, tmp_path: Path
+    local_kafka_factory, fresh_database: str, tmp_path: Path
 ):
     bootstrap = local_kafka_factory().start()  # a fresh app id reads every topic from the start
     await ensure_topics(bootstrap, TopicLayout())
@@ -41,7 +49,10 @@ async def test_an_eliminated_households_job_goes_to_the_next_in_the_queue_with_t
     pool_topic = f"{app_id}-pool-commands"
     jobs_pool = f"township:{township}:public-welfare-jobs"
     pairing_pool = f"township:{township}:pairing"
-    worker = start_worker(bootstrap, app_id, small_catalogue(tmp_path), tmp_path, free_port())
+    database = await asyncpg.connect(fresh_database)
+    port = free_port()
+    worker = start_worker(bootstrap, app_id, small_catalogue(tmp_path), tmp_path, port)
+    projector = start_projector(bootstrap, fresh_database, f"projector-{prefix}")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     consumer = AIOKafkaConsumer("support.measures", bootstrap_servers=bootstrap,
                                 auto_offset_reset="earliest", group_id=None)  # fmt: skip
@@ -72,8 +83,12 @@ async def test_an_eliminated_households_job_goes_to_the_next_in_the_queue_with_t
                     if record["household_id"].startswith(prefix):
                         steps[record["event_id"]] = record
 
+    def cancellations() -> list[dict]:
+        return [s for s in steps.values() if s["step"] == "CANCELLED"]
+
     def jobs(waiting: bool) -> list[dict]:
         return [s for s in steps.values() if s["measure_type"] == "PUBLIC_WELFARE_JOB"
+                and s["step"] == "RECOMMENDED"
                 and (s["waiting_for"] is not None) == waiting]  # fmt: skip
 
     try:
@@ -107,6 +122,57 @@ async def test_an_eliminated_households_job_goes_to_the_next_in_the_queue_with_t
         assert jobs_pool in release["reason"]
         assert len([s for s in jobs(False) if s["household_id"] != eliminated]) == JOBS
 
+        # Each release is recorded on support.measures as a CANCELLED step with its reason.
+        eliminated_at = NOW + dt.timedelta(days=30)
+        await collect_until(lambda: len(cancellations()) == len(releases), 60,
+                            "a CANCELLED step for each release")  # fmt: skip
+        for step in cancellations():
+            assert step["household_id"] == eliminated and step["actor"] == "support"
+            assert step["reasons"] == [releases[step["measure_id"]]["reason"]]
+            assert step["pool"] == releases[step["measure_id"]]["pool"]
+            assert step["occurred_at"] == eliminated_at + AFTER_DECISION
+
+        # The read model shows the eliminated household's job cancelled with the reason, and the
+        # queued household's measure recommended with the slot.
+        async def projected() -> list | None:
+            rows = await database.fetch(
+                "SELECT measure_id, status, waiting_for, reasons FROM measures "
+                "WHERE measure_id = ANY($1::text[])",
+                [holder["measure_id"], queued["measure_id"]],
+            )
+            status = {r["measure_id"]: r["status"] for r in rows}
+            wanted = {holder["measure_id"]: "cancelled", queued["measure_id"]: "recommended"}
+            return rows if status == wanted else None
+
+        await wait_for(projected, 120, "the read model to show the release", projector)
+        row = await database.fetchrow(
+            "SELECT status, reasons, status_changed_at FROM measures WHERE measure_id = $1",
+            holder["measure_id"],
+        )
+        assert json.loads(row["reasons"]) == [release["reason"]]
+        assert row["status_changed_at"] == eliminated_at + AFTER_DECISION
+        taken = await database.fetchrow(
+            "SELECT household_id, waiting_for, pool FROM measures WHERE measure_id = $1",
+            queued["measure_id"],
+        )
+        assert (taken["household_id"], taken["waiting_for"]) == (queued["household_id"], None)
+        step_topics = await database.fetch(
+            "SELECT step, source_topic FROM measure_steps WHERE measure_id = $1 ORDER BY step",
+            holder["measure_id"],
+        )
+        assert ("CANCELLED", "support.measures") in {tuple(r) for r in step_topics}
+        # Nothing the eliminated household had is open in the read model.
+        still_open = await database.fetch(
+            "SELECT measure_id, status FROM measures WHERE household_id = $1 AND pool IS NOT NULL "
+            "AND status NOT IN ('cancelled', 'completed')",
+            eliminated,
+        )
+        assert still_open == []
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+        assert metric(text, "shouwang_support_cancellations_total", "") == len(releases)
+
         # Its pairing waited for a cadre (there was none); it was released too. A cadre now
         # pairs every other household and never the eliminated one.
         eliminated_measures = {s["measure_id"] for s in steps.values()
@@ -118,13 +184,15 @@ async def test_an_eliminated_households_job_goes_to_the_next_in_the_queue_with_t
         await send("cadre.registry", f"{prefix}-c", the_cadre)
 
         def paired() -> list[dict]:
-            return [s for s in steps.values()
-                    if s["measure_type"] == "PAIRING" and s["waiting_for"] is None]  # fmt: skip
+            return [s for s in steps.values() if s["measure_type"] == "PAIRING"
+                    and s["step"] == "RECOMMENDED" and s["waiting_for"] is None]  # fmt: skip
 
         await collect_until(lambda: len(paired()) == len(households) - 1, 120,
                             "the cadre to pair every household still served")  # fmt: skip
         assert eliminated not in {s["household_id"] for s in paired()}
     finally:
+        await database.close()
         await consumer.stop()
         await producer.stop()
         stop_child(worker, 30)
+        stop_child(projector, 30)
