@@ -40,6 +40,7 @@ class Simulation:
     left: set[str] = field(default_factory=set)  # households whose leaving was processed
     served_after_leaving: list[str] = field(default_factory=list)
     releases: list[ToPool] = field(default_factory=list)
+    cancelled: list[tuple[str, str]] = field(default_factory=list)  # (household, measure) steps
     effects: int = 0
 
     def household(self, household_id: str, fact: object) -> None:
@@ -50,6 +51,7 @@ class Simulation:
         if getattr(fact, "workflow", None) in LEAVING:
             self.left.add(household_id)
         self.effects += len(outcome.effects)
+        self.cancelled += [(c.household_id, c.measure_id) for c in outcome.cancellations]
         for effect in outcome.effects:
             if isinstance(effect, ToPool):
                 self.pool(effect)
@@ -189,8 +191,20 @@ def test_releasing_is_idempotent(scenario):
         capacity = pool_capacity(catalogue, release.pool)
         again, decisions = pool_step(pools[release.pool], release.command, capacity)
         assert again == pools[release.pool] and decisions == []
-    effects = simulation.effects
+    effects, cancelled = simulation.effects, list(simulation.cancelled)
     for household_id, fact in order:  # every late record redelivered
         simulation.household(household_id, fact)
     assert simulation.effects == effects  # nothing more sent
+    assert simulation.cancelled == cancelled  # nor recorded
     assert simulation.pools == pools and simulation.profiles == households
+
+
+@PROPERTY
+@given(late_events())
+def test_support_records_a_cancelled_step_for_each_release_of_its_own_and_only_those(scenario):
+    simulation = run(*scenario)
+    measures = [measure for _, measure in simulation.cancelled]
+    assert len(measures) == len(set(measures))  # once each
+    own = {r.command.measure_id for r in simulation.releases if r.command.reason}
+    assert set(measures) == own  # a step the household recorded is not recorded again
+    assert {household for household, _ in simulation.cancelled} <= simulation.left
