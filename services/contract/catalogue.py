@@ -27,6 +27,9 @@ POOL_KINDS = ("slots", "cadres")
 # Deliberately a subset of MeasureStep: the steps that end a measure and free its pool slot.
 RELEASE_STEPS = ("COMPLETED", "CANCELLED")
 WORKFLOWS = symbols("WorkflowStatus")
+# Defaults of the optional [catalogue] keys; see services/support/README.md ("Catalogue format").
+DEFAULT_COOLING_DAYS = 90
+DEFAULT_HOLD_WORKFLOWS = ("ELIMINATION_PROPOSED",)
 LIVELIHOODS = symbols("Livelihood")
 SAFETY = symbols("HousingBaseline")  # WaterBaseline has the same symbols
 CATEGORIES = symbols("Category")
@@ -155,6 +158,16 @@ class Catalogue:
     # Reason codes deliberately answered by no reason-triggered measure (the monitored-trigger
     # measures, or people, answer them); a code in neither is a gap the tests catch.
     unanswered_reasons: frozenset[str] = frozenset()
+    # Workflow states in which a household keeps the slots and queue places it holds but is not
+    # matched anew; outside these and `serve_workflows` everything it holds is released.
+    hold_workflows: frozenset[str] = frozenset(DEFAULT_HOLD_WORKFLOWS)
+    # Days a measure the household cancelled keeps it from being recommended the same slot pool
+    # again, unless its assessment brings a reason it did not have when it cancelled.
+    cooling_days: int = DEFAULT_COOLING_DAYS
+
+    def holds_support(self, workflow: str) -> bool:
+        """Whether a household in `workflow` may keep what it holds."""
+        return workflow in self.serve_workflows or workflow in self.hold_workflows
 
     def measure(self, measure_id: str) -> Measure:
         for measure in self.measures:
@@ -203,6 +216,9 @@ def parse_catalogue(raw: Mapping[str, Any], source: str = "<data>") -> Catalogue
     workflows = _strings(header, "serve_workflows", "catalogue", problems, WORKFLOWS) or ()
     if not workflows:
         problems.append(("catalogue.serve_workflows", "name at least one workflow state"))
+    hold = _strings(header, "hold_workflows", "catalogue", problems, WORKFLOWS, required=False)
+    hold = DEFAULT_HOLD_WORKFLOWS if hold is None else hold
+    cooling = _integer(header, "cooling_days", "catalogue", problems, required=False, minimum=0)
     policy = _table(
         _table(raw, "policy", "policy", problems, required=False),
         "microcredit",
@@ -287,6 +303,8 @@ def parse_catalogue(raw: Mapping[str, Any], source: str = "<data>") -> Catalogue
         reasons=reasons,
         microcredit_policy=microcredit,
         unanswered_reasons=frozenset(unanswered),
+        hold_workflows=frozenset(hold),
+        cooling_days=DEFAULT_COOLING_DAYS if cooling is None else cooling,
     )
 
 

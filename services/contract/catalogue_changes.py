@@ -18,7 +18,15 @@ from typing import Any
 
 from services.contract.catalogue import Catalogue, CatalogueError, Pool, parse_catalogue
 
-SECTIONS = ("description", "serve_workflows", "reasons", "unanswered_reasons", "policy.microcredit")
+SECTIONS = (
+    "description",
+    "serve_workflows",
+    "hold_workflows",
+    "cooling_days",
+    "reasons",
+    "unanswered_reasons",
+    "policy.microcredit",
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ def digest(catalogue: Catalogue, content: bytes) -> CatalogueDigest:
     sections = {
         "description": catalogue.description,
         "serve_workflows": sorted(catalogue.serve_workflows),
+        "hold_workflows": sorted(catalogue.hold_workflows),
+        "cooling_days": catalogue.cooling_days,
         "reasons": {code: list(ids) for code, ids in sorted(catalogue.reasons.items())},
         "unanswered_reasons": sorted(catalogue.unanswered_reasons),
         "policy.microcredit": dict(sorted(catalogue.microcredit_policy.items())),

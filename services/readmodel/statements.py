@@ -150,7 +150,9 @@ $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15,
             cadre_id = coalesce(EXCLUDED.cadre_id, m.cadre_id),
             quantities = CASE WHEN EXCLUDED.quantities <> '{{}}'::jsonb
                 THEN EXCLUDED.quantities ELSE m.quantities END,
-            reasons = CASE WHEN EXCLUDED.reasons <> '[]'::jsonb
+            reasons = CASE WHEN EXCLUDED.reasons <> '[]'::jsonb AND (m.reasons = '[]'::jsonb
+                OR ((m.status_rank, m.status_changed_at)
+                < (EXCLUDED.status_rank, EXCLUDED.status_changed_at) AND m.status_rank < {_ENDED}))
                 THEN EXCLUDED.reasons ELSE m.reasons END,
             catalogue_id = coalesce(m.catalogue_id, EXCLUDED.catalogue_id),
             amount_yuan = coalesce(EXCLUDED.amount_yuan, m.amount_yuan),

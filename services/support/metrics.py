@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class SupportMetrics:
-    """Recommendations, pool use and capacity, waiting households, dead letters."""
+    """Recommendations, pool use and capacity, waiting households, releases and support's own
+    cancellations, dead letters."""
 
     def __init__(self, registry: CollectorRegistry):
         self.recommendations = Counter(
@@ -27,6 +28,11 @@ class SupportMetrics:
         self.releases = Counter(
             "shouwang_support_releases_total", "Capacity released (completed or cancelled)",
             ["step"], registry=registry)  # fmt: skip
+        self.cancellations = Counter(
+            "shouwang_support_cancellations_total",
+            "Measures support cancelled because their household left the served workflow states "
+            "(CANCELLED steps on support.measures), by measure type",
+            ["measure_type"], registry=registry)  # fmt: skip
         self.dead_letters = Counter(
             "shouwang_support_dead_letters_total", "Records dead-lettered, by kind", ["kind"],
             registry=registry)  # fmt: skip

@@ -12,6 +12,7 @@ from services.contract.catalogue import Catalogue
 from services.contract.inputs import SUPPORT_INPUTS
 from services.contract.rejection import INVALID, NOT_APPLICABLE, Rejected
 from services.support.adapters import avro_translation as avro
+from services.support.domain.following import AFTER_DECISION, Cancellation, to_release
 from services.support.domain.matcher import (
     Cadre,
     Need,
@@ -31,6 +32,7 @@ from services.support.domain.pool_commands import (
     UpdateCadre,
 )
 from services.support.domain.profile import (
+    MeasureReleased,
     MeasureRequested,
     MeasureStepRecorded,
     Profile,
@@ -62,6 +64,7 @@ class HouseholdOutcome:
     """A household record applied: the profile to store and what to send, in order.
 
     `effects` holds pool commands and needs without a capacity limit (recommended at once).
+    `cancellations` are the steps recording the releases among them, sent after them.
     `problem` is set when a release names a measure or pool the catalogue does not know: the
     record is dead-lettered for it, and the rest of the outcome still applies.
     """
@@ -69,6 +72,7 @@ class HouseholdOutcome:
     profile: Profile
     effects: tuple[ToPool | Need, ...]
     problem: str | None = None
+    cancellations: tuple[Cancellation, ...] = ()
 
 
 def household_fact(event_type: str, record: dict[str, Any]) -> object:
@@ -97,30 +101,70 @@ def cadre_fact(record: dict[str, Any]) -> Cadre:
 def household_step(
     stored: Profile | None, household_id: str, fact: object, catalogue: Catalogue
 ) -> HouseholdOutcome:
-    """Fold `fact` into the household's profile, release what a closed measure held, plan."""
-    profile = apply(stored or Profile(household_id), fact)
+    """Fold `fact` into the household's profile, release what a closed measure held, release
+    everything when the household left the states that may hold support, then plan."""
+    before = stored or Profile(household_id)
+    profile = apply(before, fact)
     effects: list[ToPool | Need] = []
+    cancellations: list[Cancellation] = []
     problem = None
-    if (
-        isinstance(fact, MeasureStepRecorded)
-        and fact.step in ("COMPLETED", "CANCELLED")
-        and fact.pool
-    ):
-        try:
-            measure = catalogue.measure(fact.catalogue_id)
-            catalogue.pool_of_instance(fact.pool)
-        except KeyError:
-            problem = (
-                f"measure {fact.catalogue_id!r} or pool {fact.pool!r} "
-                f"is not in catalogue {catalogue.id}"
-            )
-        else:
-            if fact.step in measure.releases_on:
-                effects.append(ToPool(fact.pool, ReleaseMeasure(fact.measure_id, fact.step)))
+    if isinstance(fact, MeasureStepRecorded) and fact.step in ("COMPLETED", "CANCELLED"):
+        release, problem = _step_release(before, fact, catalogue)
+        effects.extend(release)
+    for measure, pool, reason, at in to_release(profile, catalogue):
+        profile = apply(profile, MeasureReleased(measure.measure_id, reason, at))
+        effects.append(ToPool(pool, ReleaseMeasure(measure.measure_id, "CANCELLED", reason)))
+        kind = _measure_type(catalogue, measure.catalogue_id)
+        cancellations.append(Cancellation(household_id, measure.measure_id, measure.catalogue_id,
+                                          kind, pool, reason, at + AFTER_DECISION))  # fmt: skip
     for need in plan(profile, catalogue):
         profile = apply(profile, MeasureRequested(need.measure_id, need.catalogue_id, need.pool))
         effects.append(need if need.pool is None else ToPool(need.pool, AllocateNeed(need)))
-    return HouseholdOutcome(profile, tuple(effects), problem)
+    return HouseholdOutcome(profile, tuple(effects), problem, tuple(cancellations))
+
+
+def _measure_type(catalogue: Catalogue, catalogue_id: str) -> str:
+    # A measure booked under an earlier catalogue may be gone from this one: the contract's
+    # default type then (the read model keeps the type its recommendation gave the row).
+    try:
+        return catalogue.measure(catalogue_id).type
+    except KeyError:
+        return "OTHER"
+
+
+def _step_release(
+    before: Profile, fact: MeasureStepRecorded, catalogue: Catalogue
+) -> tuple[list[ToPool], str | None]:
+    """The release a closing step asks for, and the problem that keeps it from being sent.
+
+    The pool is the one support booked the measure id in (its profile remembers it), else the
+    one the step names: a step without a pool still frees the booking. A step for a pooled
+    catalogue entry whose booking neither names is reported, never silently dropped.
+    """
+    known = before.measures.get(fact.measure_id)
+    if known is not None and not known.open:
+        return [], None  # already closed (or released): its place was freed then
+    pool = known.pool if known is not None and known.pool else fact.pool
+    try:
+        measure = catalogue.measure(fact.catalogue_id)
+        if pool is not None:
+            catalogue.pool_of_instance(pool)
+    except KeyError:
+        if pool is None:
+            return [], None  # not a catalogue measure and no pool: nothing was booked for it
+        return [], (
+            f"measure {fact.catalogue_id!r} or pool {pool!r} is not in catalogue {catalogue.id}"
+        )
+    if pool is None:
+        if measure.pool is None:
+            return [], None  # no capacity limit: nothing to free
+        return [], (
+            f"{fact.step} step {fact.event_id} for measure {fact.measure_id} ({measure.id}) names "
+            f"no pool and support booked none for that measure id: nothing released"
+        )
+    if fact.step not in measure.releases_on:
+        return [], None
+    return [ToPool(pool, ReleaseMeasure(fact.measure_id, fact.step))], None
 
 
 def pairing_pool(catalogue: Catalogue) -> str:

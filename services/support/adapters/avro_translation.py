@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from services.support.domain.following import Cancellation
 from services.support.domain.matcher import Cadre, Need, Recommendation, Waiting
 from services.support.domain.profile import (
     MeasureStepRecorded,
@@ -89,6 +90,32 @@ def cadre_from(record: dict[str, Any]) -> Cadre:
 def step_id(measure_id: str, variant: str) -> uuid.UUID:
     """Deterministic id of a step the service emits: a retry emits the same event id."""
     return uuid.uuid5(STEP_NAMESPACE, f"{measure_id}|{variant}")
+
+
+def cancelled_record(cancellation: Cancellation, now: datetime) -> dict:
+    """A CANCELLED MeasureStepRecorded for a measure support released because its household
+    left the served states. Everything but `recorded_at` follows from the release, so a retried
+    or replayed release records the same event (id `uuid5(measure id, cancelled)`)."""
+    return {
+        "event_id": step_id(cancellation.measure_id, "cancelled"),
+        "household_id": cancellation.household_id,
+        "occurred_at": cancellation.at,
+        "recorded_at": now,
+        "source": "SERVICE",
+        "actor": ACTOR,
+        "measure_id": cancellation.measure_id,
+        "step": "CANCELLED",
+        "measure_type": cancellation.measure_type,
+        "catalogue_id": cancellation.catalogue_id,
+        "pool": cancellation.pool,
+        "cadre_id": None,
+        "quantities": [],
+        "amount_yuan": None,
+        "term_months": None,
+        "reasons": [cancellation.reason],
+        "waiting_for": None,
+        "note": "",
+    }
 
 
 def recommended_record(decision: Recommendation | Waiting | Need, now: datetime) -> dict:

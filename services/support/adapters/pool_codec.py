@@ -21,8 +21,10 @@ def dump_command(command: PoolCommand) -> bytes:
     match command:
         case AllocateNeed(need):
             data = {"need": need_to_json(need)}
-        case ReleaseMeasure(measure_id, step):
+        case ReleaseMeasure(measure_id, step, reason):
             data = {"release": measure_id, "step": step}
+            if reason:  # absent otherwise: the records of before reasons read the same
+                data["reason"] = reason
         case UpdateCadre(cadre):
             data = {"cadre": list(vars(cadre).values())}
         case _:
@@ -42,7 +44,7 @@ def load_command(raw: bytes) -> PoolCommand:
         if "need" in data:
             return AllocateNeed(need_from_json(data["need"]))
         if "release" in data:
-            return ReleaseMeasure(data["release"], data["step"])
+            return ReleaseMeasure(data["release"], data["step"], str(data.get("reason", "")))
         return UpdateCadre(Cadre(*data["cadre"]))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CommandFormatError(f"not a pool command: {type(exc).__name__}: {exc}") from exc

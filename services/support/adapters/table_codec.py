@@ -36,7 +36,8 @@ def dump_profile(profile: Profile) -> bytes:
                                            "policy_version")},
             "as_of": a.as_of.isoformat(), "reason_codes": list(a.reason_codes)},
         "measures": [[m.measure_id, m.catalogue_id, m.pool, m.step,
-                      m.at.isoformat() if m.at else None] for m in profile.measures.values()],
+                      m.at.isoformat() if m.at else None, m.released, list(m.basis)]
+                     for m in profile.measures.values()],
     }, ensure_ascii=False).encode()  # fmt: skip
 
 
@@ -49,7 +50,10 @@ def load_profile(raw: bytes) -> Profile:
     assessment = None if a is None else RiskAssessed(
         household_id=data["household_id"], as_of=_dt(a.pop("as_of")),
         reason_codes=tuple(a.pop("reason_codes")), **a)  # fmt: skip
-    measures = {m[0]: MeasureState(m[0], m[1], m[2], m[3], _dt(m[4])) for m in data["measures"]}
+    # Rows written before releases and cooling have five entries: not released, no basis.
+    measures = {m[0]: MeasureState(m[0], m[1], m[2], m[3], _dt(m[4]),
+                                   m[5] if len(m) > 5 else "", tuple(m[6]) if len(m) > 6 else ())
+                for m in data["measures"]}  # fmt: skip
     return Profile(data["household_id"], registry, assessment, MappingProxyType(measures))
 
 

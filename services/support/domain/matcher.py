@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from services.contract.catalogue import Catalogue, Eligibility, Measure, Quantity
+from services.support.domain.following import cooling
 from services.support.domain.profile import Profile
 
 # Fixed namespace: measure ids are uuid5 of (household, catalogue entry, triggering assessment),
@@ -185,7 +186,9 @@ def plan(profile: Profile, catalogue: Catalogue) -> tuple[Need, ...]:
 
     Nothing while the household is not in a served workflow state or its registry is unknown.
     Within a catalogue group only the eligible entry with the lowest priority number is chosen;
-    a group with an open measure is left alone.
+    a group with an open measure is left alone. An entry whose slot pool the household cancelled
+    recently is skipped while its cooling period lasts (`following.cooling`), so the group's
+    next eligible entry may be chosen instead.
     """
     registry, assessment = profile.registry, profile.assessment
     if registry is None or assessment is None:
@@ -206,7 +209,7 @@ def plan(profile: Profile, catalogue: Catalogue) -> tuple[Need, ...]:
         codes = triggers.get(measure.id, [])
         if measure.trigger == "reason" and not codes:
             continue
-        if ineligibility(measure.eligible, profile):
+        if ineligibility(measure.eligible, profile) or _cooling(profile, measure, catalogue):
             continue
         measure_id = measure_id_for(profile.household_id, measure.id, assessment.event_id)
         if measure_id in profile.measures:
@@ -214,6 +217,15 @@ def plan(profile: Profile, catalogue: Catalogue) -> tuple[Need, ...]:
         chosen_groups.add(measure.group)
         needs.append(_need(profile, measure, measure_id, codes, catalogue))
     return tuple(needs)
+
+
+def _cooling(profile: Profile, measure: Measure, catalogue: Catalogue) -> bool:
+    # Only slot pools cool: a household's pairing cadre is not an offer it can turn down for a
+    # season (reassigning one is a cancellation and a new request).
+    pool = catalogue.pools[measure.pool] if measure.pool else None
+    if pool is None or pool.kind != "slots" or profile.registry is None:
+        return False
+    return cooling(profile, pool.instance(profile.registry.township), catalogue) is not None
 
 
 def _need(

@@ -16,10 +16,13 @@ class AllocateNeed:
 
 @dataclass(frozen=True)
 class ReleaseMeasure:
-    """Free the slot `measure_id` holds: its measure reached `step` (COMPLETED or CANCELLED)."""
+    """Free the slot or queue place `measure_id` holds: its measure reached `step` (COMPLETED or
+    CANCELLED). `reason` says why when support itself cancelled it (the household left the
+    served workflow states); "" for a step someone recorded."""
 
     measure_id: str
     step: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -81,12 +81,27 @@ class MeasureRequested:
 
 
 @dataclass(frozen=True)
+class MeasureReleased:
+    """Recorded by the support app itself when the household's workflow left the states in
+    which it may hold support: the measure is cancelled and its slot or queue place freed."""
+
+    measure_id: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class MeasureState:
     measure_id: str
     catalogue_id: str
-    pool: str | None
+    pool: str | None  # the pool instance support booked it in (a later step may omit it)
     step: str
     at: datetime | None
+    # Why support released it (the household left the served states); "" otherwise.
+    released: str = ""
+    # Reason codes of the assessment in force when it closed: a later assessment with a code
+    # not among them is a changed situation (ends a cancellation's cooling period).
+    basis: tuple[str, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -142,12 +157,31 @@ def _(event: MeasureStepRecorded, profile: Profile) -> Profile:
     current = profile.measures.get(event.measure_id)
     if current is not None and not _later(event.step, event.occurred_at, current):
         return profile
-    state = MeasureState(
-        event.measure_id, event.catalogue_id, event.pool, event.step, event.occurred_at
-    )
+    # The pool support booked wins over the step's: a closing step may name none, or another.
+    pool = current.pool if current is not None and current.pool else event.pool
+    state = MeasureState(event.measure_id, event.catalogue_id, pool, event.step,
+                         event.occurred_at, basis=_basis(profile, event.step))  # fmt: skip
     return replace(
         profile, measures=MappingProxyType({**profile.measures, event.measure_id: state})
     )
+
+
+@_apply.register
+def _(event: MeasureReleased, profile: Profile) -> Profile:
+    current = profile.measures.get(event.measure_id)
+    if current is None or not current.open:
+        return profile  # closed is final: releasing twice, or after a cancel, changes nothing
+    state = replace(current, step="CANCELLED", at=event.at, released=event.reason,
+                    basis=_basis(profile, "CANCELLED"))  # fmt: skip
+    return replace(
+        profile, measures=MappingProxyType({**profile.measures, event.measure_id: state})
+    )
+
+
+def _basis(profile: Profile, step: str) -> tuple[str, ...]:
+    if step not in CLOSED_STEPS or profile.assessment is None:
+        return ()
+    return tuple(sorted(set(profile.assessment.reason_codes)))
 
 
 @_apply.register

@@ -2,7 +2,9 @@
 
 Stage 1 (`households`, keyed by household): `service.household_step` folds registry rows, risk
 assessments and measure steps into the household's profile and plans its needs; each need goes
-to its pool's partition as a typed command, and completions and cancellations as releases.
+to its pool's partition as a typed command, and completions and cancellations as releases. When
+the household left the served states, each release is also recorded as a CANCELLED step on
+support.measures (after the pool command), so readers see the measure closed and why.
 Stage 2 (`pool_owner`, keyed by pool instance): `service.pool_step` allocates, releases or
 updates a cadre, and the agent emits RECOMMENDED steps. The agents only adapt (tables, outbox,
 metrics); the platform's worker skeleton (`services.platform.kafka.worker`) owns the error
@@ -52,6 +54,7 @@ from services.platform.kafka.worker import (
 from services.support.adapters import avro_translation as avro
 from services.support.adapters.pool_codec import CommandFormatError, dump_command, load_command
 from services.support.adapters.table_codec import dump_pool, dump_profile, load_pool, load_profile
+from services.support.domain.following import Cancellation
 from services.support.domain.matcher import PoolState, Waiting
 from services.support.domain.pool_commands import AllocateNeed, ReleaseMeasure
 from services.support.metrics import SupportMetrics
@@ -150,6 +153,12 @@ def build_app(
             measure_type = getattr(decision, "need", decision).measure_type
             metrics.recommendations.labels(measure_type).inc()
 
+    async def record_cancellation(c: Cancellation) -> None:
+        record = avro.cancelled_record(c, clock())
+        await out.send(SUPPORT_MEASURES.name, c.household_id.encode(),
+                       codec.encode(avro.MEASURE_STEP, record))  # fmt: skip
+        metrics.cancellations.labels(c.measure_type).inc()
+
     async def household_record(event: Any) -> None:
         decoded = decode(codec, event.value, EXPECTED.get(event.message.topic))
         record = decoded.record
@@ -163,6 +172,8 @@ def build_app(
             await worker.dead_letter(event, NOT_APPLICABLE, outcome.problem)
         for effect in outcome.effects:
             await (to_pool(effect) if isinstance(effect, ToPool) else emit(effect))
+        for cancellation in outcome.cancellations:  # once the pools have been told
+            await record_cancellation(cancellation)
         profiles[key] = dump_profile(outcome.profile)
 
     async def cadre_record(event: Any) -> None:

@@ -2,8 +2,9 @@
 a steady simulated load, restart them, and check nothing was lost or doubled (load.py's checks,
 then `shouwang replay --verify`).
 
-The support worker is killed too; afterwards its recommendations are checked: every copy of a
-step id identical, and no pool instance holding more households than its capacity.
+The support worker is killed too; afterwards its steps are checked: every copy of a step id
+identical (recommendations, and the cancellations of measures whose household left the served
+states), and no pool instance holding more households than its capacity.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import asyncio
 import random
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 
-from services.contract.catalogue import load_catalogue
+from services.contract.catalogue import Catalogue, load_catalogue
 from services.contract.errors import ContractError
 from services.contract.inputs import SUPPORT_INPUTS
-from services.contract.topics import CADRES, RISK, SUPPORT_MEASURES
+from services.contract.topics import CADRES, MEASURES, RISK, SUPPORT_MEASURES
 from services.platform.kafka.admin import ensure_topics
 from services.support.adapters.avro_translation import ACTOR as SUPPORT_ACTOR
 from services.support.entrypoints.app import pool_commands_topic
@@ -112,18 +114,48 @@ async def settle(stack: PrivateStack, workers: list, seconds: float) -> None:
 
 
 async def check_support(result: Result, stack: PrivateStack) -> None:
-    """Recommendations after the support worker's kill -9: one record per step id (copies
-    identical but for recorded_at), and no pool instance over its capacity."""
-    catalogue = load_catalogue()
-    by_id: dict[str, list[dict]] = defaultdict(list)
-    for record in await read_topics(stack.bootstrap, [SUPPORT_MEASURES.name]):
+    """Support's steps after the support worker's kill -9: one record per step id (copies
+    identical but for recorded_at), and no pool instance over its capacity (`support_verdict`).
+    """
+    steps = []
+    for record in await read_topics(stack.bootstrap, [SUPPORT_MEASURES.name, MEASURES.name]):
         try:
-            step = CODEC.decode(record.value, expected=SUPPORT_MEASURES.event_type).record
+            steps.append(
+                (record.topic, CODEC.decode(record.value, expected=MEASURES.event_type).record)
+            )
         except ContractError:
             continue  # the poison scenario's garbage: dead-lettered, checked there
-        if step["actor"] == SUPPORT_ACTOR:
+    by_id, differing, over, held = support_verdict(steps, load_catalogue())
+    result.counts["support_steps"] = len(by_id)
+    result.counts["support_resent_copies"] = sum(len(items) - 1 for items in by_id.values())
+    result.counts["support_slots_held"] = held
+    result.counts["support_cancellations"] = sum(
+        1 for items in by_id.values() if items[0]["step"] == "CANCELLED"
+    )
+    result.check(bool(by_id), "the support worker recommended nothing")
+    result.check(not differing, f"support step ids carry different records: {differing[:3]}")
+    result.check(not over, f"pool instances over capacity (held, capacity): {over}")
+
+
+def support_verdict(
+    steps: Iterable[tuple[str, dict]], catalogue: Catalogue
+) -> tuple[dict[str, list[dict]], list[str], dict[str, tuple[int, int]], int]:
+    """From (topic, MeasureStepRecorded) pairs of support.measures and household.measures:
+    support's steps by event id, the ids whose copies differ (but for recorded_at), the pool
+    instances holding more slots than their capacity (held, capacity), and the slots held.
+
+    A slot stays held until its measure is closed: by a COMPLETED or CANCELLED step someone
+    recorded (household.measures) or by support's own CANCELLED step when the household left
+    the served states. A closed slot went to the next in the queue, so the allocations of a
+    pool over the whole run may exceed its capacity; those still held may not.
+    """
+    by_id: dict[str, list[dict]] = defaultdict(list)
+    closed: set[str] = set()
+    for topic, step in steps:
+        if step["step"] in ("COMPLETED", "CANCELLED"):
+            closed.add(step["measure_id"])
+        if topic == SUPPORT_MEASURES.name and step["actor"] == SUPPORT_ACTOR:
             by_id[str(step["event_id"])].append(step)
-    copies = sum(len(items) - 1 for items in by_id.values())
     differing = [
         i
         for i, items in by_id.items()
@@ -133,16 +165,11 @@ async def check_support(result: Result, stack: PrivateStack) -> None:
     for items in by_id.values():
         step = items[0]
         if step["step"] == "RECOMMENDED" and step["pool"] and not step["waiting_for"]:
-            if step["cadre_id"] is None:  # a slot (cadre pools are bounded by their cadres)
-                holders[step["pool"]].add(step["measure_id"])
+            if step["cadre_id"] is None and step["measure_id"] not in closed:
+                holders[step["pool"]].add(step["measure_id"])  # a slot (cadres bound theirs)
     over = {
         pool: (len(measures), capacity)
         for pool, measures in holders.items()
         if (capacity := catalogue.capacity(pool)) is not None and len(measures) > capacity
     }
-    result.counts["support_steps"] = len(by_id)
-    result.counts["support_resent_copies"] = copies
-    result.counts["support_slots_held"] = sum(len(m) for m in holders.values())
-    result.check(bool(by_id), "the support worker recommended nothing")
-    result.check(not differing, f"support step ids carry different records: {differing[:3]}")
-    result.check(not over, f"pool instances over capacity (held, capacity): {over}")
+    return dict(by_id), differing, over, sum(len(m) for m in holders.values())

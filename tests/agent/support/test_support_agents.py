@@ -203,3 +203,48 @@ async def test_records_that_are_not_pool_commands_are_dead_lettered_and_the_pool
     ]
     (step,) = harness.steps()  # the good records after them still applied
     assert step["cadre_id"] == "c-1" and step["measure_id"] == need.measure_id
+
+
+async def test_an_eliminated_households_releases_are_recorded_once_as_cancelled_steps(
+    harness: Harness,
+):
+    from aiokafka.errors import KafkaConnectionError
+
+    eliminated = CODEC.encode(*assessed(HOUSEHOLD, at("2020-06-15"), workflow="ELIMINATED",
+                                        label="eliminated"))  # fmt: skip
+    async with harness.agents["households"].test_context() as context:
+        await context.put(
+            CODEC.encode(*registry(HOUSEHOLD, at("2020-01-10"))), key=HOUSEHOLD.encode()
+        )
+        await context.put(risk(), key=HOUSEHOLD.encode())
+        booked = {c.need.measure_id: c.need for _, c in harness.pool_commands()}
+        # The first CANCELLED send meets a broker blink: the record is retried from the row as
+        # it was, and the retry records the same steps.
+        harness.outbox.fail_next(SUPPORT_MEASURES.name, KafkaConnectionError("blink"))
+        await context.put(eliminated, key=HOUSEHOLD.encode())
+        await until(lambda: len(cancelled(harness)) >= len(booked))
+        await context.put(eliminated, key=HOUSEHOLD.encode())  # redelivered: nothing more
+    steps = cancelled(harness)
+    assert sorted(s["measure_id"] for s in steps) == sorted(booked)  # each once
+    released = {c.measure_id: c.reason for _, c in harness.pool_commands()
+                if isinstance(c, ReleaseMeasure)}  # fmt: skip
+    for step in steps:
+        need = booked[step["measure_id"]]
+        assert (step["pool"], step["catalogue_id"], step["measure_type"]) == (
+            need.pool, need.catalogue_id, need.measure_type)  # fmt: skip
+        assert step["reasons"] == [released[step["measure_id"]]]
+        assert "household ELIMINATED as of 2020-06-15" in step["reasons"][0]
+        assert step["actor"] == "support" and step["recorded_at"] == NOW
+    assert harness.dead() == [] and harness.fatal == []
+    counted = sum(
+        harness.registry.get_sample_value(
+            "shouwang_support_cancellations_total", {"measure_type": t}
+        )
+        or 0
+        for t in {n.measure_type for n in booked.values()}
+    )
+    assert counted == len(booked)
+
+
+def cancelled(harness: Harness) -> list[dict]:
+    return [s for s in harness.steps() if s["step"] == "CANCELLED"]

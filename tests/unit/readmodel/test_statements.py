@@ -48,7 +48,7 @@ def test_a_measure_at_the_terminal_rank_keeps_its_status():
     ranks = vocabulary.measure_step_ranks()
     assert {step: rank - 2 for step, rank in MEASURE_STATUS_RANK.items()} == ranks
     measure = STATEMENTS["measure"]
-    assert measure.count("m.status_rank < 5") == 4
+    assert measure.count("m.status_rank < 5") == 5  # status, waiting_for, its time, rank, reasons
     assert not re.search(r"status_rank\s*[<>=]+\s*[0-46-9]", measure)
 
 
