@@ -51,6 +51,10 @@ Changelog records, when the app's recovery is `faust_recovery.BatchRecovery`, sk
 per-record path: the records one fetch returned for a changelog partition are decoded by the
 table's changelog channel and handed to the recovery as one batch (see `faust_recovery` for
 why: that path cost ~500 µs per record, B7). Everything else is faust's own code.
+
+Long because it is one consumer: the fetch loop, the commit rule and the lost-record check
+read and write the same bookkeeping (read, acked and committed offsets) and must be read
+together.
 """
 
 from __future__ import annotations
