@@ -33,6 +33,7 @@ from services.platform.localstack.jars import resolve_classpath
 from services.platform.localstack.ports import free_ports
 from services.platform.personal.keys import CachedKeys, InMemoryKeyStore
 from services.platform.personal.sealer import PersonalSealer
+from services.platform.quotas import QuotaOverride
 from services.tools.simulation import Event
 from services.tools.simulation import records as rec
 from services.tools.simulation.sinks.api import request_json
@@ -74,7 +75,9 @@ def _complete_feed() -> Revocations:
 
 async def _serve(bootstrap: str, codec: Codec) -> tuple[web.AppRunner, str, KafkaSink]:
     store = InMemoryTokenStore()
-    await store.issue(new_token("operator", "op-bench"), hash_secret(SECRET))
+    # The write path is measured, not a token's rate limit (services/visits/admission.py).
+    unlimited = QuotaOverride(rate_per_second=1_000_000 - 1, burst=1_000_000)
+    await store.issue(new_token("operator", "op-bench", quota=unlimited), hash_secret(SECRET))
     sink = KafkaSink(bootstrap)
     deps = Dependencies(
         codec=codec,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.contract.topics import TopicLayout
+from services.platform.quotas import DEFAULT_QUOTAS, Quota
 
 
 class SettingsError(ValueError):
@@ -165,8 +166,23 @@ class VisitsSettings:
         request's records; after it the API answers 503 with Retry-After (default 10).
     SHOUWANG_VISITS_RETRY_AFTER_SECONDS: the Retry-After sent with 503 and 429 answers (default 5).
     SHOUWANG_VISITS_MAX_IN_FLIGHT: write requests allowed to wait for the broker at once; one
-        more is answered 429 with Retry-After at once, before its body is read, so memory
-        stays bounded when Kafka cannot keep up (default 256).
+        more is answered 429 (`overloaded`) with Retry-After once its body is read and checked,
+        so memory stays bounded when Kafka cannot keep up (default 256).
+    SHOUWANG_VISITS_OPERATOR_RESERVE: the share of SHOUWANG_VISITS_MAX_IN_FLIGHT only operator
+        tokens may use, so an operator can still write while cadres and feeds fill the rest
+        (default 0.25; 0 reserves nothing, below 1).
+    SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS: longest time a client may take to send a request's
+        body once its headers are in; after it the API answers 408 and closes the connection,
+        so a client trickling its body holds nothing for long (default 30: a 0.5 MiB batch over
+        a 2G link; slower links send smaller batches).
+    SHOUWANG_VISITS_{CADRE,FEED,OPERATOR}_CONCURRENCY: requests one token of that kind may have
+        open at once (defaults 4, 16, 64); one more is answered 429 (`token_concurrency`).
+    SHOUWANG_VISITS_{CADRE,FEED,OPERATOR}_RATE: requests per second one token of that kind may
+        send on average (defaults 10, 100, 1000), and
+    SHOUWANG_VISITS_{CADRE,FEED,OPERATOR}_BURST: how many it may send at once above that rate
+        (a token bucket of this size; defaults 30, 200, 2000); beyond, 429 (`token_rate`) with
+        Retry-After when the next request is allowed. A token's record may override any of the
+        three (`shouwang tokens issue --max-concurrent --rate --burst`).
     SHOUWANG_TOKEN_CACHE_SECONDS: how long a token read from PostgreSQL is remembered without
         asking again (default 30); every service that checks tokens reads it. A revocation does
         not wait for it: revocations come from operator.actions within a second, and a cached
@@ -188,6 +204,9 @@ class VisitsSettings:
     token_cache_seconds: float = 30.0
     max_in_flight: int = 256
     personal_key_cache_seconds: float = 300.0
+    operator_reserve: float = 0.25
+    body_timeout_seconds: float = 30.0
+    quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VisitsSettings:
@@ -215,7 +234,49 @@ class VisitsSettings:
             personal_key_cache_seconds=_positive_seconds(
                 env, "SHOUWANG_PERSONAL_KEY_CACHE_SECONDS", cls.personal_key_cache_seconds
             ),
+            operator_reserve=_share(env, "SHOUWANG_VISITS_OPERATOR_RESERVE", cls.operator_reserve),
+            body_timeout_seconds=_positive_seconds(
+                env, "SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS", cls.body_timeout_seconds
+            ),
+            quotas={kind: _quota(env, kind, quota) for kind, quota in DEFAULT_QUOTAS.items()},
         )
+
+
+def _quota(env: Mapping[str, str], kind: str, default: Quota) -> Quota:
+    prefix = f"SHOUWANG_VISITS_{kind.upper()}"
+    return Quota(
+        concurrency=_positive(env, f"{prefix}_CONCURRENCY", default.concurrency),
+        rate_per_second=_positive_rate(env, f"{prefix}_RATE", default.rate_per_second),
+        burst=_positive(env, f"{prefix}_BURST", default.burst),
+    )
+
+
+def _positive_rate(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of requests per second") from None
+    if not 0 < value < 1_000_000:  # also refuses nan and inf
+        raise SettingsError(f"{name}={raw!r}: must be more than 0 and less than 1000000")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={raw!r}: expected a share between 0 and 1 (e.g. 0.25)"
+        ) from None
+    if not 0 <= value < 1:
+        raise SettingsError(f"{name}={raw!r}: must be at least 0 and less than 1")
+    return value
 
 
 def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:

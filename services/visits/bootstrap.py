@@ -85,6 +85,9 @@ def limits_of(settings: VisitsSettings) -> Limits:
         future_skew=dt.timedelta(seconds=settings.future_skew_seconds),
         retry_after_seconds=settings.retry_after_seconds,
         max_in_flight=settings.max_in_flight,
+        operator_reserve=settings.operator_reserve,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        quotas=settings.quotas,
     )
 
 

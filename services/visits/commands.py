@@ -36,6 +36,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--event-type", action="append", default=[], help="e.g. HardshipReported; repeatable"
     )
     issue.add_argument("--note", default="")
+    # The token's own request limits over its kind's (SHOUWANG_VISITS_<KIND>_CONCURRENCY, ...).
+    issue.add_argument(
+        "--max-concurrent", type=int, default=None, help="requests open at once (kind's default)"
+    )
+    issue.add_argument(
+        "--rate", type=float, default=None, help="requests per second on average (kind's default)"
+    )
+    issue.add_argument(
+        "--burst", type=int, default=None, help="requests at once above the rate (kind's default)"
+    )
     issue.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
     revoke = actions.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.platform.auth.tokens import KIND_SOURCES
+
 # Produce latency is dominated by the broker round trip and linger: ~1 ms locally, tens of ms
 # across a data centre, seconds when the broker struggles (the request timeout caps it).
 PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REQUEST_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+SHED_REASONS = ("token_concurrency", "token_rate", "overloaded")  # the limits of admission.py
+TOKEN_KINDS = tuple(KIND_SOURCES)
 
 REJECTION_REASONS = (
     "malformed_json",
@@ -24,6 +29,9 @@ REJECTION_REASONS = (
     "conflict",
     "unavailable",
     "overloaded",  # shed with 429: too many writes already wait for the broker
+    "token_concurrency",  # shed with 429: the token has as many requests open as it may
+    "token_rate",  # shed with 429: the token's bucket is empty
+    "body_timeout",  # 408: the body did not arrive within SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS
     "not_found",
     "method_not_allowed",
 )
@@ -79,6 +87,29 @@ class VisitsMetrics:
         )
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason)  # export zeros, so rate() works from the start
+        self.shed = Counter(
+            "shouwang_visits_shed_requests_total",
+            "Requests answered 429 by admission, by token kind and the limit that refused them "
+            "(token_concurrency, token_rate, overloaded: no broker slot free to the kind).",
+            ("token_kind", "reason"),
+            registry=registry,
+        )
+        self.broker_slots = Gauge(
+            "shouwang_visits_broker_slots_in_use",
+            "Write requests holding a broker slot (read, checked, waiting for the broker's "
+            "acknowledgement); at SHOUWANG_VISITS_MAX_IN_FLIGHT, writes are shed.",
+            registry=registry,
+        )
+        self.body_timeouts = Counter(
+            "shouwang_visits_body_timeouts_total",
+            "Requests answered 408 because their body did not arrive in time, by token kind.",
+            ("token_kind",),
+            registry=registry,
+        )
+        for kind in TOKEN_KINDS:
+            self.body_timeouts.labels(kind)
+            for reason in SHED_REASONS:
+                self.shed.labels(kind, reason)
 
     def reject(self, reason: str, count: int = 1) -> None:
         if reason not in REJECTION_REASONS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from services.platform.http.problems import problem_body
 from services.platform.kafka.producer import BrokerUnavailable, Delivery, RecordSink
 from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
+from services.platform.quotas import DEFAULT_QUOTAS, Quota
 from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable
 from services.visits.domain.records import Origin, content_digest, prepare
 from services.visits.metrics import VisitsMetrics
@@ -44,6 +45,9 @@ class Limits:
     future_skew: dt.timedelta = dt.timedelta(minutes=5)
     retry_after_seconds: int = 5
     max_in_flight: int = 256  # write requests waiting for the broker at once
+    operator_reserve: float = 0.25  # share of max_in_flight only operator tokens may use
+    body_timeout_seconds: float = 30.0  # from a request's headers to the end of its body
+    quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
 
 
 class IngestPorts(Protocol):

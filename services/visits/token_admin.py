@@ -39,6 +39,7 @@ from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.kafka.producer import BrokerUnavailable
 from services.platform.postgres.errors import FAILED
+from services.platform.quotas import QuotaOverride
 from services.platform.unreachable import ServerUnreachable, recognise
 from services.visits.bootstrap import record_operator_action, token_store
 from services.visits.townships import check_townships, known_townships
@@ -58,6 +59,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_tokens(args, settings, actor))
 
 
+_QUOTA_OPTIONS = {
+    "max_concurrent": "--max-concurrent",
+    "rate_per_second": "--rate",
+    "burst": "--burst",
+}
 TABLE_UNREACHABLE = FAILED
 TABLE_BEHIND = 4  # exit status: revoked on the log (in force), the table not updated yet
 
@@ -82,7 +88,14 @@ async def _tokens_in_table(args: argparse.Namespace, settings: Settings, actor: 
             if args.township:  # checked against the registries before anything is recorded
                 check_townships(args.township, await known_townships(settings))
             try:
-                token = new_token(args.kind, args.holder, args.township, args.event_type, args.note)
+                quota = QuotaOverride(args.max_concurrent, args.rate, args.burst)
+            except ValueError as exc:  # "field: why" → the option's name: why
+                field, _, why = str(exc).partition(": ")
+                raise SettingsError(f"{_QUOTA_OPTIONS.get(field, field)}: {why}") from exc
+            try:
+                token = new_token(
+                    args.kind, args.holder, args.township, args.event_type, args.note, quota=quota
+                )
             except TokenError as exc:
                 raise SettingsError(str(exc)) from exc
             token = replace(token, token_id=new_token_id())
@@ -215,7 +228,8 @@ def _describe(token: Token) -> str:
         else "*"
     )
     state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+    limits = f" {token.quota.describe()}" if not token.quota.empty else ""
     return (
         f"{token.token_id}  {token.kind:8} {token.holder:16} townships={towns} "
-        f"types={types} {state} {token.note}".rstrip()
+        f"types={types}{limits} {state} {token.note}".rstrip()
     )

@@ -24,6 +24,7 @@ import asyncpg
 from services.contract.inputs import KINDS
 from services.platform.clock import wall_clock
 from services.platform.postgres.errors import FAILED
+from services.platform.quotas import NO_OVERRIDE, QuotaOverride
 
 PREFIX = "sw_"
 KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}
@@ -57,6 +58,7 @@ class Token:
     created_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     note: str = ""
+    quota: QuotaOverride = NO_OVERRIDE  # this token's own request limits, over its kind's
 
     @property
     def source(self) -> str:
@@ -125,12 +127,13 @@ def new_token(
     event_types: Iterable[str] = (),
     note: str = "",
     known_types: Iterable[str] | None = None,
+    quota: QuotaOverride = NO_OVERRIDE,
 ) -> Token:
     """Check a requested scope and make the Token to store (without id and dates).
 
     A cadre needs at least one township and gets the cadre event types unless narrowed; a feed
     needs at least one event type and may be narrowed to townships; an operator may do anything
-    unless narrowed.
+    unless narrowed. `quota` overrides the kind's request limits (platform/quotas.py).
     """
     if kind not in KIND_SOURCES:
         raise TokenError(f"kind must be one of {', '.join(KIND_SOURCES)}")
@@ -159,6 +162,7 @@ def new_token(
         townships=towns or None,
         event_types=frozenset(types) or None,
         note=note,
+        quota=quota,
     )
 
 
@@ -218,7 +222,10 @@ class InMemoryTokenStore:
 class PostgresTokenStore:
     """A TokenStore on the `api_tokens` table (migration 0002) through an asyncpg pool."""
 
-    COLUMNS = "token_id, kind, holder, townships, event_types, created_at, revoked_at, note"
+    COLUMNS = (
+        "token_id, kind, holder, townships, event_types, created_at, revoked_at, note, "
+        "max_concurrent, rate_per_second, burst"
+    )
 
     def __init__(self, pool: asyncpg.Pool, timeout: float = 2.0):
         self.pool = pool
@@ -244,7 +251,8 @@ class PostgresTokenStore:
     async def issue(self, token: Token, token_hash: str) -> Token:
         row = await self.pool.fetchrow(
             "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
-            f"event_types, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {self.COLUMNS}",
+            "event_types, note, max_concurrent, rate_per_second, burst) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {self.COLUMNS}",
             token.token_id or new_token_id(),
             token_hash,
             token.kind,
@@ -252,6 +260,9 @@ class PostgresTokenStore:
             None if token.townships is None else sorted(token.townships),
             None if token.event_types is None else sorted(token.event_types),
             token.note,
+            token.quota.concurrency,
+            token.quota.rate_per_second,
+            token.quota.burst,
         )
         return _from_row(row)
 
@@ -281,6 +292,7 @@ def _from_row(row: Any) -> Token:
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
         note=row["note"],
+        quota=QuotaOverride(row["max_concurrent"], row["rate_per_second"], row["burst"]),
     )
 
 

@@ -7,8 +7,10 @@ wrong and why, with the field paths the APIs have always used (`checks.water.sta
 `records[3].household_id`, a query parameter's name). `problem()` is the one way an API answers
 an error; `problems_middleware` turns aiohttp's own refusals (404, 405, 413, ...) and anything
 unhandled (500, logged, no details to the client) into the same shape, so no plain-text error
-page ever leaves a service. `openapi_components` and `problem_response` give every OpenAPI
-document the same declared shape.
+page ever leaves a service. A client that closed its connection before its answer is none of
+these: `shaped` logs it in one line and gives it status 499 (nginx's "client closed request"),
+which metrics count apart from server errors and nobody receives. `openapi_components` and
+`problem_response` give every OpenAPI document the same declared shape.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:shouwang:problem:"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FieldErrors = Iterable[tuple[str, str]]
+# nginx's status for a request whose client closed the connection before the answer: logged and
+# counted under it, never sent (nobody is there to read it), never a 5xx.
+CLIENT_CLOSED = 499
 # Where a problem answer keeps its members (a web.Response is also a dict).
 _BODY = web.ResponseKey("shouwang.problem", dict)
 
@@ -158,9 +163,24 @@ async def shaped(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise  # redirects and the like are answers, not problems
         response = from_http_exception(exc)
     except Exception as exc:  # the last line of defence: log, answer 500, no details
+        if client_closed(request, exc):
+            log.info(
+                "client closed the connection before its answer: %s %s (%s)",
+                request.method,
+                request.path,
+                exc,
+            )
+            return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
         log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
         response = internal_error()
     return with_instance(response, request)
+
+
+def client_closed(request: web.Request, exc: BaseException) -> bool:
+    """Whether `exc` is the request's own connection lost (the client reset or closed it), not
+    a connection of the server's (to a database or broker), which stays a 500."""
+    transport = request.transport
+    return isinstance(exc, ConnectionError) and (transport is None or transport.is_closing())
 
 
 def openapi_components() -> dict[str, Any]:
@@ -245,6 +265,7 @@ TITLES = {
     "bad_request": "Bad request",
     "body_too_large": "Request body too large",
     "batch_too_large": "Batch too large",
+    "body_timeout": "Request body not sent in time",
     "conflict": "Event id already used",
     "forbidden": "Outside the token's scope",
     "internal": "Internal error",
@@ -252,6 +273,8 @@ TITLES = {
     "malformed_json": "Malformed JSON",
     "not_found": "Not found",
     "overloaded": "Overloaded",
+    "token_concurrency": "Too many requests open for this token",
+    "token_rate": "Too many requests per second for this token",
     "unauthenticated": "Unauthenticated",
     "unavailable": "Unavailable",
     "unsupported_media_type": "Unsupported media type",

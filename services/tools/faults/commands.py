@@ -25,13 +25,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def add_commands(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "faults",
-        help="fault harness: poison, crashes, database outage, overload, scale-out, broker loss "
+        help="fault harness: poison, crashes, database outage, overload, hostile clients, "
+        "scale-out, broker loss "
         "(PASS/FAIL)",
     )
     parser.add_argument("--quick", action="store_true", help="small load, short outages (CI)")
     parser.add_argument(
         "--scenario",
-        choices=["poison", "crashes", "db-outage", "overload", "scale-out", "broker-loss"],
+        choices=[
+            "poison",
+            "crashes",
+            "db-outage",
+            "overload",
+            "hostile",
+            "scale-out",
+            "broker-loss",
+        ],
         help="run only this one",
     )
     parser.add_argument("--seed", type=int, help="seed for kill moments and garbage bytes")

@@ -17,7 +17,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from services.platform.config import Settings
-from services.tools.faults import brokerloss, crashes, observe, outage, overload, poison, scaleout
+from services.tools.faults import (
+    brokerloss,
+    crashes,
+    hostile,
+    observe,
+    outage,
+    overload,
+    poison,
+    scaleout,
+)
 from services.tools.faults.stack import PrivateStack
 from services.tools.faults.verdict import Result
 from services.tools.workers import issue_view_token
@@ -32,6 +41,7 @@ def scenarios() -> dict[str, Scenario]:
         "crashes": crashes.run,
         "db-outage": outage.run,
         "overload": overload.run,
+        "hostile": hostile.run,
         "scale-out": scaleout.run,
         "broker-loss": brokerloss.run,
     }

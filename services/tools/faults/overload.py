@@ -65,6 +65,11 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         port,
         SHOUWANG_VISITS_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
         SHOUWANG_VISITS_REQUEST_TIMEOUT_SECONDS="5",
+        # The feed's own limits lifted: this scenario is about the broker slots all share (the
+        # per-token limits have their own scenario, hostile.py).
+        SHOUWANG_VISITS_FEED_CONCURRENCY="10000",
+        SHOUWANG_VISITS_FEED_RATE="100000",
+        SHOUWANG_VISITS_FEED_BURST="100000",
     )
     base = f"http://127.0.0.1:{port}"
     statuses: Counter[str] = Counter()

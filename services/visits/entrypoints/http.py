@@ -1,19 +1,26 @@
-"""The aiohttp application: routes, middleware (metrics, shedding, auth, body limits), JSON in/out.
+"""The aiohttp application: routes, middleware (metrics, admission, auth, body limits), JSON in/out.
 
 `build_app` takes every dependency (codec, sink, token cache, directory, metrics, clock), so
 nothing is created at import time and tests pass in-memory fakes. Order of checks on a write:
-route (404/405) → admission (429 with Retry-After when `max_in_flight` writes already wait for
-the broker: load is shed, not queued) → bearer token (401, 503 if the token store is down and
-the token uncached) → event type in the token's scope (403) → content type (415) → body size
-(413) → JSON (422) → batch size (413) → the write path of `services/visits/service.py`, one
-answer per record (422, 403, 409, 503 or 202).
+route (404/405) → bearer token (401, 503 if the token store is down and the token uncached) →
+the token's admission (429 `token_concurrency` or `token_rate` with Retry-After: admission.py)
+→ event type in the token's scope (403) → content type (415) → body size (413) → the body read
+within SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS (408 `body_timeout`) → JSON (422) → batch size (413)
+→ a broker slot (429 `overloaded` with Retry-After when too many writes already wait for the
+broker, the last slots kept for operators: load is shed, not queued) → the write path of
+`services/visits/service.py`, one answer per record (422, 403, 409, 503 or 202).
+
+A client that closes its connection before its answer is no server error: counted with status
+499 (nginx's "client closed request"), logged in one line (platform/http/problems.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +38,7 @@ from services.platform.http.problems import problem, shaped
 from services.platform.kafka.producer import RecordSink
 from services.platform.personal.sealer import PersonalSealer
 from services.visits.adapters.directory import CachedDirectory
+from services.visits.admission import Admission, Shed
 from services.visits.entrypoints.json_text import UnreadableJson, dumps, loads
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import RecentEvents
@@ -123,13 +131,9 @@ def build_app(deps: Dependencies) -> web.Application:
         middlewares=[_observed(deps.metrics)],
     )
     for kind in KINDS:
+        app.router.add_post(f"/v1/{kind.slug}", routes.one_handler(kind), name=kind.slug)
         app.router.add_post(
-            f"/v1/{kind.slug}", routes.admitting(routes.one_handler(kind)), name=kind.slug
-        )
-        app.router.add_post(
-            f"/v1/{kind.slug}:batch",
-            routes.admitting(routes.batch_handler(kind)),
-            name=f"{kind.slug}-batch",
+            f"/v1/{kind.slug}:batch", routes.batch_handler(kind), name=f"{kind.slug}-batch"
         )
     health.add_routes(app.router, routes.ready_checks())
     app.router.add_get("/metrics", routes.metrics_page, name="metrics")
@@ -186,38 +190,23 @@ class Routes:
     def __init__(self, deps: Dependencies):
         self.deps = deps
         self.service = Ingest(deps)
-        self.writing = 0  # write requests admitted and not answered yet
+        self.admission = Admission()
+
+    @property
+    def writing(self) -> int:
+        """Write requests holding a broker slot now."""
+        return self.admission.writing
 
     # ---- routes -------------------------------------------------------------------------
 
-    def admitting(self, handler: Handler) -> Handler:
-        """Shed load instead of queueing it: every admitted write holds its body and its
-        records until the broker acknowledges them, so the count of those is the memory
-        bound. Refused before the body is read; the client retries after Retry-After."""
-
-        async def admitted(request: web.Request) -> web.Response:
-            limits = self.deps.limits
-            if self.writing >= limits.max_in_flight:
-                raise Refusal(
-                    429,
-                    "overloaded",
-                    f"{limits.max_in_flight} writes are already waiting for the event log; "
-                    f"nothing was written, retry after {limits.retry_after_seconds} s",
-                    headers={"Retry-After": str(limits.retry_after_seconds)},
-                )
-            self.writing += 1
-            try:
-                return await handler(request)
-            finally:
-                self.writing -= 1
-
-        return admitted
-
     def one_handler(self, kind: EventKind) -> Handler:
         async def handle(request: web.Request) -> web.Response:
-            token = await self._authorised(request, kind)
-            body = await self._json_body(request)
-            [outcome] = await self.service.ingest(kind, [body], token)
+            token = await self._authenticated(request)
+            with self._admitted(token):
+                self._authorise(token, kind)
+                body = await self._json_body(request, token)
+                with self._broker_slot(token):
+                    [outcome] = await self.service.ingest(kind, [body], token)
             if outcome.status == 202:
                 body = outcome.as_json()
                 del body["index"]
@@ -237,10 +226,13 @@ class Routes:
 
     def batch_handler(self, kind: EventKind) -> Handler:
         async def handle(request: web.Request) -> web.Response:
-            token = await self._authorised(request, kind)
-            body = await self._json_body(request)
-            records = self._batch_records(body)
-            outcomes = await self.service.ingest(kind, records, token)
+            token = await self._authenticated(request)
+            with self._admitted(token):
+                self._authorise(token, kind)
+                body = await self._json_body(request, token)
+                records = self._batch_records(body)
+                with self._broker_slot(token):
+                    outcomes = await self.service.ingest(kind, records, token)
             statuses = {o.status for o in outcomes}
             if 503 in statuses:
                 status = 503
@@ -294,22 +286,61 @@ class Routes:
                 refused.status, refused.reason, refused.message, headers=refused.headers
             ) from None
 
-    async def _authorised(self, request: web.Request, kind: EventKind) -> Token:
-        token = await self._authenticated(request)
+    def _authorise(self, token: Token, kind: EventKind) -> None:
         if not token.permits_type(kind.event_type):
             raise Refusal(403, "forbidden", f"this token may not write {kind.short_name} records")
-        return token
 
-    async def _json_body(self, request: web.Request) -> Any:
+    @contextlib.contextmanager
+    def _admitted(self, token: Token) -> Iterator[None]:
+        """One of the token's open requests, for the whole request (its body read included).
+        A Shed can only come from taking it: what runs inside raises Refusals."""
+        try:
+            with self.admission.request(token, self.deps.limits):
+                yield
+        except Shed as shed:
+            raise self._shed(token, shed) from None
+
+    @contextlib.contextmanager
+    def _broker_slot(self, token: Token) -> Iterator[None]:
+        """A broker slot, taken once the body is read and checked, for the write itself."""
+        try:
+            with self.admission.broker_slot(token, self.deps.limits):
+                self.deps.metrics.broker_slots.inc()
+                try:
+                    yield
+                finally:
+                    self.deps.metrics.broker_slots.dec()
+        except Shed as shed:
+            raise self._shed(token, shed) from None
+
+    def _shed(self, token: Token, shed: Shed) -> Refusal:
+        self.deps.metrics.shed.labels(token.kind, shed.reason).inc()
+        return Refusal(
+            429, shed.reason, shed.message, headers={"Retry-After": str(shed.retry_after)}
+        )
+
+    async def _json_body(self, request: web.Request, token: Token) -> Any:
         if request.content_type != JSON_TYPE:
             raise Refusal(415, "unsupported_media_type", f"Content-Type must be {JSON_TYPE}")
         limit = self.deps.limits.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise Refusal(413, "body_too_large", f"request body exceeds {limit} bytes")
+        deadline = self.deps.limits.body_timeout_seconds
         try:
-            raw = await request.read()
+            async with asyncio.timeout(deadline):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise Refusal(413, "body_too_large", f"request body exceeds {limit} bytes") from None
+        except TimeoutError:
+            # The client keeps its connection (aiohttp reads what it still sends for a while,
+            # then closes it) but no longer any slot: the answer frees them.
+            self.deps.metrics.body_timeouts.labels(token.kind).inc()
+            raise Refusal(
+                408,
+                "body_timeout",
+                f"the request body did not arrive within {deadline:g} s of its headers; "
+                "nothing was written (on a slow link, send smaller batches)",
+            ) from None
         try:
             return loads(raw)
         except UnreadableJson as exc:

@@ -125,9 +125,15 @@ WRITE_ERRORS = {
     "422": problem_response(
         "Malformed JSON or a record that does not fit the contract; `errors` names each field."
     ),
+    "408": problem_response(
+        "The body did not arrive within SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS of the headers "
+        "(code body_timeout); nothing was written."
+    ),
     "429": problem_response(
-        "Too many writes already wait for the event log (SHOUWANG_VISITS_MAX_IN_FLIGHT); "
-        "nothing was written; retry after Retry-After seconds.",
+        "Shed by admission, the problem's type naming the limit: token_concurrency (this token "
+        "has as many requests open as it may), token_rate (this token's rate is used up) or "
+        "overloaded (too many writes already wait for the event log, "
+        "SHOUWANG_VISITS_MAX_IN_FLIGHT); nothing was written; retry after Retry-After seconds.",
         retry=True,
     ),
     "500": problem_response("An internal error (logged); nothing about it is disclosed."),

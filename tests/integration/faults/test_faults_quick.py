@@ -1,5 +1,6 @@
-"""`shouwang faults --quick` in CI: poison, worker crashes, a database outage, overload and the
-loss of one broker of three, against a
+"""`shouwang faults --quick` in CI: poison, worker crashes, a database outage, overload, hostile
+clients (a slow-body flood by one token while another writes) and the loss of one broker of
+three, against a
 private Kafka and PostgreSQL (started by the harness, stopped at its end). The `scale-out`
 scenario's quick form runs in tests/integration/scale/ (its own test, on its own stack).
 

@@ -60,6 +60,28 @@ async def test_tokens_issue_list_revoke(env, capsys, database_url) -> None:
     assert code == 2 and "at least one --event-type" in capsys.readouterr().err
 
 
+async def test_tokens_issue_with_request_limits_of_its_own(env, capsys) -> None:
+    feed = (
+        "tokens",
+        "issue",
+        "--kind",
+        "feed",
+        "--holder",
+        "feed-bulk",
+        "--event-type",
+        "VisitRecorded",
+    )
+    code = await shouwang(*feed, "--rate", "0")
+    assert code == 2 and "--rate: must be a number above 0" in capsys.readouterr().err
+    code = await shouwang(*feed, "--max-concurrent", "0")
+    assert code == 2 and "--max-concurrent: must be at least 1" in capsys.readouterr().err
+    assert await shouwang(*feed, "--max-concurrent", "40", "--rate", "2.5", "--burst", "9") == 0
+    token_id = capsys.readouterr().out.split()[0]
+    listed = await asyncio.to_thread(_listed_tokens, capsys)
+    [line] = [line for line in listed.splitlines() if line.startswith(token_id)]
+    assert "concurrency=40 rate=2.5/s burst=9" in line
+
+
 def _listed_tokens(capsys) -> str:
     assert main(["tokens", "list"]) == 0
     return capsys.readouterr().out

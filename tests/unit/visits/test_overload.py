@@ -37,7 +37,10 @@ async def until(condition, seconds: float = 10.0) -> None:
 async def test_writes_beyond_the_limit_are_shed_not_queued(api: Api) -> None:
     sink = GatedSink()
     api.deps.sink = sink
-    api.deps.limits = replace(api.deps.limits, max_in_flight=3, retry_after_seconds=7)
+    # No operator reserve: this test is about the broker slots every kind shares.
+    api.deps.limits = replace(
+        api.deps.limits, max_in_flight=3, retry_after_seconds=7, operator_reserve=0
+    )
     held = [asyncio.create_task(api.post("/v1/visits", sample("visits"))) for _ in range(3)]
     await until(lambda: sink.waiting == 3)
 

@@ -108,7 +108,9 @@ class ApiSink(EventSink):
             if status in (202, 207):
                 self._check(url, events, answer)
                 return
-            if status is not None and status != 503 and status < 500:
+            # 429: shed by the API's admission (services/visits/README.md "Fair admission"),
+            # retried after the Retry-After it names, like a 503.
+            if status is not None and status not in (429, 503) and status < 500:
                 raise SinkError(f"POST {url} answered {status}: {_short(answer)}")
             if time.monotonic() > deadline:
                 raise SinkError(f"POST {url} kept failing ({status or answer}); gave up")
