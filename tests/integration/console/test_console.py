@@ -1,0 +1,286 @@
+"""`shouwang console` as it runs, with the visits API, on the session's broker and PostgreSQL:
+login and its cookie, CSRF and same-origin refusals, role and township scoping, the review queue
+in deadline order, and a decision that reaches household.reviews through the visits API with
+the logged-in person as its actor."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from tests.console_system import ConsoleSystem
+
+pytestmark = pytest.mark.integration
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+EVENT_ID = re.compile(r'name="event_id" value="([^"]+)"')
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe: keep cookies of an IP-address host (the console listens on 127.0.0.1)
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(
+        cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
+
+
+async def login(
+    http: aiohttp.ClientSession, system: ConsoleSystem, role: str
+) -> aiohttp.ClientResponse:
+    async with http.get(system.url("/login")) as page:
+        csrf = CSRF.search(await page.text()).group(1)
+    async with http.post(
+        system.url("/login"),
+        data={"token": system.secrets[role], "csrf_token": csrf, "next": "/"},
+        allow_redirects=False,
+    ) as response:
+        await response.read()
+        return response
+
+
+async def page(http: aiohttp.ClientSession, system: ConsoleSystem, path: str) -> tuple[int, str]:
+    async with http.get(system.url(path), allow_redirects=False) as response:
+        return response.status, await response.text()
+
+
+async def form_fields(http, system, path) -> dict[str, str]:
+    status, text = await page(http, system, path)
+    assert status == 200, text
+    return {"csrf_token": CSRF.search(text).group(1), "event_id": EVENT_ID.search(text).group(1)}
+
+
+async def test_login_sets_a_strict_http_only_session_cookie_without_the_token(http, console_system):
+    response = await login(http, console_system, "reviewer")
+    assert response.status == 303 and response.headers["Location"] == "/"
+    cookies = SimpleCookie()
+    for header in response.headers.getall("Set-Cookie"):
+        cookies.load(header)
+    session = cookies["shouwang_console"]
+    assert session["httponly"] is True
+    assert session["samesite"] == "Strict"
+    assert session["path"] == "/"
+    assert console_system.secrets["reviewer"] not in session.value
+    assert len(session.value) >= 40
+    status, _ = await page(http, console_system, "/")
+    assert status == 303  # a reviewer starts at the queue
+
+
+async def test_chinese_by_default_and_english_on_request(http, console_system):
+    status, text = await page(http, console_system, "/login")
+    assert status == 200 and 'lang="zh-Hans"' in text and "登录" in text
+    async with http.get(console_system.url("/language/en?next=/login")) as response:
+        text = await response.text()
+    assert 'lang="en"' in text and "Log in" in text and "登录" not in text.replace("中文", "")
+
+
+async def test_unknown_tokens_and_feeds_cannot_log_in(http, console_system):
+    async with http.get(console_system.url("/login")) as response:
+        csrf = CSRF.search(await response.text()).group(1)
+    for secret, status, words in (
+        ("sw_" + uuid.uuid4().hex, 401, "令牌无效或已被吊销"),
+        (console_system.secrets["feed"], 403, "部门数据接口的令牌不能登录控制台"),
+    ):
+        async with http.post(
+            console_system.url("/login"),
+            data={"token": secret, "csrf_token": csrf},
+            allow_redirects=False,
+        ) as response:
+            text = await response.text()
+            assert response.status == status and words in text
+            assert "shouwang_console" not in response.cookies
+        csrf = CSRF.search(text).group(1)  # each answer is a fresh form
+
+
+async def test_a_login_form_without_its_csrf_token_is_refused(http, console_system):
+    async with http.post(
+        console_system.url("/login"),
+        data={"token": console_system.secrets["operator"]},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 403
+        assert "shouwang_console" not in response.cookies
+
+
+async def test_the_queue_shows_the_reviewers_townships_overdue_first(http, console_system):
+    await login(http, console_system, "reviewer")
+    status, text = await page(http, console_system, "/queue")
+    assert status == 200
+    h = console_system.households
+    positions = [text.find(h[name]) for name in ("overdue", "soon", "later")]
+    assert all(p > 0 for p in positions) and positions == sorted(positions), positions
+    assert h["elsewhere"] not in text
+    assert "已逾期" in text and "边缘易致贫户" in text and "大病" in text
+    # 15 days from flag to decision in dianjiang-2020: 10 days in, 5 left; 3 days in, 12 left
+    rows = {name: text[text.find(h[name]) :].split("</tr>", 1)[0] for name in ("soon", "later")}
+    assert '<td class="due">5<br>' in rows["soon"], rows["soon"]
+    assert '<td class="due">12<br>' in rows["later"], rows["later"]
+
+
+async def test_an_operator_sees_every_township_and_filters_by_one(http, console_system):
+    await login(http, console_system, "operator")
+    h = console_system.households
+    status, text = await page(http, console_system, "/queue")
+    assert status == 200 and h["elsewhere"] in text and h["overdue"] in text
+    status, text = await page(http, console_system, f"/queue?township={console_system.town_b}")
+    assert status == 200 and h["elsewhere"] in text and h["overdue"] not in text
+
+
+async def test_a_reviewer_of_another_township_gets_the_403_page(http, console_system):
+    await login(http, console_system, "reviewer_b")
+    household = console_system.households["overdue"]
+    status, text = await page(http, console_system, f"/households/{household}")
+    assert status == 403 and "该农户不在您负责的乡镇" in text
+    assert household not in text.split("<main", 1)[1].replace(f"/{household}", "")
+    status, text = await page(http, console_system, f"/queue?township={console_system.town_a}")
+    assert status == 403
+    async with http.get(console_system.url("/queue")) as response:
+        csrf = CSRF.search(await response.text()).group(1)
+    async with http.post(
+        console_system.url(f"/households/{household}/decisions"),
+        data={
+            "csrf_token": csrf,
+            "decision": "REJECT",
+            "body": "REVIEW_GROUP",
+            "approving_level": "TOWNSHIP",
+            "event_id": str(uuid.uuid4()),
+        },
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 403
+
+
+async def test_a_cadre_has_no_queue_and_no_household_pages(http, console_system):
+    await login(http, console_system, "cadre")
+    status, _ = await page(http, console_system, "/queue")
+    assert status == 403
+    status, _ = await page(http, console_system, f"/households/{console_system.households['soon']}")
+    assert status == 403
+
+
+async def test_pages_need_a_session(http, console_system):
+    status, _ = await page(http, console_system, "/queue")
+    assert status == 303
+    async with http.get(console_system.url("/queue"), allow_redirects=False) as response:
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+async def decisions_posted(http, system) -> float:
+    async with http.get(system.url("/metrics")) as response:
+        text = await response.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("shouwang_console_decisions_total{")
+    )
+
+
+async def test_a_decision_without_its_csrf_token_or_from_another_site_is_refused(
+    http, console_system
+):
+    await login(http, console_system, "reviewer")
+    household = console_system.households["soon"]
+    fields = await form_fields(http, console_system, f"/households/{household}")
+    before = await decisions_posted(http, console_system)
+    decision = {
+        "decision": "START_VERIFICATION",
+        "body": "REVIEW_GROUP",
+        "approving_level": "TOWNSHIP",
+        "event_id": fields["event_id"],
+    }
+    url = console_system.url(f"/households/{household}/decisions")
+    async with http.post(url, data=decision, allow_redirects=False) as response:
+        assert response.status == 403 and "表单安全令牌缺失或已过期" in await response.text()
+    async with http.post(
+        url, data={**decision, "csrf_token": "x" * 43}, allow_redirects=False
+    ) as response:
+        assert response.status == 403
+    async with http.post(
+        url,
+        data={**decision, "csrf_token": fields["csrf_token"]},
+        headers={"Origin": "http://evil.example"},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 403 and "来自其他网站" in await response.text()
+    assert await decisions_posted(http, console_system) == before  # the visits API never asked
+
+
+async def test_a_form_with_wrong_fields_names_them_and_posts_nothing(http, console_system):
+    await login(http, console_system, "reviewer")
+    household = console_system.households["soon"]
+    fields = await form_fields(http, console_system, f"/households/{household}")
+    before = await decisions_posted(http, console_system)
+    async with http.post(
+        console_system.url(f"/households/{household}/decisions"),
+        data={
+            **fields,
+            "decision": "INCLUDE",
+            "body": "REVIEW_GROUP",
+            "approving_level": "TOWNSHIP",
+            "notice_days": "many",
+        },
+        allow_redirects=False,
+    ) as response:
+        text = await response.text()
+    assert response.status == 422
+    assert "<code>category</code>: 纳入监测时必填" in text
+    assert "<code>notice_days</code>: 须为整数天数" in text
+    assert await decisions_posted(http, console_system) == before
+
+
+async def test_a_decision_reaches_the_log_through_the_visits_api_as_the_reviewer(
+    http, console_system
+):
+    await login(http, console_system, "reviewer")
+    household = console_system.households["overdue"]
+    fields = await form_fields(http, console_system, f"/households/{household}")
+    async with http.post(
+        console_system.url(f"/households/{household}/decisions"),
+        data={
+            **fields,
+            "decision": "INCLUDE",
+            "category": "MARGINAL",
+            "body": "REVIEW_GROUP",
+            "approving_level": "TOWNSHIP",
+            "notice_days": "5",
+            "notice_start": "2026-01-05",
+            "reason": "住院费用高",
+        },
+        allow_redirects=False,
+    ) as response:
+        await response.read()
+    assert response.status == 303, await response.text()
+    assert response.headers["Location"] == f"/households/{household}?recorded={fields['event_id']}"
+    record = await console_system.review_record(fields["event_id"])
+    assert record["household_id"] == household
+    assert record["actor"] == console_system.holders["reviewer"]
+    assert record["source"] == "APP"
+    assert (record["decision"], record["category"]) == ("INCLUDE", "MARGINAL")
+    assert record["reason"] == "住院费用高" and record["notice_days"] == 5
+    status, text = await page(http, console_system, response.headers["Location"])
+    assert status == 200 and "决定已记录" in text
+
+
+async def test_logout_ends_the_session(http, console_system):
+    await login(http, console_system, "operator")
+    async with http.get(console_system.url("/queue")) as response:
+        csrf = CSRF.search(await response.text()).group(1)
+        session = http.cookie_jar.filter_cookies(URL(console_system.base))["shouwang_console"]
+    async with http.post(
+        console_system.url("/logout"), data={"csrf_token": csrf}, allow_redirects=False
+    ) as response:
+        assert response.status == 303
+    # the old session id, replayed, opens nothing
+    async with aiohttp.ClientSession() as other:
+        async with other.get(
+            console_system.url("/queue"),
+            headers={"Cookie": f"shouwang_console={session.value}"},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 303
