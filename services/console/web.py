@@ -111,6 +111,7 @@ def environments() -> dict[str, jinja2.Environment]:
         )
         env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
         env.globals["label"] = labels.label
+        env.filters["when"] = when
         made[language] = env
     return made
 
@@ -494,6 +495,14 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/metrics", metrics_page, allow_head=False)
     health.add_routes(app.router, {"database": database})
     return app
+
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+
+def when(moment: dt.datetime | None) -> str:
+    """A moment as people in the county read it: China time, to the minute."""
+    return "—" if moment is None else moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
 
 
 def redirect(location: str) -> web.Response:
