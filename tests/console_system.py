@@ -52,6 +52,11 @@ class ConsoleSystem:
     households: dict[str, str]  # name -> household id
     secrets: dict[str, str] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    database_url: str = ""
+
+    def visits_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports['visits']}{path}"
 
     @property
     def base(self) -> str:
@@ -159,6 +164,7 @@ async def running_console(
     }
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     system = ConsoleSystem({}, {}, logs, kafka_bootstrap, town_a, town_b, households)
+    system.database_url = database_url
     try:
         await _seed(
             pool,
@@ -192,6 +198,7 @@ async def running_console(
     }
     for name in ("SHOUWANG_BIND_HOST", "SHOUWANG_CONSOLE_LANGUAGE", "SHOUWANG_CONSOLE_VISITS_URL"):
         env.pop(name, None)  # the defaults a user gets
+    system.env = env
     system.ports = dict(zip(COMMANDS, free_ports(len(COMMANDS)), strict=True))
     for name, variable in COMMANDS.items():
         env[variable] = str(system.ports[name])

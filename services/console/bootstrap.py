@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from services.console.history import HistoryReader
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
 from services.console.visits_client import VisitsClient
@@ -41,15 +42,14 @@ async def console_dependencies(
     """The console's dependencies; its pool, revocation feed and HTTP client closed on the way
     out. The policies are read first, so a bad policy file stops start-up before any I/O."""
     book = policies_in(console.policy_dir)
+    bootstrap = kafka_bootstrap(settings)
     decision_days = {p.id: p.flag_to_decision_days for p in book.policies}
     database = database_for(settings, "reader")
     await prepare_schema(database)
     pool = await asyncpg.create_pool(
         database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
     )
-    gate = TokenGate(
-        PostgresTokenStore(pool), kafka_bootstrap(settings), settings.visits.token_cache_seconds
-    )
+    gate = TokenGate(PostgresTokenStore(pool), bootstrap, settings.visits.token_cache_seconds)
     feed = gate.start()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
     try:
@@ -60,6 +60,7 @@ async def console_dependencies(
             sessions=Sessions(idle_seconds=console.session_minutes * 60.0, clock=time.monotonic),
             settings=console,
             decision_days=decision_days,
+            history=HistoryReader(bootstrap, settings.layout, book),
             registry=new_registry(),
             clock=wall_clock,
         )

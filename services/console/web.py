@@ -33,7 +33,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from services.audit.explain import moment
 from services.console import labels
+from services.console.history import HistoryReader
 from services.console.i18n import N_, translations
 from services.console.roles import LoginRefused, Role, may_decide, role_of
 from services.console.sessions import Session, Sessions, same_secret
@@ -52,6 +54,9 @@ SESSION_COOKIE = "shouwang_console"
 LOGIN_COOKIE = "shouwang_login_csrf"
 LANGUAGE_COOKIE = "shouwang_lang"
 MAX_SECRET = 256
+# An event recorded this long after it happened is marked late on the timeline (a field app
+# that synced late): the time it reached the system is shown beside when it happened.
+LATE = dt.timedelta(days=1)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A page's headers: nothing framed, scripts and styles from here only, no caching of pages
 # that hold households.
@@ -72,6 +77,7 @@ class ConsoleDependencies:
     sessions: Sessions
     settings: ConsoleSettings
     decision_days: Mapping[str, int]  # policy id -> days from flag to decision
+    history: HistoryReader  # the household's events and explanation, from the log
     registry: CollectorRegistry
     clock: Clock
 
@@ -437,6 +443,54 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     async def household_page(request: web.Request) -> web.Response:
         return await household_view(request)
 
+    async def history(request: web.Request) -> web.Response:
+        token, _role = logged_in(request)
+        household_id = request.match_info["household_id"]
+        row = await readable_household(token, household_id)
+        today = deps.clock().date()
+        raw = request.query.get("as_of") or today.isoformat()
+        try:
+            day = dt.date.fromisoformat(raw)
+        except ValueError:
+            raise Page(400, N_("The as-of date must be a date like 2026-03-01.")) from None
+        # The end of that day, as `shouwang explain --as-of DAY` reads a bare date.
+        found = await deps.history.read(household_id, moment(day.isoformat()))
+        assessments = await queries.household_assessments(deps.pool, household_id)
+        timeline = [
+            {
+                "kind": "event",
+                "what": note.event_type.rsplit(".", 1)[-1],
+                "occurred_at": note.occurred_at,
+                "recorded_at": note.recorded_at,
+                "late": note.recorded_at - note.occurred_at > LATE,
+                "who": f"{note.actor} ({note.source})",
+                "event_id": note.event_id,
+            }
+            for note in (found.events if found else [])
+        ] + [
+            {
+                "kind": "assessment",
+                "what": a["level"],
+                "category": a["category"],
+                "occurred_at": a["assessed_at"],
+                "recorded_at": a["recorded_at"],
+                "late": False,
+                "who": a["policy_version"],
+                "event_id": str(a["assessment_id"]),
+            }
+            for a in assessments
+        ]
+        timeline.sort(key=lambda item: (item["occurred_at"], item["event_id"]))
+        return render(
+            request,
+            "history.html",
+            h=row,
+            day=day,
+            today=today,
+            timeline=timeline,
+            document=found.document if found else None,
+        )
+
     async def decide(request: web.Request) -> web.Response:
         token, _role = logged_in(request)
         household_id = request.match_info["household_id"]
@@ -491,6 +545,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/queue", queue, allow_head=False)
     app.router.add_get("/households/{household_id}", household_page, allow_head=False)
     app.router.add_post("/households/{household_id}/decisions", decide)
+    app.router.add_get("/households/{household_id}/history", history, allow_head=False)
     app.router.add_get("/static/{name}", static, allow_head=False)
     app.router.add_get("/metrics", metrics_page, allow_head=False)
     health.add_routes(app.router, {"database": database})

@@ -94,6 +94,14 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     assert record["actor"] == console_system.holders["reviewer"]
     assert (record["decision"], record["category"]) == ("INCLUDE", "MARGINAL")
 
+    await page.get_by_role("link", name="历史记录及农户在过去某日的情况").click()
+    await page.wait_for_url(f"**/households/{household}/history")
+    await checked(page, "household-history", tmp_path)
+    await page.get_by_label("评估日期").fill("2020-06-30")
+    await page.get_by_role("button", name="查看").click()
+    await page.wait_for_url("**/history?as_of=2020-06-30")
+    assert "2020-06-30" in await page.locator("h2").first.inner_text()
+
     await page.goto(console_system.url("/language/en?next=/queue"))
     await checked(page, "queue-en", tmp_path)
     assert await page.locator("h1").inner_text() == "Review queue"

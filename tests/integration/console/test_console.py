@@ -5,16 +5,23 @@ the logged-in person as its actor."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 
 import aiohttp
+import asyncpg
 import pytest
 from yarl import URL
 
+from services.console.i18n import translations
+from services.console.labels import label
 from tests.console_system import ConsoleSystem
+from tests.visits_samples import sample
 
 pytestmark = pytest.mark.integration
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -284,3 +291,59 @@ async def test_logout_ends_the_session(http, console_system):
             allow_redirects=False,
         ) as response:
             assert response.status == 303
+
+
+FIELD = re.compile(r'<dd data-field="(\w+)">([^<]*)</dd>')
+
+
+async def test_the_history_page_gives_the_answer_of_shouwang_explain_as_of_a_day(
+    http, console_system
+):
+    household = f"H-hist-{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(console_system.database_url)
+    try:  # the read model's row, as the registry projection would leave it
+        await connection.execute(
+            "INSERT INTO households (household_id, township) VALUES ($1, $2)",
+            household,
+            console_system.town_a,
+        )
+    finally:
+        await connection.close()
+    registry = sample("households", household_id=household, township=console_system.town_a)
+    del registry["personal"]
+    operator = {"Authorization": f"Bearer {console_system.secrets['operator']}"}
+    for slug, body in (
+        ("households", registry),
+        ("income-updates", sample("income-updates", household_id=household,
+                                  per_capita_net_yuan=2500)),
+        ("visits", sample("visits", household_id=household)),
+    ):  # fmt: skip
+        async with http.post(
+            console_system.visits_url(f"/v1/{slug}"), json=body, headers=operator
+        ) as response:
+            assert response.status == 202, await response.text()
+    await login(http, console_system, "operator")
+    day = "2020-06-30"
+    status, text = await page(http, console_system, f"/households/{household}/history?as_of={day}")
+    assert status == 200, text
+    shown = dict(FIELD.findall(text))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "explain", household, "--as-of", day, "--json",
+        env=console_system.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    explained = json.loads(out)
+    zh = translations("zh").gettext
+    assessment, workflow = explained["assessment"], explained["workflow"]
+    assert shown["workflow"] == zh(label("workflow", workflow["status"].lower()))
+    assert shown["level"] == zh(label("risk", assessment["level"]))
+    expected_category = (
+        zh(label("category", assessment["category"])) if assessment["category"] else "—"
+    )
+    assert shown["category"] == expected_category
+    assert shown["decision_due"] == (workflow["decision_due"] or "—")
+    assert assessment["level"] != "NONE"  # the low income is a risk: the check compares something
+    assert text.count("<strong>迟到</strong>") == 3  # 2020's events, recorded today
+    status, _ = await page(http, console_system, f"/households/{household}/history?as_of=June")
+    assert status == 400
