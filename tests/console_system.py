@@ -144,6 +144,46 @@ def _start(env: dict[str, str], logs: Path) -> dict[str, subprocess.Popen]:
     return processes
 
 
+async def _seed_cadre_work(pool: asyncpg.Pool, cadre: str, town: str, ids: dict[str, str]) -> None:
+    """A cadre's households (one as responsible person, one by a pairing measure) and its
+    problems, stamped an hour ago so a sync since a later cursor sees only what changes."""
+    now = dt.datetime.now(dt.UTC)
+    hour_ago = now - dt.timedelta(hours=1)
+    for name, last_visit, responsible in (
+        ("visit_overdue", now - dt.timedelta(days=40), cadre),
+        ("visit_later", now - dt.timedelta(days=10), None),
+    ):
+        await pool.execute(
+            """INSERT INTO households (household_id, township, category, level, workflow_status,
+                   policy_version, last_visit_at, responsible_cadre_id, updated_at)
+               VALUES ($1, $2, 'MARGINAL', 'MEDIUM', 'monitored', 'dianjiang-2020', $3, $4, $5)""",
+            ids[name],
+            town,
+            last_visit,
+            responsible,
+            hour_ago,
+        )
+    await pool.execute(
+        """INSERT INTO measures (measure_id, household_id, type, status, cadre_id, updated_at)
+           VALUES ($1, $2, 'PAIRING', 'accepted', $3, $4)""",
+        f"M-{ids['visit_later']}",
+        ids["visit_later"],
+        cadre,
+        hour_ago,
+    )
+    for problem, status in (("open", "open"), ("done", "rectified")):
+        await pool.execute(
+            """INSERT INTO problems (problem_id, household_id, check_item, status, responsible,
+                   found_at, updated_at)
+               VALUES ($1, $2, 'water', $3, $4, $5, $5)""",
+            f"P-{ids['visit_overdue']}-{problem}",
+            ids["visit_overdue"],
+            status,
+            cadre,
+            hour_ago,
+        )
+
+
 @contextlib.asynccontextmanager
 async def running_console(
     kafka_bootstrap: str, database_url: str, parent: Path
@@ -161,6 +201,8 @@ async def running_console(
         "soon": f"H-con-{run}-2",
         "later": f"H-con-{run}-3",
         "elsewhere": f"H-con-{run}-4",
+        "visit_overdue": f"H-con-{run}-5",
+        "visit_later": f"H-con-{run}-6",
     }
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     system = ConsoleSystem({}, {}, logs, kafka_bootstrap, town_a, town_b, households)
@@ -175,6 +217,7 @@ async def running_console(
                 households["elsewhere"]: (town_b, "flagged", "MARGINAL", 5, False),
             },
         )
+        await _seed_cadre_work(pool, f"cadre-{run}", town_a, households)
         store = PostgresTokenStore(pool)
         for role, token in {
             "operator": new_token("operator", f"op-{run}"),

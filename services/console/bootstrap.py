@@ -44,6 +44,7 @@ async def console_dependencies(
     book = policies_in(console.policy_dir)
     bootstrap = kafka_bootstrap(settings)
     decision_days = {p.id: p.flag_to_decision_days for p in book.policies}
+    visit_days = {p.id: p.visit_interval_days for p in book.policies}
     database = database_for(settings, "reader")
     await prepare_schema(database)
     pool = await asyncpg.create_pool(
@@ -60,6 +61,7 @@ async def console_dependencies(
             sessions=Sessions(idle_seconds=console.session_minutes * 60.0, clock=time.monotonic),
             settings=console,
             decision_days=decision_days,
+            visit_days=visit_days,
             history=HistoryReader(bootstrap, settings.layout, book),
             registry=new_registry(),
             clock=wall_clock,

@@ -12,6 +12,7 @@ review decision, goes to the visits API as the logged-in person (visits_client.p
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import secrets
 import time
@@ -41,15 +42,27 @@ from services.console.roles import LoginRefused, Role, may_decide, role_of
 from services.console.sessions import Session, Sessions, same_secret
 from services.console.settings import LANGUAGES, ConsoleSettings
 from services.console.visits_client import VisitsClient, VisitsUnreachable
+from services.console.worklist import (
+    BadCursor,
+    decode_cursor,
+    encode_cursor,
+    etag_of,
+    jsonable,
+    visit_due,
+)
 from services.platform import health
+from services.platform.auth.http import AccessRefused, bearer_token, refusal_response
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable
 from services.platform.clock import Clock
+from services.platform.http.docs import add_docs
+from services.platform.http.problems import problem
 from services.readmodel import queries
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+OPENAPI_PATH = HERE / "openapi.json"
 SESSION_COOKIE = "shouwang_console"
 LOGIN_COOKIE = "shouwang_login_csrf"
 LANGUAGE_COOKIE = "shouwang_lang"
@@ -77,6 +90,7 @@ class ConsoleDependencies:
     sessions: Sessions
     settings: ConsoleSettings
     decision_days: Mapping[str, int]  # policy id -> days from flag to decision
+    visit_days: Mapping[str, int]  # policy id -> days between visits
     history: HistoryReader  # the household's events and explanation, from the log
     registry: CollectorRegistry
     clock: Clock
@@ -225,8 +239,9 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
                     message=N_("Something went wrong on our side; it has been logged."),
                 )
             status = response.status
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
+            if not request.path.startswith("/docs"):  # Swagger UI styles itself inline
+                for name, value in SECURITY_HEADERS.items():
+                    response.headers.setdefault(name, value)
             if not request.path.startswith("/static/"):
                 response.headers.setdefault("Cache-Control", "no-store")
             return response
@@ -354,9 +369,68 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
 
     async def home(request: web.Request) -> web.Response:
         _token, role = logged_in(request)
-        if role.reads_queue:
-            raise web.HTTPSeeOther("/queue")
-        return render(request, "home.html")
+        raise web.HTTPSeeOther("/queue" if role.reads_queue else "/work")
+
+    async def my_work(request: web.Request) -> web.Response:
+        token, _role = logged_in(request)
+        if token.kind != "cadre":
+            raise Page(403, N_("The work list is a cadre's: log in with your own token."))
+        today = deps.clock().date()
+        ids = await queries.cadre_household_ids(deps.pool, token.holder)
+        households = await queries.households_changed(deps.pool, ids)
+        for row in households:
+            row["visit_due"] = visit_due(row, deps.visit_days, today)
+        due = [h for h in households if h["visit_due"] is not None]
+        due.sort(key=lambda h: (h["visit_due"], h["household_id"]))
+        problems = await queries.problems_of(deps.pool, token.holder)
+        return render(
+            request, "work.html", households=households, due=due, problems=problems, today=today
+        )
+
+    async def sync(request: web.Request) -> web.StreamResponse:
+        try:
+            token = await bearer_token(deps.tokens, request.headers.get("Authorization"))
+        except AccessRefused as refused:
+            return refusal_response(refused)
+        if token.kind != "cadre":
+            return problem(403, None, "the work list needs a cadre's token", code="forbidden")
+        since = None
+        if request.query.get("since"):
+            try:
+                since = decode_cursor(request.query["since"])
+            except BadCursor as exc:
+                return problem(
+                    400,
+                    "Bad query parameter",
+                    f"since: {exc}",
+                    code="bad_request",
+                    errors=[("since", str(exc))],
+                )
+        now = await queries.database_now(deps.pool)
+        today = deps.clock().date()
+        ids = await queries.cadre_household_ids(deps.pool, token.holder)
+        households = await queries.households_changed(deps.pool, ids, since)
+        for row in households:
+            row["visit_due"] = visit_due(row, deps.visit_days, today)
+        problems = await queries.problems_of(deps.pool, token.holder, since)
+        answer = jsonable(
+            {
+                "cadre_id": token.holder,
+                "full": since is None,
+                "household_ids": ids,
+                "households": households,
+                "problems": problems,
+                "cursor": encode_cursor(now),
+            }
+        )
+        etag = etag_of(answer)
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            return web.Response(status=304, headers=headers)
+        return web.json_response(answer, headers=headers)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
 
     async def queue(request: web.Request) -> web.Response:
         token, role = logged_in(request)
@@ -536,6 +610,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
             body=generate_latest(deps.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
     app = web.Application(middlewares=[observe, sessions], client_max_size=64 * 1024)
     app.router.add_get("/", home, allow_head=False)
     app.router.add_get("/login", login_page, allow_head=False)
@@ -546,6 +621,10 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/households/{household_id}", household_page, allow_head=False)
     app.router.add_post("/households/{household_id}/decisions", decide)
     app.router.add_get("/households/{household_id}/history", history, allow_head=False)
+    app.router.add_get("/work", my_work, allow_head=False)
+    app.router.add_get("/api/v1/worklist", sync, allow_head=False)
+    app.router.add_get("/openapi.json", openapi, allow_head=False)
+    add_docs(app.router, document["info"]["title"])
     app.router.add_get("/static/{name}", static, allow_head=False)
     app.router.add_get("/metrics", metrics_page, allow_head=False)
     health.add_routes(app.router, {"database": database})

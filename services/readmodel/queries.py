@@ -105,3 +105,62 @@ async def household_problems(pool: asyncpg.Pool, household_id: str) -> list[dict
         household_id,
     )
     return _dicts(rows)
+
+
+# A pairing measure that holds its cadre (as the operator API's `HELD`).
+PAIRING_HELD = ("recommended", "accepted", "delivered")
+
+
+async def cadre_household_ids(pool: asyncpg.Pool, cadre_id: str) -> list[str]:
+    """The households a cadre answers for: those it is the responsible person of, and those
+    it holds a pairing measure for."""
+    rows = await pool.fetch(
+        """SELECT household_id FROM households WHERE responsible_cadre_id = $1
+        UNION
+        SELECT household_id FROM measures
+         WHERE cadre_id = $1 AND type = 'PAIRING' AND status = ANY($2::text[])
+        ORDER BY household_id""",
+        cadre_id,
+        list(PAIRING_HELD),
+    )
+    return [r["household_id"] for r in rows]
+
+
+async def households_changed(
+    pool: asyncpg.Pool, household_ids: list[str], since: Any = None
+) -> list[dict[str, Any]]:
+    """Those households' rows (no personal data), only the ones changed after `since` if
+    given, by household id."""
+    rows = await pool.fetch(
+        """SELECT household_id, township, village, category, level, workflow_status,
+               policy_version, last_visit_at, overdue, reasons, updated_at
+        FROM households
+        WHERE household_id = ANY($1::text[]) AND ($2::timestamptz IS NULL OR updated_at > $2)
+        ORDER BY household_id""",
+        household_ids,
+        since,
+    )
+    return _dicts(rows)
+
+
+async def problems_of(
+    pool: asyncpg.Pool, responsible: str, since: Any = None
+) -> list[dict[str, Any]]:
+    """Problems a person is responsible for: the open ones, or (with `since`) every one changed
+    after it, rectified ones too, so a field app can drop them."""
+    rows = await pool.fetch(
+        """SELECT problem_id, household_id, check_item, status, found_at, rectified_at,
+               updated_at
+        FROM problems
+        WHERE responsible = $1
+          AND (($2::timestamptz IS NULL AND status = 'open') OR updated_at > $2)
+        ORDER BY found_at, problem_id""",
+        responsible,
+        since,
+    )
+    return _dicts(rows)
+
+
+async def database_now(pool: asyncpg.Pool) -> Any:
+    """The database's clock: the one every row's updated_at is stamped with."""
+    return await pool.fetchval("SELECT now()")

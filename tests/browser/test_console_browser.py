@@ -142,12 +142,15 @@ async def test_a_form_posted_without_its_csrf_token_is_refused(
     await context.close()
 
 
-async def test_a_cadre_sees_no_queue(browser, console_system: ConsoleSystem, tmp_path: Path):
+async def test_a_cadre_sees_its_work_list_and_no_queue(
+    browser, console_system: ConsoleSystem, tmp_path: Path
+):
     context = await browser.new_context()
     page = await context.new_page()
     await log_in(page, console_system, "cadre")
-    await page.wait_for_url(console_system.url("/"))
-    await checked(page, "cadre-home", tmp_path)
+    await page.wait_for_url("**/work")
+    await checked(page, "cadre-work", tmp_path)
+    assert console_system.households["visit_overdue"] in await page.inner_text("table.visits")
     assert await page.get_by_role("link", name="审核队列").count() == 0
     response = await page.goto(console_system.url("/queue"))
     assert response.status == 403

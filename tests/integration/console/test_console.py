@@ -6,6 +6,7 @@ the logged-in person as its actor."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import sys
@@ -347,3 +348,76 @@ async def test_the_history_page_gives_the_answer_of_shouwang_explain_as_of_a_day
     assert text.count("<strong>迟到</strong>") == 3  # 2020's events, recorded today
     status, _ = await page(http, console_system, f"/households/{household}/history?as_of=June")
     assert status == 400
+
+
+async def test_a_cadres_work_list_shows_overdue_visits_first_and_open_problems(
+    http, console_system
+):
+    await login(http, console_system, "cadre")
+    status, text = await page(http, console_system, "/")
+    assert status == 303
+    status, text = await page(http, console_system, "/work")
+    assert status == 200, text
+    h = console_system.households
+    visits = text.split('class="visits"', 1)[1].split("</table>", 1)[0]
+    assert visits.find(h["visit_overdue"]) < visits.find(h["visit_later"])
+    assert "已逾期" in visits.split(h["visit_later"])[0]
+    problems = text.split('class="problems"', 1)[1].split("</table>", 1)[0]
+    assert f"P-{h['visit_overdue']}-open" in problems and "-done" not in problems
+
+
+async def test_the_sync_api_sends_the_cadres_list_then_only_what_changed(http, console_system):
+    url = console_system.url("/api/v1/worklist")
+    h = console_system.households
+
+    def bearer(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {console_system.secrets[role]}"}
+
+    async with http.get(url) as response:
+        assert response.status == 401 and response.content_type == "application/problem+json"
+    async with http.get(url, headers=bearer("operator")) as response:
+        assert response.status == 403
+    async with http.get(url, headers=bearer("cadre")) as response:
+        assert response.status == 200
+        first = await response.json()
+        etag = response.headers["ETag"]
+    assert first["full"] is True
+    assert first["household_ids"] == sorted([h["visit_overdue"], h["visit_later"]])
+    due = {x["household_id"]: x["visit_due"] for x in first["households"]}
+    today = dt.datetime.now(dt.UTC).date()
+    assert due[h["visit_overdue"]] == (today - dt.timedelta(days=10)).isoformat()  # 40 - 30
+    assert due[h["visit_later"]] == (today + dt.timedelta(days=20)).isoformat()
+    assert [p["problem_id"] for p in first["problems"]] == [f"P-{h['visit_overdue']}-open"]
+    async with http.get(url, headers={**bearer("cadre"), "If-None-Match": etag}) as response:
+        assert response.status == 304
+    async with http.get(url, params={"since": "yesterday"}, headers=bearer("cadre")) as response:
+        body = await response.json()
+        assert response.status == 400 and body["errors"][0]["field"] == "since"
+
+    # The projector rectifies the open problem: the next sync carries that, and nothing else.
+    connection = await asyncpg.connect(console_system.database_url)
+    try:
+        await connection.execute(
+            "UPDATE problems SET status = 'rectified', updated_at = now() WHERE problem_id = $1",
+            f"P-{h['visit_overdue']}-open",
+        )
+    finally:
+        await connection.close()
+    async with http.get(
+        url, params={"since": first["cursor"]}, headers=bearer("cadre")
+    ) as response:
+        assert response.status == 200
+        second = await response.json()
+    assert second["full"] is False and second["households"] == []
+    assert second["household_ids"] == first["household_ids"]
+    assert [(p["problem_id"], p["status"]) for p in second["problems"]] == [
+        (f"P-{h['visit_overdue']}-open", "rectified")
+    ]
+
+
+async def test_the_openapi_document_and_its_page_are_served(http, console_system):
+    async with http.get(console_system.url("/openapi.json")) as response:
+        document = await response.json()
+    assert "/api/v1/worklist" in document["paths"]
+    async with http.get(console_system.url("/docs")) as response:
+        assert response.status == 200 and "swagger-ui" in await response.text()
