@@ -77,6 +77,14 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "invalid_transition": "Decision the workflow could not take",
         "policy_exception": "Policy exception",
     },
+    "measure": {
+        "recommended": "Recommended",
+        "waiting": "Waiting for capacity",
+        "accepted": "Accepted",
+        "delivered": "Delivered",
+        "completed": "Completed",
+        "cancelled": "Cancelled",
+    },
     "overdue": {
         "decision_overdue": "Decision overdue",
         "visit_overdue": "Visit overdue",

@@ -369,7 +369,24 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
 
     async def home(request: web.Request) -> web.Response:
         _token, role = logged_in(request)
-        raise web.HTTPSeeOther("/queue" if role.reads_queue else "/work")
+        raise web.HTTPSeeOther("/overview" if role.reads_queue else "/work")
+
+    async def overview(request: web.Request) -> web.Response:
+        token, role = logged_in(request)
+        if not role.reads_queue:
+            raise Page(403, N_("The overview is for reviewers and county operators."))
+        township = request.query.get("township") or None
+        if township is not None and not token.permits_township(township):
+            raise Page(403, "That township is outside your token's scope.")
+        facts = await queries.county_overview(deps.pool, role.townships, township)
+        choices = await queries.townships(deps.pool, role.townships)
+        return render(
+            request,
+            "overview.html",
+            figures=figures(facts),
+            township=township,
+            choices=choices,
+        )
 
     async def my_work(request: web.Request) -> web.Response:
         token, _role = logged_in(request)
@@ -621,6 +638,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/households/{household_id}", household_page, allow_head=False)
     app.router.add_post("/households/{household_id}/decisions", decide)
     app.router.add_get("/households/{household_id}/history", history, allow_head=False)
+    app.router.add_get("/overview", overview, allow_head=False)
     app.router.add_get("/work", my_work, allow_head=False)
     app.router.add_get("/api/v1/worklist", sync, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
@@ -637,6 +655,42 @@ CHINA = dt.timezone(dt.timedelta(hours=8))
 def when(moment: dt.datetime | None) -> str:
     """A moment as people in the county read it: China time, to the minute."""
     return "—" if moment is None else moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+FLAGGED = ("flagged", "verifying")
+MONITORED = ("monitored", "elimination_proposed")
+
+
+def figures(facts: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The overview's figures from the read model's counts, as the demo report sums them."""
+    total = flagged = monitored = monitored_visited = 0
+    by_category: dict[str, int] = {}
+    for row in facts["households"]:
+        total += row["households"]
+        if row["workflow_status"] in FLAGGED:
+            flagged += row["households"]
+        elif row["workflow_status"] in MONITORED:
+            monitored += row["households"]
+            monitored_visited += row["visited"]
+            key = row["category"] or ""
+            by_category[key] = by_category.get(key, 0) + row["households"]
+    problems = {r["status"]: r["problems"] for r in facts["problems"]}
+    found = sum(problems.values())
+    rectified = problems.get("rectified", 0)
+    return {
+        "households": total,
+        "flagged": flagged,
+        "monitored": monitored,
+        "monitored_by_category": sorted(by_category.items()),
+        "monitored_visited": monitored_visited,
+        "visit_coverage": None if not monitored else monitored_visited / monitored,
+        "overdue": [(r["signal"], r["households"]) for r in facts["overdue"]],
+        "measures": [(r["status"], r["measures"], r["households"]) for r in facts["measures"]],
+        "problems_found": found,
+        "problems_rectified": rectified,
+        "problems_open": found - rectified,
+        "rectification_rate": None if not found else rectified / found,
+    }
 
 
 def redirect(location: str) -> web.Response:

@@ -164,3 +164,55 @@ async def problems_of(
 async def database_now(pool: asyncpg.Pool) -> Any:
     """The database's clock: the one every row's updated_at is stamped with."""
     return await pool.fetchval("SELECT now()")
+
+
+async def townships(pool: asyncpg.Pool, within: frozenset[str] | None) -> list[str]:
+    """The townships the read model knows (of `within`, if given), for a filter's choices."""
+    rows = await pool.fetch(
+        """SELECT DISTINCT township FROM households
+        WHERE township IS NOT NULL AND ($1::text[] IS NULL OR township = ANY($1::text[]))
+        ORDER BY township""",
+        _towns(within),
+    )
+    return [r["township"] for r in rows]
+
+
+async def county_overview(
+    pool: asyncpg.Pool, within: frozenset[str] | None, township: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The county's figures, as the demo report counts them, over the households of `within`
+    (None: all) and `township` (if given): households by workflow and category with how many
+    were ever visited, overdue signals, measures by status, problems by status."""
+    scope = """($1::text[] IS NULL OR h.township = ANY($1::text[]))
+        AND ($2::text IS NULL OR h.township = $2)"""
+    args = (_towns(within), township)
+    households = await pool.fetch(
+        f"""SELECT h.workflow_status, h.category, count(*) AS households,
+               count(h.last_visit_at) AS visited
+        FROM households h WHERE {scope} GROUP BY 1, 2 ORDER BY 1, 2""",
+        *args,
+    )
+    overdue = await pool.fetch(
+        f"""SELECT signal, count(*) AS households
+        FROM households h, jsonb_array_elements_text(h.overdue) AS signal
+        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        *args,
+    )
+    measures = await pool.fetch(
+        f"""SELECT m.status, count(*) AS measures, count(DISTINCT m.household_id) AS households
+        FROM measures m JOIN households h USING (household_id)
+        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        *args,
+    )
+    problems = await pool.fetch(
+        f"""SELECT p.status, count(*) AS problems
+        FROM problems p JOIN households h USING (household_id)
+        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        *args,
+    )
+    return {
+        "households": _dicts(households),
+        "overdue": _dicts(overdue),
+        "measures": _dicts(measures),
+        "problems": _dicts(problems),
+    }

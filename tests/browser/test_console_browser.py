@@ -69,6 +69,9 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     await page.goto(console_system.url("/login"))
     await checked(page, "login", tmp_path)
     await log_in(page, console_system, "reviewer")
+    await page.wait_for_url("**/overview")
+    await checked(page, "overview", tmp_path)
+    await page.get_by_role("link", name="审核队列").click()
     await page.wait_for_url("**/queue")
     await checked(page, "queue", tmp_path)
     cookie = next(c for c in await context.cookies() if c["name"] == "shouwang_console")
@@ -114,7 +117,7 @@ async def test_another_townships_household_gets_the_403_page(
     context = await browser.new_context()
     page = await context.new_page()
     await log_in(page, console_system, "reviewer_b")
-    await page.wait_for_url("**/queue")
+    await page.wait_for_url("**/overview")
     household = console_system.households["overdue"]
     response = await page.goto(console_system.url(f"/households/{household}"))
     assert response.status == 403
@@ -129,7 +132,7 @@ async def test_a_form_posted_without_its_csrf_token_is_refused(
     context = await browser.new_context()
     page = await context.new_page()
     await log_in(page, console_system, "operator")
-    await page.wait_for_url("**/queue")
+    await page.wait_for_url("**/overview")
     household = console_system.households["later"]
     await page.goto(console_system.url(f"/households/{household}"))
     await page.get_by_label("决定", exact=True).select_option("START_VERIFICATION")

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
+from urllib.parse import quote
 
 import aiohttp
 import asyncpg
@@ -421,3 +422,39 @@ async def test_the_openapi_document_and_its_page_are_served(http, console_system
     assert "/api/v1/worklist" in document["paths"]
     async with http.get(console_system.url("/docs")) as response:
         assert response.status == 200 and "swagger-ui" in await response.text()
+
+
+FIGURE = re.compile(r'<td data-figure="([^"]+)">(?:<a [^>]*>)?([^<(]*)')
+
+
+async def test_the_overview_counts_a_townships_households_measures_and_problems(
+    http, console_system
+):
+    # Runs after the tests above: town A holds the three queue households, the cadre's two
+    # monitored ones (both visited, their problems both rectified by now) and the history
+    # test's registered one; one of them is decision-overdue.
+    await login(http, console_system, "operator")
+    status, text = await page(http, console_system, f"/overview?township={console_system.town_a}")
+    assert status == 200, text
+    shown = {k: v.strip() for k, v in FIGURE.findall(text)}
+    assert shown["households"] == "6" and shown["flagged"] == "3" and shown["monitored"] == "2"
+    assert shown["monitored:MARGINAL"] == "2" and shown["monitored_visited"] == "2"
+    assert shown["decision_overdue"] == "1" and shown["measures:accepted"] == "1"
+    assert (shown["problems_found"], shown["problems_rectified"], shown["problems_open"]) == (
+        "2",
+        "2",
+        "0",
+    )
+    assert shown["rectification_rate"] == "100%"
+    assert f'href="/queue?township={quote(console_system.town_a)}"' in text
+    status, text = await page(http, console_system, f"/overview?township={console_system.town_b}")
+    shown = {k: v.strip() for k, v in FIGURE.findall(text)}
+    assert (shown["households"], shown["flagged"], shown["problems_found"]) == ("1", "1", "0")
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        assert (await login(other, console_system, "reviewer_b")).status == 303
+        path = f"/overview?township={console_system.town_a}"
+        status, _ = await page(other, console_system, path)
+        assert status == 403
+        status, text = await page(other, console_system, "/overview")
+        assert status == 200 and console_system.town_a not in text
