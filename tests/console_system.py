@@ -52,6 +52,7 @@ class ConsoleSystem:
     households: dict[str, str]  # name -> household id
     secrets: dict[str, str] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)
+    token_ids: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
 
@@ -225,10 +226,12 @@ async def running_console(
             "reviewer_b": new_token("cadre", f"review-b-{run}", [town_b], ["ReviewDecided"]),
             "cadre": new_token("cadre", f"cadre-{run}", [town_a]),
             "feed": new_token("feed", f"feed-{run}", [], ["HardshipReported"]),
+            "revoked": new_token("operator", f"op-revoked-{run}"),
         }.items():
             system.secrets[role] = f"sw_{uuid.uuid4().hex}{uuid.uuid4().hex}"
             system.holders[role] = token.holder
-            await store.issue(token, hash_secret(system.secrets[role]))
+            issued = await store.issue(token, hash_secret(system.secrets[role]))
+            system.token_ids[role] = issued.token_id
     finally:
         await pool.close()
     env = {

@@ -458,3 +458,21 @@ async def test_the_overview_counts_a_townships_households_measures_and_problems(
         assert status == 403
         status, text = await page(other, console_system, "/overview")
         assert status == 200 and console_system.town_a not in text
+
+
+async def test_a_revoked_token_ends_its_sessions(http, console_system):
+    assert (await login(http, console_system, "revoked")).status == 303
+    status, _ = await page(http, console_system, "/queue")
+    assert status == 200
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "tokens", "revoke",
+        console_system.token_ids["revoked"], "--reason", "phone lost",
+        env=console_system.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    deadline = asyncio.get_running_loop().time() + 30
+    while (status := (await page(http, console_system, "/queue"))[0]) == 200:
+        assert asyncio.get_running_loop().time() < deadline, "the session outlived its token"
+        await asyncio.sleep(0.2)
+    assert status == 303  # back to the login page: the session ended with its token
