@@ -1,6 +1,7 @@
 """The console's settings from the environment, checked once at start-up.
 
-SHOUWANG_CONSOLE_PORT: TCP port of the console (default 8083); it listens on SHOUWANG_BIND_HOST.
+SHOUWANG_CONSOLE_PORT: TCP port of the console (default 8084; the monitoring worker has 8083); it
+    listens on SHOUWANG_BIND_HOST.
 SHOUWANG_CONSOLE_VISITS_URL: where the visits API answers, the console's only way to write
     (default http://127.0.0.1:$SHOUWANG_VISITS_PORT, itself 8081 by default).
 SHOUWANG_CONSOLE_SESSION_MINUTES: a session unused this long is forgotten (default 30); a
@@ -26,7 +27,7 @@ LANGUAGES = ("zh", "en")
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    port: int = 8083
+    port: int = 8084
     visits_url: str = "http://127.0.0.1:8081"
     session_minutes: int = 30
     secure_cookie: bool = False

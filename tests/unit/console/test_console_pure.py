@@ -111,7 +111,7 @@ def test_sessions_end_when_idle_or_old():
 def test_settings_defaults_and_refusals():
     settings = ConsoleSettings.from_env({})
     assert (settings.port, settings.visits_url, settings.language) == (
-        8083,
+        8084,
         "http://127.0.0.1:8081",
         "zh",
     )
