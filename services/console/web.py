@@ -55,7 +55,7 @@ from services.platform.auth.http import AccessRefused, bearer_token, refusal_res
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable
 from services.platform.clock import Clock
 from services.platform.http.docs import add_docs
-from services.platform.http.problems import problem
+from services.platform.http.problems import problem, shaped
 from services.readmodel import queries
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
 OPENAPI_PATH = HERE / "openapi.json"
+API_PATHS = ("/api/", "/openapi.json", "/docs")
 SESSION_COOKIE = "shouwang_console"
 LOGIN_COOKIE = "shouwang_login_csrf"
 LANGUAGE_COOKIE = "shouwang_lang"
@@ -198,6 +199,14 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         status = 500
+        if request.path.startswith(API_PATHS):  # the sync API and its docs: problems, not pages
+            try:
+                response = await shaped(request, handler)
+                status = response.status
+                return response
+            finally:
+                metrics.requests.labels(request.method, route, str(status)).inc()
+                metrics.duration.labels(route).observe(time.perf_counter() - started)
         try:
             try:
                 response = await handler(request)
@@ -254,6 +263,9 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
 
     @web.middleware
     async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(API_PATHS):
+            # Bearer tokens, never cookies: no session to load, no ambient credential to forge.
+            return await handler(request)
         session = deps.sessions.find(request.cookies.get(SESSION_COOKIE))
         if session is not None:
             try:

@@ -422,6 +422,9 @@ async def test_the_openapi_document_and_its_page_are_served(http, console_system
     assert "/api/v1/worklist" in document["paths"]
     async with http.get(console_system.url("/docs")) as response:
         assert response.status == 200 and "swagger-ui" in await response.text()
+    async with http.post(console_system.url("/api/v1/worklist")) as response:
+        assert response.status == 405  # the API answers problems, not the console's pages
+        assert response.content_type == "application/problem+json"
 
 
 FIGURE = re.compile(r'<td data-figure="([^"]+)">(?:<a [^>]*>)?([^<(]*)')
