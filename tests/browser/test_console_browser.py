@@ -6,6 +6,8 @@ every field labelled, text contrast at least WCAG AA's 4.5:1)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,8 +49,13 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
 
 
 async def checked(page, name: str, shots: Path) -> None:
-    """Save the page's screenshot and check its basic accessibility."""
+    """Save the page's screenshot (also under $SHOUWANG_SCREENSHOTS if set: the README's are
+    made so) and check its basic accessibility."""
     await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    if os.environ.get("SHOUWANG_SCREENSHOTS"):
+        shutil.copyfile(
+            shots / f"{name}.png", Path(os.environ["SHOUWANG_SCREENSHOTS"]) / f"{name}.png"
+        )
     assert await page.get_attribute("html", "lang") in ("zh-Hans", "en"), name
     assert await page.locator("h1").count() == 1, name
     assert await page.evaluate(UNLABELLED) == [], name
