@@ -13,6 +13,7 @@ from importlib import metadata
 
 from services.audit import actions as audit_actions
 from services.audit import commands as audit_commands
+from services.console import commands as console_commands
 from services.contract.errors import ContractError
 from services.contract.topics import CATALOGUE
 from services.monitoring import commands as monitoring_commands
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     support.set_defaults(run=support_commands.run_support)
     support_api = commands.add_parser("support-api", help="run the operator API (read model)")
     support_api.set_defaults(run=readmodel_commands.run_support_api)
+    console_commands.add_commands(commands)
 
     monitoring = commands.add_parser("monitoring", help="run a monitoring (risk) worker")
     monitoring.set_defaults(run=monitoring_commands.run_monitoring, reads=monitoring_commands.READS)

@@ -102,7 +102,8 @@ async def test_household_alerts_fire_and_every_panel_has_data(
     binary = obs.shutil_which("prometheus")
     bootstrap = local_kafka_factory().start()
     await ensure_topics(bootstrap, TopicLayout())
-    ports = free_ports(6)
+    ports = free_ports(7)
+    console_port = ports.pop()
     visits_port, monitoring_port, support_port, projector_port, api_port, prometheus_port = ports
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": private_database,
            "SHOUWANG_HOME": str(tmp_path)}  # fmt: skip
@@ -122,6 +123,8 @@ async def test_household_alerts_fire_and_every_panel_has_data(
                                projector_port),
         "shouwang-support-api": (["support-api"], {"SHOUWANG_SUPPORT_API_PORT": str(api_port)},
                                  api_port),
+        "shouwang-console": (["console"], {"SHOUWANG_CONSOLE_PORT": str(console_port)},
+                             console_port),
     }  # fmt: skip
     # Only the jobs deploy/ scrapes are started (prometheus_config fails on one not here).
     services = {job: s for job, s in services.items() if job in obs.deployed_jobs()}

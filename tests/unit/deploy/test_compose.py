@@ -144,7 +144,14 @@ def test_it_keeps_to_the_compose_specification_keys_and_its_references_resolve(c
 
 def test_every_shouwang_process_is_composed_with_a_readiness_healthcheck(compose):
     shouwang = {n: s for n, s in compose["services"].items() if s.get("image") == "shouwang:latest"}
-    assert set(shouwang) == {"visits", "monitoring", "support", "projector", "support-api"}
+    assert set(shouwang) == {
+        "visits",
+        "monitoring",
+        "support",
+        "projector",
+        "support-api",
+        "console",
+    }
     for name, service in shouwang.items():
         probe = " ".join(service["healthcheck"]["test"])
         assert "/readyz" in probe, name

@@ -17,6 +17,7 @@ DOCUMENTS = {
     "visits": SERVICES / "visits" / "openapi.json",
     "operator": SERVICES / "readmodel" / "openapi.json",
     "monitoring": SERVICES / "monitoring" / "openapi.json",
+    "console": SERVICES / "console" / "openapi.json",
 }
 PROBLEM_SCHEMAS = ("#/components/schemas/Problem", "#/components/schemas/BatchProblem")
 

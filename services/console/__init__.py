@@ -1,0 +1,1 @@
+"""The web console: review queue and household pages for reviewers and county operators."""

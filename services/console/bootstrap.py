@@ -1,0 +1,91 @@
+"""Wiring: the console's dependencies built from Settings, and serving it.
+
+It reads as the "reader" duty (the read model and the token table, like the operator API), hears
+revocations from operator.actions like every service that checks tokens, and writes only through
+the visits API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from services.console.history import HistoryReader
+from services.console.sessions import Sessions
+from services.console.settings import ConsoleSettings
+from services.console.visits_client import VisitsClient
+from services.console.web import ConsoleDependencies, build_console
+from services.monitoring.adapters.policy_files import policies_in
+from services.platform.auth.gate import TokenGate
+from services.platform.auth.tokens import PostgresTokenStore
+from services.platform.clock import wall_clock
+from services.platform.config import Settings, kafka_bootstrap
+from services.platform.metrics import new_registry
+from services.platform.postgres.database import database_for, prepare_schema
+from services.readmodel.api import init_connection
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def console_dependencies(
+    settings: Settings, console: ConsoleSettings
+) -> AsyncIterator[ConsoleDependencies]:
+    """The console's dependencies; its pool, revocation feed and HTTP client closed on the way
+    out. The policies are read first, so a bad policy file stops start-up before any I/O."""
+    book = policies_in(console.policy_dir)
+    bootstrap = kafka_bootstrap(settings)
+    decision_days = {p.id: p.flag_to_decision_days for p in book.policies}
+    visit_days = {p.id: p.visit_interval_days for p in book.policies}
+    database = database_for(settings, "reader")
+    await prepare_schema(database)
+    pool = await asyncpg.create_pool(
+        database.url, min_size=1, max_size=4, command_timeout=10, init=init_connection
+    )
+    gate = TokenGate(PostgresTokenStore(pool), bootstrap, settings.visits.token_cache_seconds)
+    feed = gate.start()
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+    try:
+        yield ConsoleDependencies(
+            pool=pool,
+            tokens=gate.tokens,
+            visits=VisitsClient(http, console.visits_url),
+            sessions=Sessions(idle_seconds=console.session_minutes * 60.0, clock=time.monotonic),
+            settings=console,
+            decision_days=decision_days,
+            visit_days=visit_days,
+            history=HistoryReader(bootstrap, settings.layout, book),
+            registry=new_registry(),
+            clock=wall_clock,
+        )
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+        await http.close()
+        await pool.close()
+
+
+async def serve_console(settings: Settings, console: ConsoleSettings) -> None:
+    """The console on SHOUWANG_CONSOLE_PORT (address SHOUWANG_BIND_HOST) until SIGINT/SIGTERM."""
+    async with console_dependencies(settings, console) as deps:
+        runner = web.AppRunner(build_console(deps), access_log=None)
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, settings.bind_host, console.port, shutdown_timeout=10)
+            await site.start()
+            log.info("console listening on http://%s:%d/", settings.bind_host, console.port)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,55 @@
+"""Who a console user is, from the token they logged in with.
+
+The token's kind and scope decide (platform/auth/tokens.py); the console adds no permissions of
+its own. Mapping:
+- operator token → county operator: every page, decisions too, within its townships if narrowed;
+- cadre token that may record ReviewDecided → township reviewer: the queue and households of
+  its townships, and decisions on them;
+- other cadre token → cadre: no review queue, no household pages (the token cannot read them);
+- feed token → refused: a department feed is a machine, not a person.
+There is no auditor or village kind of token yet: no such role until tokens.py has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.platform.auth.tokens import REVIEW_DECIDED, Token
+
+
+class LoginRefused(ValueError):
+    """A valid token that may not open the console (a feed's)."""
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str  # operator | reviewer | cadre
+    holder: str
+    townships: frozenset[str] | None  # None: every township
+
+    @property
+    def reads_queue(self) -> bool:
+        return self.name in ("operator", "reviewer")
+
+    def may_read(self, token: Token, township: str | None) -> bool:
+        return token.may_read_household(township)
+
+
+def role_of(token: Token) -> Role:
+    """The console role of an active token, or LoginRefused."""
+    if token.kind == "operator":
+        return Role("operator", token.holder, token.townships)
+    if token.kind == "cadre":
+        name = "reviewer" if token.reviewer else "cadre"
+        return Role(name, token.holder, token.townships)
+    raise LoginRefused("a department feed's token cannot open the console")
+
+
+def may_decide(token: Token, township: str | None) -> bool:
+    """Whether the token may record a review decision on a household of `township` (the visits
+    API checks the same before writing; the console only hides a form it would refuse)."""
+    return (
+        token.kind in ("operator", "cadre")
+        and token.permits_type(REVIEW_DECIDED)
+        and token.may_read_household(township)
+    )

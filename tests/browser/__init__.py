@@ -1,0 +1,1 @@
+"""Browser tests: the console driven by Playwright in Debian's Chromium."""
