@@ -17,7 +17,13 @@ from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
 from services.platform.http.docs import openapi_paths as docs_openapi_paths
 from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
-from services.visits.domain.conversion import TIMESTAMP_EXAMPLE
+from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
+from services.visits.domain.grammar import (
+    DATE_PATTERN,
+    EARLIEST_DATE,
+    TIMESTAMP_PATTERN,
+    rule_for,
+)
 from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
@@ -28,35 +34,49 @@ def load_document(path: Path = DOCUMENT_PATH) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def json_schema(schema: Any, named: dict[str, Any] | None = None) -> dict[str, Any]:
-    """JSON Schema (2020-12, as OpenAPI 3.1 uses) for the JSON form of a parsed Avro schema."""
+def json_schema(
+    schema: Any, named: dict[str, Any] | None = None, shape: str = ""
+) -> dict[str, Any]:
+    """JSON Schema (2020-12, as OpenAPI 3.1 uses) for the JSON form of a parsed Avro schema,
+    with each field's rule from the input grammar (`domain/grammar.py`); `shape` is the path
+    of the value being described (`problems[].description`)."""
     named = {} if named is None else named
     if isinstance(schema, str):
         if schema in named:
-            return json_schema(named[schema], named)
-        return _primitive(schema)
+            return json_schema(named[schema], named, shape)
+        return _ruled(_primitive(schema), shape)
     if isinstance(schema, list):
-        branches = [json_schema(b, named) for b in schema]
+        branches = [json_schema(b, named, shape) for b in schema]
         return branches[0] if len(branches) == 1 else {"anyOf": branches}
     logical = schema.get("logicalType")
     if logical in ("timestamp-millis", "timestamp-micros"):
         return {
             "type": "string",
             "format": "date-time",
-            "description": f"ISO-8601 with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}",
+            "pattern": TIMESTAMP_PATTERN,
+            "maxLength": MAX_TIMESTAMP_TEXT,
+            "description": f"RFC 3339 with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}; on or "
+            f"after {EARLIEST_DATE} as written",
         }
     if logical == "date":
-        return {"type": "string", "format": "date"}
+        return {
+            "type": "string",
+            "format": "date",
+            "pattern": DATE_PATTERN,
+            "maxLength": len("2020-05-16"),
+            "description": f"On or after {EARLIEST_DATE}.",
+        }
     if logical == "uuid":
         return {"type": "string", "format": "uuid"}
     kind = schema["type"]
     if kind in ("record", "enum", "fixed"):
         named[schema["name"]] = schema
+    prefix = f"{shape}." if shape else ""
     if kind == "record":
         properties = {}
         required = []
         for field in schema["fields"]:
-            prop = json_schema(field["type"], named)
+            prop = json_schema(field["type"], named, prefix + field["name"])
             if field.get("doc"):
                 prop = {**prop, "description": field["doc"]}
             if "default" in field:
@@ -76,10 +96,18 @@ def json_schema(schema: Any, named: dict[str, Any] | None = None) -> dict[str, A
     if kind == "enum":
         return {"type": "string", "enum": list(schema["symbols"])}
     if kind == "array":
-        return {"type": "array", "items": json_schema(schema["items"], named)}
+        items = json_schema(schema["items"], named, f"{shape}[]")
+        return _ruled({"type": "array", "items": items}, shape)
     if kind == "map":
         return {"type": "object", "additionalProperties": json_schema(schema["values"], named)}
-    return _primitive(kind)
+    return _ruled(_primitive(kind), shape)
+
+
+def _ruled(described: dict[str, Any], shape: str) -> dict[str, Any]:
+    """The JSON Schema of a value with its grammar rule's keywords (bounds replace the
+    Avro type's own range)."""
+    rule = rule_for(shape) if shape else None
+    return described if rule is None else {**described, **rule.keywords()}
 
 
 def _primitive(kind: str) -> dict[str, Any]:
