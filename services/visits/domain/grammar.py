@@ -41,8 +41,11 @@ MAX_QUANTITY = 1_000_000_000
 MAX_ITEMS = 50  # problems found on a visit, quantities of a measure
 MAX_REASONS = 20
 
-_CONTROLS = "\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff"  # C0, DEL, C1, lone surrogates
-_TEXT_CONTROLS = "\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\ud800-\\udfff"  # keeps \t \n
+# C0, DEL and C1 (free text keeps tab and newline). Lone surrogates never get this far (the
+# JSON reader refuses them), and naming them here would make an ECMA-262 validator, which sees
+# UTF-16 code units, refuse every character beyond the BMP that Python accepts.
+_CONTROLS = "\\u0000-\\u001f\\u007f-\\u009f"
+_TEXT_CONTROLS = "\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f"
 _YEAR = "(201[4-9]|20[2-9][0-9])"
 _DAY = _YEAR + "-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 DATE_PATTERN = f"^{_DAY}$"

@@ -27,6 +27,7 @@ from services.visits.domain.validation import Problems, domain_problems
 SERVER_FIELDS = ("recorded_at", "source", "actor")
 SEALED_FIELD = "personal_sealed"  # the server seals `personal` into it after validation
 _SERVER_SET = frozenset((*SERVER_FIELDS, SEALED_FIELD))
+MAX_PROBLEMS = 50  # named in one record's answer (Outcome.errors maxItems in openapi.json)
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,17 @@ def prepare(
         named = {path for path, _ in problems}
         problems.extend((path, problem) for path, problem in found if path not in named)
     if problems:
-        return Prepared(None, problems)
+        return Prepared(None, bounded(problems))
     return Prepared(record, [])
+
+
+def bounded(problems: Problems) -> Problems:
+    """At most MAX_PROBLEMS, the last saying how many more there were: an answer's size has a
+    documented maximum (a record with 100,000 unknown fields gets a short answer)."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    hidden = len(problems) - MAX_PROBLEMS + 1
+    return [*problems[: MAX_PROBLEMS - 1], ("", f"{hidden} more problems not listed")]
 
 
 def content_digest(kind: EventKind, record: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
+from services.platform.config import VisitsSettings
 from services.platform.http.docs import openapi_paths as docs_openapi_paths
 from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
 from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
@@ -24,8 +25,9 @@ from services.visits.domain.grammar import (
     TIMESTAMP_PATTERN,
     rule_for,
 )
-from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS
+from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
 
+MAX_BATCH = VisitsSettings.max_batch
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 
 
@@ -180,6 +182,15 @@ READ_ERRORS = {
 }
 
 
+RESULTS = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Outcome"},
+    "maxItems": MAX_BATCH,
+    "description": "One outcome per record, in order: at most SHOUWANG_VISITS_MAX_BATCH "
+    f"({MAX_BATCH} unless configured).",
+}
+
+
 def build_document(codec: Codec) -> dict[str, Any]:
     """The whole OpenAPI document for the current contract."""
     components: dict[str, Any] = {
@@ -203,9 +214,25 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 "errors": {
                     "type": "array",
                     "items": {"$ref": "#/components/schemas/FieldError"},
+                    "maxItems": MAX_PROBLEMS,
                 },
             },
             "required": ["index", "status"],
+        },
+        "Accepted": {
+            "type": "object",
+            "description": "A record acknowledged by the broker (duplicate: a re-send of an "
+            "event acknowledged before, answered with where the first one was written).",
+            "properties": {
+                "status": {"const": 202},
+                "event_id": {"type": "string", "format": "uuid"},
+                "topic": {"type": "string"},
+                "partition": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0},
+                "duplicate": {"type": "boolean"},
+            },
+            "required": ["status", "event_id", "topic", "partition", "offset", "duplicate"],
+            "additionalProperties": False,
         },
         "BatchProblem": {
             "description": "A batch answered with an error status: a Problem whose `errors` "
@@ -215,7 +242,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
             "properties": {
                 "accepted": {"type": "integer"},
                 "refused": {"type": "integer"},
-                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+                "results": RESULTS,
             },
         },
         "BatchResult": {
@@ -223,7 +250,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
             "properties": {
                 "accepted": {"type": "integer"},
                 "refused": {"type": "integer"},
-                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+                "results": RESULTS,
             },
             "required": ["accepted", "refused", "results"],
         },
@@ -234,7 +261,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
         ref = {"$ref": f"#/components/schemas/{kind.short_name}"}
         accepted = {
             "description": "Acknowledged by the broker (all in-sync replicas).",
-            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Outcome"}}},
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Accepted"}}},
         }
         paths[f"/v1/{kind.slug}"] = {
             "post": {
@@ -263,7 +290,12 @@ def build_document(codec: Codec) -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "properties": {
-                                    "records": {"type": "array", "items": ref, "minItems": 1}
+                                    "records": {
+                                        "type": "array",
+                                        "items": ref,
+                                        "minItems": 1,
+                                        "maxItems": MAX_BATCH,
+                                    }
                                 },
                                 "required": ["records"],
                                 "additionalProperties": False,

@@ -18,7 +18,7 @@ from services.visits.domain.grammar import (
     grammar_problems,
     rule_for,
 )
-from services.visits.domain.records import Origin, prepare
+from services.visits.domain.records import MAX_PROBLEMS, Origin, prepare
 from services.visits.entrypoints.openapi import load_document
 from tests.visits_samples import sample
 
@@ -176,3 +176,11 @@ def test_date_patterns(pattern: str, text: str, fits: bool) -> None:
 def test_grammar_leaves_wrong_types_to_the_avro_validation(codec: Codec) -> None:
     schema = codec.registry.schema(BY_SLUG["visits"].event_type).parsed
     assert grammar_problems(schema, {"household_id": 7, "problems": "no", "geo": []}) == []
+
+
+def test_an_answer_is_bounded_however_many_problems_a_record_has(codec: Codec) -> None:
+    body = sample("visits", **{f"{'x' * 500}{i}": i for i in range(1000)})
+    found = prepare(codec, BY_SLUG["visits"], body, ORIGIN, NOW, SKEW).problems
+    assert len(found) == MAX_PROBLEMS
+    assert found[-1] == ("", f"{1000 - MAX_PROBLEMS + 1} more problems not listed")
+    assert all(len(field) <= 65 for field, _ in found)  # an unknown key is cut, not echoed
