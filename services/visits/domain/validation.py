@@ -25,6 +25,8 @@ OLDEST_BIRTH_YEAR = 1900
 
 
 def _not_in_future(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """occurred_at is at most SHOUWANG_VISITS_FUTURE_SKEW_SECONDS (300 unless configured)
+    ahead of the server's clock."""
     if record["occurred_at"] > now + skew:
         seconds = int(skew.total_seconds())
         skewed = f"is in the future by more than the allowed clock skew of {seconds} s"
@@ -33,6 +35,7 @@ def _not_in_future(record: dict, now: dt.datetime, skew: dt.timedelta) -> Proble
 
 
 def _students_with_access(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """five_visits.students_without_access cannot exceed five_visits.students_learning_at_home."""
     five = record.get("five_visits")
     if five is not None and five["students_without_access"] > five["students_learning_at_home"]:
         return [
@@ -45,6 +48,8 @@ def _students_with_access(record: dict, now: dt.datetime, skew: dt.timedelta) ->
 
 
 def _members(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """members.labour + members.weak_labour, and each of members.students, disabled,
+    chronically_ill and elderly, cannot exceed members.count."""
     members = record["members"]
     count = members["count"]
     problems: Problems = []
@@ -59,6 +64,8 @@ def _members(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
 
 
 def _lifted_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """lifted_year is given exactly when registration is LIFTED, between 2013 and the year
+    of occurred_at."""
     lifted_year = record.get("lifted_year")
     if record["registration"] == "LIFTED":
         if lifted_year is None:
@@ -71,6 +78,7 @@ def _lifted_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems
 
 
 def _birth_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """head_birth_year is not after the year of occurred_at."""
     birth_year = record.get("head_birth_year")
     if birth_year is not None and birth_year > record["occurred_at"].year:
         return [
@@ -80,6 +88,7 @@ def _birth_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
 
 
 def _baseline_income_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """baseline_income.year is not after the year of occurred_at."""
     income = record.get("baseline_income")
     if income is not None and income["year"] > record["occurred_at"].year:
         return [("baseline_income.year", "cannot be after the year of occurred_at")]
@@ -87,30 +96,35 @@ def _baseline_income_year(record: dict, now: dt.datetime, skew: dt.timedelta) ->
 
 
 def _income_period(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """period_end is not before period_start."""
     if record["period_start"] > record["period_end"]:
         return [("period_end", "cannot be before period_start")]
     return []
 
 
 def _department_of_feed(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """department is given when origin is DEPARTMENT_FEED."""
     if record["origin"] == "DEPARTMENT_FEED" and record.get("department") is None:
         return [("department", "required when origin is DEPARTMENT_FEED")]
     return []
 
 
 def _waiting_for(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """waiting_for is given only on a RECOMMENDED step."""
     if record.get("waiting_for") is not None and record["step"] != "RECOMMENDED":
         return [("waiting_for", "only a RECOMMENDED step waits for a pool")]
     return []
 
 
 def _responsible_cadre(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """responsible_cadre_id is given when step is TASK_ASSIGNED."""
     if record["step"] == "TASK_ASSIGNED" and record.get("responsible_cadre_id") is None:
         return [("responsible_cadre_id", "required when step is TASK_ASSIGNED")]
     return []
 
 
 def _due_date(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """due_date is not before the day before occurred_at."""
     due = record.get("due_date")
     if due is not None and due < record["occurred_at"].date() - dt.timedelta(days=1):
         return [("due_date", "cannot be before the day of occurred_at")]
@@ -118,6 +132,8 @@ def _due_date(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
 
 
 def _category(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """category is given when decision is INCLUDE, and not on REJECT, ELIMINATE or
+    START_VERIFICATION."""
     decision, category = record["decision"], record.get("category")
     if decision == "INCLUDE" and category is None:
         return [("category", "required when decision is INCLUDE")]
@@ -127,6 +143,7 @@ def _category(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
 
 
 def _notice(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """notice_start is given when notice_days is more than 0."""
     if record["notice_days"] > 0 and record.get("notice_start") is None:
         return [("notice_start", "required when notice_days is given")]
     return []
@@ -148,6 +165,11 @@ DOMAIN_RULES: dict[str, tuple[Rule, ...]] = {
     "shouwang.events.ReviewDecided": (_not_in_future, _category, _notice),
     "shouwang.events.CadreRegistryRecorded": (_not_in_future,),
 }
+
+
+def stated(event_type: str) -> list[str]:
+    """The domain rules of an event type, in words (the OpenAPI document publishes them)."""
+    return [" ".join((rule.__doc__ or "").split()) for rule in DOMAIN_RULES[event_type]]
 
 
 def domain_problems(

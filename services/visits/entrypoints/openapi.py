@@ -26,6 +26,7 @@ from services.visits.domain.grammar import (
     rule_for,
 )
 from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
+from services.visits.domain.validation import stated
 
 MAX_BATCH = VisitsSettings.max_batch
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
@@ -132,10 +133,14 @@ def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
     server_set = (*SERVER_FIELDS, SEALED_FIELD)
     schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in server_set}
     schema["required"] = [r for r in schema["required"] if r not in server_set]
+    rules = stated(event_type)
     schema["description"] = (
         schema.get("description", "")
         + " recorded_at, source and actor are set by the server from the token."
+        + " Rules relating fields (x-rules): "
+        + " ".join(rules)
     ).strip()
+    schema["x-rules"] = rules
     return schema
 
 

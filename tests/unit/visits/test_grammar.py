@@ -19,6 +19,7 @@ from services.visits.domain.grammar import (
     rule_for,
 )
 from services.visits.domain.records import MAX_PROBLEMS, Origin, prepare
+from services.visits.domain.validation import DOMAIN_RULES, stated
 from services.visits.entrypoints.openapi import load_document
 from tests.visits_samples import sample
 
@@ -184,3 +185,12 @@ def test_an_answer_is_bounded_however_many_problems_a_record_has(codec: Codec) -
     assert len(found) == MAX_PROBLEMS
     assert found[-1] == ("", f"{1000 - MAX_PROBLEMS + 1} more problems not listed")
     assert all(len(field) <= 65 for field, _ in found)  # an unknown key is cut, not echoed
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.slug)
+def test_every_rule_relating_fields_is_published_in_words(kind) -> None:
+    rules = DOMAIN_RULES[kind.event_type]
+    assert all(rule.__doc__ and rule.__doc__.strip() for rule in rules)
+    schema = DOCUMENT["components"]["schemas"][kind.short_name]
+    assert schema["x-rules"] == stated(kind.event_type)
+    assert len(schema["x-rules"]) == len(rules)
