@@ -18,13 +18,8 @@ from services.contract.validation import INT_RANGE, LONG_RANGE
 from services.platform.config import VisitsSettings
 from services.platform.http.docs import openapi_paths as docs_openapi_paths
 from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
+from services.visits.domain import grammar
 from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
-from services.visits.domain.grammar import (
-    DATE_PATTERN,
-    EARLIEST_DATE,
-    TIMESTAMP_PATTERN,
-    rule_for,
-)
 from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
 from services.visits.domain.validation import stated
 
@@ -56,18 +51,18 @@ def json_schema(
         return {
             "type": "string",
             "format": "date-time",
-            "pattern": TIMESTAMP_PATTERN,
+            "pattern": grammar.TIMESTAMP_PATTERN,
             "maxLength": MAX_TIMESTAMP_TEXT,
             "description": f"RFC 3339 with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}; on or "
-            f"after {EARLIEST_DATE} as written",
+            f"after {grammar.EARLIEST_DATE} as written",
         }
     if logical == "date":
         return {
             "type": "string",
             "format": "date",
-            "pattern": DATE_PATTERN,
+            "pattern": grammar.DATE_PATTERN,
             "maxLength": len("2020-05-16"),
-            "description": f"On or after {EARLIEST_DATE}.",
+            "description": f"On or after {grammar.EARLIEST_DATE}.",
         }
     if logical == "uuid":
         return {"type": "string", "format": "uuid"}
@@ -109,7 +104,7 @@ def json_schema(
 def _ruled(described: dict[str, Any], shape: str) -> dict[str, Any]:
     """The JSON Schema of a value with its grammar rule's keywords (bounds replace the
     Avro type's own range)."""
-    rule = rule_for(shape) if shape else None
+    rule = grammar.rule_for(shape) if shape else None
     return described if rule is None else {**described, **rule.keywords()}
 
 
