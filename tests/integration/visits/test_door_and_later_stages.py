@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS
 from services.contract.topics import CATALOGUE, DEAD_LETTERS
@@ -190,17 +191,29 @@ def consistent(slug: str, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def drawn(latest: dt.datetime) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
-    kinds = st.sampled_from([(k.slug, k.short_name) for k in KINDS])
-    return kinds.flatmap(
-        lambda kind: st.tuples(
-            st.just(kind[0]),
-            st.one_of(
-                records(DOCUMENT, kind[1], latest),
-                records(DOCUMENT, kind[1], latest).map(lambda r, s=kind[0]: consistent(s, r)),
-            ),
-        )
+MEASURES = load_catalogue(Settings.from_env().catalogue_path)
+
+
+def catalogued(values: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Measure steps naming a measure of the catalogue the support worker runs (and, when the
+    step names a pool, that measure's pool): the door does not check this yet (see
+    tests/unit/visits/test_grammar.py, its strict xfail), the support worker does."""
+
+    def named(record: dict[str, Any], measure: Any, township: str) -> dict[str, Any]:
+        pool = None
+        if record.get("pool") is not None and measure.pool is not None:
+            pool = MEASURES.pools[measure.pool].instance(township)
+        return {**record, "catalogue_id": measure.id, "pool": pool}
+
+    return st.builds(
+        named, values, st.sampled_from(MEASURES.measures), st.sampled_from(["鹤游镇", "大石乡"])
     )
+
+
+def drawn(slug: str, name: str, latest: dt.datetime) -> st.SearchStrategy[dict[str, Any]]:
+    published = records(DOCUMENT, name, latest)
+    values = st.one_of(published, published.map(lambda record: consistent(slug, record)))
+    return catalogued(values) if slug == "measure-steps" else values
 
 
 def post(url: str, token: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -215,31 +228,40 @@ def post(url: str, token: str, body: Any) -> tuple[int, dict[str, Any]]:
 
 
 def send_drawn_records(stack: Stack) -> Counter[tuple[str, int]]:
-    """Post hypothesis's draws to the real API; (route, status) counted. Each answer is 2xx,
-    a 422 naming fields (a rule relating fields) or a 409 (an event_id drawn twice), never
+    """Post hypothesis's draws, EXAMPLES per event type, to the real API; (route, status)
+    counted. Each answer is 202 or a 422 naming fields (a rule relating fields), never
     anything else."""
     answered: Counter[tuple[str, int]] = Counter()
     # Up to yesterday: never beyond the allowed clock skew, whatever the offset drawn.
     latest = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=1)
+    for kind in KINDS:
+        at_the_door(stack, kind.slug, answered, drawn(kind.slug, kind.short_name, latest))()
+    return answered
+
+
+def at_the_door(
+    stack: Stack, slug: str, answered: Counter, values: st.SearchStrategy[dict[str, Any]]
+) -> Callable[[], None]:
+    """The property's first half for one route: whatever is drawn gets 202 or a 422."""
 
     @settings(
-        max_examples=EXAMPLES * len(KINDS),
+        max_examples=EXAMPLES,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(drawn(latest))
-    def door(case: tuple[str, dict[str, Any]]) -> None:
-        slug, record = case
+    @given(values)
+    def door(record: dict[str, Any]) -> None:
+        # A producer makes a new UUID per record (the idempotency key); hypothesis would draw
+        # the same few again and again, and a 409 says nothing about the record.
+        record = {**record, "event_id": str(uuid.uuid4())}
         status, body = post(stack.url("visits", f"/v1/{slug}"), stack.token, record)
         answered[(slug, status)] += 1
-        # 409: hypothesis drew an event_id already used for another record (nothing written).
-        assert status in (202, 409, 422), (slug, status, body)
+        assert status in (202, 422), (slug, status, body)
         if status == 422:
             assert body["errors"], body  # which field, why
 
-    door()
-    return answered
+    return door
 
 
 async def lag_of(stack: Stack, reader: LogReader) -> dict[str, int]:

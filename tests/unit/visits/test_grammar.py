@@ -194,3 +194,15 @@ def test_every_rule_relating_fields_is_published_in_words(kind) -> None:
     schema = DOCUMENT["components"]["schemas"][kind.short_name]
     assert schema["x-rules"] == stated(kind.event_type)
     assert len(schema["x-rules"]) == len(rules)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="left from issue 21 item 2: the visits API does not know the measure catalogue "
+    "(SHOUWANG_CATALOGUE), so a COMPLETED step of a measure or pool outside it is accepted "
+    "and the support worker dead-letters it (NOT_APPLICABLE); found by "
+    "tests/integration/visits/test_door_and_later_stages.py",
+)
+def test_the_door_refuses_a_measure_step_outside_the_catalogue(codec: Codec) -> None:
+    body = sample("measure-steps", step="COMPLETED", catalogue_id="no.such", pool="county:none")
+    assert "catalogue_id" in problems(codec, "measure-steps", body)
