@@ -16,6 +16,7 @@ from typing import Any
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
 Problems = list[tuple[str, str]]
+MAX_ECHOED_KEY = 64  # characters of an unknown field's name named in a problem
 PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
 
 
@@ -79,11 +80,29 @@ def _record(schema: dict, datum: Any, path: str, named: dict) -> Problems:
         if name not in datum:
             if "default" not in field:
                 found.append((prefix + name, "required field missing"))
+            _learn(field["type"], named)  # later fields may refer to a type defined here
             continue
         found.extend(_check(field["type"], datum[name], prefix + name, named))
-    for extra in sorted(k for k in datum if k not in known):
-        found.append((prefix + str(extra), "unknown field"))
+    for extra in sorted(str(k) for k in datum if k not in known):
+        # A client's own key, echoed: bounded, so that an answer stays small.
+        shown = extra if len(extra) <= MAX_ECHOED_KEY else extra[:MAX_ECHOED_KEY] + "…"
+        found.append((prefix + shown, "unknown field"))
     return found
+
+
+def _learn(schema: Any, named: dict) -> None:
+    """Record the named types `schema` defines, as a walk through a value would."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _learn(branch, named)
+    elif isinstance(schema, dict):
+        if schema["type"] in ("record", "enum", "fixed"):
+            named.setdefault(schema["name"], schema)
+        for field in schema.get("fields", ()):
+            _learn(field["type"], named)
+        for inner in ("items", "values"):
+            if inner in schema:
+                _learn(schema[inner], named)
 
 
 def _union(branches: list, datum: Any, path: str, named: dict) -> Problems:

@@ -38,7 +38,7 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
 OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
-MAX_LIMIT = 1000
+MAX_LIMIT = 1000  # items in any list answer (maxItems in openapi.json)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -171,8 +171,9 @@ def build_api(deps: ApiDependencies) -> web.Application:
         rows = await pool.fetch(
             """SELECT township, category, count(*) AS households FROM households
             WHERE workflow_status = ANY($1::text[]) GROUP BY township, category
-            ORDER BY township NULLS LAST, category NULLS LAST""",
+            ORDER BY township NULLS LAST, category NULLS LAST LIMIT $2""",
             list(MONITORING),
+            MAX_LIMIT,  # townships x categories: a county's are far fewer; the answer is bounded
         )
         return web.json_response({"items": _rows(rows)})
 
@@ -230,7 +231,8 @@ def build_api(deps: ApiDependencies) -> web.Application:
     async def measure_counts(request: web.Request) -> web.Response:
         rows = await pool.fetch(
             """SELECT type AS measure_type, status, count(*) AS measures FROM measures
-            GROUP BY type, status ORDER BY type, status"""
+            GROUP BY type, status ORDER BY type, status LIMIT $1""",
+            MAX_LIMIT,
         )
         return web.json_response({"items": _rows(rows)})
 
@@ -244,9 +246,10 @@ def build_api(deps: ApiDependencies) -> web.Application:
                    {HOUSEHOLD_COLUMNS}
             FROM measures m JOIN households h USING (household_id)
             WHERE m.cadre_id = $1 AND m.type = 'PAIRING' AND m.status = ANY($2::text[])
-            ORDER BY h.household_id""",
+            ORDER BY h.household_id LIMIT $3""",
             cadre_id,
             list(HELD),
+            MAX_LIMIT,  # a cadre's load is at most 1000 households (cadre registry grammar)
         )
         info = {k: _jsonable(v) for k, v in cadre.items()}
         return web.json_response({"cadre": info, "households": _rows(rows)})

@@ -24,6 +24,7 @@ from services.platform import health
 from services.platform.auth.gate import TokenGate
 from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
+from services.platform.http.problems import problems_middleware
 from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
 from services.platform.unreachable import probe_database
@@ -93,7 +94,7 @@ def projector_app(registry: CollectorRegistry, checks: dict[str, health.Check]) 
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    app = web.Application()
+    app = web.Application(middlewares=[problems_middleware()])  # 404/405/400 as problems too
     app.router.add_get("/metrics", metrics, allow_head=False)
     health.add_routes(app.router, checks)
     return app

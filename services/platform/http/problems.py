@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from aiohttp import web
@@ -33,6 +34,7 @@ FieldErrors = Iterable[tuple[str, str]]
 # nginx's status for a request whose client closed the connection before the answer: logged and
 # counted under it, never sent (nobody is there to read it), never a 5xx.
 CLIENT_CLOSED = 499
+MAX_ERRORS = 100  # field errors named in one problem; a batch's results name the rest
 # Where a problem answer keeps its members (a web.Response is also a dict).
 _BODY = web.ResponseKey("shouwang.problem", dict)
 
@@ -64,6 +66,9 @@ def problem_body(
     if instance:
         body["instance"] = instance
     listed = [{"field": f, "message": m} for f, m in errors or ()]
+    if len(listed) > MAX_ERRORS:  # a documented maximum size (the Problem schema's maxItems)
+        hidden = len(listed) - MAX_ERRORS + 1
+        listed = [*listed[: MAX_ERRORS - 1], {"field": "", "message": f"{hidden} more not listed"}]
     if listed:
         body["errors"] = listed
     body.update(extensions)
@@ -122,20 +127,46 @@ def internal_error() -> web.Response:
 
 
 def unusable_request(request: web.Request) -> web.Response | None:
-    """A 400 problem for a path or query that no route can use (a NUL character, which
-    PostgreSQL cannot store in text and no identifier contains), else None."""
-    if "\x00" in request.path:
-        return problem(400, "Bad request", "the path contains a NUL character", code="bad_request")
-    bad = [name for name, value in request.query.items() if "\x00" in name or "\x00" in value]
-    if bad:
+    """A 400 problem for a path or query that no route can use, else None: a NUL character
+    (PostgreSQL cannot store it in text and no identifier contains one) or percent-encoded
+    bytes that are not UTF-8 (aiohttp would read them as U+FFFD or leave them encoded, and a
+    handler would then look up a value the client never sent)."""
+    raw_path = request.rel_url.raw_path
+    path = _decoded(raw_path)
+    if path is None or "\x00" in path:
+        why = "is not UTF-8" if path is None else "contains a NUL character"
+        return problem(400, "Bad request", f"the path {why}", code="bad_request")
+    errors = []
+    for pair in request.rel_url.raw_query_string.split("&"):
+        name, _, value = pair.partition("=")
+        decoded_name, decoded_value = _decoded(name, query=True), _decoded(value, query=True)
+        shown = _printable(decoded_name) if decoded_name is not None else "(undecodable)"
+        for part in (decoded_name, decoded_value):
+            if part is None:
+                errors.append((shown, "is not UTF-8"))
+                break
+            if "\x00" in part:
+                errors.append((shown, "contains a NUL character"))
+                break
+    if errors:
         return problem(
             400,
             "Bad request",
-            "a query parameter contains a NUL character",
+            "a query parameter contains a NUL character or bytes that are not UTF-8",
             code="bad_request",
-            errors=[(_printable(name), "contains a NUL character") for name in bad],
+            errors=errors,
         )
     return None
+
+
+def _decoded(raw: str, query: bool = False) -> str | None:
+    """Percent-decoded text (`+` a space in a query), or None when the bytes are not UTF-8."""
+    if query:
+        raw = raw.replace("+", " ")
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def problems_middleware() -> Any:
@@ -209,7 +240,11 @@ def openapi_components() -> dict[str, Any]:
                 "status": {"type": "integer", "minimum": 400, "maximum": 599},
                 "detail": {"type": "string"},
                 "instance": {"type": "string", "format": "uri-reference"},
-                "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+                "errors": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/FieldError"},
+                    "maxItems": MAX_ERRORS,
+                },
             },
             "required": ["type", "title", "status"],
         },

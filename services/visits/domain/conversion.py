@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from services.contract.validation import named_types
+from services.visits.domain.grammar import DATE_PATTERN, EARLIEST_DATE, TIMESTAMP_PATTERN
 from services.visits.domain.validation import Problems
 
 TIMESTAMP_EXAMPLE = "2020-05-16T09:30:00+08:00"
 MAX_TIMESTAMP_TEXT = 64
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+_DATE = re.compile(DATE_PATTERN)
+TIMESTAMP_RULE = (
+    f"expected an ISO-8601 timestamp (RFC 3339) with a UTC offset, on or after {EARLIEST_DATE} as "
+    f"written, e.g. {TIMESTAMP_EXAMPLE}"
+)
+DATE_RULE = f"expected a date YYYY-MM-DD on or after {EARLIEST_DATE}"
 
 Convert = Callable[[Any], Any]
 _CONVERTERS: dict[int, tuple[Any, Convert | None]] = {}  # id(schema) → (schema, converter)
@@ -195,15 +204,14 @@ def _timestamp(value: Any, path: str, problems: Problems) -> Any:
     if not isinstance(value, str):
         problems.append((path, f"expected an ISO-8601 timestamp string, got {json_kind(value)}"))
         return value
+    # The grammar's pattern first (what the OpenAPI document publishes): Python would also
+    # take forms the document does not allow (no offset, a space, the basic format).
     try:
-        if len(value) > MAX_TIMESTAMP_TEXT:
+        if len(value) > MAX_TIMESTAMP_TEXT or not _TIMESTAMP.fullmatch(value):
             raise ValueError
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        problems.append((path, f"expected an ISO-8601 timestamp, e.g. {TIMESTAMP_EXAMPLE}"))
-        return value
-    if parsed.tzinfo is None:
-        problems.append((path, f"timestamp needs a UTC offset, e.g. {TIMESTAMP_EXAMPLE}"))
+        problems.append((path, TIMESTAMP_RULE))
         return value
     return to_millis(parsed)
 
@@ -213,11 +221,11 @@ def _date(value: Any, path: str, problems: Problems) -> Any:
         problems.append((path, f"expected a date string YYYY-MM-DD, got {json_kind(value)}"))
         return value
     try:
-        if len(value) != len("2020-05-16"):
+        if not _DATE.fullmatch(value):
             raise ValueError
         return dt.date.fromisoformat(value)
     except ValueError:
-        problems.append((path, "expected a date YYYY-MM-DD"))
+        problems.append((path, DATE_RULE))
         return value
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +21,13 @@ from services.contract.codec import Codec
 from services.contract.inputs import EventKind
 from services.contract.personal import PERSONAL_FIELDS
 from services.visits.domain.conversion import converted, json_kind, to_millis
-from services.visits.domain.validation import DOMAIN_CHECKS, Problems
+from services.visits.domain.grammar import grammar_problems
+from services.visits.domain.validation import Problems, domain_problems
 
 SERVER_FIELDS = ("recorded_at", "source", "actor")
 SEALED_FIELD = "personal_sealed"  # the server seals `personal` into it after validation
+_SERVER_SET = frozenset((*SERVER_FIELDS, SEALED_FIELD))
+MAX_PROBLEMS = 50  # named in one record's answer (Outcome.errors maxItems in openapi.json)
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,9 @@ def prepare(
     """Turn one client JSON value into a complete contract record, or say what is wrong.
 
     Steps: refuse server-set fields; convert ISO-8601 strings to datetimes/dates and fill schema
-    defaults; validate against the Avro schema (path-aware); then the domain checks of
-    `validation.py`, which only run on a record whose types are right.
+    defaults; validate against the Avro schema (path-aware), each field's grammar
+    (`grammar.py`) and the domain rules relating fields (`validation.py`): every problem of
+    the record in one answer.
     """
     if not isinstance(body, dict):
         return Prepared(None, [("", f"expected a JSON object, got {json_kind(body)}")])
@@ -92,15 +95,26 @@ def prepare(
         for path, problem in codec.validate(kind.event_type, record)
         if not any(_within(path, bad) for bad in bad_paths)
     )
+    # Every problem at once: the grammar of each well-typed value, then the rules relating
+    # fields (each skipped when its fields are missing or ill-typed), never a field twice.
+    for found in (
+        grammar_problems(schema, record, _SERVER_SET),
+        domain_problems(kind.event_type, record, now, future_skew),
+    ):
+        named = {path for path, _ in problems}
+        problems.extend((path, problem) for path, problem in found if path not in named)
     if problems:
-        return Prepared(None, problems)
-    checks: Callable[[dict[str, Any], dt.datetime, dt.timedelta], Problems] = DOMAIN_CHECKS[
-        kind.event_type
-    ]
-    problems = checks(record, now, future_skew)
-    if problems:
-        return Prepared(None, problems)
+        return Prepared(None, bounded(problems))
     return Prepared(record, [])
+
+
+def bounded(problems: Problems) -> Problems:
+    """At most MAX_PROBLEMS, the last saying how many more there were: an answer's size has a
+    documented maximum (a record with 100,000 unknown fields gets a short answer)."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    hidden = len(problems) - MAX_PROBLEMS + 1
+    return [*problems[: MAX_PROBLEMS - 1], ("", f"{hidden} more problems not listed")]
 
 
 def content_digest(kind: EventKind, record: dict[str, Any]) -> str:

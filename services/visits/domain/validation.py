@@ -1,130 +1,58 @@
-"""Domain checks beyond Avro types: what a well-typed record may still get wrong.
+"""Domain checks beyond one field's grammar: how a record's fields relate to each other.
 
-Each check takes a record whose types are already right (see `records.prepare`), the time the
-request arrived and the allowed clock skew, and returns (field path, problem) pairs. Values are
-never echoed. Policy numbers (income lines, notice days) are not checked here: they belong to
-the effective-dated policy, and a record is a fact, not a decision.
+What a single field may hold (patterns, lengths, bounds, item counts) is `grammar.py`'s, which
+the OpenAPI document publishes. Here are the rules that relate fields (labour cannot exceed
+members, a LIFTED household has a lifted year) and the one that needs the request's time
+(`occurred_at` not in the future beyond the allowed skew). Each rule is a small function
+returning (field path, problem) pairs; `domain_problems` runs every rule of the record's event
+type and skips one whose fields are missing or of a wrong type (the Avro validation names
+those), so every problem of a record is reported at once. Values are never echoed. Policy
+numbers (income lines, notice days) are not checked here: they belong to the effective-dated
+policy, and a record is a fact, not a decision.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from typing import Any
 
-Problems = list[tuple[str, str]]
-Check = Callable[[dict[str, Any], dt.datetime, dt.timedelta], Problems]
+from services.visits.domain.grammar import FIRST_YEAR
 
-# Ids are keys and labels in Kafka and PostgreSQL: printable, no spaces, bounded.
-ID_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f]{1,64}$")
-MAX_TEXT = 4000  # free-text notes and descriptions
-MAX_NAME = 200  # township, village, group, department, item names
-FIRST_LIFTED_YEAR = 2013  # targeted poverty alleviation registers date from 2013-2014
+Problems = list[tuple[str, str]]
+Rule = Callable[[dict[str, Any], dt.datetime, dt.timedelta], Problems]
 OLDEST_BIRTH_YEAR = 1900
 
 
-def _id(record: dict, name: str, problems: Problems, required: bool = True) -> None:
-    value = record.get(name)
-    if value is None and not required:
-        return
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
-        problems.append((name, "must be 1-64 characters without spaces or control characters"))
+def _not_in_future(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """occurred_at is at most SHOUWANG_VISITS_FUTURE_SKEW_SECONDS (300 unless configured)
+    ahead of the server's clock."""
+    if record["occurred_at"] > now + skew:
+        seconds = int(skew.total_seconds())
+        skewed = f"is in the future by more than the allowed clock skew of {seconds} s"
+        return [("occurred_at", skewed)]
+    return []
 
 
-def _name(record: dict, name: str, problems: Problems, path: str | None = None) -> None:
-    value = record.get(name)
-    where = path or name
-    if value is None:
-        return
-    if not value.strip():
-        problems.append((where, "must not be blank"))
-    elif len(value) > MAX_NAME:
-        problems.append((where, f"at most {MAX_NAME} characters"))
-
-
-def _text(value: str | None, where: str, problems: Problems) -> None:
-    if value is not None and len(value) > MAX_TEXT:
-        problems.append((where, f"at most {MAX_TEXT} characters"))
-
-
-def _not_negative(value: int | float | None, where: str, problems: Problems) -> None:
-    if value is not None and value < 0:
-        problems.append((where, "must not be negative"))
-
-
-def _common(record: dict, now: dt.datetime, skew: dt.timedelta, key: str) -> Problems:
-    problems: Problems = []
-    _id(record, key, problems)
-    occurred_at: dt.datetime = record["occurred_at"]
-    if occurred_at > now + skew:
-        problems.append(
-            (
-                "occurred_at",
-                f"is in the future by more than the allowed clock skew of "
-                f"{int(skew.total_seconds())} s",
-            )
-        )
-    return problems
-
-
-def check_visit(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
-    _id(record, "visit_id", problems)
-    _id(record, "cadre_id", problems)
-    for name, check in record["checks"].items():
-        _text(check.get("note"), f"checks.{name}.note", problems)
-    estimate = record.get("income_estimate")
-    if estimate is not None:
-        _not_negative(estimate["per_capita_yuan"], "income_estimate.per_capita_yuan", problems)
-        _text(estimate.get("note"), "income_estimate.note", problems)
-    for index, problem in enumerate(record["problems"]):
-        if not problem["description"].strip():
-            problems.append((f"problems[{index}].description", "must not be blank"))
-        _text(problem["description"], f"problems[{index}].description", problems)
+def _students_with_access(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """five_visits.students_without_access cannot exceed five_visits.students_learning_at_home."""
     five = record.get("five_visits")
-    if five is not None:
-        for name in (
-            "members_seeking_work",
-            "students_learning_at_home",
-            "students_without_access",
-        ):
-            _not_negative(five[name], f"five_visits.{name}", problems)
-        if five["students_without_access"] > five["students_learning_at_home"]:
-            problems.append(
-                (
-                    "five_visits.students_without_access",
-                    "cannot exceed five_visits.students_learning_at_home",
-                )
+    if five is not None and five["students_without_access"] > five["students_learning_at_home"]:
+        return [
+            (
+                "five_visits.students_without_access",
+                "cannot exceed five_visits.students_learning_at_home",
             )
-        unsold = five.get("unsold_produce")
-        if unsold is not None:
-            _not_negative(unsold["quantity"], "five_visits.unsold_produce.quantity", problems)
-            _not_negative(unsold["value_yuan"], "five_visits.unsold_produce.value_yuan", problems)
-            _name(unsold, "item", problems, "five_visits.unsold_produce.item")
-        _text(five.get("family_impact"), "five_visits.family_impact", problems)
-        _text(five.get("note"), "five_visits.note", problems)
-    geo = record.get("geo")
-    if geo is not None:
-        if not -90.0 <= geo["lat"] <= 90.0:
-            problems.append(("geo.lat", "must be between -90 and 90"))
-        if not -180.0 <= geo["lon"] <= 180.0:
-            problems.append(("geo.lon", "must be between -180 and 180"))
-    _text(record.get("note"), "note", problems)
-    return problems
+        ]
+    return []
 
 
-def check_household(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
-    for name in ("township", "village", "village_group"):
-        _name(record, name, problems)
-    year = record["occurred_at"].year
+def _members(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """members.labour + members.weak_labour, and each of members.students, disabled,
+    chronically_ill and elderly, cannot exceed members.count."""
     members = record["members"]
-    for name, value in members.items():
-        _not_negative(value, f"members.{name}", problems)
     count = members["count"]
-    if count < 1:
-        problems.append(("members.count", "a household has at least one member"))
+    problems: Problems = []
     if members["labour"] + members["weak_labour"] > count:
         problems.append(
             ("members.labour", "members.labour + members.weak_labour cannot exceed members.count")
@@ -132,130 +60,128 @@ def check_household(record: dict, now: dt.datetime, skew: dt.timedelta) -> Probl
     for name in ("students", "disabled", "chronically_ill", "elderly"):
         if members[name] > count:
             problems.append((f"members.{name}", "cannot exceed members.count"))
+    return problems
+
+
+def _lifted_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """lifted_year is given exactly when registration is LIFTED, between 2013 and the year
+    of occurred_at."""
     lifted_year = record.get("lifted_year")
     if record["registration"] == "LIFTED":
         if lifted_year is None:
-            problems.append(("lifted_year", "required when registration is LIFTED"))
-        elif not FIRST_LIFTED_YEAR <= lifted_year <= year:
-            problems.append(
-                ("lifted_year", f"must be between {FIRST_LIFTED_YEAR} and the year of occurred_at")
-            )
+            return [("lifted_year", "required when registration is LIFTED")]
+        if not FIRST_YEAR <= lifted_year <= record["occurred_at"].year:
+            return [("lifted_year", f"must be between {FIRST_YEAR} and the year of occurred_at")]
     elif lifted_year is not None:
-        problems.append(("lifted_year", "only a LIFTED household has a lifted_year"))
+        return [("lifted_year", "only a LIFTED household has a lifted_year")]
+    return []
+
+
+def _birth_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """head_birth_year is not after the year of occurred_at."""
     birth_year = record.get("head_birth_year")
-    if birth_year is not None and not OLDEST_BIRTH_YEAR <= birth_year <= year:
-        problems.append(
+    if birth_year is not None and birth_year > record["occurred_at"].year:
+        return [
             ("head_birth_year", f"must be between {OLDEST_BIRTH_YEAR} and the year of occurred_at")
-        )
+        ]
+    return []
+
+
+def _baseline_income_year(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """baseline_income.year is not after the year of occurred_at."""
     income = record.get("baseline_income")
-    if income is not None:
-        _not_negative(
-            income["per_capita_net_yuan"], "baseline_income.per_capita_net_yuan", problems
-        )
-        if income["year"] > year:
-            problems.append(("baseline_income.year", "cannot be after the year of occurred_at"))
-    personal = record.get("personal")
-    if personal is not None:
-        for name in ("head_name", "citizen_id"):
-            if not personal[name].strip():
-                problems.append((f"personal.{name}", "must not be blank"))
-            elif len(personal[name]) > MAX_NAME:
-                problems.append((f"personal.{name}", f"at most {MAX_NAME} characters"))
-    return problems
+    if income is not None and income["year"] > record["occurred_at"].year:
+        return [("baseline_income.year", "cannot be after the year of occurred_at")]
+    return []
 
 
-def check_income(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
+def _income_period(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """period_end is not before period_start."""
     if record["period_start"] > record["period_end"]:
-        problems.append(("period_end", "cannot be before period_start"))
-    if record["members_counted"] < 1:
-        problems.append(("members_counted", "must be at least 1"))
-    # Net business income may be a loss (a failed industry project is a hardship cause);
-    # the other components and the per-capita figure cannot be negative.
-    for name in ("per_capita_net_yuan", "wages_yuan", "property_yuan", "transfers_yuan"):
-        _not_negative(record[name], name, problems)
-    return problems
+        return [("period_end", "cannot be before period_start")]
+    return []
 
 
-def check_hardship(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
-    _id(record, "hardship_id", problems)
-    _not_negative(record["rigid_expenditure_yuan"], "rigid_expenditure_yuan", problems)
-    if record["origin"] == "DEPARTMENT_FEED" and not (record.get("department") or "").strip():
-        problems.append(("department", "required when origin is DEPARTMENT_FEED"))
-    _name(record, "department", problems)
-    _text(record.get("description"), "description", problems)
-    return problems
+def _department_of_feed(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """department is given when origin is DEPARTMENT_FEED."""
+    if record["origin"] == "DEPARTMENT_FEED" and record.get("department") is None:
+        return [("department", "required when origin is DEPARTMENT_FEED")]
+    return []
 
 
-def check_measure(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
-    _id(record, "measure_id", problems)
-    _id(record, "catalogue_id", problems)
-    _id(record, "cadre_id", problems, required=False)
-    _name(record, "pool", problems)
-    _name(record, "waiting_for", problems)
-    for index, quantity in enumerate(record["quantities"]):
-        _not_negative(quantity["amount"], f"quantities[{index}].amount", problems)
-        _name(quantity, "item", problems, f"quantities[{index}].item")
-        _name(quantity, "unit", problems, f"quantities[{index}].unit")
-    _not_negative(record.get("amount_yuan"), "amount_yuan", problems)
-    term = record.get("term_months")
-    if term is not None and term < 1:
-        problems.append(("term_months", "must be at least 1"))
+def _waiting_for(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """waiting_for is given only on a RECOMMENDED step."""
     if record.get("waiting_for") is not None and record["step"] != "RECOMMENDED":
-        problems.append(("waiting_for", "only a RECOMMENDED step waits for a pool"))
-    _text(record.get("note"), "note", problems)
-    return problems
+        return [("waiting_for", "only a RECOMMENDED step waits for a pool")]
+    return []
 
 
-def check_problem(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
-    _id(record, "problem_id", problems)
-    _id(record, "responsible_cadre_id", problems, required=False)
-    _id(record, "visit_id", problems, required=False)
+def _responsible_cadre(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """responsible_cadre_id is given when step is TASK_ASSIGNED."""
     if record["step"] == "TASK_ASSIGNED" and record.get("responsible_cadre_id") is None:
-        problems.append(("responsible_cadre_id", "required when step is TASK_ASSIGNED"))
+        return [("responsible_cadre_id", "required when step is TASK_ASSIGNED")]
+    return []
+
+
+def _due_date(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """due_date is not before the day before occurred_at."""
     due = record.get("due_date")
     if due is not None and due < record["occurred_at"].date() - dt.timedelta(days=1):
-        problems.append(("due_date", "cannot be before the day of occurred_at"))
-    _text(record.get("description"), "description", problems)
-    return problems
+        return [("due_date", "cannot be before the day of occurred_at")]
+    return []
 
 
-def check_review(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "household_id")
+def _category(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """category is given when decision is INCLUDE, and not on REJECT, ELIMINATE or
+    START_VERIFICATION."""
     decision, category = record["decision"], record.get("category")
     if decision == "INCLUDE" and category is None:
-        problems.append(("category", "required when decision is INCLUDE"))
+        return [("category", "required when decision is INCLUDE")]
     if decision in ("REJECT", "ELIMINATE", "START_VERIFICATION") and category is not None:
-        problems.append(("category", f"a {decision} decision has no category"))
-    if record["notice_days"] < 0:
-        problems.append(("notice_days", "must not be negative"))
+        return [("category", f"a {decision} decision has no category")]
+    return []
+
+
+def _notice(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
+    """notice_start is given when notice_days is more than 0."""
     if record["notice_days"] > 0 and record.get("notice_start") is None:
-        problems.append(("notice_start", "required when notice_days is given"))
-    _id(record, "assessment_event_id", problems, required=False)
-    _text(record.get("reason"), "reason", problems)
-    return problems
+        return [("notice_start", "required when notice_days is given")]
+    return []
 
 
-def check_cadre(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    problems = _common(record, now, skew, "cadre_id")
-    _name(record, "township", problems)
-    _name(record, "village", problems)
-    _name(record, "department", problems)
-    if record["max_households"] < 0:
-        problems.append(("max_households", "must not be negative"))
-    return problems
-
-
-DOMAIN_CHECKS: dict[str, Check] = {
-    "shouwang.events.VisitRecorded": check_visit,
-    "shouwang.events.HouseholdRegistryRecorded": check_household,
-    "shouwang.events.IncomeUpdated": check_income,
-    "shouwang.events.HardshipReported": check_hardship,
-    "shouwang.events.MeasureStepRecorded": check_measure,
-    "shouwang.events.ProblemRecorded": check_problem,
-    "shouwang.events.ReviewDecided": check_review,
-    "shouwang.events.CadreRegistryRecorded": check_cadre,
+DOMAIN_RULES: dict[str, tuple[Rule, ...]] = {
+    "shouwang.events.VisitRecorded": (_not_in_future, _students_with_access),
+    "shouwang.events.HouseholdRegistryRecorded": (
+        _not_in_future,
+        _members,
+        _lifted_year,
+        _birth_year,
+        _baseline_income_year,
+    ),
+    "shouwang.events.IncomeUpdated": (_not_in_future, _income_period),
+    "shouwang.events.HardshipReported": (_not_in_future, _department_of_feed),
+    "shouwang.events.MeasureStepRecorded": (_not_in_future, _waiting_for),
+    "shouwang.events.ProblemRecorded": (_not_in_future, _responsible_cadre, _due_date),
+    "shouwang.events.ReviewDecided": (_not_in_future, _category, _notice),
+    "shouwang.events.CadreRegistryRecorded": (_not_in_future,),
 }
+
+
+def stated(event_type: str) -> list[str]:
+    """The domain rules of an event type, in words (the OpenAPI document publishes them)."""
+    return [" ".join((rule.__doc__ or "").split()) for rule in DOMAIN_RULES[event_type]]
+
+
+def domain_problems(
+    event_type: str, record: dict[str, Any], now: dt.datetime, skew: dt.timedelta
+) -> Problems:
+    """Every domain rule's problems for `record`, whose fields may still be of a wrong type
+    or missing: a rule that cannot read its fields is skipped (the type problem is named
+    elsewhere), so the others are still reported."""
+    found: Problems = []
+    for rule in DOMAIN_RULES[event_type]:
+        try:
+            found.extend(rule(record, now, skew))
+        except (KeyError, TypeError, AttributeError, ValueError):
+            continue
+    return found

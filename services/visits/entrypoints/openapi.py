@@ -15,11 +15,15 @@ from typing import Any
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
+from services.platform.config import VisitsSettings
 from services.platform.http.docs import openapi_paths as docs_openapi_paths
 from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
-from services.visits.domain.conversion import TIMESTAMP_EXAMPLE
-from services.visits.domain.records import SEALED_FIELD, SERVER_FIELDS
+from services.visits.domain import grammar
+from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
+from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
+from services.visits.domain.validation import stated
 
+MAX_BATCH = VisitsSettings.max_batch
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
 
 
@@ -28,35 +32,49 @@ def load_document(path: Path = DOCUMENT_PATH) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def json_schema(schema: Any, named: dict[str, Any] | None = None) -> dict[str, Any]:
-    """JSON Schema (2020-12, as OpenAPI 3.1 uses) for the JSON form of a parsed Avro schema."""
+def json_schema(
+    schema: Any, named: dict[str, Any] | None = None, shape: str = ""
+) -> dict[str, Any]:
+    """JSON Schema (2020-12, as OpenAPI 3.1 uses) for the JSON form of a parsed Avro schema,
+    with each field's rule from the input grammar (`domain/grammar.py`); `shape` is the path
+    of the value being described (`problems[].description`)."""
     named = {} if named is None else named
     if isinstance(schema, str):
         if schema in named:
-            return json_schema(named[schema], named)
-        return _primitive(schema)
+            return json_schema(named[schema], named, shape)
+        return _ruled(_primitive(schema), shape)
     if isinstance(schema, list):
-        branches = [json_schema(b, named) for b in schema]
+        branches = [json_schema(b, named, shape) for b in schema]
         return branches[0] if len(branches) == 1 else {"anyOf": branches}
     logical = schema.get("logicalType")
     if logical in ("timestamp-millis", "timestamp-micros"):
         return {
             "type": "string",
             "format": "date-time",
-            "description": f"ISO-8601 with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}",
+            "pattern": grammar.TIMESTAMP_PATTERN,
+            "maxLength": MAX_TIMESTAMP_TEXT,
+            "description": f"RFC 3339 with a UTC offset, e.g. {TIMESTAMP_EXAMPLE}; on or "
+            f"after {grammar.EARLIEST_DATE} as written",
         }
     if logical == "date":
-        return {"type": "string", "format": "date"}
+        return {
+            "type": "string",
+            "format": "date",
+            "pattern": grammar.DATE_PATTERN,
+            "maxLength": len("2020-05-16"),
+            "description": f"On or after {grammar.EARLIEST_DATE}.",
+        }
     if logical == "uuid":
         return {"type": "string", "format": "uuid"}
     kind = schema["type"]
     if kind in ("record", "enum", "fixed"):
         named[schema["name"]] = schema
+    prefix = f"{shape}." if shape else ""
     if kind == "record":
         properties = {}
         required = []
         for field in schema["fields"]:
-            prop = json_schema(field["type"], named)
+            prop = json_schema(field["type"], named, prefix + field["name"])
             if field.get("doc"):
                 prop = {**prop, "description": field["doc"]}
             if "default" in field:
@@ -76,10 +94,18 @@ def json_schema(schema: Any, named: dict[str, Any] | None = None) -> dict[str, A
     if kind == "enum":
         return {"type": "string", "enum": list(schema["symbols"])}
     if kind == "array":
-        return {"type": "array", "items": json_schema(schema["items"], named)}
+        items = json_schema(schema["items"], named, f"{shape}[]")
+        return _ruled({"type": "array", "items": items}, shape)
     if kind == "map":
         return {"type": "object", "additionalProperties": json_schema(schema["values"], named)}
-    return _primitive(kind)
+    return _ruled(_primitive(kind), shape)
+
+
+def _ruled(described: dict[str, Any], shape: str) -> dict[str, Any]:
+    """The JSON Schema of a value with its grammar rule's keywords (bounds replace the
+    Avro type's own range)."""
+    rule = grammar.rule_for(shape) if shape else None
+    return described if rule is None else {**described, **rule.keywords()}
 
 
 def _primitive(kind: str) -> dict[str, Any]:
@@ -102,10 +128,14 @@ def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
     server_set = (*SERVER_FIELDS, SEALED_FIELD)
     schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in server_set}
     schema["required"] = [r for r in schema["required"] if r not in server_set]
+    rules = stated(event_type)
     schema["description"] = (
         schema.get("description", "")
         + " recorded_at, source and actor are set by the server from the token."
+        + " Rules relating fields (x-rules): "
+        + " ".join(rules)
     ).strip()
+    schema["x-rules"] = rules
     return schema
 
 
@@ -158,6 +188,15 @@ READ_ERRORS = {
 }
 
 
+RESULTS = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Outcome"},
+    "maxItems": MAX_BATCH,
+    "description": "One outcome per record, in order: at most SHOUWANG_VISITS_MAX_BATCH "
+    f"({MAX_BATCH} unless configured).",
+}
+
+
 def build_document(codec: Codec) -> dict[str, Any]:
     """The whole OpenAPI document for the current contract."""
     components: dict[str, Any] = {
@@ -181,9 +220,25 @@ def build_document(codec: Codec) -> dict[str, Any]:
                 "errors": {
                     "type": "array",
                     "items": {"$ref": "#/components/schemas/FieldError"},
+                    "maxItems": MAX_PROBLEMS,
                 },
             },
             "required": ["index", "status"],
+        },
+        "Accepted": {
+            "type": "object",
+            "description": "A record acknowledged by the broker (duplicate: a re-send of an "
+            "event acknowledged before, answered with where the first one was written).",
+            "properties": {
+                "status": {"const": 202},
+                "event_id": {"type": "string", "format": "uuid"},
+                "topic": {"type": "string"},
+                "partition": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0},
+                "duplicate": {"type": "boolean"},
+            },
+            "required": ["status", "event_id", "topic", "partition", "offset", "duplicate"],
+            "additionalProperties": False,
         },
         "BatchProblem": {
             "description": "A batch answered with an error status: a Problem whose `errors` "
@@ -193,7 +248,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
             "properties": {
                 "accepted": {"type": "integer"},
                 "refused": {"type": "integer"},
-                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+                "results": RESULTS,
             },
         },
         "BatchResult": {
@@ -201,7 +256,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
             "properties": {
                 "accepted": {"type": "integer"},
                 "refused": {"type": "integer"},
-                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+                "results": RESULTS,
             },
             "required": ["accepted", "refused", "results"],
         },
@@ -212,7 +267,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
         ref = {"$ref": f"#/components/schemas/{kind.short_name}"}
         accepted = {
             "description": "Acknowledged by the broker (all in-sync replicas).",
-            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Outcome"}}},
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Accepted"}}},
         }
         paths[f"/v1/{kind.slug}"] = {
             "post": {
@@ -241,7 +296,12 @@ def build_document(codec: Codec) -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "properties": {
-                                    "records": {"type": "array", "items": ref, "minItems": 1}
+                                    "records": {
+                                        "type": "array",
+                                        "items": ref,
+                                        "minItems": 1,
+                                        "maxItems": MAX_BATCH,
+                                    }
                                 },
                                 "required": ["records"],
                                 "additionalProperties": False,

@@ -308,6 +308,88 @@ async def test_every_route_of_every_service_needs_a_token_of_its_scope(system: S
     assert all(("GET", ASSET_PATH) in routes[s] for s in documented)
 
 
+async def test_every_route_of_every_service_answers_unusable_bytes_and_routing_with_problems(
+    system: System,
+):
+    """A NUL or bytes that are not UTF-8, percent-encoded in a path or a query, are a 400
+    problem on every route of every service (never a 500, never a lookup of a mangled value);
+    an unknown route (404) and a method a route does not take (405, with Allow) are problems
+    too, on every service, also the workers' and the projector's web servers."""
+    routes = await routes_of(system)
+    operator = bearer(system.secrets["operator"])
+    wrong = []
+
+    async def ask(http, method: str, url: str, expected: int, service: str) -> None:
+        async with http.request(method, URL(url, encoded=True), headers=operator) as r:
+            body = await r.read()
+            problem = r.content_type == PROBLEM_JSON and b'"status":%d' % expected in body
+            if r.status != expected or not problem:
+                wrong.append(f"{service} {method} {url}: {r.status} {r.content_type} {body[:80]}")
+            if expected == 405 and "Allow" not in r.headers:
+                wrong.append(f"{service} {method} {url}: 405 without Allow")
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        for service, found in sorted(routes.items()):
+            for method, template in sorted(found):
+                if method == "HEAD":
+                    continue
+                path = concrete(template, system.household)
+                for query in ("?q=%00", "?q=%FF", "?%C3=1", "?limit=%ED%A0%80"):
+                    await ask(http, method, system.url(service, path + query), 400, service)
+                if "{" in template:  # a path parameter holding bad bytes
+                    for bad in ("%00", "%FF%FE"):
+                        bad_path = re.sub(r"\{[^}]+\}", bad, template)
+                        await ask(http, method, system.url(service, bad_path), 400, service)
+            await ask(http, "GET", system.url(service, "/no-such-route"), 404, service)
+            await ask(http, "DELETE", system.url(service, "/metrics"), 405, service)
+    assert not wrong, "\n".join(wrong)
+
+
+def beyond_maximum(document: dict, schema: dict, value, where: str = "") -> list[str]:
+    """Where an answer holds more items than its document's schema allows (maxItems)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return beyond_maximum(document, document["components"]["schemas"][name], value, where)
+    found = []
+    for branch in schema.get("anyOf", ()) + schema.get("allOf", ()):
+        found += beyond_maximum(document, branch, value, where)
+    if isinstance(value, list):
+        if len(value) > schema.get("maxItems", len(value)):
+            found.append(f"{where}: {len(value)} items > {schema['maxItems']}")
+        for index, item in enumerate(value):
+            found += beyond_maximum(document, schema.get("items", {}), item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                found += beyond_maximum(document, sub, value[name], f"{where}.{name}")
+    return found
+
+
+async def test_every_answer_of_every_documented_route_is_within_its_maximum(system: System):
+    """Bounded answers: each GET route of each API, asked as an operator (also with the
+    largest page its document allows), answers no list longer than its document's maxItems
+    (the unit test of the documents checks that every list has one)."""
+    wrong = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        for service in ("visits", "support-api", "monitoring"):
+            async with http.get(system.url(service, "/openapi.json")) as r:
+                document = await r.json()
+            for template, operations in document["paths"].items():
+                operation = operations.get("get")
+                if operation is None or not template.startswith("/v1/"):
+                    continue
+                names = {p["name"] for p in operation.get("parameters", ())}
+                query = "?limit=1000" if "limit" in names else ""
+                url = system.url(service, concrete(template, system.household) + query)
+                async with http.get(url, headers=bearer(system.secrets["operator"])) as r:
+                    if r.status != 200:
+                        continue  # a 404 of a made-up id is a problem, bounded by its schema
+                    answer = await r.json()
+                content = operation["responses"]["200"]["content"]["application/json"]
+                wrong += beyond_maximum(document, content["schema"], answer, f"{service}{template}")
+    assert not wrong, wrong
+
+
 async def test_the_docs_files_route_opens_only_the_bundles_files(system: System):
     """The exemption is the route /docs/static/{name}, whose handler serves the files the page
     names: any other name, also one that climbs out of the bundle, is a 404 problem."""

@@ -15,8 +15,10 @@ from yarl import URL
 
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import (
+    MAX_ERRORS,
     PROBLEM_JSON,
     problem,
+    problem_body,
     problem_type,
     problems_middleware,
 )
@@ -101,6 +103,30 @@ async def test_a_nul_byte_in_the_path_or_query_is_a_400_naming_the_parameter(cli
     body = await problem_of(await client.get(URL("/refused?a=1&b=x%00", encoded=True)), 400)
     assert body["errors"] == [{"field": "b", "message": "contains a NUL character"}]
     await problem_of(await client.get(URL("/re%00fused", encoded=True)), 400)
+
+
+@pytest.mark.parametrize(
+    ("target", "field"),
+    [
+        ("/refused?a=%FF", "a"),  # aiohttp would read U+FFFD
+        ("/refused?name=%ED%A0%80", "name"),  # an encoded surrogate: not UTF-8
+        ("/refused?%C3=1", "(undecodable)"),
+        ("/refused?a=1&b=%C3%28", "b"),
+        ("/re%FFfused", None),  # aiohttp would leave it encoded and route on it
+    ],
+)
+async def test_bytes_that_are_not_utf8_in_the_path_or_query_are_a_400(client, target, field):
+    body = await problem_of(await client.get(URL(target, encoded=True)), 400)
+    if field is not None:
+        assert body["errors"] == [{"field": field, "message": "is not UTF-8"}]
+    # Text that is UTF-8 (also a + for a space) is no problem.
+    assert (await client.get(URL("/refused?q=%E9%B9%A4+x", encoded=True))).status == 422
+
+
+def test_a_problem_names_at_most_max_errors_fields_and_says_how_many_more():
+    body = problem_body(422, errors=[(f"f{i}", "bad") for i in range(MAX_ERRORS + 7)])
+    assert len(body["errors"]) == MAX_ERRORS
+    assert body["errors"][-1] == {"field": "", "message": "8 more not listed"}
 
 
 class Assets(HTMLParser):

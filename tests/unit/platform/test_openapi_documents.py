@@ -52,3 +52,33 @@ def test_every_error_response_is_a_problem_and_every_read_of_data_needs_a_token(
                     if media == PROBLEM_JSON
                 ]
                 assert problems and set(problems) <= set(PROBLEM_SCHEMAS), (where, status)
+
+
+def _arrays(node, where: str):
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "array" or (isinstance(kind, list) and "array" in kind):
+            yield where, node
+        for key, value in node.items():
+            yield from _arrays(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _arrays(value, f"{where}[{index}]")
+
+
+@pytest.mark.parametrize("api", DOCUMENTS)
+def test_every_array_in_every_request_and_answer_has_a_documented_maximum(api: str):
+    """Bounded answers (and requests): a client, a proxy and a fuzzer know the largest list
+    any route gives or takes; list routes page (limit, after) below it."""
+    document = json.loads(DOCUMENTS[api].read_text(encoding="utf-8"))
+    unbounded = [where for where, array in _arrays(document, "#") if "maxItems" not in array]
+    assert not unbounded
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            limit = next((p for p in operation.get("parameters", ()) if p["name"] == "limit"), None)
+            if limit is None:
+                continue
+            answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            items = answer["properties"]["items"]
+            assert items["maxItems"] == limit["schema"]["maximum"], (method, path)
+            assert "after" in {p["name"] for p in operation["parameters"]}, (method, path)

@@ -13,6 +13,7 @@ from services.contract.codec import Codec
 from services.platform.http.problems import PROBLEM_JSON
 from services.visits.entrypoints.openapi import build_document, load_document, render
 from tests.unit.visits.conftest import Api
+from tests.visits_samples import sample
 
 DOCUMENT = load_document()
 
@@ -152,3 +153,13 @@ async def test_no_raw_request_gets_a_5xx(
     headers = {**api.auth("operator"), "Content-Type": content_type}
     response = await api.client.post(path, data=raw, headers=headers)
     assert response.status < 500, await response.text()
+
+
+async def test_an_accepted_record_is_answered_with_exactly_the_documented_members(api: Api):
+    response = await api.post("/v1/visits", sample("visits"), role="operator")
+    assert response.status == 202
+    answer = await response.json()
+    declared = DOCUMENT["paths"]["/v1/visits"]["post"]["responses"]["202"]["content"]
+    schema = _inline(declared["application/json"]["schema"])
+    assert set(schema["required"]) <= set(answer) <= set(schema["properties"]), answer
+    assert answer["status"] == schema["properties"]["status"]["const"]

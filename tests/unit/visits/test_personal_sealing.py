@@ -9,7 +9,7 @@ from services.platform.http.problems import problem_type
 from tests.unit.visits.conftest import Api
 from tests.visits_samples import sample
 
-SECRETS = {"head_name": "赵六七", "citizen_id": "SECRET-ID-500228", "phone": "SECRET-PHONE-138"}
+SECRETS = {"head_name": "赵六七", "citizen_id": "50022819860413771X", "phone": "+86 138 2270 4519"}
 
 
 def keys_of(api: Api):

@@ -208,7 +208,7 @@ BAD = [
         "households",
         _nested("households", ("personal", "citizen_id"), ""),
         "personal.citizen_id",
-        "blank",
+        "ASCII letters or digits",
     ),
     (
         "negative income",
