@@ -442,14 +442,18 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         for row in households:
             row["visit_due"] = visit_due(row, deps.visit_days, today)
         problems = await queries.problems_of(deps.pool, token.holder, since)
+        cap = queries.PERSON_LIST_MAX
+        truncated = len(ids) > cap or len(problems) > cap
         answer = jsonable(
             {
                 "cadre_id": token.holder,
                 "full": since is None,
-                "household_ids": ids,
-                "households": households,
-                "problems": problems,
-                "cursor": encode_cursor(now),
+                "household_ids": ids[:cap],
+                "households": households[:cap],
+                "problems": problems[:cap],
+                "truncated": truncated,
+                # a cut answer does not move the cursor: what was left out comes again
+                "cursor": request.query["since"] if truncated and since else encode_cursor(now),
             }
         )
         etag = etag_of(answer)

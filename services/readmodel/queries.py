@@ -111,17 +111,26 @@ async def household_problems(pool: asyncpg.Pool, household_id: str) -> list[dict
 PAIRING_HELD = ("recommended", "accepted", "delivered")
 
 
+# Most rows of one person's list (households a cadre answers for, problems it must rectify) in
+# one answer: a documented maximum (`maxItems` in the console's OpenAPI document). A cadre pairs
+# with a handful of households and a village cadre answers for a few hundred; a list reaching
+# it is cut and said to be (`WorkList.truncated`).
+PERSON_LIST_MAX = 1000
+
+
 async def cadre_household_ids(pool: asyncpg.Pool, cadre_id: str) -> list[str]:
     """The households a cadre answers for: those it is the responsible person of, and those
-    it holds a pairing measure for."""
+    it holds a pairing measure for (at most PERSON_LIST_MAX + 1: one more tells a cut list)."""
     rows = await pool.fetch(
         """SELECT household_id FROM households WHERE responsible_cadre_id = $1
         UNION
         SELECT household_id FROM measures
          WHERE cadre_id = $1 AND type = 'PAIRING' AND status = ANY($2::text[])
-        ORDER BY household_id""",
+        ORDER BY household_id
+        LIMIT $3""",
         cadre_id,
         list(PAIRING_HELD),
+        PERSON_LIST_MAX + 1,
     )
     return [r["household_id"] for r in rows]
 
@@ -147,16 +156,18 @@ async def problems_of(
     pool: asyncpg.Pool, responsible: str, since: Any = None
 ) -> list[dict[str, Any]]:
     """Problems a person is responsible for: the open ones, or (with `since`) every one changed
-    after it, rectified ones too, so a field app can drop them."""
+    after it, rectified ones too, so a field app can drop them (at most PERSON_LIST_MAX + 1)."""
     rows = await pool.fetch(
         """SELECT problem_id, household_id, check_item, status, found_at, rectified_at,
                updated_at
         FROM problems
         WHERE responsible = $1
           AND (($2::timestamptz IS NULL AND status = 'open') OR updated_at > $2)
-        ORDER BY found_at, problem_id""",
+        ORDER BY found_at, problem_id
+        LIMIT $3""",
         responsible,
         since,
+        PERSON_LIST_MAX + 1,
     )
     return _dicts(rows)
 

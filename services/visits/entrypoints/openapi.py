@@ -3,6 +3,9 @@
 The document is kept in the repository (`openapi.json`, served at GET /openapi.json); a test
 checks that it equals what this module builds and that its paths are exactly the app's routes.
 Regenerate it with `python -m services.visits.entrypoints.openapi > services/visits/openapi.json`.
+
+Long because it is one document: each route's answers (admission's 408/429, the batch shapes)
+sit beside the record schemas the grammar's rules are written into, and read together.
 """
 
 from __future__ import annotations
