@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from services.monitoring.adapters.policy_files import POLICY_DIR, load_policies
-from services.monitoring.domain.policy import PolicyError, parse_policy
+from services.monitoring.domain.policy import IncomeLine, PolicyError, parse_policy
 
 
 def shipped(name: str) -> dict:
@@ -18,7 +18,9 @@ def shipped(name: str) -> dict:
 def test_shipped_policies_carry_the_seed_and_2021_categories():
     book = load_policies()
     dianjiang, national = book.get("dianjiang-2020"), book.get("national-2021")
-    assert dianjiang.income_line_yuan == 6000
+    assert dianjiang.line_on(dt.date(2020, 6, 1)).yuan == 6000
+    assert national.line_on(dt.date(2021, 6, 1)) == IncomeLine(2021, 6000)
+    assert national.predecessor == book.pinned("dianjiang-2020")
     assert [c.category for c in dianjiang.categories] == [
         "UNSTABLE_LIFTED",
         "MARGINAL",
