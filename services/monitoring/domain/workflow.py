@@ -12,6 +12,7 @@ effective date carries over as the policy file says (`policy.Succession`), recor
 
 from __future__ import annotations
 
+import bisect
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -121,10 +122,12 @@ def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
     if state.views is None:
         return _stage(state, policy, count, successors)
     # The stage depends on the decisions by `at` and the successions crossed, except that
-    # proposing or eliminating checks the conditions as of that decision, and a carry-over
-    # reads the reasons of its effective date: both read every kind of event.
-    reads_all = bool(successors) or any(d.decision in _CHECKING for d in decisions[:count])
+    # proposing or eliminating checks the conditions as of that decision, which reads every kind
+    # of event, and a carry-over reads the events that occurred by its effective date.
+    reads_all = any(d.decision in _CHECKING for d in decisions[:count])
     key = (count, decisions, policy, successors, *(_ALL(state) if reads_all else ()))
+    if successors and not reads_all:
+        key += tuple(_prefix(events, s.starts_at()) for s in successors for events in _ALL(state))
     hit = state.views.get("stage")
     if hit is not None and hit[0] == key:
         return hit[1]
@@ -174,7 +177,7 @@ def carry_over(stage: Stage, state: HouseholdState, successor: Policy) -> Stage:
             before, successor.id, at, stage.status, None, None, (), (), None, stage.decision_ids
         )
         return _with(stage, transitions=(*stage.transitions, transition))
-    reasons = {r.code: r for r in risk_reasons(state, successor, at)}
+    reasons = {r.code: r for r in _reasons_on(state, successor, at)}
     rule = succession.rule_for(stage.category, reasons)
     if rule is None:  # book_of refuses a succession without a fallback for every category
         raise ValueError(f"{successor.id} carries no rule for {before}'s {stage.category}")
@@ -203,6 +206,34 @@ def carry_over(stage: Stage, state: HouseholdState, successor: Policy) -> Stage:
         transitions=(*stage.transitions, transition),
         rereview_due=due,
     )
+
+
+def _reasons_on(state: HouseholdState, successor: Policy, at: datetime) -> tuple[Reason, ...]:
+    """The reasons on a successor's effective date, remembered while the events that occurred
+    by then stay the same: later events (the common case, every event after the switch) do not
+    compute them again."""
+    views = state.views
+    if views is None:
+        return risk_reasons(state, successor, at)
+    # A kind's events by `at` are a prefix of its sorted set; sets only grow or lose their
+    # oldest, so (count, first id, last id) of the prefix tells whether it changed.
+    key = (successor, *(_prefix(getattr(state, kind), at) for kind in LIMITS))
+    name = f"carry-over/{successor.id}"
+    hit = views.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    reasons = risk_reasons(state, successor, at)
+    if writable(views):
+        views[name] = (key, reasons)
+    return reasons
+
+
+def _prefix(events: tuple, at: datetime) -> tuple:
+    count = bisect.bisect_right(events, at, key=_OCCURRED)
+    return (count, events[0].event_id, events[count - 1].event_id) if count else (0,)
+
+
+_OCCURRED = attrgetter("occurred_at")
 
 
 def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Policy) -> Stage:

@@ -37,7 +37,7 @@ def test_shipped_policies_carry_the_seed_and_2021_categories():
 
 def test_every_problem_of_a_bad_policy_is_reported():
     data = shipped("dianjiang-2020")
-    data["income"]["line_yuan"] = "6000"
+    data["income"]["lines"][1]["yuan"] = "6000"
     data["levels"]["flag"] = "URGENT"
     data["weights"].pop("unsold_produce")
     data["categories"].append({"id": "MARGINAL", "reasons": ["no_such_reason"]})
@@ -46,7 +46,7 @@ def test_every_problem_of_a_bad_policy_is_reported():
         parse_policy(data, "bad.toml")
     where = {w for w, _ in error.value.problems}
     assert {
-        "income.line_yuan",
+        "income.lines[1].yuan",
         "levels.flag",
         "weights.unsold_produce",
         "categories[3].reasons",

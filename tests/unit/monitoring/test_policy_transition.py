@@ -263,3 +263,12 @@ def test_bad_income_lines_are_refused_with_every_problem():
     data["income"]["line_yuan"] = 6000
     with pytest.raises(PolicyError, match="either line_yuan or"):
         parse_policy(data, "both.toml")
+
+
+def test_a_single_line_for_the_whole_version_still_reads():
+    data = shipped("national-2021")
+    del data["income"]["lines"]
+    data["income"]["line_yuan"] = 6200
+    policy = parse_policy(data, "legacy.toml")
+    assert policy.line_on(dt.date(2024, 3, 1)) == IncomeLine(2021, 6200)
+    assert policy.changes_after(dt.date(2021, 3, 1)) is None

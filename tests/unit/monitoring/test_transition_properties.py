@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.domain.assess import assess, remembering
-from services.monitoring.domain.fold import fold
+from services.monitoring.domain.fold import evolve, fold
+from services.monitoring.domain.state import empty
 from services.monitoring.domain.workflow import stage_at
 from tests.records import hardship, income, registry, review, visit
 from tests.unit.monitoring.events import domain
@@ -120,3 +121,19 @@ def test_the_carry_over_is_recorded_once_and_the_same_however_often_assessed(eve
     # before the switch nothing is carried over, whatever the history
     before = assess(state, BOOK.for_date(dt.date(2020, 12, 31)), SWITCH - dt.timedelta(seconds=1))
     assert not transitions(before)
+
+
+@SETTINGS
+@given(histories(), st.randoms(use_true_random=False))
+def test_the_worker_s_remembered_views_give_the_carry_over_computed_afresh(events, rnd):
+    """As the worker runs: each event, in any order (late ones included), evolves the state
+    that remembers the last assessment's views; the carry-over must match a fresh one."""
+    arrival = list(events)
+    rnd.shuffle(arrival)
+    state = empty(HOUSEHOLD)
+    for event in arrival:
+        state = evolve(state, event)
+        moment = max(state.last_occurred_at, AFTER[1])
+        policy = BOOK.for_date(moment.date())
+        fast, state = remembering(state, policy, moment)
+        assert fast == assess(dataclasses.replace(state, views=None), policy, moment)
