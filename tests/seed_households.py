@@ -134,3 +134,22 @@ def policy_card_fixed_on_the_spot(household_id: str = "h-card") -> list[Record]:
             living="UNTIDY",
         ),
     ]
+
+
+def general_key_2020(household_id: str = "h-general-key") -> list[Record]:
+    """Never registered, 5,400 yuan a head (below the 6,000-yuan line); included as a general key
+    farm household on 10 June 2020 under dianjiang-2020 (the 2021 policy has no such category)."""
+    return [
+        registry(household_id, at("2019-12-31"), registration="NEVER_REGISTERED"),
+        income(household_id, at("2020-05-10"), 5400, end="2020-04-30"),
+        review(household_id, at("2020-06-10"), "INCLUDE", "GENERAL_KEY"),
+    ]
+
+
+def general_key_with_a_bill(household_id: str = "h-general-bill") -> list[Record]:
+    """As `general_key_2020`, with a 31,000-yuan illness bill open on 2021-01-01 against
+    16,200 yuan of household income: an expenditure shock, 2021's sudden severe hardship."""
+    return [
+        *general_key_2020(household_id),
+        hardship(household_id, at("2020-11-02"), "ILLNESS", 31000, hardship_id="bill"),
+    ]

@@ -107,7 +107,8 @@ def extend_chain(row: Row, position: Position, frame: bytes) -> tuple:
 
 
 def policy_for(policies: PolicyBook, pinned: str | None, as_of: datetime) -> Policy:
-    return policies.get(pinned) if pinned else policies.for_date(as_of.date())
+    """The version in force on `as_of` (linked to those it succeeds), or the pinned one alone."""
+    return policies.pinned(pinned) if pinned else policies.for_date(as_of.date())
 
 
 def apply_record(
@@ -216,6 +217,8 @@ def _assessed(
         open_problems=len(assessment.open_problems),
         problems=assessment.problems_found,
         rectified=assessment.problems_rectified,
-        next_check=next_deadline(assessment, policy),
+        # On the event clock a re-assessment is as of the same latest event: a tick could
+        # change nothing, so none is asked for.
+        next_check=None if event_clock else next_deadline(assessment, policy),
     )
     return Outcome(stored, assessment, policy, summary, duplicate, emit)

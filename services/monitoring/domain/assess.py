@@ -135,6 +135,8 @@ def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessmen
         since = [r.since for r in reasons if r.since >= _cycle_floor(stage)]
         start = min([stage.verification_started_at, *since])
         decision_due = (start + timedelta(days=policy.flag_to_decision_days)).date()
+    elif workflow in MONITORING and stage.rereview_due is not None:
+        decision_due = stage.rereview_due  # a transition asked for a re-review
     next_visit_due = None
     if workflow in MONITORING:
         visits = [v.occurred_at for v in visits_at(state, as_of)]
@@ -157,6 +159,10 @@ def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessmen
         Reason(x.code, x.message, (x.event_id,), x.occurred_at, x.occurred_at)
         for x in stage.exceptions
     )
+    if stage.transitions:  # in the order they happened among the decisions' notes
+        notes = tuple(
+            sorted((*notes, *(t.reason() for t in stage.transitions)), key=attrgetter("since"))
+        )
     return Assessment(
         household_id=state.household_id,
         as_of=as_of,
@@ -185,16 +191,19 @@ def problem_due(problem: ProblemFacts, policy: Policy) -> date:
 
 
 def next_deadline(assessment: Assessment, policy: Policy) -> date | None:
-    """The first day on which, with no new event, the assessment would gain an overdue signal
-    (the worker re-assesses the household then)."""
+    """The first day on which, with no new event, the assessment may change: a deadline turns
+    overdue, or the policy changes (a new year's income line, or a successor taking over and
+    carrying the household over). The worker re-assesses the household then."""
     days = [
         assessment.decision_due,
         assessment.next_visit_due,
         *(problem_due(p, policy) for p in assessment.open_problems),
     ]
-    upcoming = [
-        d + timedelta(days=1) for d in days if d is not None and d >= assessment.as_of.date()
-    ]
+    today = assessment.as_of.date()
+    upcoming = [d + timedelta(days=1) for d in days if d is not None and d >= today]
+    change = policy.changes_after(today)
+    if change is not None:
+        upcoming.append(change)
     return min(upcoming, default=None)
 
 

@@ -1,20 +1,29 @@
-"""Monitoring policies as effective-dated data: income line, weights, categories, deadlines.
+"""Monitoring policies as effective-dated data: income lines, weights, categories, deadlines,
+and how a policy takes over from the one it succeeds.
 
 Pure: `parse_policy` validates a document already read (adapters/policy_files reads the TOML
 files); the enum values it checks against are the contract's (vocabulary, from the schemas).
+`book_of` links each policy to its predecessor, so one policy object answers which version was
+in force on any earlier date (a decision is judged by the policy of its own date).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
 from types import MappingProxyType
 from typing import Any
 
 from services.contract.vocabulary import symbols
+from services.monitoring.domain.income_lines import IncomeLine, parse_income_lines
 from services.monitoring.domain.reasons import RISK_CODES
+from services.monitoring.domain.succession import (
+    Succession,
+    parse_succession,
+    succession_problems,
+)
 
 LEVELS = symbols("RiskLevel")
 CATEGORIES = symbols("Category")
@@ -56,7 +65,8 @@ class Policy:
     description: str
     effective_from: date
     effective_until: date | None
-    income_line_yuan: int
+    province: str | None  # the county's province: its rows of `income_lines` apply
+    income_lines: tuple[IncomeLine, ...]  # by year; see `line_on`
     sharp_fall_ratio: float
     rigid_expenditure_ratio: float
     unsold_livelihoods: tuple[str, ...]
@@ -70,6 +80,9 @@ class Policy:
     categories: tuple[CategoryRule, ...]
     elimination: Elimination
     answers: Mapping[str, tuple[str, ...]]  # measure type → reason codes it answers
+    succeeds: Succession | None = None
+    # The version this one succeeds, linked by `book_of` (None when parsed alone or pinned).
+    predecessor: Policy | None = None
 
     def in_force(self, day: date) -> bool:
         return self.effective_from <= day and (
@@ -85,6 +98,56 @@ class Policy:
     def flags(self, level: str) -> bool:
         return LEVELS.index(level) >= LEVELS.index(self.flag_level)
 
+    def line_on(self, day: date) -> IncomeLine:
+        """The income line in force on `day`: the row of the latest year up to `day`'s, the
+        county's province's row before the national one of the same year (the 2021 guidance
+        lets provinces adjust the line yearly). `parse_policy` ensures one covers
+        `effective_from`; a day before it gets the earliest row."""
+        best = None
+        for line in self.income_lines:
+            if line.province is not None and line.province != self.province:
+                continue
+            if line.year <= day.year and (
+                best is None
+                or (line.year, line.province is not None) > (best.year, best.province is not None)
+            ):
+                best = line
+        return best or min(self.income_lines, key=lambda line: line.year)
+
+    def changes_after(self, day: date) -> date | None:
+        """The first day after `day` on which the rules read other parameters: a new year's
+        income line or the end of this version (its successor takes over)."""
+        days = [
+            date(line.year, 1, 1)
+            for line in self.income_lines
+            if line.year > day.year and (line.province is None or line.province == self.province)
+        ]
+        if self.effective_until is not None and self.effective_until > day:
+            days.append(self.effective_until)
+        return min(days, default=None)
+
+    def lineage(self) -> tuple[Policy, ...]:
+        """This version and those it succeeds, oldest first."""
+        chain: list[Policy] = []
+        policy: Policy | None = self
+        while policy is not None:
+            chain.append(policy)
+            policy = policy.predecessor
+        return tuple(reversed(chain))
+
+    def on(self, day: date) -> Policy:
+        """The version of this lineage in force on `day` (this one from its effective date;
+        before that the version it succeeds, and so on; the oldest for earlier days)."""
+        policy = self
+        while policy.predecessor is not None and day < policy.effective_from:
+            policy = policy.predecessor
+        return policy
+
+    def starts_at(self) -> datetime:
+        """The moment this version takes over: midnight UTC of its effective date (policies
+        are chosen by the UTC date of the assessment, `PolicyBook.for_date`)."""
+        return datetime.combine(self.effective_from, time.min, tzinfo=UTC)
+
 
 @dataclass(frozen=True)
 class PolicyBook:
@@ -93,6 +156,7 @@ class PolicyBook:
     policies: tuple[Policy, ...]
     # Day → policy, filled by for_date (asked once per assessment); the book never changes.
     _by_day: dict[date, Policy] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _pinned: dict[str, Policy] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def for_date(self, day: date) -> Policy:
         found = self._by_day.get(day)
@@ -112,6 +176,14 @@ class PolicyBook:
                 return policy
         raise LookupError(f"no monitoring policy {policy_id!r}")
 
+    def pinned(self, policy_id: str) -> Policy:
+        """`policy_id` alone, without its predecessors: a pinned version (SHOUWANG_POLICY)
+        judges every decision, whatever its date, and carries nothing over."""
+        found = self._pinned.get(policy_id)
+        if found is None:
+            found = self._pinned[policy_id] = replace(self.get(policy_id), predecessor=None)
+        return found
+
 
 def book_of(policies: Iterable[Policy], source: str) -> PolicyBook:
     """The policies as a book; overlapping effective periods, a repeated id or none at all are
@@ -130,15 +202,22 @@ def book_of(policies: Iterable[Policy], source: str) -> PolicyBook:
             )
     if not policies:
         problems.append(("", "no policy files"))
+    problems += succession_problems(ordered)
     if problems:
         raise PolicyError(source, problems)
-    return PolicyBook(policies)
+    linked: dict[str, Policy] = {}
+    for policy in ordered:  # a predecessor takes effect first, so it is linked already
+        before = linked.get(policy.succeeds.policy_id) if policy.succeeds else None
+        linked[policy.id] = replace(policy, predecessor=before)
+    return PolicyBook(tuple(linked[p.id] for p in policies))
 
 
 _SCHEMA: dict[str, set[str]] = {
     "policy": {"id", "description", "effective_from", "effective_until"},
     "income": {
         "line_yuan",
+        "lines",
+        "province",
         "sharp_fall_ratio",
         "rigid_expenditure_ratio",
         "unsold_livelihoods",
@@ -156,6 +235,7 @@ _SCHEMA: dict[str, set[str]] = {
         "count_weak_labour",
     },
     "answers": set(MEASURE_TYPES),
+    "succeeds": {"policy", "categories"},
 }
 
 
@@ -237,12 +317,16 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
         for x in livelihoods or []
         if x not in LIVELIHOODS
     ]
+    effective_from = need("policy", "effective_from", date)
+    province = need("income", "province", str, None)
+    lines = parse_income_lines(data.get("income", {}), effective_from, province, problems)
     policy = Policy(
         id=need("policy", "id", str),
         description=need("policy", "description", str, ""),
-        effective_from=need("policy", "effective_from", date),
+        effective_from=effective_from,
         effective_until=need("policy", "effective_until", date, None),
-        income_line_yuan=need("income", "line_yuan", int),
+        province=province,
+        income_lines=lines,
         sharp_fall_ratio=float(need("income", "sharp_fall_ratio", (int, float)) or 0),
         rigid_expenditure_ratio=float(need("income", "rigid_expenditure_ratio", (int, float)) or 0),
         unsold_livelihoods=tuple(livelihoods or ()),
@@ -262,6 +346,7 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
             count_weak_labour=need("elimination", "count_weak_labour", bool, True),
         ),
         answers=MappingProxyType(answers),
+        succeeds=parse_succession(data.get("succeeds"), {c.category for c in categories}, problems),
     )
     if policy.sharp_fall_ratio and not 0 < policy.sharp_fall_ratio < 1:
         problems.append(("income.sharp_fall_ratio", "must be between 0 and 1"))

@@ -28,5 +28,6 @@ RISK_CODES: tuple[str, ...] = (
 # The workflow's notes on a decision it kept on record (workflow.Irregularity).
 INVALID_TRANSITION = "invalid_transition"  # a decision the workflow cannot take, ignored
 POLICY_EXCEPTION = "policy_exception"  # a decision the policy forbids, taken
-WORKFLOW_CODES: tuple[str, ...] = (INVALID_TRANSITION, POLICY_EXCEPTION)
+POLICY_TRANSITION = "policy_transition"  # carried over to a successor policy (workflow.Transition)
+WORKFLOW_CODES: tuple[str, ...] = (INVALID_TRANSITION, POLICY_EXCEPTION, POLICY_TRANSITION)
 REASON_CODES: tuple[str, ...] = RISK_CODES + WORKFLOW_CODES

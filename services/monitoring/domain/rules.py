@@ -69,7 +69,9 @@ def risk_reasons(
 
     `problems` is `problems_at(state, at)` when the caller has it already.
     """
-    return memo(_REASONS, state, at, lambda: _risk_reasons(state, policy, at, problems), (policy,))
+    # The line is the one thing read by date, not from the events: part of the memo's key.
+    extra = (policy, policy.line_on(at.date()))
+    return memo(_REASONS, state, at, lambda: _risk_reasons(state, policy, at, problems), extra)
 
 
 # What the rules read (decisions are the workflow's).
@@ -99,7 +101,8 @@ def _risk_reasons(
 
     registry = registry_at(state, at)
     incomes = incomes_at(state, at)
-    line = policy.income_line_yuan
+    in_force = policy.line_on(at.date())
+    line = in_force.yuan
     members = registry.members.count if registry else None
 
     if incomes and incomes[-1].per_capita_yuan < line:
@@ -107,7 +110,7 @@ def _risk_reasons(
         add(
             "income_below_line",
             f"per-capita net income {incomes[-1].describe()} is below the {policy.id} line of "
-            f"{line} yuan",
+            f"{line} yuan ({in_force.describe()})",
             *((o.event_id, o.occurred_at) for o in run),
         )
 

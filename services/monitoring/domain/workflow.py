@@ -1,23 +1,32 @@
-"""The review workflow: decisions replayed in canonical order, and the elimination conditions.
+"""The review workflow: decisions replayed in canonical order, policy transitions, and the
+elimination conditions.
 
-Rules flag, people decide: every decision is applied as recorded. One the workflow cannot take
-(e.g. REJECT of a monitored household) is kept as an exception and changes nothing; one the
-policy forbids (ELIMINATE before the conditions hold) takes effect and is kept as a policy
-exception with the unmet conditions, so the decision is visible and answerable.
+Rules flag, people decide: every decision is applied as recorded, judged by the policy in force
+on its own date. One the workflow cannot take (e.g. REJECT of a monitored household) is kept as
+an exception and changes nothing; one the policy forbids (ELIMINATE before the conditions hold)
+takes effect and is kept as a policy exception with the unmet conditions, so the decision is
+visible and answerable. When a policy succeeds another, every household in the workflow on its
+effective date carries over as the policy file says (`policy.Succession`), recorded as a
+`Transition`: never dropped because its category was the old policy's.
 """
 
 from __future__ import annotations
 
+import bisect
 import calendar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from operator import attrgetter
 
 from services.monitoring.domain.events import ReviewDecided
 from services.monitoring.domain.facts import incomes_at, labour_of, measures_at, registry_at
 from services.monitoring.domain.policy import Policy
-from services.monitoring.domain.reasons import INVALID_TRANSITION, POLICY_EXCEPTION
-from services.monitoring.domain.rules import risk_reasons
+from services.monitoring.domain.reasons import (
+    INVALID_TRANSITION,
+    POLICY_EXCEPTION,
+    POLICY_TRANSITION,
+)
+from services.monitoring.domain.rules import Reason, risk_reasons
 from services.monitoring.domain.state import LIMITS, HouseholdState, writable
 
 OPEN_STAGES = ("NONE", "REJECTED", "ELIMINATED")  # not under review or monitoring
@@ -34,6 +43,40 @@ class Irregularity:
 
 
 @dataclass(frozen=True, slots=True)
+class Transition:
+    """A household in the workflow carried over to a successor policy on its effective date."""
+
+    from_policy: str
+    to_policy: str
+    at: datetime  # the successor's effective date, midnight UTC
+    status: str  # VERIFYING | MONITORED | ELIMINATION_PROPOSED, unchanged by the transition
+    from_category: str | None  # None while verifying: there is no category yet
+    to_category: str | None
+    held: tuple[str, ...]  # the carry-over's reasons that held on the effective date
+    conditions: tuple[str, ...]  # reasons of the carry-overs passed over (none of them held)
+    rereview_due: date | None
+    event_ids: tuple[str, ...]  # the cycle's decisions, then the evidence of `held`
+
+    def message(self) -> str:
+        head = f"{self.from_policy} → {self.to_policy} on {self.at.date().isoformat()}: "
+        if self.from_category is None:
+            return head + f"verification continues under {self.to_policy}'s categories and rules"
+        why = ""
+        if self.held:
+            why = f" ({', '.join(self.held)} held on the effective date)"
+        elif self.conditions:
+            why = f" (none of {', '.join(self.conditions)} held)"
+        text = f"{self.status.lower()} household's {self.from_category} carried over as "
+        text += f"{self.to_category}{why}"
+        if self.rereview_due is not None:
+            text += f"; re-review due by {self.rereview_due.isoformat()}"
+        return head + text
+
+    def reason(self) -> Reason:
+        return Reason(POLICY_TRANSITION, self.message(), self.event_ids, self.at, self.at)
+
+
+@dataclass(frozen=True, slots=True)
 class Stage:
     """Where the decisions have put the household (FLAGGED is the rules' part, see assess)."""
 
@@ -47,6 +90,8 @@ class Stage:
     closed_at: datetime | None = None  # last REJECT or ELIMINATE
     exceptions: tuple[Irregularity, ...] = ()  # of the current cycle
     decision_ids: tuple[str, ...] = ()  # of the current cycle
+    transitions: tuple[Transition, ...] = ()  # of the current cycle
+    rereview_due: date | None = None  # a transition's, until the next decision takes it up
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +109,29 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
-    """Replay the decisions that occurred by `at` in canonical order."""
+    """Replay the decisions that occurred by `at` in canonical order, each judged by the version
+    of `policy`'s lineage in force on its own date, and carry the household over at each
+    successor's effective date by `at`."""
     decisions = state.decisions
     count = len(decisions)
     if count and decisions[-1].occurred_at > at:
         count = next(i for i, d in enumerate(decisions) if d.occurred_at > at)
     if count == 0:
         return NO_DECISIONS
+    successors = tuple(p for p in policy.lineage()[1:] if p.starts_at() <= at)
     if state.views is None:
-        return _stage(state, policy, count)
-    # The stage depends on the decisions by `at` alone, except that proposing or eliminating
-    # checks the conditions as of that decision, which reads every kind of event.
+        return _stage(state, policy, count, successors)
+    # The stage depends on the decisions by `at` and the successions crossed, except that
+    # proposing or eliminating checks the conditions as of that decision, which reads every kind
+    # of event, and a carry-over reads the events that occurred by its effective date.
     reads_all = any(d.decision in _CHECKING for d in decisions[:count])
-    key = (count, decisions, policy, *(_ALL(state) if reads_all else ()))
+    key = (count, decisions, policy, successors, *(_ALL(state) if reads_all else ()))
+    if successors and not reads_all:
+        key += tuple(_prefix(events, s.starts_at()) for s in successors for events in _ALL(state))
     hit = state.views.get("stage")
     if hit is not None and hit[0] == key:
         return hit[1]
-    stage = _stage(state, policy, count)
+    stage = _stage(state, policy, count, successors)
     if writable(state.views):  # remembered only in `assess.remembering`'s own state
         state.views["stage"] = (key, stage)
     return stage
@@ -89,55 +140,128 @@ def stage_at(state: HouseholdState, policy: Policy, at: datetime) -> Stage:
 _ALL = attrgetter(*LIMITS)
 NO_DECISIONS = Stage()  # immutable, so shared
 _CHECKING = ("PROPOSE_ELIMINATION", "ELIMINATE")
+IN_WORKFLOW = ("VERIFYING", "MONITORED", "ELIMINATION_PROPOSED")
 
 
-def _stage(state: HouseholdState, policy: Policy, count: int) -> Stage:
+def _stage(
+    state: HouseholdState, policy: Policy, count: int, successors: tuple[Policy, ...]
+) -> Stage:
     stage = Stage()
+    pending = list(successors)
     for decision in state.decisions[:count]:
-        stage = _decide(stage, decision, state, policy)
+        # A decision at the very moment a successor takes over is that successor's.
+        while pending and pending[0].starts_at() <= decision.occurred_at:
+            stage = carry_over(stage, state, pending.pop(0))
+        stage = _decide(stage, decision, state, policy.on(decision.occurred_at.date()))
+    for successor in pending:
+        stage = carry_over(stage, state, successor)
     return stage
 
 
-def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Policy) -> Stage:
-    new_cycle = stage.status in ("NONE", "REJECTED", "ELIMINATED")
-    exceptions = () if new_cycle else stage.exceptions
-    ids = (d.event_id,) if new_cycle else (*stage.decision_ids, d.event_id)
-    base = Stage(
+def _with(stage: Stage, **changes) -> Stage:
+    fields = {f: getattr(stage, f) for f in Stage.__slots__}
+    fields.update(changes)
+    return Stage(**fields)
+
+
+def carry_over(stage: Stage, state: HouseholdState, successor: Policy) -> Stage:
+    """`stage` on `successor`'s effective date: a household in the workflow keeps its status and
+    takes the category `successor.succeeds` gives its old one, with the transition recorded."""
+    succession = successor.succeeds
+    if stage.status not in IN_WORKFLOW or succession is None or successor.predecessor is None:
+        return stage
+    at = successor.starts_at()
+    before = successor.predecessor.id
+    if stage.category is None:
+        transition = Transition(
+            before, successor.id, at, stage.status, None, None, (), (), None, stage.decision_ids
+        )
+        return _with(stage, transitions=(*stage.transitions, transition))
+    reasons = {r.code: r for r in _reasons_on(state, successor, at)}
+    rule = succession.rule_for(stage.category, reasons)
+    if rule is None:  # book_of refuses a succession without a fallback for every category
+        raise ValueError(f"{successor.id} carries no rule for {before}'s {stage.category}")
+    held = tuple(code for code in rule.reasons if code in reasons)
+    ahead = succession.carry_over[: succession.carry_over.index(rule)]
+    passed = tuple(dict.fromkeys(c for r in ahead if r.source == stage.category for c in r.reasons))
+    evidence = (e for code in held for e in reasons[code].event_ids)
+    due = None
+    if rule.rereview_days is not None:
+        due = successor.effective_from + timedelta(days=rule.rereview_days)
+    transition = Transition(
+        before,
+        successor.id,
+        at,
         stage.status,
         stage.category,
-        stage.since,
-        stage.included_at,
-        stage.verification_started_at,
-        stage.closed_at,
-        exceptions,
-        ids,
+        rule.target,
+        held,
+        passed,
+        due,
+        tuple(dict.fromkeys((*stage.decision_ids, *evidence))),
+    )
+    return _with(
+        stage,
+        category=rule.target,
+        transitions=(*stage.transitions, transition),
+        rereview_due=due,
+    )
+
+
+def _reasons_on(state: HouseholdState, successor: Policy, at: datetime) -> tuple[Reason, ...]:
+    """The reasons on a successor's effective date, remembered while the events that occurred
+    by then stay the same: later events (the common case, every event after the switch) do not
+    compute them again."""
+    views = state.views
+    if views is None:
+        return risk_reasons(state, successor, at)
+    # A kind's events by `at` are a prefix of its sorted set; sets only grow or lose their
+    # oldest, so (count, first id, last id) of the prefix tells whether it changed.
+    key = (successor, *(_prefix(getattr(state, kind), at) for kind in LIMITS))
+    name = f"carry-over/{successor.id}"
+    hit = views.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    reasons = risk_reasons(state, successor, at)
+    if writable(views):
+        views[name] = (key, reasons)
+    return reasons
+
+
+def _prefix(events: tuple, at: datetime) -> tuple:
+    count = bisect.bisect_right(events, at, key=_OCCURRED)
+    return (count, events[0].event_id, events[count - 1].event_id) if count else (0,)
+
+
+_OCCURRED = attrgetter("occurred_at")
+
+
+def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Policy) -> Stage:
+    """`d` applied to `stage`, judged by `policy` (the version in force on `d`'s date)."""
+    new_cycle = stage.status in ("NONE", "REJECTED", "ELIMINATED")
+    # A decision the workflow takes answers any re-review a transition asked for.
+    base = _with(
+        stage,
+        exceptions=() if new_cycle else stage.exceptions,
+        decision_ids=(d.event_id,) if new_cycle else (*stage.decision_ids, d.event_id),
+        transitions=() if new_cycle else stage.transitions,
+        rereview_due=None,
     )
 
     def invalid(why: str) -> Stage:
         # A refused decision does not open a new cycle: keep the old one's record.
-        return Stage(
-            stage.status,
-            stage.category,
-            stage.since,
-            stage.included_at,
-            stage.verification_started_at,
-            stage.closed_at,
-            (
-                *stage.exceptions,
-                Irregularity(
-                    INVALID_TRANSITION,
-                    f"{d.decision} by {d.body.lower()} ignored: {why}",
-                    d.event_id,
-                    d.occurred_at,
-                ),
-            ),
-            (*stage.decision_ids, d.event_id),
+        irregularity = Irregularity(
+            INVALID_TRANSITION, f"{d.decision} by {d.body.lower()} ignored: {why}",
+            d.event_id, d.occurred_at,
+        )  # fmt: skip
+        return _with(
+            stage,
+            exceptions=(*stage.exceptions, irregularity),
+            decision_ids=(*stage.decision_ids, d.event_id),
         )
 
     def to(status: str, **changes) -> Stage:
-        fields = {f: getattr(base, f) for f in Stage.__slots__}
-        fields.update({"status": status, "since": d.occurred_at, **changes})
-        return Stage(**fields)
+        return _with(base, **{"status": status, "since": d.occurred_at, **changes})
 
     if d.decision == "START_VERIFICATION":
         if stage.status not in (*OPEN_STAGES, "VERIFYING"):
@@ -185,9 +309,7 @@ def _with_policy_exceptions(stage: Stage, check: EliminationCheck, d: ReviewDeci
         d.event_id,
         d.occurred_at,
     )
-    fields = {f: getattr(stage, f) for f in Stage.__slots__}
-    fields["exceptions"] = (*stage.exceptions, exception)
-    return Stage(**fields)
+    return _with(stage, exceptions=(*stage.exceptions, exception))
 
 
 def elimination_check(
@@ -197,7 +319,8 @@ def elimination_check(
     rules = policy.elimination
     unmet: list[tuple[str, str]] = []
     used: list[str] = []
-    line = policy.income_line_yuan
+    in_force = policy.line_on(at.date())
+    line = in_force.yuan
     incomes = incomes_at(state, at)
     stable_from = add_months(at, -rules.stable_months).date()
     run = []
@@ -210,7 +333,8 @@ def elimination_check(
         unmet.append(
             (
                 "income_not_above_line",
-                f"latest per-capita income is not above the {line}-yuan line"
+                f"latest per-capita income is not above the {line}-yuan line "
+                f"({in_force.describe()})"
                 if incomes
                 else "no income figure on record",
             )

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from services.monitoring.adapters.policy_files import POLICY_DIR, load_policies
-from services.monitoring.domain.policy import PolicyError, parse_policy
+from services.monitoring.domain.policy import IncomeLine, PolicyError, parse_policy
 
 
 def shipped(name: str) -> dict:
@@ -18,7 +18,9 @@ def shipped(name: str) -> dict:
 def test_shipped_policies_carry_the_seed_and_2021_categories():
     book = load_policies()
     dianjiang, national = book.get("dianjiang-2020"), book.get("national-2021")
-    assert dianjiang.income_line_yuan == 6000
+    assert dianjiang.line_on(dt.date(2020, 6, 1)).yuan == 6000
+    assert national.line_on(dt.date(2021, 6, 1)) == IncomeLine(2021, 6000)
+    assert national.predecessor == book.pinned("dianjiang-2020")
     assert [c.category for c in dianjiang.categories] == [
         "UNSTABLE_LIFTED",
         "MARGINAL",
@@ -35,7 +37,7 @@ def test_shipped_policies_carry_the_seed_and_2021_categories():
 
 def test_every_problem_of_a_bad_policy_is_reported():
     data = shipped("dianjiang-2020")
-    data["income"]["line_yuan"] = "6000"
+    data["income"]["lines"][1]["yuan"] = "6000"
     data["levels"]["flag"] = "URGENT"
     data["weights"].pop("unsold_produce")
     data["categories"].append({"id": "MARGINAL", "reasons": ["no_such_reason"]})
@@ -44,7 +46,7 @@ def test_every_problem_of_a_bad_policy_is_reported():
         parse_policy(data, "bad.toml")
     where = {w for w, _ in error.value.problems}
     assert {
-        "income.line_yuan",
+        "income.lines[1].yuan",
         "levels.flag",
         "weights.unsold_produce",
         "categories[3].reasons",
