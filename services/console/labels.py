@@ -76,6 +76,7 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "students_without_access": "Students without access to school",
         "invalid_transition": "Decision the workflow could not take",
         "policy_exception": "Policy exception",
+        "policy_transition": "Carried over by a policy change",
     },
     "measure": {
         "recommended": "Recommended",
