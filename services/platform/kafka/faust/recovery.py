@@ -59,6 +59,9 @@ from mode import Service
 
 log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0  # faust's wait for the next changelog event before it checks for the end
+# An active changelog partition with records left to restore that has given none for this long
+# is fetched again from its tracked offset (see `refetch_stalled`).
+STALL_SECONDS = 30.0
 RECOVERY_GC_THRESHOLD = 10_000  # young-generation threshold while recovering (see below)
 
 
@@ -97,6 +100,53 @@ class BatchRecovery(Recovery):
         if self._gc_threshold is not None:
             gc.set_threshold(*self._gc_threshold)
             self._gc_threshold = None
+
+    @Service.timer(STALL_SECONDS / 3)
+    async def _stalled_recovery_check(self) -> None:
+        await self.refetch_stalled()
+
+    async def refetch_stalled(self, now: float | None = None) -> dict[Any, int]:
+        """Fetch again the active changelog partitions that recovery still waits for but that
+        have given no record for STALL_SECONDS; the partitions and offsets sought.
+
+        Seen in the scale-out fault scenario on a loaded machine (issue 16): a restarted
+        monitoring worker's recovery waited minutes for two changelog partitions that gave it
+        nothing ("No event received for active tp … since recovery start"), so the worker never
+        processed or committed its inputs. Whatever left them unfetched (records dropped by a
+        fetch that raced a rebalance, a partition left paused), a seek to the tracked offset
+        and a resume is safe: a record at or below it is not applied again (`_apply`). A
+        partition no longer assigned to this worker is not waited for: its high-water mark is
+        dropped, as faust's `revoke` would have.
+        """
+        if not self.in_recovery:
+            return {}
+        now = monotonic() if now is None else now
+        started = self._recovery_started_at
+        consumer = self.app.consumer
+        assigned = consumer.assignment()
+        stalled: dict[Any, int] = {}
+        for tp, left in self.active_remaining().items():
+            if left <= 0:
+                continue
+            if tp not in assigned:
+                log.warning("recovery: %s is no longer assigned here: not waiting for it", tp)
+                self.active_highwaters.pop(tp, None)
+                continue
+            last = self._active_events_received_at.get(tp, started)
+            if last is not None and now - last >= STALL_SECONDS:
+                stalled[tp] = max(self.active_offsets[tp], 0)
+                self._active_events_received_at[tp] = now  # once per STALL_SECONDS
+        for tp, offset in stalled.items():
+            log.warning(
+                "recovery: no changelog record from %s for %.0f s with %d left to restore: "
+                "fetching again from offset %d",
+                tp, STALL_SECONDS, self.active_remaining()[tp], offset,
+            )  # fmt: skip
+        if stalled:
+            consumer.resume_partitions(set(stalled))
+            await consumer.seek_wait(stalled)
+        await self._signal_if_recovered()  # the dropped partitions may have been the last
+        return stalled
 
     async def apply_changelog_events(self, tp: Any, events: Sequence[Any]) -> None:
         """Apply a batch of one partition's changelog events in offset order, as faust's
