@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,45 +251,41 @@ def _quota(env: Mapping[str, str], kind: str, default: Quota) -> Quota:
     )
 
 
-def _positive_rate(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    expected: str,
+    ok: Callable[[float], bool],
+    bounds: str,
+) -> float:
+    """A number setting: `default` when unset or empty; SettingsError naming the variable, what
+    was expected and the bounds otherwise (`ok` also refuses nan and inf by its comparisons)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number of requests per second") from None
-    if not 0 < value < 1_000_000:  # also refuses nan and inf
-        raise SettingsError(f"{name}={raw!r}: must be more than 0 and less than 1000000")
+        raise SettingsError(f"{name}={raw!r}: expected {expected}") from None
+    if not ok(value):
+        raise SettingsError(f"{name}={raw!r}: must be {bounds}")
     return value
+
+
+def _positive_rate(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, "a number of requests per second",
+                   lambda v: 0 < v < 1_000_000, "more than 0 and less than 1000000")  # fmt: skip
 
 
 def _share(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(
-            f"{name}={raw!r}: expected a share between 0 and 1 (e.g. 0.25)"
-        ) from None
-    if not 0 <= value < 1:
-        raise SettingsError(f"{name}={raw!r}: must be at least 0 and less than 1")
-    return value
+    return _number(env, name, default, "a share between 0 and 1 (e.g. 0.25)",
+                   lambda v: 0 <= v < 1, "at least 0 and less than 1")  # fmt: skip
 
 
 def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
-    if not 0 < value < 86_400:
-        raise SettingsError(f"{name}={raw!r}: must be more than 0 and less than a day")
-    return value
+    return _number(env, name, default, "a number of seconds",
+                   lambda v: 0 < v < 86_400, "more than 0 and less than a day")  # fmt: skip
 
 
 def faust_datadir(home: Path, app_id: str) -> Path:

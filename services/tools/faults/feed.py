@@ -10,7 +10,10 @@ import uuid
 
 import aiohttp
 
+from services.contract.topics import HARDSHIPS
+from services.tools.faults.observe import CODEC, read_topics
 from services.tools.faults.stack import ROOT, PrivateStack
+from services.tools.faults.verdict import Result
 from services.tools.simulation import records as rec
 from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.sinks.api import SERVER_FIELDS
@@ -81,6 +84,20 @@ class HardshipClient:
                 return str(answer.status), answer.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError) as exc:
             return type(exc).__name__, None
+
+
+async def missing_from_log(result: Result, bootstrap: str, acknowledged: set[str]) -> None:
+    """Every hardship answered 202 must be in the log: counted, and a failed check if not."""
+    ids: set[str] = set()
+    for record in await read_topics(bootstrap, [HARDSHIPS.name]):
+        try:
+            ids.add(str(CODEC.decode(record.value).record["event_id"]))
+        except Exception:  # another scenario's garbage on the topic: not an acknowledged write
+            continue
+    missing = acknowledged - ids
+    result.counts["acknowledged"] = len(acknowledged)
+    result.counts["acknowledged_missing_from_log"] = len(missing)
+    result.check(not missing, f"{len(missing)} writes answered 202 are not in the log")
 
 
 def random_id(rng: random.Random) -> str:

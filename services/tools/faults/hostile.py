@@ -26,13 +26,16 @@ import aiohttp
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.contract.topics import HARDSHIPS
 from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
 from services.platform.config import VisitsSettings
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_ports
-from services.tools.faults.feed import HardshipClient, hardship_template, random_id
-from services.tools.faults.observe import CODEC, read_topics
+from services.tools.faults.feed import (
+    HardshipClient,
+    hardship_template,
+    missing_from_log,
+    random_id,
+)
 from services.tools.faults.processes import visits_worker
 from services.tools.faults.stack import LAYOUT, PrivateStack
 from services.tools.faults.verdict import Result, wait_for
@@ -228,15 +231,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
             result.check(timeouts > 0, "no held body was answered 408 after the body deadline")
         result.check(bool(alive), "the visits API does not answer /readyz after the flood")
 
-        ids: set[str] = set()
-        for record in await read_topics(stack.bootstrap, [HARDSHIPS.name]):
-            try:
-                ids.add(str(CODEC.decode(record.value).record["event_id"]))
-            except Exception:
-                continue
-        missing = acknowledged - ids
-        result.counts["acknowledged_missing_from_log"] = len(missing)
-        result.check(not missing, f"{len(missing)} writes answered 202 are not in the log")
+        await missing_from_log(result, stack.bootstrap, acknowledged)
     except AssertionError as exc:
         result.failures.append(str(exc))
     finally:

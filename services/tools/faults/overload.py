@@ -25,16 +25,15 @@ from pathlib import Path
 
 import aiohttp
 
-from services.contract.topics import HARDSHIPS
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_ports
 from services.tools.faults.feed import (
     HardshipClient,
     hardship_template,
     issue_feed_token,
+    missing_from_log,
     random_id,
 )
-from services.tools.faults.observe import CODEC, read_topics
 from services.tools.faults.processes import visits_worker
 from services.tools.faults.stack import LAYOUT, PrivateStack
 from services.tools.faults.verdict import Result, wait_for
@@ -149,16 +148,7 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         )
         result.check(bool(alive), "the visits API does not answer /readyz after the flood")
 
-        ids: set[str] = set()
-        for record in await read_topics(stack.bootstrap, [HARDSHIPS.name]):
-            try:
-                ids.add(str(CODEC.decode(record.value).record["event_id"]))
-            except Exception:
-                continue
-        missing = acknowledged - ids
-        result.counts["acknowledged"] = len(acknowledged)
-        result.counts["acknowledged_missing_from_log"] = len(missing)
-        result.check(not missing, f"{len(missing)} records answered 202 are not in the log")
+        await missing_from_log(result, stack.bootstrap, acknowledged)
     except AssertionError as exc:
         result.failures.append(str(exc))
     finally:
