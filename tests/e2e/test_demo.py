@@ -79,10 +79,11 @@ def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None
     assert not postgres.is_running
     assert not (run_dir / "services.pids").exists()
     pids = [int(p) for p in _service_pids(result.stdout)]
-    assert len(pids) == 4
+    assert len(pids) == 5  # visits, monitoring, support, projector, console
     assert all(not pid_alive(pid) for pid in pids)
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["services"]["console"]["console"].startswith("http://127.0.0.1:")
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("<svg") >= 2  # self-contained: no scripts, styles or images fetched
     assert not any(tag in page for tag in ("<script src", "<link", "<img", "@import"))

@@ -66,7 +66,7 @@ def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None
     try:
         say(f"starting Kafka and PostgreSQL under {run_dir / 'stack'} ...")
         start_servers(kafka, postgres)
-        ports = free_ports(4)
+        ports = free_ports(5)
         ends = Endpoints(kafka.bootstrap, postgres.database_url, *ports)
         say(f"  Kafka {ends.bootstrap}, PostgreSQL {ends.database_url}")
         supervisor = Supervisor(run_dir, child_env(settings, ends))
@@ -144,6 +144,16 @@ async def _run(
         ["projector"],
         {"SHOUWANG_PROJECTOR_METRICS_PORT": str(ends.projector_metrics_port)},
         {"metrics": f"http://{LOOPBACK}:{ends.projector_metrics_port}/metrics"},
+    )
+    console_url = f"http://{LOOPBACK}:{ends.console_port}"
+    supervisor.start(
+        "console",
+        ["console"],
+        {
+            "SHOUWANG_CONSOLE_PORT": str(ends.console_port),
+            "SHOUWANG_CONSOLE_VISITS_URL": visits_url,
+        },
+        {"console": f"{console_url}/", "metrics": f"{console_url}/metrics"},
     )
     for service in supervisor.services:
         say(f"  {service.name}: pid {service.pid}, log {service.log_file}")
@@ -280,7 +290,10 @@ def _keep_running(
     say(f"  kafka      bootstrap  {ends.bootstrap}")
     say(f"  postgres   url        {ends.database_url}")
     say(f"  logs in {supervisor.log_dir}")
-    say(f"  visits API operator token (this demo's database only): {token}")
+    say(f"  operator token (this demo's database only): {token}")
+    console = next((s.urls["console"] for s in supervisor.services if s.name == "console"), None)
+    if console:
+        say(f"  open the console at {console} and log in with that token")
     while True:
         try:
             supervisor.check()

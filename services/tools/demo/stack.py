@@ -28,6 +28,7 @@ class Endpoints:
     monitoring_port: int = 0
     support_metrics_port: int = 0
     projector_metrics_port: int = 0
+    console_port: int = 0
 
 
 def clean_slate(run_dir: Path, say: Callable[[str], None]) -> None:
