@@ -35,8 +35,9 @@ from tests.visits_samples import sample
 
 pytestmark = pytest.mark.integration
 POLICIES = load_policies()
-ZHOU = {"head_name": "周某勇甲", "citizen_id": "SEALED-500231-ZHOU", "phone": "SEALED-PHONE-1"}
-API = {"head_name": "钱某乙丙", "citizen_id": "SEALED-500228-API", "phone": "SEALED-PHONE-2"}
+# Values the door accepts (ASCII id, a phone number) yet found nowhere else by chance.
+ZHOU = {"head_name": "周某勇甲", "citizen_id": "SEALED500231ZHOU", "phone": "+86 139-7312-0001"}
+API = {"head_name": "钱某乙丙", "citizen_id": "SEALED500228API", "phone": "+86 139-7312-0002"}
 SECRETS = [*ZHOU.values(), *API.values()]
 
 
