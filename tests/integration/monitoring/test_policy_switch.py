@@ -4,6 +4,7 @@ carried over to national-2021 by the worker's own deadline tick, with no new eve
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -26,6 +27,15 @@ RUNNER = Path(__file__).with_name("clock_worker.py")
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def set_clock(path: Path, moment: str) -> None:
+    """Move the worker's clock in one step: it reads the file on every event and sweep, and a
+    file rewritten in place can be read empty (the worker then dies on an unreadable clock —
+    exit 75 in one CI run)."""
+    staged = path.with_suffix(".new")
+    staged.write_text(moment, encoding="utf-8")
+    os.replace(staged, path)
+
+
 def start(env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -44,7 +54,7 @@ async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
     prefix = f"switch-{uuid.uuid4().hex[:8]}"
     h = {name: f"{prefix}-{name}" for name in ("key", "bill", "zhou")}
     clock = tmp_path / "now"
-    clock.write_text("2020-12-20T09:00:00+00:00", encoding="utf-8")
+    set_clock(clock, "2020-12-20T09:00:00+00:00")
     env = monitoring_env(
         kafka_bootstrap,
         tmp_path,
@@ -94,7 +104,7 @@ async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
         )
         assert not any("policy_transition" in codes(watcher.latest(h[n])) for n in h)
 
-        clock.write_text("2021-01-10T09:00:00+00:00", encoding="utf-8")  # no event is sent
+        set_clock(clock, "2021-01-10T09:00:00+00:00")  # no event is sent
         after = {
             "key": ("national-2021", "MONITORED", "MARGINAL"),
             "bill": ("national-2021", "MONITORED", "SUDDEN_HARDSHIP"),
@@ -119,7 +129,7 @@ async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
         assert "decision_overdue" not in key["overdue"]
 
         # The re-review deadline passes with no decision: the worker ticks the household again.
-        clock.write_text("2021-01-20T09:00:00+00:00", encoding="utf-8")
+        set_clock(clock, "2021-01-20T09:00:00+00:00")
         await watcher.until(
             lambda: "decision_overdue" in watcher.latest(h["key"])["overdue"],
             120,
