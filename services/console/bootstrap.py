@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
-from aiohttp import web
 
 from services.console.history import HistoryReader
 from services.console.sessions import Sessions
@@ -28,6 +26,7 @@ from services.platform.auth.gate import TokenGate
 from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, kafka_bootstrap
+from services.platform.http.serve import serve_until_signalled
 from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
 from services.readmodel.api import init_connection
@@ -76,16 +75,6 @@ async def console_dependencies(
 async def serve_console(settings: Settings, console: ConsoleSettings) -> None:
     """The console on SHOUWANG_CONSOLE_PORT (address SHOUWANG_BIND_HOST) until SIGINT/SIGTERM."""
     async with console_dependencies(settings, console) as deps:
-        runner = web.AppRunner(build_console(deps), access_log=None)
-        try:
-            await runner.setup()
-            site = web.TCPSite(runner, settings.bind_host, console.port, shutdown_timeout=10)
-            await site.start()
-            log.info("console listening on http://%s:%d/", settings.bind_host, console.port)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        await serve_until_signalled(
+            build_console(deps), settings.bind_host, console.port, "console"
+        )

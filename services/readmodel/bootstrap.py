@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from services.platform.auth.gate import TokenGate
 from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.http.problems import problems_middleware
+from services.platform.http.serve import serve_until_signalled
 from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
 from services.platform.unreachable import probe_database
@@ -170,15 +170,6 @@ async def serve_api(settings: Settings, host: str | None = None) -> None:
     SIGINT/SIGTERM."""
     host = host or settings.bind_host
     async with api_dependencies(settings) as deps:
-        runner = web.AppRunner(build_api(deps), access_log=None)
-        try:
-            await runner.setup()
-            await web.TCPSite(runner, host, settings.support_api_port, shutdown_timeout=10).start()
-            log.info("operator API listening on %s:%d", host, settings.support_api_port)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        await serve_until_signalled(
+            build_api(deps), host, settings.support_api_port, "operator API"
+        )

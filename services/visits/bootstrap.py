@@ -7,13 +7,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.contract.codec import Codec
@@ -22,6 +20,7 @@ from services.platform.auth.gate import TokenGate
 from services.platform.auth.tokens import PostgresTokenStore
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, VisitsSettings, kafka_bootstrap
+from services.platform.http.serve import serve_until_signalled
 from services.platform.kafka.producer import Delivery, KafkaSink
 from services.platform.metrics import new_registry
 from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_master_key
@@ -161,17 +160,6 @@ async def serve(settings: Settings) -> None:
     visits = settings.visits
     database = database_for(settings, "visits")
     async with wired(kafka_bootstrap(settings), database, visits) as parts:
-        runner = web.AppRunner(build_app(parts.dependencies), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, visits.host, visits.port, shutdown_timeout=10)
-        await site.start()
-        log.info("visits API listening on %s:%d", visits.host, visits.port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            log.info("visits API stopping")
-            await runner.cleanup()
+        await serve_until_signalled(
+            build_app(parts.dependencies), visits.host, visits.port, "visits API"
+        )
