@@ -9,17 +9,17 @@ The steps and checks are the fault harness's `scale-out` scenario
 a 2-core machine; the full form (four times the load, faust's default 60 s session; 151 s here)
 runs when SHOUWANG_FULL_SCALE_OUT=1.
 
-The quick form is out of the default run (SHOUWANG_SCALE_OUT=1 runs it). It failed once in a
-fresh-clone CI run ("timed out after 240 s waiting for both groups to commit"). Looped 27 times
-on this 2-core machine at load average 10–24 it failed twice, both the same way, now visible
-because a commit timeout names each lagging partition: the restarted monitoring worker's table
+The quick form runs in CI. It was out of it for one stop: it failed once in a fresh-clone CI
+run ("timed out after 240 s waiting for both groups to commit"), and looped 27 times on this
+2-core machine at load average 10–24 it failed twice, both the same way, made visible by a
+commit timeout that names each lagging partition: the restarted monitoring worker's table
 recovery waited minutes for two changelog partitions that gave it no record ("No event received
-for active tp … since recovery start"), so it never processed or committed its inputs (35
-partitions behind). Fixed on the way: a one-offset hole at the commit point was committed over
-(a loss), and a never-committed partition had no lost-record check. The recovery now fetches
-such a partition again after 30 s (`BatchRecovery.refetch_stalled`); whether that is the whole
-answer needs more runs than the session that found it had. Issue 16 stays open until it is in
-CI.
+for active tp … since recovery start"), so it never processed or committed its inputs. Fixed on
+the way: a one-offset hole at the commit point was committed over (a loss), and a
+never-committed partition had no lost-record check. A recovery now also fetches such a
+partition again after 30 s (`BatchRecovery.refetch_stalled`, which logs "fetching again from
+offset"). Since those changes the quick form passed 56 times in a row at load average 8–24 (the
+guard never had to act), so the stall's own cause is not proven; the guard would recover it.
 """
 
 import io
@@ -43,11 +43,6 @@ async def scale_out(stack_tmp_dir, quick: bool) -> None:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(
-    "1" not in (os.environ.get("SHOUWANG_SCALE_OUT"), os.environ.get("SHOUWANG_FULL_SCALE_OUT")),
-    reason="a restarted worker's recovery can wait on changelog partitions (issue 16): "
-    "SHOUWANG_SCALE_OUT=1",
-)
 async def test_scale_out_quick(stack_tmp_dir):
     await scale_out(stack_tmp_dir, quick=True)
 
