@@ -143,7 +143,8 @@ def visit(
     statuses = dict.fromkeys(SIX_CHECKS, "SECURED")
     statuses.update(checks or {})
     five = None
-    if unsold is not None or seeking_work or spring_farming or family_impact or any(students_at_home):
+    epidemic = (unsold, seeking_work, spring_farming, family_impact, any(students_at_home))
+    if any(x not in (None, 0, False, "") for x in epidemic):
         five = {
             "family_impact": family_impact,
             "members_seeking_work": seeking_work,
