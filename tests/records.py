@@ -129,25 +129,31 @@ def visit(
     problems: tuple[tuple[str, str, bool], ...] = (),
     unsold: tuple | None = None,
     seeking_work: int = 0,
+    spring_farming: bool = False,
+    family_impact: str = "",
+    students_at_home: tuple[int, int] = (0, 0),
     recorded: dt.datetime | None = None,
     label: str | None = None,
     **fields: Any,
 ) -> Record:
     """A cadre's visit; `checks` maps a check to its status (the rest SECURED), `problems` are
-    (kind, description, fixed on the spot), `unsold` is (item, quantity, unit, value yuan)."""
+    (kind, description, fixed on the spot), `unsold` is (item, quantity, unit, value yuan),
+    `students_at_home` is (learning at home, of them without access); any of the five-visits
+    arguments gives the visit its epidemic block."""
     statuses = dict.fromkeys(SIX_CHECKS, "SECURED")
     statuses.update(checks or {})
     five = None
-    if unsold is not None or seeking_work:
+    epidemic = (unsold, seeking_work, spring_farming, family_impact, any(students_at_home))
+    if any(x not in (None, 0, False, "") for x in epidemic):
         five = {
-            "family_impact": "",
+            "family_impact": family_impact,
             "members_seeking_work": seeking_work,
-            "spring_farming_needs_help": False,
+            "spring_farming_needs_help": spring_farming,
             "unsold_produce": None
             if unsold is None
             else dict(zip(("item", "quantity", "unit", "value_yuan"), unsold, strict=True)),
-            "students_learning_at_home": 0,
-            "students_without_access": 0,
+            "students_learning_at_home": students_at_home[0],
+            "students_without_access": students_at_home[1],
             "note": "",
         }
     return _built(

@@ -74,6 +74,7 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "other_hardship": "Other hardship",
         "members_seeking_work": "Members seeking work",
         "students_without_access": "Students without access to school",
+        "spring_farming_needs_help": "Spring farming needs help",
         "invalid_transition": "Decision the workflow could not take",
         "policy_exception": "Policy exception",
         "policy_transition": "Carried over by a policy change",

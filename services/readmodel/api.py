@@ -9,6 +9,7 @@ as the projector (its lag is on its own /metrics).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ from services.platform.auth.tokens import CachedTokens
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.postgres.errors import UNREACHABLE
-from services.readmodel.metrics import ApiMetrics
+from services.readmodel import queries
+from services.readmodel.metrics import ApiMetrics, CampaignGauges
 
+log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
@@ -48,6 +51,7 @@ class ApiDependencies:
     tokens: CachedTokens
     registry: CollectorRegistry
     metrics: ApiMetrics
+    campaign: CampaignGauges | None = None  # refreshed when /metrics is scraped
 
 
 class BadQuery(ValueError):
@@ -236,6 +240,10 @@ def build_api(deps: ApiDependencies) -> web.Application:
         )
         return web.json_response({"items": _rows(rows)})
 
+    async def campaign(request: web.Request) -> web.Response:
+        rows = await queries.campaign_totals(pool, None, request.query.get("township"))
+        return web.json_response({"items": rows})
+
     async def cadre_households(request: web.Request) -> web.Response:
         cadre_id = request.match_info["cadre_id"]
         cadre = await pool.fetchrow("SELECT * FROM cadre_load WHERE cadre_id = $1", cadre_id)
@@ -259,6 +267,14 @@ def build_api(deps: ApiDependencies) -> web.Application:
         return None
 
     async def metrics(request: web.Request) -> web.Response:
+        gauges, now = deps.campaign, time.monotonic()
+        if gauges is not None and gauges.due(now):
+            try:
+                rows = await queries.campaign_totals(pool, None)
+            except UNREACHABLE:
+                log.warning("campaign figures not refreshed: the read model cannot be reached")
+            else:
+                gauges.set(rows, queries.CAMPAIGN_FIGURES, now)
         return web.Response(
             body=generate_latest(deps.registry), content_type="text/plain", charset="utf-8"
         )
@@ -272,6 +288,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
     app.router.add_get("/v1/overdue-households", overdue, allow_head=False)
     app.router.add_get("/v1/measures", measures, allow_head=False)
     app.router.add_get("/v1/measures/counts", measure_counts, allow_head=False)
+    app.router.add_get("/v1/campaign", campaign, allow_head=False)
     app.router.add_get("/v1/cadres/{cadre_id}/households", cadre_households, allow_head=False)
     health.add_routes(app.router, {"database": database})
     app.router.add_get("/metrics", metrics, allow_head=False)

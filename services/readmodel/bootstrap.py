@@ -29,7 +29,7 @@ from services.platform.metrics import new_registry
 from services.platform.postgres.database import database_for, prepare_schema
 from services.platform.unreachable import probe_database
 from services.readmodel.api import ApiDependencies, build_api, init_connection
-from services.readmodel.metrics import ApiMetrics, ProjectorMetrics
+from services.readmodel.metrics import ApiMetrics, CampaignGauges, ProjectorMetrics
 from services.readmodel.projector import Projector, ProjectorConfig, serve
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ async def api_dependencies(settings: Settings) -> AsyncIterator[ApiDependencies]
             tokens=gate.tokens,
             registry=registry,
             metrics=ApiMetrics(registry),
+            campaign=CampaignGauges(registry),
         )
     finally:
         feed.cancel()

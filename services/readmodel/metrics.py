@@ -143,3 +143,40 @@ class UnappliedAge(Collector):
         # Describing without collecting keeps registration from calling ages() (and the
         # registry's duplicate-name check still sees the name).
         return [GaugeMetricFamily(LAG_SECONDS, "", labels=["topic"])]
+
+
+class CampaignGauges:
+    """The epidemic campaign's totals (`queries.campaign_totals`) as gauges: per township and
+    for the county (two names, so that `sum()` over townships does not count the county too).
+    Refreshed from the read model when /metrics is scraped, at most every `refresh_seconds`."""
+
+    def __init__(self, registry: CollectorRegistry, refresh_seconds: float = 15.0):
+        self.refresh_seconds = refresh_seconds
+        self.refreshed_at: float | None = None
+        self.county = Gauge(
+            "shouwang_campaign_county",
+            "Epidemic five-visits campaign figure over the whole county (see the operator "
+            "API's /v1/campaign for each figure's meaning)",
+            ["figure"],
+            registry=registry,
+        )
+        self.township = Gauge(
+            "shouwang_campaign_township",
+            "Epidemic five-visits campaign figure by township",
+            ["figure", "township"],
+            registry=registry,
+        )
+
+    def due(self, now: float) -> bool:
+        return self.refreshed_at is None or now - self.refreshed_at >= self.refresh_seconds
+
+    def set(self, rows: list[dict], figures: tuple[str, ...], now: float) -> None:
+        """Replace the figures with those of `rows` (the query's answer)."""
+        self.township.clear()  # a township with no block any more must not keep its old figure
+        for row in rows:
+            for figure in figures:
+                if row["total"]:
+                    self.county.labels(figure).set(row[figure])
+                else:
+                    self.township.labels(figure, row["township"] or "").set(row[figure])
+        self.refreshed_at = now

@@ -134,8 +134,28 @@ def risk_rows(record: Mapping[str, Any]) -> list[Change]:
 
 
 def visit_rows(record: Mapping[str, Any]) -> list[Change]:
-    """VisitRecorded: only when the household was last visited."""
-    return [("household_visit", (record["household_id"], record["occurred_at"]))]
+    """VisitRecorded: when the household was last visited, and its epidemic block if any."""
+    rows: list[Change] = [("household_visit", (record["household_id"], record["occurred_at"]))]
+    five = record.get("five_visits")
+    if five is not None:
+        produce = five.get("unsold_produce")
+        rows.append(
+            (
+                "epidemic_visit",
+                (
+                    record["household_id"],
+                    str(record["event_id"]),
+                    record["occurred_at"],
+                    bool(five["family_impact"].strip()),
+                    five["members_seeking_work"],
+                    five["spring_farming_needs_help"],
+                    produce["value_yuan"] if produce is not None else 0,
+                    five["students_learning_at_home"],
+                    five["students_without_access"],
+                ),
+            )
+        )
+    return rows
 
 
 def measure_step_rows(record: Mapping[str, Any], topic: str) -> list[Change]:

@@ -115,6 +115,26 @@ UPSERTS: Mapping[str, Upsert] = {
             events_projected = h.events_projected + 1,
             updated_at = now()""",
     ),
+    "epidemic_visit": Upsert(
+        table="epidemic_visits",
+        insert="""\
+        INSERT INTO epidemic_visits AS e (household_id, event_id, occurred_at,
+            family_impact_recorded, members_seeking_work, spring_farming_needs_help,
+            unsold_value_yuan, students_learning_at_home, students_without_access)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9",
+        # the latest visit's block wins, whatever order visits are read in; ties by event id
+        conflict="""\
+        ON CONFLICT (household_id) DO UPDATE SET
+            event_id = EXCLUDED.event_id, occurred_at = EXCLUDED.occurred_at,
+            family_impact_recorded = EXCLUDED.family_impact_recorded,
+            members_seeking_work = EXCLUDED.members_seeking_work,
+            spring_farming_needs_help = EXCLUDED.spring_farming_needs_help,
+            unsold_value_yuan = EXCLUDED.unsold_value_yuan,
+            students_learning_at_home = EXCLUDED.students_learning_at_home,
+            students_without_access = EXCLUDED.students_without_access,
+            updated_at = now()
+        WHERE (e.occurred_at, e.event_id) < (EXCLUDED.occurred_at, EXCLUDED.event_id)""",
+    ),
     "measure_step": Upsert(
         table="measure_steps",
         insert="""\

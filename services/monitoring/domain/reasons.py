@@ -24,6 +24,7 @@ RISK_CODES: tuple[str, ...] = (
     "other_hardship",
     "members_seeking_work",
     "students_without_access",
+    "spring_farming_needs_help",
 )
 # The workflow's notes on a decision it kept on record (workflow.Irregularity).
 INVALID_TRANSITION = "invalid_transition"  # a decision the workflow cannot take, ignored

@@ -202,6 +202,12 @@ def _risk_reasons(
                 f"{block.members_seeking_work} member(s) want work and have none",
                 (visit.event_id, visit.occurred_at),
             )
+        if block.spring_farming_needs_help:
+            add(
+                "spring_farming_needs_help",
+                "spring farming lacks inputs or hands (visit spring farming, help production)",
+                (visit.event_id, visit.occurred_at),
+            )
         if block.students_without_access > 0:
             add(
                 "students_without_access",

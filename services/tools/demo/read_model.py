@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
+
+from services.readmodel.queries import campaign_totals
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class ReadModelFacts:
     problems: list[tuple[str, str, int]]
     # projector rejects (records the database refused)
     rejects: int
+    # the epidemic campaign's totals, the county row first (`queries.campaign_totals`)
+    campaign: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def read_facts(database_url: str) -> ReadModelFacts:
@@ -58,6 +63,7 @@ async def read_facts(database_url: str) -> ReadModelFacts:
                 "SELECT check_item, status, count(*) FROM problems GROUP BY 1, 2"
             )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
+            campaign = await campaign_totals(conn, None)  # the operator API's query
     finally:
         await conn.close()
     return ReadModelFacts(
@@ -68,4 +74,5 @@ async def read_facts(database_url: str) -> ReadModelFacts:
         measures=[tuple(r) for r in measures],
         problems=[tuple(r) for r in problems],
         rejects=int(rejects),
+        campaign=campaign,
     )

@@ -55,6 +55,7 @@ def build_report(
         "visits": _visits(facts),
         "measures": _measures(facts),
         "problems": _problems(facts),
+        "campaign": _campaign(facts),
         "timeline": category_timeline(assessments, run.campaign_start, run.campaign_end),
         "read_model": {"rejected_records": facts.rejects},
     }
@@ -173,6 +174,20 @@ def _problems(facts: ReadModelFacts) -> dict[str, Any]:
     }
 
 
+def _campaign(facts: ReadModelFacts) -> dict[str, Any]:
+    """The epidemic five-visits campaign: the county's totals and each township's."""
+    rows = facts.campaign
+    county = next((_figures(r) for r in rows if r["total"]), {})
+    return {
+        "county": county,
+        "by_township": {r["township"] or "": _figures(r) for r in rows if not r["total"]},
+    }
+
+
+def _figures(row: Mapping[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in row.items() if k not in ("township", "total")}
+
+
 def category_timeline(
     assessments: Iterable[tuple[str, str | None, str, dt.datetime]],
     first: dt.date,
@@ -259,6 +274,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         "overdue: " + (_inline(visits["overdue"]) or "none"),
         f"problems found: {problems['found']:,}, rectified {problems['rectified']:,} "
         f"({_pct(problems['rectification_rate'])}), open {problems['open']:,}",
+        *_campaign_lines(report["campaign"]["county"]),
         "",
         f"events written through the visits API: {run['events_written']:,} in "
         f"{run['ingest_seconds']:.1f} s ({run['ingest_events_per_second']:,.0f}/s); all "
@@ -276,6 +292,22 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.append(f"read model refused {report['read_model']['rejected_records']} record(s)")
     lines += [f"warning: {w}" for w in run["warnings"]]
     return "\n".join(lines)
+
+
+def _campaign_lines(c: Mapping[str, int]) -> list[str]:
+    if not c.get("households_visited"):
+        return ["epidemic five visits: no visit carried the block"]
+    return [
+        f"epidemic five visits: {c['households_visited']:,} households "
+        f"(family impact recorded for {c['family_impact_recorded']:,}); unsold produce "
+        f"{c['unsold_produce_yuan']:,} yuan, sold with aid {c['produce_sold_with_aid_yuan']:,} "
+        f"yuan; members seeking work {c['members_seeking_work']:,}, organised into work "
+        f"{c['workers_organised']:,} (public-welfare jobs {c['public_welfare_jobs']:,}); spring "
+        f"farming needing help {c['spring_farming_needs_help']:,}, helped "
+        f"{c['spring_farming_helped']:,}; students learning at home "
+        f"{c['students_learning_at_home']:,} ({c['students_without_access']:,} without access, "
+        f"{c['students_helped']:,} helped)"
+    ]
 
 
 def _inline(counts: Mapping[str, int]) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 import xml.etree.ElementTree as ElementTree
 
+from services.readmodel.queries import CAMPAIGN_FIGURES
 from services.tools.demo.html_report import render_html
 from services.tools.demo.read_model import ReadModelFacts
 from services.tools.demo.report import (
@@ -149,3 +151,20 @@ def test_an_empty_county_reports_zeros_not_errors() -> None:
     assert report["visits"]["registered_coverage"] is None
     assert "<svg" not in render_html(report)  # says "none" instead of drawing empty charts
     assert "measures recommended: 0" in render_text(report)
+
+
+def test_the_epidemic_campaign_totals_are_reported_for_the_county_and_each_township() -> None:
+    figures = dict.fromkeys(CAMPAIGN_FIGURES, 0)
+    county = figures | {"households_visited": 3, "unsold_produce_yuan": 8000,
+                        "produce_sold_with_aid_yuan": 8000, "workers_organised": 2}  # fmt: skip
+    rows = [
+        {"township": None, "total": True} | county,
+        {"township": "鹤游镇", "total": False} | county,
+    ]
+    report = build_report(dataclasses.replace(FACTS, campaign=rows), RUN)
+    assert report["campaign"] == {"county": county, "by_township": {"鹤游镇": county}}
+    text = render_text(report)
+    assert "unsold produce 8,000 yuan, sold with aid 8,000 yuan" in text
+    assert "organised into work 2" in text
+    assert "epidemic five visits, five helps" in render_html(report)
+    assert "no visit carried the block" in render_text(build_report(FACTS, RUN))

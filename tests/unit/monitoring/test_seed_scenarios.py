@@ -284,3 +284,32 @@ def test_a_late_visit_correction_wins_over_the_original():
     assert "guarantee_water" not in codes(
         assessed("h-fix", [corrected, original], at("2020-05-30"))
     )
+
+
+def test_spring_farming_needs_help_until_industry_aid_is_delivered():
+    # seed: "visit spring farming, help production" (走访春耕生产，帮助恢复生产)
+    records = [
+        registry("h-spring", at("2019-12-31"), livelihood="FARMING", baseline=(2019, 9000)),
+        visit("h-spring", at("2020-03-10"), spring_farming=True),
+    ]
+    a = assessed("h-spring", records, at("2020-03-11"))
+    (reason,) = [r for r in a.reasons if r.code == "spring_farming_needs_help"]
+    assert str(records[1][1]["event_id"]) in reason.event_ids
+    # a need, weighed below the flag level: alone it does not flag the household
+    assert a.workflow == "NOT_FLAGGED"
+    seedlings = measure(
+        "h-spring", at("2020-03-20"), "m-seed", "DELIVERED", "INDUSTRY", "industry.fruit-seedlings"
+    )
+    helped = assessed("h-spring", [*records, seedlings], at("2020-03-21"))
+    assert "spring_farming_needs_help" not in codes(helped)
+
+
+def test_spring_farming_need_adds_to_other_reasons():
+    records = [
+        registry("h-spring", at("2019-12-31"), livelihood="FARMING", baseline=(2019, 9000)),
+        visit("h-spring", at("2020-03-10"), seeking_work=2),
+    ]
+    without = assessed("h-spring", records, at("2020-03-11"))
+    records[1] = visit("h-spring", at("2020-03-10"), seeking_work=2, spring_farming=True)
+    with_it = assessed("h-spring", records, at("2020-03-11"))
+    assert with_it.score == without.score + DIANJIANG.weights["spring_farming_needs_help"]

@@ -194,6 +194,25 @@ def test_a_visit_gives_only_the_last_visit_time():
     assert rows("household.visits", event) == [("household_visit", (HID, T0))]
 
 
+def test_a_visit_with_the_epidemic_block_gives_its_figures_but_not_the_familys_account():
+    event = records.visit(
+        HID,
+        T0,
+        unsold=("chickens", 100, "head", 8000),
+        seeking_work=2,
+        spring_farming=True,
+        family_impact="  两个儿子没能外出务工  ",
+        students_at_home=(3, 1),
+    )
+    event_id = str(event[1]["event_id"])
+    assert rows("household.visits", event) == [
+        ("household_visit", (HID, T0)),
+        ("epidemic_visit", (HID, event_id, T0, True, 2, True, 8000, 3, 1)),
+    ]
+    blank = records.visit(HID, T0, seeking_work=1, family_impact=" ")
+    assert rows("household.visits", blank)[1][1][3:5] == (False, 1)
+
+
 # MeasureStepRecorded
 
 
@@ -452,7 +471,7 @@ def test_every_row_fills_exactly_its_statements_arguments():
     events = [
         records.registry(HID, T0),
         risk(T0),
-        records.visit(HID, T0),
+        records.visit(HID, T0, seeking_work=1),
         step("RECOMMENDED", waiting_for=POOL),
         records.problem(HID, T0, "p-1", "RECTIFIED"),
         cadre(),
