@@ -219,6 +219,6 @@ def _assessed(
         rectified=assessment.problems_rectified,
         # On the event clock a re-assessment is as of the same latest event: a tick could
         # change nothing, so none is asked for.
-        next_check=None if event_clock else next_deadline(assessment, policy),
+        next_check=None if event_clock else next_deadline(assessment, policy, state),
     )
     return Outcome(stored, assessment, policy, summary, duplicate, emit)

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 
-from services.monitoring.domain.facts import registry_at, visits_at
+from services.monitoring.domain.facts import (
+    income_over,
+    income_window,
+    incomes_at,
+    registry_at,
+    visits_at,
+)
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.problems import ProblemFacts, problems_at
 from services.monitoring.domain.rules import Reason, category_for, risk_reasons, score_of
@@ -190,10 +196,13 @@ def problem_due(problem: ProblemFacts, policy: Policy) -> date:
     return (problem.found_at + timedelta(days=policy.problem_rectification_days)).date()
 
 
-def next_deadline(assessment: Assessment, policy: Policy) -> date | None:
+def next_deadline(
+    assessment: Assessment, policy: Policy, state: HouseholdState | None = None
+) -> date | None:
     """The first day on which, with no new event, the assessment may change: a deadline turns
-    overdue, or the policy changes (a new year's income line, or a successor taking over and
-    carrying the household over). The worker re-assesses the household then."""
+    overdue, the policy changes (a new year's income line, or a successor taking over and
+    carrying the household over), or (given the state) the income window's move into next
+    month takes the household across the line. The worker re-assesses the household then."""
     days = [
         assessment.decision_due,
         assessment.next_visit_due,
@@ -204,7 +213,34 @@ def next_deadline(assessment: Assessment, policy: Policy) -> date | None:
     change = policy.changes_after(today)
     if change is not None:
         upcoming.append(change)
+    if state is not None and income_crosses_next_month(state, policy, assessment.as_of):
+        upcoming.append(_next_month(today))
     return min(upcoming, default=None)
+
+
+def income_crosses_next_month(state: HouseholdState, policy: Policy, as_of: datetime) -> bool:
+    """Whether the income reckoned over next month's window falls on the other side of the line
+    than this month's, with no new event (an old low or high figure leaving the window).
+
+    Only a crossing asks for a re-assessment: the figure itself moves a little every month
+    while a figure covering part of the window slides out, and re-emitting every household
+    monthly for that would bury the changes that matter."""
+    incomes = incomes_at(state, as_of)
+    if not incomes:
+        return False
+    today, later = as_of.date(), _next_month(as_of.date())
+    months = policy.income_window_months
+    now = income_over(incomes, *income_window(today, months))
+    then = income_over(incomes, *income_window(later, months))
+    if now is None or then is None:
+        return (now is None) != (then is None)
+    return (now.per_capita_yuan < policy.line_on(today).yuan) != (
+        then.per_capita_yuan < policy.line_on(later).yuan
+    )
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def _signal_since(reasons: tuple[Reason, ...], policy: Policy) -> datetime:

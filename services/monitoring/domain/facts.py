@@ -185,6 +185,69 @@ def _incomes_at(state: HouseholdState, at: datetime) -> tuple[IncomeObservation,
 
 
 @dataclass(frozen=True, slots=True)
+class WindowIncome:
+    """Per-capita income reckoned over a window: each day takes the figure of the newest
+    observation covering it (latest period end, then latest recorded), and the figure is the
+    day-weighted mean over the covered days. `parts`: (observation, days it supplies)."""
+
+    start: date
+    end: date
+    per_capita_yuan: int
+    parts: tuple[tuple[IncomeObservation, int], ...]
+
+    @property
+    def covered_days(self) -> int:
+        return sum(days for _, days in self.parts)
+
+    def describe(self) -> str:
+        used = "; ".join(f"{o.describe()}, {days} days" for o, days in self.parts)
+        return (
+            f"{self.per_capita_yuan} yuan per person over {self.start.isoformat()}.."
+            f"{self.end.isoformat()} ({used})"
+        )
+
+
+def income_window(at: date, months: int) -> tuple[date, date]:
+    """The `months` months ending with the month before `at`'s (DOMAIN.md: income counted over
+    the 12 months ending the month before identification)."""
+    end = date(at.year, at.month, 1) - timedelta(days=1)
+    index = at.year * 12 + (at.month - 1) - months
+    return date(index // 12, index % 12 + 1, 1), end
+
+
+def income_over(
+    incomes: tuple[IncomeObservation, ...], start: date, end: date
+) -> WindowIncome | None:
+    """`incomes` (ordered oldest first, as `incomes_at` gives them) reckoned over start..end;
+    None when no observation covers a day of it."""
+    uncovered = [(start, end)]
+    parts: list[tuple[IncomeObservation, int]] = []
+    for observation in reversed(incomes):  # newest first: it supplies every day it covers
+        if not uncovered:
+            break
+        days, left = 0, []
+        for first, last in uncovered:
+            lo, hi = max(first, observation.period_start), min(last, observation.on)
+            if lo > hi:
+                left.append((first, last))
+                continue
+            days += (hi - lo).days + 1
+            if first < lo:
+                left.append((first, lo - timedelta(days=1)))
+            if hi < last:
+                left.append((hi + timedelta(days=1), last))
+        uncovered = left
+        if days:
+            parts.append((observation, days))
+    if not parts:
+        return None
+    parts.sort(key=lambda part: (part[0].on, part[0].occurred_at, part[0].event_id))
+    total = sum(days for _, days in parts)
+    weighted = sum(o.per_capita_yuan * days for o, days in parts)
+    return WindowIncome(start, end, round(weighted / total), tuple(parts))
+
+
+@dataclass(frozen=True, slots=True)
 class HardshipCase:
     hardship_id: str
     cause: str

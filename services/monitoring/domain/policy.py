@@ -81,6 +81,8 @@ class Policy:
     elimination: Elimination
     answers: Mapping[str, tuple[str, ...]]  # measure type → reason codes it answers
     succeeds: Succession | None = None
+    # Months of income reckoned for an assessment, ending with the month before its own.
+    income_window_months: int = 12
     # The version this one succeeds, linked by `book_of` (None when parsed alone or pinned).
     predecessor: Policy | None = None
 
@@ -219,6 +221,7 @@ _SCHEMA: dict[str, set[str]] = {
         "lines",
         "province",
         "sharp_fall_ratio",
+        "window_months",
         "rigid_expenditure_ratio",
         "unsold_livelihoods",
         "unsold_income_share",
@@ -328,6 +331,7 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
         province=province,
         income_lines=lines,
         sharp_fall_ratio=float(need("income", "sharp_fall_ratio", (int, float)) or 0),
+        income_window_months=need("income", "window_months", int, 12),
         rigid_expenditure_ratio=float(need("income", "rigid_expenditure_ratio", (int, float)) or 0),
         unsold_livelihoods=tuple(livelihoods or ()),
         unsold_income_share=float(need("income", "unsold_income_share", (int, float)) or 0),
@@ -348,6 +352,8 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
         answers=MappingProxyType(answers),
         succeeds=parse_succession(data.get("succeeds"), {c.category for c in categories}, problems),
     )
+    if not 1 <= policy.income_window_months <= 36:
+        problems.append(("income.window_months", "must be between 1 and 36"))
     if policy.sharp_fall_ratio and not 0 < policy.sharp_fall_ratio < 1:
         problems.append(("income.sharp_fall_ratio", "must be between 0 and 1"))
     if (

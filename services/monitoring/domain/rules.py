@@ -10,6 +10,8 @@ from services.monitoring.domain.facts import (
     IncomeObservation,
     View,
     hardships_at,
+    income_over,
+    income_window,
     incomes_at,
     measures_at,
     memo,
@@ -69,8 +71,13 @@ def risk_reasons(
 
     `problems` is `problems_at(state, at)` when the caller has it already.
     """
-    # The line is the one thing read by date, not from the events: part of the memo's key.
-    extra = (policy, policy.line_on(at.date()))
+    # The line is read by date, not from the events: part of the memo's key.
+    # So is the income window (it moves with the month).
+    extra = (
+        policy,
+        policy.line_on(at.date()),
+        income_window(at.date(), policy.income_window_months),
+    )
     return memo(_REASONS, state, at, lambda: _risk_reasons(state, policy, at, problems), extra)
 
 
@@ -105,12 +112,30 @@ def _risk_reasons(
     line = in_force.yuan
     members = registry.members.count if registry else None
 
-    if incomes and incomes[-1].per_capita_yuan < line:
+    window = income_over(incomes, *income_window(at.date(), policy.income_window_months))
+    if window is not None:
+        if window.per_capita_yuan < line:
+            add(
+                "income_below_line",
+                f"per-capita net income {window.describe()} is below the {policy.id} line of "
+                f"{line} yuan ({in_force.describe()})",
+                # the figures below the line make it true; those above are named as context
+                *((o.event_id, o.occurred_at) for o, _ in window.parts if o.per_capita_yuan < line),
+                context=tuple(
+                    (o.event_id, o.occurred_at)
+                    for o, _ in window.parts
+                    if o.per_capita_yuan >= line
+                ),
+            )
+    elif incomes and incomes[-1].per_capita_yuan < line:
+        # nothing observed in the window (a figure for this month only, or older than the
+        # window): the latest figure stands in for it, said so
         run = _trailing(incomes, lambda o: o.per_capita_yuan < line)
         add(
             "income_below_line",
             f"per-capita net income {incomes[-1].describe()} is below the {policy.id} line of "
-            f"{line} yuan ({in_force.describe()})",
+            f"{line} yuan ({in_force.describe()}); no income observed over the "
+            f"{policy.income_window_months} months before this month",
             *((o.event_id, o.occurred_at) for o in run),
         )
 
