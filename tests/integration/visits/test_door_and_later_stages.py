@@ -195,9 +195,10 @@ MEASURES = load_catalogue(Settings.from_env().catalogue_path)
 
 
 def catalogued(values: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """Measure steps naming a measure of the catalogue the support worker runs (and, when the
-    step names a pool, that measure's pool): the door does not check this yet (see
-    tests/unit/visits/test_grammar.py, its strict xfail), the support worker does."""
+    """Measure steps naming a measure of the catalogue the services run (and, when the step
+    names a pool, that measure's pool), as the document's if/then clauses say (this reader
+    skips `allOf`): drawn otherwise, the door refuses them (services/visits/domain/catalogued.py)
+    and they would not reach the later stages at all."""
 
     def named(record: dict[str, Any], measure: Any, township: str) -> dict[str, Any]:
         pool = None
