@@ -202,7 +202,8 @@ def catalogued(values: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[d
 
     def named(record: dict[str, Any], measure: Any, township: str) -> dict[str, Any]:
         pool = None
-        if record.get("pool") is not None and measure.pool is not None:
+        frees = record.get("step") in ("COMPLETED", "CANCELLED")  # names the pool it frees
+        if measure.pool is not None and (record.get("pool") is not None or frees):
             pool = MEASURES.pools[measure.pool].instance(township)
         return {**record, "catalogue_id": measure.id, "pool": pool}
 

@@ -216,6 +216,7 @@ def test_every_rule_relating_fields_is_published_in_words(kind) -> None:
         ({"pool": "county:industry-poultry"}, "pool"),  # a township pool named as the county's
         ({"pool": "township:鹤游镇:microcredit"}, "pool"),  # another measure's pool
         ({"catalogue_id": "protection.minimum-living", "pool": "county:microcredit"}, "pool"),
+        ({"pool": None}, "pool"),  # a pooled measure ended without the pool whose slot it frees
     ],
 )
 def test_the_door_refuses_a_measure_step_outside_the_catalogue(
@@ -235,7 +236,7 @@ def test_the_door_refuses_a_measure_step_outside_the_catalogue(
     [None, "township:鹤游镇:industry-fruit-seedlings", "township:大石乡:industry-fruit-seedlings"],
 )
 def test_a_measure_step_of_the_catalogue_passes_the_door(codec: Codec, pool: str | None) -> None:
-    body = sample("measure-steps", step="COMPLETED", pool=pool)
+    body = sample("measure-steps", step="COMPLETED" if pool else "DELIVERED", pool=pool)
     assert prepare(codec, BY_SLUG["measure-steps"], body, ORIGIN, NOW, SKEW, CATALOGUE).ok
     schema = {**DOCUMENT["components"]["schemas"]["MeasureStepRecorded"]}
     schema["components"] = DOCUMENT["components"]
