@@ -10,7 +10,8 @@ reads each /openapi.json and sends examples, boundary and negative cases, random
 where the document has links, call sequences, with the token the document's security scheme
 asks for, and runs `--checks all`: server errors, status code, content type, headers and
 response schema conformance, negative data rejected, positive data accepted, ignored auth,
-unsupported methods, and the custom checks of `api_fuzz_checks.py` (every 4xx a problem+json;
+unsupported methods, and the custom checks of services/tools/faults/fuzz_checks.py (every 4xx a
+problem+json;
 on the visits API, where two built-ins cannot read the documented behaviour, their stand-ins —
 see that module). Zero failures. Quick by default (CI): SHOUWANG_FUZZ_EXAMPLES examples per
 operation (20) from the fixed seed SHOUWANG_FUZZ_SEED; raise both for a longer hunt;
@@ -48,6 +49,7 @@ from services.platform.localstack.kafka import LocalKafka
 from services.platform.localstack.ports import free_port
 from services.platform.localstack.processes import stop_child
 from services.platform.postgres.migrate import apply_migrations
+from services.tools.faults.fuzzing import VISITS_OPERATIONS, fuzz
 from services.tools.workers import monitoring_env
 from tests.visits_samples import sample
 
@@ -238,20 +240,6 @@ async def register_households(running: Running, worker, log: Path) -> None:
         await until(viewed, 180, "the monitoring view of the registered households", worker, log)
 
 
-# The visits API's batches (see api_fuzz_checks.py) are judged record by record, so a 207
-# naming the refused records, or a 413 for more records than the batch's maximum, refuses a
-# negative batch (and `batch_accepts_only_records_that_fit` proves that no accepted record broke
-# the schema).
-VISITS_OPERATIONS = """
-[[operations]]
-include-path-regex = ":batch$"
-checks.negative_data_rejection.expected-statuses = [
-    "207", "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429",
-    "5xx",
-]
-"""
-
-
 def schemathesis_config(path: Path, api: str) -> Path:
     """Known ids, drawn half the time, so that the fuzzed reads find something to answer."""
     quoted = ", ".join(f'"{h}"' for h in (*HOUSEHOLDS, *SEEDED_HOUSEHOLDS))
@@ -346,30 +334,12 @@ async def test_the_routers_own_refusals_are_problems(running: Running, api: str)
 async def test_fuzzing_the_api_from_its_document_finds_no_5xx_and_only_problems(
     running: Running, api: str
 ):
-    st = Path(sys.executable).with_name("st")
     report = running.logs / f"fuzz-{api}.txt"
     config = schemathesis_config(running.logs / f"schemathesis-{api}.toml", api)
-    command = [
-        str(st), "--config-file", str(config), "run", f"{running.urls[api]}/openapi.json",
-        "--header", f"Authorization: Bearer {running.token_of(api)}",
-        "--checks", "all",
-        # The visits API states some rules in words only (x-rules-beyond-schema: relations of
-        # two values, the server's clock): positive_data_acceptance_but_stated_relations stands
-        # in for the built-in there, refusing a valid record for those rules and nothing else.
-        *(["--exclude-checks", "positive_data_acceptance"] if api == "visits" else []),
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", str(EXAMPLES), "--seed", str(SEED),
-        "--workers", "1", "--request-timeout", "30",
-        "--suppress-health-check", "all",
-    ]  # fmt: skip
-    hooks = "tests.integration.api_fuzz_checks"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": hooks, "NO_COLOR": "1"}
-    with report.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            *command, cwd=running.logs, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        code = await process.wait()
-    text = report.read_text(errors="replace")
+    url, token = f"{running.urls[api]}/openapi.json", running.token_of(api)
+    code, text = await fuzz(
+        url, token, config, report, visits=api == "visits", examples=EXAMPLES, seed=SEED
+    )
     if keep := os.environ.get("SHOUWANG_FUZZ_REPORTS"):  # a directory to keep the full reports in
         await asyncio.to_thread(Path(keep, report.name).write_text, text, encoding="utf-8")
     print(text[-2500:])  # the run summary, shown with -s

@@ -211,7 +211,7 @@ IN_SCHEMA: dict[Rule, list[dict[str, Any]]] = {
 # The rules JSON Schema cannot state, whole or in part: a relation between two values (a sum,
 # an order, a year of a timestamp) or the server's clock. They are published in words only
 # (`x-rules-beyond-schema`); the fuzz test tolerates a valid-by-schema record refused by these
-# rules and by nothing else (tests/integration/api_fuzz_checks.py).
+# rules and by nothing else (services/tools/faults/fuzz_checks.py).
 BEYOND_SCHEMA: frozenset[Rule] = frozenset(
     {
         _not_in_future,
