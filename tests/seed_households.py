@@ -29,7 +29,7 @@ def zhou_uremia(household_id: str = "500231-zhou") -> list[Record]:
             "m-pomelo",
             "DELIVERED",
             "INDUSTRY",
-            "industry.pomelo-seedlings",
+            "industry.fruit-seedlings",
         ),
         measure(
             household_id,

@@ -88,7 +88,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "measure_id": "M-9",
         "step": "DELIVERED",
         "measure_type": "INDUSTRY",
-        "catalogue_id": "industry.pomelo-seedlings",
+        "catalogue_id": "industry.fruit-seedlings",  # in the shipped catalogue
         "quantities": [{"item": "pomelo seedlings", "amount": 80, "unit": "plant"}],
     },
     "problems": {

@@ -424,7 +424,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         if token.kind != "cadre":
             return problem(403, None, "the work list needs a cadre's token", code="forbidden")
         since = None
-        if request.query.get("since"):
+        if "since" in request.query:  # `since=` is not a cursor either: the pattern says so
             try:
                 since = decode_cursor(request.query["since"])
             except BadCursor as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import CollectorRegistry
 
+from services.contract.catalogue import Catalogue, load_catalogue
 from services.contract.codec import Codec
 from services.platform.actions.log import append, operator_sink, prepare_topic
 from services.platform.auth.gate import TokenGate
@@ -28,7 +29,7 @@ from services.platform.personal.sealer import PersonalSealer, postgres_sealer
 from services.platform.postgres.database import Database, database_for, prepare_schema
 from services.visits.adapters.directory import CachedDirectory, PostgresDirectory
 from services.visits.entrypoints.http import Dependencies, build_app
-from services.visits.entrypoints.openapi import load_document
+from services.visits.entrypoints.openapi import build_document
 from services.visits.metrics import VisitsMetrics
 from services.visits.service import Limits
 
@@ -107,6 +108,7 @@ async def wired(
     registry: CollectorRegistry | None = None,
     codec: Codec | None = None,
     master_key: bytes | None = None,
+    catalogue: Catalogue | None = None,
 ) -> AsyncIterator[Wired]:
     """Real dependencies for the app: the schema ready, a pool, a lazily started producer.
 
@@ -125,8 +127,10 @@ async def wired(
     gate = TokenGate(PostgresTokenStore(pool), bootstrap, settings.token_cache_seconds)
     feed = gate.start()
     try:
+        codec = codec or Codec.default()
+        measures = catalogue or load_catalogue()
         deps = Dependencies(
-            codec=codec or Codec.default(),
+            codec=codec,
             sink=sink,
             tokens=gate.tokens,
             directory=CachedDirectory(PostgresDirectory(pool)),
@@ -134,7 +138,9 @@ async def wired(
                 CachedKeys(PostgresKeyStore(pool, master), ttl=settings.personal_key_cache_seconds)
             ),
             metrics=VisitsMetrics(registry or new_registry()),
-            openapi=load_document(),
+            # the committed document, but with the catalogue in force (SHOUWANG_CATALOGUE)
+            openapi=build_document(codec, measures),
+            catalogue=measures,
             limits=limits_of(settings),
             clock=wall_clock,
             ready_checks={"database": _pool_usable(pool)},
@@ -159,7 +165,8 @@ async def serve(settings: Settings) -> None:
     """Run the API until SIGINT/SIGTERM; in-flight requests finish before the producer closes."""
     visits = settings.visits
     database = database_for(settings, "visits")
-    async with wired(kafka_bootstrap(settings), database, visits) as parts:
+    catalogue = load_catalogue(settings.catalogue_path)  # a bad file stops the start here
+    async with wired(kafka_bootstrap(settings), database, visits, catalogue=catalogue) as parts:
         await serve_until_signalled(
             build_app(parts.dependencies), visits.host, visits.port, "visits API"
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.contract.catalogue import Catalogue
 from services.contract.codec import Codec
 from services.contract.errors import InvalidRecord
 from services.contract.inputs import EventKind
@@ -54,6 +55,7 @@ class IngestPorts(Protocol):
     """What the write path reads, looked up on every call (a test may swap the sink)."""
 
     codec: Codec
+    catalogue: Catalogue  # a measure step names one of its measures and that measure's pool
     sink: RecordSink
     directory: CachedDirectory
     sealer: PersonalSealer
@@ -112,7 +114,9 @@ class Ingest:
         outcomes: list[Outcome] = []
         ready: list[tuple[Outcome, dict[str, Any]]] = []
         for index, body in enumerate(bodies):
-            prepared = prepare(ports.codec, kind, body, origin, now, ports.limits.future_skew)
+            prepared = prepare(
+                ports.codec, kind, body, origin, now, ports.limits.future_skew, ports.catalogue
+            )
             if not prepared.ok:
                 ports.metrics.reject("invalid")
                 outcomes.append(

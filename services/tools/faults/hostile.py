@@ -12,6 +12,11 @@ was refused by the feed token's own limits (429 `token_concurrency` on /metrics)
 broker slots the operator needs; every write answered 202 is in `household.hardships`; the API
 still answers afterwards. The full form runs past SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS and also
 requires the held bodies to have been answered 408.
+
+Then the schema fuzzer with every check it has (`fuzzing.py`: `--checks all`, stateful where
+the document's links allow) against the API that was attacked, with the operator's token:
+zero failures (FUZZ_EXAMPLES cases per operation, 10 in the quick form). The other APIs
+(operator, monitoring view, console) are fuzzed the same way by tests/integration/test_api_fuzz.py.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from services.tools.faults.feed import (
     missing_from_log,
     random_id,
 )
+from services.tools.faults.fuzzing import VISITS_OPERATIONS, fuzz, summary
 from services.tools.faults.processes import visits_worker
 from services.tools.faults.stack import LAYOUT, PrivateStack
 from services.tools.faults.verdict import Result, wait_for
@@ -46,6 +52,7 @@ BODY_BYTES = 4096  # what each slow request announces in Content-Length
 WRITERS = 4  # the operator's concurrent writes
 MIN_2XX_SHARE = 0.99
 MAX_P99_SECONDS = 1.0
+FUZZ_EXAMPLES = 50  # per operation in the full form; the quick form draws 10
 
 
 async def issue_token(database_url: str, kind: str, holder: str, types: tuple[str, ...]) -> str:
@@ -232,9 +239,25 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         result.check(bool(alive), "the visits API does not answer /readyz after the flood")
 
         await missing_from_log(result, stack.bootstrap, acknowledged)
+        await fuzzed(result, stack, base, operator, 10 if quick else FUZZ_EXAMPLES, seed)
     except AssertionError as exc:
         result.failures.append(str(exc))
     finally:
         visits.stop()
         result.seconds = time.monotonic() - started
     return result
+
+
+async def fuzzed(
+    result: Result, stack: PrivateStack, base: str, token: str, examples: int, seed: int
+) -> None:
+    """The fuzzer against the visits API after the flood: every check, zero failures."""
+    config = stack.run_dir / "schemathesis-hostile.toml"
+    await asyncio.to_thread(config.write_text, VISITS_OPERATIONS, encoding="utf-8")
+    report = stack.run_dir / "fuzz-hostile.txt"
+    code, text = await fuzz(
+        f"{base}/openapi.json", token, config, report, visits=True, examples=examples, seed=seed
+    )
+    cases = next((line.strip() for line in text.splitlines() if " generated, " in line), "?")
+    result.counts["fuzzer"] = f"{cases} (every check; exit {code})"
+    result.check(code == 0, f"the schema fuzzer failed (exit {code}):\n{summary(text)}")

@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import datetime as dt
 
+from services.contract.catalogue import load_catalogue
 from services.tools.simulation import records as rec
 from services.tools.simulation.campaign_plan import CampaignPlan
 from services.tools.simulation.county import LIFTED, NEVER_REGISTERED, NOT_LIFTED
 from services.tools.simulation.story import ONE_DAY, Story, at_hour
 
+# The shipped measure catalogue, as the services load it by default: every measure step the
+# simulation writes names one of its measures and, when it names a pool, that measure's pool
+# (the visits API refuses anything else, as the support worker would).
+CATALOGUE = load_catalogue()
+# The seed's industry aid, by the catalogue measure that delivers it: (id, item, amount, unit).
 INDUSTRY = (
-    ("industry.pomelo-seedlings", "垫江晚柚苗", 80, "株"),
-    ("industry.ducklings", "鸭苗", 50, "只"),
-    ("industry.chicks", "鸡苗", 100, "只"),
-    ("industry.piglets", "仔猪", 2, "头"),
+    ("industry.fruit-seedlings", "垫江晚柚苗", 80, "株"),
+    ("industry.poultry", "鸭苗", 50, "只"),
+    ("industry.poultry", "鸡苗", 100, "只"),
+    ("industry.livestock", "仔猪", 2, "头"),
 )
+
+
+def pool_of(catalogue_id: str, township: str) -> str | None:
+    """The pool instance a household of `township` draws on for the measure; None if none."""
+    measure = CATALOGUE.measure(catalogue_id)
+    return None if measure.pool is None else CATALOGUE.pools[measure.pool].instance(township)
+
 
 # A measure to deliver: type, catalogue id, quantities, amount (yuan), term (months), pool, note.
 Chosen = tuple[str, str, list[tuple[str, int, str]], int | None, int | None, str | None, str]
@@ -145,7 +158,7 @@ def measures(campaign: CampaignPlan, story: Story, included: dt.date) -> None:
                 [(item, amount, unit)],
                 None,
                 None,
-                f"township:{h.township}",
+                pool_of(catalogue, h.township),
                 "产业帮扶",
             )
         )
@@ -158,7 +171,7 @@ def measures(campaign: CampaignPlan, story: Story, included: dt.date) -> None:
                 [],
                 600 * months,
                 months,
-                "county:public-welfare-jobs",
+                pool_of("employment.public-welfare-job", h.township),
                 "临时性公益性岗位",
             )
         )
@@ -171,7 +184,7 @@ def measures(campaign: CampaignPlan, story: Story, included: dt.date) -> None:
                 [],
                 amount,
                 36,
-                "county:microcredit",
+                pool_of("credit.microcredit", h.township),
                 "扶贫小额信贷，免担保免抵押，财政贴息",
             )
         )
@@ -186,7 +199,15 @@ def measures(campaign: CampaignPlan, story: Story, included: dt.date) -> None:
     illness = [hd for hd in story.hardships if hd.cause == "ILLNESS"]
     if illness and r.random() < rates.medical_aid:
         chosen.append(
-            ("MEDICAL", "medical.assistance", [], illness[0].rigid // 2, None, None, "医疗救助")
+            (
+                "MEDICAL",
+                "medical.serious-illness",
+                [],
+                illness[0].rigid // 2,
+                None,
+                pool_of("medical.serious-illness", h.township),
+                "医疗救助",
+            )
         )
     cadre = h.cadre_id or campaign.visiting_cadre(story)
     for n, (mtype, catalogue, quantities, amount, term, pool, note) in enumerate(chosen):

@@ -235,7 +235,7 @@ def _five_visits(campaign: CampaignPlan, story: Story, plan: VisitPlan) -> dict[
                 story,
                 "DELIVERED",
                 "SALES_AID",
-                "sales.consumption-aid",
+                "sales.produce-buyers",  # the catalogue's consumption aid
                 sold,
                 cadre_id=plan.cadre_id,
                 quantities=[(item, quantity, unit)],

@@ -69,6 +69,8 @@ def _compiled_converter(schema: Any) -> Convert | None:
 def _compile(schema: Any, named: dict[str, Convert | None], referenced: set[str]) -> Convert | None:
     """None means identity: the value is taken as it is."""
     if isinstance(schema, str):
+        if schema in ("int", "long"):
+            return _whole
         if schema not in named:
             return None
         return lambda value: _apply(named[schema], value)  # named later: a type may recur
@@ -91,6 +93,8 @@ def _compile(schema: Any, named: dict[str, Convert | None], referenced: set[str]
     if kind in ("enum", "fixed"):
         named[schema["name"]] = None
         return None
+    if kind in ("int", "long"):
+        return _whole
     if kind == "record":
         return _compile_record(schema, named, referenced)
     if kind == "array":
@@ -162,6 +166,8 @@ def _checked(convert: Callable[[Any, str, Problems], Any]) -> Convert:
 def convert(schema: Any, value: Any, path: str, named: dict[str, Any], problems: Problems) -> Any:
     """Convert JSON forms to Avro's Python forms and fill defaults; leave the rest to validate."""
     if isinstance(schema, str):
+        if schema in ("int", "long"):
+            return _whole(value)
         return convert(named[schema], value, path, named, problems) if schema in named else value
     if isinstance(schema, list):
         if value is None:
@@ -178,6 +184,8 @@ def convert(schema: Any, value: Any, path: str, named: dict[str, Any], problems:
         return _date(value, path, problems)
     if logical == "uuid":
         return _uuid(value)
+    if kind in ("int", "long"):
+        return _whole(value)
     if kind in ("record", "enum", "fixed"):
         named[schema["name"]] = schema
     if kind == "record" and isinstance(value, dict):
@@ -197,6 +205,14 @@ def convert(schema: Any, value: Any, path: str, named: dict[str, Any], problems:
             convert(schema["items"], item, f"{path}[{index}]", named, problems)
             for index, item in enumerate(value)
         ]
+    return value
+
+
+def _whole(value: Any) -> Any:
+    # JSON has one number type: 312.0 is the integer 312 to JSON Schema (the published
+    # document's "type": "integer") and to every JSON library; 312.5 stays for validation.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

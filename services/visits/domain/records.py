@@ -17,9 +17,11 @@ from typing import Any
 
 import orjson
 
+from services.contract.catalogue import Catalogue
 from services.contract.codec import Codec
 from services.contract.inputs import EventKind
 from services.contract.personal import PERSONAL_FIELDS
+from services.visits.domain.catalogued import MEASURE_STEP, catalogue_problems
 from services.visits.domain.conversion import converted, json_kind, to_millis
 from services.visits.domain.grammar import grammar_problems
 from services.visits.domain.validation import Problems, domain_problems
@@ -61,12 +63,14 @@ def prepare(
     origin: Origin,
     now: dt.datetime,
     future_skew: dt.timedelta,
+    catalogue: Catalogue | None = None,
 ) -> Prepared:
     """Turn one client JSON value into a complete contract record, or say what is wrong.
 
     Steps: refuse server-set fields; convert ISO-8601 strings to datetimes/dates and fill schema
     defaults; validate against the Avro schema (path-aware), each field's grammar
-    (`grammar.py`) and the domain rules relating fields (`validation.py`): every problem of
+    (`grammar.py`), the domain rules relating fields (`validation.py`) and, given the measure
+    catalogue in force, a measure step's measure and pool (`catalogued.py`): every problem of
     the record in one answer.
     """
     if not isinstance(body, dict):
@@ -100,6 +104,9 @@ def prepare(
     for found in (
         grammar_problems(schema, record, _SERVER_SET),
         domain_problems(kind.event_type, record, now, future_skew),
+        catalogue_problems(record, catalogue)
+        if catalogue is not None and kind.event_type == MEASURE_STEP
+        else [],
     ):
         named = {path for path, _ in problems}
         problems.extend((path, problem) for path, problem in found if path not in named)

@@ -167,9 +167,82 @@ DOMAIN_RULES: dict[str, tuple[Rule, ...]] = {
 }
 
 
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def _when(name: str, condition: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"required": [name], "properties": {name: condition}}, "then": then}
+
+
+_ABSENT = {"properties": {"lifted_year": {"type": "null"}}}
+# The rules JSON Schema can state, as the `allOf` of the record's schema in the published
+# document: a client's validator and a fuzzer then know them as well as the server does.
+IN_SCHEMA: dict[Rule, list[dict[str, Any]]] = {
+    _lifted_year: [
+        {
+            "if": {
+                "required": ["registration"],
+                "properties": {"registration": {"const": "LIFTED"}},
+            },
+            "then": _given("lifted_year"),
+            "else": _ABSENT,
+        }
+    ],
+    _department_of_feed: [_when("origin", {"const": "DEPARTMENT_FEED"}, _given("department"))],
+    _waiting_for: [
+        _when(
+            "waiting_for",
+            {"not": {"type": "null"}},
+            {"properties": {"step": {"const": "RECOMMENDED"}}},
+        )
+    ],
+    _responsible_cadre: [_when("step", {"const": "TASK_ASSIGNED"}, _given("responsible_cadre_id"))],
+    _category: [
+        _when("decision", {"const": "INCLUDE"}, _given("category")),
+        _when(
+            "decision",
+            {"enum": ["REJECT", "ELIMINATE", "START_VERIFICATION"]},
+            {"properties": {"category": {"type": "null"}}},
+        ),
+    ],
+    _notice: [_when("notice_days", {"minimum": 1}, _given("notice_start"))],
+}
+# The rules JSON Schema cannot state, whole or in part: a relation between two values (a sum,
+# an order, a year of a timestamp) or the server's clock. They are published in words only
+# (`x-rules-beyond-schema`); the fuzz test tolerates a valid-by-schema record refused by these
+# rules and by nothing else (services/tools/faults/fuzz_checks.py).
+BEYOND_SCHEMA: frozenset[Rule] = frozenset(
+    {
+        _not_in_future,
+        _students_with_access,
+        _members,
+        _lifted_year,  # its upper bound, the year of occurred_at
+        _birth_year,
+        _baseline_income_year,
+        _income_period,
+        _due_date,
+    }
+)
+
+
+def in_schema(event_type: str) -> list[dict[str, Any]]:
+    """The JSON Schema forms of an event type's rules that have one (`allOf` members)."""
+    return [form for rule in DOMAIN_RULES[event_type] for form in IN_SCHEMA.get(rule, ())]
+
+
+def beyond_schema(event_type: str) -> list[str]:
+    """In words, the rules of an event type that JSON Schema cannot state."""
+    return [_words(rule) for rule in DOMAIN_RULES[event_type] if rule in BEYOND_SCHEMA]
+
+
+def _words(rule: Rule) -> str:
+    return " ".join((rule.__doc__ or "").split())
+
+
 def stated(event_type: str) -> list[str]:
     """The domain rules of an event type, in words (the OpenAPI document publishes them)."""
-    return [" ".join((rule.__doc__ or "").split()) for rule in DOMAIN_RULES[event_type]]
+    return [_words(rule) for rule in DOMAIN_RULES[event_type]]
 
 
 def domain_problems(

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.contract.catalogue import Catalogue, load_catalogue
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
 from services.platform import health
@@ -61,6 +62,7 @@ class Dependencies:
     metrics: VisitsMetrics
     openapi: dict[str, Any]
     limits: Limits = field(default_factory=Limits)
+    catalogue: Catalogue = field(default_factory=load_catalogue)  # SHOUWANG_CATALOGUE's
     recent: RecentEvents = field(default_factory=RecentEvents)
     clock: Callable[[], dt.datetime] = wall_clock
     ready_checks: dict[str, health.Check] = field(default_factory=dict)  # beside the broker's

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.contract.catalogue import Catalogue, load_catalogue
 from services.contract.codec import Codec
 from services.contract.inputs import KINDS
 from services.contract.validation import INT_RANGE, LONG_RANGE
@@ -22,9 +23,10 @@ from services.platform.config import VisitsSettings
 from services.platform.http.docs import openapi_paths as docs_openapi_paths
 from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
 from services.visits.domain import grammar
+from services.visits.domain.catalogued import MEASURE_STEP, catalogue_schema
 from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
 from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
-from services.visits.domain.validation import stated
+from services.visits.domain.validation import beyond_schema, in_schema, stated
 
 MAX_BATCH = VisitsSettings.max_batch
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.json"
@@ -126,7 +128,7 @@ def _primitive(kind: str) -> dict[str, Any]:
     }[kind]
 
 
-def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
+def _client_schema(codec: Codec, event_type: str, catalogue: Catalogue) -> dict[str, Any]:
     schema = json_schema(codec.registry.schema(event_type).parsed)
     server_set = (*SERVER_FIELDS, SEALED_FIELD)
     schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in server_set}
@@ -139,6 +141,21 @@ def _client_schema(codec: Codec, event_type: str) -> dict[str, Any]:
         + " ".join(rules)
     ).strip()
     schema["x-rules"] = rules
+    forms = in_schema(event_type)
+    if event_type == MEASURE_STEP:  # the measures and pools of the catalogue in force
+        measures = catalogue_schema(catalogue)
+        named = schema["properties"]["catalogue_id"]
+        schema["properties"]["catalogue_id"] = {
+            **named,
+            "enum": measures["catalogue_id"],
+            "description": f"A measure of catalogue {catalogue.id} (SHOUWANG_CATALOGUE).",
+        }
+        forms = [*forms, *measures["allOf"]]
+    if forms:
+        schema["allOf"] = forms
+    if beyond := beyond_schema(event_type):
+        # Relations of values and the server's clock: in words, as JSON Schema cannot say them.
+        schema["x-rules-beyond-schema"] = beyond
     return schema
 
 
@@ -200,8 +217,10 @@ RESULTS = {
 }
 
 
-def build_document(codec: Codec) -> dict[str, Any]:
-    """The whole OpenAPI document for the current contract."""
+def build_document(codec: Codec, catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The whole OpenAPI document for the current contract and the measure catalogue in force
+    (the shipped one unless given: the committed document is built with it)."""
+    measures = catalogue or load_catalogue()
     components: dict[str, Any] = {
         **openapi_components(),
         "Outcome": {
@@ -266,7 +285,7 @@ def build_document(codec: Codec) -> dict[str, Any]:
     }
     paths: dict[str, Any] = {}
     for kind in KINDS:
-        components[kind.short_name] = _client_schema(codec, kind.event_type)
+        components[kind.short_name] = _client_schema(codec, kind.event_type, measures)
         ref = {"$ref": f"#/components/schemas/{kind.short_name}"}
         accepted = {
             "description": "Acknowledged by the broker (all in-sync replicas).",

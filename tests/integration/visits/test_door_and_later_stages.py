@@ -195,13 +195,15 @@ MEASURES = load_catalogue(Settings.from_env().catalogue_path)
 
 
 def catalogued(values: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """Measure steps naming a measure of the catalogue the support worker runs (and, when the
-    step names a pool, that measure's pool): the door does not check this yet (see
-    tests/unit/visits/test_grammar.py, its strict xfail), the support worker does."""
+    """Measure steps naming a measure of the catalogue the services run (and, when the step
+    names a pool, that measure's pool), as the document's if/then clauses say (this reader
+    skips `allOf`): drawn otherwise, the door refuses them (services/visits/domain/catalogued.py)
+    and they would not reach the later stages at all."""
 
     def named(record: dict[str, Any], measure: Any, township: str) -> dict[str, Any]:
         pool = None
-        if record.get("pool") is not None and measure.pool is not None:
+        frees = record.get("step") in ("COMPLETED", "CANCELLED")  # names the pool it frees
+        if measure.pool is not None and (record.get("pool") is not None or frees):
             pool = MEASURES.pools[measure.pool].instance(township)
         return {**record, "catalogue_id": measure.id, "pool": pool}
 

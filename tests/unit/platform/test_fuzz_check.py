@@ -1,4 +1,4 @@
-"""The fuzz test's own check (tests/integration/api_fuzz_checks.py) fails on what it must:
+"""The fuzz test's own check (services/tools/faults/fuzz_checks.py) fails on what it must:
 a 4xx that is not a problem, or a problem missing a member or with a wrong status."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.integration.api_fuzz_checks import problem_shaped_errors
+from services.tools.faults.fuzz_checks import problem_shaped_errors
 
 
 @dataclass

@@ -4,6 +4,7 @@ page: what a client (or the fuzzer) reads before its first request, without a to
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,20 @@ def test_every_array_in_every_request_and_answer_has_a_documented_maximum(api: s
             items = answer["properties"]["items"]
             assert items["maxItems"] == limit["schema"]["maximum"], (method, path)
             assert "after" in {p["name"] for p in operation["parameters"]}, (method, path)
+
+
+@pytest.mark.parametrize("api", DOCUMENTS)
+def test_every_string_in_a_path_or_a_query_publishes_what_the_server_refuses(api: str):
+    """Every API answers a NUL in a path or a query 400 (platform/http/problems.py): a
+    parameter's pattern says so, or an enum lists what it takes."""
+    document = json.loads(DOCUMENTS[api].read_text(encoding="utf-8"))
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", ()):
+                schema = parameter["schema"]
+                if parameter["in"] not in ("path", "query") or schema.get("type") != "string":
+                    continue
+                where = (api, method, path, parameter["name"])
+                assert "enum" in schema or "pattern" in schema, where
+                if "pattern" in schema:
+                    assert not re.fullmatch(schema["pattern"], "a\x00b"), where

@@ -7,10 +7,13 @@ import datetime as dt
 import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
+from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
 from services.contract.inputs import BY_SLUG, KINDS
+from services.visits.domain.catalogued import catalogue_schema
 from services.visits.domain.grammar import (
     DATE_PATTERN,
     EARLIEST_DATE,
@@ -19,7 +22,14 @@ from services.visits.domain.grammar import (
     rule_for,
 )
 from services.visits.domain.records import MAX_PROBLEMS, Origin, prepare
-from services.visits.domain.validation import DOMAIN_RULES, stated
+from services.visits.domain.validation import (
+    BEYOND_SCHEMA,
+    DOMAIN_RULES,
+    IN_SCHEMA,
+    beyond_schema,
+    in_schema,
+    stated,
+)
 from services.visits.entrypoints.openapi import load_document
 from tests.visits_samples import sample
 
@@ -27,10 +37,11 @@ NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.UTC)
 SKEW = dt.timedelta(minutes=5)
 ORIGIN = Origin(actor="cadre-0042", source="APP")
 DOCUMENT = load_document()
+CATALOGUE = load_catalogue()  # the shipped one, as the visits API loads by default
 
 
 def problems(codec: Codec, slug: str, body: Any) -> dict[str, str]:
-    prepared = prepare(codec, BY_SLUG[slug], body, ORIGIN, NOW, SKEW)
+    prepared = prepare(codec, BY_SLUG[slug], body, ORIGIN, NOW, SKEW, CATALOGUE)
     assert prepared.record is None, "accepted"
     return dict(prepared.problems)
 
@@ -196,13 +207,80 @@ def test_every_rule_relating_fields_is_published_in_words(kind) -> None:
     assert len(schema["x-rules"]) == len(rules)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left from issue 21 item 2: the visits API does not know the measure catalogue "
-    "(SHOUWANG_CATALOGUE), so a COMPLETED step of a measure or pool outside it is accepted "
-    "and the support worker dead-letters it (NOT_APPLICABLE); found by "
-    "tests/integration/visits/test_door_and_later_stages.py",
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"catalogue_id": "no.such", "pool": "county:none"}, "catalogue_id"),
+        ({"catalogue_id": "industry.pomelo-seedlings"}, "catalogue_id"),  # the old simulation's
+        ({"pool": "township:鹤游镇"}, "pool"),  # the old simulation's: no such pool
+        ({"pool": "county:industry-poultry"}, "pool"),  # a township pool named as the county's
+        ({"pool": "township:鹤游镇:microcredit"}, "pool"),  # another measure's pool
+        ({"catalogue_id": "protection.minimum-living", "pool": "county:microcredit"}, "pool"),
+        ({"pool": None}, "pool"),  # a pooled measure ended without the pool whose slot it frees
+    ],
 )
-def test_the_door_refuses_a_measure_step_outside_the_catalogue(codec: Codec) -> None:
-    body = sample("measure-steps", step="COMPLETED", catalogue_id="no.such", pool="county:none")
-    assert "catalogue_id" in problems(codec, "measure-steps", body)
+def test_the_door_refuses_a_measure_step_outside_the_catalogue(
+    codec: Codec, changes: dict[str, Any], field: str
+) -> None:
+    """The support worker would dead-letter it (NOT_APPLICABLE): the door refuses it, and the
+    document says so (catalogue_id's enum, each measure's pool pattern)."""
+    body = sample("measure-steps", step="COMPLETED", **changes)
+    assert list(problems(codec, "measure-steps", body)) == [field]
+    schema = {**DOCUMENT["components"]["schemas"]["MeasureStepRecorded"]}
+    schema["components"] = DOCUMENT["components"]
+    assert not jsonschema_rs.validator_for(schema).is_valid(body)
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [None, "township:鹤游镇:industry-fruit-seedlings", "township:大石乡:industry-fruit-seedlings"],
+)
+def test_a_measure_step_of_the_catalogue_passes_the_door(codec: Codec, pool: str | None) -> None:
+    body = sample("measure-steps", step="COMPLETED" if pool else "DELIVERED", pool=pool)
+    assert prepare(codec, BY_SLUG["measure-steps"], body, ORIGIN, NOW, SKEW, CATALOGUE).ok
+    schema = {**DOCUMENT["components"]["schemas"]["MeasureStepRecorded"]}
+    schema["components"] = DOCUMENT["components"]
+    assert jsonschema_rs.validator_for(schema).is_valid(body)
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_an_integer(codec: Codec) -> None:
+    """JSON Schema (the document's "type": "integer") and JSON itself take 3.0 as 3."""
+    body = sample("income-updates", members_counted=3.0, wages_yuan=9000.0)
+    prepared = prepare(codec, BY_SLUG["income-updates"], body, ORIGIN, NOW, SKEW)
+    assert prepared.problems == []
+    assert prepared.record is not None and prepared.record["members_counted"] == 3
+    assert type(prepared.record["members_counted"]) is int
+    assert "members_counted" in problems(codec, "income-updates", {**body, "members_counted": 3.5})
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.slug)
+def test_every_rule_relating_fields_is_in_the_schema_or_published_as_beyond_it(kind) -> None:
+    rules = DOMAIN_RULES[kind.event_type]
+    assert all(rule in IN_SCHEMA or rule in BEYOND_SCHEMA for rule in rules)
+    schema = DOCUMENT["components"]["schemas"][kind.short_name]
+    measures = catalogue_schema(CATALOGUE)["allOf"] if kind.slug == "measure-steps" else []
+    assert schema.get("allOf", []) == in_schema(kind.event_type) + measures
+    assert schema.get("x-rules-beyond-schema", []) == beyond_schema(kind.event_type)
+
+
+@pytest.mark.parametrize(
+    ("slug", "changes"),
+    [
+        ("households", {"registration": "LIFTED", "lifted_year": None}),
+        ("hardships", {"origin": "DEPARTMENT_FEED", "department": None}),
+        ("measure-steps", {"step": "DELIVERED", "waiting_for": "county:microcredit"}),
+        ("problems", {"step": "TASK_ASSIGNED", "responsible_cadre_id": None}),
+        ("review-decisions", {"decision": "INCLUDE", "category": None}),
+        ("review-decisions", {"decision": "REJECT", "category": "MARGINAL"}),
+        ("review-decisions", {"notice_days": 5, "notice_start": None}),
+    ],
+)
+def test_a_relation_the_schema_states_is_refused_by_the_document_and_the_server(
+    codec: Codec, slug: str, changes: dict[str, Any]
+) -> None:
+    body = sample(slug, **changes)
+    assert problems(codec, slug, body)  # the server refuses it
+    name = BY_SLUG[slug].short_name
+    schema = {**DOCUMENT["components"]["schemas"][name], "components": DOCUMENT["components"]}
+    assert not jsonschema_rs.validator_for(schema).is_valid(body)  # and so does the document
+    assert jsonschema_rs.validator_for(schema).is_valid(sample(slug))
