@@ -29,15 +29,18 @@ from services.platform.auth.http import (
     refusal_response,
 )
 from services.platform.auth.tokens import CachedTokens
+from services.platform.clock import Clock, wall_clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.postgres.errors import UNREACHABLE
+from services.readmodel import queries
 from services.readmodel.metrics import ApiMetrics
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
 OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
+PROBLEM_STATUSES = ("open", "rectified")
 MAX_LIMIT = 1000  # items in any list answer (maxItems in openapi.json)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +51,7 @@ class ApiDependencies:
     tokens: CachedTokens
     registry: CollectorRegistry
     metrics: ApiMetrics
+    clock: Clock = wall_clock  # "today", for problems past their due date
 
 
 class BadQuery(ValueError):
@@ -254,11 +258,59 @@ def build_api(deps: ApiDependencies) -> web.Application:
         info = {k: _jsonable(v) for k, v in cadre.items()}
         return web.json_response({"cadre": info, "households": _rows(rows)})
 
+    async def problems(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        status = request.query.get("status")
+        if status is not None and status not in PROBLEM_STATUSES:
+            raise BadQuery("status", f"one of {', '.join(PROBLEM_STATUSES)}")
+        overdue = request.query.get("overdue")
+        if overdue is not None and overdue not in ("true", "false"):
+            raise BadQuery("overdue", "true or false")
+        rows = await pool.fetch(
+            f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
+                   p.status, p.responsible, p.origin, p.visit_id, p.found_at, p.rectified_at,
+                   {queries.PROBLEM_DUE} AS due_date,
+                   (p.status = 'open' AND {queries.PROBLEM_DUE} < $1::date) AS overdue
+            FROM problems p LEFT JOIN households h USING (household_id)
+            WHERE ($2::text IS NULL OR p.status = $2) AND ($3::text IS NULL OR h.township = $3)
+              AND ($4::text IS NULL OR p.responsible = $4)
+              AND ($5::bool IS NULL
+                   OR (p.status = 'open' AND {queries.PROBLEM_DUE} < $1::date) = $5)
+              AND p.problem_id > $6
+            ORDER BY p.problem_id LIMIT $7""",
+            deps.clock().date(),
+            status,
+            request.query.get("township"),
+            request.query.get("responsible"),
+            None if overdue is None else overdue == "true",
+            request.query.get("after", ""),
+            limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "problem_id"))
+
+    async def rectification(request: web.Request) -> web.Response:
+        answer = await queries.rectification(
+            pool, deps.clock().date(), None, request.query.get("township")
+        )
+        return web.json_response(
+            {
+                "townships": _rows(answer["townships"][:MAX_LIMIT]),
+                "county": answer["total"],
+                "as_of": deps.clock().date().isoformat(),
+            }
+        )
+
     async def database() -> str | None:
         await pool.fetchval("SELECT 1")  # a pooled connection that answers
         return None
 
     async def metrics(request: web.Request) -> web.Response:
+        try:  # the rectification series are read from the database at scrape time
+            deps.metrics.rectification.update(
+                await queries.rectification(pool, deps.clock().date(), None)
+            )
+        except UNREACHABLE:
+            pass  # the last answer stays; the API's own series must still be scraped
         return web.Response(
             body=generate_latest(deps.registry), content_type="text/plain", charset="utf-8"
         )
@@ -273,6 +325,8 @@ def build_api(deps: ApiDependencies) -> web.Application:
     app.router.add_get("/v1/measures", measures, allow_head=False)
     app.router.add_get("/v1/measures/counts", measure_counts, allow_head=False)
     app.router.add_get("/v1/cadres/{cadre_id}/households", cadre_households, allow_head=False)
+    app.router.add_get("/v1/problems", problems, allow_head=False)
+    app.router.add_get("/v1/rectification", rectification, allow_head=False)
     health.add_routes(app.router, {"database": database})
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)

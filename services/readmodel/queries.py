@@ -99,7 +99,8 @@ async def household_measures(pool: asyncpg.Pool, household_id: str) -> list[dict
 async def household_problems(pool: asyncpg.Pool, household_id: str) -> list[dict[str, Any]]:
     """A household's problems, open ones first, then by when found."""
     rows = await pool.fetch(
-        """SELECT problem_id, check_item, status, responsible, found_at, rectified_at
+        """SELECT problem_id, check_item, status, responsible, found_at, rectified_at, origin,
+               visit_id, coalesce(task_due, default_due) AS due_date
         FROM problems WHERE household_id = $1
         ORDER BY (status = 'open') DESC, found_at, problem_id""",
         household_id,
@@ -159,7 +160,7 @@ async def problems_of(
     after it, rectified ones too, so a field app can drop them (at most PERSON_LIST_MAX + 1)."""
     rows = await pool.fetch(
         """SELECT problem_id, household_id, check_item, status, found_at, rectified_at,
-               updated_at
+               coalesce(task_due, default_due) AS due_date, updated_at
         FROM problems
         WHERE responsible = $1
           AND (($2::timestamptz IS NULL AND status = 'open') OR updated_at > $2)
@@ -227,3 +228,76 @@ async def county_overview(
         "measures": _dicts(measures),
         "problems": _dicts(problems),
     }
+
+
+# Problems (from visits and the problem list), with their due date: a task's, else the day
+# found plus the policy's rectification period (projection.py). "Overdue" is open past it.
+PROBLEM_DUE = "coalesce(p.task_due, p.default_due)"
+BOARD_LIMIT = 1000
+
+
+async def open_problems(
+    pool: asyncpg.Pool,
+    today: Any,
+    townships: frozenset[str] | None,
+    township: str | None = None,
+    responsible: str | None = None,
+    limit: int = BOARD_LIMIT,
+) -> list[dict[str, Any]]:
+    """Open problems of households in `townships` (and `township`, `responsible` if given),
+    overdue first, then by due date (the soonest first), with their township and village."""
+    rows = await pool.fetch(
+        f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
+               p.responsible, p.origin, p.visit_id, p.found_at, {PROBLEM_DUE} AS due_date,
+               ({PROBLEM_DUE} < $1::date) AS overdue
+        FROM problems p LEFT JOIN households h USING (household_id)
+        WHERE p.status = 'open'
+          AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
+          AND ($3::text IS NULL OR h.township = $3)
+          AND ($4::text IS NULL OR p.responsible = $4)
+        ORDER BY ({PROBLEM_DUE} < $1::date) DESC, {PROBLEM_DUE} NULLS LAST, p.found_at,
+                 p.problem_id
+        LIMIT $5""",
+        today,
+        _towns(townships),
+        township,
+        responsible,
+        limit,
+    )
+    return _dicts(rows)
+
+
+async def rectification(
+    pool: asyncpg.Pool,
+    today: Any,
+    townships: frozenset[str] | None,
+    township: str | None = None,
+) -> dict[str, Any]:
+    """Rectification by township and for the whole scope: problems found, rectified, open and
+    overdue, and the rate (rectified over found; None when nothing was found, so an empty
+    township is not shown as perfect). Problems of households without a known township are
+    counted under township None."""
+    rows = await pool.fetch(
+        f"""SELECT h.township, count(*) AS found,
+               count(*) FILTER (WHERE p.status = 'rectified') AS rectified,
+               count(*) FILTER (WHERE p.status = 'open') AS open,
+               count(*) FILTER (WHERE p.status = 'open' AND {PROBLEM_DUE} < $1::date)
+                   AS overdue
+        FROM problems p LEFT JOIN households h USING (household_id)
+        WHERE ($2::text[] IS NULL OR h.township = ANY($2::text[]))
+          AND ($3::text IS NULL OR h.township = $3)
+        GROUP BY h.township ORDER BY h.township NULLS LAST""",
+        today,
+        _towns(townships),
+        township,
+    )
+    items = [_rated(dict(r)) for r in rows]
+    total = {
+        key: sum(item[key] for item in items) for key in ("found", "rectified", "open", "overdue")
+    }
+    return {"townships": items, "total": _rated(total)}
+
+
+def _rated(counts: dict[str, Any]) -> dict[str, Any]:
+    found = counts["found"]
+    return {**counts, "rate": counts["rectified"] / found if found else None}

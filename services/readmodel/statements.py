@@ -160,21 +160,37 @@ $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15,
             recommended_at = LEAST(m.recommended_at, EXCLUDED.recommended_at),
             updated_at = now()""",
     ),
+    # A problem from a visit or the problem list (services/contract/problem_ids.py): the
+    # newest step decides the status; a visit's row is the authority on its kind; the earliest
+    # finding dates it and its default due date; the newest task's due date wins over that.
     "problem": Upsert(
         table="problems",
         insert="""\
         INSERT INTO problems AS p (problem_id, household_id, check_item, status, responsible,
-            found_at, rectified_at, status_at, updated_at)""",
-        values="$1, $2, $3, $4, $5, $6, $7, $6, now()",  # status_at starts at found_at
+            found_at, rectified_at, status_at, origin, visit_id, default_due, task_due, task_at,
+            updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $6, $8, $9, $10, $11, $12, now()",  # status_at: found
         conflict="""\
         ON CONFLICT (problem_id) DO UPDATE SET
+            check_item = CASE WHEN EXCLUDED.origin = 'visit' THEN EXCLUDED.check_item
+                ELSE p.check_item END,
             status = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
                 THEN EXCLUDED.status ELSE p.status END,
-            responsible = coalesce(EXCLUDED.responsible, p.responsible),
+            responsible = CASE WHEN EXCLUDED.responsible IS NOT NULL AND (p.responsible IS NULL
+                OR p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at)
+                THEN EXCLUDED.responsible ELSE p.responsible END,
             found_at = LEAST(p.found_at, EXCLUDED.found_at),
             rectified_at = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
                 THEN EXCLUDED.rectified_at ELSE p.rectified_at END,
             status_at = GREATEST(p.status_at, EXCLUDED.status_at),
+            origin = CASE WHEN EXCLUDED.origin = 'visit' THEN 'visit' ELSE p.origin END,
+            visit_id = coalesce(p.visit_id, EXCLUDED.visit_id),
+            default_due = CASE WHEN p.default_due IS NULL OR EXCLUDED.found_at < p.found_at
+                THEN coalesce(EXCLUDED.default_due, p.default_due) ELSE p.default_due END,
+            task_due = CASE WHEN EXCLUDED.task_at IS NOT NULL
+                AND (p.task_at IS NULL OR EXCLUDED.task_at >= p.task_at)
+                THEN EXCLUDED.task_due ELSE p.task_due END,
+            task_at = GREATEST(p.task_at, EXCLUDED.task_at),
             updated_at = now()""",
     ),
     "cadre": Upsert(

@@ -1,0 +1,18 @@
+-- Problems from every source, with deadlines (issue #17, item 6). Problems found on visits are
+-- now projected too (id `<visit_id>/<KIND>`, services/contract/problem_ids.py), next to those
+-- on the problem list; each carries its due date:
+--   default_due: the day found + the policy's `deadlines.problem_rectification_days` (the
+--                policy in force that day; services/readmodel/rectification.py);
+--   task_due:    the due date of the newest rectification task (TASK_ASSIGNED), which wins;
+--   task_at:     when that task was set, so a late-synced older task never replaces it.
+-- Rows written before this migration have neither (and no visit-found problems exist): the
+-- read model is a projection, rebuilt from the log when its schema grows (README).
+ALTER TABLE problems
+    ADD COLUMN IF NOT EXISTS origin      text NOT NULL DEFAULT 'list',  -- visit | list
+    ADD COLUMN IF NOT EXISTS visit_id    text,
+    ADD COLUMN IF NOT EXISTS default_due date,
+    ADD COLUMN IF NOT EXISTS task_due    date,
+    ADD COLUMN IF NOT EXISTS task_at     timestamptz;
+
+-- A person's problems (the work list, the problems board by responsible person).
+CREATE INDEX IF NOT EXISTS problems_responsible ON problems (responsible, status);
