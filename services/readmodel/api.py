@@ -270,12 +270,12 @@ def build_api(deps: ApiDependencies) -> web.Application:
             f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
                    p.status, p.responsible, p.origin, p.visit_id, p.found_at, p.rectified_at,
                    {queries.PROBLEM_DUE} AS due_date,
-                   (p.status = 'open' AND {queries.PROBLEM_DUE} < $1::date) AS overdue
+                   (p.status = 'open' AND {queries.PAST_DUE}) AS overdue
             FROM problems p LEFT JOIN households h USING (household_id)
             WHERE ($2::text IS NULL OR p.status = $2) AND ($3::text IS NULL OR h.township = $3)
               AND ($4::text IS NULL OR p.responsible = $4)
               AND ($5::bool IS NULL
-                   OR (p.status = 'open' AND {queries.PROBLEM_DUE} < $1::date) = $5)
+                   OR (p.status = 'open' AND {queries.PAST_DUE}) = $5)
               AND p.problem_id > $6
             ORDER BY p.problem_id LIMIT $7""",
             deps.clock().date(),

@@ -231,8 +231,10 @@ async def county_overview(
 
 
 # Problems (from visits and the problem list), with their due date: a task's, else the day
-# found plus the policy's rectification period (projection.py). "Overdue" is open past it.
+# found plus the policy's rectification period (projection.py). "Overdue" is open past it; a
+# row without a due date (projected before migration 0009) is never overdue.
 PROBLEM_DUE = "coalesce(p.task_due, p.default_due)"
+PAST_DUE = f"coalesce({PROBLEM_DUE} < $1::date, false)"  # $1: today
 BOARD_LIMIT = 1000
 
 
@@ -249,13 +251,13 @@ async def open_problems(
     rows = await pool.fetch(
         f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
                p.responsible, p.origin, p.visit_id, p.found_at, {PROBLEM_DUE} AS due_date,
-               ({PROBLEM_DUE} < $1::date) AS overdue
+               {PAST_DUE} AS overdue
         FROM problems p LEFT JOIN households h USING (household_id)
         WHERE p.status = 'open'
           AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
           AND ($3::text IS NULL OR h.township = $3)
           AND ($4::text IS NULL OR p.responsible = $4)
-        ORDER BY ({PROBLEM_DUE} < $1::date) DESC, {PROBLEM_DUE} NULLS LAST, p.found_at,
+        ORDER BY {PAST_DUE} DESC, {PROBLEM_DUE} NULLS LAST, p.found_at,
                  p.problem_id
         LIMIT $5""",
         today,
@@ -272,30 +274,64 @@ async def rectification(
     today: Any,
     townships: frozenset[str] | None,
     township: str | None = None,
+    responsible: str | None = None,
 ) -> dict[str, Any]:
-    """Rectification by township and for the whole scope: problems found, rectified, open and
-    overdue, and the rate (rectified over found; None when nothing was found, so an empty
-    township is not shown as perfect). Problems of households without a known township are
-    counted under township None."""
+    """Rectification by township and for the whole scope (and only `responsible`'s problems if
+    given): problems found, rectified, open and overdue, and the rate (rectified over found;
+    None when nothing was found, so an empty township is not shown as perfect). Problems of
+    households without a known township are counted under township None."""
     rows = await pool.fetch(
         f"""SELECT h.township, count(*) AS found,
                count(*) FILTER (WHERE p.status = 'rectified') AS rectified,
                count(*) FILTER (WHERE p.status = 'open') AS open,
-               count(*) FILTER (WHERE p.status = 'open' AND {PROBLEM_DUE} < $1::date)
+               count(*) FILTER (WHERE p.status = 'open' AND {PAST_DUE})
                    AS overdue
         FROM problems p LEFT JOIN households h USING (household_id)
         WHERE ($2::text[] IS NULL OR h.township = ANY($2::text[]))
           AND ($3::text IS NULL OR h.township = $3)
+          AND ($4::text IS NULL OR p.responsible = $4)
         GROUP BY h.township ORDER BY h.township NULLS LAST""",
         today,
         _towns(townships),
         township,
+        responsible,
     )
     items = [_rated(dict(r)) for r in rows]
     total = {
         key: sum(item[key] for item in items) for key in ("found", "rectified", "open", "overdue")
     }
     return {"townships": items, "total": _rated(total)}
+
+
+async def open_by_responsible(
+    pool: asyncpg.Pool,
+    today: Any,
+    townships: frozenset[str] | None,
+    township: str | None = None,
+    responsible: str | None = None,
+) -> list[dict[str, Any]]:
+    """Open problems counted by township and responsible person (None: nobody named), with how
+    many are overdue and the earliest due date; the most overdue first."""
+    rows = await pool.fetch(
+        f"""SELECT h.township, p.responsible, count(*) AS open,
+               count(*) FILTER (WHERE {PAST_DUE}) AS overdue,
+               min({PROBLEM_DUE}) AS first_due
+        FROM problems p LEFT JOIN households h USING (household_id)
+        WHERE p.status = 'open'
+          AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
+          AND ($3::text IS NULL OR h.township = $3)
+          AND ($4::text IS NULL OR p.responsible = $4)
+        GROUP BY h.township, p.responsible
+        ORDER BY overdue DESC, first_due NULLS LAST, h.township NULLS LAST,
+                 p.responsible NULLS LAST
+        LIMIT $5""",
+        today,
+        _towns(townships),
+        township,
+        responsible,
+        BOARD_LIMIT,
+    )
+    return _dicts(rows)
 
 
 def _rated(counts: dict[str, Any]) -> dict[str, Any]:
