@@ -9,7 +9,9 @@ ProblemRecorded step about a problem found on a visit continues that problem whe
 - the visit's `problems` list names problems first; then a check reported PROBLEM, a policy card
   MISSING or OUTDATED and a DIRTY home each open a problem of their kind when the list does not
   name that kind already (a cadre who ticks "housing: problem" has found a housing problem,
-  whether or not the field app made them type it out again).
+  whether or not the field app made them type it out again);
+- a later visit that finds a matter secured (a check SECURED, the card POSTED, a CLEAN or UNTIDY
+  home: `secured_kinds`) closes the open problems of that kind found before it.
 
 Why the visit's `visit_id` and not its `event_id`: the field app corrects a visit by sending it
 again with the same `visit_id` (and a new event id); keyed by the event id, every correction
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 CHECK_ITEMS = ("food", "clothing", "education", "medical", "housing", "water")
 CARD_PROBLEMS = ("MISSING", "OUTDATED")
 ENVIRONMENT_PROBLEMS = ("DIRTY",)
+SECURED_ENVIRONMENTS = ("CLEAN", "UNTIDY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,29 @@ def visit_findings(
         counts[kind] = counts.get(kind, 0) + 1
         findings.append(VisitFinding(visit_problem_id(visit_id, kind, counts[kind]), kind, fixed))
     return findings
+
+
+def secured_kinds(
+    check_statuses: Mapping[str, str], policy_card: str, living_environment: str
+) -> list[str]:
+    """The kinds (ProblemKind symbols) a visit found secured: a later visit finding a matter
+    secured closes the household's open problems of that kind found before it."""
+    kinds = [item.upper() for item in CHECK_ITEMS if check_statuses.get(item) == "SECURED"]
+    if policy_card == "POSTED":
+        kinds.append("POLICY_CARD")
+    if living_environment in SECURED_ENVIRONMENTS:
+        kinds.append("LIVING_ENVIRONMENT")
+    return kinds
+
+
+def record_secured(record: Mapping) -> list[str]:
+    """`secured_kinds` of a decoded VisitRecorded record."""
+    checks = record["checks"]
+    return secured_kinds(
+        {item: checks[item]["status"] for item in CHECK_ITEMS},
+        record["policy_card"],
+        record["living_environment"],
+    )
 
 
 def record_findings(record: Mapping) -> list[VisitFinding]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.contract import vocabulary
-from services.contract.problem_ids import record_findings
+from services.contract.problem_ids import record_findings, record_secured
 from services.contract.topics import (
     CADRES,
     HOUSEHOLD_REGISTRY,
@@ -158,10 +158,16 @@ def risk_rows(record: Mapping[str, Any]) -> list[Change]:
 
 
 def visit_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> list[Change]:
-    """VisitRecorded: when the household was last visited, and every problem the visit reports,
-    the visiting cadre responsible; one fixed on the spot is rectified as it is found."""
+    """VisitRecorded: when the household was last visited; what it found secured (which closes
+    earlier open problems of those kinds, after the batch: projector.CLOSE_SECURED); and every
+    problem the visit reports, the visiting cadre responsible, one fixed on the spot rectified
+    as it is found."""
     at = record["occurred_at"]
     rows: list[Change] = [("household_visit", (record["household_id"], at))]
+    rows += [
+        ("secured_check", (record["household_id"], kind.lower(), record["visit_id"], at))
+        for kind in record_secured(record)
+    ]
     for finding in record_findings(record):
         status = "rectified" if finding.fixed_on_spot else "open"
         rows.append(

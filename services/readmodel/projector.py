@@ -35,6 +35,7 @@ from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
 from services.readmodel.rectification import RectificationPeriods
 from services.readmodel.statements import (
+    CLOSE_SECURED,
     ENSURE_POSITION,
     POOLS,
     POSITIONS_FOR_UPDATE,
@@ -226,6 +227,14 @@ class Projector:
                 for statement, rows in statements.items():
                     await apply_bulk(conn, statement, rows)
                     self.metrics.rows.labels(TABLE_OF[statement]).inc(len(rows))
+            touched = {
+                args[1] if statement == "problem" else args[0]
+                for _record, changes in changes_of
+                for statement, args in changes
+                if statement in ("problem", "secured_check")
+            }
+            if touched:
+                await conn.execute(CLOSE_SECURED, sorted(touched))
             await conn.executemany(
                 STATEMENTS["position"],
                 [(PROJECTION, t, p, offset) for (t, p), offset in newest.items()],

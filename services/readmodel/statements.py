@@ -193,6 +193,16 @@ $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15,
             task_at = GREATEST(p.task_at, EXCLUDED.task_at),
             updated_at = now()""",
     ),
+    # What a visit found secured, per kind (closes earlier open problems: CLOSE_SECURED).
+    "secured_check": Upsert(
+        table="secured_checks",
+        insert="""\
+        INSERT INTO secured_checks AS c (household_id, kind, visit_id, secured_at)""",
+        values="$1, $2, $3, $4",
+        conflict="""\
+        ON CONFLICT (household_id, kind, visit_id) DO UPDATE SET
+            secured_at = EXCLUDED.secured_at""",
+    ),
     "cadre": Upsert(
         table="cadres",
         insert="""\
@@ -265,3 +275,18 @@ POOLS = (
     "scope = EXCLUDED.scope, kind = EXCLUDED.kind, capacity = EXCLUDED.capacity, "
     "unit = EXCLUDED.unit, catalogue = EXCLUDED.catalogue, updated_at = now()"
 )
+# After each batch, for the households whose problems or secured checks it wrote: an open
+# problem that a stored visit found secured after its last step (and after it was found) is
+# rectified at the first such visit. Run on the stored state, so the order visits and problem
+# steps arrive in does not matter; a later REOPENED step (newer than the visit) reopens it.
+CLOSE_SECURED = """
+    UPDATE problems p SET status = 'rectified', rectified_at = s.at, status_at = s.at,
+        updated_at = now()
+    FROM (SELECT q.problem_id, min(c.secured_at) AS at
+          FROM problems q JOIN secured_checks c
+            ON c.household_id = q.household_id AND c.kind = q.check_item
+          WHERE q.household_id = ANY($1::text[]) AND q.status = 'open'
+            AND c.secured_at > q.found_at AND c.secured_at > coalesce(q.status_at, q.found_at)
+          GROUP BY q.problem_id) s
+    WHERE p.problem_id = s.problem_id
+"""

@@ -49,3 +49,14 @@ def test_the_read_model_and_monitoring_name_a_visits_problems_alike(fields):
 def test_a_second_problem_of_a_kind_is_numbered():
     assert visit_problem_id("v-7", "HOUSING", 1) == "v-7/HOUSING"
     assert visit_problem_id("v-7", "HOUSING", 2) == "v-7/HOUSING/2"
+
+
+@pytest.mark.parametrize("fields", VISITS.values(), ids=VISITS.keys())
+def test_the_read_model_and_monitoring_agree_on_what_a_visit_found_secured(fields):
+    from services.contract.problem_ids import record_secured
+    from services.monitoring.domain.problems import _secured_kinds
+
+    event = records.visit("h-1", T0, visit_id="v-7", **fields)
+    decoded = CODEC.decode(CODEC.encode(*event)).record
+    [visit] = domain([event])
+    assert set(record_secured(decoded)) == _secured_kinds(visit)

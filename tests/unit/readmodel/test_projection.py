@@ -189,9 +189,14 @@ def test_a_redelivered_assessment_gives_the_same_rows_keyed_by_its_event_id():
 # VisitRecorded
 
 
-def test_a_visit_without_problems_gives_only_the_last_visit_time():
-    event = records.visit(HID, T0, income=4200, causes=("ILLNESS",))
-    assert rows("household.visits", event) == [("household_visit", (HID, T0))]
+def test_a_visit_without_problems_gives_the_last_visit_time_and_what_it_found_secured():
+    event = records.visit(HID, T0, income=4200, causes=("ILLNESS",), checks={"food": "NOT_CHECKED"})
+    secured = ["clothing", "education", "medical", "housing", "water", "policy_card",
+               "living_environment"]  # fmt: skip
+    assert rows("household.visits", event) == [
+        ("household_visit", (HID, T0)),
+        *[("secured_check", (HID, kind, "v1", T0)) for kind in secured],
+    ]
 
 
 # MeasureStepRecorded
@@ -336,22 +341,26 @@ def test_a_visit_gives_a_problem_per_failed_check_and_per_listed_problem():
         HID,
         T0,
         visit_id="v-9",
-        checks={"housing": "PROBLEM", "water": "NOT_CHECKED"},
+        checks={"housing": "PROBLEM", "water": "NOT_CHECKED", "education": "PROBLEM"},
         card="MISSING",
         living="DIRTY",
         problems=(("POLICY_CARD", "card fell off the wall", True), ("HOUSING", "roof", False),
                   ("HOUSING", "damp wall", False)),
     )  # fmt: skip
     due = (T0 + RECTIFY).date()
+    secured = ["food", "clothing", "medical"]  # water NOT_CHECKED, card MISSING, home DIRTY
     assert rows("household.visits", event) == [
         ("household_visit", (HID, T0)),
+        *[("secured_check", (HID, kind, "v-9", T0)) for kind in secured],
         ("problem", ("v-9/POLICY_CARD", HID, "policy_card", "rectified", "cadre-yang", T0, T0,
                      "visit", "v-9", due, None, None)),
         ("problem", ("v-9/HOUSING", HID, "housing", "open", "cadre-yang", T0, None,
                      "visit", "v-9", due, None, None)),
         ("problem", ("v-9/HOUSING/2", HID, "housing", "open", "cadre-yang", T0, None,
                      "visit", "v-9", due, None, None)),
-        # the dirty home is not on the list: it opens its own problem
+        # a failed check not on the list opens its own problem, as does the dirty home
+        ("problem", ("v-9/EDUCATION", HID, "education", "open", "cadre-yang", T0, None,
+                     "visit", "v-9", due, None, None)),
         ("problem", ("v-9/LIVING_ENVIRONMENT", HID, "living_environment", "open", "cadre-yang",
                      T0, None, "visit", "v-9", due, None, None)),
     ]  # fmt: skip
@@ -376,12 +385,10 @@ def test_the_due_date_follows_the_policy_in_force_on_the_day_found(tmp_path):
     assert periods.due_date(january) == dt.date(2021, 1, 12)
     assert periods.due_date(dt.datetime(2019, 1, 1, tzinfo=dt.UTC)) == dt.date(2019, 1, 31)
     event = records.visit(HID, january, checks={"water": "PROBLEM"})
-    [_, (_, args)] = rows_for(
-        "household.visits",
-        "shouwang.events.VisitRecorded",
-        decoded(*event),
-        periods,
+    written = rows_for(
+        "household.visits", "shouwang.events.VisitRecorded", decoded(*event), periods
     )
+    [(_, args)] = [row for row in written if row[0] == "problem"]
     assert args[9] == dt.date(2021, 1, 12)
 
 

@@ -16,3 +16,16 @@ ALTER TABLE problems
 
 -- A person's problems (the work list, the problems board by responsible person).
 CREATE INDEX IF NOT EXISTS problems_responsible ON problems (responsible, status);
+
+-- What each visit found secured (a check SECURED, the policy card POSTED, a clean or untidy
+-- home), by kind as `problems.check_item` names it: a later visit that finds a matter secured
+-- closes the household's open problems of that kind found before it, as the monitoring fold
+-- does. Kept per visit so the closure does not depend on the order visits arrive in: after each
+-- batch the projector closes what any stored visit secured after a problem's last step.
+CREATE TABLE IF NOT EXISTS secured_checks (
+    household_id text        NOT NULL,
+    kind         text        NOT NULL,  -- food, ..., water, policy_card, living_environment
+    visit_id     text        NOT NULL,
+    secured_at   timestamptz NOT NULL,  -- the visit's occurred_at (a correction's, if resent)
+    PRIMARY KEY (household_id, kind, visit_id)
+);
