@@ -9,6 +9,7 @@ as the projector (its lag is on its own /metrics).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from services.platform.postgres.errors import UNREACHABLE
 from services.readmodel import queries
 from services.readmodel.metrics import ApiMetrics
 
+log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
@@ -305,12 +307,14 @@ def build_api(deps: ApiDependencies) -> web.Application:
         return None
 
     async def metrics(request: web.Request) -> web.Response:
-        try:  # the rectification series are read from the database at scrape time
-            deps.metrics.rectification.update(
-                await queries.rectification(pool, deps.clock().date(), None)
-            )
-        except UNREACHABLE:
-            pass  # the last answer stays; the API's own series must still be scraped
+        rectification, now = deps.metrics.rectification, time.monotonic()
+        if rectification.due(now):  # read from the database at scrape time
+            try:
+                answer = await queries.rectification(pool, deps.clock().date(), None)
+            except UNREACHABLE:  # the last answer stays; the API's own series still go out
+                log.warning("rectification not refreshed: the read model cannot be reached")
+            else:
+                rectification.update(answer, now)
         return web.Response(
             body=generate_latest(deps.registry), content_type="text/plain", charset="utf-8"
         )

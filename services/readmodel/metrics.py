@@ -156,20 +156,27 @@ PROBLEM_STATES = ("found", "rectified", "open", "overdue")
 class Rectification(Collector):
     """Problems and the rectification ratio by township and for the county, from the read model
     (every source: visits and the problem list). The operator API's /metrics handler queries
-    the database and hands the answer to `update` before each scrape's collection, so the
-    series are as fresh as the read model; a township no longer seen drops out. A ratio is
+    the database and hands the answer to `update` before the scrape's collection (at most every
+    `refresh_seconds`, as the campaign gauges), so the series are as fresh as the read model; a
+    township no longer seen drops out. A ratio is
     exported only where problems were found (an empty township is unknown, not perfect).
     Problems of households without a known township are labelled township="".
     """
 
-    def __init__(self) -> None:
+    def __init__(self, refresh_seconds: float = 15.0) -> None:
+        self.refresh_seconds = refresh_seconds  # at most one query per this, however many scrape
+        self.refreshed_at: float | None = None
         self._lock = threading.Lock()
         self._snapshot: dict | None = None
 
-    def update(self, snapshot: dict) -> None:
-        """`queries.rectification`'s answer for the whole county."""
+    def due(self, now: float) -> bool:
+        return self.refreshed_at is None or now - self.refreshed_at >= self.refresh_seconds
+
+    def update(self, snapshot: dict, now: float) -> None:
+        """`queries.rectification`'s answer for the whole county, read at `now` (monotonic)."""
         with self._lock:
             self._snapshot = snapshot
+            self.refreshed_at = now
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
