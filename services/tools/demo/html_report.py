@@ -99,6 +99,13 @@ def render_html(report: Mapping[str, Any]) -> str:
             "problems by item (found / rectified)",
             {k: f"{v['found']:,} / {v['rectified']:,}" for k, v in problems["by_item"].items()},
         ),
+        table(
+            "rectification by township, lowest first (rectified / found)",
+            {
+                t or "(unknown)": f"{v['rectified']:,} / {v['found']:,} ({_pct(v['rate'])})"
+                for t, v in problems["by_township"].items()
+            },
+        ),
         table("records in the log, by topic", run["records_by_topic"]),
         f"<p>Visit coverage: {visits['registered_visited']:,} of "
         f"{visits['registered_households']:,} registered households visited "

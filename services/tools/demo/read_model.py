@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -25,6 +25,8 @@ class ReadModelFacts:
     problems: list[tuple[str, str, int]]
     # projector rejects (records the database refused)
     rejects: int
+    # (township, status, problems): problems from visits and the problem list, by township
+    problems_by_township: list[tuple[str | None, str, int]] = field(default_factory=list)
 
 
 async def read_facts(database_url: str) -> ReadModelFacts:
@@ -57,6 +59,10 @@ async def read_facts(database_url: str) -> ReadModelFacts:
             problems = await conn.fetch(
                 "SELECT check_item, status, count(*) FROM problems GROUP BY 1, 2"
             )
+            by_township = await conn.fetch(
+                "SELECT h.township, p.status, count(*) FROM problems p "
+                "LEFT JOIN households h USING (household_id) GROUP BY 1, 2"
+            )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
     finally:
         await conn.close()
@@ -68,4 +74,5 @@ async def read_facts(database_url: str) -> ReadModelFacts:
         measures=[tuple(r) for r in measures],
         problems=[tuple(r) for r in problems],
         rejects=int(rejects),
+        problems_by_township=[tuple(r) for r in by_township],
     )
