@@ -41,6 +41,20 @@ LABELS: Mapping[str, Mapping[str, str]] = {
     },
     "level": {"VILLAGE": "Village", "TOWNSHIP": "Township", "COUNTY": "County"},
     "risk": {"NONE": "None", "LOW": "Low", "MEDIUM": "Medium", "HIGH": "High"},
+    # what a problem concerns: the contract's ProblemKind, as the read model stores it
+    "problem": {
+        "food": "Food",
+        "clothing": "Clothing",
+        "education": "Compulsory education",
+        "medical": "Basic medical care",
+        "housing": "Safe housing",
+        "water": "Safe drinking water",
+        "living_environment": "Living environment",
+        "policy_card": "Policy card",
+        "income": "Income",
+        "records": "Records",
+        "other": "Other",
+    },
     "workflow": {
         "none": "Not flagged",
         "not_flagged": "Not flagged",

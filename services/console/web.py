@@ -38,6 +38,7 @@ from services.audit.explain import moment
 from services.console import labels
 from services.console.history import HistoryReader
 from services.console.i18n import N_, translations
+from services.console.problems_board import OutOfScope, board, scope_of
 from services.console.roles import LoginRefused, Role, may_decide, role_of
 from services.console.sessions import Session, Sessions, same_secret
 from services.console.settings import LANGUAGES, ConsoleSettings
@@ -416,6 +417,30 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
             request, "work.html", households=households, due=due, problems=problems, today=today
         )
 
+    async def problems_page(request: web.Request) -> web.Response:
+        token, role = logged_in(request)
+        try:
+            scope = scope_of(
+                token,
+                role,
+                request.query.get("township") or None,
+                (request.query.get("responsible") or "").strip()[:200] or None,
+            )
+        except OutOfScope:
+            raise Page(403, "That township is outside your token's scope.") from None
+        today = deps.clock().date()
+        content = await board(deps.pool, token, scope, today)
+        choices = await queries.townships(deps.pool, role.townships)
+        return render(
+            request,
+            "problems.html",
+            township=scope.township,
+            responsible=scope.responsible,
+            choices=choices,
+            today=today,
+            **content,
+        )
+
     async def sync(request: web.Request) -> web.StreamResponse:
         try:
             token = await bearer_token(deps.tokens, request.headers.get("Authorization"))
@@ -656,6 +681,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/households/{household_id}/history", history, allow_head=False)
     app.router.add_get("/overview", overview, allow_head=False)
     app.router.add_get("/work", my_work, allow_head=False)
+    app.router.add_get("/problems", problems_page, allow_head=False)
     app.router.add_get("/api/v1/worklist", sync, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     add_docs(app.router, document["info"]["title"])

@@ -30,10 +30,12 @@ from services.platform.auth.http import (
     refusal_response,
 )
 from services.platform.auth.tokens import CachedTokens
+from services.platform.clock import Clock, wall_clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.postgres.errors import UNREACHABLE
 from services.readmodel import queries
+from services.readmodel.campaign import CAMPAIGN_FIGURES, campaign_totals
 from services.readmodel.metrics import ApiMetrics, CampaignGauges
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
 OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
+PROBLEM_STATUSES = ("open", "rectified")
 MAX_LIMIT = 1000  # items in any list answer (maxItems in openapi.json)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,6 +55,7 @@ class ApiDependencies:
     registry: CollectorRegistry
     metrics: ApiMetrics
     campaign: CampaignGauges | None = None  # refreshed when /metrics is scraped
+    clock: Clock = wall_clock  # "today", for problems past their due date
 
 
 class BadQuery(ValueError):
@@ -241,7 +245,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
         return web.json_response({"items": _rows(rows)})
 
     async def campaign(request: web.Request) -> web.Response:
-        rows = await queries.campaign_totals(pool, None, request.query.get("township"))
+        rows = await campaign_totals(pool, None, request.query.get("township"))
         return web.json_response({"items": rows})
 
     async def cadre_households(request: web.Request) -> web.Response:
@@ -262,6 +266,48 @@ def build_api(deps: ApiDependencies) -> web.Application:
         info = {k: _jsonable(v) for k, v in cadre.items()}
         return web.json_response({"cadre": info, "households": _rows(rows)})
 
+    async def problems(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        status = request.query.get("status")
+        if status is not None and status not in PROBLEM_STATUSES:
+            raise BadQuery("status", f"one of {', '.join(PROBLEM_STATUSES)}")
+        overdue = request.query.get("overdue")
+        if overdue is not None and overdue not in ("true", "false"):
+            raise BadQuery("overdue", "true or false")
+        rows = await pool.fetch(
+            f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
+                   p.status, p.responsible, p.origin, p.visit_id, p.found_at, p.rectified_at,
+                   {queries.PROBLEM_DUE} AS due_date,
+                   (p.status = 'open' AND {queries.PAST_DUE}) AS overdue
+            FROM problems p LEFT JOIN households h USING (household_id)
+            WHERE ($2::text IS NULL OR p.status = $2) AND ($3::text IS NULL OR h.township = $3)
+              AND ($4::text IS NULL OR p.responsible = $4)
+              AND ($5::bool IS NULL
+                   OR (p.status = 'open' AND {queries.PAST_DUE}) = $5)
+              AND p.problem_id > $6
+            ORDER BY p.problem_id LIMIT $7""",
+            deps.clock().date(),
+            status,
+            request.query.get("township"),
+            request.query.get("responsible"),
+            None if overdue is None else overdue == "true",
+            request.query.get("after", ""),
+            limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "problem_id"))
+
+    async def rectification(request: web.Request) -> web.Response:
+        answer = await queries.rectification(
+            pool, deps.clock().date(), None, request.query.get("township")
+        )
+        return web.json_response(
+            {
+                "townships": _rows(answer["townships"][:MAX_LIMIT]),
+                "county": answer["total"],
+                "as_of": deps.clock().date().isoformat(),
+            }
+        )
+
     async def database() -> str | None:
         await pool.fetchval("SELECT 1")  # a pooled connection that answers
         return None
@@ -270,11 +316,19 @@ def build_api(deps: ApiDependencies) -> web.Application:
         gauges, now = deps.campaign, time.monotonic()
         if gauges is not None and gauges.due(now):
             try:
-                rows = await queries.campaign_totals(pool, None)
+                rows = await campaign_totals(pool, None)
             except UNREACHABLE:
                 log.warning("campaign figures not refreshed: the read model cannot be reached")
             else:
-                gauges.set(rows, queries.CAMPAIGN_FIGURES, now)
+                gauges.set(rows, CAMPAIGN_FIGURES, now)
+        rectification, now = deps.metrics.rectification, time.monotonic()
+        if rectification.due(now):  # read from the database at scrape time
+            try:
+                answer = await queries.rectification(pool, deps.clock().date(), None)
+            except UNREACHABLE:  # the last answer stays; the API's own series still go out
+                log.warning("rectification not refreshed: the read model cannot be reached")
+            else:
+                rectification.update(answer, now)
         return web.Response(
             body=generate_latest(deps.registry), content_type="text/plain", charset="utf-8"
         )
@@ -290,6 +344,8 @@ def build_api(deps: ApiDependencies) -> web.Application:
     app.router.add_get("/v1/measures/counts", measure_counts, allow_head=False)
     app.router.add_get("/v1/campaign", campaign, allow_head=False)
     app.router.add_get("/v1/cadres/{cadre_id}/households", cadre_households, allow_head=False)
+    app.router.add_get("/v1/problems", problems, allow_head=False)
+    app.router.add_get("/v1/rectification", rectification, allow_head=False)
     health.add_routes(app.router, {"database": database})
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)

@@ -31,6 +31,7 @@ from services.platform.unreachable import probe_database
 from services.readmodel.api import ApiDependencies, build_api, init_connection
 from services.readmodel.metrics import ApiMetrics, CampaignGauges, ProjectorMetrics
 from services.readmodel.projector import Projector, ProjectorConfig, serve
+from services.readmodel.rectification import periods_from_env
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def projector_parts(settings: Settings) -> ProjectorParts:
     """The projector's dependencies: the catalogue (a bad one is refused before the database
     is looked up), the projector duty's database, the broker, and a fresh registry."""
     catalogue = load_catalogue(settings.catalogue_path)
+    periods = periods_from_env()  # a policy without a rectification period stops start-up
     database = database_for(settings, "projector")
     config = ProjectorConfig(
         bootstrap=kafka_bootstrap(settings),
@@ -56,6 +58,7 @@ def projector_parts(settings: Settings) -> ProjectorParts:
         migrate=database.owner,
         group_id=settings.projector_group,
         batch_size=settings.projector_batch_size,
+        periods=periods,
     )
     return ProjectorParts(config, catalogue, new_registry())
 

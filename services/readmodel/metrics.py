@@ -77,6 +77,8 @@ class ApiMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=registry,
         )
+        self.rectification = Rectification()
+        registry.register(self.rectification)
 
 
 class UnappliedAge(Collector):
@@ -143,6 +145,73 @@ class UnappliedAge(Collector):
         # Describing without collecting keeps registration from calling ages() (and the
         # registry's duplicate-name check still sees the name).
         return [GaugeMetricFamily(LAG_SECONDS, "", labels=["topic"])]
+
+
+RECTIFICATION_RATIO = "shouwang_readmodel_rectification_ratio"
+COUNTY_RECTIFICATION_RATIO = "shouwang_readmodel_county_rectification_ratio"
+PROBLEMS = "shouwang_readmodel_problems"
+PROBLEM_STATES = ("found", "rectified", "open", "overdue")
+
+
+class Rectification(Collector):
+    """Problems and the rectification ratio by township and for the county, from the read model
+    (every source: visits and the problem list). The operator API's /metrics handler queries
+    the database and hands the answer to `update` before the scrape's collection (at most every
+    `refresh_seconds`, as the campaign gauges), so the series are as fresh as the read model; a
+    township no longer seen drops out. A ratio is
+    exported only where problems were found (an empty township is unknown, not perfect).
+    Problems of households without a known township are labelled township="".
+    """
+
+    def __init__(self, refresh_seconds: float = 15.0) -> None:
+        self.refresh_seconds = refresh_seconds  # at most one query per this, however many scrape
+        self.refreshed_at: float | None = None
+        self._lock = threading.Lock()
+        self._snapshot: dict | None = None
+
+    def due(self, now: float) -> bool:
+        return self.refreshed_at is None or now - self.refreshed_at >= self.refresh_seconds
+
+    def update(self, snapshot: dict, now: float) -> None:
+        """`queries.rectification`'s answer for the whole county, read at `now` (monotonic)."""
+        with self._lock:
+            self._snapshot = snapshot
+            self.refreshed_at = now
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            snapshot = self._snapshot
+        counts = GaugeMetricFamily(
+            PROBLEMS,
+            "Problems from visits and the problem list, by township and state (found = all; "
+            "overdue = open past the due date)",
+            labels=["township", "state"],
+        )
+        ratio = GaugeMetricFamily(
+            RECTIFICATION_RATIO,
+            "Rectified problems over problems found, by township",
+            labels=["township"],
+        )
+        county = GaugeMetricFamily(
+            COUNTY_RECTIFICATION_RATIO, "Rectified problems over problems found, county-wide"
+        )
+        if snapshot is not None:
+            for item in snapshot["townships"]:
+                township = item["township"] or ""
+                for state in PROBLEM_STATES:
+                    counts.add_metric([township, state], item[state])
+                if item["rate"] is not None:
+                    ratio.add_metric([township], item["rate"])
+            if snapshot["total"]["rate"] is not None:
+                county.add_metric([], snapshot["total"]["rate"])
+        yield from (counts, ratio, county)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(PROBLEMS, "", labels=["township", "state"]),
+            GaugeMetricFamily(RECTIFICATION_RATIO, "", labels=["township"]),
+            GaugeMetricFamily(COUNTY_RECTIFICATION_RATIO, ""),
+        ]
 
 
 class CampaignGauges:

@@ -5,6 +5,11 @@ from) and returns (statement name, arguments) pairs; `statements.py` holds the S
 name and `projector.py` writes them. The rows carry each event's own time (or lifecycle rank)
 so that the statements' guards, not the order topics are read in, decide which fact wins.
 Personal data (`personal` sub-records, names, free-text notes) is never copied.
+
+Problems come from two sources into one table: those a visit reports (ids by the contract's
+rule, `services/contract/problem_ids.py`) and the steps on `household.problems`; a step whose
+`problem_id` is a visit problem's id continues that problem. Each row carries its default due
+date (found + the policy's rectification period, `rectification.py`), passed in as `periods`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.contract import vocabulary
+from services.contract.problem_ids import record_findings, record_secured
 from services.contract.topics import (
     CADRES,
     HOUSEHOLD_REGISTRY,
@@ -24,6 +30,7 @@ from services.contract.topics import (
     SUPPORT_MEASURES,
     VISITS,
 )
+from services.readmodel.rectification import RectificationPeriods, periods_in
 
 # What the read model reads, and the one event type each of its topics carries.
 TOPICS = (
@@ -63,18 +70,35 @@ PROBLEM_STATUS = {
 Change = tuple[str, tuple]  # (statement name, its arguments $1, $2, ... in order)
 
 
-def rows_for(topic: str, event_type: str, record: Mapping[str, Any]) -> list[Change]:
+def rows_for(
+    topic: str,
+    event_type: str,
+    record: Mapping[str, Any],
+    periods: RectificationPeriods | None = None,
+) -> list[Change]:
     """The row changes one decoded event makes: (statement name, arguments) pairs.
 
-    `topic` is where the record was read (a measure's step history keeps it). An event type
-    the read model does not project gives no rows; a record missing a required field raises
-    KeyError (or TypeError), which the projector counts as undecodable.
+    `topic` is where the record was read (a measure's step history keeps it); `periods` date
+    problems (None: the shipped policies'). An event type the read model does not project
+    gives no rows; a record missing a required field raises KeyError (or TypeError), which the
+    projector counts as undecodable.
     """
     name = event_type.rsplit(".", 1)[-1]
     if name == "MeasureStepRecorded":
         return measure_step_rows(record, topic)
+    if name in _DATED:
+        return _DATED[name](record, periods or _shipped())
     rows_of = _ROWS_OF.get(name)
     return rows_of(record) if rows_of is not None else []
+
+
+_SHIPPED: list[RectificationPeriods] = []
+
+
+def _shipped() -> RectificationPeriods:
+    if not _SHIPPED:
+        _SHIPPED.append(periods_in())
+    return _SHIPPED[0]
 
 
 def registry_rows(record: Mapping[str, Any]) -> list[Change]:
@@ -133,29 +157,65 @@ def risk_rows(record: Mapping[str, Any]) -> list[Change]:
     ]
 
 
-def visit_rows(record: Mapping[str, Any]) -> list[Change]:
-    """VisitRecorded: when the household was last visited, and its epidemic block if any."""
-    rows: list[Change] = [("household_visit", (record["household_id"], record["occurred_at"]))]
-    five = record.get("five_visits")
-    if five is not None:
-        produce = five.get("unsold_produce")
+def visit_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> list[Change]:
+    """VisitRecorded: when the household was last visited; what it found secured (which closes
+    earlier open problems of those kinds, after the batch: projector.CLOSE_SECURED); and every
+    problem the visit reports, the visiting cadre responsible, one fixed on the spot rectified
+    as it is found; and its epidemic block, if any."""
+    at = record["occurred_at"]
+    rows: list[Change] = [("household_visit", (record["household_id"], at))]
+    rows += [
+        ("secured_check", (record["household_id"], kind.lower(), record["visit_id"], at))
+        for kind in record_secured(record)
+    ]
+    for finding in record_findings(record):
+        status = "rectified" if finding.fixed_on_spot else "open"
         rows.append(
             (
-                "epidemic_visit",
+                "problem",
                 (
+                    finding.problem_id,
                     record["household_id"],
-                    str(record["event_id"]),
-                    record["occurred_at"],
-                    bool(five["family_impact"].strip()),
-                    five["members_seeking_work"],
-                    five["spring_farming_needs_help"],
-                    produce["value_yuan"] if produce is not None else 0,
-                    five["students_learning_at_home"],
-                    five["students_without_access"],
+                    finding.kind.lower(),
+                    status,
+                    record["cadre_id"],
+                    at,
+                    at if finding.fixed_on_spot else None,
+                    "visit",
+                    record["visit_id"],
+                    periods.due_date(at),
+                    None,
+                    None,
                 ),
             )
         )
+    rows += epidemic_rows(record)
     return rows
+
+
+def epidemic_rows(record: Mapping[str, Any]) -> list[Change]:
+    """A visit's epidemic "five visits" block, if it carries one (the family's own account is
+    not copied, only whether one was recorded)."""
+    five = record.get("five_visits")
+    if five is None:
+        return []
+    produce = five.get("unsold_produce")
+    return [
+        (
+            "epidemic_visit",
+            (
+                record["household_id"],
+                str(record["event_id"]),
+                record["occurred_at"],
+                bool(five["family_impact"].strip()),
+                five["members_seeking_work"],
+                five["spring_farming_needs_help"],
+                produce["value_yuan"] if produce is not None else 0,
+                five["students_learning_at_home"],
+                five["students_without_access"],
+            ),
+        )
+    ]
 
 
 def measure_step_rows(record: Mapping[str, Any], topic: str) -> list[Change]:
@@ -209,9 +269,13 @@ def measure_step_rows(record: Mapping[str, Any], topic: str) -> list[Change]:
     ]
 
 
-def problem_rows(record: Mapping[str, Any]) -> list[Change]:
-    """ProblemRecorded: the problem's status; `rectified_at` only while it is rectified."""
-    status = PROBLEM_STATUS[record["step"]]
+def problem_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> list[Change]:
+    """ProblemRecorded: the problem's status; `rectified_at` only while it is rectified; who
+    must fix it (a rectification names no one new); a task's due date with when it was set."""
+    step = record["step"]
+    status = PROBLEM_STATUS[step]
+    at = record["occurred_at"]
+    task_due = record.get("due_date") if step == "TASK_ASSIGNED" else None
     return [
         (
             "problem",
@@ -220,9 +284,14 @@ def problem_rows(record: Mapping[str, Any]) -> list[Change]:
                 record["household_id"],
                 record["kind"].lower(),
                 status,
-                record.get("responsible_cadre_id"),
-                record["occurred_at"],
-                record["occurred_at"] if status == "rectified" else None,
+                None if step == "RECTIFIED" else record.get("responsible_cadre_id"),
+                at,
+                at if status == "rectified" else None,
+                "list",
+                record.get("visit_id"),
+                periods.due_date(at),
+                task_due,
+                at if task_due is not None else None,
             ),
         )
     ]
@@ -274,11 +343,14 @@ def operator_action_rows(record: Mapping[str, Any]) -> list[Change]:
     ]
 
 
+# Event types whose rows carry problem due dates.
+_DATED: Mapping[str, Callable[[Mapping[str, Any], RectificationPeriods], list[Change]]] = {
+    "VisitRecorded": visit_rows,
+    "ProblemRecorded": problem_rows,
+}
 _ROWS_OF: Mapping[str, Callable[[Mapping[str, Any]], list[Change]]] = {
     "HouseholdRegistryRecorded": registry_rows,
     "RiskAssessed": risk_rows,
-    "VisitRecorded": visit_rows,
-    "ProblemRecorded": problem_rows,
     "CadreRegistryRecorded": cadre_rows,
     "OperatorActionRecorded": operator_action_rows,
 }

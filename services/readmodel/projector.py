@@ -33,7 +33,9 @@ from services.platform.postgres.errors import UNREACHABLE
 from services.readmodel.bulk import apply_bulk, ensure_staging_tables
 from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
+from services.readmodel.rectification import RectificationPeriods
 from services.readmodel.statements import (
+    CLOSE_SECURED,
     ENSURE_POSITION,
     POOLS,
     POSITIONS_FOR_UPDATE,
@@ -66,6 +68,9 @@ class ProjectorConfig:
     # True when database_url is the owner's: start-up applies migrations. Otherwise (the
     # projector role, which may not change the schema) it checks that they are applied.
     migrate: bool = True
+    # Rectification periods that date problems (SHOUWANG_POLICY_DIR's policies; see
+    # rectification.py); None: the shipped policies'.
+    periods: RectificationPeriods | None = None
 
 
 class Projector:
@@ -191,7 +196,9 @@ class Projector:
                     decoded = self.codec.decode(
                         record.value, expected=EXPECTED_TYPE.get(record.topic)
                     )
-                    changes = rows_for(record.topic, decoded.event_type, decoded.record)
+                    changes = rows_for(
+                        record.topic, decoded.event_type, decoded.record, self.config.periods
+                    )
                 except (ContractError, KeyError, TypeError) as exc:
                     # The services dead-letter what they cannot decode; the projector records
                     # the position and moves on, so one bad record never stalls the read model.
@@ -220,6 +227,14 @@ class Projector:
                 for statement, rows in statements.items():
                     await apply_bulk(conn, statement, rows)
                     self.metrics.rows.labels(TABLE_OF[statement]).inc(len(rows))
+            touched = {
+                args[1] if statement == "problem" else args[0]
+                for _record, changes in changes_of
+                for statement, args in changes
+                if statement in ("problem", "secured_check")
+            }
+            if touched:
+                await conn.execute(CLOSE_SECURED, sorted(touched))
             await conn.executemany(
                 STATEMENTS["position"],
                 [(PROJECTION, t, p, offset) for (t, p), offset in newest.items()],

@@ -99,7 +99,8 @@ async def household_measures(pool: asyncpg.Pool, household_id: str) -> list[dict
 async def household_problems(pool: asyncpg.Pool, household_id: str) -> list[dict[str, Any]]:
     """A household's problems, open ones first, then by when found."""
     rows = await pool.fetch(
-        """SELECT problem_id, check_item, status, responsible, found_at, rectified_at
+        """SELECT problem_id, check_item, status, responsible, found_at, rectified_at, origin,
+               visit_id, coalesce(task_due, default_due) AS due_date
         FROM problems WHERE household_id = $1
         ORDER BY (status = 'open') DESC, found_at, problem_id""",
         household_id,
@@ -159,7 +160,7 @@ async def problems_of(
     after it, rectified ones too, so a field app can drop them (at most PERSON_LIST_MAX + 1)."""
     rows = await pool.fetch(
         """SELECT problem_id, household_id, check_item, status, found_at, rectified_at,
-               updated_at
+               coalesce(task_due, default_due) AS due_date, updated_at
         FROM problems
         WHERE responsible = $1
           AND (($2::timestamptz IS NULL AND status = 'open') OR updated_at > $2)
@@ -229,79 +230,110 @@ async def county_overview(
     }
 
 
-# Measure types that answer each need of the epidemic block (as the policies' [answers] map
-# them): a need counts as helped when such a measure was delivered or completed after the visit.
-EMPLOYMENT_TYPES = ("MIGRANT_WORK", "PUBLIC_WELFARE_JOB", "WORKSHOP_JOB")
-MAX_CAMPAIGN_ROWS = 1000  # the total and 999 townships: a province's counties have far fewer
-CAMPAIGN_FIGURES = (
-    "households_visited",
-    "family_impact_recorded",
-    "members_seeking_work",
-    "workers_organised",
-    "public_welfare_jobs",
-    "unsold_produce_yuan",
-    "produce_sold_with_aid_yuan",
-    "spring_farming_needs_help",
-    "spring_farming_helped",
-    "students_learning_at_home",
-    "students_without_access",
-    "students_helped",
-)
+# Problems (from visits and the problem list), with their due date: a task's, else the day
+# found plus the policy's rectification period (projection.py). "Overdue" is open past it; a
+# row without a due date (projected before migration 0009) is never overdue.
+PROBLEM_DUE = "coalesce(p.task_due, p.default_due)"
+PAST_DUE = f"coalesce({PROBLEM_DUE} < $1::date, false)"  # $1: today
+BOARD_LIMIT = 1000
 
 
-async def campaign_totals(
-    pool: asyncpg.Pool, within: frozenset[str] | None, township: str | None = None
+async def open_problems(
+    pool: asyncpg.Pool,
+    today: Any,
+    townships: frozenset[str] | None,
+    township: str | None = None,
+    responsible: str | None = None,
+    limit: int = BOARD_LIMIT,
 ) -> list[dict[str, Any]]:
-    """The epidemic "five visits, five helps" campaign's totals (the seed's: produce sold,
-    workers organised, public-welfare jobs, student files), from each household's latest
-    five-visits block: the total row (`total` true) first, then one row per township.
-
-    A need counts as met when a measure answering it (employment for work, SALES_AID for unsold
-    produce, INDUSTRY for spring farming, EDUCATION for students without access) was delivered or
-    completed after the visit that recorded it."""
+    """Open problems of households in `townships` (and `township`, `responsible` if given),
+    overdue first, then by due date (the soonest first), with their township and village."""
     rows = await pool.fetch(
-        """WITH helped AS (
-            SELECT e.household_id,
-                bool_or(m.type = ANY($3::text[])) AS employment,
-                count(*) FILTER (WHERE m.type = 'PUBLIC_WELFARE_JOB') AS welfare_jobs,
-                bool_or(m.type = 'SALES_AID') AS sales,
-                bool_or(m.type = 'INDUSTRY') AS industry,
-                bool_or(m.type = 'EDUCATION') AS education
-            FROM epidemic_visits e JOIN measures m USING (household_id)
-            WHERE m.status IN ('delivered', 'completed') AND m.status_changed_at >= e.occurred_at
-            GROUP BY e.household_id
-        )
-        SELECT h.township, GROUPING(h.township) = 1 AS total,
-            count(*) AS households_visited,
-            count(*) FILTER (WHERE e.family_impact_recorded) AS family_impact_recorded,
-            coalesce(sum(e.members_seeking_work), 0) AS members_seeking_work,
-            coalesce(sum(e.members_seeking_work) FILTER (WHERE x.employment), 0)
-                AS workers_organised,
-            coalesce(sum(x.welfare_jobs), 0) AS public_welfare_jobs,
-            coalesce(sum(e.unsold_value_yuan), 0) AS unsold_produce_yuan,
-            coalesce(sum(e.unsold_value_yuan) FILTER (WHERE x.sales), 0)
-                AS produce_sold_with_aid_yuan,
-            count(*) FILTER (WHERE e.spring_farming_needs_help) AS spring_farming_needs_help,
-            count(*) FILTER (WHERE e.spring_farming_needs_help AND x.industry)
-                AS spring_farming_helped,
-            coalesce(sum(e.students_learning_at_home), 0) AS students_learning_at_home,
-            coalesce(sum(e.students_without_access), 0) AS students_without_access,
-            coalesce(sum(e.students_without_access) FILTER (WHERE x.education), 0)
-                AS students_helped
-        FROM epidemic_visits e
-        JOIN households h USING (household_id)
-        LEFT JOIN helped x USING (household_id)
-        WHERE ($1::text[] IS NULL OR h.township = ANY($1::text[]))
-          AND ($2::text IS NULL OR h.township = $2)
-        GROUP BY GROUPING SETS ((h.township), ())
-        ORDER BY GROUPING(h.township) DESC, h.township NULLS LAST
-        LIMIT $4""",
-        _towns(within),
+        f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
+               p.responsible, p.origin, p.visit_id, p.found_at, {PROBLEM_DUE} AS due_date,
+               {PAST_DUE} AS overdue
+        FROM problems p LEFT JOIN households h USING (household_id)
+        WHERE p.status = 'open'
+          AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
+          AND ($3::text IS NULL OR h.township = $3)
+          AND ($4::text IS NULL OR p.responsible = $4)
+        ORDER BY {PAST_DUE} DESC, {PROBLEM_DUE} NULLS LAST, p.found_at,
+                 p.problem_id
+        LIMIT $5""",
+        today,
+        _towns(townships),
         township,
-        list(EMPLOYMENT_TYPES),
-        MAX_CAMPAIGN_ROWS,
+        responsible,
+        limit,
     )
-    return [
-        {"township": r["township"], "total": r["total"]} | {k: int(r[k]) for k in CAMPAIGN_FIGURES}
-        for r in rows
-    ]
+    return _dicts(rows)
+
+
+async def rectification(
+    pool: asyncpg.Pool,
+    today: Any,
+    townships: frozenset[str] | None,
+    township: str | None = None,
+    responsible: str | None = None,
+) -> dict[str, Any]:
+    """Rectification by township and for the whole scope (and only `responsible`'s problems if
+    given): problems found, rectified, open and overdue, and the rate (rectified over found;
+    None when nothing was found, so an empty township is not shown as perfect). Problems of
+    households without a known township are counted under township None."""
+    rows = await pool.fetch(
+        f"""SELECT h.township, count(*) AS found,
+               count(*) FILTER (WHERE p.status = 'rectified') AS rectified,
+               count(*) FILTER (WHERE p.status = 'open') AS open,
+               count(*) FILTER (WHERE p.status = 'open' AND {PAST_DUE})
+                   AS overdue
+        FROM problems p LEFT JOIN households h USING (household_id)
+        WHERE ($2::text[] IS NULL OR h.township = ANY($2::text[]))
+          AND ($3::text IS NULL OR h.township = $3)
+          AND ($4::text IS NULL OR p.responsible = $4)
+        GROUP BY h.township ORDER BY h.township NULLS LAST""",
+        today,
+        _towns(townships),
+        township,
+        responsible,
+    )
+    items = [_rated(dict(r)) for r in rows]
+    total = {
+        key: sum(item[key] for item in items) for key in ("found", "rectified", "open", "overdue")
+    }
+    return {"townships": items, "total": _rated(total)}
+
+
+async def open_by_responsible(
+    pool: asyncpg.Pool,
+    today: Any,
+    townships: frozenset[str] | None,
+    township: str | None = None,
+    responsible: str | None = None,
+) -> list[dict[str, Any]]:
+    """Open problems counted by township and responsible person (None: nobody named), with how
+    many are overdue and the earliest due date; the most overdue first."""
+    rows = await pool.fetch(
+        f"""SELECT h.township, p.responsible, count(*) AS open,
+               count(*) FILTER (WHERE {PAST_DUE}) AS overdue,
+               min({PROBLEM_DUE}) AS first_due
+        FROM problems p LEFT JOIN households h USING (household_id)
+        WHERE p.status = 'open'
+          AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
+          AND ($3::text IS NULL OR h.township = $3)
+          AND ($4::text IS NULL OR p.responsible = $4)
+        GROUP BY h.township, p.responsible
+        ORDER BY overdue DESC, first_due NULLS LAST, h.township NULLS LAST,
+                 p.responsible NULLS LAST
+        LIMIT $5""",
+        today,
+        _towns(townships),
+        township,
+        responsible,
+        BOARD_LIMIT,
+    )
+    return _dicts(rows)
+
+
+def _rated(counts: dict[str, Any]) -> dict[str, Any]:
+    found = counts["found"]
+    return {**counts, "rate": counts["rectified"] / found if found else None}

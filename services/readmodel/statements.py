@@ -180,22 +180,48 @@ $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15,
             recommended_at = LEAST(m.recommended_at, EXCLUDED.recommended_at),
             updated_at = now()""",
     ),
+    # A problem from a visit or the problem list (services/contract/problem_ids.py): the
+    # newest step decides the status; a visit's row is the authority on its kind; the earliest
+    # finding dates it and its default due date; the newest task's due date wins over that.
     "problem": Upsert(
         table="problems",
         insert="""\
         INSERT INTO problems AS p (problem_id, household_id, check_item, status, responsible,
-            found_at, rectified_at, status_at, updated_at)""",
-        values="$1, $2, $3, $4, $5, $6, $7, $6, now()",  # status_at starts at found_at
+            found_at, rectified_at, status_at, origin, visit_id, default_due, task_due, task_at,
+            updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $6, $8, $9, $10, $11, $12, now()",  # status_at: found
         conflict="""\
         ON CONFLICT (problem_id) DO UPDATE SET
+            check_item = CASE WHEN EXCLUDED.origin = 'visit' THEN EXCLUDED.check_item
+                ELSE p.check_item END,
             status = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
                 THEN EXCLUDED.status ELSE p.status END,
-            responsible = coalesce(EXCLUDED.responsible, p.responsible),
+            responsible = CASE WHEN EXCLUDED.responsible IS NOT NULL AND (p.responsible IS NULL
+                OR p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at)
+                THEN EXCLUDED.responsible ELSE p.responsible END,
             found_at = LEAST(p.found_at, EXCLUDED.found_at),
             rectified_at = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
                 THEN EXCLUDED.rectified_at ELSE p.rectified_at END,
             status_at = GREATEST(p.status_at, EXCLUDED.status_at),
+            origin = CASE WHEN EXCLUDED.origin = 'visit' THEN 'visit' ELSE p.origin END,
+            visit_id = coalesce(p.visit_id, EXCLUDED.visit_id),
+            default_due = CASE WHEN p.default_due IS NULL OR EXCLUDED.found_at < p.found_at
+                THEN coalesce(EXCLUDED.default_due, p.default_due) ELSE p.default_due END,
+            task_due = CASE WHEN EXCLUDED.task_at IS NOT NULL
+                AND (p.task_at IS NULL OR EXCLUDED.task_at >= p.task_at)
+                THEN EXCLUDED.task_due ELSE p.task_due END,
+            task_at = GREATEST(p.task_at, EXCLUDED.task_at),
             updated_at = now()""",
+    ),
+    # What a visit found secured, per kind (closes earlier open problems: CLOSE_SECURED).
+    "secured_check": Upsert(
+        table="secured_checks",
+        insert="""\
+        INSERT INTO secured_checks AS c (household_id, kind, visit_id, secured_at)""",
+        values="$1, $2, $3, $4",
+        conflict="""\
+        ON CONFLICT (household_id, kind, visit_id) DO UPDATE SET
+            secured_at = EXCLUDED.secured_at""",
     ),
     "cadre": Upsert(
         table="cadres",
@@ -269,3 +295,18 @@ POOLS = (
     "scope = EXCLUDED.scope, kind = EXCLUDED.kind, capacity = EXCLUDED.capacity, "
     "unit = EXCLUDED.unit, catalogue = EXCLUDED.catalogue, updated_at = now()"
 )
+# After each batch, for the households whose problems or secured checks it wrote: an open
+# problem that a stored visit found secured after its last step (and after it was found) is
+# rectified at the first such visit. Run on the stored state, so the order visits and problem
+# steps arrive in does not matter; a later REOPENED step (newer than the visit) reopens it.
+CLOSE_SECURED = """
+    UPDATE problems p SET status = 'rectified', rectified_at = s.at, status_at = s.at,
+        updated_at = now()
+    FROM (SELECT q.problem_id, min(c.secured_at) AS at
+          FROM problems q JOIN secured_checks c
+            ON c.household_id = q.household_id AND c.kind = q.check_item
+          WHERE q.household_id = ANY($1::text[]) AND q.status = 'open'
+            AND c.secured_at > q.found_at AND c.secured_at > coalesce(q.status_at, q.found_at)
+          GROUP BY q.problem_id) s
+    WHERE p.problem_id = s.problem_id
+"""

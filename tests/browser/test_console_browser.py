@@ -1,6 +1,7 @@
 """The console in a real browser: log in as each role, walk the review queue to a household,
-record a decision and see it reach the log; the 403 page for another township's household; a
-form without its CSRF token refused. A screenshot of every page is saved under the test's
+record a decision and see it reach the log; the 403 page for another township's household; the
+problems board from the nav to a household, and a cadre's own; a form without its CSRF token
+refused. A screenshot of every page is saved under the test's
 temporary directory, and each page passes basic accessibility checks (a language, one h1,
 every field labelled, text contrast at least WCAG AA's 4.5:1)."""
 
@@ -164,4 +165,37 @@ async def test_a_cadre_sees_its_work_list_and_no_queue(
     assert await page.get_by_role("link", name="审核队列").count() == 0
     response = await page.goto(console_system.url("/queue"))
     assert response.status == 403
+    await context.close()
+
+
+async def test_the_problems_board_from_the_nav_to_a_household_and_a_cadres_own(
+    browser, console_system: ConsoleSystem, tmp_path: Path
+):
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, console_system, "operator")
+    await page.wait_for_url("**/overview")
+    await page.get_by_role("link", name="问题整改看板").click()
+    await page.wait_for_url("**/problems")
+    await checked(page, "problems", tmp_path)
+    await page.get_by_label("乡镇").select_option(console_system.town_a)
+    await page.get_by_role("button", name="筛选").click()
+    await page.wait_for_url("**/problems?township=*")
+    await checked(page, "problems-township", tmp_path)
+    assert console_system.town_a in await page.inner_text("table.rates")
+    household = console_system.households["visit_overdue"]  # the cadre's open problem
+    await page.locator("table.problems").get_by_role("link", name=household, exact=True).click()
+    await page.wait_for_url(f"**/households/{household}#problems")
+    assert "饮水安全" in await page.inner_text("main")  # its problem, with the kind's label
+    await context.close()
+
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, console_system, "cadre")
+    await page.wait_for_url("**/work")
+    await page.get_by_role("link", name="问题整改看板").click()
+    await page.wait_for_url("**/problems")
+    await checked(page, "problems-cadre", tmp_path)
+    assert household in await page.inner_text("table.problems")
+    assert await page.locator("table.problems a").count() == 0  # a cadre cannot open households
     await context.close()

@@ -100,6 +100,13 @@ def render_html(report: Mapping[str, Any]) -> str:
             {k: f"{v['found']:,} / {v['rectified']:,}" for k, v in problems["by_item"].items()},
         ),
         table("epidemic five visits, five helps (county)", report["campaign"]["county"]),
+        table(
+            "rectification by township, lowest first (rectified / found)",
+            {
+                t or "(unknown)": f"{v['rectified']:,} / {v['found']:,} ({_pct(v['rate'])})"
+                for t, v in problems["by_township"].items()
+            },
+        ),
         table("records in the log, by topic", run["records_by_topic"]),
         f"<p>Visit coverage: {visits['registered_visited']:,} of "
         f"{visits['registered_households']:,} registered households visited "

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from services.readmodel.queries import campaign_totals
+from services.readmodel.campaign import campaign_totals
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,10 @@ class ReadModelFacts:
     problems: list[tuple[str, str, int]]
     # projector rejects (records the database refused)
     rejects: int
-    # the epidemic campaign's totals, the county row first (`queries.campaign_totals`)
+    # the epidemic campaign's totals, the county row first (`campaign.campaign_totals`)
     campaign: list[dict[str, Any]] = field(default_factory=list)
+    # (township, status, problems): problems from visits and the problem list, by township
+    problems_by_township: list[tuple[str | None, str, int]] = field(default_factory=list)
 
 
 async def read_facts(database_url: str) -> ReadModelFacts:
@@ -62,6 +64,10 @@ async def read_facts(database_url: str) -> ReadModelFacts:
             problems = await conn.fetch(
                 "SELECT check_item, status, count(*) FROM problems GROUP BY 1, 2"
             )
+            by_township = await conn.fetch(
+                "SELECT h.township, p.status, count(*) FROM problems p "
+                "LEFT JOIN households h USING (household_id) GROUP BY 1, 2"
+            )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
             campaign = await campaign_totals(conn, None)  # the operator API's query
     finally:
@@ -75,4 +81,5 @@ async def read_facts(database_url: str) -> ReadModelFacts:
         problems=[tuple(r) for r in problems],
         rejects=int(rejects),
         campaign=campaign,
+        problems_by_township=[tuple(r) for r in by_township],
     )

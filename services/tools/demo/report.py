@@ -165,12 +165,26 @@ def _problems(facts: ReadModelFacts) -> dict[str, Any]:
         if status == "rectified":
             rectified[item] += count
     total, done = sum(found.values()), sum(rectified.values())
+    towns: dict[str, Counter[str]] = defaultdict(Counter)  # township -> found, rectified
+    for township, status, count in facts.problems_by_township:
+        towns[township or ""]["found"] += count
+        if status == "rectified":
+            towns[township or ""]["rectified"] += count
     return {
         "found": total,
         "rectified": done,
         "open": total - done,
         "rectification_rate": _share(done, total),
         "by_item": {i: {"found": found[i], "rectified": rectified[i]} for i in sorted(found)},
+        # the lowest rate first: where rectification lags
+        "by_township": {
+            t: {
+                "found": c["found"],
+                "rectified": c["rectified"],  # 0 where none was (a Counter omits it)
+                "rate": c["rectified"] / c["found"],
+            }
+            for t, c in sorted(towns.items(), key=_lagging)
+        },
     }
 
 
@@ -186,6 +200,11 @@ def _campaign(facts: ReadModelFacts) -> dict[str, Any]:
 
 def _figures(row: Mapping[str, Any]) -> dict[str, int]:
     return {k: v for k, v in row.items() if k not in ("township", "total")}
+
+
+def _lagging(item: tuple[str, Counter[str]]) -> tuple[float, str]:
+    township, counts = item  # a township is listed only once a problem was found there
+    return counts["rectified"] / counts["found"], township
 
 
 def category_timeline(
@@ -275,6 +294,14 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"problems found: {problems['found']:,}, rectified {problems['rectified']:,} "
         f"({_pct(problems['rectification_rate'])}), open {problems['open']:,}",
         *_campaign_lines(report["campaign"]["county"]),
+        "rectification by township, lowest first (rectified / found): "
+        + (
+            ", ".join(
+                f"{t or '(unknown)'} {v['rectified']:,}/{v['found']:,} ({_pct(v['rate'])})"
+                for t, v in problems["by_township"].items()
+            )
+            or "no problems found"
+        ),
         "",
         f"events written through the visits API: {run['events_written']:,} in "
         f"{run['ingest_seconds']:.1f} s ({run['ingest_events_per_second']:,.0f}/s); all "

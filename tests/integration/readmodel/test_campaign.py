@@ -23,7 +23,7 @@ from services.contract.topics import TopicLayout
 from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_ports
-from services.readmodel.queries import CAMPAIGN_FIGURES
+from services.readmodel.campaign import CAMPAIGN_FIGURES
 from tests.integration.readmodel.test_projector import (  # noqa: F401 (fresh_database: a fixture)
     fresh_database,
     start_projector,

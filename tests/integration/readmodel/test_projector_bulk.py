@@ -36,6 +36,7 @@ TABLES = {
     "measure_steps": "event_id",
     "measures": "measure_id",
     "problems": "problem_id",
+    "secured_checks": "household_id, kind, visit_id",
     "cadres": "cadre_id",
     "projection_positions": "projection, topic, partition",
     "projection_rejects": "projection, topic, partition, kafka_offset",
@@ -169,3 +170,4 @@ async def test_bulk_apply_writes_the_rows_one_statement_per_row_writes(two_datab
     statuses = {r["measure_id"]: r["status"] for r in got["measures"]}
     assert statuses["bulk-h0-m"] == "cancelled"
     assert len(got["households"]) > 50 and got["measure_steps"] and got["problems"]
+    assert got["secured_checks"] and any(p["origin"] == "visit" for p in got["problems"])

@@ -8,7 +8,7 @@ import json
 import re
 import xml.etree.ElementTree as ElementTree
 
-from services.readmodel.queries import CAMPAIGN_FIGURES
+from services.readmodel.campaign import CAMPAIGN_FIGURES
 from services.tools.demo.html_report import render_html
 from services.tools.demo.read_model import ReadModelFacts
 from services.tools.demo.report import (
@@ -59,6 +59,12 @@ FACTS = ReadModelFacts(
     ],
     problems=[("housing", "open", 1), ("housing", "rectified", 2), ("policy_card", "rectified", 4)],
     rejects=0,
+    problems_by_township=[
+        ("鹤游镇", "open", 1),
+        ("鹤游镇", "rectified", 1),
+        ("大石乡", "rectified", 5),
+        ("桂溪街道", "open", 2),
+    ],
 )
 RUN = RunStats(
     seed=1,
@@ -99,6 +105,14 @@ def test_numbers_come_from_the_facts() -> None:
     assert (visits["monitored_households"], visits["monitored_visited"]) == (4, 3)
     assert visits["overdue"] == {"decision_overdue": 2, "visit_overdue": 1}
     assert report["problems"]["found"] == 7 and report["problems"]["rectified"] == 6
+    assert report["problems"]["by_township"] == {  # where rectification lags first
+        "桂溪街道": {"found": 2, "rectified": 0, "rate": 0.0},
+        "鹤游镇": {"found": 2, "rectified": 1, "rate": 0.5},
+        "大石乡": {"found": 5, "rectified": 5, "rate": 1.0},
+    }
+    assert "rectification by township, lowest first (rectified / found): 桂溪街道 0/2 (0.0%)" in (
+        render_text(report)
+    )
     run = report["run"]
     assert run["input_events_in_log"] == 1000 and run["dead_letters"] == 3
     assert run["ingest_events_per_second"] == 250.0

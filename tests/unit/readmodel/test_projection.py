@@ -189,9 +189,14 @@ def test_a_redelivered_assessment_gives_the_same_rows_keyed_by_its_event_id():
 # VisitRecorded
 
 
-def test_a_visit_gives_only_the_last_visit_time():
-    event = records.visit(HID, T0, income=4200, causes=("ILLNESS",))
-    assert rows("household.visits", event) == [("household_visit", (HID, T0))]
+def test_a_visit_without_problems_gives_the_last_visit_time_and_what_it_found_secured():
+    event = records.visit(HID, T0, income=4200, causes=("ILLNESS",), checks={"food": "NOT_CHECKED"})
+    secured = ["clothing", "education", "medical", "housing", "water", "policy_card",
+               "living_environment"]  # fmt: skip
+    assert rows("household.visits", event) == [
+        ("household_visit", (HID, T0)),
+        *[("secured_check", (HID, kind, "v1", T0)) for kind in secured],
+    ]
 
 
 def test_a_visit_with_the_epidemic_block_gives_its_figures_but_not_the_familys_account():
@@ -205,12 +210,13 @@ def test_a_visit_with_the_epidemic_block_gives_its_figures_but_not_the_familys_a
         students_at_home=(3, 1),
     )
     event_id = str(event[1]["event_id"])
-    assert rows("household.visits", event) == [
-        ("household_visit", (HID, T0)),
-        ("epidemic_visit", (HID, event_id, T0, True, 2, True, 8000, 3, 1)),
-    ]
+    epidemic = [r for r in rows("household.visits", event) if r[0] == "epidemic_visit"]
+    assert epidemic == [("epidemic_visit", (HID, event_id, T0, True, 2, True, 8000, 3, 1))]
     blank = records.visit(HID, T0, seeking_work=1, family_impact=" ")
-    assert rows("household.visits", blank)[1][1][3:5] == (False, 1)
+    assert rows("household.visits", blank)[-1][1][3:5] == (False, 1)
+    assert [
+        r for r in rows("household.visits", records.visit(HID, T0)) if r[0] == "epidemic_visit"
+    ] == []
 
 
 # MeasureStepRecorded
@@ -318,6 +324,10 @@ def test_an_unknown_measure_step_is_refused_as_undecodable():
 # ProblemRecorded
 
 
+# The shipped policies' rectification period (deadlines.problem_rectification_days).
+RECTIFY = dt.timedelta(days=30)
+
+
 @pytest.mark.parametrize(
     ("name", "status", "rectified"),
     [("FOUND", "open", False), ("TASK_ASSIGNED", "open", False),
@@ -325,12 +335,91 @@ def test_an_unknown_measure_step_is_refused_as_undecodable():
 )  # fmt: skip
 def test_each_problem_step_gives_its_status(name, status, rectified):
     event = records.problem(HID, LATER, "p-1", name)
+    # a rectification names no new responsible person; the default due date counts from the
+    # step's day (the earliest step's wins in the statement)
+    responsible = None if rectified else "cadre-chen"
     assert rows("household.problems", event) == [
         (
             "problem",
-            ("p-1", HID, "policy_card", status, "cadre-chen", LATER, LATER if rectified else None),
+            ("p-1", HID, "policy_card", status, responsible, LATER, LATER if rectified else None,
+             "list", None, (LATER + RECTIFY).date(), None, None),
         )
-    ]
+    ]  # fmt: skip
+
+
+def test_a_task_carries_its_due_date_and_when_it_was_set():
+    event = records.problem(HID, LATER, "p-1", "TASK_ASSIGNED", due="2020-06-25")
+    [(_, args)] = rows("household.problems", event)
+    assert args[10:] == (dt.date(2020, 6, 25), LATER)
+    # a due date on another step is not a task's
+    [(_, args)] = rows("household.problems", records.problem(HID, LATER, due="2020-06-25"))
+    assert args[10:] == (None, None)
+
+
+def test_a_visit_gives_a_problem_per_failed_check_and_per_listed_problem():
+    event = records.visit(
+        HID,
+        T0,
+        visit_id="v-9",
+        checks={"housing": "PROBLEM", "water": "NOT_CHECKED", "education": "PROBLEM"},
+        card="MISSING",
+        living="DIRTY",
+        problems=(("POLICY_CARD", "card fell off the wall", True), ("HOUSING", "roof", False),
+                  ("HOUSING", "damp wall", False)),
+    )  # fmt: skip
+    due = (T0 + RECTIFY).date()
+    secured = ["food", "clothing", "medical"]  # water NOT_CHECKED, card MISSING, home DIRTY
+    assert rows("household.visits", event) == [
+        ("household_visit", (HID, T0)),
+        *[("secured_check", (HID, kind, "v-9", T0)) for kind in secured],
+        ("problem", ("v-9/POLICY_CARD", HID, "policy_card", "rectified", "cadre-yang", T0, T0,
+                     "visit", "v-9", due, None, None)),
+        ("problem", ("v-9/HOUSING", HID, "housing", "open", "cadre-yang", T0, None,
+                     "visit", "v-9", due, None, None)),
+        ("problem", ("v-9/HOUSING/2", HID, "housing", "open", "cadre-yang", T0, None,
+                     "visit", "v-9", due, None, None)),
+        # a failed check not on the list opens its own problem, as does the dirty home
+        ("problem", ("v-9/EDUCATION", HID, "education", "open", "cadre-yang", T0, None,
+                     "visit", "v-9", due, None, None)),
+        ("problem", ("v-9/LIVING_ENVIRONMENT", HID, "living_environment", "open", "cadre-yang",
+                     T0, None, "visit", "v-9", due, None, None)),
+    ]  # fmt: skip
+
+
+def test_the_due_date_follows_the_policy_in_force_on_the_day_found(tmp_path):
+    from services.readmodel.rectification import load_periods
+
+    for name, start, until, days in (
+        ("a", "2019-11-01", "2021-01-01", 30),
+        ("b", "2021-01-01", None, 10),
+    ):
+        end = f"effective_until = {until}\n" if until else ""
+        (tmp_path / f"{name}.toml").write_text(
+            f'[policy]\nid = "{name}"\neffective_from = {start}\n{end}'
+            f"[deadlines]\nproblem_rectification_days = {days}\n"
+        )
+    periods = load_periods(sorted(tmp_path.glob("*.toml")))
+    december = dt.datetime(2020, 12, 31, 23, tzinfo=dt.UTC)
+    january = dt.datetime(2021, 1, 2, tzinfo=dt.UTC)
+    assert periods.due_date(december) == dt.date(2021, 1, 30)
+    assert periods.due_date(january) == dt.date(2021, 1, 12)
+    assert periods.due_date(dt.datetime(2019, 1, 1, tzinfo=dt.UTC)) == dt.date(2019, 1, 31)
+    event = records.visit(HID, january, checks={"water": "PROBLEM"})
+    written = rows_for(
+        "household.visits", "shouwang.events.VisitRecorded", decoded(*event), periods
+    )
+    [(_, args)] = [row for row in written if row[0] == "problem"]
+    assert args[9] == dt.date(2021, 1, 12)
+
+
+def test_a_policy_without_a_rectification_period_is_refused(tmp_path):
+    from services.readmodel.rectification import PeriodError, load_periods
+
+    (tmp_path / "p.toml").write_text('[policy]\nid = "p"\neffective_from = 2020-01-01\n')
+    with pytest.raises(PeriodError, match="problem_rectification_days"):
+        load_periods([tmp_path / "p.toml"])
+    with pytest.raises(PeriodError, match="no policy file"):
+        load_periods([])
 
 
 def test_a_problem_without_a_responsible_cadre_stores_none():
