@@ -499,6 +499,37 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
             "overdue": overdue,
         }
 
+    async def pools(request: web.Request) -> web.Response:
+        _token, role = logged_in(request)
+        if not role.reads_queue:
+            raise Page(403, N_("Measures and pools are for reviewers and county operators."))
+        rows = await queries.pool_use(deps.pool, role.townships)
+        return render(request, "pools.html", pools=rows)
+
+    async def pool_page(request: web.Request) -> web.Response:
+        token, role = logged_in(request)
+        if not role.reads_queue:
+            raise Page(403, N_("Measures and pools are for reviewers and county operators."))
+        instance = request.match_info["instance"]
+        scope, _, rest = instance.partition(":")
+        township = rest.rpartition(":")[0] if scope == "township" else None
+        if township is not None and not token.permits_township(township):
+            raise Page(403, "That township is outside your token's scope.")
+        if len(instance) > 300:
+            raise Page(404, N_("No such pool."))
+        found = await queries.pool_use(deps.pool, role.townships, instance)
+        if not found:
+            raise Page(404, N_("No such pool."))
+        queue = await queries.pool_queue(deps.pool, instance, role.townships)
+        return render(
+            request,
+            "pool.html",
+            p=found[0],
+            queue=queue,
+            shown_all=role.townships is None,
+            limit=queries.POOL_QUEUE_LIMIT,
+        )
+
     async def household_view(
         request: web.Request,
         status: int = 200,
@@ -656,6 +687,8 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/households/{household_id}/history", history, allow_head=False)
     app.router.add_get("/overview", overview, allow_head=False)
     app.router.add_get("/work", my_work, allow_head=False)
+    app.router.add_get("/pools", pools, allow_head=False)
+    app.router.add_get("/pools/{instance}", pool_page, allow_head=False)
     app.router.add_get("/api/v1/worklist", sync, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     add_docs(app.router, document["info"]["title"])

@@ -13,6 +13,7 @@ HTTP port for /metrics and the probes) share the consumer's positions and are on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -34,6 +35,7 @@ from services.readmodel.bulk import apply_bulk, ensure_staging_tables
 from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
 from services.readmodel.statements import (
+    CATALOGUE_MEASURES,
     ENSURE_POSITION,
     POOLS,
     POSITIONS_FOR_UPDATE,
@@ -374,13 +376,26 @@ class _SeekToStored(ConsumerRebalanceListener):
 
 
 async def write_pools(conn: asyncpg.Connection, catalogue) -> None:
-    """Record the catalogue's pools (configuration) so queries can compare use with capacity."""
+    """Record the catalogue's pools and its entries' priorities (configuration), so queries can
+    compare use with capacity and list a pool's queue in the order support serves it."""
     await conn.executemany(
         POOLS,
         [
-            (p.id, p.scope, p.kind, p.capacity, p.unit, catalogue.id)
+            (
+                p.id,
+                p.scope,
+                p.kind,
+                p.capacity,
+                p.unit,
+                catalogue.id,
+                json.dumps(dict(p.capacity_by_township)),
+            )
             for p in catalogue.pools.values()
         ],
+    )
+    await conn.executemany(
+        CATALOGUE_MEASURES,
+        [(m.id, m.type, m.pool, m.priority, catalogue.id) for m in catalogue.measures],
     )
 
 

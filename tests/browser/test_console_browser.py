@@ -1,5 +1,6 @@
 """The console in a real browser: log in as each role, walk the review queue to a household,
-record a decision and see it reach the log; the 403 page for another township's household; a
+record a decision and see it reach the log, then the measures and pools to a pool's queue and
+back to a household; the 403 page for another township's household; a
 form without its CSRF token refused. A screenshot of every page is saved under the test's
 temporary directory, and each page passes basic accessibility checks (a language, one h1,
 every field labelled, text contrast at least WCAG AA's 4.5:1)."""
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console_system import ConsoleSystem
+from tests.console_system import TOWNSHIP_POOL, ConsoleSystem
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +112,18 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     await page.get_by_role("button", name="查看").click()
     await page.wait_for_url("**/history?as_of=2020-06-30")
     assert "2020-06-30" in await page.locator("h2").first.inner_text()
+
+    await page.get_by_role("link", name="帮扶措施与资源池").click()
+    await page.wait_for_url("**/pools")
+    await checked(page, "pools", tmp_path)
+    instance = f"township:{console_system.town_a}:{TOWNSHIP_POOL}"
+    await page.locator(f'tr[data-pool="{instance}"] a').click()
+    await page.wait_for_url("**/pools/township*")
+    await checked(page, "pool-queue", tmp_path)
+    first = page.locator("table.pool-queue tbody tr").nth(0).get_by_role("link")
+    assert await first.inner_text() == console_system.households["overdue"]
+    await first.click()
+    await page.wait_for_url(f"**/households/{console_system.households['overdue']}")
 
     await page.goto(console_system.url("/language/en?next=/queue"))
     await checked(page, "queue-en", tmp_path)
