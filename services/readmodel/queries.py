@@ -179,10 +179,24 @@ async def database_now(pool: asyncpg.Pool) -> Any:
     return await pool.fetchval("SELECT now()")
 
 
+# The distinct townships of the households, by a skip scan of the (township, category) index:
+# one index probe per township instead of reading every household (a county has ~30,000
+# households in a few dozen townships).
+DISTINCT_TOWNSHIPS = """WITH RECURSIVE towns AS (
+            (SELECT township FROM households WHERE township IS NOT NULL
+             ORDER BY township LIMIT 1)
+            UNION ALL
+            SELECT (SELECT h.township FROM households h WHERE h.township > t.township
+                    ORDER BY h.township LIMIT 1)
+            FROM towns t WHERE t.township IS NOT NULL
+        )"""
+
+
 async def townships(pool: asyncpg.Pool, within: frozenset[str] | None) -> list[str]:
     """The townships the read model knows (of `within`, if given), for a filter's choices."""
     rows = await pool.fetch(
-        """SELECT DISTINCT township FROM households
+        f"""{DISTINCT_TOWNSHIPS}
+        SELECT township FROM towns
         WHERE township IS NOT NULL AND ($1::text[] IS NULL OR township = ANY($1::text[]))
         ORDER BY township""",
         _towns(within),
@@ -208,19 +222,29 @@ async def county_overview(
     overdue = await pool.fetch(
         f"""SELECT signal, count(*) AS households
         FROM households h, jsonb_array_elements_text(h.overdue) AS signal
-        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        WHERE h.overdue <> '[]'::jsonb AND {scope} GROUP BY 1 ORDER BY 1""",
         *args,
     )
+    # The whole county needs no join: every measure and problem counts (joining ~10,000
+    # measures to their households cost most of the page at county scale).
+    joined = within is not None or township is not None
     measures = await pool.fetch(
         f"""SELECT m.status, count(*) AS measures, count(DISTINCT m.household_id) AS households
         FROM measures m JOIN households h USING (household_id)
-        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        WHERE {scope} GROUP BY 1 ORDER BY 1"""
+        if joined
+        else """SELECT m.status, count(*) AS measures,
+               count(DISTINCT m.household_id) AS households
+        FROM measures m WHERE $1::text[] IS NULL AND $2::text IS NULL GROUP BY 1 ORDER BY 1""",
         *args,
     )
     problems = await pool.fetch(
         f"""SELECT p.status, count(*) AS problems
         FROM problems p JOIN households h USING (household_id)
-        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        WHERE {scope} GROUP BY 1 ORDER BY 1"""
+        if joined
+        else """SELECT p.status, count(*) AS problems FROM problems p
+        WHERE $1::text[] IS NULL AND $2::text IS NULL GROUP BY 1 ORDER BY 1""",
         *args,
     )
     return {
@@ -247,9 +271,12 @@ async def pool_use(
     cadres' maximum households; a slot pool's is its catalogue capacity (per township if set).
     With `instance`, that pool instance alone (none if it is not one of these)."""
     rows = await pool.fetch(
-        """WITH towns AS (
-            SELECT DISTINCT township FROM households
+        f"""{DISTINCT_TOWNSHIPS}, scoped AS (
+            SELECT township FROM towns
             WHERE township IS NOT NULL AND ($1::text[] IS NULL OR township = ANY($1::text[]))
+        ), cadre_capacity AS (
+            SELECT township, sum(max_households) AS capacity FROM cadres
+            WHERE active GROUP BY township
         ), instances AS (
             SELECT 'county:' || p.pool AS instance, p.pool, p.scope, NULL::text AS township,
                    p.kind, p.unit, p.capacity, p.capacity_by_township
@@ -257,7 +284,7 @@ async def pool_use(
             UNION ALL
             SELECT 'township:' || t.township || ':' || p.pool, p.pool, p.scope, t.township,
                    p.kind, p.unit, p.capacity, p.capacity_by_township
-            FROM pools p CROSS JOIN towns t WHERE p.scope = 'township'
+            FROM pools p CROSS JOIN scoped t WHERE p.scope = 'township'
         ), used AS (
             SELECT coalesce(m.pool, m.waiting_for) AS instance,
                    count(*) FILTER (WHERE m.status = ANY($2::text[])) AS held,
@@ -269,13 +296,12 @@ async def pool_use(
             GROUP BY 1
         )
         SELECT i.instance, i.pool, i.scope, i.township, i.kind, i.unit,
-               CASE WHEN i.kind = 'cadres' THEN
-                   (SELECT sum(c.max_households) FROM cadres c
-                     WHERE c.active AND c.township = i.township)
+               CASE WHEN i.kind = 'cadres' THEN c.capacity
                  ELSE coalesce((i.capacity_by_township ->> i.township)::integer, i.capacity)
                END AS capacity,
                coalesce(u.held, 0) AS held, coalesce(u.waiting, 0) AS waiting
         FROM instances i LEFT JOIN used u USING (instance)
+        LEFT JOIN cadre_capacity c ON c.township = i.township
         WHERE $3::text IS NULL OR i.instance = $3
         ORDER BY i.scope, i.pool, i.township NULLS FIRST""",
         _towns(townships),
