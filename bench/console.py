@@ -108,9 +108,8 @@ def pipeline_records(data: Dataset, codec: Codec) -> tuple[list[Record], dict[st
     for offset, (event, frame) in enumerate(zip(data.events, data.frames, strict=True)):
         topic = event.topic.name
         if topic == CADRES.name:
-            cadre = support.cadre_fact(event.record)
-            to_pool(support.cadre_step(cadre, catalogue, pairing).pool,
-                    support.cadre_step(cadre, catalogue, pairing).command)  # fmt: skip
+            sent = support.cadre_step(support.cadre_fact(event.record), catalogue, pairing)
+            to_pool(sent.pool, sent.command)
         if topic in support_topics:
             to_support(event.event_type, event.record)
         if topic in MONITORING_EXPECTED:
