@@ -26,6 +26,8 @@ class Mode:
     perf_records: int  # B1 ceiling: ProducerPerformance records
     latency_seconds: float  # B6: how long each offered rate runs
     state_households: tuple[int, ...]  # B7: households recovered by a worker, per run
+    console_scale: float  # B9: the county the console's pages are timed on (1.0 ≈ 29,000 hh)
+    console_requests: int  # B9: timed requests per page
 
 
 FULL = Mode(
@@ -38,6 +40,8 @@ FULL = Mode(
     # 1M adds ~5 minutes (filling 2M changelog records, ~45 s recovery per store) and ~2.4 GiB
     # RSS (B7 extrapolates it; `--households 10000,100000,1000000` measures it)
     state_households=(10_000, 100_000),
+    console_scale=1.0,  # the county scale: ~29,400 households, ~86,000 events
+    console_requests=100,
 )
 QUICK = Mode(
     "quick",
@@ -47,8 +51,10 @@ QUICK = Mode(
     perf_records=20_000,
     latency_seconds=2.0,
     state_households=(1_000, 10_000),
+    console_scale=0.05,
+    console_requests=20,
 )
-ALL = ("B3", "B1", "B4", "B5", "B2", "B6", "B7", "B8")
+ALL = ("B3", "B1", "B4", "B5", "B2", "B6", "B7", "B8", "B9")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -58,6 +64,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, help="override the county scale")
     parser.add_argument("--data-dir", type=Path, help="where the broker and database live")
     parser.add_argument("--results", type=Path, help="directory for the JSON (bench/results)")
+    parser.add_argument(
+        "--console-requests", type=int, help="B9: timed requests per page (default: the mode's)"
+    )
     parser.add_argument(
         "--households",
         help="B7: comma-separated household counts to recover (default: the mode's)",
@@ -74,6 +83,8 @@ def run(args: argparse.Namespace) -> Report:
         raise SystemExit(
             f"--only: unknown bench ids {', '.join(unknown)} (known: {', '.join(ALL)})"
         )
+    if args.console_requests is not None and args.console_requests < 1:
+        raise SystemExit("--console-requests: at least 1")
     needs_kafka = any(b in only for b in ("B1", "B2", "B4", "B5", "B6", "B7"))
     # B7 reads the monitoring view, whose token table is in PostgreSQL.
     needs_postgres = any(b in only for b in ("B5", "B6", "B7"))
@@ -84,7 +95,7 @@ def run(args: argparse.Namespace) -> Report:
     households = _households(args.households) if args.households else mode.state_households
     report = Report(
         mode.name,
-        machine.describe(kafka_version() if needs_kafka or "B8" in only else None),
+        machine.describe(kafka_version() if needs_kafka or {"B8", "B9"} & set(only) else None),
         {
             "seed": bench_data.SEED,
             "scale": scale,
@@ -122,6 +133,26 @@ def run(args: argparse.Namespace) -> Report:
         # one fresh broker per partition count, after the main stack is gone
         with tempfile.TemporaryDirectory(prefix="shouwang-bench-b8-") as tmp:
             attempt("B8", lambda: scaleout.measure(Path(tmp), dataset, codec))
+    if "B9" in only:
+        from bench import console
+
+        # its own broker and PostgreSQL, after the main stack is gone, on its own county scale
+        console_scale = args.scale or mode.console_scale
+        requests = args.console_requests or mode.console_requests
+        report.parameters["console_scale"] = console_scale
+        report.parameters["console_requests"] = requests
+        with tempfile.TemporaryDirectory(prefix="shouwang-bench-b9-") as tmp:
+            root = Path(tmp)
+            root.chmod(0o711)
+            attempt(
+                "B9",
+                lambda: console.measure(
+                    root,
+                    dataset if console_scale == scale else bench_data.load(console_scale, codec),
+                    codec,
+                    requests,
+                ),
+            )
     report.not_measured = [
         NotMeasured(b, "-", "not selected (--only)") for b in ALL if b not in only
     ]

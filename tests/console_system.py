@@ -22,6 +22,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
 from services.contract.topics import (
     CATALOGUE,
@@ -35,6 +36,7 @@ from services.platform.kafka.admin import TopicMismatch, ensure_topics
 from services.platform.localstack.ports import free_ports
 from services.platform.localstack.processes import stop_child, tail
 from services.platform.postgres.migrate import apply_migrations
+from services.readmodel.projector import write_pools
 from services.tools.demo.catch_up import partition_counts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +187,67 @@ async def _seed_cadre_work(pool: asyncpg.Pool, cadre: str, town: str, ids: dict[
         )
 
 
+# A township pool and a county pool of the default catalogue, as the measures page shows them.
+TOWNSHIP_POOL = "industry-fruit-seedlings"
+COUNTY_POOL = "workshop-jobs"
+
+
+async def _seed_pools(pool: asyncpg.Pool, town_a: str, town_b: str, ids: dict[str, str]) -> None:
+    """The catalogue's pools as the projector writes them at start, and measures as support's
+    steps leave them: in town A's seedling pool one household holds a place and three wait (in
+    the order they were queued: overdue, soon, later); in the county's workshop jobs a household
+    of each township waits."""
+    async with pool.acquire() as connection:
+        await write_pools(connection, load_catalogue())
+    now = dt.datetime.now(dt.UTC)
+    town_instance = f"township:{town_a}:{TOWNSHIP_POOL}"
+    county_instance = f"county:{COUNTY_POOL}"
+    waiting = [
+        (town_instance, "industry.fruit-seedlings", ids["overdue"]),
+        (town_instance, "industry.fruit-seedlings", ids["soon"]),
+        (town_instance, "industry.fruit-seedlings", ids["later"]),
+        (county_instance, "employment.workshop-job", ids["soon"]),
+        (county_instance, "employment.workshop-job", ids["elsewhere"]),
+    ]
+    for n, (instance, entry, household) in enumerate(waiting):
+        measure_id = f"M-{household}-{entry}"
+        triggered = await pool.fetchval(
+            "SELECT max(assessed_at) FROM assessments WHERE household_id = $1", household
+        )
+        await pool.execute(
+            """INSERT INTO measures (measure_id, household_id, type, status, status_rank, pool,
+                   catalogue_id, waiting_for, reasons, recommended_at, status_changed_at)
+               VALUES ($1, $2, $3, 'waiting', 1, $4, $5, $4, $6::jsonb, $7, $7)""",
+            measure_id,
+            household,
+            "INDUSTRY" if entry.startswith("industry") else "WORKSHOP_JOB",
+            instance,
+            entry,
+            json.dumps([f"rule for {entry}", f"waiting for capacity in {instance}"]),
+            triggered,
+        )
+        await pool.execute(
+            """INSERT INTO measure_steps (event_id, measure_id, household_id, step, waiting_for,
+                   source_topic, occurred_at, recorded_at)
+               VALUES ($1, $2, $3, 'RECOMMENDED', $4, 'support.measures', $5, $6)""",
+            uuid.uuid4(),
+            measure_id,
+            household,
+            instance,
+            triggered,
+            now - dt.timedelta(hours=10 - n),
+        )
+    await pool.execute(
+        """INSERT INTO measures (measure_id, household_id, type, status, status_rank, pool,
+               catalogue_id, recommended_at, status_changed_at)
+           VALUES ($1, $2, 'INDUSTRY', 'delivered', 4, $3, 'industry.fruit-seedlings', $4, $4)""",
+        f"M-{ids['visit_overdue']}-seedlings",
+        ids["visit_overdue"],
+        town_instance,
+        now - dt.timedelta(days=20),
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_console(
     kafka_bootstrap: str, database_url: str, parent: Path
@@ -219,6 +282,7 @@ async def running_console(
             },
         )
         await _seed_cadre_work(pool, f"cadre-{run}", town_a, households)
+        await _seed_pools(pool, town_a, town_b, households)
         store = PostgresTokenStore(pool)
         for role, token in {
             "operator": new_token("operator", f"op-{run}"),

@@ -101,6 +101,11 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "completed": "Completed",
         "cancelled": "Cancelled",
     },
+    "personal": {  # the registry's PersonalData fields
+        "head_name": "Head of household",
+        "citizen_id": "Citizen ID number",
+        "phone": "Phone",
+    },
     "overdue": {
         "decision_overdue": "Decision overdue",
         "visit_overdue": "Visit overdue",

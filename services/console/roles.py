@@ -8,6 +8,11 @@ its own. Mapping:
 - other cadre token → cadre: no review queue, no household pages (the token cannot read them);
 - feed token → refused: a department feed is a machine, not a person.
 There is no auditor or village kind of token yet: no such role until tokens.py has one.
+
+Personal data (names, ID numbers, phones; sealed in the log) may be opened by the people who
+decide about a household: a county operator (within its townships) and the review group of the
+household's township, who verify who the household is. A cadre's token reads no household, so
+it opens none either. Every opening states why and is recorded (platform/personal/opening.py).
 """
 
 from __future__ import annotations
@@ -53,3 +58,9 @@ def may_decide(token: Token, township: str | None) -> bool:
         and token.permits_type(REVIEW_DECIDED)
         and token.may_read_household(township)
     )
+
+
+def may_open_personal(token: Token, township: str | None) -> bool:
+    """Whether the token's holder may open the personal data of a household of `township`."""
+    role = role_of(token)
+    return role.name in ("operator", "reviewer") and token.may_read_household(township)

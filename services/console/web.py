@@ -39,7 +39,7 @@ from services.console import labels
 from services.console.history import HistoryReader
 from services.console.i18n import N_, translations
 from services.console.problems_board import OutOfScope, board, scope_of
-from services.console.roles import LoginRefused, Role, may_decide, role_of
+from services.console.roles import LoginRefused, Role, may_decide, may_open_personal, role_of
 from services.console.sessions import Session, Sessions, same_secret
 from services.console.settings import LANGUAGES, ConsoleSettings
 from services.console.visits_client import VisitsClient, VisitsUnreachable
@@ -51,13 +51,17 @@ from services.console.worklist import (
     jsonable,
     visit_due,
 )
+from services.contract.personal import HOUSEHOLD, Subject
 from services.platform import health
+from services.platform.actions.events import MAX_REASON
 from services.platform.auth.http import AccessRefused, bearer_token, refusal_response
 from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable
 from services.platform.clock import Clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
-from services.readmodel import queries
+from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.personal.opening import Opened
+from services.readmodel import pool_queries, queries
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -73,6 +77,7 @@ MAX_SECRET = 256
 # that synced late): the time it reached the system is shown beside when it happened.
 LATE = dt.timedelta(days=1)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PersonalOpener = Callable[[Subject, str, str], Awaitable[Opened | None]]
 # A page's headers: nothing framed, scripts and styles from here only, no caching of pages
 # that hold households.
 SECURITY_HEADERS = {
@@ -96,6 +101,9 @@ class ConsoleDependencies:
     history: HistoryReader  # the household's events and explanation, from the log
     registry: CollectorRegistry
     clock: Clock
+    # Opens a subject's sealed personal data, recorded on operator.actions first (actor, reason
+    # given); None when the console was started without the personal-data master key.
+    personal: PersonalOpener | None = None
 
 
 class ConsoleMetrics:
@@ -524,11 +532,43 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
             "overdue": overdue,
         }
 
+    async def pools(request: web.Request) -> web.Response:
+        _token, role = logged_in(request)
+        if not role.reads_queue:
+            raise Page(403, N_("Measures and pools are for reviewers and county operators."))
+        rows = await pool_queries.pool_use(deps.pool, role.townships)
+        return render(request, "pools.html", pools=rows)
+
+    async def pool_page(request: web.Request) -> web.Response:
+        token, role = logged_in(request)
+        if not role.reads_queue:
+            raise Page(403, N_("Measures and pools are for reviewers and county operators."))
+        instance = request.match_info["instance"]
+        scope, _, rest = instance.partition(":")
+        township = rest.rpartition(":")[0] if scope == "township" else None
+        if township is not None and not token.permits_township(township):
+            raise Page(403, "That township is outside your token's scope.")
+        if len(instance) > 300:
+            raise Page(404, N_("No such pool."))
+        found = await pool_queries.pool_use(deps.pool, role.townships, instance)
+        if not found:
+            raise Page(404, N_("No such pool."))
+        queue = await pool_queries.pool_queue(deps.pool, instance, role.townships)
+        return render(
+            request,
+            "pool.html",
+            p=found[0],
+            queue=queue,
+            shown_all=role.townships is None,
+            limit=pool_queries.POOL_QUEUE_LIMIT,
+        )
+
     async def household_view(
         request: web.Request,
         status: int = 200,
         form: Mapping[str, str] | None = None,
         errors: list[tuple[str, str]] | None = None,
+        personal_errors: list[tuple[str, str]] | None = None,
     ) -> web.Response:
         token, _role = logged_in(request)
         household_id = request.match_info["household_id"]
@@ -546,6 +586,8 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
             measures=measures,
             problems=problems,
             decide=may_decide(token, row["township"]),
+            personal=deps.personal is not None and may_open_personal(token, row["township"]),
+            personal_errors=personal_errors or [],
             form=form or {"event_id": str(uuid.uuid4()), "decided_on": today.isoformat()},
             errors=errors or [],
             recorded=request.query.get("recorded"),
@@ -623,6 +665,42 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
             document=found.document if found else None,
         )
 
+    async def personal(request: web.Request) -> web.Response:
+        token, role = logged_in(request)
+        household_id = request.match_info["household_id"]
+        row = await readable_household(token, household_id)
+        if not may_open_personal(token, row["township"]):
+            raise Page(403, N_("Your role may not open personal data."))
+        if deps.personal is None:
+            raise Page(503, N_("This console has no personal-data master key: it opens none."))
+        reason = (_text((await request.post()).get("reason")) or "").strip()
+        if not reason:
+            return await household_view(
+                request, 422, personal_errors=[("reason", N_("say why you open it"))]
+            )
+        if len(reason) > MAX_REASON or not reason.isprintable():
+            return await household_view(
+                request,
+                422,
+                personal_errors=[("reason", N_("at most 1000 characters, one line"))],
+            )
+        actor = f"{role.name}:{token.holder}"
+        try:
+            opened = await deps.personal(Subject(HOUSEHOLD, household_id), actor, reason)
+        except BrokerUnavailable:
+            log.warning("console: opening personal data of %s not recorded", household_id)
+            raise Page(
+                503, N_("Nothing shown: this opening could not be recorded; try again.")
+            ) from None
+        if opened is not None:
+            log.info(
+                "console: %s opened the personal data of %s (access %s)",
+                actor,
+                household_id,
+                opened.access["event_id"],
+            )
+        return render(request, "personal.html", h=row, opened=opened, reason=reason)
+
     async def decide(request: web.Request) -> web.Response:
         token, _role = logged_in(request)
         household_id = request.match_info["household_id"]
@@ -678,10 +756,13 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     app.router.add_get("/queue", queue, allow_head=False)
     app.router.add_get("/households/{household_id}", household_page, allow_head=False)
     app.router.add_post("/households/{household_id}/decisions", decide)
+    app.router.add_post("/households/{household_id}/personal", personal)
     app.router.add_get("/households/{household_id}/history", history, allow_head=False)
     app.router.add_get("/overview", overview, allow_head=False)
     app.router.add_get("/work", my_work, allow_head=False)
     app.router.add_get("/problems", problems_page, allow_head=False)
+    app.router.add_get("/pools", pools, allow_head=False)
+    app.router.add_get("/pools/{instance}", pool_page, allow_head=False)
     app.router.add_get("/api/v1/worklist", sync, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     add_docs(app.router, document["info"]["title"])

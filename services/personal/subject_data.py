@@ -1,7 +1,8 @@
 """What `shouwang personal show|forget` run: registry events opened, or a data key shredded.
 
 `show` reads the subject's registry events (one partition, no consumer group) and opens each
-sealed sub-record with the key store's keys; `forget` deletes the subject's data key and records
+sealed sub-record with the key store's keys, through `platform/personal/opening.py` (the console's
+"show personal data" runs the same code); `forget` deletes the subject's data key and records
 who did it, when and why.
 
 Both are recorded on operator.actions first (PERSONAL_DATA_OPENED, PERSONAL_DATA_FORGOTTEN):
@@ -14,136 +15,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import getpass
 import json
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 import asyncpg
 
 from services.contract.codec import Codec
 from services.contract.errors import ContractError
-from services.contract.personal import (
-    CADRE,
-    HOUSEHOLD,
-    PERSONAL_FIELDS,
-    DataKey,
-    SealError,
-    Subject,
-    unseal,
-)
-from services.contract.topics import CADRES, HOUSEHOLD_REGISTRY
+from services.contract.personal import CADRE, HOUSEHOLD, Subject
 from services.platform.actions.events import (
     OperatorActionError,
     check_actor,
     check_reason,
     default_actor,
     personal_data_forgotten,
-    personal_data_opened,
 )
 from services.platform.actions.log import record_action
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
-from services.platform.kafka.log import KafkaLog, Range, partition_of
 from services.platform.kafka.producer import BrokerUnavailable
 from services.platform.personal.keys import (
     DB_ERRORS,
-    KeyStore,
     KeysUnavailable,
     PostgresKeyStore,
-    Shredded,
     load_master_key,
 )
+from services.platform.personal.opening import open_personal_data
 from services.platform.postgres.database import local_database_url
 from services.platform.postgres.migrate import apply_migrations
 from services.platform.unreachable import recognise
-
-SHOWN = ("sealed", "plaintext")  # the statuses whose personal data `show` prints
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What one registry event says about the subject's personal data."""
-
-    event_id: str
-    occurred_at: dt.datetime
-    status: str  # sealed | plaintext | erased | none | unknown-key | unreadable
-    personal: dict[str, Any] | None = None
-    shredded: Shredded | None = None
-    problem: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "event_id": self.event_id,
-            "occurred_at": self.occurred_at.isoformat(),
-            "status": self.status,
-        }
-        if self.personal is not None:
-            body["personal"] = self.personal
-        if self.shredded is not None:
-            body["erased"] = {
-                "key_id": self.shredded.key_id,
-                "on": self.shredded.shredded_at.isoformat(),
-                "by": self.shredded.actor,
-                "reason": self.shredded.reason,
-            }
-        if self.problem is not None:
-            body["problem"] = self.problem
-        return body
-
-    def line(self) -> str:
-        head = f"{self.occurred_at.isoformat()}  event {self.event_id}: "
-        if self.status in ("sealed", "plaintext"):
-            fields = ", ".join(f"{k}={v}" for k, v in sorted((self.personal or {}).items()))
-            note = " (written before sealing: still in plaintext in the log)" * (
-                self.status == "plaintext"
-            )
-            return head + fields + note
-        if self.status == "erased" and self.shredded is not None:
-            return (
-                head + f"erased on {self.shredded.shredded_at.date().isoformat()} by "
-                f"{self.shredded.actor} (key {self.shredded.key_id}): {self.shredded.reason}"
-            )
-        if self.status == "none":
-            return head + "no personal data"
-        return head + (self.problem or self.status)
-
-
-async def entries_of(
-    event_type: str, records: list[dict[str, Any]], store: KeyStore
-) -> list[Entry]:
-    """Each registry record's personal data, opened with the store's keys; oldest first."""
-    spec = PERSONAL_FIELDS[event_type]
-    keys: dict[str, DataKey | Shredded | None] = {}
-    entries = []
-    for record in sorted(records, key=lambda r: (r["occurred_at"], str(r["event_id"]))):
-        event_id, occurred = str(record["event_id"]), record["occurred_at"]
-        sealed, plain = record.get("personal_sealed"), record.get("personal")
-        if sealed is None:
-            status = "none" if plain is None else "plaintext"
-            entries.append(Entry(event_id, occurred, status, plain))
-            continue
-        key_id = sealed["key_id"]
-        if key_id not in keys:
-            keys[key_id] = await store.find(key_id)
-        key = keys[key_id]
-        if isinstance(key, Shredded):
-            entries.append(Entry(event_id, occurred, "erased", shredded=key))
-        elif key is None:
-            problem = f"sealed with key {key_id}, which this key store never held"
-            entries.append(Entry(event_id, occurred, "unknown-key", problem=problem))
-        else:
-            try:
-                personal = unseal(sealed, spec.subject_of(record), event_id, key)
-            except SealError as exc:
-                entries.append(Entry(event_id, occurred, "unreadable", problem=str(exc)))
-            else:
-                entries.append(Entry(event_id, occurred, "sealed", personal))
-    return entries
 
 
 def check_access_arguments(actor: str | None, reason: str) -> tuple[str, str]:
@@ -164,38 +67,25 @@ def subject_of(args: argparse.Namespace) -> Subject:
     return Subject(CADRE if args.cadre else HOUSEHOLD, subject_id)
 
 
-async def read_registry(bootstrap: str, settings: Settings, subject: Subject, codec: Codec):
-    """The subject's registry records from the log (its one partition), decoded."""
-    topic = {HOUSEHOLD: HOUSEHOLD_REGISTRY, CADRE: CADRES}[subject.kind]
-    key = subject.subject_id.encode("utf-8")
-    only = {topic.name: {partition_of(key, settings.layout.partitions(topic))}}
-    records = []
-    async for batch in KafkaLog(bootstrap, [topic.name], Range(only_partitions=only)).batches():
-        for r in batch:
-            if r.key == key and r.value is not None:
-                records.append(codec.decode(r.value, topic.event_type).record)
-    return topic.event_type, records
-
-
 async def show(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     subject = subject_of(args)
     actor, reason = check_access_arguments(args.actor, args.reason)
     master = load_master_key()
     codec = Codec.default()
     bootstrap = kafka_bootstrap(settings)
-    event_type, records = await read_registry(bootstrap, settings, subject, codec)
-    if not records:
-        print(f"personal show: no registry events for {subject}", file=err)
-        return 1
     pool = await asyncpg.create_pool(local_database_url(settings), min_size=1, max_size=2)
     try:
-        entries = await entries_of(event_type, records, PostgresKeyStore(pool, master))
-    finally:
-        await pool.close()
-    shown = [e.event_id for e in entries if e.status in SHOWN]
-    access = personal_data_opened(subject, shown, actor, wall_clock(), str(uuid.uuid4()), reason)
-    try:
-        await record_action(bootstrap, settings.layout, _wait(settings), codec, access)
+        opened = await open_personal_data(
+            bootstrap,
+            settings.layout,
+            codec,
+            PostgresKeyStore(pool, master),
+            subject,
+            actor,
+            reason,
+            wall_clock(),
+            _wait(settings),
+        )
     except BrokerUnavailable as exc:
         print(
             f"personal show: nothing shown: this access to the personal data of {subject} could "
@@ -203,6 +93,12 @@ async def show(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
             file=err,
         )
         return 3
+    finally:
+        await pool.close()
+    if opened is None:
+        print(f"personal show: no registry events for {subject}", file=err)
+        return 1
+    entries, access = opened.entries, opened.access
     if args.json:
         document = {"subject": subject.kind, "id": subject.subject_id}
         document["events"] = [e.as_json() for e in entries]

@@ -13,6 +13,7 @@ HTTP port for /metrics and the probes) share the consumer's positions and are on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -35,6 +36,7 @@ from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
 from services.readmodel.rectification import RectificationPeriods
 from services.readmodel.statements import (
+    CATALOGUE_MEASURES,
     CLOSE_SECURED,
     ENSURE_POSITION,
     POOLS,
@@ -389,13 +391,26 @@ class _SeekToStored(ConsumerRebalanceListener):
 
 
 async def write_pools(conn: asyncpg.Connection, catalogue) -> None:
-    """Record the catalogue's pools (configuration) so queries can compare use with capacity."""
+    """Record the catalogue's pools and its entries' priorities (configuration), so queries can
+    compare use with capacity and list a pool's queue in the order support serves it."""
     await conn.executemany(
         POOLS,
         [
-            (p.id, p.scope, p.kind, p.capacity, p.unit, catalogue.id)
+            (
+                p.id,
+                p.scope,
+                p.kind,
+                p.capacity,
+                p.unit,
+                catalogue.id,
+                json.dumps(dict(p.capacity_by_township)),
+            )
             for p in catalogue.pools.values()
         ],
+    )
+    await conn.executemany(
+        CATALOGUE_MEASURES,
+        [(m.id, m.type, m.pool, m.priority, catalogue.id) for m in catalogue.measures],
     )
 
 

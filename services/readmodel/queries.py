@@ -178,10 +178,24 @@ async def database_now(pool: asyncpg.Pool) -> Any:
     return await pool.fetchval("SELECT now()")
 
 
+# The distinct townships of the households, by a skip scan of the (township, category) index:
+# one index probe per township instead of reading every household (a county has ~30,000
+# households in a few dozen townships).
+DISTINCT_TOWNSHIPS = """WITH RECURSIVE towns AS (
+            (SELECT township FROM households WHERE township IS NOT NULL
+             ORDER BY township LIMIT 1)
+            UNION ALL
+            SELECT (SELECT h.township FROM households h WHERE h.township > t.township
+                    ORDER BY h.township LIMIT 1)
+            FROM towns t WHERE t.township IS NOT NULL
+        )"""
+
+
 async def townships(pool: asyncpg.Pool, within: frozenset[str] | None) -> list[str]:
     """The townships the read model knows (of `within`, if given), for a filter's choices."""
     rows = await pool.fetch(
-        """SELECT DISTINCT township FROM households
+        f"""{DISTINCT_TOWNSHIPS}
+        SELECT township FROM towns
         WHERE township IS NOT NULL AND ($1::text[] IS NULL OR township = ANY($1::text[]))
         ORDER BY township""",
         _towns(within),
@@ -207,19 +221,29 @@ async def county_overview(
     overdue = await pool.fetch(
         f"""SELECT signal, count(*) AS households
         FROM households h, jsonb_array_elements_text(h.overdue) AS signal
-        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        WHERE h.overdue <> '[]'::jsonb AND {scope} GROUP BY 1 ORDER BY 1""",
         *args,
     )
+    # The whole county needs no join: every measure and problem counts (joining ~10,000
+    # measures to their households cost most of the page at county scale).
+    joined = within is not None or township is not None
     measures = await pool.fetch(
         f"""SELECT m.status, count(*) AS measures, count(DISTINCT m.household_id) AS households
         FROM measures m JOIN households h USING (household_id)
-        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        WHERE {scope} GROUP BY 1 ORDER BY 1"""
+        if joined
+        else """SELECT m.status, count(*) AS measures,
+               count(DISTINCT m.household_id) AS households
+        FROM measures m WHERE $1::text[] IS NULL AND $2::text IS NULL GROUP BY 1 ORDER BY 1""",
         *args,
     )
     problems = await pool.fetch(
         f"""SELECT p.status, count(*) AS problems
         FROM problems p JOIN households h USING (household_id)
-        WHERE {scope} GROUP BY 1 ORDER BY 1""",
+        WHERE {scope} GROUP BY 1 ORDER BY 1"""
+        if joined
+        else """SELECT p.status, count(*) AS problems FROM problems p
+        WHERE $1::text[] IS NULL AND $2::text IS NULL GROUP BY 1 ORDER BY 1""",
         *args,
     )
     return {

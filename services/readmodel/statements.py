@@ -290,10 +290,18 @@ REJECT = (
 )
 # The catalogue's pools (configuration), so queries can compare use with capacity.
 POOLS = (
-    "INSERT INTO pools (pool, scope, kind, capacity, unit, catalogue, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (pool) DO UPDATE SET "
-    "scope = EXCLUDED.scope, kind = EXCLUDED.kind, capacity = EXCLUDED.capacity, "
-    "unit = EXCLUDED.unit, catalogue = EXCLUDED.catalogue, updated_at = now()"
+    "INSERT INTO pools (pool, scope, kind, capacity, unit, catalogue, capacity_by_township, "
+    "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now()) ON CONFLICT (pool) DO UPDATE "
+    "SET scope = EXCLUDED.scope, kind = EXCLUDED.kind, capacity = EXCLUDED.capacity, "
+    "unit = EXCLUDED.unit, catalogue = EXCLUDED.catalogue, "
+    "capacity_by_township = EXCLUDED.capacity_by_township, updated_at = now()"
+)
+# The catalogue's entries with their priorities (configuration): a pool's waiting order.
+CATALOGUE_MEASURES = (
+    "INSERT INTO catalogue_measures (catalogue_id, type, pool, priority, catalogue, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (catalogue_id) DO UPDATE SET "
+    "type = EXCLUDED.type, pool = EXCLUDED.pool, priority = EXCLUDED.priority, "
+    "catalogue = EXCLUDED.catalogue, updated_at = now()"
 )
 # After each batch, for the households whose problems or secured checks it wrote: an open
 # problem that a stored visit found secured after its last step (and after it was found) is

@@ -1,19 +1,24 @@
 """The console in a real browser: log in as each role, walk the review queue to a household,
-record a decision and see it reach the log; the 403 page for another township's household; the
-problems board from the nav to a household, and a cadre's own; a form without its CSRF token
-refused. A screenshot of every page is saved under the test's
-temporary directory, and each page passes basic accessibility checks (a language, one h1,
-every field labelled, text contrast at least WCAG AA's 4.5:1)."""
+record a decision and see it reach the log, then the measures and pools to a pool's queue and
+back to a household; the 403 page for another township's household; the problems board from
+the nav to a household, and a cadre's own; a form without its CSRF token refused; an operator
+opening a household's personal data, stating why. A screenshot of every page is saved under the
+test's temporary directory, and each page passes basic accessibility checks (a language, one
+h1, every field labelled, text contrast at least WCAG AA's 4.5:1)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
+import aiohttp
+import asyncpg
 import pytest
 
-from tests.console_system import ConsoleSystem
+from tests.console_system import TOWNSHIP_POOL, ConsoleSystem
+from tests.visits_samples import sample
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +118,18 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     await page.wait_for_url("**/history?as_of=2020-06-30")
     assert "2020-06-30" in await page.locator("h2").first.inner_text()
 
+    await page.get_by_role("link", name="帮扶措施与资源池").click()
+    await page.wait_for_url("**/pools")
+    await checked(page, "pools", tmp_path)
+    instance = f"township:{console_system.town_a}:{TOWNSHIP_POOL}"
+    await page.locator(f'tr[data-pool="{instance}"] a').click()
+    await page.wait_for_url("**/pools/township*")
+    await checked(page, "pool-queue", tmp_path)
+    first = page.locator("table.pool-queue tbody tr").nth(0).get_by_role("link")
+    assert await first.inner_text() == console_system.households["overdue"]
+    await first.click()
+    await page.wait_for_url(f"**/households/{console_system.households['overdue']}")
+
     await page.goto(console_system.url("/language/en?next=/queue"))
     await checked(page, "queue-en", tmp_path)
     assert await page.locator("h1").inner_text() == "Review queue"
@@ -198,4 +215,40 @@ async def test_the_problems_board_from_the_nav_to_a_household_and_a_cadres_own(
     await checked(page, "problems-cadre", tmp_path)
     assert household in await page.inner_text("table.problems")
     assert await page.locator("table.problems a").count() == 0  # a cadre cannot open households
+    await context.close()
+
+
+async def test_an_operator_opens_a_households_personal_data_stating_why(
+    browser, console_system: ConsoleSystem, tmp_path: Path
+):
+    household = f"H-pdb-{uuid.uuid4().hex[:8]}"
+    body = sample("households", household_id=household, township=console_system.town_a)
+    connection = await asyncpg.connect(console_system.database_url)
+    try:  # the read model's row, as the registry projection would leave it
+        await connection.execute(
+            "INSERT INTO households (household_id, township) VALUES ($1, $2)",
+            household,
+            console_system.town_a,
+        )
+    finally:
+        await connection.close()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            console_system.visits_url("/v1/households"),
+            json=body,
+            headers={"Authorization": f"Bearer {console_system.secrets['operator']}"},
+        ) as response:
+            assert response.status == 202, await response.text()
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, console_system, "operator")
+    await page.wait_for_url("**/overview")
+    await page.goto(console_system.url(f"/households/{household}"))
+    assert body["personal"]["head_name"] not in await page.inner_text("main")
+    await page.get_by_label("查看理由（将被记录）").fill("核实户主身份")
+    await page.get_by_role("button", name="查看个人信息").click()
+    await page.wait_for_url(f"**/households/{household}/personal")
+    await checked(page, "personal", tmp_path)
+    assert body["personal"]["head_name"] in await page.inner_text("table.personal")
+    assert await page.get_by_role("status").count() == 1  # the opening's record, named
     await context.close()

@@ -66,6 +66,7 @@ EXPECTED_TABLES = {
     "api_tokens",
     "measure_steps",
     "pools",
+    "catalogue_measures",
     "projection_rejects",
     "schema_migrations",
     "operator_actions",

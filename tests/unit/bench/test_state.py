@@ -84,7 +84,8 @@ def test_scaleout_ratios_are_against_one_worker_on_twelve_partitions():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--only", "B9"], "unknown bench ids B9"),
+        (["--only", "B99"], "unknown bench ids B99"),
+        (["--only", "B9", "--console-requests", "0"], "--console-requests: at least 1"),
         (["--only", "B7", "--households", "ten"], "whole numbers"),
         (["--only", "B7", "--households", "0"], "from 1"),
     ],

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from services.contract.personal import Subject
-from services.personal.subject_data import Entry, check_access_arguments, entries_of
+from services.personal.subject_data import check_access_arguments
 from services.platform.config import SettingsError
 from services.platform.personal.keys import (
     MASTER_KEY_ENV,
@@ -20,6 +20,7 @@ from services.platform.personal.keys import (
     ensure_master_key_file,
     load_master_key,
 )
+from services.platform.personal.opening import Entry, entries_of
 from services.platform.personal.sealer import PersonalSealer
 
 HOUSEHOLDS = "shouwang.events.HouseholdRegistryRecorded"
