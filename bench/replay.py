@@ -13,11 +13,11 @@ from services.audit.replay import Replay
 from services.contract.codec import Codec
 from services.contract.inputs import MONITORING_EXPECTED as EXPECTED
 from services.contract.inputs import MONITORING_INPUTS
-from services.contract.topics import RISK
 from services.monitoring.adapters.policy_files import load_policies
 from services.platform.kafka.log import KafkaLog
 
-TOPICS = [t.name for t in MONITORING_INPUTS] + [RISK.name]  # as run_replay_async reads them
+# As `shouwang replay` without --verify reads them (the emitted assessments only to verify).
+TOPICS = [t.name for t in MONITORING_INPUTS]
 TARGET_RATIO = 0.8
 
 
@@ -62,7 +62,7 @@ async def raw_read(bootstrap: str, topics: list[str], decode: Codec | None = Non
 
 async def replay(bootstrap: str, codec: Codec) -> tuple[int, int]:
     policies = load_policies()
-    fed = Replay(codec, policies)
+    fed = Replay(codec, policies, history=False)  # as replay_run without --verify
     async for batch in KafkaLog(bootstrap, TOPICS).batches():
         for record in batch:
             fed.feed(record)

@@ -122,7 +122,11 @@ class Rejected:
 
 class Replay:
     """Feed it log records (any topics, any interleaving across topics, offset order within a
-    partition); it keeps each household's fold, chains and emitted assessments."""
+    partition); it keeps each household's fold, chains and emitted assessments.
+
+    With `history=False` it keeps only each household's fold (what `shouwang replay` reports
+    without --verify): no chains, per-topic event lists, event notes or emitted assessments,
+    which only verifying and explaining read. The folded states are the same either way."""
 
     def __init__(
         self,
@@ -131,11 +135,13 @@ class Replay:
         *,
         pinned_policy: str | None = None,
         household_prefix: str | None = None,
+        history: bool = True,
     ):
         self.codec = codec
         self.policies = policies
         self.pinned = pinned_policy
         self.prefix = household_prefix.encode() if household_prefix else None
+        self.history = history
         self.households: dict[str, HouseholdLog] = {}
         self.rejected: list[Rejected] = []
         self.records = 0
@@ -155,7 +161,8 @@ class Replay:
             return
         self.records += 1
         if record.topic == RISK.name:
-            self._emission(record)
+            if self.history:  # emitted assessments are read only to verify them
+                self._emission(record)
         elif record.topic in MONITORING_EXPECTED:
             self._input(record)
 
@@ -182,6 +189,13 @@ class Replay:
             log.state = evolve(log.state, event)
         except (NotApplicable, TypeError) as exc:
             return self._reject(record, rejection.NOT_APPLICABLE, str(exc))
+        self.applied += 1
+        if self.history:
+            self._remember(log, record, decoded.event_type, decoded.record, event)
+
+    def _remember(self, log: HouseholdLog, record: Any, event_type: str, r: dict, event) -> None:
+        """The record's link in the household's chain for its topic, its event in log order and
+        the note an explanation shows for it."""
         before = len(log.chains.links.get(record.topic, ()))
         log.chains.add(
             record.topic,
@@ -194,12 +208,11 @@ class Replay:
         )
         if len(log.chains.links[record.topic]) > before:
             log.events.setdefault(record.topic, []).append(event)
-        r = decoded.record
         log.notes.setdefault(
             event.event_id,
             EventNote(
                 event.event_id,
-                decoded.event_type.rsplit(".", 1)[-1],
+                event_type.rsplit(".", 1)[-1],
                 event.occurred_at,
                 event.recorded_at,
                 r.get("actor", ""),
@@ -209,7 +222,6 @@ class Replay:
                 record.offset,
             ),
         )
-        self.applied += 1
 
     # --- results --------------------------------------------------------------------------
 
@@ -237,6 +249,8 @@ class Replay:
         self, township: str | None = None, limit: int = 200_000
     ) -> tuple[list[Derived], list[Difference]]:
         """Re-derive every emitted assessment from the log prefix its chain hash names."""
+        if not self.history:
+            raise ValueError("verifying needs the chains and emissions: Replay(history=True)")
         derived: list[Derived] = []
         differences: list[Difference] = []
         for log in self.selected(township):

@@ -77,10 +77,16 @@ async def replay(args: argparse.Namespace, settings: Settings, out: TextIO, err:
         )
         return 2
     codec, policies = Codec.default(), load_policies()
+    # Without --verify only the folded households are reported: the emitted assessments are
+    # not read, and no chains, event lists or notes are kept (Replay(history=False)).
     replayed = Replay(
-        codec, policies, pinned_policy=args.policy, household_prefix=args.household_prefix
+        codec,
+        policies,
+        pinned_policy=args.policy,
+        household_prefix=args.household_prefix,
+        history=args.verify,
     )
-    topics = [t.name for t in MONITORING_INPUTS] + [RISK.name]
+    topics = [t.name for t in MONITORING_INPUTS] + ([RISK.name] if args.verify else [])
     span = _span(args)
     if args.archive:
         log = None

@@ -19,13 +19,19 @@ import asyncpg
 from services.readmodel.statements import BULK_STATEMENTS, STAGING, STATEMENTS
 
 _staging_ddl: weakref.WeakKeyDictionary[asyncpg.Connection, str] = weakref.WeakKeyDictionary()
+# Connections whose staging tables were created in a transaction that committed: they last as
+# long as the session, so their batches send no DDL at all.
+_staging_kept: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
 
 
 async def ensure_staging_tables(conn: asyncpg.Connection) -> None:
     """Create the staging tables (temporary, so per connection) if this session has none."""
     # Column types are the statements' own parameter types, asked once per connection. The
-    # tables are (re)created inside each batch's transaction: one rolled back takes its
-    # CREATE with it, and ON COMMIT DELETE ROWS empties them for the next batch.
+    # tables are (re)created inside each batch's transaction until one commits
+    # (`staging_committed`): one rolled back takes its CREATE with it. ON COMMIT DELETE ROWS
+    # empties them for the next batch.
+    if conn in _staging_kept:
+        return
     ddl = _staging_ddl.get(conn)
     if ddl is None:
         tables = []
@@ -38,6 +44,12 @@ async def ensure_staging_tables(conn: asyncpg.Connection) -> None:
             )
         ddl = _staging_ddl[conn] = ";\n".join(tables)
     await conn.execute(ddl)
+
+
+def staging_committed(conn: asyncpg.Connection) -> None:
+    """A transaction that ran `ensure_staging_tables` on `conn` has committed (call after that
+    commit, never inside the transaction): its tables now outlive any later rollback."""
+    _staging_kept.add(conn)
 
 
 def in_rounds(rows: list[tuple]) -> tuple[list[tuple], int]:

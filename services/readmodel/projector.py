@@ -31,14 +31,14 @@ from services.contract.codec import Codec
 from services.contract.errors import ContractError
 from services.platform.kafka import clients as kafka_clients
 from services.platform.postgres.errors import UNREACHABLE
-from services.readmodel.bulk import apply_bulk, ensure_staging_tables
+from services.readmodel.bulk import apply_bulk, ensure_staging_tables, staging_committed
 from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
 from services.readmodel.rectification import RectificationPeriods
 from services.readmodel.statements import (
     CATALOGUE_MEASURES,
     CLOSE_SECURED,
-    ENSURE_POSITION,
+    ENSURE_POSITIONS,
     POOLS,
     POSITIONS_FOR_UPDATE,
     REJECT,
@@ -242,6 +242,8 @@ class Projector:
                 [(PROJECTION, t, p, offset) for (t, p), offset in newest.items()],
             )
             self.metrics.rows.labels(TABLE_OF["position"]).inc(len(newest))
+        if not isolate:  # this transaction created the staging tables if they were missing
+            staging_committed(conn)
         return applied
 
     async def _apply_one(
@@ -334,14 +336,10 @@ async def _positions_for_update(
     # Lock the rows so a second projector that got the partitions in a rebalance waits, then
     # sees the new positions, instead of applying the same records concurrently.
     keys = sorted(keys)
-    for topic, partition in keys:
-        await conn.execute(ENSURE_POSITION, PROJECTION, topic, partition)
-    rows = await conn.fetch(
-        POSITIONS_FOR_UPDATE,
-        PROJECTION,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-    )
+    topics, partitions = [k[0] for k in keys], [k[1] for k in keys]
+    # One round trip for all of the batch's partitions (a batch spans dozens of them).
+    await conn.execute(ENSURE_POSITIONS, PROJECTION, topics, partitions)
+    rows = await conn.fetch(POSITIONS_FOR_UPDATE, PROJECTION, topics, partitions)
     return {(r["topic"], r["partition"]): r["last_offset"] for r in rows}
 
 

@@ -271,9 +271,10 @@ BULK_STATEMENTS: Mapping[str, str] = {
 
 # Positions: a row per partition (last_offset -1 until one is applied), read under FOR UPDATE
 # in the batch's transaction, and read all at once when partitions are assigned.
-ENSURE_POSITION = (
+ENSURE_POSITIONS = (  # every partition of a batch in one statement ($2, $3: in sorted order)
     "INSERT INTO projection_positions (projection, topic, partition, last_offset) "
-    "VALUES ($1, $2, $3, -1) ON CONFLICT DO NOTHING"
+    "SELECT $1, k.topic, k.partition, -1 FROM unnest($2::text[], $3::int[]) AS k(topic, partition)"
+    " ON CONFLICT DO NOTHING"
 )
 POSITIONS_FOR_UPDATE = (
     "SELECT topic, partition, last_offset FROM projection_positions WHERE projection = $1 "

@@ -91,6 +91,24 @@ def registry_from(r: dict[str, Any]) -> RegistryRecorded:
     )  # personal data is never read
 
 
+def _checks(checks: dict[str, Any]) -> tuple:
+    out = []
+    for name in CHECKS:
+        check = checks[name]
+        note = check.get("note", "")
+        # Checks are frozen values: the common note-less ones are shared, not built per visit.
+        shared = None if note else _PLAIN.get(check["status"])
+        if shared is None:
+            shared = Check(check["status"], note)
+            if not note:
+                _PLAIN[check["status"]] = shared  # the schema's enum bounds the statuses
+        out.append((name, shared))
+    return tuple(out)
+
+
+_PLAIN: dict[str, Check] = {}
+
+
 def visit_from(r: dict[str, Any]) -> VisitRecorded:
     estimate, five = r.get("income_estimate"), r.get("five_visits")
     produce = five.get("unsold_produce") if five else None
@@ -98,9 +116,7 @@ def visit_from(r: dict[str, Any]) -> VisitRecorded:
         **_common(r),
         visit_id=r["visit_id"],
         cadre_id=r["cadre_id"],
-        checks=tuple(
-            (n, Check(r["checks"][n]["status"], r["checks"][n].get("note", ""))) for n in CHECKS
-        ),
+        checks=_checks(r["checks"]),
         income_per_capita_yuan=estimate["per_capita_yuan"] if estimate else None,
         income_method=estimate["method"] if estimate else None,
         living_environment=r.get("living_environment", "NOT_CHECKED"),

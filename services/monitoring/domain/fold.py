@@ -15,7 +15,14 @@ from services.monitoring.domain.events import (
     ReviewDecided,
     VisitRecorded,
 )
-from services.monitoring.domain.state import LIMITS, HouseholdState, Views, empty, order_key
+from services.monitoring.domain.state import (
+    LIMITS,
+    HouseholdState,
+    Views,
+    empty,
+    order_key,
+    seen_of,
+)
 
 
 class NotApplicable(ValueError):
@@ -33,7 +40,8 @@ def evolve(state: HouseholdState, event: object) -> HouseholdState:
             f"event {getattr(event, 'event_id', '?')} is for household {household_id!r}, "
             f"not {state.household_id!r}"
         )
-    if event.event_id in state.seen:  # type: ignore[attr-defined]
+    event_id = event.event_id  # type: ignore[attr-defined]
+    if event_id in state.seen:
         return state
     kind = _KINDS.get(type(event)) or _kind(event)
     updated = _insert(getattr(state, kind), event, LIMITS[kind])
@@ -45,7 +53,9 @@ def evolve(state: HouseholdState, event: object) -> HouseholdState:
     sets[_POSITION[kind]] = updated
     return HouseholdState(
         state.household_id,
-        state.seen | {event.event_id},  # type: ignore[attr-defined]
+        # O(1) for the newest state of a history (the worker's, a replay's): `seen` is not
+        # copied (a row read back as a frozenset is converted once)
+        seen_of(state.seen).adding(event_id),
         *sets,
         occurred if last is None or occurred > last else last,
         # its own memo, starting with the views remembered so far (never the same dict)
@@ -66,9 +76,10 @@ def _insert(events: tuple, event: object, limit: int) -> tuple:
     adding to it, so the result depends only on which events were seen."""
     key = order_key(event)
     if not events or order_key(events[-1]) < key:
-        # The newest so far (events mostly arrive in order): no search, no list.
-        items = (*events, event)
-        return items[len(items) - limit :] if len(items) > limit else items
+        # The newest so far (events mostly arrive in order): no search, no list, one copy.
+        if len(events) < limit:
+            return (*events, event)
+        return (*events[len(events) - limit + 1 :], event)
     items = list(events)
     keys = [order_key(e) for e in items]
     items.insert(bisect.bisect(keys, key), event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 
 from services.contract import vocabulary
 from services.monitoring.domain.events import CHECKS, VisitRecorded
@@ -19,6 +20,8 @@ from services.monitoring.domain.state import HouseholdState
 PROBLEM_STEP_RANK = vocabulary.problem_step_ranks()
 CHECK_KINDS = {name: name.upper() for name in CHECKS}
 _PROBLEMS = View("problems", "visits", "problems")
+# A problem's steps in order: when, then lifecycle rank, then event id (a C key function).
+_STEP_ORDER = attrgetter("occurred_at", "rank", "event_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +148,19 @@ def _problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]
                 "list",
             )
         )
-    firsts = {
-        pid: min(items, key=lambda s: (s.occurred_at, s.rank, s.event_id))
-        for pid, items in steps.items()
-    }
+    firsts = {pid: min(items, key=_STEP_ORDER) for pid, items in steps.items()}
     by_kind: dict[str, list[str]] = {}
     for pid, first in firsts.items():
         by_kind.setdefault(first.kind, []).append(pid)
     for visit in visits:  # a later visit that finds the matter secured closes the problem
         for kind in _secured_kinds(visit).intersection(by_kind):
+            # one step value per visit and kind, shared by every problem it closes (steps are
+            # frozen): a long history has many visits and problems of a kind
+            closing = None
             for pid in by_kind[kind]:
                 if firsts[pid].occurred_at < visit.occurred_at:
-                    steps[pid].append(
-                        _Step(
+                    if closing is None:
+                        closing = _Step(
                             visit.occurred_at,
                             2,
                             visit.event_id,
@@ -169,10 +172,10 @@ def _problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]
                             visit.visit_id,
                             "visit",
                         )
-                    )
+                    steps[pid].append(closing)
     problems = {}
     for pid, items in sorted(steps.items()):
-        items.sort(key=lambda s: (s.occurred_at, s.rank, s.event_id))
+        items.sort(key=_STEP_ORDER)
         first = items[0]
         is_open, rectified_at, responsible, due = False, None, None, None
         description = next((s.description for s in items if s.step == "FOUND"), first.description)

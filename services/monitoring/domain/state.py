@@ -9,8 +9,10 @@ and keeping only the newest N of a set commutes with adding to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
 from services.monitoring.domain.events import (
     HardshipReported,
@@ -47,6 +49,68 @@ class Views(dict):
     open = False
 
 
+class Seen:
+    """The ids of the events a state has applied: an immutable set value, extended in O(1).
+
+    Copying a frozenset on every event made a household's history quadratic. Instead the
+    states of one history share an append-only log (a dict of id → position, insertion
+    ordered) and each knows how much of it is its own (`size`): an id is in this set when its
+    position is below `size`. Extending the newest state appends to the log in place; extending
+    an older one (a branch: the same state given two different events) copies its own prefix
+    first, so no state ever sees another's additions. Compares and hashes as a set of ids.
+    """
+
+    __slots__ = ("_log", "_size")
+
+    def __init__(self, ids: Iterable[str] = ()):
+        self._log: dict[str, int] = {}
+        for event_id in ids:
+            self._log.setdefault(event_id, len(self._log))
+        self._size = len(self._log)
+
+    def __contains__(self, event_id: object) -> bool:
+        at = self._log.get(event_id)  # type: ignore[call-overload]
+        return at is not None and at < self._size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[str]:
+        return islice(self._log, self._size)
+
+    def __bool__(self) -> bool:
+        return self._size > 0
+
+    def adding(self, event_id: str) -> Seen:
+        """This set with `event_id` (not in it) added."""
+        log, size = self._log, self._size
+        if len(log) != size:  # a later state of this history appended already: branch off
+            log = dict(islice(log.items(), size))
+        log[event_id] = size
+        extended = Seen.__new__(Seen)
+        extended._log, extended._size = log, size + 1
+        return extended
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Seen):
+            if other._log is self._log:
+                return other._size == self._size
+        elif not isinstance(other, (set, frozenset)):
+            return NotImplemented
+        return len(other) == self._size and all(event_id in other for event_id in self)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self))
+
+    def __repr__(self) -> str:
+        return f"Seen({sorted(self)!r})"
+
+
+def seen_of(ids: Iterable[str]) -> Seen:
+    """`ids` as a Seen (itself when it is one already)."""
+    return ids if type(ids) is Seen else Seen(ids)
+
+
 def writable(views: dict | None) -> bool:
     """Whether a memo may remember a new view in `views`."""
     return type(views) is Views and views.open
@@ -57,12 +121,13 @@ class HouseholdState:
     """Everything monitoring knows about one household; build with `empty`, change with `evolve`.
 
     `seen` holds every event id ever applied (including ones since dropped by the limits), so a
-    redelivered event is recognised; `version` is the number of distinct events applied.
+    redelivered event is recognised; `version` is the number of distinct events applied. It is
+    a `Seen` once the state has been evolved (any set of ids is accepted, e.g. a row read back).
     """
 
     # fold.evolve builds states positionally: the event sets follow `seen`, in LIMITS order.
     household_id: str
-    seen: frozenset[str] = frozenset()
+    seen: Seen | frozenset[str] = field(default_factory=Seen)
     registry: tuple[RegistryRecorded, ...] = ()
     visits: tuple[VisitRecorded, ...] = ()
     incomes: tuple[IncomeUpdated, ...] = ()

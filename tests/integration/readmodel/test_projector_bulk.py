@@ -171,3 +171,47 @@ async def test_bulk_apply_writes_the_rows_one_statement_per_row_writes(two_datab
     assert statuses["bulk-h0-m"] == "cancelled"
     assert len(got["households"]) > 50 and got["measure_steps"] and got["problems"]
     assert got["secured_checks"] and any(p["origin"] == "visit" for p in got["problems"])
+
+
+async def test_the_staging_tables_outlive_refused_batches_before_and_after_a_committed_one(
+    two_databases,
+):
+    """A refused batch rolls back its bulk attempt (its CREATE of the staging tables too, when
+    it was the first) and is applied record by record; the batches after it still find their
+    staging tables, whether none had committed before (they are created again) or one had
+    (they are kept for the session and no DDL is sent)."""
+    url, _ = two_databases
+    codec = Codec.default()
+    millis = int(NOW.timestamp() * 1000)
+
+    def registry(offset: int, household: str, labour: int) -> Record:
+        frame = codec.encode(*registry_record(household, NOW, labour=labour))
+        return Record("household.registry", 0, offset, frame, millis)
+
+    projector = Projector(
+        ProjectorConfig(bootstrap="unused:1", database_url=url),
+        codec,
+        ProjectorMetrics(CollectorRegistry()),
+    )
+    conn = await asyncpg.connect(url)
+    try:
+        # refused first: nothing committed the tables yet; then good, refused again, good
+        assert (
+            await projector.apply(conn, [registry(0, "st-bad0", -3), registry(1, "st-a", 1)]) == 1
+        )
+        assert await projector.apply(conn, [registry(2, "st-b", 2)]) == 1
+        assert (
+            await projector.apply(conn, [registry(3, "st-bad1", -1), registry(4, "st-c", 1)]) == 1
+        )
+        assert await projector.apply(conn, [registry(5, "st-d", 3), registry(6, "st-d", 4)]) == 2
+        households = await conn.fetch("SELECT household_id, labourers FROM households")
+        rejected = await conn.fetch("SELECT kafka_offset FROM projection_rejects")
+    finally:
+        await conn.close()
+    assert sorted((r["household_id"], r["labourers"]) for r in households) == [
+        ("st-a", 1),
+        ("st-b", 2),
+        ("st-c", 1),
+        ("st-d", 4),
+    ]
+    assert sorted(r["kafka_offset"] for r in rejected) == [0, 3]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from services.audit.replay import Replay
 from services.monitoring.adapters.policy_files import load_policies
 from tests.seed_households import monitored_then_eliminated, wu_chickens, wu_sales_aid, zhou_uremia
@@ -73,3 +75,21 @@ def test_an_altered_input_record_breaks_the_chain():
     ]
     _, differences = replayed(altered + log[i + 1 :], risk).verify_emitted()
     assert any(d.field == "chain_hash" and d.household_id == "au-zhou" for d in differences)
+
+
+def test_a_replay_without_history_folds_and_assesses_the_same_and_refuses_to_verify():
+    log = scenario_log()
+    risk = emitted(log, POLICIES)
+    full = replayed(log, risk)
+    bare = Replay(CODEC, POLICIES, history=False)
+    for r in log + risk:
+        bare.feed(r)
+    assert (bare.records, bare.applied, bare.rejected) == (full.records, full.applied, [])
+    assert sorted(bare.households) == sorted(full.households)
+    for hid, household in full.households.items():
+        other = bare.households[hid]
+        assert other.state == household.state
+        assert bare.assess_latest(other) == full.assess_latest(household)
+        assert (other.events, other.notes, other.emissions, other.chains.links) == ({}, {}, [], {})
+    with pytest.raises(ValueError, match="history=True"):
+        bare.verify_emitted()
