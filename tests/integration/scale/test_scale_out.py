@@ -18,7 +18,7 @@ for active tp … since recovery start"), so it never processed or committed its
 the way: a one-offset hole at the commit point was committed over (a loss), and a
 never-committed partition had no lost-record check. A recovery now also fetches such a
 partition again after 30 s (`BatchRecovery.refetch_stalled`, which logs "fetching again from
-offset"). Since those changes the quick form passed 56 times in a row at load average 8–24 (the
+offset"). Since those changes the quick form passed 68 times in a row at load average 8–24 (the
 guard never had to act), so the stall's own cause is not proven; the guard would recover it.
 """
 
