@@ -38,6 +38,7 @@ from services.platform.localstack.processes import stop_child, tail
 from services.platform.postgres.migrate import apply_migrations
 from services.readmodel.projector import write_pools
 from services.tools.demo.catch_up import partition_counts
+from tests.visits_samples import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"visits": "SHOUWANG_VISITS_PORT", "console": "SHOUWANG_CONSOLE_PORT"}
@@ -74,6 +75,30 @@ class ConsoleSystem:
                 raise AssertionError(
                     f"{name} exited with {process.returncode}:\n{tail(self.logs / name)}"
                 )
+
+    async def registered_household(self, prefix: str) -> dict:
+        """A household of town A registered through the visits API with its personal data (the
+        API seals it), and its read-model row as the registry projection would leave it; the
+        registry record posted."""
+        household = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        body = sample("households", household_id=household, township=self.town_a)
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            await connection.execute(
+                "INSERT INTO households (household_id, township) VALUES ($1, $2)",
+                household,
+                self.town_a,
+            )
+        finally:
+            await connection.close()
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                self.visits_url("/v1/households"),
+                json=body,
+                headers={"Authorization": f"Bearer {self.secrets['operator']}"},
+            ) as response:
+                assert response.status == 202, await response.text()
+        return body
 
     async def review_record(self, event_id: str, seconds: float = 60.0) -> dict:
         """The ReviewDecided record with `event_id` on household.reviews (fails after

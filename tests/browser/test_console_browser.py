@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
-import aiohttp
-import asyncpg
 import pytest
 
 from tests.console_system import TOWNSHIP_POOL, ConsoleSystem
-from tests.visits_samples import sample
 
 pytestmark = pytest.mark.integration
 
@@ -221,24 +217,8 @@ async def test_the_problems_board_from_the_nav_to_a_household_and_a_cadres_own(
 async def test_an_operator_opens_a_households_personal_data_stating_why(
     browser, console_system: ConsoleSystem, tmp_path: Path
 ):
-    household = f"H-pdb-{uuid.uuid4().hex[:8]}"
-    body = sample("households", household_id=household, township=console_system.town_a)
-    connection = await asyncpg.connect(console_system.database_url)
-    try:  # the read model's row, as the registry projection would leave it
-        await connection.execute(
-            "INSERT INTO households (household_id, township) VALUES ($1, $2)",
-            household,
-            console_system.town_a,
-        )
-    finally:
-        await connection.close()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            console_system.visits_url("/v1/households"),
-            json=body,
-            headers={"Authorization": f"Bearer {console_system.secrets['operator']}"},
-        ) as response:
-            assert response.status == 202, await response.text()
+    body = await console_system.registered_household("H-pdb")
+    household = body["household_id"]
     context = await browser.new_context()
     page = await context.new_page()
     await log_in(page, console_system, "operator")

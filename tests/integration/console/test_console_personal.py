@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
-import asyncpg
 import pytest
 
 from services.contract.codec import Codec
@@ -21,7 +19,6 @@ from services.platform.actions.events import personal_subject
 from services.platform.actions.log import read_actions
 from tests.console_system import ConsoleSystem
 from tests.integration.console.test_console import CSRF, login, page
-from tests.visits_samples import sample
 
 pytestmark = pytest.mark.integration
 ACCESS = re.compile(r'data-access="([^"]+)"')
@@ -39,24 +36,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def registered(console_system: ConsoleSystem) -> dict:
     """A household of town A registered through the visits API with its personal data (the API
     seals it), and its read-model row as the projector would leave it."""
-    household = f"H-pd-{uuid.uuid4().hex[:8]}"
-    body = sample("households", household_id=household, township=console_system.town_a)
-    connection = await asyncpg.connect(console_system.database_url)
-    try:
-        await connection.execute(
-            "INSERT INTO households (household_id, township) VALUES ($1, $2)",
-            household,
-            console_system.town_a,
-        )
-    finally:
-        await connection.close()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            console_system.visits_url("/v1/households"),
-            json=body,
-            headers={"Authorization": f"Bearer {console_system.secrets['operator']}"},
-        ) as response:
-            assert response.status == 202, await response.text()
+    body = await console_system.registered_household("H-pd")
+    household = body["household_id"]
     return {"household": household, "personal": body["personal"], "event_id": body["event_id"]}
 
 
