@@ -28,6 +28,7 @@ from services.platform.auth.http import (
     forbidden,
     open_request,
     refusal_response,
+    refuse_read_only,
 )
 from services.platform.auth.tokens import CachedTokens
 from services.platform.clock import Clock, wall_clock
@@ -150,8 +151,9 @@ def build_api(deps: ApiDependencies) -> web.Application:
             return await handler(request)
         try:
             token = await bearer_token(deps.tokens, request.headers.get("Authorization"))
-            if token.kind != "operator":
-                raise forbidden("the operator API needs an operator token")
+            refuse_read_only(request.method, token)
+            if not token.oversees:
+                raise forbidden("the operator API needs an operator's or an auditor's token")
         except AccessRefused as refused:
             return refusal_response(refused)
         return await handler(request)
