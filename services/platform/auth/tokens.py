@@ -167,6 +167,10 @@ def new_token(
     towns = frozenset(t.strip() for t in townships if t.strip())
     known = {k.event_type for k in KINDS} if known_types is None else set(known_types)
     short = {name.rsplit(".", 1)[-1]: name for name in known}
+    event_types = list(event_types)  # read twice below; a generator would be empty the second time
+    if kind == AUDITOR and any(t.strip() for t in event_types):
+        # Said before any type is looked up: no spelling of a type would make it acceptable.
+        raise TokenError("an auditor token writes nothing: it takes no --event-type")
     types = set()
     for requested in event_types:
         full = requested if requested in known else short.get(requested)
@@ -177,8 +181,6 @@ def new_token(
         raise TokenError("a cadre token needs at least one --township")
     if kind == "feed" and not types:
         raise TokenError("a feed token needs at least one --event-type")
-    if kind == AUDITOR and types:
-        raise TokenError("an auditor token writes nothing: it takes no --event-type")
     if kind == "cadre" and not types:
         types = set(CADRE_DEFAULT_TYPES)
     return Token(

@@ -50,6 +50,8 @@ def test_an_auditor_token_reads_every_township_unless_narrowed_and_takes_no_even
     assert not narrowed.may_read_household(None)  # an unknown household may be anywhere
     with pytest.raises(TokenError, match="auditor token writes nothing"):
         new_token("auditor", "audit-x", [], ["HardshipReported"])
+    with pytest.raises(TokenError, match="auditor token writes nothing"):
+        new_token("auditor", "audit-x", [], ["Visit"])  # whatever the type, known or not
     with pytest.raises(TokenError, match="auditor"):  # the message lists the kinds
         new_token("inspector", "x")
     assert "auditor" in TOKEN_KINDS
