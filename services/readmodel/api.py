@@ -154,6 +154,13 @@ def build_api(deps: ApiDependencies) -> web.Application:
             refuse_read_only(request.method, token)
             if not token.oversees:
                 raise forbidden("the operator API needs an operator's or an auditor's token")
+            if token.read_only and token.townships is not None:
+                # Its answers span every township; an auditor is held to the townships it was
+                # given, so a narrowed one reads through the console and the household view.
+                raise forbidden(
+                    "the operator API answers for every township: an auditor's token narrowed "
+                    "to townships may not read it"
+                )
         except AccessRefused as refused:
             return refusal_response(refused)
         return await handler(request)
