@@ -316,6 +316,8 @@ async def running_console(
             "cadre": new_token("cadre", f"cadre-{run}", [town_a]),
             "feed": new_token("feed", f"feed-{run}", [], ["HardshipReported"]),
             "revoked": new_token("operator", f"op-revoked-{run}"),
+            "auditor": new_token("auditor", f"audit-{run}"),
+            "auditor_b": new_token("auditor", f"audit-b-{run}", [town_b]),
         }.items():
             system.secrets[role] = f"sw_{uuid.uuid4().hex}{uuid.uuid4().hex}"
             system.holders[role] = token.holder

@@ -33,5 +33,5 @@ def msgids() -> set[str]:
                 found.add(message)
     for kind in LABELS.values():
         found.update(kind.values())
-    found.update(("Operator", "Reviewer", "Cadre"))  # role names, shown capitalised
+    found.update(("Operator", "Reviewer", "Cadre", "Auditor"))  # role names, shown capitalised
     return found

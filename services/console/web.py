@@ -501,7 +501,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
     async def queue(request: web.Request) -> web.Response:
         token, role = logged_in(request)
         if not role.reads_queue:
-            raise Page(403, "The review queue is for reviewers and county operators.")
+            raise Page(403, "The review queue is for reviewers, county operators and auditors.")
         township = request.query.get("township") or None
         if township is not None and not token.permits_township(township):
             raise Page(403, "That township is outside your token's scope.")

@@ -34,10 +34,13 @@ class Quota:
 # a department feed pushes a few parallel streams, operators run imports and repairs: each gets
 # room for honest use and no more, so one leaked or runaway token cannot take the API from the
 # others. Operators also keep a reserved share of the API's broker slots (VisitsSettings).
+# An auditor writes nothing, so the visits API only ever refuses it (403): a cadre's room bounds
+# what a confused or leaked auditor token can cost.
 DEFAULT_QUOTAS: dict[str, Quota] = {
     "cadre": Quota(concurrency=4, rate_per_second=10.0, burst=30),
     "feed": Quota(concurrency=16, rate_per_second=100.0, burst=200),
     "operator": Quota(concurrency=64, rate_per_second=1000.0, burst=2000),
+    "auditor": Quota(concurrency=4, rate_per_second=10.0, burst=30),
 }
 
 

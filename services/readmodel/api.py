@@ -28,6 +28,7 @@ from services.platform.auth.http import (
     forbidden,
     open_request,
     refusal_response,
+    refuse_read_only,
 )
 from services.platform.auth.tokens import CachedTokens
 from services.platform.clock import Clock, wall_clock
@@ -150,8 +151,16 @@ def build_api(deps: ApiDependencies) -> web.Application:
             return await handler(request)
         try:
             token = await bearer_token(deps.tokens, request.headers.get("Authorization"))
-            if token.kind != "operator":
-                raise forbidden("the operator API needs an operator token")
+            refuse_read_only(request.method, token)
+            if not token.oversees:
+                raise forbidden("the operator API needs an operator's or an auditor's token")
+            if token.read_only and token.townships is not None:
+                # Its answers span every township; an auditor is held to the townships it was
+                # given, so a narrowed one reads through the console and the household view.
+                raise forbidden(
+                    "the operator API answers for every township: an auditor's token narrowed "
+                    "to townships may not read it"
+                )
         except AccessRefused as refused:
             return refusal_response(refused)
         return await handler(request)

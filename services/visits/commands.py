@@ -29,8 +29,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     tokens = commands.add_parser("tokens", help="API tokens: issue, revoke, list")
     actions = tokens.add_subparsers(dest="action", required=True)
     issue = actions.add_parser("issue", help="issue a token; it is printed once")
-    issue.add_argument("--kind", choices=["cadre", "feed", "operator"], required=True)
-    issue.add_argument("--holder", required=True, help="cadre or feed id; becomes the actor")
+    issue.add_argument("--kind", choices=["cadre", "feed", "operator", "auditor"], required=True)
+    issue.add_argument(
+        "--holder", required=True, help="cadre, feed, operator or auditor id; becomes the actor"
+    )
     issue.add_argument("--township", action="append", default=[], help="repeatable")
     issue.add_argument(
         "--event-type", action="append", default=[], help="e.g. HardshipReported; repeatable"

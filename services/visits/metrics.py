@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.platform.auth.tokens import KIND_SOURCES
+from services.platform.auth.tokens import TOKEN_KINDS
 
 # Produce latency is dominated by the broker round trip and linger: ~1 ms locally, tens of ms
 # across a data centre, seconds when the broker struggles (the request timeout caps it).
@@ -16,7 +16,6 @@ PRODUCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 REQUEST_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 SHED_REASONS = ("token_concurrency", "token_rate", "overloaded")  # the limits of admission.py
-TOKEN_KINDS = tuple(KIND_SOURCES)
 
 REJECTION_REASONS = (
     "malformed_json",

@@ -225,6 +225,8 @@ def _describe(token: Token) -> str:
     types = (
         ",".join(sorted(t.rsplit(".", 1)[-1] for t in token.event_types))
         if token.event_types
+        else "none"  # an auditor's token writes nothing; "*" would say it writes anything
+        if token.read_only
         else "*"
     )
     state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"

@@ -303,15 +303,19 @@ HOUSEHOLD_ROUTE = "/v1/households/{household_id}"
 
 def web_permits(route: str, token: Token) -> str | None:
     """Who may call a route of the worker's web server (the guard's `permits`; the exempt
-    routes never reach it): the household view, operators and reviewers (the view's handler
-    then checks the township); anything else, operators only. None: permitted; else why not."""
+    routes never reach it): the household view, operators, auditors and reviewers (the view's
+    handler then checks the township); anything else, operators and auditors. None: permitted;
+    else why not."""
     if route == HOUSEHOLD_ROUTE:
         if token.may_read_households:
             return None
-        return "households are read with an operator token or a reviewer's (ReviewDecided) token"
-    if token.kind == "operator":
+        return (
+            "households are read with an operator's, an auditor's or a reviewer's "
+            "(ReviewDecided) token"
+        )
+    if token.oversees:  # an auditor's token reads only: the guard refuses it other methods
         return None
-    return "this page needs an operator token"
+    return "this page needs an operator's or an auditor's token"
 
 
 def _forbidden_household(household_id: str) -> Any:

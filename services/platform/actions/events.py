@@ -277,7 +277,9 @@ def describe(record: Mapping[str, Any]) -> str:
     if record.get("token"):
         t = record["token"]
         towns = ",".join(t["townships"]) if t["townships"] else "*"
-        types = ",".join(n.rsplit(".", 1)[-1] for n in t["event_types"] or ()) or "*"
+        types = ",".join(n.rsplit(".", 1)[-1] for n in t["event_types"] or ()) or (
+            "none" if t["kind"] == "AUDITOR" else "*"  # an auditor's token writes nothing
+        )
         head += f"  {t['kind'].lower()} {t['holder']} townships={towns} types={types}"
     if record.get("catalogue"):
         c = record["catalogue"]

@@ -1,10 +1,12 @@
 """Bearer tokens on HTTP: the one list of routes served without a token, the check every API
 runs, and the aiohttp middleware the faust workers' web servers use.
 
-Every HTTP surface requires a token of the right scope (DESIGN.md). `bearer_token` raises
-`AccessRefused`; every API and faust worker answers it with `refusal_response`, a problem
-(platform/http/problems.py: `unauthenticated` with the WWW-Authenticate challenge on 401,
-`forbidden` on 403, `unavailable` with Retry-After on 503), the one error shape of the system.
+Every HTTP surface requires a token of the right scope (DESIGN.md); a read-only (auditor's)
+token is refused on every method but GET and HEAD (`refuse_read_only`), whatever the route.
+`bearer_token` raises `AccessRefused`; every API and faust worker answers it with
+`refusal_response`, a problem (platform/http/problems.py: `unauthenticated` with the
+WWW-Authenticate challenge on 401, `forbidden` on 403, `unavailable` with Retry-After on 503),
+the one error shape of the system.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from services.platform.auth.tokens import CachedTokens, Token, TokenStoreUnavailable, bearer_secret
+from services.platform.auth.tokens import (
+    READ_ONLY_REASON,
+    CachedTokens,
+    Token,
+    TokenStoreUnavailable,
+    bearer_secret,
+)
 from services.platform.http.problems import problem
 
 # The only routes served without a token, and why each may be: none holds personal data. Keys
@@ -103,6 +111,16 @@ def forbidden(message: str) -> AccessRefused:
     return AccessRefused(403, "forbidden", message)
 
 
+READING_METHODS = frozenset({"GET", "HEAD"})
+
+
+def refuse_read_only(method: str, token: Token) -> None:
+    """AccessRefused (403) when a read-only token asks anything but a read: checked by method, so
+    a route added later cannot be written through an auditor's token by omission."""
+    if token.read_only and method.upper() not in READING_METHODS:
+        raise forbidden(READ_ONLY_REASON)
+
+
 def refusal_response(refused: AccessRefused) -> web.Response:
     """The answer to a refused request: a problem whose code is the refusal's reason."""
     return problem(
@@ -127,6 +145,7 @@ def guard(tokens: CachedTokens, permits: Permits) -> Any:
         template = route_template(request)
         try:
             token = await bearer_token(tokens, request.headers.get("Authorization"))
+            refuse_read_only(request.method, token)
             refusal = permits(template, token)
             if refusal is not None:
                 raise forbidden(refusal)

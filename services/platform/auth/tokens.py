@@ -2,11 +2,13 @@
 the revocation feed (revocations.py) keeps honest.
 
 A token is issued once to a cadre (scoped to townships), a department feed (scoped to event
-types) or an operator (anything). Only its SHA-256 is stored; the secret is shown once when
+types), an operator (anything) or an auditor (reads what an operator reads, writes nothing;
+all townships unless narrowed). Only its SHA-256 is stored; the secret is shown once when
 issued. The holder becomes the `actor` of every record written with the token, and the kind
-decides the `source` (APP, FEED, OPERATOR). A reviewer is a cadre token that may record review
-decisions (`--event-type ReviewDecided`): a review group of its townships (DOMAIN.md), which may
-also read those townships' households.
+decides the `source` (APP, FEED, OPERATOR); an auditor's token writes no record, so it has no
+source. A reviewer is a cadre token that may record review decisions (`--event-type
+ReviewDecided`): a review group of its townships (DOMAIN.md), which may also read those
+townships' households.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from services.platform.postgres.errors import FAILED
 from services.platform.quotas import NO_OVERRIDE, QuotaOverride
 
 PREFIX = "sw_"
-KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}
+KIND_SOURCES = {"cadre": "APP", "feed": "FEED", "operator": "OPERATOR"}  # the kinds that write
+# An auditor (a discipline inspector, a statistics office) checks the work without touching it:
+# every read an operator has, within its townships, and no write anywhere.
+AUDITOR = "auditor"
+TOKEN_KINDS = (*KIND_SOURCES, AUDITOR)
+READ_ONLY_REASON = "an auditor's token is read-only: it may write nothing"
 # What a cadre's phone records when the operator does not narrow it: everything but the cadre
 # registry, which is the organisation department's (an operator's or a feed's) business.
 CADRE_DEFAULT_TYPES = frozenset(
@@ -51,7 +58,7 @@ class Token:
     """A stored token's public part: its id, holder and scope (never the secret)."""
 
     token_id: str
-    kind: str  # cadre | feed | operator
+    kind: str  # cadre | feed | operator | auditor
     holder: str  # becomes the records' actor
     townships: frozenset[str] | None  # None: any township
     event_types: frozenset[str] | None  # None: any event type
@@ -62,13 +69,29 @@ class Token:
 
     @property
     def source(self) -> str:
+        if self.read_only:
+            raise TokenError(READ_ONLY_REASON)
         return KIND_SOURCES[self.kind]
+
+    @property
+    def read_only(self) -> bool:
+        """An auditor's token: it reads and never writes (every write route refuses it)."""
+        return self.kind == AUDITOR
+
+    @property
+    def oversees(self) -> bool:
+        """Whether the operator's read pages are open to this token: operators and auditors
+        (within their townships where a page is about a household)."""
+        return self.kind in ("operator", AUDITOR)
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
     def permits_type(self, event_type: str) -> bool:
+        """Whether records of `event_type` may be written with this token (never an auditor's)."""
+        if self.read_only:
+            return False
         return self.event_types is None or event_type in self.event_types
 
     def permits_township(self, township: str | None) -> bool:
@@ -86,11 +109,11 @@ class Token:
     @property
     def may_read_households(self) -> bool:
         """Whether some household may be read with this token (its township decides which)."""
-        return self.kind == "operator" or self.reviewer
+        return self.oversees or self.reviewer
 
     def may_read_household(self, township: str | None) -> bool:
-        """Whether a household of `township` (None: not known yet) may be read: by operators
-        (within their townships, if narrowed) and by reviewers of that township."""
+        """Whether a household of `township` (None: not known yet) may be read: by operators and
+        auditors (within their townships, if narrowed) and by reviewers of that township."""
         return self.may_read_households and self.permits_township(township)
 
 
@@ -133,16 +156,21 @@ def new_token(
 
     A cadre needs at least one township and gets the cadre event types unless narrowed; a feed
     needs at least one event type and may be narrowed to townships; an operator may do anything
-    unless narrowed. `quota` overrides the kind's request limits (platform/quotas.py).
+    unless narrowed; an auditor reads every township unless narrowed and takes no event type
+    (it writes none). `quota` overrides the kind's request limits (platform/quotas.py).
     """
-    if kind not in KIND_SOURCES:
-        raise TokenError(f"kind must be one of {', '.join(KIND_SOURCES)}")
+    if kind not in TOKEN_KINDS:
+        raise TokenError(f"kind must be one of {', '.join(TOKEN_KINDS)}")
     holder = holder.strip()
     if not holder or len(holder) > 64 or any(c.isspace() for c in holder):
         raise TokenError("holder must be 1-64 characters without spaces (a cadre or feed id)")
     towns = frozenset(t.strip() for t in townships if t.strip())
     known = {k.event_type for k in KINDS} if known_types is None else set(known_types)
     short = {name.rsplit(".", 1)[-1]: name for name in known}
+    event_types = list(event_types)  # read twice below; a generator would be empty the second time
+    if kind == AUDITOR and any(t.strip() for t in event_types):
+        # Said before any type is looked up: no spelling of a type would make it acceptable.
+        raise TokenError("an auditor token writes nothing: it takes no --event-type")
     types = set()
     for requested in event_types:
         full = requested if requested in known else short.get(requested)

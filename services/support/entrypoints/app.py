@@ -218,8 +218,9 @@ def build_app(
 
 
 def operators_only(route: str, token: Token) -> str | None:
-    """Who may call a route of the worker's web server other than /metrics: operators."""
-    return None if token.kind == "operator" else "this page needs an operator token"
+    """Who may call a route of the worker's web server other than /metrics: operators, and
+    auditors (reads only: the guard refuses them any other method)."""
+    return None if token.oversees else "this page needs an operator's or an auditor's token"
 
 
 def read_command(key: Any, value: Any) -> tuple[str, Any]:

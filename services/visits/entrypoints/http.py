@@ -32,7 +32,7 @@ from services.contract.codec import Codec
 from services.contract.inputs import KINDS, EventKind
 from services.platform import health
 from services.platform.auth.http import AccessRefused, bearer_token
-from services.platform.auth.tokens import CachedTokens, Token
+from services.platform.auth.tokens import READ_ONLY_REASON, CachedTokens, Token
 from services.platform.clock import wall_clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
@@ -289,6 +289,8 @@ class Routes:
             ) from None
 
     def _authorise(self, token: Token, kind: EventKind) -> None:
+        if token.read_only:
+            raise Refusal(403, "forbidden", READ_ONLY_REASON)
         if not token.permits_type(kind.event_type):
             raise Refusal(403, "forbidden", f"this token may not write {kind.short_name} records")
 

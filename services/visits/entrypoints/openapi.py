@@ -166,7 +166,10 @@ WRITE_ERRORS = {
         "Missing, unknown or revoked bearer token.",
         **{"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
-    "403": problem_response("Outside the token's scope (event type, township, or another cadre)."),
+    "403": problem_response(
+        "Outside the token's scope (event type, township, or another cadre), or an auditor's "
+        "token (read-only: it writes nothing)."
+    ),
     "404": problem_response("No such route."),
     "405": problem_response("The route does not take this method (see the Allow header)."),
     "409": problem_response("The event_id was already used for a different record."),

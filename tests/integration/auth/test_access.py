@@ -1,6 +1,7 @@
-"""Every HTTP surface of the system, as it runs: each route needs a token of its scope, and a
-token revoked with `shouwang tokens revoke` is refused by every service a second later, also
-while PostgreSQL is down.
+"""Every HTTP surface of the system, as it runs: each route needs a token of its scope (an
+auditor's reads what an operator's reads and is refused every other method), and a token
+revoked with `shouwang tokens revoke` is refused by every service a second later, also while
+PostgreSQL is down.
 
 The services run as deployed (`shouwang visits`, `support-api`, `monitoring`, `support`,
 `projector`, child processes with their own environment) against the session's broker and a
@@ -186,6 +187,8 @@ async def system(
                 "feed": new_token("feed", "feed-auth", [], ["HardshipReported"]),
                 "reviewer": new_token("cadre", "review-auth", [TOWNSHIP], ["ReviewDecided"]),
                 "reviewer_elsewhere": new_token("cadre", "review-b", [OTHER], ["ReviewDecided"]),
+                "auditor": new_token("auditor", "audit-auth"),
+                "auditor_elsewhere": new_token("auditor", "audit-b", [OTHER]),
             }.items():
                 running.secrets[role] = f"sw_{uuid.uuid4().hex}{uuid.uuid4().hex}"
                 running.tokens[role] = await store.issue(token, hash_secret(running.secrets[role]))
@@ -263,19 +266,28 @@ def concrete(template: str, household: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda m: value(m.group()), template)
 
 
-def wrong_scope(system: System, service: str, path: str) -> list[str]:
-    """The issued tokens outside `path`'s scope on `service` (DOMAIN.md roles, tokens.py)."""
+READING = ("GET", "HEAD")
+AUDITORS = ["auditor", "auditor_elsewhere"]
+
+
+def wrong_scope(system: System, service: str, path: str, method: str) -> list[str]:
+    """The issued tokens outside `path`'s scope on `service` for `method` (DOMAIN.md roles,
+    tokens.py): an auditor's token reads what an operator's reads and is refused anything else."""
     if service == "visits" and path.startswith("/v1/"):
         kind = BY_SLUG[path.removeprefix("/v1/").removesuffix(":batch")]
         return [r for r, t in system.tokens.items() if not t.permits_type(kind.event_type)]
+    writing = [] if method in READING else AUDITORS
     if service == "monitoring" and path.startswith("/v1/households/"):
-        return ["cadre", "feed", "reviewer_elsewhere"]
-    return ["cadre", "feed", "reviewer"]
+        return ["cadre", "feed", "reviewer_elsewhere", *(writing or ["auditor_elsewhere"])]
+    if service == "support-api":  # its answers span every township: county-wide auditors only
+        return ["cadre", "feed", "reviewer", *(writing or ["auditor_elsewhere"])]
+    return ["cadre", "feed", "reviewer", *writing]
 
 
 async def test_every_route_of_every_service_needs_a_token_of_its_scope(system: System):
     routes = await routes_of(system)
     refusals = []
+    audited = {"read": 0, "refused": 0}  # guarded routes the auditor was checked on, by outcome
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         for service, found in sorted(routes.items()):
             assert found, f"{service}: no routes found"
@@ -290,14 +302,22 @@ async def test_every_route_of_every_service_needs_a_token_of_its_scope(system: S
                 if anonymous != 401:
                     refusals.append(f"{service} {method} {template}: {anonymous} without a token")
                     continue
-                wrong = wrong_scope(system, service, template)
+                wrong = wrong_scope(system, service, template, method)
                 if not wrong:
                     refusals.append(f"{service} {method} {template}: no token is refused")
                 for role in wrong:
                     got = await status(http, method, url, bearer(system.secrets[role]))
                     if got != 403:
                         refusals.append(f"{service} {method} {template}: {got} with {role}")
+                if "auditor" in wrong:
+                    audited["refused"] += 1
+                else:  # a read an operator may make: the county-wide auditor makes it too
+                    audited["read"] += 1
+                    got = await status(http, method, url, bearer(system.secrets["auditor"]))
+                    if got in (401, 403):
+                        refusals.append(f"{service} {method} {template}: {got} with auditor")
     assert not refusals, "\n".join(refusals)
+    assert audited["read"] > 0 and audited["refused"] > 0, audited
     # The ones found are the ones the processes serve (an unknown path is a 404, not a 401).
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         for service in routes:
@@ -404,18 +424,24 @@ async def test_the_docs_files_route_opens_only_the_bundles_files(system: System)
                     assert body["type"] == problem_type("not_found"), (service, name, body)
 
 
-async def test_a_household_is_read_by_operators_and_the_reviewers_of_its_township(system):
+async def test_a_household_is_read_by_operators_auditors_and_the_reviewers_of_its_township(
+    system,
+):
     url = system.url("monitoring", f"/v1/households/{system.household}")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         assert await status(http, "GET", url, bearer(system.secrets["operator"])) == 200
         async with http.get(url, headers=bearer(system.secrets["reviewer"])) as r:
             assert r.status == 200 and (await r.json())["registry"]["township"] == TOWNSHIP
-        for role in ("reviewer_elsewhere", "cadre", "feed"):
+        assert await status(http, "GET", url, bearer(system.secrets["auditor"])) == 200
+        for role in ("reviewer_elsewhere", "auditor_elsewhere", "cadre", "feed"):
             assert await status(http, "GET", url, bearer(system.secrets[role])) == 403, role
         # A reviewer does not learn whether a household exists outside its townships.
         missing = system.url("monitoring", "/v1/households/H-nowhere")
         assert await status(http, "GET", missing, bearer(system.secrets["reviewer"])) == 403
         assert await status(http, "GET", missing, bearer(system.secrets["operator"])) == 404
+        assert await status(http, "GET", missing, bearer(system.secrets["auditor"])) == 404
+        narrowed = bearer(system.secrets["auditor_elsewhere"])
+        assert await status(http, "GET", missing, narrowed) == 403
 
 
 def shouwang(system: System, *argv: str) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ import asyncio
 import re
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -80,6 +81,51 @@ async def test_tokens_issue_with_request_limits_of_its_own(env, capsys) -> None:
     listed = await asyncio.to_thread(_listed_tokens, capsys)
     [line] = [line for line in listed.splitlines() if line.startswith(token_id)]
     assert "concurrency=40 rate=2.5/s burst=9" in line
+
+
+async def test_an_auditor_token_is_issued_logged_and_kept_free_of_event_types(
+    env, capsys, database_url
+) -> None:
+    """`tokens issue --kind auditor`: every township unless narrowed, no event type (exit 2 for
+    one, nothing recorded); its issue is on operator.actions with kind AUDITOR; the table itself
+    refuses an auditor row with event types (migration 0012)."""
+    await register_township(database_url, "Gaofeng")
+    code = await shouwang("tokens", "issue", "--kind", "auditor", "--holder", "audit-cli")
+    assert code == 0
+    county = capsys.readouterr().out.split()[0]
+    code = await shouwang(
+        "tokens", "issue", "--kind", "auditor", "--holder", "audit-gf", "--township", "Gaofeng"
+    )
+    assert code == 0
+    narrowed = capsys.readouterr().out.split()[0]
+    code = await shouwang(
+        "tokens", "issue", "--kind", "auditor", "--holder", "audit-w", "--event-type", "Visit"
+    )
+    assert code == 2 and "auditor token writes nothing" in capsys.readouterr().err
+    listed = await asyncio.to_thread(_listed_tokens, capsys)
+    lines = {line.split()[0]: line for line in listed.splitlines()}
+    assert "auditor  audit-cli" in lines[county] and "townships=* types=none" in lines[county]
+    assert "townships=Gaofeng types=none" in lines[narrowed]
+    assert all("audit-w" not in line for line in lines.values())
+    assert await shouwang("actions", "--subject", f"token:{county}") == 0
+    [issued] = capsys.readouterr().out.splitlines()
+    assert "TOKEN_ISSUED" in issued and "auditor audit-cli townships=* types=none" in issued
+    connection = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="auditor_writes_nothing"):
+            await connection.execute(
+                "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, event_types) "
+                "VALUES ('audit-bad', $1, 'auditor', 'audit-bad', ARRAY['x'])",
+                "0" * 64,
+            )
+        with pytest.raises(asyncpg.CheckViolationError, match="kind_check"):
+            await connection.execute(
+                "INSERT INTO api_tokens (token_id, token_sha256, kind, holder) "
+                "VALUES ('kind-bad', $1, 'inspector', 'kind-bad')",
+                "1" * 64,
+            )
+    finally:
+        await connection.close()
 
 
 def _listed_tokens(capsys) -> str:

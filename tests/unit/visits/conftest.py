@@ -72,6 +72,7 @@ async def api(codec: Codec) -> AsyncIterator[Api]:
             await _issue(store, "elsewhere", new_token("cadre", "cadre-9", [OTHER_TOWNSHIP])),
             await _issue(store, "feed", new_token("feed", "feed-health", [], ["HardshipReported"])),
             await _issue(store, "operator", new_token("operator", "op-1")),
+            await _issue(store, "auditor", new_token("auditor", "audit-1")),
             await _issue(store, "revoked", new_token("cadre", CADRE, [TOWNSHIP])),
         ]
     )

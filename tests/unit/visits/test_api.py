@@ -253,6 +253,19 @@ async def test_refused_requests(api: Api, role, path, kwargs, status, error, wor
     assert api.sink.records == []
 
 
+@pytest.mark.parametrize("slug", sorted(SAMPLES))
+async def test_an_auditors_token_writes_nothing_on_any_route(api: Api, slug: str) -> None:
+    """An auditor reads what an operator reads; every write refuses it, before the body is read,
+    with a problem that says why (not the event type: no type would do)."""
+    for path, body in ((f"/v1/{slug}", sample(slug)), (f"/v1/{slug}:batch", [sample(slug)])):
+        response = await api.post(path, body, role="auditor")
+        assert response.status == 403 and response.content_type == PROBLEM_JSON, path
+        answer = await response.json(content_type=None)
+        assert answer["type"] == problem_type("forbidden"), answer
+        assert "auditor's token is read-only" in answer["detail"], answer
+    assert api.sink.records == []
+
+
 async def test_problem_list_is_specific(api: Api) -> None:
     body = sample("visits")
     body["checks"]["water"]["status"] = "FINE"
