@@ -1,8 +1,9 @@
 """The console in a real browser: log in as each role, walk the review queue to a household,
 record a decision and see it reach the log, then the measures and pools to a pool's queue and
 back to a household; the 403 page for another township's household; the problems board from
-the nav to a household, and a cadre's own; a form without its CSRF token refused; an operator
-opening a household's personal data, stating why. A screenshot of every page is saved under the
+the nav to a household, and a cadre's own; an auditor reading the queue and a household with no
+form to change anything; a form without its CSRF token refused; an operator opening a
+household's personal data, stating why. A screenshot of every page is saved under the
 test's temporary directory, and each page passes basic accessibility checks (a language, one
 h1, every field labelled, text contrast at least WCAG AA's 4.5:1)."""
 
@@ -178,6 +179,25 @@ async def test_a_cadre_sees_its_work_list_and_no_queue(
     assert await page.get_by_role("link", name="审核队列").count() == 0
     response = await page.goto(console_system.url("/queue"))
     assert response.status == 403
+    await context.close()
+
+
+async def test_an_auditor_reads_the_queue_and_a_household_and_changes_nothing(
+    browser, console_system: ConsoleSystem, tmp_path: Path
+):
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, console_system, "auditor")
+    await page.wait_for_url("**/overview")
+    await page.get_by_role("link", name="审核队列").click()
+    await page.wait_for_url("**/queue")
+    await checked(page, "auditor-queue", tmp_path)
+    household = console_system.households["soon"]
+    await page.get_by_role("link", name=household, exact=True).click()
+    await page.wait_for_url(f"**/households/{household}")
+    await checked(page, "auditor-household", tmp_path)
+    assert await page.get_by_label("决定", exact=True).count() == 0  # no decision form
+    assert await page.get_by_label("查看理由（将被记录）").count() == 0  # no personal data
     await context.close()
 
 
