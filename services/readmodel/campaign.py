@@ -37,18 +37,23 @@ async def campaign_totals(
     five-visits block: the total row (`total` true) first, then one row per township.
 
     A need counts as met when a measure answering it (employment for work, SALES_AID for unsold
-    produce, INDUSTRY for spring farming, EDUCATION for students without access) was delivered or
-    completed after the visit that recorded it."""
+    produce, INDUSTRY for spring farming, EDUCATION for students without access) has a DELIVERED
+    or COMPLETED step dated after the visit that recorded it — the steps, not the measure's
+    status: a delivered job whose slot support later releases (the household cleared) ends
+    CANCELLED, and was still given."""
     rows = await pool.fetch(
         """WITH helped AS (
             SELECT e.household_id,
                 bool_or(m.type = ANY($3::text[])) AS employment,
-                count(*) FILTER (WHERE m.type = 'PUBLIC_WELFARE_JOB') AS welfare_jobs,
+                count(DISTINCT s.measure_id) FILTER (WHERE m.type = 'PUBLIC_WELFARE_JOB')
+                    AS welfare_jobs,
                 bool_or(m.type = 'SALES_AID') AS sales,
                 bool_or(m.type = 'INDUSTRY') AS industry,
                 bool_or(m.type = 'EDUCATION') AS education
-            FROM epidemic_visits e JOIN measures m USING (household_id)
-            WHERE m.status IN ('delivered', 'completed') AND m.status_changed_at >= e.occurred_at
+            FROM epidemic_visits e
+            JOIN measure_steps s ON s.household_id = e.household_id
+            JOIN measures m ON m.measure_id = s.measure_id
+            WHERE s.step IN ('DELIVERED', 'COMPLETED') AND s.occurred_at >= e.occurred_at
             GROUP BY e.household_id
         )
         SELECT h.township, GROUPING(h.township) = 1 AS total,

@@ -17,3 +17,8 @@ CREATE TABLE epidemic_visits (
     students_without_access   integer     NOT NULL CHECK (students_without_access >= 0),
     updated_at                timestamptz NOT NULL DEFAULT now()
 );
+
+-- The totals look up each household's deliveries (a delivery stays a fact when the slot is later
+-- released, so the steps are read, not the measure's status).
+CREATE INDEX measure_steps_household_delivered ON measure_steps (household_id, occurred_at)
+    WHERE step IN ('DELIVERED', 'COMPLETED');
