@@ -188,17 +188,25 @@ $1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15,
         insert="""\
         INSERT INTO problems AS p (problem_id, household_id, check_item, status, responsible,
             found_at, rectified_at, status_at, origin, visit_id, default_due, task_due, task_at,
-            updated_at)""",
-        values="$1, $2, $3, $4, $5, $6, $7, $6, $8, $9, $10, $11, $12, now()",  # status_at: found
+            responsible_at, updated_at)""",
+        # status_at: the step's time; responsible_at: the same, when the step names someone
+        values="""\
+$1, $2, $3, $4, $5, $6, $7, $6, $8, $9, $10, $11, $12,
+            CASE WHEN $5::text IS NULL THEN NULL ELSE $6::timestamptz END, now()""",
         conflict="""\
         ON CONFLICT (problem_id) DO UPDATE SET
             check_item = CASE WHEN EXCLUDED.origin = 'visit' THEN EXCLUDED.check_item
                 ELSE p.check_item END,
             status = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
                 THEN EXCLUDED.status ELSE p.status END,
-            responsible = CASE WHEN EXCLUDED.responsible IS NOT NULL AND (p.responsible IS NULL
-                OR p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at)
+            -- the newest step that names someone, by its own time (a later RECTIFIED or a
+            -- securing visit names no one and must not freeze an older name in place)
+            responsible = CASE WHEN EXCLUDED.responsible IS NOT NULL AND (p.responsible_at IS NULL
+                OR EXCLUDED.responsible_at >= p.responsible_at)
                 THEN EXCLUDED.responsible ELSE p.responsible END,
+            responsible_at = CASE WHEN EXCLUDED.responsible IS NOT NULL
+                AND (p.responsible_at IS NULL OR EXCLUDED.responsible_at >= p.responsible_at)
+                THEN EXCLUDED.responsible_at ELSE p.responsible_at END,
             found_at = LEAST(p.found_at, EXCLUDED.found_at),
             rectified_at = CASE WHEN p.status_at IS NULL OR EXCLUDED.status_at >= p.status_at
                 THEN EXCLUDED.rectified_at ELSE p.rectified_at END,

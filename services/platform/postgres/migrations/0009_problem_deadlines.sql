@@ -12,7 +12,10 @@ ALTER TABLE problems
     ADD COLUMN IF NOT EXISTS visit_id    text,
     ADD COLUMN IF NOT EXISTS default_due date,
     ADD COLUMN IF NOT EXISTS task_due    date,
-    ADD COLUMN IF NOT EXISTS task_at     timestamptz;
+    ADD COLUMN IF NOT EXISTS task_at     timestamptz,
+    -- when the step that named `responsible` happened: the newest naming step wins, whatever
+    -- order steps and visits arrive in
+    ADD COLUMN IF NOT EXISTS responsible_at timestamptz;
 
 -- A person's problems (the work list, the problems board by responsible person).
 CREATE INDEX IF NOT EXISTS problems_responsible ON problems (responsible, status);
