@@ -42,7 +42,10 @@ async def campaign_totals(
     status: a delivered job whose slot support later releases (the household cleared) ends
     CANCELLED, and was still given."""
     rows = await pool.fetch(
-        """WITH helped AS (
+        """WITH latest AS (
+            SELECT DISTINCT ON (household_id) * FROM epidemic_visits WHERE has_block
+            ORDER BY household_id, occurred_at DESC, visit_id DESC
+        ), helped AS (
             SELECT e.household_id,
                 bool_or(m.type = ANY($3::text[])) AS employment,
                 count(DISTINCT s.measure_id) FILTER (WHERE m.type = 'PUBLIC_WELFARE_JOB')
@@ -50,7 +53,7 @@ async def campaign_totals(
                 bool_or(m.type = 'SALES_AID') AS sales,
                 bool_or(m.type = 'INDUSTRY') AS industry,
                 bool_or(m.type = 'EDUCATION') AS education
-            FROM epidemic_visits e
+            FROM latest e
             JOIN measure_steps s ON s.household_id = e.household_id
             JOIN measures m ON m.measure_id = s.measure_id
             WHERE s.step IN ('DELIVERED', 'COMPLETED') AND s.occurred_at >= e.occurred_at
@@ -73,7 +76,7 @@ async def campaign_totals(
             coalesce(sum(e.students_without_access), 0) AS students_without_access,
             coalesce(sum(e.students_without_access) FILTER (WHERE x.education), 0)
                 AS students_helped
-        FROM epidemic_visits e
+        FROM latest e
         JOIN households h USING (household_id)
         LEFT JOIN helped x USING (household_id)
         WHERE ($1::text[] IS NULL OR h.township = ANY($1::text[]))

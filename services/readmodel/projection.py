@@ -194,25 +194,26 @@ def visit_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> list
 
 
 def epidemic_rows(record: Mapping[str, Any]) -> list[Change]:
-    """A visit's epidemic "five visits" block, if it carries one (the family's own account is
-    not copied, only whether one was recorded)."""
+    """A visit's epidemic "five visits" block, or that it carries none (a correction may drop
+    it); the family's own account is not copied, only whether one was recorded."""
     five = record.get("five_visits")
-    if five is None:
-        return []
-    produce = five.get("unsold_produce")
+    produce = five.get("unsold_produce") if five is not None else None
     return [
         (
             "epidemic_visit",
             (
                 record["household_id"],
+                record["visit_id"],
                 str(record["event_id"]),
                 record["occurred_at"],
-                bool(five["family_impact"].strip()),
-                five["members_seeking_work"],
-                five["spring_farming_needs_help"],
+                record["recorded_at"],
+                five is not None,
+                five is not None and bool(five["family_impact"].strip()),
+                five["members_seeking_work"] if five is not None else 0,
+                five is not None and five["spring_farming_needs_help"],
                 produce["value_yuan"] if produce is not None else 0,
-                five["students_learning_at_home"],
-                five["students_without_access"],
+                five["students_learning_at_home"] if five is not None else 0,
+                five["students_without_access"] if five is not None else 0,
             ),
         )
     ]

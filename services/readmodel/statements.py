@@ -118,14 +118,16 @@ UPSERTS: Mapping[str, Upsert] = {
     "epidemic_visit": Upsert(
         table="epidemic_visits",
         insert="""\
-        INSERT INTO epidemic_visits AS e (household_id, event_id, occurred_at,
-            family_impact_recorded, members_seeking_work, spring_farming_needs_help,
-            unsold_value_yuan, students_learning_at_home, students_without_access)""",
-        values="$1, $2, $3, $4, $5, $6, $7, $8, $9",
-        # the latest visit's block wins, whatever order visits are read in; ties by event id
+        INSERT INTO epidemic_visits AS e (household_id, visit_id, event_id, occurred_at,
+            recorded_at, has_block, family_impact_recorded, members_seeking_work,
+            spring_farming_needs_help, unsold_value_yuan, students_learning_at_home,
+            students_without_access)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12",
+        # a visit's newest version wins (the fold's order), whatever order versions arrive in
         conflict="""\
-        ON CONFLICT (household_id) DO UPDATE SET
+        ON CONFLICT (household_id, visit_id) DO UPDATE SET
             event_id = EXCLUDED.event_id, occurred_at = EXCLUDED.occurred_at,
+            recorded_at = EXCLUDED.recorded_at, has_block = EXCLUDED.has_block,
             family_impact_recorded = EXCLUDED.family_impact_recorded,
             members_seeking_work = EXCLUDED.members_seeking_work,
             spring_farming_needs_help = EXCLUDED.spring_farming_needs_help,
@@ -133,7 +135,8 @@ UPSERTS: Mapping[str, Upsert] = {
             students_learning_at_home = EXCLUDED.students_learning_at_home,
             students_without_access = EXCLUDED.students_without_access,
             updated_at = now()
-        WHERE (e.occurred_at, e.event_id) < (EXCLUDED.occurred_at, EXCLUDED.event_id)""",
+        WHERE (e.recorded_at, e.occurred_at, e.event_id)
+            < (EXCLUDED.recorded_at, EXCLUDED.occurred_at, EXCLUDED.event_id)""",
     ),
     "measure_step": Upsert(
         table="measure_steps",

@@ -44,6 +44,13 @@ def events(p: str) -> list[tuple[str, tuple]]:
         ("household.registry", registry(h1, DAY0, township=a)),
         ("household.registry", registry(h2, DAY0, township=b)),
         ("household.registry", registry(h3, DAY0, township=a)),
+        # the field app's correction of h1's visit (sent again, recorded later) is read first
+        # here: it still wins over the original read after it
+        ("household.visits", visit(h1, DAY0 + 2 * DAY, visit_id=f"{p}-v1",
+                                   unsold=("chickens", 100, "head", 9000), seeking_work=2,
+                                   spring_farming=True, family_impact="两个儿子没能外出务工",
+                                   students_at_home=(3, 1), recorded=DAY0 + 6 * DAY,
+                                   label=f"visit/{p}-v1/corrected")),
         # h1: the seed's poultry farmer, helped with sales and migrant work after the visit
         ("household.visits", visit(h1, DAY0 + 2 * DAY, visit_id=f"{p}-v1",
                                    unsold=("chickens", 100, "head", 8000), seeking_work=2,
@@ -60,6 +67,11 @@ def events(p: str) -> list[tuple[str, tuple]]:
                                        "industry.poultry")),
         ("household.visits", visit(h2, DAY0 + 3 * DAY, visit_id=f"{p}-v2", seeking_work=1,
                                    spring_farming=True)),
+        # h2's later visit reported more, then was corrected to carry no block at all: h2's
+        # earlier block (v2, above) counts again
+        ("household.visits", visit(h2, DAY0 + 4 * DAY, visit_id=f"{p}-v2b", seeking_work=5)),
+        ("household.visits", visit(h2, DAY0 + 4 * DAY, visit_id=f"{p}-v2b",
+                                   recorded=DAY0 + 7 * DAY, label=f"visit/{p}-v2b/corrected")),
         # h3: a visit with no epidemic block is not in the campaign
         ("household.visits", visit(h3, DAY0 + 3 * DAY, visit_id=f"{p}-v3")),
     ]  # fmt: skip
@@ -114,7 +126,7 @@ async def test_campaign_totals_from_events_to_the_api_and_metrics(
             steps = await conn.fetchval(
                 "SELECT count(*) FROM measure_steps WHERE household_id LIKE $1", p + "%"
             )
-            return visits == 7 and steps == 3
+            return visits == 10 and steps == 3
 
         await wait_for(projected, 120, "the campaign's events in the read model", projector)
 
@@ -136,7 +148,7 @@ async def test_campaign_totals_from_events_to_the_api_and_metrics(
             rows = {t["township"]: t for t in towns}
             assert rows[a] == {"township": a, "total": False} | figures(
                 households_visited=1, family_impact_recorded=1, members_seeking_work=2,
-                workers_organised=2, unsold_produce_yuan=8000, produce_sold_with_aid_yuan=8000,
+                workers_organised=2, unsold_produce_yuan=9000, produce_sold_with_aid_yuan=9000,
                 spring_farming_needs_help=1, students_learning_at_home=3,
                 students_without_access=1,
             )  # fmt: skip
