@@ -120,11 +120,15 @@ def load_row(raw: bytes) -> Row:
 class RowCache:
     """Skips JSON work on the hot path: the rows this worker wrote last (checked against the
     stored bytes, so a row recovered or changed elsewhere is decoded afresh) and each event's
-    JSON text by event id (events are immutable). Bounded; one per app."""
+    JSON text by household and event id. Not by event id alone: ids come from clients, and two
+    households' different events may carry the same one (a buggy or hostile client; the fault
+    harness's overload and hostile scenarios did) — keyed by id alone, the second household's
+    row was written with the first one's event, a corruption its next recovery made real. Within
+    a household an id names one event (the fold ignores a seen id). Bounded; one per app."""
 
     def __init__(self, rows: int = 20_000, fragments: int = 200_000):
         self.rows: OrderedDict[bytes, tuple[bytes, Row]] = OrderedDict()
-        self.fragments: OrderedDict[str, str] = OrderedDict()
+        self.fragments: OrderedDict[tuple[str, str], str] = OrderedDict()
         self.max_rows, self.max_fragments = rows, fragments
 
     def load(self, key: bytes, raw: bytes) -> Row:
@@ -142,9 +146,10 @@ class RowCache:
         return raw
 
     def _fragment(self, event: Any) -> str:
-        text = self.fragments.get(event.event_id)
+        key = (event.household_id, event.event_id)
+        text = self.fragments.get(key)
         if text is None:
-            text = self.fragments[event.event_id] = _fragment(event)
+            text = self.fragments[key] = _fragment(event)
             if len(self.fragments) > self.max_fragments:
                 self.fragments.popitem(last=False)
         return text
