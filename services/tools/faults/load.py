@@ -343,8 +343,16 @@ def check_personal_data(result: Result, personal: set[str], logs, monitoring_por
     except Exception as exc:
         texts["monitoring /metrics"] = ""
         result.counts["metrics_unreachable"] = type(exc).__name__
-    leaks = {where: sum(1 for v in personal if v in text) for where, text in texts.items()}
-    leaks = {where: n for where, n in leaks.items() if n}
+    found = {where: [v for v in personal if v in text] for where, text in texts.items()}
+    leaks = {where: len(values) for where, values in found.items() if values}
     result.counts["personal_values_searched"] = len(personal)
     result.counts["personal_values_leaked"] = sum(leaks.values())
-    result.check(not leaks, f"personal data in logs or metrics: {leaks}")
+    # where each leak is: the first lines holding one, the value itself masked
+    lines = [
+        f"{where}: " + line.replace(value, "<personal value>")[:300]
+        for where, values in found.items()
+        for value in values[:3]
+        for line in texts[where].splitlines()
+        if value in line
+    ][:6]
+    result.check(not leaks, f"personal data in logs or metrics: {leaks}; " + " | ".join(lines))
