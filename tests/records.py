@@ -263,6 +263,8 @@ def review(
             "notice_days": 0,
             "assessment_event_id": None,
             "reason": "",
+            "outcome": None,
+            "exception": False,
         },
         fields,
     )

@@ -24,6 +24,11 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "PROPOSE_ELIMINATION": "Propose elimination",
         "ELIMINATE": "Eliminate risk",
         "KEEP_MONITORING": "Keep monitoring",
+        "APPLY": "Household application",
+        "VILLAGE_DELIBERATION": "Village deliberation",
+        "NOTICE": "Public notice",
+        "OBJECTION": "Objection",
+        "TOWNSHIP_REVIEW": "Township review",
     },
     "category": {
         "UNSTABLE_LIFTED": "Unstable lifted household",
