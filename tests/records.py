@@ -362,6 +362,7 @@ def risk(
             "workflow": workflow,
             "reasons": [{"code": "rigid_expenditure", "message": "uremia", "event_ids": []}],
             "overdue": [],
+            "procedure": None,
             "chain_hash": "",
         },
         fields,

@@ -266,6 +266,7 @@ def assessment_record(
             for r in a.reasons
         ],
         "overdue": list(a.overdue),
+        "procedure": None,  # issue #17 item 4: the fold's procedure state goes here
         "chain_hash": chain_hash,
     }
 
