@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The whole system on a synthetic county, with a report (services/tools/demo/README.md).
-# Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--scale 0.5 --no-keep"`.
+# The whole system on a synthetic county, with a report (services/tools/demo/README.md): the
+# hundred-day campaign, then monitoring through June 2021 across the national policy switch.
+# Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--scale 0.5 --no-keep --until 2021-06-30"`.
+DEMO_ARGS ?= --until 2021-06-30
 demo: $(VENV)/.installed
 	$(PYTHON) -m services.cli demo $(DEMO_ARGS)
 

@@ -9,6 +9,7 @@ seed determines (what the topics must hold).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import re
@@ -29,13 +30,16 @@ from services.platform.localstack.kafka import LocalKafka
 from services.platform.localstack.postgres import LocalPostgres
 from services.platform.localstack.processes import pid_alive
 from services.tools.demo.supervisor import stop_leftovers
-from services.tools.simulation.parameters import SimulationParameters
+from services.tools.simulation.parameters import CampaignCalendar, SimulationParameters
 from services.tools.simulation.stream import generate
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = 0.008
 SEED = 7
+# Past the campaign into 2021, as the README's demo command runs: monitoring crosses the
+# national policy switch of 2021-01-01 and the report shows who was carried over.
+UNTIL = dt.date(2021, 6, 30)
 DEMO_SECONDS = 840
 
 
@@ -62,7 +66,7 @@ def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None
     }
     started = time.monotonic()
     result = _run_demo(
-        ["demo", "--no-keep", "--scale", str(SCALE), "--seed", str(SEED),
+        ["demo", "--no-keep", "--scale", str(SCALE), "--seed", str(SEED), "--until", str(UNTIL),
          "--home", str(demo_home), "--out", str(out), "--timeout", "600"],
         env,
     )  # fmt: skip
@@ -89,7 +93,8 @@ def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None
     assert not any(tag in page for tag in ("<script src", "<link", "<img", "@import"))
 
     # The log holds exactly the campaign the seed determines (the API de-duplicates retries).
-    events = list(generate(SimulationParameters(seed=SEED, scale=SCALE)))
+    calendar = CampaignCalendar(until=UNTIL)
+    events = list(generate(SimulationParameters(seed=SEED, scale=SCALE, calendar=calendar)))
     expected = Counter(e.topic.name for e in events)
     run = report["run"]
     assert run["events_written"] == len(events)
@@ -123,6 +128,10 @@ def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None
     problems = report["problems"]
     assert (problems["found"], problems["rectified"]) == db["problems"]
     assert problems["found"] > 0
+    # Every household in the workflow on 2021-01-01 was carried over to national-2021.
+    transition = report["transition"]
+    assert transition["carried_over"] == db["carried_over"] > 0
+    assert "carried over by the policy switch" in result.stdout
 
     # The timeline (read back from household.risk) ends where the read model stands.
     last_day = {k: v[-1] for k, v in report["timeline"]["by_category"].items() if v[-1]}
@@ -191,6 +200,10 @@ async def _read_model_numbers(url: str) -> dict:
             "waiting": await conn.fetchval("SELECT count(*) FROM measures WHERE status='waiting'"),
             "registered": (registered[0], registered[1]),
             "overdue": {r[0]: r[1] for r in sorted(overdue)},
+            "carried_over": await conn.fetchval(
+                "SELECT count(*) FROM households WHERE EXISTS (SELECT 1 FROM "
+                "jsonb_array_elements(reasons) r WHERE r->>'code' = 'policy_transition')"
+            ),
             "problems": tuple(
                 await conn.fetchrow(
                     "SELECT count(*), count(*) FILTER (WHERE status = 'rectified') FROM problems"

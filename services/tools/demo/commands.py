@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from services.platform.config import Settings
+from services.tools.simulation.command import until_day
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -27,6 +28,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="county size: 1 = Dianjiang (9,803 lifted households); default 0.1 (a few minutes)",
     )
     demo.add_argument("--seed", type=int, default=2020, help="random seed (default 2020)")
+    demo.add_argument(
+        "--until",
+        type=until_day,
+        default=None,
+        help="keep monitoring after the campaign up to this day (YYYY-MM-DD), e.g. 2021-06-30 "
+        "to cross the 2021 policy switch; default: the campaign's end",
+    )
     demo.add_argument("--no-keep", dest="keep", action="store_false", help="exit after the report")
     demo.add_argument("--out", type=Path, default=None, help="directory for report.html/.json/.txt")
     demo.add_argument(

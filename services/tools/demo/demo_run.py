@@ -20,6 +20,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options = DemoOptions(
         scale=args.scale,
         seed=args.seed,
+        until=args.until,
         keep=args.keep,
         out=args.out,
         rate=args.rate,

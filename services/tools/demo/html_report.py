@@ -107,6 +107,11 @@ def render_html(report: Mapping[str, Any]) -> str:
                 for t, v in problems["by_township"].items()
             },
         ),
+        table(
+            "carried over by the policy switch, by category now "
+            f"(re-review past due: {report['transition']['rereview_overdue']:,})",
+            report["transition"]["by_category"],
+        ),
         table("records in the log, by topic", run["records_by_topic"]),
         f"<p>Visit coverage: {visits['registered_visited']:,} of "
         f"{visits['registered_households']:,} registered households visited "

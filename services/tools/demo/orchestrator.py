@@ -44,6 +44,7 @@ class DemoOptions:
 
     scale: float = 0.1
     seed: int = 2020
+    until: dt.date | None = None  # monitoring goes on after the campaign up to this day
     keep: bool = True
     out: Path | None = None  # default: <home>/demo
     rate: float = 0.0  # events per second through the API; 0 = as fast as it takes them
@@ -104,7 +105,7 @@ async def _run(
     """Everything between the servers' start and the report; returns it and the API token."""
     from services.platform.kafka.admin import ensure_topics
     from services.platform.postgres.migrate import apply_migrations
-    from services.tools.simulation.parameters import SimulationParameters
+    from services.tools.simulation.parameters import CampaignCalendar, SimulationParameters
     from services.tools.simulation.runner import simulate
     from services.tools.simulation.sinks.api import ApiSink
 
@@ -160,7 +161,9 @@ async def _run(
     say("waiting for the visits API ...")
     await _wait_ready(f"{visits_url}/readyz", supervisor, 120.0)
 
-    parameters = SimulationParameters(seed=options.seed, scale=options.scale)
+    parameters = SimulationParameters(
+        seed=options.seed, scale=options.scale, calendar=CampaignCalendar(until=options.until)
+    )
     say(
         f"running the campaign (seed {options.seed}, scale {options.scale:g}: "
         f"{parameters.lifted_households:,} lifted households) through {visits_url} ..."

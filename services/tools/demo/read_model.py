@@ -32,6 +32,9 @@ class ReadModelFacts:
     campaign: list[dict[str, Any]] = field(default_factory=list)
     # (township, status, problems): problems from visits and the problem list, by township
     problems_by_township: list[tuple[str | None, str, int]] = field(default_factory=list)
+    # (category, workflow_status, re-review overdue, households): households a policy switch
+    # carried over (their current reasons hold a policy_transition)
+    transitions: list[tuple[str | None, str, bool, int]] = field(default_factory=list)
 
 
 async def read_facts(database_url: str) -> ReadModelFacts:
@@ -68,6 +71,11 @@ async def read_facts(database_url: str) -> ReadModelFacts:
                 "SELECT h.township, p.status, count(*) FROM problems p "
                 "LEFT JOIN households h USING (household_id) GROUP BY 1, 2"
             )
+            transitions = await conn.fetch(
+                "SELECT category, workflow_status, overdue ? 'decision_overdue', count(*) "
+                'FROM households WHERE reasons @> \'[{"code": "policy_transition"}]\' '
+                "GROUP BY 1, 2, 3"
+            )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
             campaign = await campaign_totals(conn, None)  # the operator API's query
     finally:
@@ -82,4 +90,5 @@ async def read_facts(database_url: str) -> ReadModelFacts:
         rejects=int(rejects),
         campaign=campaign,
         problems_by_township=[tuple(r) for r in by_township],
+        transitions=[tuple(r) for r in transitions],
     )

@@ -56,8 +56,27 @@ def build_report(
         "measures": _measures(facts),
         "problems": _problems(facts),
         "campaign": _campaign(facts),
+        "transition": _transition(facts),
         "timeline": category_timeline(assessments, run.campaign_start, run.campaign_end),
         "read_model": {"rejected_records": facts.rejects},
+    }
+
+
+def _transition(facts: ReadModelFacts) -> dict[str, Any]:
+    """Households a policy switch carried over (e.g. dianjiang-2020 → national-2021), by the
+    category they hold now, and those whose re-review is past due."""
+    by_category: Counter[str] = Counter()
+    by_workflow: Counter[str] = Counter()
+    overdue = 0
+    for category, workflow, rereview_overdue, count in facts.transitions:
+        by_category[category or "uncategorised"] += count
+        by_workflow[workflow] += count
+        overdue += count if rereview_overdue else 0
+    return {
+        "carried_over": sum(by_category.values()),
+        "by_category": _sorted(by_category),
+        "by_workflow": _sorted(by_workflow),
+        "rereview_overdue": overdue,
     }
 
 
@@ -294,6 +313,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"problems found: {problems['found']:,}, rectified {problems['rectified']:,} "
         f"({_pct(problems['rectification_rate'])}), open {problems['open']:,}",
         *_campaign_lines(report["campaign"]["county"]),
+        *_transition_lines(report["transition"]),
         "rectification by township, lowest first (rectified / found): "
         + (
             ", ".join(
@@ -334,6 +354,16 @@ def _campaign_lines(c: Mapping[str, int]) -> list[str]:
         f"{c['spring_farming_helped']:,}; students learning at home "
         f"{c['students_learning_at_home']:,} ({c['students_without_access']:,} without access, "
         f"{c['students_helped']:,} helped)"
+    ]
+
+
+def _transition_lines(t: Mapping[str, Any]) -> list[str]:
+    if not t["carried_over"]:
+        return []  # the run did not cross a policy switch (or nobody was in the workflow)
+    return [
+        f"carried over by the policy switch: {t['carried_over']:,} households "
+        + _inline(t["by_category"])
+        + f"; re-review past due: {t['rereview_overdue']:,}"
     ]
 
 

@@ -10,6 +10,7 @@ are scripted (`named_households`); every other story is drawn at random (`decisi
 from __future__ import annotations
 
 from services.tools.simulation import records as rec
+from services.tools.simulation.aftercare import rereview_after_switch
 from services.tools.simulation.campaign_plan import CampaignPlan, Planned
 from services.tools.simulation.circumstances import draw_hardships, draw_latent, registry_changes
 from services.tools.simulation.county import County, Household, rng_for
@@ -35,6 +36,7 @@ def plan_campaign(parameters: SimulationParameters, county: County) -> list[Plan
 
 def _household(campaign: CampaignPlan, household: Household) -> None:
     story = Story(household, rng_for(campaign.seed, "story", household.household_id))
+    first_record = len(campaign.planned)
     r = story.rng
     campaign.emit(
         rec.REGISTRY,
@@ -52,5 +54,6 @@ def _household(campaign: CampaignPlan, household: Household) -> None:
         draw_visits(campaign, story)
         review(campaign, story)
         registry_changes(campaign, story)
+    rereview_after_switch(campaign, story, first_record)
     follow_ups(campaign, story)
     walk_visits(campaign, story)

@@ -6,10 +6,12 @@ The parser is here; `simulate_run.py` runs it.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 
 from services.platform.config import Settings
 from services.tools.simulation.api_target import API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL
+from services.tools.simulation.parameters import CampaignCalendar
 
 
 def add_simulate_command(commands: argparse._SubParsersAction) -> None:
@@ -55,6 +57,13 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=_positive_int, default=500, help="events per write (default 500)"
     )
+    parser.add_argument(
+        "--until",
+        type=until_day,
+        default=None,
+        help="keep monitoring after the campaign up to this day (YYYY-MM-DD; a day in 2021 "
+        "crosses the national policy switch); default: the campaign's end, 2020-07-03",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(
         run=run,
@@ -69,6 +78,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from services.tools.simulation import simulate_run
 
     return simulate_run.run(args, settings)
+
+
+def until_day(text: str) -> dt.date:
+    """`--until`: a calendar day no earlier than the campaign's end."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day written YYYY-MM-DD") from None
+    end = CampaignCalendar().spot_check_end
+    if day < end:
+        raise argparse.ArgumentTypeError(f"{day} is before the campaign ends ({end})")
+    return day
 
 
 def _positive_float(text: str) -> float:

@@ -41,6 +41,10 @@ class CampaignCalendar:
     concentrated_weekdays: tuple[int, ...] = (0, 4)  # Monday, Friday
     # Schools reopened in May 2020; before that students learned at home (five visits).
     schools_reopen: dt.date = dt.date(2020, 5, 6)
+    # Monitoring goes on after the campaign: monthly visits to monitored households (with their
+    # income accounts) and the review groups' decisions, up to this day (None: the campaign's
+    # end). A day in 2021 takes the county across the national policy switch (aftercare.py).
+    until: dt.date | None = None
 
     def __post_init__(self) -> None:
         order = [
@@ -51,10 +55,15 @@ class CampaignCalendar:
         ]
         if order != sorted(order) or len(set(order)) != len(order):
             raise ValueError("campaign dates must be strictly increasing: start < ... < end")
+        if self.until is not None and self.until < self.spot_check_end:
+            raise ValueError(
+                f"until ({self.until}) is before the campaign ends ({self.spot_check_end})"
+            )
 
     @property
     def end(self) -> dt.date:
-        return self.spot_check_end
+        """The last day anything happens: the campaign's end, or `until` when monitoring goes on."""
+        return self.spot_check_end if self.until is None else self.until
 
     def days(self, first: dt.date, last: dt.date) -> list[dt.date]:
         """Calendar days from `first` to `last` inclusive, clipped to the campaign."""

@@ -11,7 +11,7 @@ import time
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
 from services.platform.postgres.database import local_database_url
 from services.tools.simulation.api_target import API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL
-from services.tools.simulation.parameters import SimulationParameters
+from services.tools.simulation.parameters import CampaignCalendar, SimulationParameters
 from services.tools.simulation.runner import simulate
 from services.tools.simulation.sinks.api import ApiSink
 from services.tools.simulation.sinks.base import EventSink, SinkError
@@ -21,7 +21,12 @@ from services.tools.simulation.summary import Summary
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    parameters = SimulationParameters(seed=args.seed, scale=args.scale, days=args.days)
+    parameters = SimulationParameters(
+        seed=args.seed,
+        scale=args.scale,
+        days=args.days,
+        calendar=CampaignCalendar(until=args.until),
+    )
     sink = _sink(args, settings)
     started = time.monotonic()
     try:

@@ -182,3 +182,27 @@ def test_the_epidemic_campaign_totals_are_reported_for_the_county_and_each_towns
     assert "organised into work 2" in text
     assert "epidemic five visits, five helps" in render_html(report)
     assert "no visit carried the block" in render_text(build_report(FACTS, RUN))
+
+
+def test_households_carried_over_by_the_policy_switch_are_reported() -> None:
+    transitions = [
+        ("MARGINAL", "monitored", False, 4),
+        ("MARGINAL", "monitored", True, 1),
+        ("SUDDEN_HARDSHIP", "monitored", False, 2),
+        ("UNSTABLE_LIFTED", "elimination_proposed", False, 3),
+    ]
+    report = build_report(dataclasses.replace(FACTS, transitions=transitions), RUN)
+    assert report["transition"] == {
+        "carried_over": 10,
+        "by_category": {"MARGINAL": 5, "SUDDEN_HARDSHIP": 2, "UNSTABLE_LIFTED": 3},
+        "by_workflow": {"elimination_proposed": 3, "monitored": 7},
+        "rereview_overdue": 1,
+    }
+    text = render_text(report)
+    assert (
+        "carried over by the policy switch: 10 households (MARGINAL 5, SUDDEN_HARDSHIP 2, "
+        "UNSTABLE_LIFTED 3); re-review past due: 1" in text
+    )
+    assert "carried over by the policy switch, by category now" in render_html(report)
+    # a run that does not cross a switch says nothing about one
+    assert "carried over" not in render_text(build_report(FACTS, RUN))

@@ -1,0 +1,92 @@
+"""Monitoring after the campaign (`--until`): the county keeps visiting its monitored households
+and re-reviews the general key households the 2021 policy switch carries over."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections import defaultdict
+
+import pytest
+
+from services.contract.codec import Codec
+from services.tools.simulation import SimulationParameters, generate
+from services.tools.simulation import records as rec
+from services.tools.simulation.aftercare import SWITCH
+from services.tools.simulation.command import until_day
+from services.tools.simulation.parameters import CST, CampaignCalendar
+
+UNTIL = dt.date(2021, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def into_2021():
+    parameters = SimulationParameters(seed=5, scale=0.05, calendar=CampaignCalendar(until=UNTIL))
+    return list(generate(parameters))
+
+
+def _day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(CST).date()
+
+
+def test_monitoring_goes_on_to_the_day_asked_and_not_a_day_past_it(into_2021) -> None:
+    days = [_day(e.record["occurred_at"]) for e in into_2021]
+    assert max(days) <= UNTIL
+    visits = [_day(e.record["occurred_at"]) for e in into_2021 if e.event_type == rec.VISIT]
+    months = {(d.year, d.month) for d in visits if d > CampaignCalendar().end}
+    # a follow-up visit every month of the second half of 2020 and the first of 2021
+    assert {(2020, m) for m in range(8, 13)} | {(2021, m) for m in range(1, 7)} <= months
+    incomes = [e for e in into_2021 if e.event_type == rec.INCOME]
+    assert any(_day(e.record["occurred_at"]) >= SWITCH for e in incomes)
+
+
+def test_every_general_key_household_is_re_reviewed_after_the_switch(into_2021) -> None:
+    decisions = defaultdict(list)
+    for e in into_2021:
+        if e.event_type == rec.REVIEW:
+            decisions[e.record["household_id"]].append(e.record)
+    general_key = {
+        h
+        for h, records in decisions.items()
+        if any(r["decision"] == "INCLUDE" and r["category"] == "GENERAL_KEY" for r in records)
+    }
+    assert general_key, "the seed county monitors general key households in 2020"
+    for household in general_key:
+        after = [r for r in decisions[household] if _day(r["occurred_at"]) >= SWITCH]
+        assert len(after) == 1, household
+        (decision,) = after
+        assert decision["decision"] == "INCLUDE"
+        assert decision["category"] in ("MARGINAL", "SUDDEN_HARDSHIP")
+        assert (decision["body"], decision["approving_level"]) == ("COUNTY", "COUNTY")
+        assert _day(decision["occurred_at"]) <= SWITCH + dt.timedelta(days=30)
+    # nobody else is decided on again in 2021: the other categories carry over unchanged
+    others = [
+        r
+        for h, records in decisions.items()
+        if h not in general_key
+        for r in records
+        if _day(r["occurred_at"]) >= SWITCH
+    ]
+    assert others == []
+
+
+def test_the_records_after_the_campaign_are_valid_under_the_contract(into_2021) -> None:
+    codec = Codec.default()
+    late = [e for e in into_2021 if _day(e.record["occurred_at"]) > CampaignCalendar().end]
+    assert late
+    assert [(e.event_type, p) for e in late if (p := codec.validate(e.event_type, e.record))] == []
+
+
+def test_without_until_nothing_happens_after_the_campaign() -> None:
+    events = generate(SimulationParameters(seed=5, scale=0.01))
+    assert max(_day(e.record["occurred_at"]) for e in events) <= CampaignCalendar().end
+
+
+def test_until_before_the_campaign_ends_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="before the campaign ends"):
+        CampaignCalendar(until=dt.date(2020, 7, 1))
+    with pytest.raises(argparse.ArgumentTypeError, match="before the campaign ends"):
+        until_day("2020-06-30")
+    with pytest.raises(argparse.ArgumentTypeError, match="not a day written YYYY-MM-DD"):
+        until_day("2021-13-01")
+    assert until_day("2021-06-30") == UNTIL
