@@ -98,7 +98,7 @@ async def console_dependencies(
             settings=console,
             decision_days=decision_days,
             visit_days=visit_days,
-            history=HistoryReader(bootstrap, settings.layout, book),
+            history=HistoryReader(bootstrap, settings.layout, book, pool),
             registry=new_registry(),
             clock=wall_clock,
             personal=personal,

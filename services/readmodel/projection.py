@@ -19,13 +19,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.contract import vocabulary
+from services.contract.inputs import MONITORING_INPUTS
 from services.contract.problem_ids import record_findings, record_secured
 from services.contract.topics import (
     CADRES,
+    HARDSHIPS,
     HOUSEHOLD_REGISTRY,
+    INCOME,
     MEASURES,
     OPERATOR_ACTIONS,
     PROBLEMS,
+    REVIEWS,
     RISK,
     SUPPORT_MEASURES,
     VISITS,
@@ -42,8 +46,14 @@ TOPICS = (
     PROBLEMS,
     CADRES,
     OPERATOR_ACTIONS,
+    INCOME,  # read for their positions only (household_records), like every monitoring input
+    HARDSHIPS,
+    REVIEWS,
 )
 EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
+# Where each record of monitoring's inputs sits, by household (migration 0016): the console's
+# history page reads exactly a household's records from the log with it.
+POSITIONED = frozenset(t.name for t in MONITORING_INPUTS)
 
 # measures.status_rank, as stored since migration 0003 and compared by the "measure" statement
 # (a late-synced step never moves a measure backwards; a terminal one is never left). The
@@ -90,6 +100,18 @@ def rows_for(
         return _DATED[name](record, periods or _shipped())
     rows_of = _ROWS_OF.get(name)
     return rows_of(record) if rows_of is not None else []
+
+
+def position_row(topic: str, partition: int, offset: int, key: bytes | None) -> Change | None:
+    """Where a monitoring input record of a household sits in the log; None for other topics
+    (and for a record without a readable key, which no household's history holds)."""
+    if topic not in POSITIONED or not key:
+        return None
+    try:
+        household_id = key.decode()
+    except UnicodeDecodeError:
+        return None
+    return ("household_record", (household_id, topic, partition, offset))
 
 
 _SHIPPED: list[RectificationPeriods] = []

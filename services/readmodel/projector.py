@@ -33,7 +33,13 @@ from services.platform.kafka import clients as kafka_clients
 from services.platform.postgres.errors import UNREACHABLE
 from services.readmodel.bulk import apply_bulk, ensure_staging_tables, staging_committed
 from services.readmodel.metrics import ProjectorMetrics
-from services.readmodel.projection import EXPECTED_TYPE, TOPICS, Change, rows_for
+from services.readmodel.projection import (
+    EXPECTED_TYPE,
+    TOPICS,
+    Change,
+    position_row,
+    rows_for,
+)
 from services.readmodel.rectification import RectificationPeriods
 from services.readmodel.statements import (
     CATALOGUE_MEASURES,
@@ -41,6 +47,7 @@ from services.readmodel.statements import (
     ENSURE_POSITIONS,
     POOLS,
     POSITIONS_FOR_UPDATE,
+    PROJECTION,
     REJECT,
     STATEMENTS,
     STORED_POSITIONS,
@@ -56,7 +63,6 @@ DATABASE_UNAVAILABLE = UNREACHABLE
 DB_RETRY_FIRST_SECONDS = 1.0
 DB_RETRY_MAX_SECONDS = 10.0
 
-PROJECTION = "readmodel"  # this projection's name in projection_positions and _rejects
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,8 @@ class Projector:
                     )
                     self.metrics.skipped.labels("undecodable").inc()
                     continue
-                changes_of.append((record, changes))
+                where = position_row(record.topic, record.partition, record.offset, record.key)
+                changes_of.append((record, changes if where is None else [*changes, where]))
             applied: dict[str, int] = defaultdict(int)
             if isolate:
                 for record, changes in changes_of:

@@ -257,6 +257,15 @@ $1, $2, $3, $4, $5, $6, $7, $6, $8, $9, $10, $11, $12,
         conflict="""\
         ON CONFLICT (event_id) DO NOTHING""",
     ),
+    # A record's place in the log never changes: written once (a redelivery finds it there).
+    "household_record": Upsert(
+        table="household_records",
+        insert="""\
+        INSERT INTO household_records (household_id, topic, partition, kafka_offset)""",
+        values="$1, $2, $3, $4",
+        conflict="""\
+        ON CONFLICT (topic, partition, kafka_offset) DO NOTHING""",
+    ),
     # A partition's position only moves forward; written once per batch, never staged.
     "position": Upsert(
         table="projection_positions",
@@ -280,6 +289,8 @@ BULK_STATEMENTS: Mapping[str, str] = {
     name: UPSERTS[name].bulk(staging) for name, staging in STAGING.items()
 }
 
+# This projection's name in projection_positions and projection_rejects.
+PROJECTION = "readmodel"
 # Positions: a row per partition (last_offset -1 until one is applied), read under FOR UPDATE
 # in the batch's transaction, and read all at once when partitions are assigned.
 ENSURE_POSITIONS = (  # every partition of a batch in one statement ($2, $3: in sorted order)

@@ -79,9 +79,9 @@ class KafkaLog:
                 partitions += [
                     TopicPartition(topic, p) for p in sorted(found) if wanted is None or p in wanted
                 ]
-            consumer.unsubscribe()
             if not partitions:
-                return
+                return  # still subscribed: stopping a consumer unsubscribed and unassigned hangs
+            consumer.unsubscribe()
             consumer.assign(partitions)
             starts = await consumer.beginning_offsets(partitions)
             ends = await consumer.end_offsets(partitions)
@@ -106,7 +106,7 @@ class KafkaLog:
                 for tp, messages in fetched.items():
                     for m in messages:
                         if m.offset < ends[tp]:
-                            batch.append(_record(m))
+                            batch.append(log_record(m))
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
                         pending.discard(tp)
@@ -125,7 +125,7 @@ class KafkaLog:
         return {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in partitions}
 
 
-def _record(m) -> LogRecord:
+def log_record(m) -> LogRecord:
     return LogRecord(
         m.topic,
         m.partition,

@@ -18,8 +18,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.console.history import HistoryReader
 from services.contract.codec import Codec
 from services.contract.topics import TopicLayout
+from services.monitoring.adapters.policy_files import load_policies
 from services.platform.kafka.admin import ensure_topics
 from services.platform.postgres.migrate import apply_migrations
 from tests import records
@@ -257,3 +259,56 @@ async def test_a_record_the_database_refuses_is_kept_aside_and_the_batch_goes_on
     assert [(r["topic"], r["kafka_offset"]) for r in rejects] == [("household.registry", 10)]
     assert "labourers_check" in rejects[0]["error"]
     assert position == 11
+
+
+async def test_the_history_page_reads_a_households_records_by_their_positions_and_past_them(
+    kafka_bootstrap: str, fresh_database: str
+) -> None:
+    """The console's history reader with the read model fetches the records the projector
+    positioned, and those past its positions, and explains them as reading the household's
+    partitions whole does (`shouwang explain`'s way)."""
+    layout = TopicLayout()
+    await ensure_topics(kafka_bootstrap, layout)
+    prefix = f"hist-{uuid.uuid4().hex[:6]}"
+    await produce(kafka_bootstrap, prefix, households=20)
+    target = f"{prefix}-00007"
+    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=2)
+    projector = start_projector(kafka_bootstrap, fresh_database, f"test-projector-{prefix}")
+    try:
+
+        async def positioned() -> bool:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM household_records WHERE household_id = $1", target
+            )
+            return count == 5  # two registry rows and three measure steps; risk is an output
+
+        await wait_for(positioned, 120, "the household's records positioned", projector)
+    finally:
+        projector.send_signal(signal.SIGTERM)
+        projector.wait(30)
+    try:
+        # Written after the projector stopped: only a read past its positions finds these.
+        codec = Codec.default()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for topic, event in (
+                ("household.income", records.income(target, NOW + DAY, 2500)),
+                ("household.visits", records.visit(target, NOW + 2 * DAY)),
+            ):
+                await producer.send_and_wait(topic, codec.encode(*event), key=target.encode())
+        finally:
+            await producer.stop()
+        policies = load_policies()
+        as_of = NOW + 3 * DAY
+        by_positions = await HistoryReader(kafka_bootstrap, layout, policies, pool).read(
+            target, as_of
+        )
+        whole = await HistoryReader(kafka_bootstrap, layout, policies).read(target, as_of)
+    finally:
+        await pool.close()
+    assert by_positions is not None and whole is not None
+    assert len(whole.events) == 7  # the five positioned records, the income and the visit
+    assert by_positions.events == whole.events
+    assert by_positions.document == whole.document
+    assert await HistoryReader(kafka_bootstrap, layout, policies).read("nobody", as_of) is None

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from services.contract.codec import Codec
-from services.readmodel.projection import TOPICS, rows_for
+from services.contract.inputs import MONITORING_INPUTS
+from services.readmodel.projection import POSITIONED, TOPICS, position_row, rows_for
 from services.readmodel.statements import STATEMENTS
 from tests import records
 
@@ -557,8 +558,8 @@ def test_a_record_missing_a_required_field_is_refused_as_undecodable():
         plain("household.registry", "HouseholdRegistryRecorded", record)
 
 
-def test_every_topic_read_carries_an_event_type_that_gives_rows():
-    assert len({t.name for t in TOPICS}) == len(TOPICS) == 8
+def test_every_topic_read_carries_an_event_type_that_gives_rows_or_positions():
+    assert len({t.name for t in TOPICS}) == len(TOPICS) == 11
     assert {t.event_type.rsplit(".", 1)[-1] for t in TOPICS} == {
         "HouseholdRegistryRecorded",
         "RiskAssessed",
@@ -567,7 +568,24 @@ def test_every_topic_read_carries_an_event_type_that_gives_rows():
         "ProblemRecorded",
         "CadreRegistryRecorded",
         "OperatorActionRecorded",
+        # read for where each record sits (the history page), no rows of their own
+        "IncomeUpdated",
+        "HardshipReported",
+        "ReviewDecided",
     }
+    # every monitoring input is read, so every record of a household's history is positioned
+    assert POSITIONED == {t.name for t in MONITORING_INPUTS} <= {t.name for t in TOPICS}
+
+
+def test_a_monitoring_input_record_is_positioned_under_its_household_and_nothing_else_is():
+    assert position_row("household.visits", 3, 41, b"H-1") == (
+        "household_record",
+        ("H-1", "household.visits", 3, 41),
+    )
+    assert position_row("household.risk", 3, 41, b"H-1") is None  # monitoring's output
+    assert position_row("cadre.registry", 0, 1, b"C-1") is None
+    assert position_row("household.visits", 3, 41, None) is None
+    assert position_row("household.visits", 3, 41, b"\xff\xfe") is None  # no household's
 
 
 def test_every_row_fills_exactly_its_statements_arguments():
@@ -584,6 +602,8 @@ def test_every_row_fills_exactly_its_statements_arguments():
     for event in events:
         for name, args in rows("any.topic", event):
             written[name] = len(args)
+    name, args = position_row("household.visits", 0, 7, HID.encode())
+    written[name] = len(args)
     assert set(written) == set(STATEMENTS) - {"position"}
     for name, count in written.items():
         assert max(int(n) for n in re.findall(r"\$(\d+)", STATEMENTS[name])) == count, name
