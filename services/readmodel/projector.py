@@ -64,7 +64,6 @@ DB_RETRY_FIRST_SECONDS = 1.0
 DB_RETRY_MAX_SECONDS = 10.0
 
 
-
 @dataclass(frozen=True)
 class ProjectorConfig:
     bootstrap: str
