@@ -72,3 +72,16 @@ def test_a_late_visit_changes_what_was_true_not_what_was_known():
     assert event["actor"] == "cadre-yang" and event["position"].startswith("household.visits")
     text = render(true_then)
     assert "guarantee_housing" in text and "arrived 2020-09-10" in text
+
+
+def test_explain_shows_the_procedure_under_way_with_its_steps():
+    events, notes = household(monitored_then_eliminated(HH))
+    document = explain(HH, events, notes, POLICIES, moment("2020-11-22"))
+    procedure = document["workflow"]["procedure"]
+    assert (procedure["direction"], procedure["awaiting"]) == ("EXIT", "NOTICE_RUNNING")
+    assert (procedure["notice_start"], procedure["notice_ends"]) == ("2020-11-20", "2020-11-24")
+    text = render(document)
+    assert "procedure (exit): awaiting NOTICE_RUNNING" in text
+    assert "notice 2020-11-20 to 2020-11-24" in text
+    assert "VILLAGE_DELIBERATION PASSED" in text and "notice from 2020-11-20 for 5 days" in text
+    assert "procedure" not in render(explain(HH, events, notes, POLICIES, moment("2020-11-26")))
