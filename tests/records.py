@@ -270,6 +270,57 @@ def review(
     )
 
 
+def approved(
+    household_id: str,
+    when: dt.datetime,
+    decision: str = "INCLUDE",
+    category: str | None = None,
+    *,
+    opening: bool = True,
+    notice_days: int = 5,
+    label: str | None = None,
+    **fields: Any,
+) -> list[Record]:
+    """A county approval (INCLUDE or ELIMINATE) at `when` with every step of the procedure the
+    fold asks before it, placed as late as the rules allow: the opening decision
+    (START_VERIFICATION for INCLUDE, PROPOSE_ELIMINATION for ELIMINATE; `opening=False` when
+    the test records its own), village deliberation PASSED, a public notice of `notice_days`
+    ending the day before the township review, township review PASSED just before `when`.
+    The opening comes `notice_days + 1` days or so before `when`: a test's other decisions
+    must not fall in between."""
+    label = label or f"review/{decision}/{when.isoformat()}"  # the approval's, as review's
+    township = when - dt.timedelta(minutes=1)
+    notice_ends = township.date() - dt.timedelta(days=1)
+    notice_start = notice_ends - dt.timedelta(days=notice_days - 1)
+    posted = township - dt.timedelta(days=(township.date() - notice_start).days, minutes=1)
+    deliberation = posted - dt.timedelta(minutes=1)
+    steps = []
+    if opening:
+        first = "START_VERIFICATION" if decision == "INCLUDE" else "PROPOSE_ELIMINATION"
+        opened = deliberation - dt.timedelta(minutes=1)
+        steps.append(review(household_id, opened, first, label=f"{label}/open"))
+    village = {"body": "VILLAGE", "approving_level": "VILLAGE"}
+    steps += [
+        review(
+            household_id, deliberation, "VILLAGE_DELIBERATION", label=f"{label}/deliberation",
+            outcome="PASSED", **village,
+        ),
+        review(
+            household_id, posted, "NOTICE", label=f"{label}/notice", notice_start=notice_start,
+            notice_days=notice_days, **village,
+        ),
+        review(
+            household_id, township, "TOWNSHIP_REVIEW", label=f"{label}/township",
+            outcome="PASSED", body="TOWNSHIP", approving_level="TOWNSHIP",
+        ),
+        review(
+            household_id, when, decision, category, label=label,
+            **{"body": "COUNTY", "approving_level": "COUNTY", **fields},
+        ),
+    ]  # fmt: skip
+    return steps
+
+
 def measure(
     household_id: str,
     when: dt.datetime,

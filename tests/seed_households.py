@@ -4,7 +4,7 @@ thing in unit, agent and integration tests."""
 
 from __future__ import annotations
 
-from tests.records import Record, at, hardship, income, measure, registry, review, visit
+from tests.records import Record, approved, at, hardship, income, measure, registry, visit
 
 
 def zhou_uremia(household_id: str = "500231-zhou") -> list[Record]:
@@ -104,10 +104,12 @@ def sudden_hardship(household_id: str = "h-sudden") -> list[Record]:
 
 
 def monitored_then_eliminated(household_id: str = "h-elim") -> list[Record]:
-    """Included 16 May 2020; a job, income above the line since mid-2019; eliminated in November."""
+    """Included 16 May 2020 after the entry procedure; a job, income above the line since
+    mid-2019; the exit procedure opened on 18 November, once the conditions hold; eliminated on
+    25 November."""
     return [
         registry(household_id, at("2019-12-31"), count=3, labour=2, baseline=(2019, 5200)),
-        review(household_id, at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
+        *approved(household_id, at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
         measure(
             household_id,
             at("2020-06-01"),
@@ -118,7 +120,7 @@ def monitored_then_eliminated(household_id: str = "h-elim") -> list[Record]:
         ),
         income(household_id, at("2020-06-05"), 7600, start="2019-06-01", end="2020-05-31"),
         visit(household_id, at("2020-08-20"), visit_id="v-aug", income=7800),
-        review(household_id, at("2020-11-20"), "ELIMINATE"),
+        *approved(household_id, at("2020-11-25"), "ELIMINATE"),
     ]
 
 
@@ -142,7 +144,7 @@ def general_key_2020(household_id: str = "h-general-key") -> list[Record]:
     return [
         registry(household_id, at("2019-12-31"), registration="NEVER_REGISTERED"),
         income(household_id, at("2020-05-10"), 5400, end="2020-04-30"),
-        review(household_id, at("2020-06-10"), "INCLUDE", "GENERAL_KEY"),
+        *approved(household_id, at("2020-06-10"), "INCLUDE", "GENERAL_KEY"),
     ]
 
 

@@ -91,6 +91,10 @@ def explain(
             "category": d.category,
             "body": d.body,
             "approving_level": d.approving_level,
+            "outcome": d.outcome,
+            "notice_start": _iso(d.notice_start),
+            "notice_days": d.notice_days,
+            "exception": d.exception,
             "reason": d.reason,
             **_note(notes, d.event_id),
         }
@@ -133,15 +137,18 @@ def render(document: dict[str, Any]) -> str:
         + (f", overdue: {', '.join(a['overdue'])}" if a["overdue"] else ""),
         "  reasons:" if a["reasons"] else "  reasons: none",
     ]
+    procedure = w.get("procedure")
     for r in a["reasons"]:
         lines.append(f"    - {r['code']}: {r['message']}")
         for e in r["events"]:
             lines.append("        " + _event_line(e))
+    if procedure:
+        lines += _procedure_lines(procedure, document["decisions"])
     if document["decisions"]:
         lines.append("  decisions:")
         for d in document["decisions"]:
             lines.append(
-                f"    - {d['decision']} {d['category'] or ''} by {d['body']} "
+                f"    - {d['decision']} {_decision_detail(d)}by {d['body']} "
                 f"({d['approving_level']}): " + _event_line(d)
             )
     lines.append("  measures:" if document["measures"] else "  measures: none")
@@ -165,3 +172,34 @@ def _event_line(e: dict[str, Any]) -> str:
         f"{e['type']} {e['event_id']}: occurred {e['occurred_at']}, recorded by "
         f"{e['actor'] or '?'} ({e['source']}), arrived {e['recorded_at']} at {e['position']}"
     )
+
+
+def _decision_detail(d: dict[str, Any]) -> str:
+    parts = [d["category"] or "", d.get("outcome") or ""]
+    if d.get("notice_start"):
+        parts.append(f"notice from {d['notice_start']} for {d['notice_days']} days")
+    if d.get("exception"):
+        parts.append("as an exception")
+    if d.get("reason") and (d.get("exception") or d["decision"] == "OBJECTION"):
+        parts.append(f"({d['reason']})")
+    text = " ".join(p for p in parts if p)
+    return text + " " if text else ""
+
+
+def _procedure_lines(p: dict[str, Any], decisions: list[dict[str, Any]]) -> list[str]:
+    """The cycle's procedure: where it stands, then its steps in order."""
+    head = (
+        f"  procedure ({p['direction'].lower()}): awaiting {p['awaiting']} since {p['since']}, "
+        f"due {p['due']}"
+    )
+    if p["notice_start"]:
+        head += f"; notice {p['notice_start']} to {p['notice_ends']}"
+    if p["objections"]:
+        head += f"; {p['objections']} objection(s)"
+    by_id = {d["event_id"]: d for d in decisions}
+    lines = [head]
+    for event_id in p["steps"]:
+        d = by_id.get(event_id)
+        if d is not None:
+            lines.append(f"    {d['decision']} {_decision_detail(d)}: " + _event_line(d))
+    return lines

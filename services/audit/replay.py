@@ -345,6 +345,16 @@ def compare_assessment(
         ),
         ("reason_messages", [x.message for x in a.reasons], [x["message"] for x in r["reasons"]]),
         ("overdue", list(a.overdue), list(r["overdue"])),
+        (
+            "procedure",
+            None if a.procedure is None else list(a.procedure.content()),
+            _procedure_content(r.get("procedure")),
+        ),
         ("event_id", event_id, str(r["event_id"])),
     ]
     return [Difference(hid, f, e, g, where) for f, e, g in pairs if e != g]
+
+
+def _procedure_content(record: dict[str, Any] | None) -> list | None:
+    procedure = avro.procedure_from(record)
+    return None if procedure is None else list(procedure.content())

@@ -80,7 +80,7 @@ class MonitoringMetrics:
         self.overdue = Gauge(
             "shouwang_monitoring_overdue_households",
             "Households with a missed deadline, by kind (decision_overdue, visit_overdue, "
-            "problem_overdue) and township",
+            "problem_overdue, procedure_step_overdue) and township",
             ["kind", "township"],
             registry=registry,
         )

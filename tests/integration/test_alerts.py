@@ -35,7 +35,7 @@ from services.contract.topics import TopicLayout, topic_for
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import LOOPBACK, free_ports
 from tests.integration import observability as obs
-from tests.records import Record, at, registry, review
+from tests.records import Record, approved, at, registry
 from tests.scrape_fixture import SCRAPE_FIXTURE, promtool_input_series, signature, unknown_series
 from tests.scrape_fixture import recorded as fixture
 from tests.seed_households import marginal, zhou_uremia
@@ -75,7 +75,7 @@ def scenario(prefix: str) -> tuple[list[Record], str]:
     records = [
         *marginal(flagged),
         *zhou_uremia(monitored),
-        review(monitored, at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
+        *approved(monitored, at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
         registry(problem, at("2019-12-31"), baseline=(2019, 9000)),
     ]
     return records, problem

@@ -24,6 +24,7 @@ from services.monitoring.domain.events import (
     VisitProblem,
     VisitRecorded,
 )
+from services.monitoring.domain.procedure import Standing
 
 NS = "shouwang.events."
 RISK_ASSESSED = NS + "RiskAssessed"
@@ -180,6 +181,10 @@ def review_from(r: dict[str, Any]) -> ReviewDecided:
         body=r["body"],
         approving_level=r["approving_level"],
         reason=r.get("reason", ""),
+        outcome=r.get("outcome"),
+        notice_start=r.get("notice_start"),
+        notice_days=r.get("notice_days", 0),
+        exception=r.get("exception", False),
     )
 
 
@@ -266,14 +271,43 @@ def assessment_record(
             for r in a.reasons
         ],
         "overdue": list(a.overdue),
-        "procedure": None,  # issue #17 item 4: the fold's procedure state goes here
+        "procedure": None if a.procedure is None else procedure_record(a.procedure),
         "chain_hash": chain_hash,
     }
 
 
+def procedure_record(p: Standing) -> dict[str, Any]:
+    return {
+        "direction": p.direction,
+        "awaiting": p.awaiting,
+        "since": p.since,
+        "due": p.due,
+        "notice_start": p.notice_start,
+        "notice_ends": p.notice_ends,
+        "objections": p.objections,
+        "steps": list(p.steps),
+    }
+
+
+def procedure_from(record: dict[str, Any] | None) -> Standing | None:
+    """An emitted record's procedure (None in v1 records and when none is under way)."""
+    if record is None:
+        return None
+    return Standing(
+        record["direction"],
+        record["awaiting"],
+        record["since"],
+        record["due"],
+        record.get("notice_start"),
+        record.get("notice_ends"),
+        record.get("objections", 0),
+        tuple(record.get("steps", ())),
+    )
+
+
 def assessment_content(record: dict[str, Any]) -> tuple:
     """An emitted RiskAssessed record's content, as `Assessment.content()` gives it."""
-    return (
+    content = (
         record["policy_version"],
         record["category"],
         record["level"],
@@ -281,3 +315,7 @@ def assessment_content(record: dict[str, Any]) -> tuple:
         tuple((x["code"], x["message"], tuple(x["event_ids"])) for x in record["reasons"]),
         tuple(record["overdue"]),
     )
+    procedure = procedure_from(record.get("procedure"))
+    if procedure is not None:
+        content += (procedure.content(),)
+    return content

@@ -17,6 +17,7 @@ from services.monitoring.domain.facts import (
 )
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.problems import ProblemFacts, problems_at
+from services.monitoring.domain.procedure import Standing, standing
 from services.monitoring.domain.rules import Reason, category_for, risk_reasons, score_of
 from services.monitoring.domain.state import LIMITS, HouseholdState, Views
 from services.monitoring.domain.workflow import EliminationCheck, Stage, elimination_check, stage_at
@@ -45,11 +46,14 @@ class Assessment:
     open_problems: tuple[ProblemFacts, ...]
     problems_found: int = 0  # all problems on record, open or closed
     problems_rectified: int = 0
+    procedure: Standing | None = None  # the cycle's entry or exit procedure while under way
 
     def content(self) -> tuple:
         """What the digest covers, as a tuple: equal contents have equal digests, so a worker
-        compares this with what it last emitted and hashes only on a change."""
-        return (
+        compares this with what it last emitted and hashes only on a change. The procedure
+        comes last and only when there is one, so an assessment without one keeps the digest
+        it had before RiskAssessed v2."""
+        content = (
             self.policy_version,
             self.category,
             self.level,
@@ -57,6 +61,9 @@ class Assessment:
             tuple((r.code, r.message, r.event_ids) for r in self.reasons),
             self.overdue,
         )
+        if self.procedure is not None:
+            content += (self.procedure.content(),)
+        return content
 
     def digest(self) -> str:
         """Hash of what the assessment says (not when it was made): equal digests, no change."""
@@ -157,6 +164,11 @@ def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessmen
         overdue.append("visit_overdue")
     if any(today > problem_due(p, policy) for p in problems):
         overdue.append("problem_overdue")
+    procedure = None
+    if stage.procedure is not None and workflow in ("VERIFYING", "ELIMINATION_PROPOSED"):
+        procedure = standing(stage.procedure, policy.procedure, today)
+        if today > procedure.due:
+            overdue.append("procedure_step_overdue")
 
     elimination = None
     if workflow in MONITORING:
@@ -187,6 +199,7 @@ def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessmen
         open_problems=problems,
         problems_found=len(all_problems),
         problems_rectified=sum(p.rectified_at is not None for p in all_problems.values()),
+        procedure=procedure,
     )
 
 
@@ -207,6 +220,8 @@ def next_deadline(
         assessment.decision_due,
         assessment.next_visit_due,
         *(problem_due(p, policy) for p in assessment.open_problems),
+        # the awaited step's due date (a running notice's last day: the review is awaited next)
+        assessment.procedure.due if assessment.procedure is not None else None,
     ]
     today = assessment.as_of.date()
     upcoming = [d + timedelta(days=1) for d in days if d is not None and d >= today]

@@ -144,6 +144,11 @@ class ReviewDecided:
     body: str
     approving_level: str
     reason: str
+    # ReviewDecided v2 (the procedure); defaulted so v1 records and stored rows still build.
+    outcome: str | None = None  # PASSED | RETURNED, for VILLAGE_DELIBERATION and TOWNSHIP_REVIEW
+    notice_start: date | None = None
+    notice_days: int = 0
+    exception: bool = False  # a county-approved INCLUDE/ELIMINATE skipping a step
 
 
 @dataclass(frozen=True, slots=True)

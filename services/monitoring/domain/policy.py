@@ -18,6 +18,12 @@ from typing import Any
 
 from services.contract.vocabulary import symbols
 from services.monitoring.domain.income_lines import IncomeLine, parse_income_lines
+from services.monitoring.domain.procedure import (
+    DEFAULT_PROCEDURE,
+    PROCEDURE_KEYS,
+    ProcedureRules,
+    parse_procedure_rules,
+)
 from services.monitoring.domain.reasons import RISK_CODES
 from services.monitoring.domain.succession import (
     Succession,
@@ -85,6 +91,7 @@ class Policy:
     income_window_months: int = 12
     # The version this one succeeds, linked by `book_of` (None when parsed alone or pinned).
     predecessor: Policy | None = None
+    procedure: ProcedureRules = DEFAULT_PROCEDURE
 
     def in_force(self, day: date) -> bool:
         return self.effective_from <= day and (
@@ -239,6 +246,7 @@ _SCHEMA: dict[str, set[str]] = {
     },
     "answers": set(MEASURE_TYPES),
     "succeeds": {"policy", "categories"},
+    "procedure": set(PROCEDURE_KEYS),
 }
 
 
@@ -351,6 +359,7 @@ def parse_policy(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
         ),
         answers=MappingProxyType(answers),
         succeeds=parse_succession(data.get("succeeds"), {c.category for c in categories}, problems),
+        procedure=parse_procedure_rules(data.get("procedure", {}), problems),
     )
     if not 1 <= policy.income_window_months <= 36:
         problems.append(("income.window_months", "must be between 1 and 36"))

@@ -30,5 +30,13 @@ RISK_CODES: tuple[str, ...] = (
 INVALID_TRANSITION = "invalid_transition"  # a decision the workflow cannot take, ignored
 POLICY_EXCEPTION = "policy_exception"  # a decision the policy forbids, taken
 POLICY_TRANSITION = "policy_transition"  # carried over to a successor policy (workflow.Transition)
-WORKFLOW_CODES: tuple[str, ...] = (INVALID_TRANSITION, POLICY_EXCEPTION, POLICY_TRANSITION)
+# A county-approved INCLUDE or ELIMINATE that skipped a procedure step, taken (the message names
+# the step and the written reason).
+PROCEDURE_EXCEPTION = "procedure_exception"
+WORKFLOW_CODES: tuple[str, ...] = (
+    INVALID_TRANSITION,
+    POLICY_EXCEPTION,
+    POLICY_TRANSITION,
+    PROCEDURE_EXCEPTION,
+)
 REASON_CODES: tuple[str, ...] = RISK_CODES + WORKFLOW_CODES

@@ -18,6 +18,7 @@ from services.monitoring.domain.facts import (
     visits_at,
 )
 from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.procedure import Standing
 from services.monitoring.domain.state import HouseholdState
 
 
@@ -73,6 +74,7 @@ def household_document(state: HouseholdState, assessment: Assessment, policy: Po
             "decision_due": _iso(a.decision_due),
             "next_visit_due": _iso(a.next_visit_due),
             "last_visit_at": _iso(visits[-1].occurred_at) if visits else None,
+            "procedure": None if a.procedure is None else _procedure(a.procedure),
             "elimination": None
             if a.elimination is None
             else {
@@ -127,3 +129,16 @@ def household_document(state: HouseholdState, assessment: Assessment, policy: Po
         ],
     }
     return document
+
+
+def _procedure(p: Standing) -> dict:
+    return {
+        "direction": p.direction,
+        "awaiting": p.awaiting,
+        "since": _iso(p.since),
+        "due": _iso(p.due),
+        "notice_start": _iso(p.notice_start),
+        "notice_ends": _iso(p.notice_ends),
+        "objections": p.objections,
+        "steps": list(p.steps),
+    }

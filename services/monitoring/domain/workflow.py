@@ -8,6 +8,14 @@ takes effect and is kept as a policy exception with the unmet conditions, so the
 visible and answerable. When a policy succeeds another, every household in the workflow on its
 effective date carries over as the policy file says (`policy.Succession`), recorded as a
 `Transition`: never dropped because its category was the old policy's.
+
+The entry and exit procedures run inside the cycle (`procedure`): a step out of order is
+refused like any decision the workflow cannot take, and so is an INCLUDE or ELIMINATE that
+skips a step, unless the county approves it as an exception with a written reason (kept on
+record as `procedure_exception`).
+
+Long because the decisions, the carry-over at a policy's succession and the elimination check
+are one replay, read together.
 """
 
 from __future__ import annotations
@@ -21,10 +29,21 @@ from operator import attrgetter
 from services.monitoring.domain.events import ReviewDecided
 from services.monitoring.domain.facts import incomes_at, labour_of, measures_at, registry_at
 from services.monitoring.domain.policy import Policy
+from services.monitoring.domain.procedure import (
+    ENTRY,
+    EXIT,
+    STEP_DECISIONS,
+    Procedure,
+    Step,
+    begin,
+    missing_without,
+    step,
+)
 from services.monitoring.domain.reasons import (
     INVALID_TRANSITION,
     POLICY_EXCEPTION,
     POLICY_TRANSITION,
+    PROCEDURE_EXCEPTION,
 )
 from services.monitoring.domain.rules import Reason, risk_reasons
 from services.monitoring.domain.state import LIMITS, HouseholdState, writable
@@ -92,6 +111,7 @@ class Stage:
     decision_ids: tuple[str, ...] = ()  # of the current cycle
     transitions: tuple[Transition, ...] = ()  # of the current cycle
     rereview_due: date | None = None  # a transition's, until the next decision takes it up
+    procedure: Procedure | None = None  # the cycle's entry or exit procedure while under way
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,39 +283,95 @@ def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Polic
     def to(status: str, **changes) -> Stage:
         return _with(base, **{"status": status, "since": d.occurred_at, **changes})
 
-    if d.decision == "START_VERIFICATION":
+    day = d.occurred_at.date()
+    if d.decision in ("START_VERIFICATION", "APPLY"):
         if stage.status not in (*OPEN_STAGES, "VERIFYING"):
             return invalid(f"household is {stage.status.lower()}")
         if stage.status == "VERIFYING":
             return base
         return to(
-            "VERIFYING", verification_started_at=d.occurred_at, category=None, included_at=None
+            "VERIFYING",
+            verification_started_at=d.occurred_at,
+            category=None,
+            included_at=None,
+            procedure=begin(ENTRY, d.event_id, d.occurred_at),
         )
+    if d.decision in STEP_DECISIONS:
+        taken = step(stage.procedure, _step_of(d), policy.procedure)
+        if isinstance(taken, str):
+            return invalid(taken)
+        return _with(base, procedure=taken)
     if d.decision == "INCLUDE":
         if d.category is None or d.category not in {c.category for c in policy.categories}:
             return invalid(f"category {d.category!r} is not one of {policy.id}'s")
-        if stage.status in ("MONITORED", "ELIMINATION_PROPOSED"):
-            return to("MONITORED", category=d.category, since=stage.since)  # recategorised
-        return to("MONITORED", category=d.category, included_at=d.occurred_at)
+        if stage.status in ("MONITORED", "ELIMINATION_PROPOSED"):  # recategorised
+            return to("MONITORED", category=d.category, since=stage.since, procedure=None)
+        under_way = stage.procedure if stage.status == "VERIFYING" else None
+        gap = under_way.missing(day) if under_way else missing_without(ENTRY)
+        approval = _approval(d, gap)
+        if isinstance(approval, str):
+            return invalid(approval)
+        included = to("MONITORED", category=d.category, included_at=d.occurred_at, procedure=None)
+        return _noting(included, approval)
     if d.decision == "REJECT":
         if stage.status not in ("NONE", "VERIFYING", "REJECTED", "ELIMINATED"):
             return invalid(f"a {stage.status.lower()} household leaves by elimination")
-        return to("REJECTED", category=None, closed_at=d.occurred_at)
+        return to("REJECTED", category=None, closed_at=d.occurred_at, procedure=None)
     if d.decision == "PROPOSE_ELIMINATION":
         if stage.status != "MONITORED":
             return invalid(f"household is {stage.status.lower()}, not monitored")
         check = elimination_check(state, policy, d.occurred_at, stage.included_at)
-        return _with_policy_exceptions(to("ELIMINATION_PROPOSED"), check, d)
+        proposed = to("ELIMINATION_PROPOSED", procedure=begin(EXIT, d.event_id, d.occurred_at))
+        return _with_policy_exceptions(proposed, check, d)
     if d.decision == "ELIMINATE":
         if stage.status not in ("MONITORED", "ELIMINATION_PROPOSED"):
             return invalid(f"household is {stage.status.lower()}, not monitored")
+        under_way = stage.procedure if stage.status == "ELIMINATION_PROPOSED" else None
+        gap = under_way.missing(day) if under_way else missing_without(EXIT)
+        approval = _approval(d, gap)
+        if isinstance(approval, str):
+            return invalid(approval)
         check = elimination_check(state, policy, d.occurred_at, stage.included_at)
-        return _with_policy_exceptions(to("ELIMINATED", closed_at=d.occurred_at), check, d)
+        eliminated = to("ELIMINATED", closed_at=d.occurred_at, procedure=None)
+        return _with_policy_exceptions(_noting(eliminated, approval), check, d)
     if d.decision == "KEEP_MONITORING":
         if stage.status not in ("MONITORED", "ELIMINATION_PROPOSED"):
             return invalid(f"household is {stage.status.lower()}, not monitored")
-        return to("MONITORED", since=stage.since if stage.status == "MONITORED" else d.occurred_at)
+        since = stage.since if stage.status == "MONITORED" else d.occurred_at
+        return to("MONITORED", since=since, procedure=None)
     return invalid(f"unknown decision {d.decision}")
+
+
+def _step_of(d: ReviewDecided) -> Step:
+    return Step(d.event_id, d.occurred_at, d.decision, d.outcome, d.notice_start, d.notice_days)
+
+
+def _approval(d: ReviewDecided, gap: tuple[str, str] | None) -> Irregularity | str | None:
+    """An INCLUDE or ELIMINATE against the step `gap` it skips: None when it skips none, the
+    county's exception to keep on record, or why it is refused."""
+    if gap is None:
+        return None
+    missing, why = gap
+    if not d.exception:
+        return f"missing step {missing}: {why}"
+    if d.body != "COUNTY" or d.approving_level != "COUNTY":
+        return (
+            f"skips {missing} ({why}) as an exception, but only the county approves exceptions "
+            f"(body {d.body}, approving_level {d.approving_level})"
+        )
+    if not d.reason.strip():
+        return f"skips {missing} ({why}) as an exception without a written reason"
+    return Irregularity(
+        PROCEDURE_EXCEPTION,
+        f"{d.decision} approved by the county on {d.occurred_at.date()} as an exception "
+        f"skipping {missing} ({why}): {d.reason.strip()}",
+        d.event_id,
+        d.occurred_at,
+    )
+
+
+def _noting(stage: Stage, note: Irregularity | None) -> Stage:
+    return stage if note is None else _with(stage, exceptions=(*stage.exceptions, note))
 
 
 def _with_policy_exceptions(stage: Stage, check: EliminationCheck, d: ReviewDecided) -> Stage:

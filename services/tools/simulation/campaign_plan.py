@@ -165,6 +165,8 @@ class CampaignPlan:
         actor: str,
         notice: tuple[dt.date, int] | None = None,
         hour: int = 21,
+        outcome: str | None = None,
+        exception: bool = False,
     ) -> None:
         """One review decision on the story's household, entered by an operator."""
         r = story.rng
@@ -185,6 +187,8 @@ class CampaignPlan:
                 notice_start=notice[0] if notice else None,
                 notice_days=notice[1] if notice else 0,
                 reason=reason,
+                outcome=outcome,
+                exception=exception,
             ),
         )
 

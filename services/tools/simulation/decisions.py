@@ -34,6 +34,25 @@ def pool_of(catalogue_id: str, township: str) -> str | None:
 Chosen = tuple[str, str, list[tuple[str, int, str]], int | None, int | None, str | None, str]
 
 
+# One step of the procedure: decision, day, hour, body and level, outcome, notice, reason.
+Step = tuple[str, dt.date, int, str, str | None, tuple[dt.date, int] | None, str]
+
+
+def procedure_steps(opened: dt.date, decided: dt.date, notice_days: int) -> list[Step]:
+    """The steps between opening a procedure on `opened` and the county's approval on
+    `decided` (DOMAIN.md): village deliberation, a public notice of `notice_days` ending the day
+    before the township review, township review the day of the approval. Placed as late as the
+    rules allow, after the opening decision (21:30) and before the approval (21:30): every
+    caller keeps `decided - opened >= notice_days`, so no random draw is needed."""
+    notice_start = decided - notice_days * ONE_DAY
+    assert notice_start >= opened, "the procedure needs notice_days between opening and approval"
+    return [
+        ("VILLAGE_DELIBERATION", notice_start, 22, "VILLAGE", "PASSED", None, "村民代表评议通过"),
+        ("NOTICE", notice_start, 23, "VILLAGE", None, (notice_start, notice_days), "村内公示"),
+        ("TOWNSHIP_REVIEW", decided, 10, "TOWNSHIP", "PASSED", None, "公示无异议，乡镇审核通过"),
+    ]
+
+
 def prior_monitoring(campaign: CampaignPlan, story: Story) -> None:
     """Households already monitored since November 2019 (the seed: 300+ like the uremia case).
 
@@ -51,26 +70,29 @@ def prior_monitoring(campaign: CampaignPlan, story: Story) -> None:
     reason = (
         f"2019年人均纯收入{h.income_2019}元，低于监测线{campaign.parameters.income_line_yuan}元"
     )
-    for decision, day, body, level in (
-        ("START_VERIFICATION", start, "REVIEW_GROUP", "VILLAGE"),
-        ("INCLUDE", decided, "COUNTY", "COUNTY"),
-    ):
+    steps: list[Step] = [
+        ("START_VERIFICATION", start, 21, "REVIEW_GROUP", None, None, reason),
+        *procedure_steps(start, decided, 5),
+        ("INCLUDE", decided, 21, "COUNTY", None, None, reason),
+    ]
+    for decision, day, hour, body, outcome, notice, why in steps:
         campaign.emit(
             rec.REVIEW,
             rec.review_record(
                 campaign.next_id(story),
                 h.household_id,
-                at_hour(day, 21, 30),
+                at_hour(day, hour, 30),
                 campaign.import_at,
                 source="IMPORT",
                 actor="import:county-table",
                 decision=decision,
                 category=category if decision == "INCLUDE" else None,
                 body=body,
-                approving_level=level,
-                notice_start=start + ONE_DAY if decision == "INCLUDE" else None,
-                notice_days=5 if decision == "INCLUDE" else 0,
-                reason=reason,
+                approving_level="VILLAGE" if body == "REVIEW_GROUP" else body,
+                notice_start=notice[0] if notice else None,
+                notice_days=notice[1] if notice else 0,
+                reason=why,
+                outcome=outcome,
             ),
         )
     story.monitored_from = campaign.calendar.start
@@ -117,6 +139,18 @@ def review(campaign: CampaignPlan, story: Story) -> None:
             category = "MARGINAL"
         else:
             category = "GENERAL_KEY"
+        notice_days = r.randint(5, 7)
+        for decision, day, hour, body, outcome, notice, why in procedure_steps(
+            started, decided, notice_days
+        ):
+            actor = (
+                f"township-office:{h.township}"
+                if body == "TOWNSHIP"
+                else f"village-committee:{h.township}/{h.village}"
+            )
+            campaign.review_step(
+                story, decision, day, body, body, None, why, actor, notice, hour, outcome
+            )
         campaign.review_step(
             story,
             "INCLUDE",
@@ -126,7 +160,6 @@ def review(campaign: CampaignPlan, story: Story) -> None:
             category,
             reason + "；经村民代表评议、公示无异议，乡镇审核、县级审定",
             "county:poverty-office",
-            notice=(started + ONE_DAY, r.randint(5, 7)),
         )
         story.monitored_from = decided
         measures(campaign, story, decided)

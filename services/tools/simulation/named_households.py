@@ -134,8 +134,20 @@ def _review(campaign: CampaignPlan, story: Story, category: str, reason: str) ->
     campaign.review_step(
         story, "START_VERIFICATION", day, "VILLAGE", "VILLAGE", None, reason, actor, hour=17
     )
+    # seed: put under monitoring the same day. The procedure's deliberation, 5-day notice and
+    # township review cannot fit in a day, so the county approves it as an exception with its
+    # reason (DOMAIN.md: county approval; the fold keeps it on record as procedure_exception).
     campaign.review_step(
-        story, "INCLUDE", day, "VILLAGE", "TOWNSHIP", category, reason, actor, hour=21
+        story,
+        "INCLUDE",
+        day,
+        "COUNTY",
+        "COUNTY",
+        category,
+        reason + "；病情危重，县级特批当天纳入，事后补评议公示",
+        "county:poverty-office",
+        hour=21,
+        exception=True,
     )
     story.monitored_from = day
     measures(campaign, story, day)

@@ -246,6 +246,8 @@ def review_record(
     notice_start: dt.date | None,
     notice_days: int,
     reason: str,
+    outcome: str | None = None,
+    exception: bool = False,
 ) -> dict[str, Any]:
     return {
         **_envelope(event_id, occurred_at, recorded_at, source, actor),
@@ -258,6 +260,8 @@ def review_record(
         "notice_days": notice_days,
         "assessment_event_id": None,
         "reason": reason,
+        "outcome": outcome,
+        "exception": exception,
     }
 
 

@@ -19,7 +19,7 @@ from services.platform.localstack.ports import free_port
 from services.platform.localstack.processes import stop_child
 from services.tools.workers import monitoring_env
 from tests.integration.monitoring.test_monitoring_worker import Watcher, codes, send_all
-from tests.records import at, review
+from tests.records import approved, at
 from tests.seed_households import general_key_2020, general_key_with_a_bill, zhou_uremia
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
                 *general_key_2020(h["key"]),
                 *general_key_with_a_bill(h["bill"]),
                 *zhou_uremia(h["zhou"]),
-                review(h["zhou"], at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
+                *approved(h["zhou"], at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
             ],
         )
         before = {

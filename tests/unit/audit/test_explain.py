@@ -25,17 +25,26 @@ def test_time_travel_across_each_decision():
     events, notes = household(monitored_then_eliminated(HH))
     workflow = {
         day: explain(HH, events, notes, POLICIES, moment(day))["workflow"]["status"]
-        for day in ("2020-05-15", "2020-05-16", "2020-11-19", "2020-11-20")
-    }
-    assert workflow["2020-05-15"] != "MONITORED"
+        for day in ("2020-05-10", "2020-05-15", "2020-05-16", "2020-11-17", "2020-11-20",
+                    "2020-11-25")
+    }  # fmt: skip
+    assert workflow["2020-05-10"] not in ("VERIFYING", "MONITORED")
+    assert workflow["2020-05-15"] == "VERIFYING"  # the entry procedure under way
     assert workflow["2020-05-16"] == "MONITORED"
-    assert workflow["2020-11-19"] == "MONITORED"
-    assert workflow["2020-11-20"] == "ELIMINATED"
+    assert workflow["2020-11-17"] == "MONITORED"
+    assert workflow["2020-11-20"] == "ELIMINATION_PROPOSED"
+    assert workflow["2020-11-25"] == "ELIMINATED"
     document = explain(HH, events, notes, POLICIES, moment("2020-06-02"))
     assert document["assessment"]["policy_version"]
     (measure,) = document["measures"]
     assert measure["steps"][0]["type"] == "MeasureStepRecorded"
-    assert [d["decision"] for d in document["decisions"]] == ["INCLUDE"]
+    assert [d["decision"] for d in document["decisions"]] == [
+        "START_VERIFICATION",
+        "VILLAGE_DELIBERATION",
+        "NOTICE",
+        "TOWNSHIP_REVIEW",
+        "INCLUDE",
+    ]
     assert document["decisions"][0]["actor"]
 
 
@@ -63,3 +72,16 @@ def test_a_late_visit_changes_what_was_true_not_what_was_known():
     assert event["actor"] == "cadre-yang" and event["position"].startswith("household.visits")
     text = render(true_then)
     assert "guarantee_housing" in text and "arrived 2020-09-10" in text
+
+
+def test_explain_shows_the_procedure_under_way_with_its_steps():
+    events, notes = household(monitored_then_eliminated(HH))
+    document = explain(HH, events, notes, POLICIES, moment("2020-11-22"))
+    procedure = document["workflow"]["procedure"]
+    assert (procedure["direction"], procedure["awaiting"]) == ("EXIT", "NOTICE_RUNNING")
+    assert (procedure["notice_start"], procedure["notice_ends"]) == ("2020-11-20", "2020-11-24")
+    text = render(document)
+    assert "procedure (exit): awaiting NOTICE_RUNNING" in text
+    assert "notice 2020-11-20 to 2020-11-24" in text
+    assert "VILLAGE_DELIBERATION PASSED" in text and "notice from 2020-11-20 for 5 days" in text
+    assert "procedure" not in render(explain(HH, events, notes, POLICIES, moment("2020-11-26")))

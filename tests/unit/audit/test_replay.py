@@ -53,6 +53,17 @@ def test_replay_finds_an_altered_assessment():
     assert "category" in fields and "event_id" in fields
 
 
+def test_replay_finds_an_altered_procedure():
+    log = scenario_log()
+    risk = emitted(log, POLICIES)
+    records = [CODEC.decode(r.value).record for r in risk]
+    i = next(i for i, r in enumerate(records) if r["procedure"] is not None)
+    records[i]["procedure"]["objections"] += 1  # an objection nobody raised
+    forged = replace(risk[i], value=CODEC.encode("shouwang.events.RiskAssessed", records[i]))
+    _, differences = replayed(log, [*risk[:i], forged, *risk[i + 1 :]]).verify_emitted()
+    assert {d.field for d in differences} - {"event_id"} == {"procedure"}
+
+
 def test_a_removed_input_record_breaks_the_chain_and_is_located():
     log = scenario_log()
     risk = emitted(log, POLICIES)

@@ -68,3 +68,38 @@ def test_overlapping_versions_are_refused(tmp_path):
 def test_a_date_before_any_policy_has_none():
     with pytest.raises(LookupError):
         load_policies().for_date(dt.date(2018, 1, 1))
+
+
+def test_shipped_policies_set_the_procedure_within_the_15_day_rule():
+    book = load_policies()
+    for policy in (book.get("dianjiang-2020"), book.get("national-2021")):
+        rules = policy.procedure
+        assert rules.notice_min_days == 5  # DOMAIN.md: public notice of at least 5 days
+        total = (
+            rules.deliberation_days
+            + rules.notice_posting_days
+            + rules.notice_min_days
+            + rules.township_review_days
+            + rules.county_approval_days
+        )
+        assert total <= policy.flag_to_decision_days == 15
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("notice_min_days", 0), ("township_review_days", "2"), ("county_approval_days", True)],
+)
+def test_a_bad_procedure_limit_is_refused_naming_the_key(key, value):
+    data = shipped("national-2021")
+    data["procedure"][key] = value
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(data, "national-2021.toml")
+    assert [where for where, _ in refused.value.problems] == [f"procedure.{key}"]
+
+
+def test_an_unknown_procedure_key_is_refused():
+    data = shipped("national-2021")
+    data["procedure"]["notice_max_days"] = 10
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(data, "national-2021.toml")
+    assert ("procedure.notice_max_days", "unknown key") in refused.value.problems

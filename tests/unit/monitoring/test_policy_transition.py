@@ -12,7 +12,7 @@ from services.monitoring.adapters.policy_files import POLICY_DIR, load_policies
 from services.monitoring.domain.assess import assess, next_deadline, remembering
 from services.monitoring.domain.fold import fold
 from services.monitoring.domain.policy import IncomeLine, PolicyError, book_of, parse_policy
-from tests.records import at, income, registry, review
+from tests.records import approved, at, income, registry, review
 from tests.seed_households import general_key_2020, general_key_with_a_bill, zhou_uremia
 from tests.unit.monitoring.events import domain
 
@@ -54,8 +54,8 @@ def test_a_general_key_household_is_carried_over_not_dropped():
         "carried over as MARGINAL (none of rigid_expenditure, disaster, accident held); "
         "re-review due by 2021-01-16"
     )
-    include = str(general_key_2020()[-1][1]["event_id"])
-    assert transition.event_ids == (include,)
+    entry = tuple(str(r["event_id"]) for t, r in general_key_2020() if t == "ReviewDecided")
+    assert len(entry) == 5 and transition.event_ids == entry  # the cycle's decisions
     assert transition.since == dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
     # the re-review is a decision deadline: overdue once it has passed with no decision
     assert after.decision_due == dt.date(2021, 1, 16)
@@ -107,9 +107,12 @@ def test_each_decision_is_judged_by_the_policy_of_its_own_date():
     assert "'GENERAL_KEY' is not one of national-2021's" in refused.message
     # at the very moment the successor takes over, a decision is the successor's
     midnight = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
-    edge = [*general_key_2020()[:2], review(HH, midnight, "INCLUDE", "MARGINAL")]
+    edge = [*general_key_2020()[:2], *approved(HH, midnight, "INCLUDE", "MARGINAL")]
     c = assessed(edge, at("2021-03-01"))
-    assert (c.workflow, c.category, notes(c)) == ("MONITORED", "MARGINAL", [])
+    assert (c.workflow, c.category) == ("MONITORED", "MARGINAL")
+    assert [n.message.split(": ", 1)[1] for n in notes(c)] == [
+        "verification continues under national-2021's categories and rules"
+    ]  # the procedure ran in 2020; the approval is 2021's
 
 
 def test_verification_and_elimination_proposals_continue_under_the_successor():
@@ -119,7 +122,7 @@ def test_verification_and_elimination_proposals_continue_under_the_successor():
     (transition,) = notes(a)
     assert transition.message.endswith("verification continues under national-2021's categories "
                                        "and rules")  # fmt: skip
-    decided = [*verifying, review(HH, at("2021-01-06"), "INCLUDE", "MARGINAL")]
+    decided = [*verifying, *approved(HH, at("2021-01-06"), "INCLUDE", "MARGINAL", opening=False)]
     assert assessed(decided, at("2021-01-07")).category == "MARGINAL"
     proposed = [*general_key_2020(), review(HH, at("2020-12-20"), "PROPOSE_ELIMINATION")]
     b = assessed(proposed, at("2021-01-05"))
@@ -133,7 +136,7 @@ def test_households_out_of_the_workflow_carry_nothing_over():
     assert not notes(a) and a.workflow in ("REJECTED", "NOT_FLAGGED", "FLAGGED")
     zhou = [
         *zhou_uremia(),
-        review("500231-zhou", at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
+        *approved("500231-zhou", at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
     ]
     b = assessed(zhou, at("2021-03-01"), "500231-zhou")
     (transition,) = notes(b)  # the same category on both sides, still recorded

@@ -10,7 +10,7 @@ from services.contract.codec import Codec
 from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.fold import fold
-from tests.records import at, hardship, income, measure, problem, registry, review, visit
+from tests.records import approved, at, hardship, income, measure, problem, registry, review, visit
 from tests.seed_households import wu_chickens, wu_sales_aid, zhou_uremia
 from tests.unit.monitoring.events import domain
 
@@ -52,10 +52,10 @@ def test_uremia_patient_is_a_high_risk_unstable_lifted_household():
     assert a.decision_due == dt.date(2020, 5, 29)
 
 
-def test_uremia_patient_put_under_monitoring_the_same_day():
+def test_uremia_patient_put_under_monitoring_by_the_county():
     records = [
         *zhou_uremia(),
-        review("500231-zhou", at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
+        *approved("500231-zhou", at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
     ]
     a = assessed("500231-zhou", records, at("2020-05-16", 21))
     assert (a.workflow, a.category, a.level) == ("MONITORED", "UNSTABLE_LIFTED", "HIGH")
@@ -178,7 +178,7 @@ def test_medical_bill_above_last_years_income_is_sudden_severe_hardship_in_2021(
 def _monitored_household(household_id: str) -> list:
     return [
         registry(household_id, at("2019-12-31"), count=3, labour=2, baseline=(2019, 5200)),
-        review(household_id, at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
+        *approved(household_id, at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
         measure(
             household_id,
             at("2020-06-01"),
@@ -193,10 +193,11 @@ def _monitored_household(household_id: str) -> list:
 
 
 def test_elimination_refused_before_six_months():
-    records = [*_monitored_household("h-elim"), review("h-elim", at("2020-09-01"), "ELIMINATE")]
+    records = [*_monitored_household("h-elim"), *approved("h-elim", at("2020-09-01"), "ELIMINATE")]
     a = assessed("h-elim", records, at("2020-09-02"))
     assert a.workflow == "ELIMINATED"  # people decided; the decision is kept...
-    exception = next(r for r in a.reasons if r.code == "policy_exception")  # ...and flagged
+    # ...and flagged (the proposal, checked as of its own date, was flagged before it)
+    *_, exception = (r for r in a.reasons if r.code == "policy_exception")
     assert "less than 6 months" in exception.message
     assert exception.event_ids == (str(records[-1][1]["event_id"]),)
 
@@ -208,8 +209,10 @@ def test_elimination_accepted_after_six_months():
     assert [c for c, _ in before.elimination.unmet] == ["monitored_too_short"]
     after = assessed("h-elim", base, at("2020-11-17"))
     assert after.elimination.allowed
+    # the exit procedure (proposal, deliberation, a 5-day notice, township review) opens
+    # once the conditions hold, on 2020-11-17
     done = assessed(
-        "h-elim", [*base, review("h-elim", at("2020-11-20"), "ELIMINATE")], at("2020-11-21")
+        "h-elim", [*base, *approved("h-elim", at("2020-11-25"), "ELIMINATE")], at("2020-11-26")
     )
     assert done.workflow == "ELIMINATED"
     assert "policy_exception" not in codes(done)
@@ -252,7 +255,7 @@ def test_flag_unanswered_for_fifteen_days_is_overdue_and_review_answers_it():
 def test_decision_the_workflow_cannot_take_is_recorded_and_ignored():
     records = [
         registry("h-odd", at("2019-12-31")),
-        review("h-odd", at("2020-05-16"), "INCLUDE", "MARGINAL"),
+        *approved("h-odd", at("2020-05-16"), "INCLUDE", "MARGINAL"),
         review("h-odd", at("2020-05-20"), "REJECT"),
     ]
     a = assessed("h-odd", records, at("2020-05-21"))

@@ -255,10 +255,10 @@ def _eliminated(*, cancelled_at: dt.timedelta | None):
     """A household monitored six months, its migrant work delivered, then eliminated; with
     support's cancellation of that measure `cancelled_at` after the decision, if given."""
     hid = "h-elim"
-    decided = records.at("2020-11-20")
+    decided = records.at("2020-11-25")  # the exit procedure opens once the conditions hold
     history = [
         records.registry(hid, records.at("2019-12-31"), count=3, labour=2, baseline=(2019, 5200)),
-        records.review(hid, records.at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
+        *records.approved(hid, records.at("2020-05-16"), "INCLUDE", "UNSTABLE_LIFTED"),
         records.measure(
             hid,
             records.at("2020-06-01"),
@@ -270,7 +270,7 @@ def _eliminated(*, cancelled_at: dt.timedelta | None):
         ),
         records.income(hid, records.at("2020-06-05"), 7600, start="2019-06-01", end="2020-05-31"),
         records.visit(hid, records.at("2020-08-20"), visit_id="v-aug", income=7800),
-        records.review(hid, decided, "ELIMINATE"),
+        *records.approved(hid, decided, "ELIMINATE"),
     ]
     if cancelled_at is not None:
         released = Cancellation(hid, "m-jobs", "employment.migrant-work", "MIGRANT_WORK",
