@@ -96,6 +96,7 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "spring_farming_needs_help": "Spring farming needs help",
         "invalid_transition": "Decision the workflow could not take",
         "policy_exception": "Policy exception",
+        "procedure_exception": "Procedure exception approved by the county",
         "policy_transition": "Carried over by a policy change",
     },
     "measure": {
@@ -115,6 +116,7 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "decision_overdue": "Decision overdue",
         "visit_overdue": "Visit overdue",
         "problem_overdue": "Problem overdue",
+        "procedure_step_overdue": "Procedure step overdue",
     },
 }
 
