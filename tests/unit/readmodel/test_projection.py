@@ -174,12 +174,16 @@ def test_an_assessment_gives_the_households_current_risk_and_one_history_row():
                 T0 + dt.timedelta(minutes=5),
             ),
         ),
+        (
+            "household_procedure",
+            (HID, T0, event_id, None, None, None, None, None, None, 0, "[]", False),
+        ),
     ]
 
 
 def test_an_assessment_without_a_category_stores_none_and_no_reasons_as_empty_lists():
     event = risk(T0, category=None, level="NONE", workflow="NOT_FLAGGED", reasons=[], overdue=[])
-    [(_, current), (_, history)] = rows("household.risk", event)
+    [(_, current), (_, history), _procedure] = rows("household.risk", event)
     assert current[1:5] == (None, "NONE", "[]", "not_flagged") and current[7] == "[]"
     assert history[2:5] == (None, "NONE", "[]")
 
@@ -189,6 +193,64 @@ def test_a_redelivered_assessment_gives_the_same_rows_keyed_by_its_event_id():
     first, again = rows("household.risk", event), rows("household.risk", event)
     assert first == again
     assert first[1][1][0] == event[1]["event_id"]  # assessments: ON CONFLICT DO NOTHING
+
+
+PROCEDURE = {
+    "direction": "ENTRY",
+    "awaiting": "TOWNSHIP_REVIEW",
+    "since": T0,
+    "due": dt.date(2020, 5, 26),
+    "notice_start": dt.date(2020, 5, 8),
+    "notice_ends": dt.date(2020, 5, 12),
+    "objections": 1,
+    "steps": ["s1", "s2", "s3"],
+}
+
+
+def test_an_assessment_with_a_procedure_says_where_the_household_stands_in_it():
+    event = risk(T0, workflow="VERIFYING", procedure=PROCEDURE,
+                 overdue=["procedure_step_overdue"])  # fmt: skip
+    [procedure] = [args for name, args in rows("household.risk", event)
+                   if name == "household_procedure"]  # fmt: skip
+    assert procedure == (
+        HID, T0, event[1]["event_id"], "entry", "township_review", T0, dt.date(2020, 5, 26),
+        dt.date(2020, 5, 8), dt.date(2020, 5, 12), 1, '["s1", "s2", "s3"]', True,
+    )  # fmt: skip
+
+
+def test_an_assessment_without_a_procedure_ends_it_and_a_v1_record_has_none():
+    event = risk(T0)
+    [procedure] = [a for n, a in rows("household.risk", event) if n == "household_procedure"]
+    assert procedure[3:] == (None, None, None, None, None, None, 0, "[]", False)
+    record = dict(decoded(*event))
+    del record["procedure"]  # as a v1 writer's record reads without the field
+    [old] = [a for n, a in plain("household.risk", "RiskAssessed", record)
+             if n == "household_procedure"]  # fmt: skip
+    assert old == procedure
+
+
+def test_exceptions_are_rows_keyed_by_household_decision_and_code():
+    reasons = [
+        {"code": "procedure_exception", "message": "county approved without notice",
+         "event_ids": ["d-1", "e-9"]},
+        {"code": "policy_exception", "message": "ELIMINATE although ...", "event_ids": ["d-2"]},
+        {"code": "invalid_transition", "message": "not one", "event_ids": ["d-3"]},
+        {"code": "policy_exception", "message": "no event named", "event_ids": []},
+    ]  # fmt: skip
+    event = risk(T0, reasons=reasons)
+    event_id = event[1]["event_id"]
+    found = [a for n, a in rows("household.risk", event) if n == "procedure_exception"]
+    assert found == [
+        (f"{HID}/d-1/procedure_exception", HID, "d-1", "procedure_exception",
+         "county approved without notice", '["d-1", "e-9"]', event_id, T0),
+        (f"{HID}/d-2/policy_exception", HID, "d-2", "policy_exception",
+         "ELIMINATE although ...", '["d-2"]', event_id, T0),
+        (f"{HID}/{event_id}/policy_exception", HID, str(event_id), "policy_exception",
+         "no event named", "[]", event_id, T0),
+    ]  # fmt: skip
+    later = risk(T0 + dt.timedelta(days=1), reasons=reasons[:1], label="later")
+    [again] = [a for n, a in rows("household.risk", later) if n == "procedure_exception"]
+    assert again[0] == found[0][0]  # a later assessment repeating it: the same row
 
 
 # VisitRecorded
@@ -573,7 +635,11 @@ def test_every_topic_read_carries_an_event_type_that_gives_rows():
 def test_every_row_fills_exactly_its_statements_arguments():
     events = [
         records.registry(HID, T0),
-        risk(T0),
+        risk(
+            T0,
+            procedure=PROCEDURE,
+            reasons=[{"code": "policy_exception", "message": "m", "event_ids": ["d"]}],
+        ),
         records.visit(HID, T0, seeking_work=1),
         step("RECOMMENDED", waiting_for=POOL),
         records.problem(HID, T0, "p-1", "RECTIFIED"),
