@@ -218,7 +218,7 @@ class Rectification(Collector):
 
 PROCEDURE_HOUSEHOLDS = "shouwang_readmodel_procedure_households"
 PROCEDURE_OVERDUE = "shouwang_readmodel_procedure_overdue"
-EXCEPTIONS = "shouwang_readmodel_exceptions"  # exported as shouwang_readmodel_exceptions_total
+EXCEPTIONS = "shouwang_readmodel_exceptions_total"  # a counter family: the name as exported
 
 
 class Procedures(Collector):
