@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from services.readmodel import procedure_queries
 from services.readmodel.campaign import campaign_totals
+
+EXCEPTIONS_LISTED = 20  # the report names the first exceptions; the API lists them all
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class ReadModelFacts:
     campaign: list[dict[str, Any]] = field(default_factory=list)
     # (township, status, problems): problems from visits and the problem list, by township
     problems_by_township: list[tuple[str | None, str, int]] = field(default_factory=list)
+    # the entry and exit procedure by township, direction and awaited step, with how many are
+    # overdue (`procedure_queries.procedure_counts`, the operator API's query)
+    procedures: list[dict[str, Any]] = field(default_factory=list)
+    # exceptions by township and code, and the first EXCEPTIONS_LISTED of them
+    exception_counts: list[dict[str, Any]] = field(default_factory=list)
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def read_facts(database_url: str) -> ReadModelFacts:
@@ -70,6 +80,10 @@ async def read_facts(database_url: str) -> ReadModelFacts:
             )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
             campaign = await campaign_totals(conn, None)  # the operator API's query
+            today = dt.datetime.now(dt.UTC).date()  # as the operator API reckons overdue
+            procedures = await procedure_queries.procedure_counts(conn, today, None)
+            exception_counts = await procedure_queries.exception_counts(conn, None)
+            exceptions = await procedure_queries.exceptions(conn, None, limit=EXCEPTIONS_LISTED)
     finally:
         await conn.close()
     return ReadModelFacts(
@@ -82,4 +96,7 @@ async def read_facts(database_url: str) -> ReadModelFacts:
         rejects=int(rejects),
         campaign=campaign,
         problems_by_township=[tuple(r) for r in by_township],
+        procedures=procedures,
+        exception_counts=exception_counts,
+        exceptions=exceptions,
     )

@@ -2,7 +2,7 @@
 and exceptions on the real broker (out of order, re-sent), the real projector into PostgreSQL,
 and the real operator API (`shouwang support-api`): households in notice with its end, awaiting
 township review or county approval, steps overdue, exceptions, a narrowed token's scope, bad
-queries, and the same figures on its /metrics."""
+queries, and the same figures on its /metrics and in the demo's report."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from services.contract.topics import TopicLayout
 from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_ports
+from services.tools.demo.read_model import read_facts
+from services.tools.demo.report import RunStats, build_report, render_text
 from tests.integration.readmodel.test_campaign import start_api
 from tests.integration.readmodel.test_projector import (  # noqa: F401 (fresh_database: a fixture)
     fresh_database,
@@ -34,6 +36,9 @@ from tests.records import registry, risk
 pytestmark = pytest.mark.integration
 D0 = dt.datetime(2020, 6, 1, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
+RUN = RunStats(seed=1, scale=0.01, campaign_start=D0.date(), campaign_end=D0.date(),
+               events_written=0, ingest_seconds=0, settle_seconds=0, wall_seconds=0,
+               records_by_topic={}, input_topics=())  # fmt: skip
 
 
 def today() -> dt.date:
@@ -250,6 +255,19 @@ async def test_procedures_and_exceptions_from_the_log_to_the_api_and_metrics(
             ("shouwang_readmodel_exceptions_total", a, ("policy_exception",)): 1.0,
             ("shouwang_readmodel_exceptions_total", b, ("procedure_exception",)): 1.0,
         }
+
+        # The demo's report reads the same read model (other tests' households are there too:
+        # this test's townships are its own, and the county holds at least them).
+        report = build_report(await read_facts(fresh_database), RUN)
+        assert report["procedure"]["by_township"][a] == {"notice_running": 1,
+                                                         "township_review": 1}  # fmt: skip
+        assert report["procedure"]["by_township"][b] == {"county_approval": 1}
+        assert report["procedure"]["in_notice"] >= 1 and report["procedure"]["overdue"] >= 1
+        assert report["exceptions"]["by_code"]["procedure_exception"] >= 1
+        assert report["exceptions"]["by_code"]["policy_exception"] >= 1
+        text = render_text(report)
+        assert "entry and exit procedure: in public notice" in text
+        assert "exceptions (decisions taken by exception): " in text
     finally:
         for process in (projector, api):
             process.terminate()
