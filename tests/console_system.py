@@ -276,7 +276,8 @@ async def _seed_pools(pool: asyncpg.Pool, town_a: str, town_b: str, ids: dict[st
 async def _seed_procedure(pool: asyncpg.Pool, household_id: str) -> None:
     """The household's entry procedure as the projector leaves it: in public notice (two days
     in, four days left), its objection recorded, the township's review due nine days from now;
-    and a procedure exception an earlier assessment recorded."""
+    the village's deliberation that passed it (its notice step not projected yet); and a
+    procedure exception an earlier assessment recorded."""
     today = dt.datetime.now(dt.UTC).date()
     await pool.execute(
         """INSERT INTO household_procedures (household_id, assessed_at, assessment_id,
@@ -289,6 +290,14 @@ async def _seed_procedure(pool: asyncpg.Pool, household_id: str) -> None:
         today - dt.timedelta(days=2),
         today + dt.timedelta(days=4),
         json.dumps([f"{household_id}-deliberation", f"{household_id}-notice"]),
+    )
+    await pool.execute(
+        """INSERT INTO review_steps (event_id, household_id, decision, outcome, body,
+               approving_level, actor, occurred_at, recorded_at)
+           VALUES ($1, $2, 'VILLAGE_DELIBERATION', 'PASSED', 'VILLAGE', 'VILLAGE',
+                   'village-shuijing', now() - interval '3 days', now() - interval '3 days')""",
+        f"{household_id}-deliberation",
+        household_id,
     )
     await pool.execute(
         """INSERT INTO procedure_exceptions (exception_id, household_id, decision_event_id, code,

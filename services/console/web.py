@@ -586,6 +586,10 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         problems = await queries.household_problems(deps.pool, household_id)
         today = deps.clock().date()
         procedure = await procedure_queries.household_procedure(deps.pool, today, household_id)
+        if procedure is not None:
+            procedure["steps"] = await procedure_queries.review_steps(
+                deps.pool, list(procedure["steps"])
+            )
         exceptions = await procedure_queries.exceptions(deps.pool, None, household_id=household_id)
         return render(
             request,

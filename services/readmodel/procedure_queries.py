@@ -117,6 +117,23 @@ async def procedure_counts(
     return [dict(r) for r in rows]
 
 
+STEP_COLUMNS = """event_id, decision, outcome, exception, category, body, approving_level,
+    notice_start, notice_days, actor, occurred_at, recorded_at"""
+
+
+async def review_steps(pool: asyncpg.Pool, event_ids: list[str]) -> list[dict[str, Any]]:
+    """The review decisions of `event_ids` (a procedure's steps), in that order; an id the read
+    model does not hold yet (the decision still on its way) comes back with its id and every
+    other column None."""
+    rows = await pool.fetch(
+        f"""SELECT {STEP_COLUMNS} FROM review_steps WHERE event_id = ANY($1::text[])""",
+        event_ids,
+    )
+    found = {r["event_id"]: dict(r) for r in rows}
+    missing = dict.fromkeys(c.strip() for c in STEP_COLUMNS.split(","))
+    return [found.get(event_id, {**missing, "event_id": event_id}) for event_id in event_ids]
+
+
 EXCEPTION_COLUMNS = """e.exception_id, e.household_id, h.township, h.village, e.code,
     e.decision_event_id, e.message, e.event_ids, e.first_seen_at AS recorded_at,
     e.assessment_id::text AS assessment_id"""

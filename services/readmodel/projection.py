@@ -29,6 +29,7 @@ from services.contract.topics import (
     MEASURES,
     OPERATOR_ACTIONS,
     PROBLEMS,
+    REVIEWS,
     RISK,
     SUPPORT_MEASURES,
     VISITS,
@@ -45,6 +46,7 @@ TOPICS = (
     PROBLEMS,
     CADRES,
     OPERATOR_ACTIONS,
+    REVIEWS,
 )
 EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
 
@@ -365,6 +367,31 @@ def problem_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> li
     ]
 
 
+def review_rows(record: Mapping[str, Any]) -> list[Change]:
+    """ReviewDecided: the decision as a step the household's procedure may list (its grounds,
+    free text, are not copied). A v1 record has no outcome and no exception."""
+    return [
+        (
+            "review_step",
+            (
+                str(record["event_id"]),
+                record["household_id"],
+                record["decision"],
+                record.get("outcome"),
+                record.get("exception", False),
+                record["category"],
+                record["body"],
+                record["approving_level"],
+                record["notice_start"],
+                record["notice_days"],
+                record["actor"],
+                record["occurred_at"],
+                record["recorded_at"],
+            ),
+        )
+    ]
+
+
 def cadre_rows(record: Mapping[str, Any]) -> list[Change]:
     """CadreRegistryRecorded: the cadre's place, department and load limit (no name, no phone)."""
     return [
@@ -420,5 +447,6 @@ _ROWS_OF: Mapping[str, Callable[[Mapping[str, Any]], list[Change]]] = {
     "HouseholdRegistryRecorded": registry_rows,
     "RiskAssessed": risk_rows,
     "CadreRegistryRecorded": cadre_rows,
+    "ReviewDecided": review_rows,
     "OperatorActionRecorded": operator_action_rows,
 }

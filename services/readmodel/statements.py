@@ -138,6 +138,17 @@ UPSERTS: Mapping[str, Upsert] = {
         WHERE (EXCLUDED.first_seen_at, EXCLUDED.assessment_id)
             < (e.first_seen_at, e.assessment_id)""",
     ),
+    # A review decision, once (its event id): the steps a procedure lists, named.
+    "review_step": Upsert(
+        table="review_steps",
+        insert="""\
+        INSERT INTO review_steps (event_id, household_id, decision, outcome, exception,
+            category, body, approving_level, notice_start, notice_days, actor, occurred_at,
+            recorded_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13",
+        conflict="""\
+        ON CONFLICT (event_id) DO NOTHING""",
+    ),
     "household_visit": Upsert(
         table="households",
         insert="""\

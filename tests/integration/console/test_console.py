@@ -139,6 +139,7 @@ async def test_the_queue_shows_the_reviewers_townships_overdue_first(http, conso
     assert status == 200
     assert "识别和退出程序" in text and "公示中" in text and "公示还剩 4 天" in text
     assert f"{h['later']}-deliberation" in text and f"{h['later']}-notice" in text  # steps
+    assert "村民代表评议 · 通过" in text and "village-shuijing" in text  # the step, named
     assert "程序例外" in text and "APPLY skipped" in text  # the exception with its message
     status, text = await page(http, console_system, f"/households/{h['soon']}")
     assert "当前无进行中的程序。" in text

@@ -23,6 +23,7 @@ from services.contract.topics import TopicLayout
 from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_secret, new_token
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_ports
+from services.readmodel import procedure_queries
 from services.tools.demo.read_model import read_facts
 from services.tools.demo.report import RunStats, build_report, render_text
 from tests.integration.readmodel.test_campaign import start_api
@@ -31,7 +32,7 @@ from tests.integration.readmodel.test_projector import (  # noqa: F401 (fresh_da
     start_projector,
     wait_for,
 )
-from tests.records import registry, risk
+from tests.records import registry, review, risk
 
 pytestmark = pytest.mark.integration
 D0 = dt.datetime(2020, 6, 1, 9, 0, tzinfo=dt.UTC)
@@ -60,13 +61,17 @@ def events(p: str) -> list[tuple[str, tuple]]:
     a, b = f"{p}-甲镇", f"{p}-乙镇"
     h1, h2, h3, h4, h5 = (f"{p}-h{i}" for i in range(1, 6))
     notice_ends = today() + 3 * DAY
+    deliberation = review(h1, D0, "VILLAGE_DELIBERATION", outcome="PASSED", body="VILLAGE",
+                          approving_level="VILLAGE", reason="村民代表会议通过")  # fmt: skip
+    notice = review(h1, D0 + DAY, "NOTICE", body="VILLAGE", approving_level="VILLAGE",
+                    notice_start=today() - 2 * DAY, notice_days=5)  # fmt: skip
     running = procedure(
         "NOTICE_RUNNING",
         notice_start=today() - 2 * DAY,
         notice_ends=notice_ends,
         due=notice_ends + 10 * DAY,
         objections=1,
-        steps=[f"{p}-s1", f"{p}-s2"],
+        steps=[str(deliberation[1]["event_id"]), str(notice[1]["event_id"])],
     )
     verifying = {"category": None, "workflow": "VERIFYING"}
     late = risk(
@@ -81,6 +86,10 @@ def events(p: str) -> list[tuple[str, tuple]]:
         ("household.registry", registry(h, D0 - 30 * DAY, township=t))
         for h, t in ((h1, a), (h2, a), (h3, b), (h4, b), (h5, a))
     ] + [
+        # h1's steps: the village deliberation (sent twice) and the notice
+        ("household.reviews", deliberation),
+        ("household.reviews", deliberation),
+        ("household.reviews", notice),
         # h1: in notice; its newer assessment is read before the older one, and sent twice
         ("household.risk", risk(h1, D0 + 2 * DAY, procedure=running, **verifying, label="new")),
         ("household.risk", risk(h1, D0 + 2 * DAY, procedure=running, **verifying, label="new")),
@@ -145,7 +154,10 @@ async def test_procedures_and_exceptions_from_the_log_to_the_api_and_metrics(
                 "WHERE household_id LIKE $1",
                 p + "%",
             )
-            return applied == 5 + 8
+            reviews = await conn.fetchval(
+                "SELECT count(*) FROM review_steps WHERE household_id LIKE $1", p + "%"
+            )
+            return applied == 5 + 8 and reviews == 2
 
         await wait_for(projected, 120, "the procedures in the read model", projector)
 
@@ -171,7 +183,7 @@ async def test_procedures_and_exceptions_from_the_log_to_the_api_and_metrics(
             assert h1["awaiting"] == "notice_running" and h1["direction"] == "entry"
             assert h1["notice_ends"] == (today() + 3 * DAY).isoformat()
             assert h1["notice_days_left"] == 3 and h1["objections"] == 1
-            assert h1["steps"] == [f"{p}-s1", f"{p}-s2"] and h1["overdue"] is False
+            assert len(h1["steps"]) == 2 and h1["overdue"] is False
             assert h1["assessed_at"].startswith((D0 + 2 * DAY).date().isoformat())  # the newer
             assert h2["awaiting"] == "township_review" and h2["overdue"] is True
             assert h2["due"] == "2020-06-06" and h2["days_left"] < 0
@@ -255,6 +267,15 @@ async def test_procedures_and_exceptions_from_the_log_to_the_api_and_metrics(
             ("shouwang_readmodel_exceptions_total", a, ("policy_exception",)): 1.0,
             ("shouwang_readmodel_exceptions_total", b, ("procedure_exception",)): 1.0,
         }
+
+        # The procedure's steps, named (the grounds stay in the log), as the console shows them
+        [steps] = [i["steps"] for i in in_a["items"] if i["household_id"] == f"{p}-h1"]
+        named = await procedure_queries.review_steps(conn, [*steps, "not-yet-projected"])
+        assert [(s["decision"], s["outcome"], s["body"]) for s in named] == [
+            ("VILLAGE_DELIBERATION", "PASSED", "VILLAGE"), ("NOTICE", None, "VILLAGE"),
+            (None, None, None),
+        ]  # fmt: skip
+        assert named[1]["notice_days"] == 5 and named[2]["event_id"] == "not-yet-projected"
 
         # The demo's report reads the same read model (other tests' households are there too:
         # this test's townships are its own, and the county holds at least them).

@@ -41,6 +41,7 @@ TABLES = {
     "cadres": "cadre_id",
     "household_procedures": "household_id",
     "procedure_exceptions": "exception_id",
+    "review_steps": "event_id",
     "projection_positions": "projection, topic, partition",
     "projection_rejects": "projection, topic, partition, kafka_offset",
 }
@@ -195,6 +196,7 @@ async def test_bulk_apply_writes_the_rows_one_statement_per_row_writes(two_datab
     first = exceptions["bulk-h0/bulk-h0-decision/procedure_exception"]
     assert first["first_seen_at"] == NOW - 2 * dt.timedelta(days=1)
     assert first["message"] == f"as of {(NOW - 2 * dt.timedelta(days=1)).isoformat()}"
+    assert got["review_steps"]  # the county's review decisions
     statuses = {r["measure_id"]: r["status"] for r in got["measures"]}
     assert statuses["bulk-h0-m"] == "cancelled"
     assert len(got["households"]) > 50 and got["measure_steps"] and got["problems"]

@@ -41,3 +41,25 @@ CREATE TABLE procedure_exceptions (
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX procedure_exceptions_household ON procedure_exceptions (household_id);
+
+-- The review decisions (household.reviews), so a household's page names the steps its
+-- procedure lists (`household_procedures.steps` are their event ids) with what, when, by whom
+-- and how they ended. One row per event, written once (a re-sent event writes nothing new).
+-- The decision's `reason` is free text about a family and is not copied (the read model holds
+-- no personal notes): the household's history page reads it from the log.
+CREATE TABLE review_steps (
+    event_id        text        PRIMARY KEY,
+    household_id    text        NOT NULL,
+    decision        text        NOT NULL,            -- the contract's Decision symbol
+    outcome         text,                            -- PASSED | RETURNED (deliberation, review)
+    exception       boolean     NOT NULL DEFAULT false,
+    category        text,
+    body            text        NOT NULL,
+    approving_level text        NOT NULL,
+    notice_start    date,
+    notice_days     integer     NOT NULL DEFAULT 0 CHECK (notice_days >= 0),
+    actor           text        NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL
+);
+CREATE INDEX review_steps_household ON review_steps (household_id, occurred_at);
