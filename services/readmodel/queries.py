@@ -50,7 +50,11 @@ async def review_queue(
                          WHERE b.household_id = h.household_id AND b.category IS NULL),
                        '-infinity'::timestamptz)) AS cycle_started
         FROM households h LEFT JOIN household_procedures p USING (household_id)
-        WHERE (h.workflow_status = ANY($1::text[]) OR p.awaiting IS NOT NULL)
+        -- each side by its own index (an OR across the join would read every household)
+        WHERE h.household_id IN (
+                SELECT household_id FROM households WHERE workflow_status = ANY($1::text[])
+                UNION
+                SELECT household_id FROM household_procedures WHERE awaiting IS NOT NULL)
           AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
           AND ($3::text IS NULL OR h.township = $3)
         ORDER BY (h.overdue ? 'decision_overdue' OR coalesce(p.step_overdue, false)) DESC,
