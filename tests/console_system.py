@@ -330,6 +330,9 @@ async def running_console(
         "elsewhere": f"H-con-{run}-4",
         "visit_overdue": f"H-con-{run}-5",
         "visit_later": f"H-con-{run}-6",
+        # monitored for 200 days, its exit awaiting the county (no last day set), in a township
+        # of its own (the other tests' counts of towns A and B stay as they are)
+        "exit": f"H-con-{run}-7",
     }
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     system = ConsoleSystem({}, {}, logs, kafka_bootstrap, town_a, town_b, households)
@@ -342,7 +345,21 @@ async def running_console(
                 households["soon"]: (town_a, "flagged", "MARGINAL", 10, False),
                 households["later"]: (town_a, "verifying", "UNSTABLE_LIFTED", 3, False),
                 households["elsewhere"]: (town_b, "flagged", "MARGINAL", 5, False),
+                households["exit"]: (
+                    f"{town_a}-exit",
+                    "elimination_proposed",
+                    "MARGINAL",
+                    200,
+                    False,
+                ),
             },
+        )
+        await pool.execute(
+            """INSERT INTO household_procedures (household_id, assessed_at, assessment_id,
+                   direction, awaiting, since)
+               VALUES ($1, now(), $2, 'exit', 'county_approval', now() - interval '1 day')""",
+            households["exit"],
+            uuid.uuid4(),
         )
         await _seed_procedure(pool, households["later"])
         await _seed_cadre_work(pool, f"cadre-{run}", town_a, households)

@@ -527,10 +527,17 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         overdue = "decision_overdue" in (row["overdue"] or []) or (due is not None and due < today)
         step_due = row.get("step_due")
         if row.get("awaiting") is not None:
-            # A procedure under way: its step's last day is the deadline that counts (none set
-            # by the policy: the decision's); the monitor's step-overdue signal wins, as above.
-            due = step_due or due
-            overdue = bool(row["step_overdue"]) or (due is not None and due < today)
+            # A procedure under way: its step's last day is the deadline that counts; none set
+            # by the policy: the decision's while the household awaits its entry decision
+            # (a monitored household's exit has no flag-to-decision deadline); the monitor's
+            # step-overdue signal wins, as above.
+            pending = row["workflow_status"] in queries.REVIEW_STATUSES
+            due = step_due or (due if pending else None)
+            overdue = (
+                "decision_overdue" in (row["overdue"] or [])
+                or bool(row["step_overdue"])
+                or (due is not None and due < today)
+            )
         notice_ends = row.get("notice_ends")
         return {
             **row,

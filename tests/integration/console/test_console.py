@@ -152,6 +152,12 @@ async def test_an_operator_sees_every_township_and_filters_by_one(http, console_
     assert status == 200 and h["elsewhere"] in text and h["overdue"] in text
     status, text = await page(http, console_system, f"/queue?township={console_system.town_b}")
     assert status == 200 and h["elsewhere"] in text and h["overdue"] not in text
+    # a monitored household whose exit awaits the county: in the queue, not overdue (a
+    # monitored household has no flag-to-decision deadline, and the policy set no last day)
+    status, text = await page(http, console_system, f"/queue?township={console_system.town_a}-exit")
+    row = text[text.find(h["exit"]) :].split("</tr>", 1)[0]
+    assert status == 200 and "县级审定" in row and "退出程序" in row, row
+    assert "已逾期" not in row and '<td class="due">—' in row, row
 
 
 async def test_a_reviewer_of_another_township_gets_the_403_page(http, console_system):
