@@ -8,21 +8,27 @@ one over (to SUDDEN_HARDSHIP after an expenditure shock, otherwise to MARGINAL w
 due within 15 days, services/monitoring/policies/national-2021.toml). The county then decides
 the household's 2021 category itself, most within those 15 days, some late.
 
-Households whose income has stood above the line, with working-age labour and a measure
-received, go through the exit procedure once monitored six months (DOMAIN.md, risk
-elimination): a home check with the income accounts proposes it, then village deliberation,
-public notice, township review and the county's approval. Those proposed near the last day are
-still in it when the run ends (in notice, or awaiting the township's or the county's decision).
+Households that meet the conditions of risk elimination (DOMAIN.md: income stably above the
+line, expenditure shocks resolved, guarantees secured, monitored six months, a measure received,
+working-age labour) go through the exit procedure: a home check with the income accounts
+proposes it, then village deliberation, public notice, township review and the county's
+approval. Those proposed near the last day are still in it when the run ends.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from services.monitoring.adapters.avro_translation import event_from
+from services.monitoring.adapters.policy_files import load_policies
+from services.monitoring.domain.fold import fold
+from services.monitoring.domain.state import HouseholdState
+from services.monitoring.domain.workflow import elimination_check, stage_at
 from services.tools.simulation import records as rec
 from services.tools.simulation.campaign_plan import CampaignPlan
 from services.tools.simulation.decisions import procedure_steps
-from services.tools.simulation.story import ONE_DAY, Story, VisitPlan, at_hour
+from services.tools.simulation.parameters import CST
+from services.tools.simulation.story import ONE_DAY, Story, at_hour
 
 # national-2021's effective date (its policy file's `effective_from`).
 SWITCH = dt.date(2021, 1, 1)
@@ -34,7 +40,10 @@ MONITORED_MONTHS_DAYS = 183
 # Share of the households that qualify whom the county takes through the exit procedure in the
 # months simulated (not in the sources: most qualifying households were eliminated in 2021).
 PROPOSED = 0.6
-DELIVERED = ("DELIVERED", "COMPLETED")
+# What monitoring folds (the cadre registry is not a household's); the shipped policies, as the
+# monitoring worker loads them by default.
+FOLDED = (rec.REGISTRY, rec.VISIT, rec.INCOME, rec.HARDSHIP, rec.REVIEW, rec.MEASURE, rec.PROBLEM)
+POLICIES = load_policies()
 
 
 def rereview_after_switch(campaign: CampaignPlan, story: Story, first_record: int) -> None:
@@ -45,7 +54,7 @@ def rereview_after_switch(campaign: CampaignPlan, story: Story, first_record: in
     """
     if campaign.calendar.end < SWITCH or story.monitored_from is None:
         return
-    if _category(campaign, story, first_record) != "GENERAL_KEY":
+    if _categories(campaign, story, first_record)[-1:] != ["GENERAL_KEY"]:
         return
     r = story.rng
     if r.random() < campaign.rates.decided_within_deadline:
@@ -62,17 +71,16 @@ def rereview_after_switch(campaign: CampaignPlan, story: Story, first_record: in
     campaign.review_step(story, "INCLUDE", day, "COUNTY", "COUNTY", category, reason, COUNTY_OFFICE)
 
 
-def _category(campaign: CampaignPlan, story: Story, first_record: int) -> str | None:
+def _categories(campaign: CampaignPlan, story: Story, first_record: int) -> list[str | None]:
+    """The categories the household was included with, in the order planned."""
     household_id = story.household.household_id
-    category = None
-    for _, _, event_type, record in campaign.planned[first_record:]:
-        if (
-            event_type == rec.REVIEW
-            and record["household_id"] == household_id
-            and record["decision"] == "INCLUDE"
-        ):
-            category = record["category"]
-    return category
+    return [
+        record["category"]
+        for _, _, event_type, record in campaign.planned[first_record:]
+        if event_type == rec.REVIEW
+        and record["household_id"] == household_id
+        and record["decision"] == "INCLUDE"
+    ]
 
 
 def _open_on(started: dt.date, resolved: dt.date | None) -> bool:
@@ -80,58 +88,72 @@ def _open_on(started: dt.date, resolved: dt.date | None) -> bool:
 
 
 def eliminate(campaign: CampaignPlan, story: Story, first_record: int) -> None:
-    """The exit procedure for a monitored household that qualifies (see the module's text)."""
+    """The exit procedure for a monitored household that qualifies, drawn after its visits: the
+    review group proposes it on a visit that took the income accounts, when monitoring's own
+    elimination check (the policy in force that day) finds every condition met — as a group
+    reading the system before its home check would — and the county approves it if they still
+    hold on its day (otherwise it keeps monitoring the household)."""
     cal = campaign.calendar
     if story.monitored_from is None or cal.until is None:
         return
     h, r = story.household, story.rng
     earliest = max(story.monitored_from + MONITORED_MONTHS_DAYS * ONE_DAY, cal.spot_check_end)
-    if _category(campaign, story, first_record) == "GENERAL_KEY":
+    if "GENERAL_KEY" in _categories(campaign, story, first_record):
         earliest = max(earliest, SWITCH + 31 * ONE_DAY)  # after the county's re-review
-    if earliest >= cal.end or not (h.members.labour or h.members.weak_labour):
+    checks = sorted(
+        v.occurred_at for v in story.visits if v.accounts and earliest < v.occurred_at.date()
+    )
+    if not checks or r.random() >= PROPOSED:
+        return
+    state = _folded(campaign, story, first_record)
+    proposed = next((at for at in checks if _allowed(state, at)), None)
+    if proposed is None:
         return
     line = campaign.parameters.income_line_yuan
-    proposed = earliest + r.randint(1, max(1, (cal.end - earliest).days)) * ONE_DAY
-    half_year_before = proposed - MONITORED_MONTHS_DAYS * ONE_DAY
-    if min(story.income_on(half_year_before), story.income_on(proposed)) < line:
-        return
-    if any(_open_on_day(x.day, x.resolved_day, proposed) for x in story.hardships):
-        return
-    if not _received_a_measure(campaign, story, first_record) or r.random() >= PROPOSED:
-        return
-    # The home check that proposes it takes the income accounts (visits.walk_visits writes it).
-    story.visits.append(
-        VisitPlan(at_hour(proposed, r.randint(8, 16), r.randrange(60)), "follow_up",
-                  campaign.visiting_cadre(story), True)
-    )  # fmt: skip
-    reason = f"入户核实：人均纯收入稳定高于{line}元，有劳动力，已享受帮扶措施"
-    actor = f"review-group:{h.township}"
+    reason = f"入户核实：人均纯收入稳定高于{line}元，有劳动力，已享受帮扶措施，两不愁三保障无问题"
+    day = proposed.astimezone(CST).date()
     campaign.review_step(
-        story, "PROPOSE_ELIMINATION", proposed, "REVIEW_GROUP", "VILLAGE", None, reason, actor
-    )
+        story, "PROPOSE_ELIMINATION", day, "REVIEW_GROUP", "VILLAGE", None, reason,
+        f"review-group:{h.township}",
+    )  # fmt: skip
     notice_days = r.randint(5, 7)
-    decided = proposed + r.randint(notice_days + 1, notice_days + 12) * ONE_DAY
-    for decision, day, hour, body, outcome, notice, why in procedure_steps(
-        proposed, decided, notice_days
+    decided = day + r.randint(notice_days + 1, notice_days + 12) * ONE_DAY
+    for decision, on, hour, body, outcome, notice, why in procedure_steps(
+        day, decided, notice_days
     ):
         by = f"township-office:{h.township}" if body == "TOWNSHIP" else (
             f"village-committee:{h.township}/{h.village}"
         )  # fmt: skip
-        campaign.review_step(story, decision, day, body, body, None, why, by, notice, hour, outcome)
-    campaign.review_step(
-        story, "ELIMINATE", decided, "COUNTY", "COUNTY", None,
-        reason + "；经村民代表评议、公示无异议，乡镇审核、县级审定，标注风险消除", COUNTY_OFFICE,
-    )  # fmt: skip
+        campaign.review_step(story, decision, on, body, body, None, why, by, notice, hour, outcome)
+    if _allowed(state, at_hour(decided, 21, 30)):
+        campaign.review_step(
+            story, "ELIMINATE", decided, "COUNTY", "COUNTY", None,
+            reason + "；经评议、公示无异议，乡镇审核、县级审定，标注风险消除", COUNTY_OFFICE,
+        )  # fmt: skip
+    else:
+        campaign.review_step(
+            story, "KEEP_MONITORING", decided, "COUNTY", "COUNTY", None,
+            "县级审定：风险消除条件不再全部满足，继续监测", COUNTY_OFFICE,
+        )  # fmt: skip
 
 
-def _received_a_measure(campaign: CampaignPlan, story: Story, first_record: int) -> bool:
+def _folded(campaign: CampaignPlan, story: Story, first_record: int) -> HouseholdState:
+    """The household's state from its records planned so far, by monitoring's own fold."""
     household_id = story.household.household_id
-    return any(
-        event_type == rec.MEASURE
-        and record["household_id"] == household_id
-        and record["step"] in DELIVERED
+    events = [
+        event_from(event_type, record)
         for _, _, event_type, record in campaign.planned[first_record:]
-    )
+        if event_type in FOLDED and record.get("household_id") == household_id
+    ]
+    return fold(household_id, events)
+
+
+def _allowed(state: HouseholdState, at: dt.datetime) -> bool:
+    policy = POLICIES.for_date(at.date())
+    stage = stage_at(state, policy, at)
+    if stage.status != "MONITORED":
+        return False
+    return elimination_check(state, policy, at, stage.included_at).allowed
 
 
 def _open_on_day(started: dt.date, resolved: dt.date | None, day: dt.date) -> bool:

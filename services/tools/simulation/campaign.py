@@ -55,6 +55,6 @@ def _household(campaign: CampaignPlan, household: Household) -> None:
         review(campaign, story)
         registry_changes(campaign, story)
     rereview_after_switch(campaign, story, first_record)
-    eliminate(campaign, story, first_record)
     follow_ups(campaign, story)
     walk_visits(campaign, story)
+    eliminate(campaign, story, first_record)
