@@ -1,8 +1,9 @@
 """One input record's effect on its household's row: read, apply, assess, and what to emit.
 
 No faust here: the app reads the record (`read_input`: decode, translate, key check, or the
-dead-letter kind), looks the row up, calls `apply_record` (or `reassess` when a deadline may
-have passed), stores the row and sends what the outcome says. Replay (services/audit) runs the
+dead-letter kind), looks the row up, calls `apply_records` with the household's records of a
+batch (or `reassess` when a deadline may have passed), stores the row and sends what the
+outcome says. Replay (services/audit) runs the
 same steps: `read_input`, `evolve`, `chain_link`, and `emitted_digest` to check what was sent.
 
 Idempotence does not rest on the broker: a seen event id changes no state, a log position
@@ -23,7 +24,7 @@ from services.contract.rejection import INVALID, Rejected, check_key, decode
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.domain.assess import Assessment, digest_of, next_deadline, remembering
 from services.monitoring.domain.facts import registry_at
-from services.monitoring.domain.fold import evolve
+from services.monitoring.domain.fold import NotApplicable, evolve
 from services.monitoring.domain.policy import Policy, PolicyBook
 from services.monitoring.domain.row import Row, Summary
 from services.monitoring.domain.state import HouseholdState, empty
@@ -131,6 +132,62 @@ def apply_record(
     duplicate = state is base.state
     chain = extend_chain(base, position, frame)
     return _assessed(base, state, chain, policies, now, pinned_policy, duplicate, event_clock)
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A household's records of one batch applied at once: the outcome (None when none applied),
+    and per record, in the order given, None if applied or the exception that refused it."""
+
+    outcome: Outcome | None
+    refused: tuple[Exception | None, ...]
+    duplicates: tuple[bool, ...]  # per record: its event id had been applied before
+
+
+def apply_records(
+    row: Row | None,
+    records: list[tuple[Any, Position, bytes]],
+    policies: PolicyBook,
+    now: datetime,
+    pinned_policy: str | None = None,
+    event_clock: bool = False,
+) -> Folded:
+    """Fold each (event, position, frame) of one household into `row` in the order given, then
+    assess once: the row, chain and emitted digest `apply_record` would reach one record at a
+    time (the fold is order-free; the chain is per topic, in offset order), with the
+    intermediate assessments, which nothing would read, never made.
+
+    A record the fold refuses (`fold.NotApplicable`, `LookupError`) is left out, as
+    `apply_record` raising would leave it out of the stored row. If the one assessment raises
+    (`LookupError`: no policy in force on its date), the caller applies the records one at a
+    time instead, as before. A redelivered record among them re-sends the last emitted record
+    when the assessment did not change (`_assessed`): a send lost in a crash after its row was
+    stored reaches the log whatever the records around it in the batch."""
+    base = row or Row(empty(records[0][0].household_id))
+    state, chain = base.state, base.chain
+    refused: list[Exception | None] = []
+    duplicates: list[bool] = []
+    applied = 0
+    for event, position, frame in records:
+        try:
+            after = evolve(state, event)
+        except (NotApplicable, LookupError) as exc:
+            refused.append(exc)
+            duplicates.append(False)
+            continue
+        refused.append(None)
+        duplicates.append(after is state)
+        state = after
+        chain = extend_chain(Row(state, chain), position, frame)
+        applied += 1
+    if not applied:
+        return Folded(None, tuple(refused), tuple(duplicates))
+    duplicate = any(duplicates)
+    outcome = _assessed(base, state, chain, policies, now, pinned_policy, duplicate, event_clock)
+    if duplicate and state is not base.state:
+        # some records were new: count the outcome as a change (metrics), not a redelivery
+        outcome = replace(outcome, duplicate=False)
+    return Folded(outcome, tuple(refused), tuple(duplicates))
 
 
 def reassess(

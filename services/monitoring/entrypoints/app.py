@@ -1,7 +1,9 @@
 """The monitoring faust app: household rows in a table, assessments out, dead letters aside.
 
-The agent only adapts: `service.read_input` (decode, translate, key check; the same function
-audit's replay calls), look the row up, `service.apply_record`, store, send; the
+The agent only adapts, a batch at a time (what the stream has at hand, `Worker.consume_batches`):
+`service.read_input` each record (decode, translate, key check; the same function audit's
+replay calls), then per household of the batch: look the row up, `service.apply_records` (fold
+its records, assess once), store the row once, send the assessment if it changed; the
 platform's worker skeleton (`services.platform.kafka.worker`) dead-letters what cannot be
 decoded or applied, retries broker errors and stops on anything else. A timer sends a tick for
 every household whose next deadline has come, through an internal topic keyed by household, so
@@ -15,13 +17,16 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.streams import _current_event
 
 from services.contract.codec import Codec
 from services.contract.inputs import MONITORING_EXPECTED, MONITORING_INPUTS
@@ -44,10 +49,12 @@ from services.monitoring.domain.policy import PolicyBook
 from services.monitoring.domain.view import household_document
 from services.monitoring.metrics import MonitoringMetrics
 from services.monitoring.service import (
+    Input,
     Outcome,
     Position,
     Refusal,
     apply_record,
+    apply_records,
     read_input,
     reassess,
 )
@@ -172,37 +179,24 @@ def build_app(
         return cache.load(key, stored) if stored is not None else None
 
     async def store(key: bytes, outcome: Outcome) -> None:
-        rows[key] = cache.dump(key, outcome.row)
-        summaries[key] = dump_summary(outcome.summary)
+        # An unchanged row or summary (a redelivered record, a re-assessment that changed
+        # nothing the gauges count) is not written again: same bytes, one changelog record less.
+        raw = cache.dump(key, outcome.row)
+        if rows.get(key) != raw:
+            rows[key] = raw
+        summary = dump_summary(outcome.summary)
+        if summaries.get(key) != summary:
+            summaries[key] = summary
         if outcome.emit is not None:
             await out.send(RISK.name, key, codec.encode(avro.RISK_ASSESSED, outcome.emit))
             if not outcome.duplicate:
                 metrics.assessments_changed.labels(outcome.assessment.workflow).inc()
 
-    async def handle(event: Any) -> None:
-        message = event.message
-        started = time.perf_counter()
-        read = read_input(codec, message.topic, event.key, event.value)
-        if isinstance(read, Refusal):
-            raise Rejected(read.kind, read.error)
-        decoded, domain_event = read.decoded, read.event
-        key = domain_event.household_id.encode()
-        try:
-            outcome = apply_record(
-                load(key),
-                domain_event,
-                Position(message.topic, message.partition, message.offset),
-                bytes(event.value),
-                policies,
-                clock(),
-                pinned_policy,
-                event_clock,
-            )
-        except (NotApplicable, RowFormatError, LookupError) as exc:
-            raise Rejected(NOT_APPLICABLE, f"{type(exc).__name__}: {exc}") from exc
-        await store(key, outcome)
-        short = decoded.event_type.rsplit(".", 1)[-1]
-        if outcome.duplicate:
+    def count(event: Any, read: Input, outcome: Outcome, duplicate: bool) -> None:
+        """One applied record in the metrics (the assessment is its household's after it)."""
+        domain_event = read.event
+        short = read.decoded.event_type.rsplit(".", 1)[-1]
+        if duplicate:
             metrics.duplicates.labels(short).inc()
         else:
             metrics.events_applied.labels(short).inc()
@@ -214,11 +208,80 @@ def build_app(
                     ):
                         metrics.policy_exceptions.labels(reason.code).inc()
         metrics.latency.observe(max(0.0, (clock() - domain_event.recorded_at).total_seconds()))
-        metrics.apply_seconds.observe(time.perf_counter() - started)
+
+    def position(event: Any) -> Position:
+        message = event.message
+        return Position(message.topic, message.partition, message.offset)
+
+    async def apply_one(event: Any, read: Input) -> None:
+        """One record alone: the path a household's batch falls back to (see apply_household)."""
+        key = read.event.household_id.encode()
+        try:
+            outcome = apply_record(load(key), read.event, position(event), bytes(event.value),
+                                   policies, clock(), pinned_policy, event_clock)  # fmt: skip
+        except (NotApplicable, RowFormatError, LookupError) as exc:
+            raise Rejected(NOT_APPLICABLE, f"{type(exc).__name__}: {exc}") from exc
+        await store(key, outcome)
+        count(event, read, outcome, outcome.duplicate)
+
+    async def apply_household(key: bytes, items: list[tuple[Any, Input]]) -> None:
+        """A household's records of one batch: folded together, assessed once, stored once."""
+        last = items[-1][0]
+        # faust writes a table key to the changelog partition of the event being processed
+        # (`Table.partition_for_key` reads the stream's current event), and under exactly-once
+        # sends in that partition's transaction: here, the household's own last record.
+        set_current_event(last)
+        try:
+            row = load(key)
+        except RowFormatError as exc:
+            for event, _ in items:
+                await worker.reject(event, NOT_APPLICABLE, f"RowFormatError: {exc}")
+            return
+        records = [(read.event, position(event), bytes(event.value)) for event, read in items]
+        try:
+            folded = apply_records(row, records, policies, clock(), pinned_policy, event_clock)
+        except LookupError:
+            # no policy in force for the assessment's date: each record on its own, as before
+            # batches (each refused or applied by itself)
+            for event, read in items:
+                await worker.process(event, partial(apply_one, read=read))
+            return
+        for (event, _), refused in zip(items, folded.refused, strict=True):
+            if refused is not None:
+                await worker.reject(event, NOT_APPLICABLE, f"{type(refused).__name__}: {refused}")
+        outcome = folded.outcome
+        if outcome is None:
+            return
+
+        async def stored(_: Any) -> None:
+            await store(key, outcome)
+
+        await worker.process(last, stored)
+        for (event, read), refused, duplicate in zip(
+            items, folded.refused, folded.duplicates, strict=True
+        ):
+            if refused is None:
+                count(event, read, outcome, duplicate)
+
+    async def handle_batch(events: list[Any]) -> None:
+        """Read every record (a refusal is dead-lettered alone), then each household once."""
+        started = time.perf_counter()
+        households: dict[bytes, list[tuple[Any, Input]]] = {}
+        for event in events:
+            read = read_input(codec, event.message.topic, event.key, event.value)
+            if isinstance(read, Refusal):
+                await worker.reject(event, read.kind, read.error)
+                continue
+            households.setdefault(read.event.household_id.encode(), []).append((event, read))
+        for key, items in households.items():
+            await apply_household(key, items)
+        spent = (time.perf_counter() - started) / len(events)
+        for _ in events:
+            metrics.apply_seconds.observe(spent)
 
     @app.agent(inputs)
     async def households(stream):
-        await worker.consume(stream, handle)
+        await worker.consume_batches(stream, handle_batch)
 
     @app.agent(ticks)
     async def deadline_ticks(stream):
@@ -322,3 +385,9 @@ def _forbidden_household(household_id: str) -> Any:
     return problem(
         403, None, f"household {household_id} is not in this token's townships", code="forbidden"
     )
+
+
+def set_current_event(event: Any) -> None:
+    """Make `event` the stream's current one for what follows in this task, as faust's stream
+    does for each record it hands out (`Stream._py_aiter`)."""
+    _current_event.set(weakref.ref(event))

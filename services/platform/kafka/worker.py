@@ -2,7 +2,12 @@
 
 A service's agent body is `await worker.consume(stream, handle)`: `handle(event)` is the
 service's own step (decode the record, apply it to the table row, emit what it produced through
-the `Outbox`); the skeleton owns what happens when that step fails.
+the `Outbox`); the skeleton owns what happens when that step fails. A service whose step gains
+from seeing many records at once (monitoring: fold a household's records, assess and store it
+once) uses `await worker.consume_batches(stream, handle_batch)` instead: `handle_batch(events)`
+gets the records the stream has at hand (see `Worker.consume_batches`), runs each of its I/O
+steps through `Worker.process` (so the policy below holds per record or per household, and a
+bad record never takes its batch with it), and the batch is acked once it returns.
 
 Error policy (the same for every worker):
 
@@ -207,6 +212,10 @@ class DeadLetters:
 
 
 Handle = Callable[[Any], Awaitable[None]]
+HandleBatch = Callable[[list[Any]], Awaitable[None]]
+# At most this many records in one batch: the stream's buffer (`stream_buffer_maxsize`) bounds
+# what is at hand anyway; this bounds the time a batch holds its first record.
+BATCH_LIMIT = 1000
 
 
 class Worker:
@@ -224,6 +233,7 @@ class Worker:
         self.on_fatal = on_fatal
         self.retry_delays = tuple(retry_delays)
         self.transient = transient
+        self._fatal: BaseException | None = None  # what `process` last stopped the worker on
 
     async def dead_letter(self, event: Any, kind: str, reason: str) -> None:
         """Dead-letter `event` and let the step go on (for a record rejected in part)."""
@@ -234,6 +244,42 @@ class Worker:
         async for event in stream.events():
             await self.process(event, handle)
 
+    async def consume_batches(
+        self, stream: Any, handle_batch: HandleBatch, limit: int = BATCH_LIMIT
+    ) -> None:
+        """The agent body for a batch-taking step: records are taken as faust hands them to the
+        stream; once the stream has no next record at hand (its queue is empty and the last
+        fetch has none left to hand out, or its next record is one faust will skip: a rebalance
+        is under way) or `limit` are taken, they go to `handle_batch` together and are acked
+        after it returns, each, as faust's own `Stream.take` acks. A batch never waits for a
+        record the broker has not returned yet: under a slow trickle each record is its own
+        batch, as before; catching up, a batch is what one fetch returned (see `_next_coming`).
+
+        Acking only after the batch keeps faust's commit rule: an offset is committed once its
+        record and every record before it on its partition are acked, i.e. once the batch that
+        held it was applied and its sends handed to the producer (flushed before any commit).
+        A step that raises (on_fatal already called, see `process`) acks nothing."""
+        stream.enable_acks = False  # acked below, after the batch (as Stream.take does)
+        queue = stream.channel.queue
+        app = stream.app
+        batch: list[Any] = []
+        async for event in stream.events():
+            batch.append(event)
+            if len(batch) < limit and await _next_coming(queue, app):
+                continue
+            taken, batch = batch, []
+            log.debug("a batch of %d records", len(taken))
+            try:
+                await handle_batch(taken)
+            except Exception as exc:
+                if exc is not self._fatal:  # raised outside `process`: a bug of ours
+                    log.exception("unexpected error in a batch of %d records; stopping "
+                                  "without committing it", len(taken))  # fmt: skip
+                    self.on_fatal(exc)
+                raise
+            for done in taken:
+                await stream.ack(done)
+
     async def process(self, event: Any, handle: Handle) -> None:
         """Run `handle(event)` under the error policy; returns once the record may be acked."""
         for delay in (*self.retry_delays, None):
@@ -242,6 +288,7 @@ class Worker:
                 return
             except self.transient as exc:
                 if delay is None:
+                    self._fatal = exc
                     self.on_fatal(exc)
                     raise
                 log.warning("transient error, retrying in %.1fs: %r", delay, exc)
@@ -254,8 +301,18 @@ class Worker:
                     message.partition,
                     message.offset,
                 )
+                self._fatal = exc
                 self.on_fatal(exc)
                 raise
+
+    async def reject(self, event: Any, kind: str, reason: str) -> None:
+        """Dead-letter `event` under the error policy (a broker error while sending the dead
+        letter is retried; one that persists stops the worker)."""
+
+        async def rejected(_: Any) -> None:
+            raise Rejected(kind, reason)
+
+        await self.process(event, rejected)
 
     async def _attempt(self, event: Any, handle: Handle) -> None:
         # Dead-lettering is part of the attempt: a broker error while sending the dead letter
@@ -264,3 +321,39 @@ class Worker:
             await handle(event)
         except Rejected as rejected:
             await self.dead_letters.send(event, rejected.kind, rejected.reason)
+
+
+# How many turns of the event loop a batch gives faust's fetch loop to hand out the next record
+# of the fetch it is working through (each record takes a few: faust's fetch loop waits on
+# the conductor's callback for each, with a task per wait).
+HAND_OUT_TURNS = 32
+
+
+async def _next_coming(queue: Any, app: Any) -> bool:
+    """Whether the stream's next record is at hand, or will be once faust's fetch loop has
+    handed out more of the records one fetch returned (`RedeliveringConsumer.handing_out`):
+    without that wait the agent would take each record as it trickles in, the fetch loop and
+    the agent taking turns record by record, and every batch would be one record."""
+    consumer = getattr(app, "_consumer", None)  # None until the worker starts (agent tests)
+    turns = 0
+    while not _next_at_hand(queue, app):
+        if turns >= HAND_OUT_TURNS or not getattr(consumer, "handing_out", 0):
+            return False
+        turns += 1
+        await asyncio.sleep(0)
+    return True
+
+
+def _next_at_hand(queue: Any, app: Any) -> bool:
+    """Whether the stream's next record is already in its queue and is one faust will hand
+    out (not skipped for a rebalance: flow stopped or an older consumer generation). Only then
+    does a batch wait for it; a skipped head would leave the stream waiting for a record that
+    may not come while the batch held unprocessed records."""
+    pending = getattr(queue, "_queue", None)  # asyncio.Queue's deque: a peek, nothing taken
+    if not pending or getattr(queue, "_errors", None):
+        return False
+    head = pending[0]
+    message = getattr(head, "message", None)
+    if message is None:
+        return True  # a plain value (agent tests put events; a value is never skipped)
+    return app.flow_control.is_active() and message.generation_id == app.consumer_generation_id

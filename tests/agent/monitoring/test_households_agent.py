@@ -209,3 +209,79 @@ async def test_a_deadline_tick_emits_the_overdue_signal(harness):
         await context.put(b"tick", key=b"500231-unknown")  # no row: nothing to do
     latest = outbox.records(RISK.name)[-1]
     assert latest["overdue"] == ["decision_overdue"] and latest["workflow"] == "FLAGGED"
+
+
+async def until(condition, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_records_at_hand_are_one_batch_assessed_once_per_household(harness):
+    agent, outbox, registry, _ = harness
+    zhou, wu = zhou_uremia(), wu_chickens()
+    async with agent.test_context() as context:
+        # put without waiting: every record is in the stream's queue before the agent runs
+        events = []
+        for event_type, record in [*zhou, *wu]:
+            frame = CODEC.encode(event_type, record)
+            key = record["household_id"].encode()
+            events.append(await context.put(frame, key=key, wait=False))
+        await until(lambda: all(event.message.acked for event in events))
+    emitted = outbox.records(RISK.name)
+    # one assessment per household of the batch: its state after all its records
+    assert sorted(r["household_id"] for r in emitted) == ["500231-wu", "500231-zhou"]
+    zhou_last = next(r for r in emitted if r["household_id"] == "500231-zhou")
+    assert (zhou_last["level"], zhou_last["workflow"]) == ("HIGH", "FLAGGED")
+    applied = sum(
+        registry.get_sample_value("shouwang_monitoring_events_applied_total", {"event_type": name})
+        or 0
+        for name in {t.rsplit(".", 1)[-1] for t, _ in [*zhou, *wu]}
+    )
+    assert applied == len(zhou) + len(wu)
+
+
+async def test_a_poison_record_is_dead_lettered_alone_and_its_batch_applied(harness):
+    agent, outbox, _, _ = harness
+    zhou = zhou_uremia()
+    frames = [CODEC.encode(*r) for r in zhou]
+    async with agent.test_context() as context:
+        events = [await context.put(frames[0], key=b"500231-zhou", wait=False)]
+        events.append(await context.put(b"not avro at all", key=b"500231-zhou", wait=False))
+        events.append(await context.put(frames[1], key=b"someone-else", wait=False))
+        for frame in frames[1:]:
+            events.append(await context.put(frame, key=b"500231-zhou", wait=False))
+        await until(lambda: all(event.message.acked for event in events))
+    dead = outbox.records(DEAD_LETTERS.name)
+    assert [d["error_kind"] for d in dead] == ["UNDECODABLE", "NOT_APPLICABLE"]
+    (emitted,) = outbox.records(RISK.name)
+    assert (emitted["level"], emitted["workflow"]) == ("HIGH", "FLAGGED")
+
+
+async def test_a_bug_in_the_batch_step_stops_the_worker_without_acking_the_batch(monkeypatch):
+    from services.monitoring.entrypoints import app as monitoring_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(monitoring_app, "apply_records", broken)
+    outbox = Outbox()
+    fatal: list[BaseException] = []
+    acked: list[bool] = []
+    events: list = []
+
+    def on_fatal(exc: BaseException) -> None:  # a worker exits here, before any ack
+        fatal.append(exc)
+        acked.extend(event.message.acked for event in events)
+
+    agent = households_agent(outbox, on_fatal, (0.01, 0.01))
+    async with agent.test_context() as context:
+        with contextlib.suppress(RuntimeError):
+            for event_type, record in wu_chickens():
+                frame = CODEC.encode(event_type, record)
+                events.append(await context.put(frame, key=b"500231-wu", wait=False))
+            await until(lambda: fatal)
+    assert [type(exc) for exc in fatal] == [RuntimeError]
+    assert acked and not any(acked)
+    assert outbox.records(DEAD_LETTERS.name) == [] and outbox.records(RISK.name) == []

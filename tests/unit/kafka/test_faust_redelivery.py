@@ -345,3 +345,30 @@ def test_a_rebalance_before_the_hand_off_hands_out_nothing():
 
     consumer.app.flow_control = SimpleNamespace(acquire=rebalancing)
     assert drain(consumer) == {} and handed == []
+
+
+def test_the_records_left_to_hand_out_are_counted_down_to_zero():
+    # a batch-taking agent waits for these rather than taking each record as it trickles in
+    consumer = consumer_over({VISITS: range(0, 3), REGISTRY: range(7, 9)}, {VISITS, REGISTRY})
+
+    async def run():
+        left = []
+        async for _ in consumer.getmany(timeout=1.0):
+            left.append(consumer.handing_out)
+        return left
+
+    assert asyncio.run(run()) == [4, 3, 2, 1, 0]
+    assert consumer.handing_out == 0
+
+
+def test_a_fetch_left_unfinished_leaves_nothing_to_wait_for():
+    consumer = consumer_over({VISITS: range(0, 5)}, {VISITS})
+
+    async def run():
+        fetch = consumer.getmany(timeout=1.0)
+        await fetch.__anext__()
+        assert consumer.handing_out == 4
+        await fetch.aclose()  # the fetch loop stopped (a stop, a crash)
+
+    asyncio.run(run())
+    assert consumer.handing_out == 0

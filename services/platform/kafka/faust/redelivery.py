@@ -50,7 +50,11 @@ consumer new to the group would start (`auto_offset_reset="earliest"`).
 Changelog records, when the app's recovery is `faust_recovery.BatchRecovery`, skip faust's
 per-record path: the records one fetch returned for a changelog partition are decoded by the
 table's changelog channel and handed to the recovery as one batch (see `faust_recovery` for
-why: that path cost ~500 µs per record, B7). Everything else is faust's own code.
+why: that path cost ~500 µs per record, B7). Everything else is faust's own code. The consumer
+also counts the records of the current fetch it has yet to hand out (`handing_out`): a
+batch-taking agent (`worker.consume_batches`) waits for those instead of taking each record as
+faust's fetch loop trickles it in (the loop and the agent took turns record by record, every
+batch one record: issue 19, B2).
 
 Long because it is one consumer: the fetch loop, the commit rule and the lost-record check
 read and write the same bookkeeping (read, acked and committed offsets) and must be read
@@ -96,6 +100,7 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
     recovered = 0  # partitions fetched again by the lost-record check
     holes = 0  # offsets skipped in the middle of a partition, left un-acked
     restarted = 0  # partitions with no committed offset sought to their start
+    handing_out = 0  # records of the current fetch not yet handed to faust's fetch loop
     _suspects: dict[Any, int] | None = None  # partition -> committed offset seen stuck
     _attempts: dict[tuple[Any, int], int] | None = None  # (partition, offset) -> refetches
     # never-committed partitions sought to their first offset, until perform_seek records it
@@ -127,43 +132,54 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 batches, channels, active_partitions, generation_id, skipped
             ):
                 records = {}  # a rebalance began: as below, hand out nothing more
-        for tp, record in self.scheduler.iterate(records):
-            if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                break  # a rebalance began: recovery seeks to the committed offsets after it
-            if tp in skipped:
-                continue
-            if (
-                active_partitions is None
-                or tp in active_partitions
-                or tp in self._buffered_partitions
-            ):
-                read = read_offsets.get(tp)
-                if read is not None and record.offset > read + 1 and tp not in self.gaps_accepted:
-                    # faust would count the offsets in between as acked ("gaps", for
-                    # transaction markers and compaction). Our input topics have neither, so a
-                    # hole means records lost in flight: leave it un-acked, so the commit
-                    # stops there and the lost-record check fetches it again.
-                    read_offsets[tp] = None
-                    self.holes += 1
-                    log.info(
-                        "%s[%d]: offsets %d..%d were not handed out; not counting them as read",
-                        tp.topic, tp.partition, read + 1, record.offset - 1,
-                    )  # fmt: skip
-                elif read is not None and record.offset < read:
-                    # None makes the fetch loop deliver this record and skip its gap check,
-                    # which is right: the offsets from here on are read again in order.
-                    read_offsets[tp] = None
-                    self.redelivered += 1
-                    log.info(
-                        "re-delivering %s[%d] from offset %d (faust had read up to %d)",
-                        tp.topic, tp.partition, record.offset, read,
-                    )  # fmt: skip
-                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                yield tp, self._to_message(tp, record)
-            else:
-                # paused (recovery) while these were in flight: the fetch position is already
-                # past them, so faust would never read them again in this session
-                skipped[tp] = record.offset
+        # records of this fetch not yet handed out: a batch-taking agent waits for them
+        # (`worker.consume_batches`) instead of taking them one by one as they trickle in
+        self.handing_out = sum(len(batch) for batch in records.values())
+        try:
+            for tp, record in self.scheduler.iterate(records):
+                self.handing_out -= 1
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    break  # a rebalance began: recovery seeks to the committed offsets after it
+                if tp in skipped:
+                    continue
+                if (
+                    active_partitions is None
+                    or tp in active_partitions
+                    or tp in self._buffered_partitions
+                ):
+                    read = read_offsets.get(tp)
+                    if (
+                        read is not None
+                        and record.offset > read + 1
+                        and tp not in self.gaps_accepted
+                    ):
+                        # faust would count the offsets in between as acked ("gaps", for
+                        # transaction markers and compaction). Our input topics have neither, so a
+                        # hole means records lost in flight: leave it un-acked, so the commit
+                        # stops there and the lost-record check fetches it again.
+                        read_offsets[tp] = None
+                        self.holes += 1
+                        log.info(
+                            "%s[%d]: offsets %d..%d were not handed out; not counting them as read",
+                            tp.topic, tp.partition, read + 1, record.offset - 1,
+                        )  # fmt: skip
+                    elif read is not None and record.offset < read:
+                        # None makes the fetch loop deliver this record and skip its gap check,
+                        # which is right: the offsets from here on are read again in order.
+                        read_offsets[tp] = None
+                        self.redelivered += 1
+                        log.info(
+                            "re-delivering %s[%d] from offset %d (faust had read up to %d)",
+                            tp.topic, tp.partition, record.offset, read,
+                        )  # fmt: skip
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yield tp, self._to_message(tp, record)
+                else:
+                    # paused (recovery) while these were in flight: the fetch position is already
+                    # past them, so faust would never read them again in this session
+                    skipped[tp] = record.offset
+        finally:
+            self.handing_out = 0
         for tp, offset in skipped.items():
             try:
                 await self.seek(tp, offset)
