@@ -54,7 +54,7 @@ TOPICS = (
     HARDSHIPS,
 )
 EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
-# Where each record of monitoring's inputs sits, by household (migration 0016): the console's
+# Where each record of monitoring's inputs sits, by household (migration 0015): the console's
 # history page reads exactly a household's records from the log with it.
 POSITIONED = frozenset(t.name for t in MONITORING_INPUTS)
 
