@@ -64,7 +64,9 @@ def test_view_names_the_events_behind_reasons_and_the_deadlines():
     document = json.loads(json.dumps(household_document(state, assessment, DIANJIANG)))
     assert document["state_version"] == len(zhou_uremia())
     assert document["workflow"]["status"] == "FLAGGED"
-    assert document["workflow"]["decision_due"] == "2020-05-29"
+    # Flagged from the registry row (a seriously ill head, no full labour), not by the medical
+    # bill: 7,200 yuan is below last year's household income (6,100 × 2).
+    assert document["workflow"]["decision_due"] == "2020-01-15"
     reasons = {r["code"]: r for r in document["assessment"]["reasons"]}
     assert reasons["no_labour"]["event_ids"] == [str(zhou_uremia()[0][1]["event_id"])]
     assert {m["measure_id"] for m in document["measures"]} == {"m-pomelo", "m-ducklings"}
