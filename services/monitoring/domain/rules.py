@@ -318,17 +318,19 @@ HEALTH_CAUSES = ("ILLNESS", "DISABILITY")
 
 
 def special_attention(condition: str, grade: int | None, age: int | None) -> tuple[str, ...]:
-    """The 2021 special-attention reasons (DOMAIN.md, 2021 guidance) of one member's
-    condition: serious or chronic illness, severe disability (grade 1-2) or other disability,
-    and disabled elderly (a disability at 65 or over: the registry's elderly)."""
+    """The 2021 special-attention group (DOMAIN.md, 2021 guidance) of one member's condition:
+    serious or chronic illness; a disability at 65 or over (the registry's elderly) is disabled
+    elderly, else severe (grade 1-2) or other disability. One group per condition, so one
+    member's diagnosis weighs its group's weight alone."""
     if condition == "SERIOUS_ILLNESS":
         return ("serious_illness",)
     if condition == "CHRONIC_ILLNESS":
         return ("chronic_illness",)
     if condition != "DISABILITY":
         return ()
-    codes = ("severe_disability",) if grade in SEVERE_DISABILITY_GRADES else ("disability",)
-    return codes + (("disabled_elderly",) if age is not None and age >= ELDERLY_AGE else ())
+    if age is not None and age >= ELDERLY_AGE:
+        return ("disabled_elderly",)
+    return ("severe_disability",) if grade in SEVERE_DISABILITY_GRADES else ("disability",)
 
 
 def _age(member: Member | None, at: datetime) -> int | None:

@@ -93,9 +93,9 @@ def test_expenses_over_last_years_income_flag_and_name_their_kinds():
         ("DISABILITY", 1, "1975-05", {"severe_disability"}),
         ("DISABILITY", 2, "1975-05", {"severe_disability"}),
         ("DISABILITY", 3, "1975-05", {"disability"}),
-        ("DISABILITY", 4, "1955-06", {"disability", "disabled_elderly"}),  # 65 in June 2020
+        ("DISABILITY", 4, "1955-06", {"disabled_elderly"}),  # 65 from June 2020
         ("DISABILITY", 4, "1955-07", {"disability"}),  # 64 until July 2020
-        ("DISABILITY", 1, "1950-01", {"severe_disability", "disabled_elderly"}),
+        ("DISABILITY", 1, "1950-01", {"disabled_elderly"}),
     ],
 )
 def test_a_diagnosis_raises_its_special_attention_reason_with_the_policys_weight(
@@ -126,7 +126,13 @@ def test_a_diagnosis_raises_its_special_attention_reason_with_the_policys_weight
 
 def test_no_shipped_diagnosis_flags_alone_but_with_a_large_bill_it_does():
     for policy in (DIANJIANG, NATIONAL):
-        for code in ("serious_illness", "chronic_illness", "severe_disability", "disability"):
+        for code in (
+            "serious_illness",
+            "chronic_illness",
+            "severe_disability",
+            "disability",
+            "disabled_elderly",
+        ):
             assert not policy.flags(policy.level_of(policy.weights[code])), (policy.id, code)
     records = [
         _base(people=[member("1", "1975-05"), member("2", "1977-08", relation="SPOUSE")]),
@@ -174,7 +180,7 @@ def test_registry_members_raise_special_attention_and_no_labour_by_age():
     may = assessed(records, at("2020-05-31"))
     assert codes(may) == {"disability"}  # he still counts as working-age labour in May
     june = assessed(records, at("2020-06-01"))
-    assert codes(june) == {"disability", "disabled_elderly", "no_labour"}
+    assert codes(june) == {"disabled_elderly", "no_labour"}
     no_labour = next(r for r in june.reasons if r.code == "no_labour")
     assert (
         "aged 16-64" in no_labour.message and "1 with weak or partial labour" in no_labour.message

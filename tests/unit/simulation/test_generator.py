@@ -66,11 +66,13 @@ def test_the_stream_for_a_seed_is_pinned_across_changes_to_the_code():
     # the generator must not change a byte. The digest was taken before the planner was split
     # into modules (issue 14). If you change the campaign on purpose, update it and say so.
     # Changed on purpose in issue 21: measure steps name the catalogue's measures and pools.
+    # Changed on purpose in issue 17: households list their members (registry v3), hardship
+    # reports are v2 (expense and diagnosis), special-attention households are reviewed.
     stream = "".join(
         json_line(e) + "\n" for e in generate(SimulationParameters(seed=11, scale=0.01))
     )
     digest = hashlib.sha256(stream.encode()).hexdigest()
-    assert digest == "f1e57126bd2bec807a7e1b4852de7d7d29635977a08afe483b8598a8b508d231"
+    assert digest == "d2e46d8c710f1df74494c368abdc14fa4214fc28f4d0ea0bed3f7ce8f29e7888"
 
 
 def test_different_seeds_give_different_streams():
