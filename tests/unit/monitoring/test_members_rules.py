@@ -246,3 +246,43 @@ def test_composition_laws(people, day, later_days):
     assert now.labour + now.weak_labour + now.elderly <= now.count
     assert later.elderly >= now.elderly
     assert (now.disabled, now.chronically_ill) == (later.disabled, later.chronically_ill)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30_000),
+            st.sampled_from(["MEDICAL", "EDUCATION", "DISASTER_LOSS", "ACCIDENT", "OTHER"]),
+            st.one_of(
+                st.none(), st.sampled_from(["SERIOUS_ILLNESS", "CHRONIC_ILLNESS", "DISABILITY"])
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(3_000, 20_000),
+)
+def test_rigid_expenditure_is_the_expenses_against_last_years_income(cases, per_capita):
+    """The law: `rigid_expenditure` holds exactly when the open expenses add up to more than
+    the ratio × last year's household income, whatever the diagnoses; a diagnosis never adds
+    to it and a bill never raises a health reason."""
+    people = [member("1", "1975-05"), member("2", "1977-08", relation="SPOUSE", sex="FEMALE")]
+    records = [_base(people=people, income=per_capita)]
+    for i, (amount, kind, condition) in enumerate(cases):
+        fields = {"expense": expense(amount, kind) if amount else None}
+        if condition is not None:
+            fields["diagnosis"] = diagnosis(
+                condition, "2", grade=3 if condition == "DISABILITY" else None
+            )
+        records.append(hardship(H, at("2020-05-14"), "OTHER", 0, hardship_id=f"h{i}", **fields))
+    found = codes(assessed(records, at("2020-05-20")))
+    total = sum(amount for amount, _, _ in cases)
+    assert ("rigid_expenditure" in found) is (
+        total > DIANJIANG.rigid_expenditure_ratio * per_capita * 2
+    )
+    health = {"serious_illness", "chronic_illness", "disability"}
+    assert found & health == {
+        {"SERIOUS_ILLNESS": "serious_illness", "CHRONIC_ILLNESS": "chronic_illness",
+         "DISABILITY": "disability"}[c]
+        for _, _, c in cases if c is not None
+    }  # fmt: skip

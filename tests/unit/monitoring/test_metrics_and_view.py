@@ -71,4 +71,11 @@ def test_view_names_the_events_behind_reasons_and_the_deadlines():
     assert reasons["no_labour"]["event_ids"] == [str(zhou_uremia()[0][1]["event_id"])]
     assert {m["measure_id"] for m in document["measures"]} == {"m-pomelo", "m-ducklings"}
     assert document["registry"]["members"]["weak_labour"] == 1
+    # the members as of the assessment (16 May 2020): the head is 42, the son in school
+    people = document["registry"]["people"]
+    assert [(p["member_id"], p["age"], p["health"]) for p in people] == [
+        ("1", 42, "SERIOUS_ILLNESS"),
+        ("2", 8, "HEALTHY"),
+    ]
+    assert document["registry"]["members_on_date"]["students"] == 1
     assert "personal" not in json.dumps(document)
