@@ -17,8 +17,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from services.contract.members import composition_on
 from services.visits.domain.grammar import FIRST_YEAR
+from services.visits.domain.member_rules import DIAGNOSIS_FORMS, PEOPLE_FORMS
+from services.visits.domain.member_rules import diagnosis as _diagnosis
+from services.visits.domain.member_rules import expense as _expense
+from services.visits.domain.member_rules import people as _people
+from services.visits.domain.member_rules import personal_members as _personal_members
 
 Problems = list[tuple[str, str]]
 Rule = Callable[[dict[str, Any], dt.datetime, dt.timedelta], Problems]
@@ -61,99 +65,6 @@ def _members(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
     for name in ("students", "disabled", "chronically_ill", "elderly"):
         if members[name] > count:
             problems.append((f"members.{name}", "cannot exceed members.count"))
-    return problems
-
-
-def _people(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    """members.people (schema v3): member ids are unique, exactly one member is HEAD, no
-    member is born after the month of occurred_at, disability_grade is given exactly when
-    health is DISABILITY; and members.count and the other counts are what the list gives on
-    the day of occurred_at (ages from the first day of the birth month, labour at working age
-    16-64, elderly 65 or over: services/contract/members.py)."""
-    people = record["members"].get("people") or []
-    if not people:
-        return []
-    problems: Problems = []
-    seen: set[str] = set()
-    day = record["occurred_at"].date()
-    for index, person in enumerate(people):
-        where = f"members.people[{index}]"
-        if person["member_id"] in seen:
-            problems.append((f"{where}.member_id", "repeats an earlier member's id"))
-        seen.add(person["member_id"])
-        born = (person["birth_year"], person["birth_month"])
-        if born > (day.year, day.month):
-            field = "birth_year" if born[0] > day.year else "birth_month"
-            problems.append((f"{where}.{field}", "cannot be after the month of occurred_at"))
-        grade = person.get("disability_grade")
-        if person["health"] == "DISABILITY" and grade is None:
-            problems.append((f"{where}.disability_grade", "required when health is DISABILITY"))
-        elif person["health"] != "DISABILITY" and grade is not None:
-            problems.append((f"{where}.disability_grade", "only a DISABILITY has a grade"))
-    heads = [i for i, p in enumerate(people) if p["relation"] == "HEAD"]
-    if len(heads) != 1:
-        where = f"members.people[{heads[1]}].relation" if heads else "members.people"
-        problems.append((where, f"exactly one member is HEAD, not {len(heads)}"))
-    if problems:  # the counts below need a list that makes sense
-        return problems
-    counted = composition_on(people, day).as_record()
-    for name, value in counted.items():
-        if record["members"].get(name, 0) != value:
-            problems.append(
-                (
-                    f"members.{name}",
-                    f"must be {value}, as members.people gives on the day of occurred_at",
-                )
-            )
-    return problems
-
-
-def _personal_members(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    """personal.members[].member_id names a member of members.people, each at most once."""
-    personal = record.get("personal")
-    if personal is None:
-        return []
-    ids = {p["member_id"] for p in record["members"].get("people") or []}
-    problems: Problems = []
-    seen: set[str] = set()
-    for index, entry in enumerate(personal.get("members") or []):
-        member_id = entry["member_id"]
-        if member_id not in ids or member_id in seen:
-            problems.append(
-                (
-                    f"personal.members[{index}].member_id",
-                    "repeats an earlier entry"
-                    if member_id in seen
-                    else "names no member of members.people",
-                )
-            )
-        seen.add(member_id)
-    return problems
-
-
-def _expense(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    """rigid_expenditure_yuan is 0 or expense.amount_yuan when an expense is given."""
-    expense = record.get("expense")
-    given = record.get("rigid_expenditure_yuan", 0)
-    if expense is not None and given not in (0, expense["amount_yuan"]):
-        return [("rigid_expenditure_yuan", "must be 0 or equal expense.amount_yuan")]
-    return []
-
-
-def _diagnosis(record: dict, now: dt.datetime, skew: dt.timedelta) -> Problems:
-    """diagnosis names its member by member_id or member_index, not both, and has a
-    disability_grade exactly when its condition is DISABILITY."""
-    diagnosis = record.get("diagnosis")
-    if diagnosis is None:
-        return []
-    problems: Problems = []
-    if diagnosis.get("member_id") is not None and diagnosis.get("member_index") is not None:
-        problems.append(("diagnosis.member_index", "give member_id or member_index, not both"))
-    grade = diagnosis.get("disability_grade")
-    if diagnosis["condition"] == "DISABILITY" and grade is None:
-        problems.append(("diagnosis.disability_grade", "required when condition is DISABILITY"))
-    elif diagnosis["condition"] != "DISABILITY" and grade is not None:
-        problems.append(("diagnosis.disability_grade", "only a DISABILITY has a grade"))
     return problems
 
 
@@ -308,6 +219,8 @@ IN_SCHEMA: dict[Rule, list[dict[str, Any]]] = {
         ),
     ],
     _notice: [_when("notice_days", {"minimum": 1}, _given("notice_start"))],
+    _people: PEOPLE_FORMS,
+    _diagnosis: DIAGNOSIS_FORMS,
 }
 # The rules JSON Schema cannot state, whole or in part: a relation between two values (a sum,
 # an order, a year of a timestamp) or the server's clock. They are published in words only
@@ -318,10 +231,9 @@ BEYOND_SCHEMA: frozenset[Rule] = frozenset(
         _not_in_future,
         _students_with_access,
         _members,
-        _people,
+        _people,  # all but the disability grade
         _personal_members,
         _expense,
-        _diagnosis,
         _lifted_year,  # its upper bound, the year of occurred_at
         _birth_year,
         _baseline_income_year,
