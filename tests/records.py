@@ -21,6 +21,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from services.contract.members import composition_on
+
 UTC = dt.UTC
 Record = tuple[str, dict[str, Any]]
 SIX_CHECKS = ("food", "clothing", "education", "medical", "housing", "water")
@@ -79,9 +81,17 @@ def registry(
     baseline: tuple[int, int] | None = None,
     township: str = "鹤游镇",
     label: str = "registry",
+    people: list[dict[str, Any]] | None = None,
     **fields: Any,
 ) -> Record:
-    """A county-table baseline row; `baseline` is (year, per-capita yuan)."""
+    """A county-table baseline row; `baseline` is (year, per-capita yuan). With `people`
+    (`member(...)` records, schema v3) the counts are the ones the list gives on `when`, as the
+    door requires."""
+    if people:
+        counted = composition_on(people, when.date())
+        count, labour, weak_labour = counted.count, counted.labour, counted.weak_labour
+        students, disabled = counted.students, counted.disabled
+        chronically_ill, elderly = counted.chronically_ill, counted.elderly
     return _built(
         "HouseholdRegistryRecorded",
         {
@@ -100,6 +110,7 @@ def registry(
                 "disabled": disabled,
                 "chronically_ill": chronically_ill,
                 "elderly": elderly,
+                "people": list(people or ()),
             },
             "head_birth_year": 1978,
             "main_livelihood": livelihood,
@@ -114,6 +125,55 @@ def registry(
         },
         fields,
     )
+
+
+def member(
+    member_id: str,
+    birth: str,
+    *,
+    relation: str = "HEAD",
+    sex: str = "MALE",
+    labour: str = "FULL",
+    health: str = "HEALTHY",
+    grade: int | None = None,
+    schooling: str = "NONE",
+    migrant_months: int = 0,
+) -> dict[str, Any]:
+    """One member of a registry's list (schema v3); `birth` is "YYYY-MM"."""
+    year, month = (int(part) for part in birth.split("-"))
+    return {
+        "member_id": member_id,
+        "relation": relation,
+        "birth_year": year,
+        "birth_month": month,
+        "sex": sex,
+        "labour": labour,
+        "health": health,
+        "disability_grade": grade,
+        "schooling": schooling,
+        "migrant_work_months": migrant_months,
+    }
+
+
+def expense(amount: int, kind: str = "MEDICAL") -> dict[str, Any]:
+    """A hardship report's expense (hardship contract v2)."""
+    return {"amount_yuan": amount, "kind": kind}
+
+
+def diagnosis(
+    condition: str = "SERIOUS_ILLNESS",
+    member_id: str | None = None,
+    *,
+    member_index: int | None = None,
+    grade: int | None = None,
+) -> dict[str, Any]:
+    """A hardship report's diagnosis (hardship contract v2)."""
+    return {
+        "member_id": member_id,
+        "member_index": member_index,
+        "condition": condition,
+        "disability_grade": grade,
+    }
 
 
 def visit(
@@ -222,8 +282,11 @@ def hardship(
     label: str | None = None,
     **fields: Any,
 ) -> Record:
-    """A department's report of a hardship and its rigid expenditure."""
+    """A department's report of a hardship and its rigid expenditure, v1-shaped (cause and
+    amount) unless `expense=` / `diagnosis=` (v2) are given; an expense sets the amount."""
     label = label or f"hardship/{hardship_id}/{when.isoformat()}"
+    if fields.get("expense") is not None:
+        expenditure = fields["expense"]["amount_yuan"]
     return _built(
         "HardshipReported",
         {
@@ -235,6 +298,8 @@ def hardship(
             "department": "health-insurance",
             "resolved": resolved,
             "description": "",
+            "expense": None,
+            "diagnosis": None,
         },
         fields,
     )

@@ -4,7 +4,19 @@ thing in unit, agent and integration tests."""
 
 from __future__ import annotations
 
-from tests.records import Record, approved, at, hardship, income, measure, registry, visit
+from tests.records import (
+    Record,
+    approved,
+    at,
+    diagnosis,
+    expense,
+    hardship,
+    income,
+    measure,
+    member,
+    registry,
+    visit,
+)
 
 
 def zhou_uremia(household_id: str = "500231-zhou") -> list[Record]:
@@ -14,11 +26,11 @@ def zhou_uremia(household_id: str = "500231-zhou") -> list[Record]:
         registry(
             household_id,
             at("2019-12-31"),
-            count=2,
-            labour=0,
-            weak_labour=1,
-            students=1,
-            chronically_ill=1,
+            # the head, 42 in May 2020, too ill for full work; his son in primary school
+            people=[
+                member("1", "1978-03", labour="WEAK", health="SERIOUS_ILLNESS"),
+                member("2", "2011-09", relation="CHILD", labour="NONE", schooling="PRIMARY"),
+            ],
             livelihood="TRANSFERS",
             allowance=True,
             baseline=(2019, 6100),
@@ -39,7 +51,15 @@ def zhou_uremia(household_id: str = "500231-zhou") -> list[Record]:
             "INDUSTRY",
             "industry.poultry",
         ),
-        hardship(household_id, at("2020-05-14"), "ILLNESS", 7200, hardship_id="uremia"),
+        # the health-insurance feed: his share of the dialysis bills, and the diagnosis
+        hardship(
+            household_id,
+            at("2020-05-14"),
+            "ILLNESS",
+            hardship_id="uremia",
+            expense=expense(7200, "MEDICAL"),
+            diagnosis=diagnosis("SERIOUS_ILLNESS", "1"),
+        ),
         visit(
             household_id, at("2020-05-16", 15), visit_id="v-0516", income=5600, causes=("ILLNESS",)
         ),

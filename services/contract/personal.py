@@ -124,7 +124,18 @@ def plaintext_of(personal: dict[str, Any]) -> bytes:
         raise SealError(f"a personal sub-record is an object, not {type(personal).__name__}")
     for name, value in personal.items():
         if not isinstance(name, str) or not (value is None or isinstance(value, str)):
-            raise SealError(f"personal field {name!s:.40}: only text or null can be sealed")
+            # a list of records of text (the members' names and ID numbers, registry v3)
+            if isinstance(name, str) and isinstance(value, list) and all(
+                isinstance(item, dict)
+                and all(isinstance(k, str) and (v is None or isinstance(v, str))
+                        for k, v in item.items())
+                for item in value
+            ):  # fmt: skip
+                continue
+            raise SealError(
+                f"personal field {name!s:.40}: only text, null or a list of records of text "
+                "can be sealed"
+            )
     return json.dumps(personal, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
         "utf-8"
     )
@@ -135,6 +146,10 @@ def seal(personal: dict[str, Any], subject: Subject, event_id: str, key: DataKey
 
     `nonce` is empty: AES-SIV needs none, its synthetic IV leads the ciphertext.
     """
+    if isinstance(personal, dict):
+        # an empty list (registry v3's members' data, a default) is not sealed: a record
+        # without members seals and opens exactly as before version 3
+        personal = {k: v for k, v in personal.items() if v != []}
     ciphertext = _siv(key).encrypt(plaintext_of(personal), associated_data(subject, event_id))
     return {"key_id": key.key_id, "algorithm": FORMAT_SIV, "nonce": b"", "ciphertext": ciphertext}
 

@@ -72,6 +72,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         )
         table.add_argument("--actor", default=None, help="operator id (default: operator:$USER)")
         table.add_argument("--check", action="store_true", help="check only, write nothing")
+        if name == "households":
+            table.add_argument(
+                "--members",
+                type=Path,
+                default=None,
+                help="a member table (人员表) CSV joined by household id: members one by one",
+            )
         table.set_defaults(run=run_import, reads=(MASTER_KEY_READER,))
 
 

@@ -12,10 +12,13 @@ from services.monitoring.domain.events import (
     CHECKS,
     BaselineIncome,
     Check,
+    Diagnosis,
+    Expense,
     FiveVisits,
     HardshipReported,
     IncomeUpdated,
     MeasureStepRecorded,
+    Member,
     Members,
     ProblemRecorded,
     RegistryRecorded,
@@ -89,7 +92,40 @@ def registry_from(r: dict[str, Any]) -> RegistryRecorded:
         baseline_income=None
         if base is None
         else BaselineIncome(base["year"], base["per_capita_net_yuan"]),
+        people=_people(m.get("people", ())),
     )  # personal data is never read
+
+
+def _people(people: Any) -> tuple[Member, ...]:
+    out = []
+    for index, p in enumerate(people):
+        if not 1 <= p["birth_month"] <= 12:
+            raise Untranslatable(f"members.people[{index}].birth_month is not 1-12")
+        out.append(
+            Member(
+                p["member_id"],
+                p["relation"],
+                p["birth_year"],
+                p["birth_month"],
+                p["sex"],
+                p["labour"],
+                p["health"],
+                p.get("disability_grade"),
+                p.get("schooling", "NONE"),
+                p.get("migrant_work_months", 0),
+            )
+        )
+    return tuple(out)
+
+
+# A v1 report's amount was the hardship's whole cost: its cause says what the money went on.
+EXPENSE_KIND_OF_CAUSE = {
+    "ILLNESS": "MEDICAL",
+    "DISABILITY": "MEDICAL",  # care and rehabilitation
+    "SCHOOLING": "EDUCATION",
+    "DISASTER": "DISASTER_LOSS",
+    "ACCIDENT": "ACCIDENT",
+}
 
 
 def _checks(checks: dict[str, Any]) -> tuple:
@@ -160,16 +196,46 @@ def income_from(r: dict[str, Any]) -> IncomeUpdated:
 
 
 def hardship_from(r: dict[str, Any]) -> HardshipReported:
-    if r["rigid_expenditure_yuan"] < 0:
-        raise Untranslatable(f"negative rigid expenditure {r['rigid_expenditure_yuan']}")
+    """A hardship report, v1 or v2, in v2's terms (an expense and a diagnosis).
+
+    A v1 report (neither expense nor diagnosis) is read faithfully: an amount is an expense of
+    the kind its cause names (ILLNESS → MEDICAL...). v1's ILLNESS or DISABILITY without an
+    amount reported the condition itself (the rules then raised serious_illness / disability),
+    so it is a diagnosis of that condition for a member it does not name: the reason keeps its
+    code and takes the policy's weight, and it is not an expense.
+    """
+    expense, diagnosis = r.get("expense"), r.get("diagnosis")
+    amount = expense["amount_yuan"] if expense is not None else r.get("rigid_expenditure_yuan", 0)
+    if amount < 0:
+        raise Untranslatable(f"negative rigid expenditure {amount}")
+    cause = r.get("cause", "OTHER")
+    if expense is None and amount > 0:  # v1, or a v2 writer that set only the old field
+        expense = {"amount_yuan": amount, "kind": EXPENSE_KIND_OF_CAUSE.get(cause, "OTHER")}
+    if diagnosis is None and r.get("expense") is None and amount == 0:
+        condition = {"ILLNESS": "SERIOUS_ILLNESS", "DISABILITY": "DISABILITY"}.get(cause)
+        if condition is not None:
+            diagnosis = {"condition": condition}
+    if diagnosis is not None:
+        grade = diagnosis.get("disability_grade")
+        if grade is not None and not 1 <= grade <= 4:
+            raise Untranslatable(f"diagnosis.disability_grade {grade} is not 1-4")
     return HardshipReported(
         **_common(r),
         hardship_id=r["hardship_id"],
-        cause=r.get("cause", "OTHER"),
-        rigid_expenditure_yuan=r["rigid_expenditure_yuan"],
+        cause=cause,
+        rigid_expenditure_yuan=amount,
         origin=r.get("origin", "CADRE"),
         resolved=r.get("resolved", False),
         description=r.get("description", ""),
+        expense=None if expense is None else Expense(amount, expense.get("kind", "OTHER")),
+        diagnosis=None
+        if diagnosis is None
+        else Diagnosis(
+            diagnosis.get("member_id"),
+            diagnosis.get("member_index"),
+            diagnosis["condition"],
+            diagnosis.get("disability_grade"),
+        ),
     )
 
 

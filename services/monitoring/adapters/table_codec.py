@@ -18,6 +18,9 @@ _CLASSES = {
     cls.__name__: cls
     for cls in (
         events.Members,
+        events.Member,
+        events.Expense,
+        events.Diagnosis,
         events.BaselineIncome,
         events.Check,
         events.VisitProblem,

@@ -24,6 +24,22 @@ class Members:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """One registered member (registry v3), without personal data."""
+
+    member_id: str
+    relation: str
+    birth_year: int
+    birth_month: int
+    sex: str
+    labour: str  # FULL | PARTIAL | WEAK | NONE
+    health: str  # HEALTHY | CHRONIC_ILLNESS | SERIOUS_ILLNESS | DISABILITY
+    disability_grade: int | None
+    schooling: str
+    migrant_work_months: int
+
+
+@dataclass(frozen=True, slots=True)
 class BaselineIncome:
     year: int
     per_capita_net_yuan: int
@@ -50,6 +66,8 @@ class RegistryRecorded:
     housing: str
     water: str
     baseline_income: BaselineIncome | None
+    # The members one by one (registry v3); empty when only the counts are known.
+    people: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +136,26 @@ class IncomeUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class Expense:
+    amount_yuan: int
+    kind: str  # MEDICAL | EDUCATION | DISASTER_LOSS | ACCIDENT | OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    member_id: str | None  # names the member, or
+    member_index: int | None  # its place in the registry's member list (0 first), or neither
+    condition: str  # SERIOUS_ILLNESS | CHRONIC_ILLNESS | DISABILITY
+    disability_grade: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class HardshipReported:
-    """A hardship case; a later report with the same `hardship_id` updates it."""
+    """A hardship case; a later report with the same `hardship_id` updates it.
+
+    `expense` and `diagnosis` are hardship contract v2's; `avro_translation` gives a v1 report
+    its faithful v2 reading, so the rules read only these two (`rigid_expenditure_yuan` equals
+    the expense's amount, 0 without one)."""
 
     event_id: str
     household_id: str
@@ -131,6 +167,8 @@ class HardshipReported:
     origin: str
     resolved: bool
     description: str
+    expense: Expense | None = None
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,18 @@ were seen, never on their arrival order. Conventions the field apps rely on:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import TypeVar
 
 from services.contract import vocabulary
+from services.contract.members import composition_on
 from services.monitoring.domain.events import (
     CHECKS,
     HardshipReported,
+    Member,
+    Members,
     RegistryRecorded,
     VisitRecorded,
 )
@@ -352,7 +355,36 @@ def _checks_at(state: HouseholdState, at: datetime) -> dict[str, CheckFacts | No
     return result
 
 
-def labour_of(registry: RegistryRecorded | None, count_weak: bool) -> int | None:
+def composition_of(registry: RegistryRecorded | None, on: date) -> Members | None:
+    """The household's counts on `on`: from its member list when the registry has one (ages
+    on that day, `contract.members`), else the registry's counts as recorded."""
     if registry is None:
         return None
-    return registry.members.labour + (registry.members.weak_labour if count_weak else 0)
+    if not registry.people:
+        return registry.members
+    return Members(*astuple(composition_on(registry.people, on)))
+
+
+def labour_of(
+    registry: RegistryRecorded | None, count_weak: bool, on: date | None = None
+) -> int | None:
+    """Working-age labour on `on` (full, and partial or weak when `count_weak`): from the
+    member list when there is one and a day is given, else the registry's counts."""
+    members = composition_of(registry, on) if on is not None else (registry and registry.members)
+    if members is None:
+        return None
+    return members.labour + (members.weak_labour if count_weak else 0)
+
+
+def member_named(
+    registry: RegistryRecorded | None, member_id: str | None, index: int | None
+) -> Member | None:
+    """The registry's member a diagnosis names, by id or by place in the list; None when the
+    registry has no such member (or no list)."""
+    if registry is None:
+        return None
+    if member_id is not None:
+        return next((p for p in registry.people if p.member_id == member_id), None)
+    if index is not None and 0 <= index < len(registry.people):
+        return registry.people[index]
+    return None

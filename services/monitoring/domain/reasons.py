@@ -12,7 +12,13 @@ RISK_CODES: tuple[str, ...] = (
     "rigid_expenditure",
     *(f"guarantee_{check}" for check in CHECKS),  # a check found with a problem
     "unsold_produce",
+    # 2021 special attention (DOMAIN.md, 2021 guidance): a member's serious or chronic
+    # illness, severe disability (grade 1-2), disabled elderly; other disability (grade 3-4 or
+    # not given). From a diagnosis on a hardship report or the registry's member list.
     "serious_illness",
+    "chronic_illness",
+    "severe_disability",
+    "disabled_elderly",
     "disability",
     "disaster",
     "accident",

@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.monitoring.domain.events import CHECKS
+from services.contract.members import ELDERLY_AGE, SEVERE_DISABILITY_GRADES, WORKING_AGE, age_on
+from services.monitoring.domain.events import CHECKS, Member, RegistryRecorded
 from services.monitoring.domain.facts import (
     IncomeObservation,
     View,
+    composition_of,
     hardships_at,
     income_over,
     income_window,
     incomes_at,
     measures_at,
+    member_named,
     memo,
     registry_at,
     visits_at,
@@ -72,7 +75,8 @@ def risk_reasons(
     `problems` is `problems_at(state, at)` when the caller has it already.
     """
     # The line is read by date, not from the events: part of the memo's key.
-    # So is the income window (it moves with the month).
+    # So is the income window (it moves with the month): members' ages, counted from the first
+    # day of their birth month, change only with the month too, so it keys them as well.
     extra = (
         policy,
         policy.line_on(at.date()),
@@ -156,7 +160,9 @@ def _risk_reasons(
                 )
 
     cases = [c for c in hardships_at(state, at).values() if not c.resolved]
-    shocks = [c for c in cases if c.rigid_expenditure_yuan > 0]
+    # Rigid expenditure decides on the expenses' amounts alone (the seed: "clearly exceeding
+    # last year's income"); an illness is weighed by its diagnosis, never by its bill.
+    shocks = [c for c in cases if c.latest.expense is not None and c.latest.expense.amount_yuan]
     if shocks:
         start = min(c.first_reported_at for c in shocks)
         reference = [o for o in incomes if o.on < start.date()] or list(incomes[:1])
@@ -164,29 +170,53 @@ def _risk_reasons(
             base = reference[-1]
             people = base.members or members or 1
             household_income = base.per_capita_yuan * people
-            total = sum(c.rigid_expenditure_yuan for c in shocks)
-            if total > policy.rigid_expenditure_ratio * household_income:
-                causes = ", ".join(c.cause.lower() for c in shocks)
+            total = sum(c.latest.expense.amount_yuan for c in shocks)
+            limit = policy.rigid_expenditure_ratio * household_income
+            if total > limit:
+                kinds = ", ".join(
+                    f"{c.latest.expense.kind.lower()} {c.latest.expense.amount_yuan}"
+                    for c in shocks
+                )
                 add(
                     "rigid_expenditure",
-                    f"rigid expenditure of {total} yuan ({causes}) "
-                    f"exceeds the previous year's household income of {household_income} yuan "
-                    f"({base.per_capita_yuan} × {people})",
+                    f"rigid expenditure of {total} yuan ({kinds}) exceeds "
+                    f"{policy.rigid_expenditure_ratio:g} × the previous year's household income "
+                    f"of {household_income} yuan ({base.per_capita_yuan} × {people})",
                     *((e, c.latest.occurred_at) for c in shocks for e in c.event_ids),
                     context=((base.event_id, base.occurred_at),),
                 )
     for case in cases:
+        report = case.latest
+        events = tuple((e, report.occurred_at) for e in case.event_ids)
+        if report.diagnosis is not None:
+            d = report.diagnosis
+            member = member_named(registry, d.member_id, d.member_index)
+            who = _who(member, d.member_id, d.member_index, at)
+            for code in special_attention(d.condition, d.disability_grade, _age(member, at)):
+                add(code, f"{report.origin.lower().replace('_', ' ')} reports {who}: "
+                    f"{_condition(d.condition, d.disability_grade)} (hardship {case.hardship_id})",
+                    *events, context=_registry_context(registry, member))  # fmt: skip
+        if case.cause in HEALTH_CAUSES:
+            continue  # its cost is the expense's, its condition the diagnosis's
         add(
             CAUSE_CODES.get(case.cause, "other_hardship"),
-            f"{case.latest.origin.lower().replace('_', ' ')} reports {case.cause.lower()} "
+            f"{report.origin.lower().replace('_', ' ')} reports {case.cause.lower()} "
             f"hardship {case.hardship_id}"
             + (
                 f" with {case.rigid_expenditure_yuan} yuan rigid expenditure"
                 if case.rigid_expenditure_yuan
                 else ""
             ),
-            *((e, case.latest.occurred_at) for e in case.event_ids),
+            *events,
         )
+    if registry is not None:
+        for member in registry.people:
+            if member.health == "HEALTHY":
+                continue
+            for code in special_attention(member.health, member.disability_grade, _age(member, at)):
+                add(code, f"registry: {_who(member, None, None, at)}, "
+                    f"{_condition(member.health, member.disability_grade)}",
+                    (registry.event_id, registry.occurred_at))  # fmt: skip
 
     visits = visits_at(state, at)
     if visits:
@@ -241,13 +271,16 @@ def _risk_reasons(
                 (visit.event_id, visit.occurred_at),
             )
 
-    if registry is not None and registry.members.labour == 0:
+    composition = composition_of(registry, at.date())
+    if registry is not None and composition.labour == 0:
         add(
             "no_labour",
-            f"no member with full working capacity ({registry.members.weak_labour} with weak "
-            f"labour, {registry.members.count} members)",
+            "no member with full working capacity"
+            + (f" aged {WORKING_AGE[0]}-{WORKING_AGE[1]}" if registry.people else "")
+            + f" ({composition.weak_labour} with weak or partial labour, "
+            f"{composition.count} members)",
             (registry.event_id, registry.occurred_at),
-        )
+        )  # fmt: skip
 
     if problems is None:
         problems = problems_at(state, at)
@@ -279,6 +312,54 @@ def _risk_reasons(
             )
         )
     return tuple(reasons)
+
+
+HEALTH_CAUSES = ("ILLNESS", "DISABILITY")
+
+
+def special_attention(condition: str, grade: int | None, age: int | None) -> tuple[str, ...]:
+    """The 2021 special-attention group (DOMAIN.md, 2021 guidance) of one member's condition:
+    serious or chronic illness; a disability at 65 or over (the registry's elderly) is disabled
+    elderly, else severe (grade 1-2) or other disability. One group per condition, so one
+    member's diagnosis weighs its group's weight alone."""
+    if condition == "SERIOUS_ILLNESS":
+        return ("serious_illness",)
+    if condition == "CHRONIC_ILLNESS":
+        return ("chronic_illness",)
+    if condition != "DISABILITY":
+        return ()
+    if age is not None and age >= ELDERLY_AGE:
+        return ("disabled_elderly",)
+    return ("severe_disability",) if grade in SEVERE_DISABILITY_GRADES else ("disability",)
+
+
+def _age(member: Member | None, at: datetime) -> int | None:
+    return None if member is None else age_on(member.birth_year, member.birth_month, at.date())
+
+
+def _who(member: Member | None, member_id: str | None, index: int | None, at: datetime) -> str:
+    if member is not None:
+        return (
+            f"member {member.member_id} ({member.relation.lower().replace('_', ' ')}, "
+            f"aged {_age(member, at)})"
+        )
+    if member_id is not None or index is not None:
+        named = f"member {member_id}" if member_id is not None else f"member #{index}"
+        return f"{named} (not on the registry's member list)"
+    return "a member (not named)"
+
+
+def _condition(condition: str, grade: int | None) -> str:
+    words = condition.lower().replace("_", " ")
+    return f"{words}, grade {grade}" if grade is not None else words
+
+
+def _registry_context(
+    registry: RegistryRecorded | None, member: Member | None
+) -> tuple[tuple[str, datetime], ...]:
+    return (
+        () if member is None or registry is None else ((registry.event_id, registry.occurred_at),)
+    )
 
 
 def _answered(state: HouseholdState, policy: Policy, at: datetime) -> dict[str, datetime]:

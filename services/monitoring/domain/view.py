@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from services.contract.members import age_on
 from services.monitoring.domain.assess import Assessment, problem_due
 from services.monitoring.domain.facts import (
     checks_at,
+    composition_of,
     hardships_at,
     measures_at,
     registry_at,
@@ -20,6 +22,10 @@ from services.monitoring.domain.facts import (
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.procedure import Standing
 from services.monitoring.domain.state import HouseholdState
+
+
+def _counts(members: Any) -> dict[str, int]:
+    return {k: getattr(members, k) for k in members.__slots__}
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -44,6 +50,16 @@ def household_document(state: HouseholdState, assessment: Assessment, policy: Po
             "registration": registry.registration,
             "lifted_year": registry.lifted_year,
             "members": {k: getattr(registry.members, k) for k in registry.members.__slots__},
+            # with a member list: the counts the rules read on the assessment's date, and the
+            # members (no names or ID numbers: those stay sealed), each with its age then
+            "members_on_date": _counts(composition_of(registry, at.date())),
+            "people": [
+                {
+                    **{k: getattr(p, k) for k in p.__slots__},
+                    "age": age_on(p.birth_year, p.birth_month, at.date()),
+                }
+                for p in registry.people
+            ],
             "livelihood": registry.livelihood,
             "minimum_living_allowance": registry.minimum_living_allowance,
             "event_id": registry.event_id,

@@ -455,7 +455,7 @@ def elimination_check(
                 f"{len(received)} measure(s) received, at least {rules.min_measures} needed",
             )
         )
-    labour = labour_of(registry_at(state, at), rules.count_weak_labour)
+    labour = labour_of(registry_at(state, at), rules.count_weak_labour, at.date())
     if rules.require_labour and not labour:
         unmet.append(
             (

@@ -11,6 +11,7 @@ from services.support.domain.matcher import Cadre, Need, Recommendation, Waiting
 from services.support.domain.profile import (
     MeasureStepRecorded,
     Members,
+    Person,
     RegistryRecorded,
     RiskAssessed,
 )
@@ -45,6 +46,17 @@ def registry_from(record: dict[str, Any]) -> RegistryRecorded:
         minimum_living_allowance=record["minimum_living_allowance"],
         housing=record.get("housing", "UNKNOWN"),
         water=record.get("water", "UNKNOWN"),
+        people=tuple(
+            Person(
+                p["member_id"],
+                p["birth_year"],
+                p["birth_month"],
+                p["labour"],
+                p["health"],
+                p.get("schooling", "NONE"),
+            )
+            for p in m.get("people", ())
+        ),
     )  # personal data is not read
 
 

@@ -12,6 +12,7 @@ from services.support.domain.matcher import Cadre, Holding, Need, PoolState
 from services.support.domain.profile import (
     MeasureState,
     Members,
+    Person,
     Profile,
     RegistryRecorded,
     RiskAssessed,
@@ -30,7 +31,8 @@ def dump_profile(profile: Profile) -> bytes:
             **{k: getattr(r, k) for k in ("event_id", "township", "village", "registration",
                                            "head_birth_year", "livelihood",
                                            "minimum_living_allowance", "housing", "water")},
-            "occurred_at": r.occurred_at.isoformat(), "members": list(vars(r.members).values())},
+            "occurred_at": r.occurred_at.isoformat(), "members": list(vars(r.members).values()),
+            "people": [list(vars(p).values()) for p in r.people]},
         "assessment": None if a is None else {
             **{k: getattr(a, k) for k in ("event_id", "category", "level", "workflow",
                                            "policy_version")},
@@ -46,7 +48,8 @@ def load_profile(raw: bytes) -> Profile:
     r, a = data["registry"], data["assessment"]
     registry = None if r is None else RegistryRecorded(
         household_id=data["household_id"], occurred_at=_dt(r.pop("occurred_at")),
-        members=Members(*r.pop("members")), **r)  # fmt: skip
+        members=Members(*r.pop("members")),
+        people=tuple(Person(*p) for p in r.pop("people", ())), **r)  # fmt: skip
     assessment = None if a is None else RiskAssessed(
         household_id=data["household_id"], as_of=_dt(a.pop("as_of")),
         reason_codes=tuple(a.pop("reason_codes")), **a)  # fmt: skip

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from services.contract.catalogue import Catalogue, Eligibility, Measure, Quantity
+from services.contract.members import age_on, composition_on
 from services.support.domain.following import cooling
-from services.support.domain.profile import Profile
+from services.support.domain.profile import Profile, RegistryRecorded, RiskAssessed
 
 # Fixed namespace: measure ids are uuid5 of (household, catalogue entry, triggering assessment),
 # so replaying the same assessment asks for the same measure and a pool can recognise it.
@@ -131,7 +132,10 @@ def ineligibility(rule: Eligibility, profile: Profile) -> list[str]:
     registry, assessment = profile.registry, profile.assessment
     if registry is None:
         return ["household registry not known"]
-    m = registry.members
+    # With a member list, the counts are the list's on the assessment's date (ages move on);
+    # without one, the registry's counts as recorded.
+    on = assessment.as_of.date() if assessment is not None else registry.occurred_at.date()
+    m = composition_on(registry.people, on) if registry.people else registry.members
     any_labour = m.labour + m.weak_labour
     failed = []
 
@@ -154,12 +158,7 @@ def ineligibility(rule: Eligibility, profile: Profile) -> list[str]:
     at_most("chronically ill", m.chronically_ill, rule.chronically_ill_max)
     at_least("elderly", m.elderly, rule.elderly_min)
     if rule.head_age_min is not None or rule.head_age_max is not None:
-        if registry.head_birth_year is None or assessment is None:
-            failed.append("head of household's age unknown")
-        else:
-            age = assessment.as_of.year - registry.head_birth_year
-            at_least("head's age", age, rule.head_age_min)
-            at_most("head's age", age, rule.head_age_max)
+        failed.extend(_borrower_age(rule, registry, assessment))
     for name, value, allowed in (
         ("livelihood", registry.livelihood, rule.livelihood_in),
         ("housing", registry.housing, rule.housing_in),
@@ -179,6 +178,32 @@ def ineligibility(rule: Eligibility, profile: Profile) -> list[str]:
             else "does not receive the minimum living allowance"
         )
     return failed
+
+
+def _borrower_age(
+    rule: Eligibility, registry: RegistryRecorded, assessment: RiskAssessed | None
+) -> list[str]:
+    """The age condition (microcredit: borrowers aged 18-65, DOMAIN.md). With a member list,
+    a member with labour (full, partial or weak) whose age on the assessment's date is within
+    it can borrow, whoever heads the household; without one, the head's age by birth year."""
+    low, high = rule.head_age_min, rule.head_age_max
+    if assessment is None:
+        return ["age unknown without an assessment"]
+    day = assessment.as_of.date()
+    bounds = f"{low if low is not None else 0}-{high if high is not None else '∞'}"
+    if registry.people:
+        ages = [
+            age_on(p.birth_year, p.birth_month, day) for p in registry.people if p.labour != "NONE"
+        ]
+        if any((low is None or a >= low) and (high is None or a <= high) for a in ages):
+            return []
+        return [f"no member with labour aged {bounds} on {day.isoformat()}"]
+    if registry.head_birth_year is None:
+        return ["head of household's age unknown"]
+    age = day.year - registry.head_birth_year
+    if (low is not None and age < low) or (high is not None and age > high):
+        return [f"head's age {age} not in {bounds}"]
+    return []
 
 
 def plan(profile: Profile, catalogue: Catalogue) -> tuple[Need, ...]:

@@ -28,6 +28,18 @@ class Members:
 
 
 @dataclass(frozen=True)
+class Person:
+    """One member of the registry's list (schema v3), as matching reads it: no personal data."""
+
+    member_id: str
+    birth_year: int
+    birth_month: int
+    labour: str
+    health: str
+    schooling: str
+
+
+@dataclass(frozen=True)
 class RegistryRecorded:
     """Registry facts support uses (no personal data: the translation drops it)."""
 
@@ -43,6 +55,7 @@ class RegistryRecorded:
     minimum_living_allowance: bool
     housing: str
     water: str
+    people: tuple[Person, ...] = ()  # empty: only the counts are known
 
 
 @dataclass(frozen=True)

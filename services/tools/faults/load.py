@@ -79,6 +79,10 @@ class RecordingSink(KafkaSink):
             self.acknowledged[str(event.record["event_id"])] = event.key
             personal = event.record.get("personal") or {}
             self.personal.update(v for v in personal.values() if isinstance(v, str) and len(v) >= 4)
+            for member in personal.get("members") or ():  # registry v3: each member's
+                self.personal.update(
+                    v for v in member.values() if isinstance(v, str) and len(v) >= 4
+                )
 
 
 @dataclass

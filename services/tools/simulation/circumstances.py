@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 from typing import Any
 
 from services.tools.simulation import records as rec
 from services.tools.simulation.campaign_plan import CampaignPlan
 from services.tools.simulation.county import CASE_NOT_LIFTED, LIFTED, NEVER_REGISTERED, NOT_LIFTED
+from services.tools.simulation.people import DISABILITY_GRADES, with_baby, without
 from services.tools.simulation.story import ONE_DAY, Hardship, Story, at_hour
 
 # Latent guarantee problems a first visit can uncover: check -> (problem kind, description).
@@ -50,7 +52,9 @@ def draw_hardships(campaign: CampaignPlan, story: Story) -> None:
     found: list[Hardship] = []
     if r.random() < (rates.illness_lifted if registered else rates.illness_other):
         rigid = _round100(r.lognormvariate(math.log(15_000), 0.8))
-        found.append(_feed(r.choice(campaign_days), "ILLNESS", rigid))
+        illness = _feed(r.choice(campaign_days), "ILLNESS", rigid)
+        illness.diagnosis = _diagnosed_illness(story)
+        found.append(illness)
     if h.livelihood in ("MIGRANT_WORK", "MIXED") and r.random() < rates.epidemic_job_loss:
         hardship = _feed(r.choice(campaign.deployment_days), "EPIDEMIC", 0)
         hardship.income_factor = r.uniform(0.5, 0.85)  # below 0.7 is a sharp fall
@@ -59,7 +63,9 @@ def draw_hardships(campaign: CampaignPlan, story: Story) -> None:
         rigid = _round100(r.lognormvariate(math.log(8_000), 0.7))
         found.append(_feed(r.choice(campaign_days), "ACCIDENT", rigid))
     if r.random() < rates.disability:
-        found.append(_feed(r.choice(campaign_days), "DISABILITY", r.randint(50, 200) * 100))
+        disability = _feed(r.choice(campaign_days), "DISABILITY", r.randint(50, 200) * 100)
+        disability.diagnosis = _diagnosed_disability(story)
+        found.append(disability)
     if h.township in campaign.disaster_day and r.random() < rates.disaster_household:
         rigid = r.randint(30, 400) * 100
         found.append(_feed(campaign.disaster_day[h.township], "DISASTER", rigid))
@@ -80,6 +86,40 @@ def draw_hardships(campaign: CampaignPlan, story: Story) -> None:
             hardship.resolved_day = hardship.day + r.randint(10, 40) * ONE_DAY
         report_hardship(campaign, story, hardship)
     story.hardships = found
+
+
+def _diagnosed_illness(story: Story) -> tuple[str, str, int | None] | None:
+    """The member the health-insurance feed names: one already ill, else an adult (older ones
+    more often), seriously ill about two times in five."""
+    people, r = story.household.people, story.rng
+    if not people:
+        return None
+    ill = [p for p in people if p.health in ("SERIOUS_ILLNESS", "CHRONIC_ILLNESS")]
+    if ill:
+        return (ill[0].member_id, ill[0].health, None)
+    day = dt.date(2020, 6, 1)
+    adults = [p for p in people if p.age_on(day) >= 16] or list(people)
+    member = r.choices(adults, [1 + p.age_on(day) / 20 for p in adults])[0]
+    condition = "SERIOUS_ILLNESS" if r.random() < 0.4 else "CHRONIC_ILLNESS"
+    return (member.member_id, condition, None)
+
+
+def _diagnosed_disability(story: Story) -> tuple[str, str, int | None] | None:
+    """The member the disabled persons' federation newly certifies, with a grade."""
+    people, r = story.household.people, story.rng
+    if not people:
+        return None
+    member = r.choice(people)
+    return (member.member_id, "DISABILITY", r.choices(*DISABILITY_GRADES)[0])
+
+
+EXPENSE_KINDS = {
+    "ILLNESS": "MEDICAL",
+    "DISABILITY": "MEDICAL",  # care and rehabilitation
+    "ACCIDENT": "ACCIDENT",
+    "DISASTER": "DISASTER_LOSS",
+    "SCHOOLING": "EDUCATION",
+}
 
 
 def _feed(day: dt.date, cause: str, rigid: int) -> Hardship:
@@ -120,6 +160,8 @@ def report_hardship(campaign: CampaignPlan, story: Story, hardship: Hardship) ->
             department=hardship.department,
             resolved=False,
             description=hardship.description,
+            expense_kind=EXPENSE_KINDS.get(hardship.cause, "OTHER"),
+            diagnosis=hardship.diagnosis,
         ),
     )
     if hardship.resolved_day and hardship.resolved_day <= campaign.calendar.end:
@@ -140,6 +182,8 @@ def report_hardship(campaign: CampaignPlan, story: Story, hardship: Hardship) ->
                 department=hardship.department,
                 resolved=True,
                 description=hardship.description + "；已通过医保报销、救助或保险解决",
+                expense_kind=EXPENSE_KINDS.get(hardship.cause, "OTHER"),
+                diagnosis=hardship.diagnosis,
             ),
         )
 
@@ -173,27 +217,26 @@ def registry_changes(campaign: CampaignPlan, story: Story) -> None:
             {"registration": LIFTED, "lifted_year": 2020},
         )
     if r.random() < rates.registry_correction:
+        head_year = h.head_birth_year + r.choice([-1, 1])
         overrides: dict[str, Any] = r.choice(
             [
                 {"housing": "SAFE", "water": "SAFE"},
-                {"head_birth_year": h.head_birth_year + r.choice([-1, 1])},
+                {"head_birth_year": head_year, "people": _head_born(h.people, head_year)},
                 {"main_livelihood": r.choice(["MIGRANT_WORK", "LOCAL_WAGES", "MIXED"])},
             ]
         )
         _registry(campaign, story, r.choice(days), "CORRECTION", office, overrides)
     if r.random() < rates.membership_change:
-        m = h.members
-        if m.count > 1 and r.random() < 0.5:  # a death or a member moving out
-            change = {"count": m.count - 1}
-            if m.elderly:
-                change["elderly"] = m.elderly - 1
-            elif m.labour:
-                change["labour"] = m.labour - 1
-            else:
-                change = {"count": m.count}
-        else:  # a birth or a marriage
-            change = {"count": m.count + 1}
-        _registry(campaign, story, r.choice(days), "MEMBERSHIP_CHANGE", office, {"members": change})
+        day = r.choice(days)
+        if len(h.people) > 1 and r.random() < 0.5:  # a death or a member moving out
+            people = without(h.people, r)
+        else:  # a birth
+            people = with_baby(h.people, day, r)
+        _registry(campaign, story, day, "MEMBERSHIP_CHANGE", office, {"people": people})
+
+
+def _head_born(people: tuple, year: int) -> tuple:
+    return tuple(replace(p, birth_year=year) if p.relation == "HEAD" else p for p in people)
 
 
 def _registry(

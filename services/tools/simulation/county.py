@@ -12,11 +12,14 @@ module is the tables of names.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 
+from services.contract.members import composition_on
 from services.tools.simulation.parameters import SEED_DEPARTMENTS, SimulationParameters
+from services.tools.simulation.people import Person, draw_people, named
 
 # Dianjiang's 26 townships and streets (2 streets, 22 towns, 2 townships). The seed names 大石乡
 # and 鹤游镇; the rest follow the county's administrative divisions.
@@ -160,6 +163,7 @@ class Household:
     citizen_id: str
     phone: str | None
     case: str | None = None  # the seed's named cases
+    people: tuple[Person, ...] = ()  # the members one by one (registry v3); `members` counts them
 
     @property
     def annual_income(self) -> int:
@@ -222,7 +226,8 @@ def build_county(parameters: SimulationParameters) -> County:
 
     households: list[Household] = []
     heyou, dashi = by_name["鹤游镇"], by_name["大石乡"]
-    cases = _named_cases(place, heyou, dashi)
+    day = parameters.calendar.start  # the county table's day: members are counted on it
+    cases = [with_counts(h, day) for h in _named_cases(place, heyou, dashi)]
     households.extend(cases)
 
     lifted_generic = parameters.lifted_households - sum(
@@ -233,12 +238,14 @@ def build_county(parameters: SimulationParameters) -> County:
     )
     sizes = _sizes(rng, lifted_generic, max(lifted_generic, people_generic))
     for size in sizes:
-        households.append(_household(rng, len(households), random_place(), LIFTED, size))
+        households.append(_household(rng, len(households), random_place(), LIFTED, size, day))
     for _ in range(parameters.not_lifted_households - 1):
-        households.append(_household(rng, len(households), random_place(), NOT_LIFTED, 3))
+        households.append(_household(rng, len(households), random_place(), NOT_LIFTED, 3, day))
     never = parameters.never_registered_households - 1  # the marginal neighbour is one
     for size in _sizes(rng, never, round(never * 3.1)):
-        households.append(_household(rng, len(households), random_place(), NEVER_REGISTERED, size))
+        households.append(
+            _household(rng, len(households), random_place(), NEVER_REGISTERED, size, day)
+        )
 
     cadres, pairing = _cadres(rng, parameters.cadres, townships, weights, departments, households)
     households = [
@@ -296,19 +303,9 @@ def _sizes(rng: random.Random, households: int, people: int) -> list[int]:
     return sizes
 
 
-def _members(rng: random.Random, size: int, head_birth_year: int) -> Members:
-    head_age = 2020 - head_birth_year
-    elderly = min(size, (1 if head_age >= 65 else 0) + (1 if size >= 2 and head_age >= 63 else 0))
-    if size >= 4 and elderly == 0 and rng.random() < 0.45:
-        elderly = 1  # a grandparent
-    children = max(0, size - elderly - (2 if size >= 3 else 1))
-    students = sum(1 for _ in range(children) if rng.random() < 0.8)
-    adults = size - elderly - children
-    chronically_ill = 1 if rng.random() < 0.12 else 0
-    disabled = 1 if rng.random() < 0.08 else 0
-    weak = min(adults, chronically_ill + disabled)
-    labour = adults - weak
-    return Members(size, labour, weak, students, disabled, chronically_ill, elderly)
+def with_counts(household: Household, day: dt.date) -> Household:
+    """`household` with the counts its member list gives on `day` (the door checks them)."""
+    return replace(household, members=Members(*astuple(composition_on(household.people, day))))
 
 
 def _household(
@@ -317,13 +314,17 @@ def _household(
     placed: tuple[str, str, str, str],
     registration: str,
     size: int,
+    day: dt.date,
 ) -> Household:
     household_id, township, village, group = placed
     if registration == NEVER_REGISTERED:
         head_birth_year = int(rng.triangular(1945, 2000, 1972))
     else:
         head_birth_year = int(rng.triangular(1938, 1996, 1960))
-    members = _members(rng, size, head_birth_year)
+    person = _fake_person(rng, index)
+    surname = str(person["head_name"]).split("某")[0]
+    people = draw_people(rng, size, head_birth_year, surname, index)
+    members = Members(*astuple(composition_on(people, day)))
     if members.labour == 0 and members.weak_labour == 0:
         livelihood = "TRANSFERS"
     else:
@@ -361,7 +362,8 @@ def _household(
         water=water,
         income_2019=income,
         cadre_id=None,
-        **_fake_person(rng, index),
+        **person,
+        people=people,
     )
 
 
@@ -401,6 +403,15 @@ def _named_cases(place, heyou: Township, dashi: Township) -> list[Household]:
             citizen_id="FAKE00000000000000",
             phone=None,
             case=CASE_UREMIA,
+            people=named(
+                [
+                    ("HEAD", "1978-03", "MALE", "WEAK", "SERIOUS_ILLNESS", None, "NONE"),
+                    ("SPOUSE", "1980-07", "FEMALE", "FULL", "HEALTHY", None, "NONE"),
+                    ("CHILD", "2011-09", "MALE", "NONE", "HEALTHY", None, "PRIMARY"),
+                ],
+                "周",
+                0,
+            ),
         ),
         Household(
             neighbour_id,
@@ -420,6 +431,16 @@ def _named_cases(place, heyou: Township, dashi: Township) -> list[Household]:
             citizen_id="FAKE00000000000001",
             phone=None,
             case=CASE_MARGINAL_NEIGHBOUR,
+            people=named(
+                [
+                    ("HEAD", "1968-02", "MALE", "FULL", "HEALTHY", None, "NONE"),
+                    ("SPOUSE", "1970-05", "FEMALE", "FULL", "HEALTHY", None, "NONE"),
+                    ("CHILD", "2006-10", "FEMALE", "NONE", "HEALTHY", None, "JUNIOR"),
+                    ("PARENT", "1944-08", "FEMALE", "NONE", "HEALTHY", None, "NONE"),
+                ],
+                "张",
+                1,
+            ),
         ),
         Household(
             farmer_id,
@@ -439,6 +460,16 @@ def _named_cases(place, heyou: Township, dashi: Township) -> list[Household]:
             citizen_id="FAKE00000000000002",
             phone="00000000002",
             case=CASE_CHICKEN_FARMER,
+            people=named(
+                [
+                    ("HEAD", "1966-04", "MALE", "FULL", "HEALTHY", None, "NONE"),
+                    ("SPOUSE", "1967-09", "FEMALE", "FULL", "HEALTHY", None, "NONE"),
+                    ("CHILD", "2008-03", "MALE", "NONE", "HEALTHY", None, "PRIMARY"),
+                    ("PARENT", "1940-11", "MALE", "NONE", "HEALTHY", None, "NONE"),
+                ],
+                "吴",
+                2,
+            ),
         ),
         Household(
             not_lifted_id,
@@ -458,6 +489,15 @@ def _named_cases(place, heyou: Township, dashi: Township) -> list[Household]:
             citizen_id="FAKE00000000000003",
             phone=None,
             case=CASE_NOT_LIFTED,
+            people=named(
+                [
+                    ("HEAD", "1952-06", "MALE", "NONE", "CHRONIC_ILLNESS", None, "NONE"),
+                    ("SPOUSE", "1958-05", "FEMALE", "WEAK", "HEALTHY", None, "NONE"),
+                    ("CHILD", "1988-02", "MALE", "NONE", "DISABILITY", 1, "NONE"),
+                ],
+                "陈",
+                3,
+            ),
         ),
     ]
 

@@ -60,15 +60,27 @@ def prior_monitoring(campaign: CampaignPlan, story: Story) -> None:
     most never-registered ones below it as marginal households.
     """
     h, r = story.household, story.rng
-    if h.income_2019 >= campaign.parameters.income_line_yuan or h.registration == NOT_LIFTED:
+    line = campaign.parameters.income_line_yuan
+    # Like the seed's uremia case: a lifted household without working-age labour and with a
+    # seriously ill or severely disabled member (2021's special attention) was taken in too.
+    attention = (
+        h.registration == LIFTED
+        and h.members.labour == 0
+        and any(p.health == "SERIOUS_ILLNESS" or (p.disability_grade or 9) <= 2 for p in h.people)
+    )
+    if (h.income_2019 >= line and not attention) or h.registration == NOT_LIFTED:
         return
     if h.registration == NEVER_REGISTERED and r.random() >= 0.7:
+        return
+    if attention and h.income_2019 >= line and r.random() >= 0.8:
         return
     category = "UNSTABLE_LIFTED" if h.registration == LIFTED else "MARGINAL"
     start = dt.date(2019, 11, 1) + r.randrange(75) * ONE_DAY
     decided = start + r.randint(8, 14) * ONE_DAY
     reason = (
-        f"2019年人均纯收入{h.income_2019}元，低于监测线{campaign.parameters.income_line_yuan}元"
+        f"2019年人均纯收入{h.income_2019}元，低于监测线{line}元"
+        if h.income_2019 < line
+        else "无劳动力，家庭成员患大病或重度残疾（特别关注）"
     )
     steps: list[Step] = [
         ("START_VERIFICATION", start, 21, "REVIEW_GROUP", None, None, reason),
@@ -115,6 +127,12 @@ def prior_monitoring(campaign: CampaignPlan, story: Story) -> None:
 def review(campaign: CampaignPlan, story: Story) -> None:
     """Rules flag, people decide: review groups take up the households with a real trigger."""
     h, r, rates = story.household, story.rng, campaign.rates
+    if h.members.labour == 0 and any(p.health != "HEALTHY" for p in h.people):
+        # the county table shows a 2021 special-attention household: the rules flag it from
+        # the import, and the review group takes it up like any other trigger
+        story.triggers.append(
+            (campaign.import_at, "户表：无劳动力，家庭成员患病或残疾（特别关注）")
+        )
     if story.monitored_from is not None or h.registration == NOT_LIFTED or not story.triggers:
         return
     if r.random() >= rates.verification_started:

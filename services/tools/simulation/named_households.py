@@ -44,6 +44,7 @@ def scripted_story(campaign: CampaignPlan, story: Story) -> None:
             "DEPARTMENT_FEED",
             "health-insurance",
             "尿毒症长期透析，每月自付10%医疗费用",
+            diagnosis=("1", "SERIOUS_ILLNESS", None),  # the head: uremia
         )
         story.hardships = [illness]
         report_hardship(campaign, story, illness)

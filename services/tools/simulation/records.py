@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from services.contract.members import composition_on
 from services.tools.simulation.county import Cadre, Household
 
 REGISTRY = "shouwang.events.HouseholdRegistryRecorded"
@@ -59,7 +60,14 @@ def registry_record(
     actor: str = "import:county-table",
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    m = household.members
+    overrides = dict(overrides or {})
+    people = overrides.pop("people", household.people)
+    # With a member list the counts are what it gives on the record's day, as the door checks.
+    m = (
+        composition_on([p.record() for p in people], occurred_at.date())
+        if people
+        else household.members
+    )
     record = {
         **_envelope(event_id, occurred_at, recorded_at, source, actor),
         "household_id": household.household_id,
@@ -77,6 +85,7 @@ def registry_record(
             "disabled": m.disabled,
             "chronically_ill": m.chronically_ill,
             "elderly": m.elderly,
+            "people": [p.record() for p in people],
         },
         "head_birth_year": household.head_birth_year,
         "main_livelihood": household.livelihood,
@@ -88,9 +97,10 @@ def registry_record(
             "head_name": household.head_name,
             "citizen_id": household.citizen_id,
             "phone": household.phone,
+            "members": [p.personal() for p in people],
         },
     }
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         if key == "members":
             record["members"] = {**record["members"], **value}
         else:
@@ -217,7 +227,11 @@ def hardship_record(
     department: str | None,
     resolved: bool,
     description: str,
+    expense_kind: str | None = None,
+    diagnosis: tuple[str, str, int | None] | None = None,
 ) -> dict[str, Any]:
+    """A v2 report: the amount as an expense of `expense_kind` (none without an amount), and
+    `diagnosis` as (member id, condition, disability grade)."""
     return {
         **_envelope(event_id, occurred_at, recorded_at, source, actor),
         "household_id": household_id,
@@ -228,6 +242,17 @@ def hardship_record(
         "department": department,
         "resolved": resolved,
         "description": description,
+        "expense": {"amount_yuan": rigid_expenditure_yuan, "kind": expense_kind or "OTHER"}
+        if rigid_expenditure_yuan
+        else None,
+        "diagnosis": None
+        if diagnosis is None
+        else {
+            "member_id": diagnosis[0],
+            "member_index": None,
+            "condition": diagnosis[1],
+            "disability_grade": diagnosis[2],
+        },
     }
 
 

@@ -30,6 +30,8 @@ class Hardship:
     description: str
     resolved_day: dt.date | None = None
     income_factor: float = 1.0
+    # hardship contract v2: the member a department diagnosed (member id, condition, grade)
+    diagnosis: tuple[str, str, int | None] | None = None
 
 
 @dataclass

@@ -18,6 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from services.visits.domain.grammar import FIRST_YEAR
+from services.visits.domain.member_rules import DIAGNOSIS_FORMS, PEOPLE_FORMS
+from services.visits.domain.member_rules import diagnosis as _diagnosis
+from services.visits.domain.member_rules import expense as _expense
+from services.visits.domain.member_rules import people as _people
+from services.visits.domain.member_rules import personal_members as _personal_members
 
 Problems = list[tuple[str, str]]
 Rule = Callable[[dict[str, Any], dt.datetime, dt.timedelta], Problems]
@@ -154,12 +159,19 @@ DOMAIN_RULES: dict[str, tuple[Rule, ...]] = {
     "shouwang.events.HouseholdRegistryRecorded": (
         _not_in_future,
         _members,
+        _people,
+        _personal_members,
         _lifted_year,
         _birth_year,
         _baseline_income_year,
     ),
     "shouwang.events.IncomeUpdated": (_not_in_future, _income_period),
-    "shouwang.events.HardshipReported": (_not_in_future, _department_of_feed),
+    "shouwang.events.HardshipReported": (
+        _not_in_future,
+        _department_of_feed,
+        _expense,
+        _diagnosis,
+    ),
     "shouwang.events.MeasureStepRecorded": (_not_in_future, _waiting_for),
     "shouwang.events.ProblemRecorded": (_not_in_future, _responsible_cadre, _due_date),
     "shouwang.events.ReviewDecided": (_not_in_future, _category, _notice),
@@ -207,6 +219,8 @@ IN_SCHEMA: dict[Rule, list[dict[str, Any]]] = {
         ),
     ],
     _notice: [_when("notice_days", {"minimum": 1}, _given("notice_start"))],
+    _people: PEOPLE_FORMS,
+    _diagnosis: DIAGNOSIS_FORMS,
 }
 # The rules JSON Schema cannot state, whole or in part: a relation between two values (a sum,
 # an order, a year of a timestamp) or the server's clock. They are published in words only
@@ -217,6 +231,9 @@ BEYOND_SCHEMA: frozenset[Rule] = frozenset(
         _not_in_future,
         _students_with_access,
         _members,
+        _people,  # all but the disability grade
+        _personal_members,
+        _expense,
         _lifted_year,  # its upper bound, the year of occurred_at
         _birth_year,
         _baseline_income_year,

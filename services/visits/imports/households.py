@@ -2,16 +2,23 @@
 
 The columns (English field names or the Chinese column names of county tables) and their
 values; reading, checking and sending the rows is `table.py`'s, shared with the cadre roster.
+A member table (人员表, one row per person) joins it by household id (`with_members`).
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from services.contract.members import composition_on
 from services.visits.imports.table import (
     Column,
+    CsvFileError,
     RowProblem,
     TableImport,
     as_boolean,
@@ -119,3 +126,184 @@ def _household_defaults() -> Callable[[dict[str, Any], int], list[RowProblem]]:
 HOUSEHOLDS = TableImport(
     "households", COLUMNS, "household_id", IMPORT_NAMESPACE, _household_defaults
 )
+
+
+# The member table (人员表): one row per person, joined to the household table by household id
+# (`shouwang import households FILE --members PEOPLE.csv`); names and ID numbers go into the
+# household's sealed personal data, the rest into members.people (registry schema v3).
+RELATION = one_of(
+    {
+        "户主": "HEAD",
+        "配偶": "SPOUSE",
+        "之子": "CHILD",
+        "之女": "CHILD",
+        "子女": "CHILD",
+        "之儿媳": "CHILD_IN_LAW",
+        "之女婿": "CHILD_IN_LAW",
+        "之孙子": "GRANDCHILD",
+        "之孙女": "GRANDCHILD",
+        "孙子女": "GRANDCHILD",
+        "之父": "PARENT",
+        "之母": "PARENT",
+        "父母": "PARENT",
+        "之祖父": "GRANDPARENT",
+        "之祖母": "GRANDPARENT",
+        "兄弟姐妹": "SIBLING",
+        "其他": "OTHER",
+    }
+)
+SEX = one_of({"男": "MALE", "女": "FEMALE"})
+LABOUR = one_of(
+    {
+        "普通劳动力": "FULL",
+        "技能劳动力": "FULL",
+        "劳动力": "FULL",
+        "半劳动力": "PARTIAL",
+        "弱劳动力": "WEAK",
+        "弱劳动力或半劳动力": "WEAK",
+        "丧失劳动力": "NONE",
+        "无劳动力": "NONE",
+    }
+)
+HEALTH = one_of(
+    {"健康": "HEALTHY", "长期慢性病": "CHRONIC_ILLNESS", "慢性病": "CHRONIC_ILLNESS",
+     "患有大病": "SERIOUS_ILLNESS", "大病": "SERIOUS_ILLNESS", "残疾": "DISABILITY"}
+)  # fmt: skip
+SCHOOLING = one_of(
+    {"非在校生": "NONE", "学前教育": "PRESCHOOL", "小学": "PRIMARY", "初中": "JUNIOR",
+     "高中": "SENIOR", "中职": "VOCATIONAL", "高职": "VOCATIONAL", "大专": "COLLEGE",
+     "本科": "COLLEGE", "辍学": "DROPPED_OUT"}
+)  # fmt: skip
+
+
+def as_birth(cell: str) -> tuple[int, int]:
+    """出生年月: 1978-03, 1978/3, 197803 or 1978年3月 (a full date's day is dropped)."""
+    text = cell.strip().replace("年", "-").replace("月", "").replace("/", "-").replace(".", "-")
+    parts = text.split("-") if "-" in text else [text[:4], text[4:6]]
+    try:
+        year, month = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        raise ValueError("expected a year and month, e.g. 1978-03") from None
+    if not 1 <= month <= 12:
+        raise ValueError("expected a month between 1 and 12")
+    return year, month
+
+
+def as_grade(cell: str) -> int:
+    """残疾等级: 1-4, or 一级..四级."""
+    text = cell.strip().removesuffix("级")
+    text = {"一": "1", "二": "2", "三": "3", "四": "4"}.get(text, text)
+    return as_integer(text)
+
+
+MEMBER_COLUMNS: tuple[Column, ...] = (
+    Column("household_id", ("household_id", "户编号", "户号", "户码"), as_text, True),
+    Column("member_id", ("member_id", "成员编号", "人员编号"), as_text, True),
+    Column("relation", ("relation", "与户主关系"), RELATION, True),
+    Column("birth", ("birth", "出生年月"), as_birth, True),
+    Column("sex", ("sex", "性别"), SEX, True),
+    Column("labour", ("labour", "劳动技能", "劳动能力"), LABOUR, True),
+    Column("health", ("health", "健康状况"), HEALTH, True),
+    Column("disability_grade", ("disability_grade", "残疾等级"), as_grade),
+    Column("schooling", ("schooling", "在校生状况", "在校情况"), SCHOOLING),
+    Column("migrant_work_months", ("migrant_work_months", "务工时间", "务工月数"), as_integer),
+    Column("name", ("name", "姓名"), as_text),
+    Column("citizen_id", ("citizen_id", "身份证号", "证件号码"), as_text),
+)
+COUNTS = ("count", "labour", "weak_labour", "students", "disabled", "chronically_ill", "elderly")
+
+
+def parse_members(text: str) -> dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]]:
+    """Household id → its members as (members.people entry, personal.members entry or None),
+    in file order. Any bad row is a CsvFileError naming its line and column (never a value):
+    a member list imported in part would give households wrong counts."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise CsvFileError("the members file is empty: expected a header row")
+    columns = [_member_column(name) for name in header]
+    present = {c.path for c in columns if c is not None}
+    missing = [c for c in MEMBER_COLUMNS if c.required and c.path not in present]
+    if missing:
+        raise CsvFileError(
+            "members file: missing columns: "
+            + "; ".join(f"{c.path} (header {' or '.join(c.headers[:2])})" for c in missing)
+        )
+    found: dict[str, list[tuple[dict[str, Any], dict[str, Any] | None]]] = {}
+    problems: list[str] = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        values: dict[str, Any] = {}
+        for cell, column in zip(row, columns, strict=False):
+            if column is None or not cell.strip():
+                continue
+            try:
+                values[column.path] = column.convert(cell)
+            except ValueError as exc:
+                problems.append(f"members file line {reader.line_num}: {column.path}: {exc}")
+        missing_cells = [c.path for c in MEMBER_COLUMNS if c.required and c.path not in values]
+        problems += [f"members file line {reader.line_num}: {p}: empty" for p in missing_cells]
+        if problems and problems[-1].startswith(f"members file line {reader.line_num}:"):
+            continue
+        year, month = values.pop("birth")
+        name, citizen_id = values.pop("name", None), values.pop("citizen_id", None)
+        household_id = values.pop("household_id")
+        person = {
+            "birth_year": year,
+            "birth_month": month,
+            "disability_grade": None,
+            "schooling": "NONE",
+            "migrant_work_months": 0,
+            **values,
+        }
+        personal = (
+            None
+            if name is None
+            else {"member_id": person["member_id"], "name": name, "citizen_id": citizen_id}
+        )
+        found.setdefault(household_id, []).append((person, personal))
+    if problems:
+        raise CsvFileError("; ".join(problems[:20]) + ("; …" if len(problems) > 20 else ""))
+    return found
+
+
+def _member_column(header: str) -> Column | None:
+    wanted = header.strip().lstrip("\ufeff").lower()
+    return next((c for c in MEMBER_COLUMNS for h in c.headers if h.lower() == wanted), None)
+
+
+def with_members(text: str) -> TableImport:
+    """The household table import joined with a member table: each household's row gets its
+    members (counts columns become optional: absent, they are what the list gives on the row's
+    date; given, the door checks they agree)."""
+    members = parse_members(text)
+    columns = tuple(
+        replace(c, required=False) if c.path.startswith("members.") else c for c in COLUMNS
+    )
+
+    def row_checks() -> Callable[[dict[str, Any], int], list[RowProblem]]:
+        complete = _household_defaults()
+
+        def check(body: dict[str, Any], line: int) -> list[RowProblem]:
+            listed = members.get(str(body.get("household_id", "")), [])
+            if listed:
+                people = [person for person, _ in listed]
+                counts = body.setdefault("members", {})
+                try:
+                    day = dt.datetime.fromisoformat(body["occurred_at"]).date()
+                except (KeyError, ValueError):
+                    day = None
+                if day is not None:
+                    counted = composition_on(people, day).as_record()
+                    for name in COUNTS:
+                        counts.setdefault(name, counted[name])
+                counts["people"] = people
+                personal = [p for _, p in listed if p is not None]
+                if personal:
+                    body.setdefault("personal", {})["members"] = personal
+            return complete(body, line)
+
+        return check
+
+    return replace(HOUSEHOLDS, columns=columns, row_checks=row_checks)

@@ -112,7 +112,13 @@ def test_personal_data_is_one_marked_sub_record():
     personal = next(f for f in raw["fields"] if f["name"] == "personal")
     assert personal["x-personal"] is True
     record = personal["type"][1]
-    assert {f["name"] for f in record["fields"]} == {"head_name", "citizen_id", "phone"}
+    assert {f["name"] for f in record["fields"]} == {"head_name", "citizen_id", "phone", "members"}
+    members = next(f for f in record["fields"] if f["name"] == "members")["type"]["items"]
+    assert {f["name"] for f in members["fields"]} == {"member_id", "name", "citizen_id"}
+    # the member list outside it holds no names or ID numbers
+    people = next(f for f in raw["fields"] if f["name"] == "members")["type"]["fields"]
+    member = next(f for f in people if f["name"] == "people")["type"]["items"]
+    assert not {f["name"] for f in member["fields"]} & {"name", "citizen_id", "phone"}
     top_level = {f["name"] for f in raw["fields"]}
     assert not top_level & {"head_name", "citizen_id", "phone", "name"}
 

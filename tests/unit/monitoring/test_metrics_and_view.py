@@ -64,9 +64,18 @@ def test_view_names_the_events_behind_reasons_and_the_deadlines():
     document = json.loads(json.dumps(household_document(state, assessment, DIANJIANG)))
     assert document["state_version"] == len(zhou_uremia())
     assert document["workflow"]["status"] == "FLAGGED"
-    assert document["workflow"]["decision_due"] == "2020-05-29"
+    # Flagged from the registry row (a seriously ill head, no full labour), not by the medical
+    # bill: 7,200 yuan is below last year's household income (6,100 × 2).
+    assert document["workflow"]["decision_due"] == "2020-01-15"
     reasons = {r["code"]: r for r in document["assessment"]["reasons"]}
     assert reasons["no_labour"]["event_ids"] == [str(zhou_uremia()[0][1]["event_id"])]
     assert {m["measure_id"] for m in document["measures"]} == {"m-pomelo", "m-ducklings"}
     assert document["registry"]["members"]["weak_labour"] == 1
+    # the members as of the assessment (16 May 2020): the head is 42, the son in school
+    people = document["registry"]["people"]
+    assert [(p["member_id"], p["age"], p["health"]) for p in people] == [
+        ("1", 42, "SERIOUS_ILLNESS"),
+        ("2", 8, "HEALTHY"),
+    ]
+    assert document["registry"]["members_on_date"]["students"] == 1
     assert "personal" not in json.dumps(document)

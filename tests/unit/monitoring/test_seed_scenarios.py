@@ -49,7 +49,10 @@ def test_uremia_patient_is_a_high_risk_unstable_lifted_household():
     uremia_report = zhou_uremia()[3][1]["event_id"]
     assert str(uremia_report) in illness.event_ids
     # the industry aid he received does not answer illness or low income
-    assert a.decision_due == dt.date(2020, 5, 29)
+    # His registry row lists him seriously ill and without full labour (2 + 2 ≥ the flag level
+    # of 3): flagged from the baseline, so the decision was due 15 days after it. The medical
+    # bill alone (7,200 yuan < 6,100 × 2 of last year's income) would not have flagged him.
+    assert a.decision_due == dt.date(2020, 1, 15)
 
 
 def test_uremia_patient_put_under_monitoring_by_the_county():

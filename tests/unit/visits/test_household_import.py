@@ -51,6 +51,7 @@ def test_chinese_headers_become_registry_records(codec: Codec) -> None:
         "disabled": 0,
         "chronically_ill": 1,
         "elderly": 0,
+        "people": [],  # a table of counts lists no members
     }
     assert first["minimum_living_allowance"] is True and first["main_livelihood"] == "FARMING"
     assert first["baseline_income"] == {"year": 2019, "per_capita_net_yuan": 6200}
