@@ -35,6 +35,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     issue.add_argument("--township", action="append", default=[], help="repeatable")
     issue.add_argument(
+        "--village",
+        action="append",
+        default=[],
+        help="a village of the token's one township (a village-level cadre token); repeatable",
+    )
+    issue.add_argument(
         "--event-type", action="append", default=[], help="e.g. HardshipReported; repeatable"
     )
     issue.add_argument("--note", default="")

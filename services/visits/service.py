@@ -28,7 +28,7 @@ from services.platform.kafka.producer import BrokerUnavailable, Delivery, Record
 from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
 from services.platform.quotas import DEFAULT_QUOTAS, Quota
-from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable
+from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable, Place
 from services.visits.domain.records import Origin, content_digest, prepare
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import Acknowledged, RecentEvents
@@ -169,11 +169,11 @@ class Ingest:
         self, kind: EventKind, token: Token, ready: list[tuple[Outcome, dict[str, Any]]]
     ) -> list[tuple[Outcome, dict[str, Any]]]:
         kept = []
-        known: dict[str, str] = {}
+        known: dict[str, Place] = {}
         lookups = [r["household_id"] for _, r in ready if "household_id" in r]
         if token.townships is not None and lookups:
             try:
-                known = await self.ports.directory.townships(lookups)
+                known = await self.ports.directory.places(lookups)
             except DirectoryUnavailable:
                 for outcome, _ in ready:
                     self._refuse(
@@ -275,7 +275,9 @@ class Ingest:
             outcome.delivery = result
             ports.recent.put(str(record["event_id"]), Acknowledged(digest, result))
             if kind.topic.key == "household_id" and kind.carries_township:
-                ports.directory.remember(record["household_id"], record["township"])
+                ports.directory.remember(
+                    record["household_id"], record["township"], record.get("village")
+                )
 
     def _refuse(
         self,
@@ -300,7 +302,7 @@ class Ingest:
 
 
 def scope_problem(
-    kind: EventKind, token: Token, record: dict[str, Any], known: dict[str, str]
+    kind: EventKind, token: Token, record: dict[str, Any], known: Mapping[str, Place]
 ) -> tuple[str, str] | None:
     """(field, problem) when `record` is outside the token's scope, else None."""
     if token.kind == "cadre" and kind.slug == "visits" and record["cadre_id"] != token.holder:
@@ -309,12 +311,20 @@ def scope_problem(
         return None
     if kind.carries_township and not token.permits_township(record["township"]):
         return ("township", "outside the townships of this token")
+    if kind.carries_township and not token.permits_village(record.get("village")):
+        return ("village", "outside the villages of this village-level token")
     if "household_id" in record:
-        township = known.get(record["household_id"])
-        if township is None and not kind.carries_township:
+        place = known.get(record["household_id"])
+        if place is None and not kind.carries_township:
             return ("household_id", "not in the household registry, so outside this token's scope")
-        if township is not None and not token.permits_township(township):
+        if place is not None and not token.permits_township(place.township):
             return ("household_id", "the household belongs to a township outside this token")
+        if place is not None and not token.permits_village(place.village):
+            return (
+                "household_id",
+                f"the household belongs to village {place.village!r}, outside this "
+                "village-level token's villages",
+            )
     return None
 
 

@@ -1,0 +1,9 @@
+-- Village-level tokens (services/platform/auth/tokens.py): a cadre token narrowed to villages of
+-- its one township (a village committee, a village service point). NULL: any village of its
+-- townships. The procedure's level rule at the visits door reads it (visits/domain/levels.py).
+ALTER TABLE api_tokens
+    ADD COLUMN villages text[],
+    ADD CONSTRAINT api_tokens_villages_not_empty
+        CHECK (villages IS NULL OR cardinality(villages) > 0),
+    ADD CONSTRAINT api_tokens_villages_of_one_township
+        CHECK (villages IS NULL OR (kind = 'cadre' AND cardinality(townships) = 1));
