@@ -6,6 +6,8 @@ domain validation (422) → township scope (403; 503 when the directory cannot a
 reuse (409; a re-send of a recent record is answered from memory, `duplicate: true`) → personal
 data sealed with the subject's key (503 when the key store is down and the key uncached; nothing
 is produced) → broker acknowledgement (202, or 503). The clock comes in through the ports.
+A review decision's level (domain/levels.py: 403 when the token's level may not make it, 422
+naming `body` or `approving_level` when they disagree with it) is checked with the scope.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
 from services.platform.quotas import DEFAULT_QUOTAS, Quota
 from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable, Place
+from services.visits.domain.levels import level_refusal, writer_level
 from services.visits.domain.records import Origin, content_digest, prepare
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import Acknowledged, RecentEvents
@@ -183,12 +186,25 @@ class Ingest:
                         "cannot check the household's township right now; retry later",
                     )
                 return []
+        level = writer_level(token.kind, token.villages is not None)
         for outcome, record in ready:
             refusal = scope_problem(kind, token, record, known)
             if refusal is not None:
                 self._refuse(outcome, 403, "forbidden", refusal[1], [refusal])
-            else:
-                kept.append((outcome, record))
+                continue
+            if kind.slug == "review-decisions":
+                wrong = level_refusal(record, level)
+                if wrong is not None:
+                    reason = "forbidden" if wrong.status == 403 else "invalid"
+                    self._refuse(
+                        outcome,
+                        wrong.status,
+                        reason,
+                        f"{wrong.field}: {wrong.message}",
+                        [(wrong.field, wrong.message)],
+                    )
+                    continue
+            kept.append((outcome, record))
         return kept
 
     async def _produce(self, kind: EventKind, ready: list[tuple[Outcome, dict[str, Any]]]) -> None:

@@ -167,8 +167,9 @@ WRITE_ERRORS = {
         **{"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "403": problem_response(
-        "Outside the token's scope (event type, township, or another cadre), or an auditor's "
-        "token (read-only: it writes nothing)."
+        "Outside the token's scope (event type, township, village, or another cadre), an "
+        "auditor's token (read-only: it writes nothing), or a review decision of another level "
+        "than the token's (`decision` or `exception` named; see the README's procedure levels)."
     ),
     "404": problem_response("No such route."),
     "405": problem_response("The route does not take this method (see the Allow header)."),
@@ -176,7 +177,8 @@ WRITE_ERRORS = {
     "413": problem_response("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
     "415": problem_response("Content-Type is not application/json."),
     "422": problem_response(
-        "Malformed JSON or a record that does not fit the contract; `errors` names each field."
+        "Malformed JSON or a record that does not fit the contract, or a review decision whose "
+        "`body` or `approving_level` disagrees with the token's level; `errors` names each field."
     ),
     "408": problem_response(
         "The body did not arrive within SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS of the headers "
