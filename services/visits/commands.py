@@ -41,6 +41,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="a village of the token's one township (a village-level cadre token); repeatable",
     )
     issue.add_argument(
+        "--service-point",
+        action="store_true",
+        help="a village service point (one --village): records households' applications only",
+    )
+    issue.add_argument(
         "--event-type", action="append", default=[], help="e.g. HardshipReported; repeatable"
     )
     issue.add_argument("--note", default="")

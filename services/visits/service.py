@@ -193,7 +193,7 @@ class Ingest:
                 self._refuse(outcome, 403, "forbidden", refusal[1], [refusal])
                 continue
             if kind.slug == "review-decisions":
-                wrong = level_refusal(record, level)
+                wrong = level_refusal(record, level, token.service_point)
                 if wrong is not None:
                     reason = "forbidden" if wrong.status == 403 else "invalid"
                     self._refuse(

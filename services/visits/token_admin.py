@@ -37,7 +37,7 @@ from services.platform.auth.tokens import (
 )
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
-from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.kafka.producer import BrokerUnavailable, Delivery
 from services.platform.postgres.errors import FAILED
 from services.platform.quotas import QuotaOverride
 from services.platform.unreachable import ServerUnreachable, recognise
@@ -110,6 +110,7 @@ async def _tokens_in_table(args: argparse.Namespace, settings: Settings, actor: 
                     args.note,
                     quota=quota,
                     villages=villages,
+                    service_point=getattr(args, "service_point", False),
                 )
             except TokenError as exc:
                 raise SettingsError(str(exc)) from exc
@@ -140,12 +141,15 @@ async def _logged_token_change(
     event id is the same, so the log keeps one).
     """
     now = wall_clock()
-    if args.action == "issue":
-        record = token_issued(token, actor, now, reason=token.note)
-    else:
-        record = token_revoked(token, actor, now, reason=args.reason)
     try:
-        delivery = await record_operator_action(settings, record)
+        if args.action == "issue":
+            changed, secret, delivery = await issue_logged(settings, store, token, actor)
+            record_action = "TOKEN_ISSUED"
+        else:
+            record = token_revoked(token, actor, now, reason=args.reason)
+            record_action = record["action"]
+            delivery = await record_operator_action(settings, record)
+            changed, secret = await store.revoke(token.token_id, now), None
     except BrokerUnavailable as exc:
         print(
             f"shouwang tokens {args.action}: the action could not be recorded on Kafka ({exc}); "
@@ -153,20 +157,27 @@ async def _logged_token_change(
             file=sys.stderr,
         )
         return 3
-    if args.action == "issue":
-        secret = new_secret()
-        changed = await store.issue(token, hash_secret(secret))
-        print(_describe(changed))
+    print(_describe(changed))
+    if secret is not None:
         print(f"token (shown once, keep it secret): {secret}")
-    else:
-        changed = await store.revoke(token.token_id, now)
-        print(_describe(changed))
     print(
-        f"recorded {record['action']} by {actor} on {delivery.topic}[{delivery.partition}]"
+        f"recorded {record_action} by {actor} on {delivery.topic}[{delivery.partition}]"
         f"@{delivery.offset}",
         file=sys.stderr,
     )
     return 0
+
+
+async def issue_logged(
+    settings: Settings, store: PostgresTokenStore, token: Token, actor: str
+) -> tuple[Token, str, Delivery]:
+    """Issue `token` (with its id): its TOKEN_ISSUED recorded first (BrokerUnavailable: nothing
+    stored), then stored; the stored token, its secret (for the caller to show once) and where
+    the issue landed. The scope is the caller's to check (`new_token`, the registries)."""
+    record = token_issued(token, actor, wall_clock(), reason=token.note)
+    delivery = await record_operator_action(settings, record)
+    secret = new_secret()
+    return await store.issue(token, hash_secret(secret)), secret, delivery
 
 
 async def _revoke_from_log(
@@ -195,6 +206,7 @@ async def _revoke_from_log(
         event_types=None if facts["event_types"] is None else frozenset(facts["event_types"]),
         # Issued before the village scope (operator_action v3 and older): decoded as null.
         villages=None if facts.get("villages") is None else frozenset(facts["villages"]),
+        service_point=facts.get("service_point", False),
         note=facts["note"],
     )
     if not any(a["action"] == "TOKEN_REVOKED" for a in history):
@@ -248,6 +260,8 @@ def _describe(token: Token) -> str:
     )
     if token.villages:
         towns += f" villages={','.join(sorted(token.villages))}"
+    if token.service_point:
+        towns += " service-point"
     state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
     limits = f" {token.quota.describe()}" if not token.quota.empty else ""
     return (

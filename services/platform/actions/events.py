@@ -43,6 +43,7 @@ class TokenFacts(Protocol):
     townships: frozenset[str] | None
     event_types: frozenset[str] | None
     villages: frozenset[str] | None
+    service_point: bool
     note: str
 
 
@@ -117,6 +118,7 @@ def _token_action(
             "townships": None if token.townships is None else sorted(token.townships),
             "event_types": None if token.event_types is None else sorted(token.event_types),
             "villages": None if token.villages is None else sorted(token.villages),
+            "service_point": token.service_point,
             "note": token.note,
         },
         "catalogue": None,
@@ -285,6 +287,8 @@ def describe(record: Mapping[str, Any]) -> str:
         head += f"  {t['kind'].lower()} {t['holder']} townships={towns} types={types}"
         if t.get("villages"):  # decoded from v4 on; older actions carry none (default null)
             head += f" villages={','.join(t['villages'])}"
+        if t.get("service_point"):
+            head += " service-point"
     if record.get("catalogue"):
         c = record["catalogue"]
         head += f"  v{c['version']} sha256={c['content_sha256'][:12]} {c['file_name']}"

@@ -11,8 +11,9 @@ ReviewDecided`): a review group of its townships (DOMAIN.md), which may also rea
 townships' households.
 
 A cadre token may be narrowed to villages of its one township (`--village`): a village-level
-token (a village committee or a village service point), whose records must be about households
-of those villages; the procedure's level rule (visits/domain/levels.py) reads it.
+token (a village committee), whose records must be about households of those villages; the
+procedure's level rule (visits/domain/levels.py) reads it. A village service point's token
+(`--service-point`, one village) records households' own applications (APPLY) and nothing else.
 
 Long because the Token, its checks, both stores and the cache belong together: one place says
 what a token is and how a request finds it.
@@ -70,6 +71,7 @@ class Token:
     townships: frozenset[str] | None  # None: any township
     event_types: frozenset[str] | None  # None: any event type
     villages: frozenset[str] | None = None  # None: any village (of its townships)
+    service_point: bool = False  # a village service point: households' applications only
     created_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     note: str = ""
@@ -119,7 +121,7 @@ class Token:
     @property
     def reviewer(self) -> bool:
         """A review group's token: a person's (cadre) token that may record review decisions."""
-        return self.kind == "cadre" and self.permits_type(REVIEW_DECIDED)
+        return self.kind == "cadre" and self.permits_type(REVIEW_DECIDED) and not self.service_point
 
     @property
     def may_read_households(self) -> bool:
@@ -167,6 +169,7 @@ def new_token(
     known_types: Iterable[str] | None = None,
     quota: QuotaOverride = NO_OVERRIDE,
     villages: Iterable[str] = (),
+    service_point: bool = False,
 ) -> Token:
     """Check a requested scope and make the Token to store (without id and dates).
 
@@ -174,7 +177,8 @@ def new_token(
     needs at least one event type and may be narrowed to townships; an operator may do anything
     unless narrowed; an auditor reads every township unless narrowed and takes no event type
     (it writes none). `quota` overrides the kind's request limits (platform/quotas.py).
-    `villages` narrow a cadre token of exactly one township to villages of it.
+    `villages` narrow a cadre token of exactly one township to villages of it; a service point
+    is a cadre token of one village that records applications (ReviewDecided APPLY) only.
     """
     if kind not in TOKEN_KINDS:
         raise TokenError(f"kind must be one of {', '.join(TOKEN_KINDS)}")
@@ -211,6 +215,17 @@ def new_token(
         raise TokenError("a village-level token needs exactly one --township, its villages' own")
     if any(len(v) > 200 for v in wanted_villages):
         raise TokenError("--village: at most 200 characters")
+    if service_point:
+        if kind != "cadre" or len(wanted_villages) != 1:
+            raise TokenError(
+                "a --service-point token is a cadre token of one --township and one --village"
+            )
+        if types - {REVIEW_DECIDED} and list(event_types):
+            raise TokenError(
+                "a --service-point token records applications (ReviewDecided APPLY) only: "
+                "it takes no other --event-type"
+            )
+        types = {REVIEW_DECIDED}
     return Token(
         token_id="",
         kind=kind,
@@ -218,6 +233,7 @@ def new_token(
         townships=towns or None,
         event_types=frozenset(types) or None,
         villages=wanted_villages or None,
+        service_point=service_point,
         note=note,
         quota=quota,
     )
@@ -281,7 +297,7 @@ class PostgresTokenStore:
 
     COLUMNS = (
         "token_id, kind, holder, townships, event_types, created_at, revoked_at, note, "
-        "max_concurrent, rate_per_second, burst, villages"
+        "max_concurrent, rate_per_second, burst, villages, service_point"
     )
 
     def __init__(self, pool: asyncpg.Pool, timeout: float = 2.0):
@@ -308,8 +324,8 @@ class PostgresTokenStore:
     async def issue(self, token: Token, token_hash: str) -> Token:
         row = await self.pool.fetchrow(
             "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
-            "event_types, note, max_concurrent, rate_per_second, burst, villages) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {self.COLUMNS}",
+            "event_types, note, max_concurrent, rate_per_second, burst, villages, service_point) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {self.COLUMNS}",
             token.token_id or new_token_id(),
             token_hash,
             token.kind,
@@ -321,6 +337,7 @@ class PostgresTokenStore:
             token.quota.rate_per_second,
             token.quota.burst,
             None if token.villages is None else sorted(token.villages),
+            token.service_point,
         )
         return _from_row(row)
 
@@ -348,6 +365,7 @@ def _from_row(row: Any) -> Token:
         townships=None if row["townships"] is None else frozenset(row["townships"]),
         event_types=None if row["event_types"] is None else frozenset(row["event_types"]),
         villages=None if row["villages"] is None else frozenset(row["villages"]),
+        service_point=row["service_point"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
         note=row["note"],

@@ -69,11 +69,21 @@ def writer_level(kind: str, village_scoped: bool) -> str | None:
     return None
 
 
-def level_refusal(record: Mapping[str, Any], level: str | None) -> LevelRefusal | None:
+def level_refusal(
+    record: Mapping[str, Any], level: str | None, service_point: bool = False
+) -> LevelRefusal | None:
     """None when a token of `level` may write the ReviewDecided `record` as it is; otherwise
-    the first reason it may not: the decision's level (403), an exception outside the county
-    (403), then `approving_level` and `body` against the token's level (422)."""
+    the first reason it may not: a service point's decision other than APPLY (403), the
+    decision's level (403), an exception outside the county (403), then `approving_level` and
+    `body` against the token's level (422)."""
     decision = record["decision"]
+    if service_point and (decision != "APPLY" or record.get("exception")):
+        return LevelRefusal(
+            403,
+            "exception" if decision == "APPLY" else "decision",
+            "a village service point records households' own applications (APPLY) and "
+            f"nothing else, not {decision}" + (" as an exception" if decision == "APPLY" else ""),
+        )
     needed = COUNTY if record.get("exception") else DECISION_LEVEL.get(decision)
     if level is None:
         if decision == "START_VERIFICATION":

@@ -284,3 +284,26 @@ async def test_a_village_level_token_is_checked_against_the_registry_stored_and_
         await connection.close()
     assert await shouwang("tokens", "revoke", token_id) == 0
     assert "villages=新民村,高峰村" in capsys.readouterr().out
+    # A village service point: one village, applications (ReviewDecided) only.
+    point = (*issue, "sp-gf", "--township", "Gaofeng", "--service-point")
+    assert await shouwang(*point, "--village", "新民村", "--village", "高峰村") == 2
+    assert "one --township and one --village" in capsys.readouterr().err
+    assert await shouwang(*point, "--village", "高峰村", "--event-type", "VisitRecorded") == 2
+    assert "no other --event-type" in capsys.readouterr().err
+    assert await shouwang(*point, "--village", "高峰村") == 0
+    point_id = capsys.readouterr().out.split()[0]
+    listed = await asyncio.to_thread(_listed_tokens, capsys)
+    [line] = [line for line in listed.splitlines() if line.startswith(point_id)]
+    assert "villages=高峰村 service-point types=ReviewDecided" in line
+    assert await shouwang("actions", "--subject", f"token:{point_id}") == 0
+    assert "villages=高峰村 service-point" in capsys.readouterr().out
+    connection = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="service_point_of_one_village"):
+            await connection.execute(
+                "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
+                "service_point) VALUES ('sp-bad', $1, 'cadre', 'sp-bad', ARRAY['Gaofeng'], true)",
+                "3" * 64,
+            )
+    finally:
+        await connection.close()

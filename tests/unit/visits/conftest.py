@@ -83,6 +83,16 @@ async def api(codec: Codec) -> AsyncIterator[Api]:
             ),
             await _issue(
                 store,
+                "service-point",
+                new_token("cadre", "sp-1", [TOWNSHIP], villages=[VILLAGE], service_point=True),
+            ),
+            await _issue(
+                store,
+                "other-service-point",
+                new_token("cadre", "sp-2", [TOWNSHIP], villages=["Xinmin"], service_point=True),
+            ),
+            await _issue(
+                store,
                 "other-village",
                 new_token("cadre", "vc-2", [TOWNSHIP], [REVIEWS], villages=["Xinmin"]),
             ),
