@@ -61,9 +61,10 @@ def unreachable_env(home: Path, kafka_port: int, db_port: int) -> dict[str, str]
     return env
 
 
-async def register_township(database_url: str, township: str) -> None:
-    """Make `township` known to the read model (a cadre of the roster in it), as `tokens issue
-    --township` requires: the schema migrated first, idempotent."""
+async def register_township(database_url: str, township: str, *villages: str) -> None:
+    """Make `township` (and `villages` of it) known to the read model (a cadre of the roster in
+    each), as `tokens issue --township/--village` requires: the schema migrated first,
+    idempotent."""
     import asyncpg
 
     from services.platform.postgres.migrate import apply_migrations
@@ -71,10 +72,13 @@ async def register_township(database_url: str, township: str) -> None:
     await apply_migrations(database_url)
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            "INSERT INTO cadres (cadre_id, township) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            f"test-cadre-of-{township}",
-            township,
-        )
+        for village in (None, *villages):
+            await conn.execute(
+                "INSERT INTO cadres (cadre_id, township, village) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING",
+                f"test-cadre-of-{township}" + (f"-{village}" if village else ""),
+                township,
+                village,
+            )
     finally:
         await conn.close()

@@ -35,6 +35,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     issue.add_argument("--township", action="append", default=[], help="repeatable")
     issue.add_argument(
+        "--village",
+        action="append",
+        default=[],
+        help="a village of the token's one township (a village-level cadre token); repeatable",
+    )
+    issue.add_argument(
+        "--service-point",
+        action="store_true",
+        help="a village service point (one --village): records households' applications only",
+    )
+    issue.add_argument(
         "--event-type", action="append", default=[], help="e.g. HardshipReported; repeatable"
     )
     issue.add_argument("--note", default="")

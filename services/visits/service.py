@@ -6,6 +6,8 @@ domain validation (422) → township scope (403; 503 when the directory cannot a
 reuse (409; a re-send of a recent record is answered from memory, `duplicate: true`) → personal
 data sealed with the subject's key (503 when the key store is down and the key uncached; nothing
 is produced) → broker acknowledgement (202, or 503). The clock comes in through the ports.
+A review decision's level (domain/levels.py: 403 when the token's level may not make it, 422
+naming `body` or `approving_level` when they disagree with it) is checked with the scope.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from services.platform.kafka.producer import BrokerUnavailable, Delivery, Record
 from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
 from services.platform.quotas import DEFAULT_QUOTAS, Quota
-from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable
+from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable, Place
+from services.visits.domain.levels import level_refusal, writer_level
 from services.visits.domain.records import Origin, content_digest, prepare
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import Acknowledged, RecentEvents
@@ -169,11 +172,11 @@ class Ingest:
         self, kind: EventKind, token: Token, ready: list[tuple[Outcome, dict[str, Any]]]
     ) -> list[tuple[Outcome, dict[str, Any]]]:
         kept = []
-        known: dict[str, str] = {}
+        known: dict[str, Place] = {}
         lookups = [r["household_id"] for _, r in ready if "household_id" in r]
         if token.townships is not None and lookups:
             try:
-                known = await self.ports.directory.townships(lookups)
+                known = await self.ports.directory.places(lookups)
             except DirectoryUnavailable:
                 for outcome, _ in ready:
                     self._refuse(
@@ -183,12 +186,25 @@ class Ingest:
                         "cannot check the household's township right now; retry later",
                     )
                 return []
+        level = writer_level(token.kind, token.villages is not None)
         for outcome, record in ready:
             refusal = scope_problem(kind, token, record, known)
             if refusal is not None:
                 self._refuse(outcome, 403, "forbidden", refusal[1], [refusal])
-            else:
-                kept.append((outcome, record))
+                continue
+            if kind.slug == "review-decisions":
+                wrong = level_refusal(record, level, token.service_point)
+                if wrong is not None:
+                    reason = "forbidden" if wrong.status == 403 else "invalid"
+                    self._refuse(
+                        outcome,
+                        wrong.status,
+                        reason,
+                        f"{wrong.field}: {wrong.message}",
+                        [(wrong.field, wrong.message)],
+                    )
+                    continue
+            kept.append((outcome, record))
         return kept
 
     async def _produce(self, kind: EventKind, ready: list[tuple[Outcome, dict[str, Any]]]) -> None:
@@ -275,7 +291,9 @@ class Ingest:
             outcome.delivery = result
             ports.recent.put(str(record["event_id"]), Acknowledged(digest, result))
             if kind.topic.key == "household_id" and kind.carries_township:
-                ports.directory.remember(record["household_id"], record["township"])
+                ports.directory.remember(
+                    record["household_id"], record["township"], record.get("village")
+                )
 
     def _refuse(
         self,
@@ -300,7 +318,7 @@ class Ingest:
 
 
 def scope_problem(
-    kind: EventKind, token: Token, record: dict[str, Any], known: dict[str, str]
+    kind: EventKind, token: Token, record: dict[str, Any], known: Mapping[str, Place]
 ) -> tuple[str, str] | None:
     """(field, problem) when `record` is outside the token's scope, else None."""
     if token.kind == "cadre" and kind.slug == "visits" and record["cadre_id"] != token.holder:
@@ -309,12 +327,20 @@ def scope_problem(
         return None
     if kind.carries_township and not token.permits_township(record["township"]):
         return ("township", "outside the townships of this token")
+    if kind.carries_township and not token.permits_village(record.get("village")):
+        return ("village", "outside the villages of this village-level token")
     if "household_id" in record:
-        township = known.get(record["household_id"])
-        if township is None and not kind.carries_township:
+        place = known.get(record["household_id"])
+        if place is None and not kind.carries_township:
             return ("household_id", "not in the household registry, so outside this token's scope")
-        if township is not None and not token.permits_township(township):
+        if place is not None and not token.permits_township(place.township):
             return ("household_id", "the household belongs to a township outside this token")
+        if place is not None and not token.permits_village(place.village):
+            return (
+                "household_id",
+                f"the household belongs to village {place.village!r}, outside this "
+                "village-level token's villages",
+            )
     return None
 
 

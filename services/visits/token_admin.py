@@ -37,12 +37,17 @@ from services.platform.auth.tokens import (
 )
 from services.platform.clock import wall_clock
 from services.platform.config import Settings, SettingsError, kafka_bootstrap
-from services.platform.kafka.producer import BrokerUnavailable
+from services.platform.kafka.producer import BrokerUnavailable, Delivery
 from services.platform.postgres.errors import FAILED
 from services.platform.quotas import QuotaOverride
 from services.platform.unreachable import ServerUnreachable, recognise
 from services.visits.bootstrap import record_operator_action, token_store
-from services.visits.townships import check_townships, known_townships
+from services.visits.townships import (
+    check_townships,
+    check_villages,
+    known_townships,
+    known_villages,
+)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,6 +92,10 @@ async def _tokens_in_table(args: argparse.Namespace, settings: Settings, actor: 
         if args.action == "issue":
             if args.township:  # checked against the registries before anything is recorded
                 check_townships(args.township, await known_townships(settings))
+            villages = getattr(args, "village", [])
+            if villages and len(set(args.township)) == 1:  # else new_token says what is wrong
+                [township] = set(args.township)
+                check_villages(township, villages, await known_villages(settings, township))
             try:
                 quota = QuotaOverride(args.max_concurrent, args.rate, args.burst)
             except ValueError as exc:  # "field: why" → the option's name: why
@@ -94,7 +103,14 @@ async def _tokens_in_table(args: argparse.Namespace, settings: Settings, actor: 
                 raise SettingsError(f"{_QUOTA_OPTIONS.get(field, field)}: {why}") from exc
             try:
                 token = new_token(
-                    args.kind, args.holder, args.township, args.event_type, args.note, quota=quota
+                    args.kind,
+                    args.holder,
+                    args.township,
+                    args.event_type,
+                    args.note,
+                    quota=quota,
+                    villages=villages,
+                    service_point=getattr(args, "service_point", False),
                 )
             except TokenError as exc:
                 raise SettingsError(str(exc)) from exc
@@ -125,12 +141,15 @@ async def _logged_token_change(
     event id is the same, so the log keeps one).
     """
     now = wall_clock()
-    if args.action == "issue":
-        record = token_issued(token, actor, now, reason=token.note)
-    else:
-        record = token_revoked(token, actor, now, reason=args.reason)
     try:
-        delivery = await record_operator_action(settings, record)
+        if args.action == "issue":
+            changed, secret, delivery = await issue_logged(settings, store, token, actor)
+            record_action = "TOKEN_ISSUED"
+        else:
+            record = token_revoked(token, actor, now, reason=args.reason)
+            record_action = record["action"]
+            delivery = await record_operator_action(settings, record)
+            changed, secret = await store.revoke(token.token_id, now), None
     except BrokerUnavailable as exc:
         print(
             f"shouwang tokens {args.action}: the action could not be recorded on Kafka ({exc}); "
@@ -138,20 +157,27 @@ async def _logged_token_change(
             file=sys.stderr,
         )
         return 3
-    if args.action == "issue":
-        secret = new_secret()
-        changed = await store.issue(token, hash_secret(secret))
-        print(_describe(changed))
+    print(_describe(changed))
+    if secret is not None:
         print(f"token (shown once, keep it secret): {secret}")
-    else:
-        changed = await store.revoke(token.token_id, now)
-        print(_describe(changed))
     print(
-        f"recorded {record['action']} by {actor} on {delivery.topic}[{delivery.partition}]"
+        f"recorded {record_action} by {actor} on {delivery.topic}[{delivery.partition}]"
         f"@{delivery.offset}",
         file=sys.stderr,
     )
     return 0
+
+
+async def issue_logged(
+    settings: Settings, store: PostgresTokenStore, token: Token, actor: str
+) -> tuple[Token, str, Delivery]:
+    """Issue `token` (with its id): its TOKEN_ISSUED recorded first (BrokerUnavailable: nothing
+    stored), then stored; the stored token, its secret (for the caller to show once) and where
+    the issue landed. The scope is the caller's to check (`new_token`, the registries)."""
+    record = token_issued(token, actor, wall_clock(), reason=token.note)
+    delivery = await record_operator_action(settings, record)
+    secret = new_secret()
+    return await store.issue(token, hash_secret(secret)), secret, delivery
 
 
 async def _revoke_from_log(
@@ -178,6 +204,9 @@ async def _revoke_from_log(
         holder=facts["holder"],
         townships=None if facts["townships"] is None else frozenset(facts["townships"]),
         event_types=None if facts["event_types"] is None else frozenset(facts["event_types"]),
+        # Issued before the village scope (operator_action v3 and older): decoded as null.
+        villages=None if facts.get("villages") is None else frozenset(facts["villages"]),
+        service_point=facts.get("service_point", False),
         note=facts["note"],
     )
     if not any(a["action"] == "TOKEN_REVOKED" for a in history):
@@ -229,6 +258,10 @@ def _describe(token: Token) -> str:
         if token.read_only
         else "*"
     )
+    if token.villages:
+        towns += f" villages={','.join(sorted(token.villages))}"
+    if token.service_point:
+        towns += " service-point"
     state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
     limits = f" {token.quota.describe()}" if not token.quota.empty else ""
     return (

@@ -1,4 +1,5 @@
-"""Which townships exist: those the registries name, as the read model has projected them.
+"""Which townships and villages exist: those the registries name, as the read model has
+projected them.
 
 A token scoped to a township nobody lives in would be refused at every visit, and a misspelt
 one ("Gaofen") would look like a working token until the first cadre tried it; `tokens issue`
@@ -22,6 +23,10 @@ _KNOWN = (
     "UNION SELECT township FROM cadres WHERE township IS NOT NULL"
 )
 _LISTED = 20
+_VILLAGES = (
+    "SELECT village FROM households WHERE township = $1 AND village IS NOT NULL "
+    "UNION SELECT village FROM cadres WHERE township = $1 AND village IS NOT NULL"
+)
 
 
 async def known_townships(settings: Settings) -> set[str]:
@@ -50,4 +55,36 @@ def check_townships(wanted: Sequence[str], known: set[str]) -> None:
             f"--township {township!r}: no registered household or cadre is in it"
             + (f" (did you mean {', '.join(near)}?)" if near else "")
             + f"; known: {', '.join(listed)}{more}"
+        )
+
+
+async def known_villages(settings: Settings, township: str) -> set[str]:
+    """Every village of `township` where a household or cadre is registered."""
+    conn = await asyncpg.connect(database_for(settings, "reader").url)
+    try:
+        return {row["village"] for row in await conn.fetch(_VILLAGES, township)}
+    finally:
+        await conn.close()
+
+
+def check_villages(township: str, wanted: Sequence[str], known: set[str]) -> None:
+    """SettingsError naming the first village of `wanted` that is not one of `township`'s
+    (`known`), with the nearest spellings: a village-level token for a village of another
+    township, or a misspelt one, would be refused at every record."""
+    for village in wanted:
+        village = village.strip()
+        if not village or village in known:
+            continue
+        if not known:
+            raise SettingsError(
+                f"--village {village!r}: the read model knows no village of {township!r}; "
+                "import its households (shouwang import households) and run the projector first"
+            )
+        near = difflib.get_close_matches(village, sorted(known), n=3, cutoff=0.6)
+        listed = sorted(known)[:_LISTED]
+        more = f" and {len(known) - _LISTED} more" if len(known) > _LISTED else ""
+        raise SettingsError(
+            f"--village {village!r}: no registered household or cadre of {township!r} is in it"
+            + (f" (did you mean {', '.join(near)}?)" if near else "")
+            + f"; {township}'s villages: {', '.join(listed)}{more}"
         )

@@ -105,8 +105,9 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     await page.wait_for_url(f"**/households/{household}")
     await checked(page, "household", tmp_path)
 
-    await page.get_by_label("决定", exact=True).select_option("INCLUDE")
-    await page.get_by_label("纳入类别").select_option("MARGINAL")
+    # A township reviewer opens a verification; INCLUDE is the county's (the visits door's
+    # level rule, services/visits/domain/levels.py).
+    await page.get_by_label("决定", exact=True).select_option("START_VERIFICATION")
     await page.get_by_label("依据").fill("大病住院，医疗支出高")
     event_id = await page.locator('input[name="event_id"]').get_attribute("value")
     await page.get_by_role("button", name="记录决定").click()
@@ -115,7 +116,7 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     assert await page.get_by_role("status").count() == 1
     record = await console_system.review_record(event_id)
     assert record["actor"] == console_system.holders["reviewer"]
-    assert (record["decision"], record["category"]) == ("INCLUDE", "MARGINAL")
+    assert (record["decision"], record["category"]) == ("START_VERIFICATION", None)
 
     await page.get_by_role("link", name="历史记录及农户在过去某日的情况").click()
     await page.wait_for_url(f"**/households/{household}/history")

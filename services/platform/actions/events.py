@@ -42,6 +42,8 @@ class TokenFacts(Protocol):
     holder: str
     townships: frozenset[str] | None
     event_types: frozenset[str] | None
+    villages: frozenset[str] | None
+    service_point: bool
     note: str
 
 
@@ -115,6 +117,8 @@ def _token_action(
             "holder": token.holder,
             "townships": None if token.townships is None else sorted(token.townships),
             "event_types": None if token.event_types is None else sorted(token.event_types),
+            "villages": None if token.villages is None else sorted(token.villages),
+            "service_point": token.service_point,
             "note": token.note,
         },
         "catalogue": None,
@@ -281,6 +285,10 @@ def describe(record: Mapping[str, Any]) -> str:
             "none" if t["kind"] == "AUDITOR" else "*"  # an auditor's token writes nothing
         )
         head += f"  {t['kind'].lower()} {t['holder']} townships={towns} types={types}"
+        if t.get("villages"):  # decoded from v4 on; older actions carry none (default null)
+            head += f" villages={','.join(t['villages'])}"
+        if t.get("service_point"):
+            head += " service-point"
     if record.get("catalogue"):
         c = record["catalogue"]
         head += f"  v{c['version']} sha256={c['content_sha256'][:12]} {c['file_name']}"

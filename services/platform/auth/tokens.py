@@ -9,6 +9,14 @@ decides the `source` (APP, FEED, OPERATOR); an auditor's token writes no record,
 source. A reviewer is a cadre token that may record review decisions (`--event-type
 ReviewDecided`): a review group of its townships (DOMAIN.md), which may also read those
 townships' households.
+
+A cadre token may be narrowed to villages of its one township (`--village`): a village-level
+token (a village committee), whose records must be about households of those villages; the
+procedure's level rule (visits/domain/levels.py) reads it. A village service point's token
+(`--service-point`, one village) records households' own applications (APPLY) and nothing else.
+
+Long because the Token, its checks, both stores and the cache belong together: one place says
+what a token is and how a request finds it.
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ class Token:
     holder: str  # becomes the records' actor
     townships: frozenset[str] | None  # None: any township
     event_types: frozenset[str] | None  # None: any event type
+    villages: frozenset[str] | None = None  # None: any village (of its townships)
+    service_point: bool = False  # a village service point: households' applications only
     created_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     note: str = ""
@@ -101,10 +111,17 @@ class Token:
             return True
         return township is not None and township in self.townships
 
+    def permits_village(self, village: str | None) -> bool:
+        """Whether a record about a household of `village` is in scope; an unknown village
+        (None) is not, unless the token is not limited to villages."""
+        if self.villages is None:
+            return True
+        return village is not None and village in self.villages
+
     @property
     def reviewer(self) -> bool:
         """A review group's token: a person's (cadre) token that may record review decisions."""
-        return self.kind == "cadre" and self.permits_type(REVIEW_DECIDED)
+        return self.kind == "cadre" and self.permits_type(REVIEW_DECIDED) and not self.service_point
 
     @property
     def may_read_households(self) -> bool:
@@ -151,6 +168,8 @@ def new_token(
     note: str = "",
     known_types: Iterable[str] | None = None,
     quota: QuotaOverride = NO_OVERRIDE,
+    villages: Iterable[str] = (),
+    service_point: bool = False,
 ) -> Token:
     """Check a requested scope and make the Token to store (without id and dates).
 
@@ -158,6 +177,8 @@ def new_token(
     needs at least one event type and may be narrowed to townships; an operator may do anything
     unless narrowed; an auditor reads every township unless narrowed and takes no event type
     (it writes none). `quota` overrides the kind's request limits (platform/quotas.py).
+    `villages` narrow a cadre token of exactly one township to villages of it; a service point
+    is a cadre token of one village that records applications (ReviewDecided APPLY) only.
     """
     if kind not in TOKEN_KINDS:
         raise TokenError(f"kind must be one of {', '.join(TOKEN_KINDS)}")
@@ -183,12 +204,36 @@ def new_token(
         raise TokenError("a feed token needs at least one --event-type")
     if kind == "cadre" and not types:
         types = set(CADRE_DEFAULT_TYPES)
+    wanted_villages = frozenset(v.strip() for v in villages if v.strip())
+    if wanted_villages and kind != "cadre":
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise TokenError(
+            "--village narrows a cadre token (a village committee or service point); "
+            f"{article} {kind} token takes none"
+        )
+    if wanted_villages and len(towns) != 1:
+        raise TokenError("a village-level token needs exactly one --township, its villages' own")
+    if any(len(v) > 200 for v in wanted_villages):
+        raise TokenError("--village: at most 200 characters")
+    if service_point:
+        if kind != "cadre" or len(wanted_villages) != 1:
+            raise TokenError(
+                "a --service-point token is a cadre token of one --township and one --village"
+            )
+        if types - {REVIEW_DECIDED} and list(event_types):
+            raise TokenError(
+                "a --service-point token records applications (ReviewDecided APPLY) only: "
+                "it takes no other --event-type"
+            )
+        types = {REVIEW_DECIDED}
     return Token(
         token_id="",
         kind=kind,
         holder=holder,
         townships=towns or None,
         event_types=frozenset(types) or None,
+        villages=wanted_villages or None,
+        service_point=service_point,
         note=note,
         quota=quota,
     )
@@ -252,7 +297,7 @@ class PostgresTokenStore:
 
     COLUMNS = (
         "token_id, kind, holder, townships, event_types, created_at, revoked_at, note, "
-        "max_concurrent, rate_per_second, burst"
+        "max_concurrent, rate_per_second, burst, villages, service_point"
     )
 
     def __init__(self, pool: asyncpg.Pool, timeout: float = 2.0):
@@ -279,8 +324,8 @@ class PostgresTokenStore:
     async def issue(self, token: Token, token_hash: str) -> Token:
         row = await self.pool.fetchrow(
             "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
-            "event_types, note, max_concurrent, rate_per_second, burst) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {self.COLUMNS}",
+            "event_types, note, max_concurrent, rate_per_second, burst, villages, service_point) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {self.COLUMNS}",
             token.token_id or new_token_id(),
             token_hash,
             token.kind,
@@ -291,6 +336,8 @@ class PostgresTokenStore:
             token.quota.concurrency,
             token.quota.rate_per_second,
             token.quota.burst,
+            None if token.villages is None else sorted(token.villages),
+            token.service_point,
         )
         return _from_row(row)
 
@@ -317,6 +364,8 @@ def _from_row(row: Any) -> Token:
         holder=row["holder"],
         townships=None if row["townships"] is None else frozenset(row["townships"]),
         event_types=None if row["event_types"] is None else frozenset(row["event_types"]),
+        villages=None if row["villages"] is None else frozenset(row["villages"]),
+        service_point=row["service_point"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
         note=row["note"],

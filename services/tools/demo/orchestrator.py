@@ -105,6 +105,7 @@ async def _run(
     """Everything between the servers' start and the report; returns it and the API token."""
     from services.platform.kafka.admin import ensure_topics
     from services.platform.postgres.migrate import apply_migrations
+    from services.tools.demo.level_tokens import LevelTokens
     from services.tools.simulation.parameters import CampaignCalendar, SimulationParameters
     from services.tools.simulation.runner import simulate
     from services.tools.simulation.sinks.api import ApiSink
@@ -170,14 +171,18 @@ async def _run(
     )
     progress = _Progress(supervisor, say)
     ingest_started = time.monotonic()
-    async with TypeBatchingSink(ApiSink(visits_url, token)) as sink:
+    # Review decisions go with their level's token (visits/domain/levels.py): village-level and
+    # township reviewer tokens per township, issued once the projector knows its households.
+    levels = LevelTokens(Settings.from_env(supervisor.env), token)
+    async with TypeBatchingSink(ApiSink(visits_url, token, level_tokens=levels)) as sink:
         summary = await _guarded(
             simulate(parameters, sink, rate=options.rate, progress=progress), supervisor
         )
     ingest_seconds = time.monotonic() - ingest_started
     say(
         f"  {summary.events:,} events accepted in {ingest_seconds:.1f} s "
-        f"({summary.events / max(ingest_seconds, 1e-9):,.0f}/s); waiting for the services ..."
+        f"({summary.events / max(ingest_seconds, 1e-9):,.0f}/s), review decisions with "
+        f"{levels.issued} village-level and township reviewer tokens; waiting for the services ..."
     )
 
     settle_started = time.monotonic()

@@ -100,7 +100,8 @@ def prior_monitoring(campaign: CampaignPlan, story: Story) -> None:
                 decision=decision,
                 category=category if decision == "INCLUDE" else None,
                 body=body,
-                approving_level="VILLAGE" if body == "REVIEW_GROUP" else body,
+                # Review groups (会审组) are the township's (visits/domain/levels.py).
+                approving_level="TOWNSHIP" if body == "REVIEW_GROUP" else body,
                 notice_start=notice[0] if notice else None,
                 notice_days=notice[1] if notice else 0,
                 reason=why,
@@ -146,7 +147,7 @@ def review(campaign: CampaignPlan, story: Story) -> None:
         decided = started + r.randint(deadline + 1, deadline + 15) * ONE_DAY
     actor = f"review-group:{h.township}"
     campaign.review_step(
-        story, "START_VERIFICATION", started, "REVIEW_GROUP", "VILLAGE", None, reason, actor
+        story, "START_VERIFICATION", started, "REVIEW_GROUP", "TOWNSHIP", None, reason, actor
     )
     if decided > campaign.calendar.end:
         return  # still undecided when the campaign ends
@@ -182,15 +183,16 @@ def review(campaign: CampaignPlan, story: Story) -> None:
         story.monitored_from = decided
         measures(campaign, story, decided)
     else:
+        # Not including is the county's decision, as including is (visits/domain/levels.py).
         campaign.review_step(
             story,
             "REJECT",
             decided,
-            "TOWNSHIP",
-            "TOWNSHIP",
+            "COUNTY",
+            "COUNTY",
             None,
-            "核实后收入稳定、刚性支出已解决，暂不纳入监测",
-            f"township-office:{h.township}",
+            "核实后收入稳定、刚性支出已解决，乡镇审核、县级审定暂不纳入监测",
+            "county:poverty-office",
         )
 
 

@@ -12,6 +12,10 @@ broker, the last slots kept for operators: load is shed, not queued) → the wri
 
 A client that closes its connection before its answer is no server error: counted with status
 499 (nginx's "client closed request"), logged in one line (platform/http/problems.py).
+`POST /v1/applications` (a household's own application at a village service point) takes the
+same checks, its body an application (domain/applications.py) made a ReviewDecided APPLY.
+
+Long because every request-level check of every route is here, in the order above, in one place.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.contract.catalogue import Catalogue, load_catalogue
 from services.contract.codec import Codec
-from services.contract.inputs import KINDS, EventKind
+from services.contract.inputs import BY_SLUG, KINDS, EventKind
 from services.platform import health
 from services.platform.auth.http import AccessRefused, bearer_token
 from services.platform.auth.tokens import READ_ONLY_REASON, CachedTokens, Token
@@ -40,12 +44,14 @@ from services.platform.kafka.producer import RecordSink
 from services.platform.personal.sealer import PersonalSealer
 from services.visits.adapters.directory import CachedDirectory
 from services.visits.admission import Admission, Shed
+from services.visits.domain.applications import application_decision, application_problems
 from services.visits.entrypoints.json_text import UnreadableJson, dumps, loads
 from services.visits.metrics import VisitsMetrics
 from services.visits.recent_events import RecentEvents
 from services.visits.service import Ingest, Limits, Outcome
 
 JSON_TYPE = "application/json"
+REVIEWS = BY_SLUG["review-decisions"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -137,6 +143,7 @@ def build_app(deps: Dependencies) -> web.Application:
         app.router.add_post(
             f"/v1/{kind.slug}:batch", routes.batch_handler(kind), name=f"{kind.slug}-batch"
         )
+    app.router.add_post("/v1/applications", routes.application, name="applications")
     health.add_routes(app.router, routes.ready_checks())
     app.router.add_get("/metrics", routes.metrics_page, name="metrics")
     app.router.add_get("/openapi.json", routes.openapi_page, name="openapi")
@@ -209,22 +216,47 @@ class Routes:
                 body = await self._json_body(request, token)
                 with self._broker_slot(token):
                     [outcome] = await self.service.ingest(kind, [body], token)
-            if outcome.status == 202:
-                body = outcome.as_json()
-                del body["index"]
-                return web.json_response(body, status=202, dumps=dumps)
-            # Counted as a rejection when the outcome was decided; answered, not raised.
-            return error_response(
-                Refusal(
-                    outcome.status,
-                    outcome.reason or "invalid",
-                    outcome.message or "refused",
-                    outcome.problems,
-                    self._retry_headers(outcome.status),
-                )
-            )
+            return self._answer(outcome)
 
         return handle
+
+    async def application(self, request: web.Request) -> web.Response:
+        """A household's own application, taken at a village service point (or by a village's
+        token): a ReviewDecided APPLY about a household of the token's villages."""
+        token = await self._authenticated(request)
+        with self._admitted(token):
+            if token.read_only:
+                raise Refusal(403, "forbidden", READ_ONLY_REASON)
+            if token.villages is None or not token.permits_type(REVIEWS.event_type):
+                raise Refusal(
+                    403,
+                    "forbidden",
+                    "applications are taken at a village: they need a village service point's "
+                    "token or a village-level token (--village) that may record ReviewDecided",
+                )
+            body = await self._json_body(request, token)
+            problems = application_problems(body)
+            if problems:
+                raise Refusal(422, "invalid", "not an application", problems)
+            with self._broker_slot(token):
+                [outcome] = await self.service.ingest(REVIEWS, [application_decision(body)], token)
+        return self._answer(outcome)
+
+    def _answer(self, outcome: Outcome) -> web.Response:
+        if outcome.status == 202:
+            body = outcome.as_json()
+            del body["index"]
+            return web.json_response(body, status=202, dumps=dumps)
+        # Counted as a rejection when the outcome was decided; answered, not raised.
+        return error_response(
+            Refusal(
+                outcome.status,
+                outcome.reason or "invalid",
+                outcome.message or "refused",
+                outcome.problems,
+                self._retry_headers(outcome.status),
+            )
+        )
 
     def batch_handler(self, kind: EventKind) -> Handler:
         async def handle(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from services.platform.config import VisitsSettings
 from services.platform.http.docs import openapi_paths as docs_openapi_paths
 from services.platform.http.problems import PROBLEM_JSON, openapi_components, problem_response
 from services.visits.domain import grammar
+from services.visits.domain.applications import APPLICATION_FIELDS, REQUIRED
 from services.visits.domain.catalogued import MEASURE_STEP, catalogue_schema
 from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
 from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
@@ -160,6 +161,53 @@ def _client_schema(codec: Codec, event_type: str, catalogue: Catalogue) -> dict[
 
 
 JSON = "application/json"
+
+
+def _applications_path(codec: Codec, measures: Any) -> dict[str, Any]:
+    """`POST /v1/applications`: a household's own application at a village service point, its
+    fields the ReviewDecided schema's (services/visits/domain/applications.py)."""
+    decision = _client_schema(codec, "shouwang.events.ReviewDecided", measures)["properties"]
+    properties = {name: decision[name] for name in APPLICATION_FIELDS}
+    properties["reason"] = {
+        **properties["reason"],
+        "minLength": 1,
+        "description": "What the household applies for, in its words (required).",
+    }
+    return {
+        "post": {
+            "operationId": "post_applications",
+            "summary": "A household's own application (农户自主申报), taken at a village service "
+            "point.",
+            "description": "Written to `household.reviews` as a ReviewDecided APPLY (body and "
+            "approving_level VILLAGE) by the token's holder. Needs a village service point's "
+            "token (`shouwang tokens issue --kind cadre --service-point --township T --village "
+            "V`) or a village-level token that may record ReviewDecided; the household must be "
+            "of the token's villages (403 otherwise).",
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "properties": properties,
+                            "required": list(REQUIRED),
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": {
+                    "description": "Acknowledged by the broker (all in-sync replicas).",
+                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+                },
+                **WRITE_ERRORS,
+            },
+        }
+    }
+
+
 WRITE_ERRORS = {
     "400": problem_response("A NUL character in the path or the query."),
     "401": problem_response(
@@ -167,8 +215,9 @@ WRITE_ERRORS = {
         **{"WWW-Authenticate": {"schema": {"type": "string"}}},
     ),
     "403": problem_response(
-        "Outside the token's scope (event type, township, or another cadre), or an auditor's "
-        "token (read-only: it writes nothing)."
+        "Outside the token's scope (event type, township, village, or another cadre), an "
+        "auditor's token (read-only: it writes nothing), or a review decision of another level "
+        "than the token's (`decision` or `exception` named; see the README's procedure levels)."
     ),
     "404": problem_response("No such route."),
     "405": problem_response("The route does not take this method (see the Allow header)."),
@@ -176,7 +225,8 @@ WRITE_ERRORS = {
     "413": problem_response("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
     "415": problem_response("Content-Type is not application/json."),
     "422": problem_response(
-        "Malformed JSON or a record that does not fit the contract; `errors` names each field."
+        "Malformed JSON or a record that does not fit the contract, or a review decision whose "
+        "`body` or `approving_level` disagrees with the token's level; `errors` names each field."
     ),
     "408": problem_response(
         "The body did not arrive within SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS of the headers "
@@ -287,6 +337,7 @@ def build_document(codec: Codec, catalogue: Catalogue | None = None) -> dict[str
         },
     }
     paths: dict[str, Any] = {}
+    paths["/v1/applications"] = _applications_path(codec, measures)
     for kind in KINDS:
         components[kind.short_name] = _client_schema(codec, kind.event_type, measures)
         ref = {"$ref": f"#/components/schemas/{kind.short_name}"}

@@ -189,6 +189,14 @@ async def system(
                 "reviewer_elsewhere": new_token("cadre", "review-b", [OTHER], ["ReviewDecided"]),
                 "auditor": new_token("auditor", "audit-auth"),
                 "auditor_elsewhere": new_token("auditor", "audit-b", [OTHER]),
+                # A village service point of the household's village (tests/records.registry's)
+                # and one of another village of the same township.
+                "service_point": new_token(
+                    "cadre", "sp-auth", [TOWNSHIP], villages=["水井村"], service_point=True
+                ),
+                "service_point_elsewhere": new_token(
+                    "cadre", "sp-b", [TOWNSHIP], villages=["白家村"], service_point=True
+                ),
             }.items():
                 running.secrets[role] = f"sw_{uuid.uuid4().hex}{uuid.uuid4().hex}"
                 running.tokens[role] = await store.issue(token, hash_secret(running.secrets[role]))
@@ -273,15 +281,19 @@ AUDITORS = ["auditor", "auditor_elsewhere"]
 def wrong_scope(system: System, service: str, path: str, method: str) -> list[str]:
     """The issued tokens outside `path`'s scope on `service` for `method` (DOMAIN.md roles,
     tokens.py): an auditor's token reads what an operator's reads and is refused anything else."""
+    if service == "visits" and path == "/v1/applications":
+        # A village's: a service point's token or a village-level one (none other is issued).
+        return [r for r, t in system.tokens.items() if t.villages is None]
     if service == "visits" and path.startswith("/v1/"):
         kind = BY_SLUG[path.removeprefix("/v1/").removesuffix(":batch")]
         return [r for r, t in system.tokens.items() if not t.permits_type(kind.event_type)]
     writing = [] if method in READING else AUDITORS
+    points = ["service_point", "service_point_elsewhere"]  # they read nothing
     if service == "monitoring" and path.startswith("/v1/households/"):
-        return ["cadre", "feed", "reviewer_elsewhere", *(writing or ["auditor_elsewhere"])]
+        return ["cadre", "feed", "reviewer_elsewhere", *points, *(writing or ["auditor_elsewhere"])]
     if service == "support-api":  # its answers span every township: county-wide auditors only
-        return ["cadre", "feed", "reviewer", *(writing or ["auditor_elsewhere"])]
-    return ["cadre", "feed", "reviewer", *writing]
+        return ["cadre", "feed", "reviewer", *points, *(writing or ["auditor_elsewhere"])]
+    return ["cadre", "feed", "reviewer", *points, *writing]
 
 
 async def test_every_route_of_every_service_needs_a_token_of_its_scope(system: System):
@@ -422,6 +434,38 @@ async def test_the_docs_files_route_opens_only_the_bundles_files(system: System)
                     assert response.content_type == PROBLEM_JSON, (service, name)
                     body = await response.json(content_type=None)
                     assert body["type"] == problem_type("not_found"), (service, name, body)
+
+
+async def test_a_household_applies_at_its_villages_service_point_only(system: System):
+    """The self-report route with a body: 202 from the household's village's service point
+    (once the projector has its registry record), 403 naming household_id from another
+    village's, 403 for an operator, 401 without a token."""
+    url = system.url("visits", "/v1/applications")
+
+    def application() -> dict:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "household_id": system.household,
+            "occurred_at": "2020-05-16T09:00:00+08:00",
+            "reason": "因病支出大，申请纳入监测",
+        }
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+
+        async def post(role: str | None) -> tuple[int, dict]:
+            headers = bearer(system.secrets[role]) if role else {}
+            async with http.post(url, json=application(), headers=headers) as r:
+                return r.status, await r.json(content_type=None)
+
+        async def accepted() -> bool:
+            return (await post("service_point"))[0] == 202
+
+        await until(accepted, 60, "the service point's application accepted", system)
+        status_, answer = await post("service_point_elsewhere")
+        assert status_ == 403 and answer["errors"][0]["field"] == "household_id", answer
+        assert "'水井村'" in answer["errors"][0]["message"]
+        assert (await post("operator"))[0] == 403
+        assert (await post(None))[0] == 401
 
 
 async def test_a_household_is_read_by_operators_auditors_and_the_reviewers_of_its_township(

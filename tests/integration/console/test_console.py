@@ -272,8 +272,9 @@ async def test_a_decision_reaches_the_log_through_the_visits_api_as_the_reviewer
         console_system.url(f"/households/{household}/decisions"),
         data={
             **fields,
-            "decision": "INCLUDE",
-            "category": "MARGINAL",
+            # A township reviewer opens a verification; INCLUDE is the county's (the visits
+            # door's level rule, services/visits/domain/levels.py).
+            "decision": "START_VERIFICATION",
             "body": "REVIEW_GROUP",
             "approving_level": "TOWNSHIP",
             "notice_days": "5",
@@ -289,7 +290,7 @@ async def test_a_decision_reaches_the_log_through_the_visits_api_as_the_reviewer
     assert record["household_id"] == household
     assert record["actor"] == console_system.holders["reviewer"]
     assert record["source"] == "APP"
-    assert (record["decision"], record["category"]) == ("INCLUDE", "MARGINAL")
+    assert (record["decision"], record["category"]) == ("START_VERIFICATION", None)
     assert record["reason"] == "住院费用高" and record["notice_days"] == 5
     status, text = await page(http, console_system, response.headers["Location"])
     assert status == 200 and "决定已记录" in text

@@ -226,3 +226,84 @@ async def test_cadre_roster_import_lands_sealed(env, capsys, tmp_path: Path, kaf
     assert sorted(r["cadre_id"] for r in records) == ["c-001", "c-002"]
     assert {(r["source"], r["actor"]) for r in records} == {("IMPORT", "operator:li")}
     assert all(r["personal"] is None and r["personal_sealed"]["key_id"] for r in records)
+
+
+async def test_a_village_level_token_is_checked_against_the_registry_stored_and_logged(
+    env, capsys, database_url
+) -> None:
+    """`tokens issue --village` (repeatable): villages of the token's one township, as the
+    registries know them (exit 2 naming the village, nothing issued, otherwise); the table keeps
+    them, `tokens list` and `actions` show them (operator_action v4), migration 0013 refuses a
+    village scope on anything but a one-township cadre row."""
+    await register_township(database_url, "Gaofeng", "高峰村", "新民村")
+    await register_township(database_url, "大石乡", "大石村")
+    issue = ("tokens", "issue", "--kind", "cadre", "--holder")
+    refused = {
+        "needs at least one --township": (*issue, "v-x", "--village", "高峰村"),
+        "no registered household or cadre of 'Gaofeng'": (
+            *issue, "v-x", "--township", "Gaofeng", "--village", "大石村",
+        ),
+        "did you mean 新民村?": (*issue, "v-x", "--township", "Gaofeng", "--village", "新民"),
+        "an operator token takes none": (
+            "tokens", "issue", "--kind", "operator", "--holder", "v-x", "--village", "高峰村",
+        ),
+        "exactly one --township, its villages' own": (
+            *issue, "v-x", "--township", "Gaofeng", "--township", "大石乡", "--village", "大石村",
+        ),
+    }  # fmt: skip
+    for expected, argv in refused.items():
+        assert await shouwang(*argv) == 2, expected
+        assert expected in capsys.readouterr().err
+    code = await shouwang(
+        *issue, "v-gf", "--township", "Gaofeng", "--village", "新民村", "--village", "高峰村"
+    )
+    assert code == 0
+    token_id = capsys.readouterr().out.split()[0]
+    listed = await asyncio.to_thread(_listed_tokens, capsys)
+    lines = {line.split()[0]: line for line in listed.splitlines()}
+    assert "townships=Gaofeng villages=新民村,高峰村" in lines[token_id]
+    assert all("v-x" not in line for line in lines.values())  # no refused one was issued
+    assert await shouwang("actions", "--subject", f"token:{token_id}") == 0
+    [issued] = capsys.readouterr().out.splitlines()
+    assert "TOKEN_ISSUED" in issued and "villages=新民村,高峰村" in issued
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval(
+            "SELECT villages FROM api_tokens WHERE token_id = $1", token_id
+        ) == ["新民村", "高峰村"]
+        for kind, townships in (("operator", None), ("cadre", ["Gaofeng", "大石乡"])):
+            with pytest.raises(asyncpg.CheckViolationError, match="villages_of_one_township"):
+                await connection.execute(
+                    "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
+                    "villages) VALUES ('village-bad', $1, $2, 'v-bad', $3, ARRAY['高峰村'])",
+                    "2" * 64,
+                    kind,
+                    townships,
+                )
+    finally:
+        await connection.close()
+    assert await shouwang("tokens", "revoke", token_id) == 0
+    assert "villages=新民村,高峰村" in capsys.readouterr().out
+    # A village service point: one village, applications (ReviewDecided) only.
+    point = (*issue, "sp-gf", "--township", "Gaofeng", "--service-point")
+    assert await shouwang(*point, "--village", "新民村", "--village", "高峰村") == 2
+    assert "one --township and one --village" in capsys.readouterr().err
+    assert await shouwang(*point, "--village", "高峰村", "--event-type", "VisitRecorded") == 2
+    assert "no other --event-type" in capsys.readouterr().err
+    assert await shouwang(*point, "--village", "高峰村") == 0
+    point_id = capsys.readouterr().out.split()[0]
+    listed = await asyncio.to_thread(_listed_tokens, capsys)
+    [line] = [line for line in listed.splitlines() if line.startswith(point_id)]
+    assert "villages=高峰村 service-point types=ReviewDecided" in line
+    assert await shouwang("actions", "--subject", f"token:{point_id}") == 0
+    assert "villages=高峰村 service-point" in capsys.readouterr().out
+    connection = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError, match="service_point_of_one_village"):
+            await connection.execute(
+                "INSERT INTO api_tokens (token_id, token_sha256, kind, holder, townships, "
+                "service_point) VALUES ('sp-bad', $1, 'cadre', 'sp-bad', ARRAY['Gaofeng'], true)",
+                "3" * 64,
+            )
+    finally:
+        await connection.close()

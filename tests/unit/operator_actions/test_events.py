@@ -47,6 +47,8 @@ def test_a_token_issue_carries_the_public_part_and_the_actor():
         "holder": "cadre-0042",
         "townships": ["Gaofeng"],
         "event_types": ["shouwang.events.VisitRecorded"],
+        "villages": None,
+        "service_point": False,
         "note": "new phone",
     }
     assert record["catalogue"] is None and record["occurred_at"] == NOW
@@ -60,7 +62,8 @@ def test_the_secret_and_its_hash_have_no_place_in_the_record():
     schema = CODEC.registry.schema(EVENT_TYPE).parsed
     grant = next(f for f in schema["fields"] if f["name"] == "token")["type"][1]
     assert [f["name"] for f in grant["fields"]] == [
-        "token_id", "kind", "holder", "townships", "event_types", "note",
+        "token_id", "kind", "holder", "townships", "event_types", "villages", "service_point",
+        "note",
     ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from services.cli import main
 from services.tools.simulation import SimulationParameters, generate, simulate
+from services.tools.simulation import records as rec
 from services.tools.simulation.sinks.api import ROUTES, SERVER_FIELDS, ApiSink
 from services.tools.simulation.sinks.base import MemorySink
 from services.tools.simulation.sinks.jsonl import JsonLinesSink, json_line
@@ -70,6 +71,7 @@ class FakeVisitsApi:
         self.received: list[tuple[str, dict]] = []
         self.fail_first = fail_first
         self.tokens: set[str] = set()
+        self.review_tokens: list[tuple[str, str]] = []  # (token, approving_level)
 
     async def batch(self, request: web.Request) -> web.Response:
         self.tokens.add(request.headers.get("Authorization", ""))
@@ -82,6 +84,9 @@ class FakeVisitsApi:
         route = request.match_info["kind"]
         for record in body["records"]:
             self.received.append((route, record))
+            if route == "review-decisions":
+                token = request.headers["Authorization"]
+                self.review_tokens.append((token, record["approving_level"]))
         results = [
             {"index": i, "status": 202, "event_id": r["event_id"]}
             for i, r in enumerate(body["records"])
@@ -113,6 +118,45 @@ async def test_api_sink_posts_each_type_to_its_route_and_retries_a_503():
     for _, record in fake.received:
         assert not set(SERVER_FIELDS) & set(record)
         assert record["occurred_at"].endswith("+08:00")
+
+
+class PlaceTokens:
+    """Level tokens named after what they are for, so the test reads which one was used."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str | None, str | None]] = []
+
+    async def secret(self, level: str, township: str | None, village: str | None) -> str:
+        self.asked.append((level, township, village))
+        return "county" if level == "COUNTY" else f"{level}:{township}"
+
+
+async def test_the_api_sink_posts_each_review_decision_with_its_levels_token():
+    fake = FakeVisitsApi(fail_first=0)
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    levels = PlaceTokens()
+    try:
+        sink = ApiSink(str(server.make_url("/")), "county", max_batch=50, level_tokens=levels)
+        async with sink:
+            await simulate(SMALL, sink, batch_size=200)
+    finally:
+        await server.close()
+    assert fake.review_tokens, "the small campaign has review decisions"
+    places = {
+        e.record["household_id"]: (e.record["township"], e.record["village"])
+        for e in generate(SMALL)
+        if e.event_type == rec.REGISTRY
+    }
+    reviews = [r for route, r in fake.received if route == "review-decisions"]
+    for (token, level), record in zip(fake.review_tokens, reviews, strict=True):
+        township, village = places[record["household_id"]]
+        assert token == ("Bearer county" if level == "COUNTY" else f"Bearer {level}:{township}")
+        if level == "VILLAGE":
+            assert (level, township, village) in levels.asked
+    assert {level for _, level in fake.review_tokens} == {"VILLAGE", "TOWNSHIP", "COUNTY"}
+    # Every other record goes with the sink's own token (the county's, here).
+    assert fake.tokens == {"Bearer county"} | {t for t, _ in fake.review_tokens}
 
 
 def test_the_api_sink_routes_are_the_ones_the_visits_api_documents():

@@ -28,6 +28,8 @@ from services.visits.service import Limits
 from tests.revocation_feeds import complete_feed
 from tests.visits_samples import CADRE, OTHER_TOWNSHIP, SAMPLES, TOWNSHIP
 
+REVIEWS = "ReviewDecided"
+VILLAGE = SAMPLES["households"]["village"]
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
@@ -64,7 +66,7 @@ async def _issue(store: InMemoryTokenStore, role: str, token) -> tuple[str, str]
 @pytest.fixture
 async def api(codec: Codec) -> AsyncIterator[Api]:
     store = InMemoryTokenStore()
-    directory = InMemoryDirectory({SAMPLES["visits"]["household_id"]: TOWNSHIP})
+    directory = InMemoryDirectory({SAMPLES["visits"]["household_id"]: (TOWNSHIP, VILLAGE)})
     sink = InMemorySink()
     secrets = dict(
         [
@@ -73,6 +75,27 @@ async def api(codec: Codec) -> AsyncIterator[Api]:
             await _issue(store, "feed", new_token("feed", "feed-health", [], ["HardshipReported"])),
             await _issue(store, "operator", new_token("operator", "op-1")),
             await _issue(store, "auditor", new_token("auditor", "audit-1")),
+            await _issue(store, "reviewer", new_token("cadre", "rg-1", [TOWNSHIP], [REVIEWS])),
+            await _issue(
+                store,
+                "village",
+                new_token("cadre", "vc-1", [TOWNSHIP], [REVIEWS], villages=[VILLAGE]),
+            ),
+            await _issue(
+                store,
+                "service-point",
+                new_token("cadre", "sp-1", [TOWNSHIP], villages=[VILLAGE], service_point=True),
+            ),
+            await _issue(
+                store,
+                "other-service-point",
+                new_token("cadre", "sp-2", [TOWNSHIP], villages=["Xinmin"], service_point=True),
+            ),
+            await _issue(
+                store,
+                "other-village",
+                new_token("cadre", "vc-2", [TOWNSHIP], [REVIEWS], villages=["Xinmin"]),
+            ),
             await _issue(store, "revoked", new_token("cadre", CADRE, [TOWNSHIP])),
         ]
     )

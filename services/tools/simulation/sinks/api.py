@@ -5,6 +5,10 @@ they are left out of the JSON; with one token every record's actor becomes the t
 and `recorded_at` becomes the time of the request. The stream is sent in its own order, so what
 arrives late in the campaign still arrives late. Re-sending a record is safe: the API answers a
 duplicate `event_id` as accepted, which is what makes retries after a 503 harmless.
+
+Review decisions are a level's (services/visits/domain/levels.py): given `level_tokens`, each is
+posted with the token of its `approving_level` for the household's township and village, which
+the sink knows from the registry records it posted; without, every record goes with `token`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import time
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -38,6 +42,13 @@ ROUTES = {
 SERVER_FIELDS = ("recorded_at", "source", "actor")
 
 
+class LevelTokens(Protocol):
+    """Where review decisions get their token (services/tools/demo/level_tokens.py is one)."""
+
+    async def secret(self, level: str, township: str | None, village: str | None) -> str:
+        """The bearer token for a decision of `level` about a household of that place."""
+
+
 class ApiSink(EventSink):
     """Posts batches to the visits API and returns once every record is accepted (202)."""
 
@@ -49,9 +60,12 @@ class ApiSink(EventSink):
         max_batch: int = 500,
         request_timeout: float = 30.0,
         retry_for_seconds: float = 120.0,
+        level_tokens: LevelTokens | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.level_tokens = level_tokens
+        self.places: dict[str, tuple[str, str | None]] = {}  # household → (township, village)
         self.max_batch = max_batch
         self.request_timeout = request_timeout
         self.retry_for_seconds = retry_for_seconds
@@ -82,15 +96,32 @@ class ApiSink(EventSink):
         # Runs of one type keep the stream's order across types (registry before visits).
         for event_type, run in groupby(events, key=lambda e: e.event_type):
             run = list(run)
-            for first in range(0, len(run), self.max_batch):
-                await self._post(event_type, run[first : first + self.max_batch])
+            if event_type == rec.REGISTRY:
+                for event in run:
+                    record = event.record
+                    self.places[record["household_id"]] = (record["township"], record["village"])
+            if event_type == rec.REVIEW and self.level_tokens is not None:
+                keyed = [(await self._level_secret(e.record), e) for e in run]
+                for secret, part in groupby(keyed, key=lambda pair: pair[0]):
+                    await self._post_all(event_type, [e for _, e in part], secret)
+            else:
+                await self._post_all(event_type, run, None)
+
+    async def _level_secret(self, record: dict[str, Any]) -> str:
+        assert self.level_tokens is not None
+        township, village = self.places.get(record["household_id"], (None, None))
+        return await self.level_tokens.secret(record["approving_level"], township, village)
+
+    async def _post_all(self, event_type: str, run: list[Event], secret: str | None) -> None:
+        for first in range(0, len(run), self.max_batch):
+            await self._post(event_type, run[first : first + self.max_batch], secret)
 
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
-    async def _post(self, event_type: str, events: list[Event]) -> None:
+    async def _post(self, event_type: str, events: list[Event], secret: str | None = None) -> None:
         if self._session is None:
             raise RuntimeError("ApiSink used before start()")
         url = f"{self.base_url}/v1/{ROUTES[event_type]}:batch"
@@ -99,7 +130,8 @@ class ApiSink(EventSink):
         delay = 0.5
         while True:
             try:
-                async with self._session.post(url, json=body) as response:
+                headers = {"Authorization": f"Bearer {secret}"} if secret else None
+                async with self._session.post(url, json=body, headers=headers) as response:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
                     answer = await _json_or_text(response)
