@@ -43,6 +43,7 @@ from services.monitoring.adapters import avro_translation as monitoring_avro
 from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.service import Position, apply_record
 from services.platform.auth.tokens import PostgresTokenStore, hash_secret, new_token
+from services.platform.kafka.log import KafkaLog
 from services.platform.localstack.ports import free_ports
 from services.platform.localstack.processes import stop_child, tail
 from services.platform.postgres.migrate import apply_migrations
@@ -132,6 +133,21 @@ def pipeline_records(data: Dataset, codec: Codec) -> tuple[list[Record], dict[st
     made = Counter(topic for topic, _, _ in out)
     waiting = sum(1 for t, _, r in out if t == SUPPORT_MEASURES.name and r["waiting_for"])
     return records, {**made, "waiting steps": waiting}
+
+
+async def as_produced(bootstrap: str, records: list[Record], inputs: set[str]) -> list[Record]:
+    """`records` with those of the `inputs` topics (preloaded) as the broker holds them: their
+    real partitions and offsets, which the projector stores (household_records) and the history
+    page then fetches."""
+    produced = {r.topic for r in records} & inputs
+    logged = [
+        Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+        async for batch in KafkaLog(bootstrap, sorted(produced)).batches()
+        for r in batch
+    ]
+    if len(logged) != sum(1 for r in records if r.topic in produced):
+        raise RuntimeError("the broker does not hold every input produced")
+    return logged + [r for r in records if r.topic not in produced]
 
 
 def codec_type(topic: str) -> str:
@@ -309,6 +325,7 @@ def measure(root: Path, data: Dataset, codec: Codec, requests: int) -> list[Figu
 
 async def _measure(stack, root, data, codec, requests, records, made) -> list[Figure]:
     await preload(stack.bootstrap, data, codec)  # the history page reads the inputs
+    records = await as_produced(stack.bootstrap, records, {e.topic.name for e in data.events})
     database_url = await own_database(stack.database_url)
     started = time.perf_counter()
     await fill(database_url, stack.bootstrap, records, codec)

@@ -273,6 +273,44 @@ async def _seed_pools(pool: asyncpg.Pool, town_a: str, town_b: str, ids: dict[st
     )
 
 
+async def _seed_procedure(pool: asyncpg.Pool, household_id: str) -> None:
+    """The household's entry procedure as the projector leaves it: in public notice (two days
+    in, four days left), its objection recorded, the township's review due nine days from now;
+    the village's deliberation that passed it (its notice step not projected yet); and a
+    procedure exception an earlier assessment recorded."""
+    today = dt.datetime.now(dt.UTC).date()
+    await pool.execute(
+        """INSERT INTO household_procedures (household_id, assessed_at, assessment_id,
+               direction, awaiting, since, due, notice_start, notice_ends, objections, steps)
+           VALUES ($1, now(), $2, 'entry', 'notice_running', now() - interval '2 days', $3, $4,
+                   $5, 1, $6::jsonb)""",
+        household_id,
+        uuid.uuid4(),
+        today + dt.timedelta(days=9),
+        today - dt.timedelta(days=2),
+        today + dt.timedelta(days=4),
+        json.dumps([f"{household_id}-deliberation", f"{household_id}-notice"]),
+    )
+    await pool.execute(
+        """INSERT INTO review_steps (event_id, household_id, decision, outcome, body,
+               approving_level, actor, occurred_at, recorded_at)
+           VALUES ($1, $2, 'VILLAGE_DELIBERATION', 'PASSED', 'VILLAGE', 'VILLAGE',
+                   'village-shuijing', now() - interval '3 days', now() - interval '3 days')""",
+        f"{household_id}-deliberation",
+        household_id,
+    )
+    await pool.execute(
+        """INSERT INTO procedure_exceptions (exception_id, household_id, decision_event_id, code,
+               message, event_ids, assessment_id, first_seen_at)
+           VALUES ($1, $2, $3, 'procedure_exception', $4, '[]'::jsonb, $5, now())""",
+        f"{household_id}/{household_id}-deliberation/procedure_exception",
+        household_id,
+        f"{household_id}-deliberation",
+        "APPLY skipped: START_VERIFICATION by county exception",
+        uuid.uuid4(),
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_console(
     kafka_bootstrap: str, database_url: str, parent: Path
@@ -292,6 +330,9 @@ async def running_console(
         "elsewhere": f"H-con-{run}-4",
         "visit_overdue": f"H-con-{run}-5",
         "visit_later": f"H-con-{run}-6",
+        # monitored for 200 days, its exit awaiting the county (no last day set), in a township
+        # of its own (the other tests' counts of towns A and B stay as they are)
+        "exit": f"H-con-{run}-7",
     }
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     system = ConsoleSystem({}, {}, logs, kafka_bootstrap, town_a, town_b, households)
@@ -304,8 +345,23 @@ async def running_console(
                 households["soon"]: (town_a, "flagged", "MARGINAL", 10, False),
                 households["later"]: (town_a, "verifying", "UNSTABLE_LIFTED", 3, False),
                 households["elsewhere"]: (town_b, "flagged", "MARGINAL", 5, False),
+                households["exit"]: (
+                    f"{town_a}-exit",
+                    "elimination_proposed",
+                    "MARGINAL",
+                    200,
+                    False,
+                ),
             },
         )
+        await pool.execute(
+            """INSERT INTO household_procedures (household_id, assessed_at, assessment_id,
+                   direction, awaiting, since)
+               VALUES ($1, now(), $2, 'exit', 'county_approval', now() - interval '1 day')""",
+            households["exit"],
+            uuid.uuid4(),
+        )
+        await _seed_procedure(pool, households["later"])
         await _seed_cadre_work(pool, f"cadre-{run}", town_a, households)
         await _seed_pools(pool, town_a, town_b, households)
         store = PostgresTokenStore(pool)

@@ -89,6 +89,7 @@ async def console_dependencies(
             )
     else:
         log.info("console: no personal-data master key; personal data cannot be opened here")
+    history = HistoryReader(bootstrap, settings.layout, book, pool)
     try:
         yield ConsoleDependencies(
             pool=pool,
@@ -98,12 +99,13 @@ async def console_dependencies(
             settings=console,
             decision_days=decision_days,
             visit_days=visit_days,
-            history=HistoryReader(bootstrap, settings.layout, book, pool),
+            history=history,
             registry=new_registry(),
             clock=wall_clock,
             personal=personal,
         )
     finally:
+        await history.close()
         if keys_pool is not None:
             await keys_pool.close()
         feed.cancel()

@@ -15,6 +15,11 @@ DECISIONS = symbols("Decision")
 CATEGORIES = symbols("Category")
 BODIES = symbols("ReviewBody")
 LEVELS = symbols("ApprovingLevel")
+OUTCOMES = symbols("StepOutcome")
+# Decisions whose outcome (passed or returned) must be given: the procedure's reviews.
+WITH_OUTCOME = ("VILLAGE_DELIBERATION", "TOWNSHIP_REVIEW")
+# Decisions the county may take by exception (a step skipped, with a written reason).
+EXCEPTIONAL = ("INCLUDE", "ELIMINATE")
 
 LABELS: Mapping[str, Mapping[str, str]] = {
     "decision": {
@@ -118,6 +123,16 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "problem_overdue": "Problem overdue",
         "procedure_step_overdue": "Procedure step overdue",
     },
+    # the step an entry or exit procedure awaits, as the read model stores it
+    "procedure": {
+        "village_deliberation": "Village deliberation",
+        "notice": "Public notice to post",
+        "notice_running": "In public notice",
+        "township_review": "Township review",
+        "county_approval": "County approval",
+    },
+    "direction": {"entry": "Entry procedure", "exit": "Exit procedure"},
+    "outcome": {"PASSED": "Passed", "RETURNED": "Returned"},
 }
 
 

@@ -61,7 +61,7 @@ from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.kafka.producer import BrokerUnavailable
 from services.platform.personal.opening import Opened
-from services.readmodel import pool_queries, queries
+from services.readmodel import pool_queries, procedure_queries, queries
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -525,11 +525,26 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         started = row["cycle_started"] or row["assessed_at"]
         due = None if days is None or started is None else started.date() + dt.timedelta(days)
         overdue = "decision_overdue" in (row["overdue"] or []) or (due is not None and due < today)
+        step_due = row.get("step_due")
+        if row.get("awaiting") is not None:
+            # A procedure under way: its step's last day is the deadline that counts; none set
+            # by the policy: the decision's while the household awaits its entry decision
+            # (a monitored household's exit has no flag-to-decision deadline); the monitor's
+            # step-overdue signal wins, as above.
+            pending = row["workflow_status"] in queries.REVIEW_STATUSES
+            due = step_due or (due if pending else None)
+            overdue = (
+                "decision_overdue" in (row["overdue"] or [])
+                or bool(row["step_overdue"])
+                or (due is not None and due < today)
+            )
+        notice_ends = row.get("notice_ends")
         return {
             **row,
             "due": due,
             "days_left": None if due is None else (due - today).days,
             "overdue": overdue,
+            "notice_days_left": None if notice_ends is None else (notice_ends - today).days,
         }
 
     async def pools(request: web.Request) -> web.Response:
@@ -577,9 +592,17 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
         measures = await queries.household_measures(deps.pool, household_id)
         problems = await queries.household_problems(deps.pool, household_id)
         today = deps.clock().date()
+        procedure = await procedure_queries.household_procedure(deps.pool, today, household_id)
+        if procedure is not None:
+            procedure["steps"] = await procedure_queries.review_steps(
+                deps.pool, list(procedure["steps"])
+            )
+        exceptions = await procedure_queries.exceptions(deps.pool, None, household_id=household_id)
         return render(
             request,
             "household.html",
+            procedure=procedure,
+            exceptions=exceptions,
             status=status,
             h=row,
             assessments=assessments,
@@ -597,6 +620,7 @@ def build_console(deps: ConsoleDependencies) -> web.Application:
                 "category": labels.CATEGORIES,
                 "body": labels.BODIES,
                 "level": labels.LEVELS,
+                "outcome": labels.OUTCOMES,
             },
         )
 
@@ -873,9 +897,24 @@ def decision_record(
                 errors.append(("notice_days", N_("between 0 and 60")))
     if notice_days and notice_start is None:
         errors.append(("notice_start", N_("required when there are notice days")))
+    outcome = one_of("outcome", labels.OUTCOMES, required=False)
+    if decision in labels.WITH_OUTCOME and outcome is None:
+        errors.append(
+            ("outcome", N_("required for a deliberation or a review: passed or returned"))
+        )
+    elif outcome is not None and decision not in labels.WITH_OUTCOME:
+        errors.append(("outcome", N_("only a deliberation or a review has an outcome")))
+    exception = form.get("exception") in ("1", "on", "true")
     reason = form.get("reason", "")
     if len(reason) > 1000:
         errors.append(("reason", N_("at most 1000 characters")))
+    if exception:
+        if decision not in labels.EXCEPTIONAL:
+            errors.append(
+                ("exception", N_("only an inclusion or an elimination may be an exception"))
+            )
+        if not reason.strip():
+            errors.append(("reason", N_("an exception needs a written reason")))
     record = {
         "event_id": event_id,
         "household_id": household_id,
@@ -888,6 +927,11 @@ def decision_record(
         "notice_days": notice_days,
         "reason": reason,
     }
+    # Only when given: a decision without them is the same body as before they existed.
+    if outcome is not None:
+        record["outcome"] = outcome
+    if exception:
+        record["exception"] = True
     return record, errors
 
 

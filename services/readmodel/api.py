@@ -1,9 +1,13 @@
 """The operator API: read-only JSON over the read model (monitored, waiting, overdue households,
-measures, a cadre's households), for operators holding an `operator` bearer token.
+measures, a cadre's households, the entry and exit procedure and its exceptions), for operators
+holding an `operator` bearer token.
 
 Every list is ordered by a stable key and paged with `limit` and `after` (the last key of the
 previous page, returned as `next_after`). The read model is a projection: answers are as fresh
 as the projector (its lag is on its own /metrics).
+
+Long because every route's handler sits beside the one middleware pair that guards them all
+(token, scope, errors as problems), so a reader sees each route's checks in one place.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from services.platform.clock import Clock, wall_clock
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.postgres.errors import UNREACHABLE
-from services.readmodel import queries
+from services.readmodel import procedure_queries, queries
 from services.readmodel.campaign import CAMPAIGN_FIGURES, campaign_totals
 from services.readmodel.metrics import ApiMetrics, CampaignGauges
 
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 MONITORING = ("monitored", "elimination_proposed")  # in monitoring until eliminated
 HELD = ("recommended", "accepted", "delivered")  # a measure holding its slot or cadre
-OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue")
+OVERDUE_KINDS = ("decision_overdue", "visit_overdue", "problem_overdue", "procedure_step_overdue")
 PROBLEM_STATUSES = ("open", "rectified")
 MAX_LIMIT = 1000  # items in any list answer (maxItems in openapi.json)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,6 +98,33 @@ def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [{k: _jsonable(v) for k, v in r.items()} for r in records]
 
 
+def _one_of(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name)
+    if value is not None and value not in allowed:
+        raise BadQuery(name, f"one of {', '.join(allowed)}")
+    return value
+
+
+def _boolean(request: web.Request, name: str) -> bool | None:
+    value = _one_of(request, name, ("true", "false"))
+    return None if value is None else value == "true"
+
+
+class OutsideScope(Exception):
+    """A township the token may not read (answered with a 403 naming it)."""
+
+
+def _scope(request: web.Request) -> tuple[frozenset[str] | None, str | None]:
+    """The token's townships (None: every one) and the `township` asked for, which must be one
+    of them: a token narrowed to townships reads only those (its answers are cut to them)."""
+    token = request.get("token")
+    townships = None if token is None else token.townships
+    township = request.query.get("township")
+    if township is not None and townships is not None and township not in townships:
+        raise OutsideScope(f"township {township} is outside this token's townships")
+    return townships, township
+
+
 def _page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
     return {"items": items, "next_after": items[-1][key] if len(items) == limit else None}
 
@@ -118,6 +149,8 @@ def build_api(deps: ApiDependencies) -> web.Application:
                 code="bad_request",
                 errors=[(exc.parameter, exc.message)],
             )
+        except OutsideScope as exc:
+            return problem(403, None, str(exc), code="forbidden")
         except UNREACHABLE:
             # the read model is out of reach: the client may retry, nothing is wrong with it
             return problem(
@@ -163,6 +196,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
                 )
         except AccessRefused as refused:
             return refusal_response(refused)
+        request["token"] = token  # the routes that scope by township read it
         return await handler(request)
 
     app = web.Application(middlewares=[observe, operators_only])
@@ -317,6 +351,41 @@ def build_api(deps: ApiDependencies) -> web.Application:
             }
         )
 
+    async def procedure_households(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        townships, township = _scope(request)
+        rows = await procedure_queries.procedure_households(
+            pool,
+            deps.clock().date(),
+            townships,
+            township=township,
+            awaiting=_one_of(request, "awaiting", procedure_queries.STEPS),
+            direction=_one_of(request, "direction", procedure_queries.DIRECTIONS),
+            overdue=_boolean(request, "overdue"),
+            after=request.query.get("after", ""),
+            limit=limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "household_id"))
+
+    async def procedure_counts(request: web.Request) -> web.Response:
+        townships, township = _scope(request)
+        today = deps.clock().date()
+        rows = await procedure_queries.procedure_counts(pool, today, townships, township)
+        return web.json_response({"items": _rows(rows), "as_of": today.isoformat()})
+
+    async def exceptions(request: web.Request) -> web.Response:
+        limit = _limit(request)
+        townships, township = _scope(request)
+        rows = await procedure_queries.exceptions(
+            pool,
+            townships,
+            township=township,
+            code=_one_of(request, "code", procedure_queries.EXCEPTION_CODES),
+            after=request.query.get("after", ""),
+            limit=limit,
+        )
+        return web.json_response(_page(_rows(rows), limit, "exception_id"))
+
     async def database() -> str | None:
         await pool.fetchval("SELECT 1")  # a pooled connection that answers
         return None
@@ -338,6 +407,16 @@ def build_api(deps: ApiDependencies) -> web.Application:
                 log.warning("rectification not refreshed: the read model cannot be reached")
             else:
                 rectification.update(answer, now)
+        procedures, now = deps.metrics.procedures, time.monotonic()
+        if procedures.due(now):
+            today = deps.clock().date()
+            try:
+                steps = await procedure_queries.procedure_counts(pool, today, None)
+                exceptions = await procedure_queries.exception_counts(pool, None)
+            except UNREACHABLE:
+                log.warning("procedure figures not refreshed: the read model cannot be reached")
+            else:
+                procedures.update(steps, exceptions, now)
         return web.Response(
             body=generate_latest(deps.registry), content_type="text/plain", charset="utf-8"
         )
@@ -355,6 +434,9 @@ def build_api(deps: ApiDependencies) -> web.Application:
     app.router.add_get("/v1/cadres/{cadre_id}/households", cadre_households, allow_head=False)
     app.router.add_get("/v1/problems", problems, allow_head=False)
     app.router.add_get("/v1/rectification", rectification, allow_head=False)
+    app.router.add_get("/v1/procedure-households", procedure_households, allow_head=False)
+    app.router.add_get("/v1/procedure-households/counts", procedure_counts, allow_head=False)
+    app.router.add_get("/v1/exceptions", exceptions, allow_head=False)
     health.add_routes(app.router, {"database": database})
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)

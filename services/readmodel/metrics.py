@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LAG_SECONDS = "shouwang_projector_lag_seconds"
@@ -79,6 +79,8 @@ class ApiMetrics:
         )
         self.rectification = Rectification()
         registry.register(self.rectification)
+        self.procedures = Procedures()
+        registry.register(self.procedures)
 
 
 class UnappliedAge(Collector):
@@ -211,6 +213,74 @@ class Rectification(Collector):
             GaugeMetricFamily(PROBLEMS, "", labels=["township", "state"]),
             GaugeMetricFamily(RECTIFICATION_RATIO, "", labels=["township"]),
             GaugeMetricFamily(COUNTY_RECTIFICATION_RATIO, ""),
+        ]
+
+
+PROCEDURE_HOUSEHOLDS = "shouwang_readmodel_procedure_households"
+PROCEDURE_OVERDUE = "shouwang_readmodel_procedure_overdue"
+EXCEPTIONS = "shouwang_readmodel_exceptions_total"  # a counter family: the name as exported
+
+
+class Procedures(Collector):
+    """The entry and exit procedure from the read model (`procedure_queries`): households by
+    township, direction and the step they await; those whose step is overdue; and the
+    exceptions recorded (procedure_exception, policy_exception) by township and code, a count
+    that only grows while the log does (a counter: `increase()` shows new ones). Refreshed by
+    the operator API's /metrics handler at most every `refresh_seconds`, as the rectification
+    series; a combination no longer seen drops out. Township "" for households without one."""
+
+    def __init__(self, refresh_seconds: float = 15.0) -> None:
+        self.refresh_seconds = refresh_seconds
+        self.refreshed_at: float | None = None
+        self._lock = threading.Lock()
+        self._steps: list[dict] = []
+        self._exceptions: list[dict] = []
+
+    def due(self, now: float) -> bool:
+        return self.refreshed_at is None or now - self.refreshed_at >= self.refresh_seconds
+
+    def update(self, steps: list[dict], exceptions: list[dict], now: float) -> None:
+        """`procedure_counts` and `exception_counts` for the county, read at `now`."""
+        with self._lock:
+            self._steps, self._exceptions = steps, exceptions
+            self.refreshed_at = now
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        with self._lock:
+            steps, exceptions = self._steps, self._exceptions
+        labels = ["township", "direction", "awaiting"]
+        households = GaugeMetricFamily(
+            PROCEDURE_HOUSEHOLDS,
+            "Households whose entry or exit procedure awaits a step (village_deliberation, "
+            "notice, notice_running, township_review, county_approval), by township",
+            labels=labels,
+        )
+        overdue = GaugeMetricFamily(
+            PROCEDURE_OVERDUE,
+            "Households whose awaited procedure step is past its last day, by township",
+            labels=labels,
+        )
+        recorded = CounterMetricFamily(
+            EXCEPTIONS,
+            "Exceptions that took effect (procedure_exception: a step skipped with the "
+            "county's approval; policy_exception: a decision the policy's conditions did not "
+            "allow), by township and code",
+            labels=["township", "code"],
+        )
+        for row in steps:
+            key = [row["township"] or "", row["direction"], row["awaiting"]]
+            households.add_metric(key, row["households"])
+            overdue.add_metric(key, row["overdue"])
+        for row in exceptions:
+            recorded.add_metric([row["township"] or "", row["code"]], row["exceptions"])
+        yield from (households, overdue, recorded)
+
+    def describe(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["township", "direction", "awaiting"]
+        return [
+            GaugeMetricFamily(PROCEDURE_HOUSEHOLDS, "", labels=labels),
+            GaugeMetricFamily(PROCEDURE_OVERDUE, "", labels=labels),
+            CounterMetricFamily(EXCEPTIONS, "", labels=["township", "code"]),
         ]
 
 

@@ -10,6 +10,9 @@ Problems come from two sources into one table: those a visit reports (ids by the
 rule, `services/contract/problem_ids.py`) and the steps on `household.problems`; a step whose
 `problem_id` is a visit problem's id continues that problem. Each row carries its default due
 date (found + the policy's rectification period, `rectification.py`), passed in as `periods`.
+
+Long because it is the one table of what each event type writes: one function per event type,
+side by side, so a reader checks any column against its source field in one file.
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ TOPICS = (
     PROBLEMS,
     CADRES,
     OPERATOR_ACTIONS,
+    REVIEWS,  # review_steps, and positions
     INCOME,  # read for their positions only (household_records), like every monitoring input
     HARDSHIPS,
-    REVIEWS,
 )
 EXPECTED_TYPE = {t.name: t.event_type for t in TOPICS}
 # Where each record of monitoring's inputs sits, by household (migration 0016): the console's
@@ -144,8 +147,17 @@ def registry_rows(record: Mapping[str, Any]) -> list[Change]:
     ]
 
 
+# Reasons that record an exception that took effect: a decision the county approved although a
+# step of the procedure was skipped (procedure_exception), or one the policy's conditions did
+# not allow (policy_exception). The monitoring fold names them (services/monitoring/domain/
+# reasons.py); the read model lists them for the operator API, its metrics and the report.
+EXCEPTION_CODES = ("procedure_exception", "policy_exception")
+STEP_OVERDUE = "procedure_step_overdue"  # the monitor's overdue signal for a procedure step
+
+
 def risk_rows(record: Mapping[str, Any]) -> list[Change]:
-    """RiskAssessed: the household's current assessment, and one row of its history."""
+    """RiskAssessed: the household's current assessment, one row of its history, where it
+    stands in the entry or exit procedure, and the exceptions it records."""
     reasons = json.dumps(
         [{"code": r["code"], "event_ids": list(r["event_ids"])} for r in record["reasons"]]
     )
@@ -176,7 +188,62 @@ def risk_rows(record: Mapping[str, Any]) -> list[Change]:
                 record["recorded_at"],
             ),
         ),
+        procedure_row(record),
+        *exception_rows(record),
     ]
+
+
+def procedure_row(record: Mapping[str, Any]) -> Change:
+    """Where the household stands in its procedure as of this assessment (all NULL when none
+    is under way: a newer assessment without one ends what an older one said). A v1 record
+    (before the procedure was carried) has none."""
+    procedure = record.get("procedure")
+    if procedure is None:
+        stands: tuple = (None, None, None, None, None, None, 0, "[]")
+    else:
+        stands = (
+            procedure["direction"].lower(),
+            procedure["awaiting"].lower(),
+            procedure["since"],
+            procedure.get("due"),
+            procedure.get("notice_start"),
+            procedure.get("notice_ends"),
+            procedure.get("objections", 0),
+            json.dumps(list(procedure.get("steps", []))),
+        )
+    overdue = STEP_OVERDUE in record["overdue"]
+    return (
+        "household_procedure",
+        (record["household_id"], record["as_of"], record["event_id"], *stands, overdue),
+    )
+
+
+def exception_rows(record: Mapping[str, Any]) -> list[Change]:
+    """Each exception the assessment carries, keyed by household, decision and code (every
+    later assessment of the cycle repeats it: the same row). The decision is the reason's
+    first event; a reason naming none is keyed by the assessment itself."""
+    rows: list[Change] = []
+    for reason in record["reasons"]:
+        if reason["code"] not in EXCEPTION_CODES:
+            continue
+        event_ids = [str(e) for e in reason["event_ids"]]
+        decision = event_ids[0] if event_ids else str(record["event_id"])
+        rows.append(
+            (
+                "procedure_exception",
+                (
+                    f"{record['household_id']}/{decision}/{reason['code']}",
+                    record["household_id"],
+                    decision,
+                    reason["code"],
+                    reason["message"],
+                    json.dumps(event_ids),
+                    record["event_id"],
+                    record["as_of"],
+                ),
+            )
+        )
+    return rows
 
 
 def visit_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> list[Change]:
@@ -320,6 +387,31 @@ def problem_rows(record: Mapping[str, Any], periods: RectificationPeriods) -> li
     ]
 
 
+def review_rows(record: Mapping[str, Any]) -> list[Change]:
+    """ReviewDecided: the decision as a step the household's procedure may list (its grounds,
+    free text, are not copied). A v1 record has no outcome and no exception."""
+    return [
+        (
+            "review_step",
+            (
+                str(record["event_id"]),
+                record["household_id"],
+                record["decision"],
+                record.get("outcome"),
+                record.get("exception", False),
+                record["category"],
+                record["body"],
+                record["approving_level"],
+                record["notice_start"],
+                record["notice_days"],
+                record["actor"],
+                record["occurred_at"],
+                record["recorded_at"],
+            ),
+        )
+    ]
+
+
 def cadre_rows(record: Mapping[str, Any]) -> list[Change]:
     """CadreRegistryRecorded: the cadre's place, department and load limit (no name, no phone)."""
     return [
@@ -375,5 +467,6 @@ _ROWS_OF: Mapping[str, Callable[[Mapping[str, Any]], list[Change]]] = {
     "HouseholdRegistryRecorded": registry_rows,
     "RiskAssessed": risk_rows,
     "CadreRegistryRecorded": cadre_rows,
+    "ReviewDecided": review_rows,
     "OperatorActionRecorded": operator_action_rows,
 }

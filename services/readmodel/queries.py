@@ -31,26 +31,34 @@ async def review_queue(
     township: str | None = None,
     limit: int = QUEUE_LIMIT,
 ) -> list[dict[str, Any]]:
-    """FLAGGED and VERIFYING households in `townships` (and `township` if given), with when
-    their current risk cycle began: the first assessment after the last one without a category
-    (a household never without risk since its first assessment: its first one). Ordered with the
-    households the monitor calls decision-overdue first, then the oldest cycle first."""
+    """FLAGGED and VERIFYING households in `townships` (and `township` if given), and those
+    whose entry or exit procedure is under way, with when their current risk cycle began: the
+    first assessment after the last one without a category (a household never without risk
+    since its first assessment: its first one), and the procedure's step (`awaiting` and its
+    `step_due`, the notice's end; all None without one). Ordered with the households the
+    monitor calls decision- or step-overdue first, then the oldest cycle first."""
     rows = await pool.fetch(
         """SELECT h.household_id, h.township, h.village, h.category, h.level,
                h.workflow_status, h.policy_version, h.assessed_at, h.overdue, h.reasons,
-               h.responsible_cadre_id,
+               h.responsible_cadre_id, p.direction, p.awaiting, p.since AS step_since,
+               p.due AS step_due, p.notice_start, p.notice_ends, p.objections,
+               coalesce(p.step_overdue, false) AS step_overdue,
                (SELECT min(a.assessed_at) FROM assessments a
                  WHERE a.household_id = h.household_id
                    AND a.assessed_at > COALESCE(
                        (SELECT max(b.assessed_at) FROM assessments b
                          WHERE b.household_id = h.household_id AND b.category IS NULL),
                        '-infinity'::timestamptz)) AS cycle_started
-        FROM households h
-        WHERE h.workflow_status = ANY($1::text[])
+        FROM households h LEFT JOIN household_procedures p USING (household_id)
+        -- each side by its own index (an OR across the join would read every household)
+        WHERE h.household_id IN (
+                SELECT household_id FROM households WHERE workflow_status = ANY($1::text[])
+                UNION
+                SELECT household_id FROM household_procedures WHERE awaiting IS NOT NULL)
           AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
           AND ($3::text IS NULL OR h.township = $3)
-        ORDER BY (h.overdue ? 'decision_overdue') DESC, cycle_started NULLS LAST,
-                 h.household_id
+        ORDER BY (h.overdue ? 'decision_overdue' OR coalesce(p.step_overdue, false)) DESC,
+                 cycle_started NULLS LAST, h.household_id
         LIMIT $4""",
         list(REVIEW_STATUSES),
         _towns(townships),

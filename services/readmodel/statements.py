@@ -104,6 +104,51 @@ UPSERTS: Mapping[str, Upsert] = {
         conflict="""\
         ON CONFLICT (assessment_id) DO NOTHING""",
     ),
+    # Where the household stands in its procedure: the newest assessment's word, by as_of (ties
+    # to the last applied), as household_risk keeps the rest of it.
+    "household_procedure": Upsert(
+        table="household_procedures",
+        insert="""\
+        INSERT INTO household_procedures AS p (household_id, assessed_at, assessment_id,
+            direction, awaiting, since, due, notice_start, notice_ends, objections, steps,
+            step_overdue, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, now()",
+        conflict="""\
+        ON CONFLICT (household_id) DO UPDATE SET
+            assessed_at = EXCLUDED.assessed_at, assessment_id = EXCLUDED.assessment_id,
+            direction = EXCLUDED.direction, awaiting = EXCLUDED.awaiting,
+            since = EXCLUDED.since, due = EXCLUDED.due, notice_start = EXCLUDED.notice_start,
+            notice_ends = EXCLUDED.notice_ends, objections = EXCLUDED.objections,
+            steps = EXCLUDED.steps, step_overdue = EXCLUDED.step_overdue, updated_at = now()
+        WHERE EXCLUDED.assessed_at >= p.assessed_at""",
+    ),
+    # An exception that took effect, once per household, decision and code: the first
+    # assessment that carried it dates it and gives its message, whatever order they arrive in.
+    "procedure_exception": Upsert(
+        table="procedure_exceptions",
+        insert="""\
+        INSERT INTO procedure_exceptions AS e (exception_id, household_id, decision_event_id,
+            code, message, event_ids, assessment_id, first_seen_at, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6::jsonb, $7, $8, now()",
+        conflict="""\
+        ON CONFLICT (exception_id) DO UPDATE SET
+            message = EXCLUDED.message, event_ids = EXCLUDED.event_ids,
+            assessment_id = EXCLUDED.assessment_id, first_seen_at = EXCLUDED.first_seen_at,
+            updated_at = now()
+        WHERE (EXCLUDED.first_seen_at, EXCLUDED.assessment_id)
+            < (e.first_seen_at, e.assessment_id)""",
+    ),
+    # A review decision, once (its event id): the steps a procedure lists, named.
+    "review_step": Upsert(
+        table="review_steps",
+        insert="""\
+        INSERT INTO review_steps (event_id, household_id, decision, outcome, exception,
+            category, body, approving_level, notice_start, notice_days, actor, occurred_at,
+            recorded_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13",
+        conflict="""\
+        ON CONFLICT (event_id) DO NOTHING""",
+    ),
     "household_visit": Upsert(
         table="households",
         insert="""\

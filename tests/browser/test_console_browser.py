@@ -91,6 +91,16 @@ async def test_a_reviewer_walks_the_queue_to_a_household_and_records_a_decision(
     household = console_system.households["soon"]
     rows = page.locator("table.queue tbody tr")
     assert await rows.nth(0).locator("a").first.inner_text() == console_system.households["overdue"]
+    # a household in its entry procedure: the step it awaits, with the notice's countdown
+    in_notice = rows.filter(has_text=console_system.households["later"]).locator("td.step")
+    assert "公示中" in await in_notice.inner_text()
+    assert "公示还剩 4 天" in await in_notice.inner_text()
+    await page.get_by_role("link", name=console_system.households["later"], exact=True).click()
+    await page.wait_for_url(f"**/households/{console_system.households['later']}")
+    await checked(page, "household-procedure", tmp_path)
+    assert await page.locator("#procedure").inner_text() == "识别和退出程序"
+    await page.go_back()
+    await page.wait_for_url("**/queue")
     await page.get_by_role("link", name=household, exact=True).click()
     await page.wait_for_url(f"**/households/{household}")
     await checked(page, "household", tmp_path)

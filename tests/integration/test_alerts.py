@@ -35,7 +35,7 @@ from services.contract.topics import TopicLayout, topic_for
 from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import LOOPBACK, free_ports
 from tests.integration import observability as obs
-from tests.records import Record, approved, at, registry
+from tests.records import Record, approved, at, registry, risk
 from tests.scrape_fixture import SCRAPE_FIXTURE, promtool_input_series, signature, unknown_series
 from tests.scrape_fixture import recorded as fixture
 from tests.seed_households import marginal, zhou_uremia
@@ -46,6 +46,7 @@ CODEC = Codec.default()
 TOWNSHIP = "鹤游镇"  # the records' default township
 HOUSEHOLD_ALERTS = ("HouseholdDecisionOverdue", "MonitoredHouseholdNotVisited",
                     "HouseholdProblemOverdue")  # fmt: skip
+PROCEDURE_ALERTS = ("ProcedureStepOverdue", "ExceptionRecorded")
 # Jobs of deploy/prometheus/prometheus.yml the test does not run, and why.
 NOT_RUN = {"kafka-exporter": "a container image (danielqsj/kafka-exporter), not a process here"}
 # Dashboard queries that may return nothing after this workload, and why.
@@ -77,8 +78,25 @@ def scenario(prefix: str) -> tuple[list[Record], str]:
         *zhou_uremia(monitored),
         *approved(monitored, at("2020-05-16", 20), "INCLUDE", "UNSTABLE_LIFTED"),
         registry(problem, at("2019-12-31"), baseline=(2019, 9000)),
+        procedure_assessment(f"{prefix}-procedure"),
     ]
     return records, problem
+
+
+def procedure_assessment(household_id: str) -> Record:
+    """The monitoring fold's word on a household whose entry procedure awaits the township's
+    review since 2020 (long overdue) after an exception: written straight to household.risk,
+    as the worker would once it computes procedures (it writes none yet). No registry record,
+    so the worker never assesses it again (and its township is unknown: label "")."""
+    decided = at("2020-06-01")
+    return risk(household_id, decided, category=None, workflow="VERIFYING",
+                overdue=["procedure_step_overdue"],
+                reasons=[{"code": "procedure_exception", "event_ids": [f"{household_id}-d1"],
+                          "message": "NOTICE skipped with the county's approval"}],
+                procedure={"direction": "ENTRY", "awaiting": "TOWNSHIP_REVIEW",
+                           "since": decided, "due": decided.date(), "notice_start": None,
+                           "notice_ends": None, "objections": 0,
+                           "steps": [f"{household_id}-d1"]})  # fmt: skip
 
 
 async def produce(bootstrap: str, records: list[Record]) -> None:
@@ -86,7 +104,8 @@ async def produce(bootstrap: str, records: list[Record]) -> None:
     await producer.start()
     try:
         for event_type, record in records:
-            topic = topic_for(f"shouwang.events.{event_type}").name
+            topic = ("household.risk" if event_type == "RiskAssessed"  # the worker's output
+                     else topic_for(f"shouwang.events.{event_type}").name)  # fmt: skip
             await producer.send(topic, key=record["household_id"].encode(),
                                 value=CODEC.encode(event_type, record))  # fmt: skip
         # A record no one can decode: monitoring dead-letters it, the projector skips it.
@@ -175,6 +194,23 @@ async def test_household_alerts_fire_and_every_panel_has_data(
         print(json.dumps(sorted(alerts, key=lambda a: a["labels"]["alertname"]),
                          ensure_ascii=False, indent=1))  # fmt: skip
         counts = {a["labels"]["alertname"]: float(a["value"]) for a in alerts}
+
+        def procedure_firing() -> list[dict]:
+            data = obs.api(prometheus, "/api/v1/alerts") or {"alerts": []}
+            alerts = [a for a in data["alerts"] if a["labels"]["alertname"] in PROCEDURE_ALERTS]
+            names = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+            return alerts if names == set(PROCEDURE_ALERTS) else []
+
+        procedure = obs.until(
+            procedure_firing,
+            180,
+            f"{PROCEDURE_ALERTS} to fire",
+            processes,
+            lambda: json.dumps(obs.api(prometheus, "/api/v1/alerts")),
+        )
+        labels = {a["labels"]["alertname"]: a["labels"] for a in procedure}
+        assert labels["ProcedureStepOverdue"]["awaiting"] == "township_review"
+        assert labels["ExceptionRecorded"]["code"] == "procedure_exception"
         assert all(a["labels"]["township"] == TOWNSHIP for a in alerts)
         # One household each; the problem household's visit also flagged it (a medical check
         # not secured, income under the line), so two await a decision.

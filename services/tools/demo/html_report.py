@@ -101,6 +101,12 @@ def render_html(report: Mapping[str, Any]) -> str:
         ),
         table("epidemic five visits, five helps (county)", report["campaign"]["county"]),
         table(
+            "entry and exit procedure: households by the step they await",
+            report["procedure"]["by_step"],
+        ),
+        table("procedure steps overdue", report["procedure"]["overdue_by_step"]),
+        table("decisions taken by exception", report["exceptions"]["by_code"]),
+        table(
             "rectification by township, lowest first (rectified / found)",
             {
                 t or "(unknown)": f"{v['rectified']:,} / {v['found']:,} ({_pct(v['rate'])})"

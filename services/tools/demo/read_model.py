@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from services.readmodel import procedure_queries
 from services.readmodel.campaign import campaign_totals
+
+EXCEPTIONS_LISTED = 20  # the report names the first exceptions; the API lists them all
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,12 @@ class ReadModelFacts:
     # (category, workflow_status, re-review overdue, households): households a policy switch
     # carried over (their current reasons hold a policy_transition)
     transitions: list[tuple[str | None, str, bool, int]] = field(default_factory=list)
+    # the entry and exit procedure by township, direction and awaited step, with how many are
+    # overdue (`procedure_queries.procedure_counts`, the operator API's query)
+    procedures: list[dict[str, Any]] = field(default_factory=list)
+    # exceptions by township and code, and the first EXCEPTIONS_LISTED of them
+    exception_counts: list[dict[str, Any]] = field(default_factory=list)
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def read_facts(database_url: str) -> ReadModelFacts:
@@ -78,6 +88,10 @@ async def read_facts(database_url: str) -> ReadModelFacts:
             )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
             campaign = await campaign_totals(conn, None)  # the operator API's query
+            today = dt.datetime.now(dt.UTC).date()  # as the operator API reckons overdue
+            procedures = await procedure_queries.procedure_counts(conn, today, None)
+            exception_counts = await procedure_queries.exception_counts(conn, None)
+            exceptions = await procedure_queries.exceptions(conn, None, limit=EXCEPTIONS_LISTED)
     finally:
         await conn.close()
     return ReadModelFacts(
@@ -91,4 +105,7 @@ async def read_facts(database_url: str) -> ReadModelFacts:
         campaign=campaign,
         problems_by_township=[tuple(r) for r in by_township],
         transitions=[tuple(r) for r in transitions],
+        procedures=procedures,
+        exception_counts=exception_counts,
+        exceptions=exceptions,
     )

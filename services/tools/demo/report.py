@@ -3,6 +3,9 @@
 `build_report` returns plain JSON-able data (the report's JSON twin, which the end-to-end test
 checks against the read model); `render_text` prints it for the terminal; the HTML page is made
 from the same data by `services.tools.demo.html_report`.
+
+Long because each section's numbers and its lines of text sit in one file, so a figure can be
+followed from the facts to the terminal without jumping between modules.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def build_report(
         "problems": _problems(facts),
         "campaign": _campaign(facts),
         "transition": _transition(facts),
+        "procedure": _procedure(facts),
+        "exceptions": _exceptions(facts),
         "timeline": category_timeline(assessments, run.campaign_start, run.campaign_end),
         "read_model": {"rejected_records": facts.rejects},
     }
@@ -217,6 +222,49 @@ def _campaign(facts: ReadModelFacts) -> dict[str, Any]:
     }
 
 
+def _procedure(facts: ReadModelFacts) -> dict[str, Any]:
+    """Households in the entry and exit procedure: in public notice, awaiting the township's
+    review or the county's approval (and the steps before), overdue, by township."""
+    by_step: Counter[str] = Counter()
+    overdue: Counter[str] = Counter()
+    by_township: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in facts.procedures:
+        by_step[row["awaiting"]] += row["households"]
+        overdue[row["awaiting"]] += row["overdue"]
+        by_township[row["township"] or "unknown"][row["awaiting"]] += row["households"]
+    return {
+        "in_notice": by_step["notice_running"],
+        "awaiting_township_review": by_step["township_review"],
+        "awaiting_county_approval": by_step["county_approval"],
+        "by_step": _sorted(by_step),
+        "overdue": sum(overdue.values()),
+        "overdue_by_step": _sorted(overdue),
+        "by_township": {t: _sorted(c) for t, c in sorted(by_township.items())},
+    }
+
+
+def _exceptions(facts: ReadModelFacts) -> dict[str, Any]:
+    """Decisions that took effect by exception (policy_exception, procedure_exception)."""
+    by_code: Counter[str] = Counter()
+    for row in facts.exception_counts:
+        by_code[row["code"]] += row["exceptions"]
+    return {
+        "total": sum(by_code.values()),
+        "by_code": _sorted(by_code),
+        "first": [
+            {
+                "household_id": e["household_id"],
+                "township": e["township"],
+                "code": e["code"],
+                "decision_event_id": e["decision_event_id"],
+                "message": e["message"],
+                "recorded_at": e["recorded_at"].isoformat(),
+            }
+            for e in facts.exceptions
+        ],
+    }
+
+
 def _figures(row: Mapping[str, Any]) -> dict[str, int]:
     return {k: v for k, v in row.items() if k not in ("township", "total")}
 
@@ -314,6 +362,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         f"({_pct(problems['rectification_rate'])}), open {problems['open']:,}",
         *_campaign_lines(report["campaign"]["county"]),
         *_transition_lines(report["transition"]),
+        *_procedure_lines(report["procedure"], report["exceptions"]),
         "rectification by township, lowest first (rectified / found): "
         + (
             ", ".join(
@@ -365,6 +414,23 @@ def _transition_lines(t: Mapping[str, Any]) -> list[str]:
         + _inline(t["by_category"])
         + f"; re-review past due: {t['rereview_overdue']:,}"
     ]
+
+
+def _procedure_lines(p: Mapping[str, Any], e: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"entry and exit procedure: in public notice {p['in_notice']:,}, awaiting township "
+        f"review {p['awaiting_township_review']:,}, awaiting county approval "
+        f"{p['awaiting_county_approval']:,} " + _inline(p["by_step"]) + f"; steps overdue "
+        f"{p['overdue']:,}",
+        f"exceptions (decisions taken by exception): {e['total']:,} " + _inline(e["by_code"]),
+    ]
+    lines += [
+        f"  {x['household_id']} ({x['township'] or 'unknown'}) {x['code']}: {x['message']}"
+        for x in e["first"]
+    ]
+    if e["total"] > len(e["first"]):
+        lines.append(f"  ... and {e['total'] - len(e['first']):,} more (/v1/exceptions)")
+    return lines
 
 
 def _inline(counts: Mapping[str, int]) -> str:

@@ -10,7 +10,7 @@ are scripted (`named_households`); every other story is drawn at random (`decisi
 from __future__ import annotations
 
 from services.tools.simulation import records as rec
-from services.tools.simulation.aftercare import rereview_after_switch
+from services.tools.simulation.aftercare import eliminate, rereview_after_switch
 from services.tools.simulation.campaign_plan import CampaignPlan, Planned
 from services.tools.simulation.circumstances import draw_hardships, draw_latent, registry_changes
 from services.tools.simulation.county import County, Household, rng_for
@@ -57,3 +57,4 @@ def _household(campaign: CampaignPlan, household: Household) -> None:
     rereview_after_switch(campaign, story, first_record)
     follow_ups(campaign, story)
     walk_visits(campaign, story)
+    eliminate(campaign, story, first_record)

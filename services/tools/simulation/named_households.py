@@ -144,7 +144,7 @@ def _review(campaign: CampaignPlan, story: Story, category: str, reason: str) ->
         "COUNTY",
         "COUNTY",
         category,
-        reason + "；病情危重，县级特批当天纳入，事后补评议公示",
+        reason + "；县级特批当天纳入，事后补评议公示",
         "county:poverty-office",
         hour=21,
         exception=True,

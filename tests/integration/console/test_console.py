@@ -126,10 +126,23 @@ async def test_the_queue_shows_the_reviewers_townships_overdue_first(http, conso
     assert all(p > 0 for p in positions) and positions == sorted(positions), positions
     assert h["elsewhere"] not in text
     assert "已逾期" in text and "边缘易致贫户" in text and "大病" in text
-    # 15 days from flag to decision in dianjiang-2020: 10 days in, 5 left; 3 days in, 12 left
+    # 15 days from flag to decision in dianjiang-2020: 10 days in, 5 left; "later" is in its
+    # entry procedure: in public notice, 4 days of it left, the township's review due in 9 days
     rows = {name: text[text.find(h[name]) :].split("</tr>", 1)[0] for name in ("soon", "later")}
     assert '<td class="due">5<br>' in rows["soon"], rows["soon"]
-    assert '<td class="due">12<br>' in rows["later"], rows["later"]
+    assert '<td class="step">—</td>' in rows["soon"], rows["soon"]
+    assert '<td class="due">9<br>' in rows["later"], rows["later"]
+    assert "公示中" in rows["later"] and "公示还剩 4 天" in rows["later"], rows["later"]
+    assert "识别程序" in rows["later"], rows["later"]
+
+    status, text = await page(http, console_system, f"/households/{h['later']}")
+    assert status == 200
+    assert "识别和退出程序" in text and "公示中" in text and "公示还剩 4 天" in text
+    assert f"{h['later']}-deliberation" in text and f"{h['later']}-notice" in text  # steps
+    assert "村民代表评议 · 通过" in text and "village-shuijing" in text  # the step, named
+    assert "程序例外" in text and "APPLY skipped" in text  # the exception with its message
+    status, text = await page(http, console_system, f"/households/{h['soon']}")
+    assert "当前无进行中的程序。" in text
 
 
 async def test_an_operator_sees_every_township_and_filters_by_one(http, console_system):
@@ -139,6 +152,12 @@ async def test_an_operator_sees_every_township_and_filters_by_one(http, console_
     assert status == 200 and h["elsewhere"] in text and h["overdue"] in text
     status, text = await page(http, console_system, f"/queue?township={console_system.town_b}")
     assert status == 200 and h["elsewhere"] in text and h["overdue"] not in text
+    # a monitored household whose exit awaits the county: in the queue, not overdue (a
+    # monitored household has no flag-to-decision deadline, and the policy set no last day)
+    status, text = await page(http, console_system, f"/queue?township={console_system.town_a}-exit")
+    row = text[text.find(h["exit"]) :].split("</tr>", 1)[0]
+    assert status == 200 and "县级审定" in row and "退出程序" in row, row
+    assert "已逾期" not in row and '<td class="due">—' in row, row
 
 
 async def test_a_reviewer_of_another_township_gets_the_403_page(http, console_system):

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.platform.kafka.log import KafkaLog, Range
-from services.platform.kafka.records_at import records_at
+from services.platform.kafka.records_at import RecordReader, records_at
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,14 @@ async def test_listed_offsets_and_a_keys_tail_are_what_a_whole_read_keeps(kafka_
     # a tail from the start reads the partition whole for the key
     found = await records_at(kafka_bootstrap, {}, {(topic, 0): 0}, keys[0])
     assert found == [r for r in whole if r.partition == 0 and r.key == keys[0]]
+    # one reader, read after read, gives each read's records (its consumer kept between them)
+    reader = RecordReader(kafka_bootstrap, [topic])
+    try:
+        assert await reader.read({(topic, 1): listed}, {(topic, 1): cut}, key) == mine
+        assert await reader.read({(topic, 0): [r.offset for r in others]}) == others
+        assert await reader.read({(topic, 1): listed}, {(topic, 1): cut}, key) == mine
+    finally:
+        await reader.close()
     # nothing asked, or a partition the topic does not have: nothing read
     assert await records_at(kafka_bootstrap, {}) == []
     assert await records_at(kafka_bootstrap, {(topic, 9): [0]}) == []

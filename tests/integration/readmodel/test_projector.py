@@ -301,12 +301,16 @@ async def test_the_history_page_reads_a_households_records_by_their_positions_an
             await producer.stop()
         policies = load_policies()
         as_of = NOW + 3 * DAY
-        by_positions = await HistoryReader(kafka_bootstrap, layout, policies, pool).read(
-            target, as_of
-        )
+        reader = HistoryReader(kafka_bootstrap, layout, policies, pool)
+        try:
+            by_positions = await reader.read(target, as_of)
+            again = await reader.read(target, as_of)  # on the consumer kept from the first
+        finally:
+            await reader.close()
         whole = await HistoryReader(kafka_bootstrap, layout, policies).read(target, as_of)
     finally:
         await pool.close()
+    assert again == by_positions
     assert by_positions is not None and whole is not None
     assert len(whole.events) == 7  # the five positioned records, the income and the visit
     assert by_positions.events == whole.events

@@ -21,6 +21,7 @@ from services.platform.postgres.migrate import apply_migrations
 from services.readmodel.metrics import ProjectorMetrics
 from services.readmodel.projection import TOPICS, rows_for
 from services.readmodel.projector import Projector, ProjectorConfig
+from tests import records
 from tests.integration.readmodel.test_projector import (
     NOW,
     registry_record,
@@ -38,6 +39,9 @@ TABLES = {
     "problems": "problem_id",
     "secured_checks": "household_id, kind, visit_id",
     "cadres": "cadre_id",
+    "household_procedures": "household_id",
+    "procedure_exceptions": "exception_id",
+    "review_steps": "event_id",
     "projection_positions": "projection, topic, partition",
     "projection_rejects": "projection, topic, partition, kafka_offset",
 }
@@ -61,6 +65,19 @@ async def two_databases(database_url: str) -> AsyncIterator[tuple[str, str]]:
         await admin.close()
 
 
+def procedure_risk(household_id: str, at: dt.datetime, awaiting: str | None) -> records.Record:
+    """An assessment with the household's procedure awaiting `awaiting` (None: none under way)
+    and an exception whose message says which assessment carried it."""
+    procedure = None if awaiting is None else {
+        "direction": "ENTRY", "awaiting": awaiting, "since": at, "due": at.date(),
+        "notice_start": None, "notice_ends": None, "objections": 0, "steps": [awaiting],
+    }  # fmt: skip
+    reasons = [{"code": "procedure_exception", "message": f"as of {at.isoformat()}",
+                "event_ids": [f"{household_id}-decision"]}]  # fmt: skip
+    return records.risk(household_id, at, workflow="VERIFYING", procedure=procedure,
+                        reasons=reasons, label=f"procedure/{at.isoformat()}")  # fmt: skip
+
+
 def colliding_records(codec: Codec) -> list[tuple[str, bytes]]:
     """(topic, frame) pairs that hit the same keys many times within one batch."""
     day = dt.timedelta(days=1)
@@ -73,6 +90,11 @@ def colliding_records(codec: Codec) -> list[tuple[str, bytes]]:
         resent = risk_record(hid, NOW + 2 * day)
         for at in (NOW + day, NOW - day, NOW + 3 * day):
             out.append(("household.risk", codec.encode(*risk_record(hid, at))))
+        # the procedure's word, out of order: the newest (NOW + 4 days) awaits township review;
+        # the exception is dated by the earliest (NOW - 2 days) whatever order they come in
+        for at, awaiting in ((NOW + day, "NOTICE"), (NOW + 4 * day, "TOWNSHIP_REVIEW"),
+                             (NOW - 2 * day, None), (NOW, "VILLAGE_DELIBERATION")):  # fmt: skip
+            out.append(("household.risk", codec.encode(*procedure_risk(hid, at, awaiting))))
         for _ in range(2):  # the same assessment event twice (a producer retry)
             out.append(("household.risk", codec.encode(*resent)))
         for step, at in [
@@ -165,8 +187,16 @@ async def test_bulk_apply_writes_the_rows_one_statement_per_row_writes(two_datab
     households = {r["household_id"]: r for r in got["households"]}
     # sanity on the crafted keys: newest registry row (the later of a tie), newest assessment
     assert households["bulk-h0"]["labourers"] == 5
-    assert households["bulk-h0"]["assessed_at"] == NOW + dt.timedelta(days=3)
-    assert households["bulk-h0"]["events_projected"] == 5 + 5
+    assert households["bulk-h0"]["assessed_at"] == NOW + dt.timedelta(days=4)
+    assert households["bulk-h0"]["events_projected"] == 5 + 5 + 4
+    procedures = {r["household_id"]: r for r in got["household_procedures"]}
+    assert procedures["bulk-h0"]["awaiting"] == "township_review"
+    assert procedures["bulk-h0"]["assessed_at"] == NOW + dt.timedelta(days=4)
+    exceptions = {r["exception_id"]: r for r in got["procedure_exceptions"]}
+    first = exceptions["bulk-h0/bulk-h0-decision/procedure_exception"]
+    assert first["first_seen_at"] == NOW - 2 * dt.timedelta(days=1)
+    assert first["message"] == f"as of {(NOW - 2 * dt.timedelta(days=1)).isoformat()}"
+    assert got["review_steps"]  # the county's review decisions
     statuses = {r["measure_id"]: r["status"] for r in got["measures"]}
     assert statuses["bulk-h0-m"] == "cancelled"
     assert len(got["households"]) > 50 and got["measure_steps"] and got["problems"]

@@ -70,6 +70,19 @@ def test_a_decision_of_today_happens_now_and_an_earlier_one_at_noon_in_china():
     assert errors == [] and record["occurred_at"] == "2026-03-01T12:00:00+08:00"
 
 
+def test_the_procedures_steps_carry_their_outcome_and_an_exception_its_reason():
+    record, errors = decision_record(
+        "H-1", form(decision="TOWNSHIP_REVIEW", category=None, outcome="RETURNED"), NOW
+    )
+    assert errors == [] and record["outcome"] == "RETURNED" and "exception" not in record
+    record, errors = decision_record(
+        "H-1", form(exception="1", reason="公示期间无异议，县里特批"), NOW
+    )
+    assert errors == [] and record["exception"] is True and "outcome" not in record
+    record, _ = decision_record("H-1", form(), NOW)  # a plain decision: the body as before
+    assert "outcome" not in record and "exception" not in record
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -84,6 +97,11 @@ def test_a_decision_of_today_happens_now_and_an_earlier_one_at_noon_in_china():
         ({"notice_days": "5"}, "notice_start"),
         ({"event_id": "not-a-uuid"}, "event_id"),
         ({"reason": "长" * 1001}, "reason"),
+        ({"decision": "TOWNSHIP_REVIEW"}, "outcome"),
+        ({"decision": "VILLAGE_DELIBERATION", "outcome": "MAYBE"}, "outcome"),
+        ({"outcome": "PASSED"}, "outcome"),
+        ({"exception": "1"}, "reason"),
+        ({"decision": "NOTICE", "exception": "1", "reason": "why"}, "exception"),
     ],
 )
 def test_each_wrong_field_is_named(changes, field):

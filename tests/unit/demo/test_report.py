@@ -206,3 +206,47 @@ def test_households_carried_over_by_the_policy_switch_are_reported() -> None:
     assert "carried over by the policy switch, by category now" in render_html(report)
     # a run that does not cross a switch says nothing about one
     assert "carried over" not in render_text(build_report(FACTS, RUN))
+
+
+def test_the_procedure_and_the_exceptions_are_reported() -> None:
+    procedures = [
+        {"township": "鹤游镇", "direction": "entry", "awaiting": "notice_running",
+         "households": 2, "overdue": 0},
+        {"township": "鹤游镇", "direction": "entry", "awaiting": "township_review",
+         "households": 1, "overdue": 1},
+        {"township": "大石乡", "direction": "exit", "awaiting": "county_approval",
+         "households": 3, "overdue": 0},
+        {"township": "大石乡", "direction": "entry", "awaiting": "county_approval",
+         "households": 1, "overdue": 1},
+    ]  # fmt: skip
+    counts = [
+        {"township": "鹤游镇", "code": "policy_exception", "exceptions": 2},
+        {"township": "大石乡", "code": "procedure_exception", "exceptions": 1},
+    ]
+    first = [
+        {"household_id": "H-1", "township": "大石乡", "code": "procedure_exception",
+         "decision_event_id": "d-1", "message": "notice skipped, county approved",
+         "recorded_at": dt.datetime(2020, 6, 1, tzinfo=dt.UTC)},
+    ]  # fmt: skip
+    facts = dataclasses.replace(
+        FACTS, procedures=procedures, exception_counts=counts, exceptions=first
+    )
+    report = build_report(facts, RUN)
+    assert report["procedure"]["in_notice"] == 2
+    assert report["procedure"]["awaiting_township_review"] == 1
+    assert report["procedure"]["awaiting_county_approval"] == 4
+    assert report["procedure"]["overdue"] == 2
+    assert report["procedure"]["by_township"]["大石乡"] == {"county_approval": 4}
+    assert report["exceptions"]["by_code"] == {"policy_exception": 2, "procedure_exception": 1}
+    text = render_text(report)
+    assert (
+        "entry and exit procedure: in public notice 2, awaiting township review 1, awaiting "
+        "county approval 4" in text
+    )
+    assert "steps overdue 2" in text
+    assert "exceptions (decisions taken by exception): 3 " in text
+    assert "H-1 (大石乡) procedure_exception: notice skipped, county approved" in text
+    assert "... and 2 more (/v1/exceptions)" in text
+    assert "decisions taken by exception" in render_html(report)
+    empty = render_text(build_report(FACTS, RUN))
+    assert "in public notice 0" in empty and "exceptions (decisions taken by exception): 0" in empty

@@ -1,4 +1,4 @@
-"""The Grafana dashboard is valid JSON with the three sections, and provisioning finds it."""
+"""The Grafana dashboard is valid JSON with its four sections, and provisioning finds it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 GRAFANA = Path(__file__).resolve().parents[3] / "deploy" / "grafana"
 
 
-def test_the_dashboard_has_overview_drill_down_and_pipeline_health():
+def test_the_dashboard_has_overview_drill_down_pipeline_health_and_procedure():
     dashboard = json.loads((GRAFANA / "dashboards" / "shouwang-county.json").read_text("utf-8"))
     assert dashboard["uid"] and dashboard["title"]
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
@@ -18,6 +18,7 @@ def test_the_dashboard_has_overview_drill_down_and_pipeline_health():
         "County overview",
         "Township drill-down",
         "Pipeline health",
+        "Entry and exit procedure",
     ]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))

@@ -9,7 +9,12 @@ from collections import defaultdict
 
 import pytest
 
+from services.audit.replay import Replay
 from services.contract.codec import Codec
+from services.monitoring.adapters.policy_files import load_policies
+from services.monitoring.domain.assess import assess
+from services.monitoring.domain.workflow import stage_at
+from services.platform.kafka.log import LogRecord
 from services.tools.simulation import SimulationParameters, generate
 from services.tools.simulation import records as rec
 from services.tools.simulation.aftercare import SWITCH
@@ -17,6 +22,8 @@ from services.tools.simulation.command import until_day
 from services.tools.simulation.parameters import CST, CampaignCalendar
 
 UNTIL = dt.date(2021, 6, 30)
+CODEC = Codec.default()
+POLICIES = load_policies()
 
 
 @pytest.fixture(scope="module")
@@ -52,29 +59,32 @@ def test_every_general_key_household_is_re_reviewed_after_the_switch(into_2021) 
     }
     assert general_key, "the seed county monitors general key households in 2020"
     for household in general_key:
-        after = [r for r in decisions[household] if _day(r["occurred_at"]) >= SWITCH]
+        after = [
+            r
+            for r in decisions[household]
+            if _day(r["occurred_at"]) >= SWITCH and r["decision"] == "INCLUDE"
+        ]
         assert len(after) == 1, household
         (decision,) = after
         assert decision["decision"] == "INCLUDE"
         assert decision["category"] in ("MARGINAL", "SUDDEN_HARDSHIP")
         assert (decision["body"], decision["approving_level"]) == ("COUNTY", "COUNTY")
         assert _day(decision["occurred_at"]) <= SWITCH + dt.timedelta(days=30)
-    # nobody else is decided on again in 2021: the other categories carry over unchanged
+    # nobody else is re-categorised in 2021: the other categories carry over unchanged
     others = [
         r
         for h, records in decisions.items()
         if h not in general_key
         for r in records
-        if _day(r["occurred_at"]) >= SWITCH
+        if _day(r["occurred_at"]) >= SWITCH and r["decision"] == "INCLUDE"
     ]
     assert others == []
 
 
 def test_the_records_after_the_campaign_are_valid_under_the_contract(into_2021) -> None:
-    codec = Codec.default()
     late = [e for e in into_2021 if _day(e.record["occurred_at"]) > CampaignCalendar().end]
     assert late
-    assert [(e.event_type, p) for e in late if (p := codec.validate(e.event_type, e.record))] == []
+    assert [(e.event_type, p) for e in late if (p := CODEC.validate(e.event_type, e.record))] == []
 
 
 def test_without_until_nothing_happens_after_the_campaign() -> None:
@@ -90,3 +100,42 @@ def test_until_before_the_campaign_ends_is_refused_with_the_reason() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="not a day written YYYY-MM-DD"):
         until_day("2021-13-01")
     assert until_day("2021-06-30") == UNTIL
+
+
+def test_qualifying_households_go_through_the_exit_procedure_the_policy_accepts(into_2021):
+    """Every elimination the simulation writes follows the exit procedure and meets the
+    policy's conditions: folded by monitoring's own code, none is a policy exception."""
+    decisions = defaultdict(list)
+    for e in into_2021:
+        if e.event_type == rec.REVIEW:
+            decisions[e.record["household_id"]].append(e.record)
+    eliminated = [h for h, rs in decisions.items() if any(r["decision"] == "ELIMINATE" for r in rs)]
+    assert eliminated, "households monitored since 2019 qualify in 2021"
+    for household in eliminated:
+        ordered = [
+            r["decision"] for r in sorted(decisions[household], key=lambda r: r["occurred_at"])
+        ]
+        steps = [d for d in ordered[ordered.index("PROPOSE_ELIMINATION") :] if d != "INCLUDE"]
+        assert steps == [
+            "PROPOSE_ELIMINATION", "VILLAGE_DELIBERATION", "NOTICE", "TOWNSHIP_REVIEW", "ELIMINATE"
+        ], household  # fmt: skip
+    replay = Replay(CODEC, POLICIES)
+    for n, e in enumerate(into_2021):
+        key = e.record.get("household_id", e.record.get("cadre_id", "")).encode()
+        replay.feed(LogRecord(e.topic.name, 0, n, 0, key, CODEC.encode(e.event_type, e.record)))
+    assert replay.rejected == []
+    end = dt.datetime.combine(UNTIL, dt.time(23), CST)
+    policy = POLICIES.for_date(UNTIL)
+    outcomes = {h: assess(replay.households[h].state, policy, end) for h in eliminated}
+    exceptions = [
+        (h, r.message)
+        for h, a in outcomes.items()
+        for r in a.reasons
+        if r.code in ("policy_exception", "invalid_transition")
+    ]
+    assert exceptions == []
+    for household in eliminated:  # each approval took effect (later risks may flag it again)
+        (approval,) = [r for r in decisions[household] if r["decision"] == "ELIMINATE"]
+        when = approval["occurred_at"]
+        stage = stage_at(replay.households[household].state, POLICIES.for_date(when.date()), when)
+        assert stage.status == "ELIMINATED", household

@@ -67,12 +67,13 @@ def test_the_stream_for_a_seed_is_pinned_across_changes_to_the_code():
     # into modules (issue 14). If you change the campaign on purpose, update it and say so.
     # Changed on purpose in issue 21: measure steps name the catalogue's measures and pools.
     # Changed on purpose in issue 17: an inclusion comes with the procedure's steps (village
-    # deliberation, public notice, township review); no random draw was added.
+    # deliberation, public notice, township review); no random draw was added. Then again: the
+    # named households' same-day exception no longer calls the marginal neighbour critically ill.
     stream = "".join(
         json_line(e) + "\n" for e in generate(SimulationParameters(seed=11, scale=0.01))
     )
     digest = hashlib.sha256(stream.encode()).hexdigest()
-    assert digest == "c5e324be83d1a678ca5af9ae2efd63b20734b66a99424763fe37ab875f0ece63"
+    assert digest == "9877620d044a56de5590f9243aa1a1d16cb70ae5daf9f9d5461254d3e3487a34"
 
 
 def test_different_seeds_give_different_streams():
