@@ -1,6 +1,7 @@
 """The console as it runs: `shouwang visits` and `shouwang console` as child processes on the
 session's broker and PostgreSQL, with households of two fresh townships in the read model and a
-token per role. Used by the console's integration tests and its browser tests."""
+token per role (a village committee's too, for one village of town A). Used by the console's
+integration tests and its browser tests."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class ConsoleSystem:
     town_a: str
     town_b: str
     households: dict[str, str]  # name -> household id
+    # the village of town A whose committee holds the "village" token: "later" lives there,
+    # the other households of town A in village V1
+    village: str = "水井村"
     secrets: dict[str, str] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)
     token_ids: dict[str, str] = field(default_factory=dict)
@@ -362,6 +366,11 @@ async def running_console(
             uuid.uuid4(),
         )
         await _seed_procedure(pool, households["later"])
+        await pool.execute(
+            "UPDATE households SET village = $2 WHERE household_id = $1",
+            households["later"],
+            system.village,
+        )
         await _seed_cadre_work(pool, f"cadre-{run}", town_a, households)
         await _seed_pools(pool, town_a, town_b, households)
         store = PostgresTokenStore(pool)
@@ -370,6 +379,9 @@ async def running_console(
             "reviewer": new_token("cadre", f"review-a-{run}", [town_a], ["ReviewDecided"]),
             "reviewer_b": new_token("cadre", f"review-b-{run}", [town_b], ["ReviewDecided"]),
             "cadre": new_token("cadre", f"cadre-{run}", [town_a]),
+            "village": new_token(
+                "cadre", f"village-a-{run}", [town_a], ["ReviewDecided"], villages=[system.village]
+            ),
             "feed": new_token("feed", f"feed-{run}", [], ["HardshipReported"]),
             "revoked": new_token("operator", f"op-revoked-{run}"),
             "auditor": new_token("auditor", f"audit-{run}"),

@@ -33,5 +33,4 @@ def msgids() -> set[str]:
                 found.add(message)
     for kind in LABELS.values():
         found.update(kind.values())
-    found.update(("Operator", "Reviewer", "Cadre", "Auditor"))  # role names, shown capitalised
     return found

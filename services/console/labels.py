@@ -136,6 +136,14 @@ LABELS: Mapping[str, Mapping[str, str]] = {
     },
     "direction": {"entry": "Entry procedure", "exit": "Exit procedure"},
     "outcome": {"PASSED": "Passed", "RETURNED": "Returned"},
+    # the console roles (roles.py), shown beside the holder
+    "role": {
+        "operator": "Operator",
+        "reviewer": "Reviewer",
+        "village": "Village committee",
+        "cadre": "Cadre",
+        "auditor": "Auditor",
+    },
 }
 
 

@@ -30,8 +30,10 @@ async def review_queue(
     townships: frozenset[str] | None,
     township: str | None = None,
     limit: int = QUEUE_LIMIT,
+    villages: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """FLAGGED and VERIFYING households in `townships` (and `township` if given), and those
+    """FLAGGED and VERIFYING households in `townships` (and `township` if given; and of
+    `villages`, a village committee's, if given), and those
     whose entry or exit procedure is under way, with when their current risk cycle began: the
     first assessment after the last one without a category (a household never without risk
     since its first assessment: its first one), and the procedure's step (`awaiting` and its
@@ -57,6 +59,7 @@ async def review_queue(
                 SELECT household_id FROM household_procedures WHERE awaiting IS NOT NULL)
           AND ($2::text[] IS NULL OR h.township = ANY($2::text[]))
           AND ($3::text IS NULL OR h.township = $3)
+          AND ($5::text[] IS NULL OR h.village = ANY($5::text[]))
         ORDER BY (h.overdue ? 'decision_overdue' OR coalesce(p.step_overdue, false)) DESC,
                  cycle_started NULLS LAST, h.household_id
         LIMIT $4""",
@@ -64,6 +67,7 @@ async def review_queue(
         _towns(townships),
         township,
         limit,
+        _towns(villages),
     )
     return _dicts(rows)
 

@@ -2,7 +2,9 @@
 record a decision and see it reach the log, then the measures and pools to a pool's queue and
 back to a household; the 403 page for another township's household; the problems board from
 the nav to a household, and a cadre's own; an auditor reading the queue and a household with no
-form to change anything; a form without its CSRF token refused; an operator opening a
+form to change anything; a village committee walking its village's queue to a household,
+recording an objection (offered only the village's steps) and refused another village's
+household; a form without its CSRF token refused; an operator opening a
 household's personal data, stating why. A screenshot of every page is saved under the
 test's temporary directory, and each page passes basic accessibility checks (a language, one
 h1, every field labelled, text contrast at least WCAG AA's 4.5:1)."""
@@ -262,4 +264,47 @@ async def test_an_operator_opens_a_households_personal_data_stating_why(
     await checked(page, "personal", tmp_path)
     assert body["personal"]["head_name"] in await page.inner_text("table.personal")
     assert await page.get_by_role("status").count() == 1  # the opening's record, named
+    await context.close()
+
+
+async def test_a_village_committee_records_its_villages_step_and_sees_no_other_village(
+    browser, console_system: ConsoleSystem, tmp_path: Path
+):
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, console_system, "village")
+    await page.wait_for_url("**/queue")  # its home: the overview counts whole townships
+    await checked(page, "village-queue", tmp_path)
+    assert "村委会" in await page.inner_text("header")
+    assert await page.get_by_role("link", name="全县概况").count() == 0
+    assert await page.get_by_role("link", name="问题整改看板").count() == 0
+    h = console_system.households
+    queue = await page.inner_text("table.queue")
+    assert h["later"] in queue and h["soon"] not in queue and h["overdue"] not in queue
+    await page.get_by_role("link", name=h["later"], exact=True).click()
+    await page.wait_for_url(f"**/households/{h['later']}")
+    await checked(page, "village-household", tmp_path)
+    assert "公示中" in await page.locator("dl.procedure").inner_text()
+    decision = page.get_by_label("决定", exact=True)
+    offered = await decision.locator("option").evaluate_all("os => os.map(o => o.value)")
+    assert offered == ["", "VILLAGE_DELIBERATION", "NOTICE", "OBJECTION"]
+    assert await page.get_by_label("查看理由（将被记录）").count() == 0  # no personal data
+    await decision.select_option("OBJECTION")
+    await page.get_by_label("依据").fill("有村民反映该户在县城有门面出租")
+    event_id = await page.locator('input[name="event_id"]').get_attribute("value")
+    await page.get_by_role("button", name="记录决定").click()
+    await page.wait_for_url(f"**/households/{h['later']}?recorded={event_id}")
+    await checked(page, "village-recorded", tmp_path)
+    record = await console_system.review_record(event_id)
+    assert record["actor"] == console_system.holders["village"]
+    assert (record["decision"], record["approving_level"], record["body"]) == (
+        "OBJECTION",
+        "VILLAGE",
+        "VILLAGE",
+    )
+
+    response = await page.goto(console_system.url(f"/households/{h['soon']}"))
+    assert response.status == 403  # village V1 of the same township
+    await checked(page, "village-forbidden", tmp_path)
+    assert "该农户不在您负责的村" in await page.inner_text("main")
     await context.close()

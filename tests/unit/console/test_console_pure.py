@@ -12,7 +12,15 @@ from babel.messages.pofile import read_po
 from services.console import labels
 from services.console.catalogue import msgids
 from services.console.i18n import catalogue_path, translations
-from services.console.roles import LoginRefused, may_decide, role_of
+from services.console.roles import (
+    VILLAGE_DECISIONS,
+    LoginRefused,
+    decision_choices,
+    may_decide,
+    may_open_personal,
+    may_read,
+    role_of,
+)
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
 from services.console.web import decision_record
@@ -101,7 +109,19 @@ def test_the_procedures_steps_carry_their_outcome_and_an_exception_its_reason():
         ({"decision": "VILLAGE_DELIBERATION", "outcome": "MAYBE"}, "outcome"),
         ({"outcome": "PASSED"}, "outcome"),
         ({"exception": "1"}, "reason"),
-        ({"decision": "NOTICE", "exception": "1", "reason": "why"}, "exception"),
+        (
+            {
+                "decision": "NOTICE",
+                "exception": "1",
+                "reason": "why",
+                "notice_start": "2026-03-01",
+                "notice_days": "5",
+            },
+            "exception",
+        ),
+        ({"decision": "NOTICE", "notice_days": "5"}, "notice_start"),
+        ({"decision": "NOTICE", "notice_start": "2026-03-01"}, "notice_days"),
+        ({"decision": "OBJECTION", "reason": "  "}, "reason"),
     ],
 )
 def test_each_wrong_field_is_named(changes, field):
@@ -156,3 +176,46 @@ def test_roles_come_from_the_token():
         role_of(new_token("feed", "f", [], ["HardshipReported"]))
     assert may_decide(reviewer, "A") and not may_decide(reviewer, "B")
     assert may_decide(operator, "B") and not may_decide(cadre, "A")
+
+
+def test_a_village_committee_reads_and_decides_its_villages_steps_only():
+    village = new_token("cadre", "v", ["A"], ["ReviewDecided"], villages=["水井村"])
+    role = role_of(village)
+    assert role.name == "village" and role.villages == {"水井村"} and role.townships == {"A"}
+    assert role.reads_queue and not role.reads_townships and not role.read_only
+    assert may_read(village, "A", "水井村") and may_decide(village, "A", "水井村")
+    # another village of its township, a household whose village is not known, another township
+    for township, other in (("A", "V1"), ("A", None), ("B", "水井村")):
+        assert not may_read(village, township, other) and not may_decide(village, township, other)
+    assert not may_open_personal(village, "A")  # roles.py says why
+    choices = decision_choices(role)
+    assert (
+        choices["decision"] == VILLAGE_DECISIONS == ("VILLAGE_DELIBERATION", "NOTICE", "OBJECTION")
+    )
+    assert choices["level"] == ("VILLAGE",) and choices["category"] == ()
+    assert set(choices["body"]) == {"VILLAGE", "SELF_CHECK_GROUP"}
+    assert (choices["default_body"], choices["default_level"]) == ("VILLAGE", "VILLAGE")
+    # a village service point (no ReviewDecided) records visits: a cadre, reading no household
+    service_point = new_token("cadre", "sp", ["A"], villages=["水井村"])
+    assert role_of(service_point).name == "cadre" and not may_read(service_point, "A", "水井村")
+    # the other roles' form is the whole vocabulary, as before
+    reviewer = role_of(new_token("cadre", "r", ["A"], ["ReviewDecided"]))
+    assert decision_choices(reviewer)["decision"] == labels.DECISIONS
+
+
+def test_a_village_step_carries_what_it_needs():
+    village = {"body": "VILLAGE", "approving_level": "VILLAGE", "category": None}
+    record, errors = decision_record(
+        "H-1", form(**village, decision="VILLAGE_DELIBERATION", outcome="PASSED"), NOW
+    )
+    assert errors == [] and record["outcome"] == "PASSED"
+    record, errors = decision_record(
+        "H-1",
+        form(**village, decision="NOTICE", notice_start="2026-03-02", notice_days="7"),
+        NOW,
+    )
+    assert errors == [] and (record["notice_start"], record["notice_days"]) == ("2026-03-02", 7)
+    record, errors = decision_record(
+        "H-1", form(**village, decision="OBJECTION", reason="收入未如实申报"), NOW
+    )
+    assert errors == [] and record["reason"] == "收入未如实申报"
