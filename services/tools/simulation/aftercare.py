@@ -113,7 +113,7 @@ def eliminate(campaign: CampaignPlan, story: Story, first_record: int) -> None:
     reason = f"入户核实：人均纯收入稳定高于{line}元，有劳动力，已享受帮扶措施，两不愁三保障无问题"
     day = proposed.astimezone(CST).date()
     campaign.review_step(
-        story, "PROPOSE_ELIMINATION", day, "REVIEW_GROUP", "VILLAGE", None, reason,
+        story, "PROPOSE_ELIMINATION", day, "REVIEW_GROUP", "TOWNSHIP", None, reason,
         f"review-group:{h.township}",
     )  # fmt: skip
     notice_days = r.randint(5, 7)

@@ -20,6 +20,7 @@ from services.tools.simulation import records as rec
 from services.tools.simulation.aftercare import SWITCH
 from services.tools.simulation.command import until_day
 from services.tools.simulation.parameters import CST, CampaignCalendar
+from services.visits.domain.levels import level_refusal
 
 UNTIL = dt.date(2021, 6, 30)
 CODEC = Codec.default()
@@ -85,6 +86,15 @@ def test_the_records_after_the_campaign_are_valid_under_the_contract(into_2021) 
     late = [e for e in into_2021 if _day(e.record["occurred_at"]) > CampaignCalendar().end]
     assert late
     assert [(e.event_type, p) for e in late if (p := CODEC.validate(e.event_type, e.record))] == []
+    # and the visits door takes each review decision from a token of its approving level, as
+    # the demo's sink posts it (body and level agreeing with that level)
+    refused = [
+        (e.record["decision"], e.record["body"], e.record["approving_level"], refusal)
+        for e in into_2021
+        if e.event_type == rec.REVIEW
+        and (refusal := level_refusal(e.record, e.record["approving_level"])) is not None
+    ]
+    assert refused == []
 
 
 def test_without_until_nothing_happens_after_the_campaign() -> None:
