@@ -27,6 +27,7 @@ from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 PROBLEM_JSON = "application/problem+json"
+LEVELS = ("village", "township", "county")
 COUNTS = ("count", "labour", "weak_labour", "students", "disabled", "chronically_ill", "elderly")
 # The refusals of the rules in `x-rules-beyond-schema` (services/visits/domain/validation.py,
 # BEYOND_SCHEMA), by field and message: JSON Schema cannot relate two values (a sum, an order,
@@ -62,6 +63,10 @@ BEYOND_SCHEMA = (
     ("personal.members[].member_id", "names no member of members.people"),
     ("personal.members[].member_id", "repeats an earlier entry"),
     ("rigid_expenditure_yuan", "must be 0 or equal expense.amount_yuan"),
+    # the procedure's level rule (services/visits/domain/levels.py): a decision's level and body
+    # against the token writing it
+    ("approving_level", "must be "),
+    *(("body", f"a {level}-level decision's body is one of ") for level in LEVELS),
 )
 _RECORD = re.compile(r"^records\[\d+\]\.")
 _INDEX = re.compile(r"\[\d+\]")

@@ -213,7 +213,8 @@ async def run(stack: PrivateStack, quick: bool, seed: int) -> Result:
         result.counts["flood"] = f"{flood_seconds:.0f} s"
         result.counts["operator_writes"] = sent
         result.counts["operator_2xx"] = f"{ok} ({share:.1%})"
-        result.counts["operator_p99_ms"] = round(late * 1000)
+        # none answered: no p99 to show (inf), and the checks below say why that fails
+        result.counts["operator_p99_ms"] = round(late * 1000) if math.isfinite(late) else "none"
         result.counts["operator_max_ms"] = round(max(latencies, default=0) * 1000)
         result.counts["operator_answers"] = dict(sorted(statuses.items()))
         result.counts["attacker_answers"] = dict(sorted(flood.answers.items()))

@@ -49,6 +49,19 @@ TOKEN_OF_LEVEL = {
 }
 
 
+# The level rule in words, as the OpenAPI document states it among the rules JSON Schema cannot
+# say (it relates the record to the token that writes it).
+LEVEL_RULE = (
+    "approving_level must be the level of the token writing the decision (an operator's token "
+    "is the county, a cadre token narrowed to villages a village, another reviewer's token its "
+    "township), and body one of that level's bodies (village: VILLAGE, SELF_CHECK_GROUP; "
+    "township: TOWNSHIP, REVIEW_GROUP; county: COUNTY, REVIEW_GROUP, AUDIT_GROUP); otherwise "
+    "422 naming the field. A decision of another level's (VILLAGE_DELIBERATION, NOTICE and "
+    "OBJECTION the village's, TOWNSHIP_REVIEW the township's, INCLUDE, REJECT, ELIMINATE, "
+    "KEEP_MONITORING and every exception the county's) is 403."
+)
+
+
 @dataclass(frozen=True)
 class LevelRefusal:
     """Why a decision is refused: 403 (the token's level may not make it) or 422 (a field

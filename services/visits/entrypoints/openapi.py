@@ -26,6 +26,7 @@ from services.visits.domain import grammar
 from services.visits.domain.applications import APPLICATION_FIELDS, REQUIRED
 from services.visits.domain.catalogued import MEASURE_STEP, catalogue_schema
 from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
+from services.visits.domain.levels import LEVEL_RULE
 from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
 from services.visits.domain.validation import beyond_schema, in_schema, stated
 
@@ -154,7 +155,10 @@ def _client_schema(codec: Codec, event_type: str, catalogue: Catalogue) -> dict[
         forms = [*forms, *measures["allOf"]]
     if forms:
         schema["allOf"] = forms
-    if beyond := beyond_schema(event_type):
+    beyond = beyond_schema(event_type)
+    if event_type == "shouwang.events.ReviewDecided":  # relates the record to its token
+        beyond = [*beyond, LEVEL_RULE]
+    if beyond:
         # Relations of values and the server's clock: in words, as JSON Schema cannot say them.
         schema["x-rules-beyond-schema"] = beyond
     return schema
