@@ -72,6 +72,10 @@ async def test_each_route_lands_on_its_topic(service: Service, slug: str) -> Non
         opened = unseal(record["personal_sealed"], subject, str(record["event_id"]), key)
         assert record["personal"] is None
         record = {**record, "personal": opened, "personal_sealed": None}
+        # an empty list (registry v3's members' data, its default) is not sealed: a record
+        # without members opens as it did before version 3 (contract.personal.seal)
+        personal = {k: v for k, v in expected["personal"].items() if v != []}
+        expected = {**expected, "personal": personal}
     assert normalised(record) == normalised(expected)
 
 
