@@ -218,7 +218,9 @@ class Projector:
                     )
                     self.metrics.skipped.labels("undecodable").inc()
                     continue
-                where = position_row(record.topic, record.partition, record.offset, record.key)
+                # records built by hand (tests, the bench) may carry no key: then no position
+                key = getattr(record, "key", None)
+                where = position_row(record.topic, record.partition, record.offset, key)
                 changes_of.append((record, changes if where is None else [*changes, where]))
             applied: dict[str, int] = defaultdict(int)
             if isolate:
