@@ -127,7 +127,11 @@ class RecordReader:
             # the reads here want an answer now, never new data.
             fetch_max_wait_ms=FETCH_WAIT_MS,
         )
-        await kafka_clients.start(consumer, self.bootstrap)
+        try:
+            await kafka_clients.start(consumer, self.bootstrap)
+        except BaseException:
+            await consumer.stop()  # e.g. a topic that does not exist: nothing left open
+            raise
         self._known = {t: consumer.partitions_for_topic(t) or set() for t in self.topics}
         self._consumer = consumer
         return consumer
