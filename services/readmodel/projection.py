@@ -189,6 +189,7 @@ def risk_rows(record: Mapping[str, Any]) -> list[Change]:
             ),
         ),
         procedure_row(record),
+        *cycle_rows(record),
         *exception_rows(record),
     ]
 
@@ -218,28 +219,58 @@ def procedure_row(record: Mapping[str, Any]) -> Change:
     )
 
 
+def cycle_rows(record: Mapping[str, Any]) -> list[Change]:
+    """The exceptions this assessment carries for its review cycle (v1 and v2 records name no
+    cycle: none, and their exceptions are never withdrawn)."""
+    if record.get("cycle") is None:
+        return []
+    carried = [exception_id(record, reason) for reason in exception_reasons(record)]
+    return [
+        (
+            "review_cycle",
+            (
+                record["household_id"],
+                record["cycle"],
+                record["as_of"],
+                record["event_id"],
+                json.dumps(carried),
+            ),
+        )
+    ]
+
+
+def exception_reasons(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [r for r in record["reasons"] if r["code"] in EXCEPTION_CODES]
+
+
+def decision_of(record: Mapping[str, Any], reason: Mapping[str, Any]) -> str:
+    """The decision an exception reason records: its first event (a reason naming none is
+    keyed by the assessment itself)."""
+    return str(reason["event_ids"][0]) if reason["event_ids"] else str(record["event_id"])
+
+
+def exception_id(record: Mapping[str, Any], reason: Mapping[str, Any]) -> str:
+    return f"{record['household_id']}/{decision_of(record, reason)}/{reason['code']}"
+
+
 def exception_rows(record: Mapping[str, Any]) -> list[Change]:
     """Each exception the assessment carries, keyed by household, decision and code (every
-    later assessment of the cycle repeats it: the same row). The decision is the reason's
-    first event; a reason naming none is keyed by the assessment itself."""
+    later assessment of the cycle repeats it: the same row), with the cycle it belongs to."""
     rows: list[Change] = []
-    for reason in record["reasons"]:
-        if reason["code"] not in EXCEPTION_CODES:
-            continue
-        event_ids = [str(e) for e in reason["event_ids"]]
-        decision = event_ids[0] if event_ids else str(record["event_id"])
+    for reason in exception_reasons(record):
         rows.append(
             (
                 "procedure_exception",
                 (
-                    f"{record['household_id']}/{decision}/{reason['code']}",
+                    exception_id(record, reason),
                     record["household_id"],
-                    decision,
+                    decision_of(record, reason),
                     reason["code"],
                     reason["message"],
-                    json.dumps(event_ids),
+                    json.dumps([str(e) for e in reason["event_ids"]]),
                     record["event_id"],
                     record["as_of"],
+                    record.get("cycle"),
                 ),
             )
         )

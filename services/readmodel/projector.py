@@ -51,6 +51,7 @@ from services.readmodel.statements import (
     REJECT,
     STATEMENTS,
     STORED_POSITIONS,
+    SWEEP_EXCEPTIONS,
     TABLE_OF,
 )
 
@@ -245,6 +246,14 @@ class Projector:
             }
             if touched:
                 await conn.execute(CLOSE_SECURED, sorted(touched))
+            assessed = {
+                args[0]
+                for _record, changes in changes_of
+                for statement, args in changes
+                if statement == "review_cycle"
+            }
+            if assessed:
+                await conn.execute(SWEEP_EXCEPTIONS, sorted(assessed))
             await conn.executemany(
                 STATEMENTS["position"],
                 [(PROJECTION, t, p, offset) for (t, p), offset in newest.items()],

@@ -7,6 +7,9 @@ arguments ($1, $2, ...); the bulk form reads the same columns from a staging tab
 batch's rows (column cN holds what $N would), one round at a time (`b.round = $1`; see
 `bulk.py`). Every upsert is guarded by the row's own time (or lifecycle rank), so the result
 does not depend on the order topics are read in.
+
+Long because it is the one table of what each statement writes, with its guard: split over
+files, a reader checking that two statements of one table agree would hunt for them.
 """
 
 from __future__ import annotations
@@ -122,14 +125,29 @@ UPSERTS: Mapping[str, Upsert] = {
             steps = EXCLUDED.steps, step_overdue = EXCLUDED.step_overdue, updated_at = now()
         WHERE EXCLUDED.assessed_at >= p.assessed_at""",
     ),
+    # The exceptions the newest assessment of each review cycle carries (SWEEP_EXCEPTIONS).
+    "review_cycle": Upsert(
+        table="review_cycles",
+        insert="""\
+        INSERT INTO review_cycles AS c (household_id, cycle, assessed_at, assessment_id,
+            exception_ids, updated_at)""",
+        values="$1, $2, $3, $4, $5::jsonb, now()",
+        conflict="""\
+        ON CONFLICT (household_id, cycle) DO UPDATE SET
+            assessed_at = EXCLUDED.assessed_at, assessment_id = EXCLUDED.assessment_id,
+            exception_ids = EXCLUDED.exception_ids, updated_at = now()
+        WHERE EXCLUDED.assessed_at >= c.assessed_at""",
+    ),
     # An exception that took effect, once per household, decision and code: the first
     # assessment that carried it dates it and gives its message, whatever order they arrive in.
+    # One the newest assessment of its cycle no longer carries is deleted after the batch
+    # (SWEEP_EXCEPTIONS), so an assessment made before the evidence arrived leaves nothing.
     "procedure_exception": Upsert(
         table="procedure_exceptions",
         insert="""\
         INSERT INTO procedure_exceptions AS e (exception_id, household_id, decision_event_id,
-            code, message, event_ids, assessment_id, first_seen_at, updated_at)""",
-        values="$1, $2, $3, $4, $5, $6::jsonb, $7, $8, now()",
+            code, message, event_ids, assessment_id, first_seen_at, cycle, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, now()",
         conflict="""\
         ON CONFLICT (exception_id) DO UPDATE SET
             message = EXCLUDED.message, event_ids = EXCLUDED.event_ids,
@@ -375,6 +393,15 @@ CATALOGUE_MEASURES = (
 # problem that a stored visit found secured after its last step (and after it was found) is
 # rectified at the first such visit. Run on the stored state, so the order visits and problem
 # steps arrive in does not matter; a later REOPENED step (newer than the visit) reopens it.
+# After a batch, for the households whose assessments it carried: exceptions that the newest
+# assessment of their cycle does not carry are withdrawn (an earlier assessment of the cycle
+# was made before the evidence that answered them arrived).
+SWEEP_EXCEPTIONS = """
+    DELETE FROM procedure_exceptions e USING review_cycles c
+    WHERE c.household_id = ANY($1::text[]) AND e.household_id = c.household_id
+      AND e.cycle = c.cycle AND NOT (c.exception_ids ? e.exception_id)
+"""
+
 CLOSE_SECURED = """
     UPDATE problems p SET status = 'rectified', rectified_at = s.at, status_at = s.at,
         updated_at = now()

@@ -338,6 +338,7 @@ def assessment_record(
         ],
         "overdue": list(a.overdue),
         "procedure": None if a.procedure is None else procedure_record(a.procedure),
+        "cycle": a.cycle,
         "chain_hash": chain_hash,
     }
 

@@ -47,6 +47,10 @@ class Assessment:
     problems_found: int = 0  # all problems on record, open or closed
     problems_rectified: int = 0
     procedure: Standing | None = None  # the cycle's entry or exit procedure while under way
+    # The decision that opened the review cycle whose exceptions `reasons` carry (None before
+    # any decision). Not in `content()`: it changes only with a decision, which changes the
+    # workflow or the reasons too, and leaving it out keeps every digest as it was.
+    cycle: str | None = None
 
     def content(self) -> tuple:
         """What the digest covers, as a tuple: equal contents have equal digests, so a worker
@@ -200,6 +204,7 @@ def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessmen
         problems_found=len(all_problems),
         problems_rectified=sum(p.rectified_at is not None for p in all_problems.values()),
         procedure=procedure,
+        cycle=stage.decision_ids[0] if stage.decision_ids else None,
     )
 
 

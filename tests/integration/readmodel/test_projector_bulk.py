@@ -41,6 +41,7 @@ TABLES = {
     "cadres": "cadre_id",
     "household_procedures": "household_id",
     "procedure_exceptions": "exception_id",
+    "review_cycles": "household_id, cycle",
     "review_steps": "event_id",
     "projection_positions": "projection, topic, partition",
     "projection_rejects": "projection, topic, partition, kafka_offset",
@@ -75,7 +76,8 @@ def procedure_risk(household_id: str, at: dt.datetime, awaiting: str | None) -> 
     reasons = [{"code": "procedure_exception", "message": f"as of {at.isoformat()}",
                 "event_ids": [f"{household_id}-decision"]}]  # fmt: skip
     return records.risk(household_id, at, workflow="VERIFYING", procedure=procedure,
-                        reasons=reasons, label=f"procedure/{at.isoformat()}")  # fmt: skip
+                        reasons=reasons, cycle=f"{household_id}-cycle",
+                        label=f"procedure/{at.isoformat()}")  # fmt: skip
 
 
 def colliding_records(codec: Codec) -> list[tuple[str, bytes]]:

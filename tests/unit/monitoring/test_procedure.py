@@ -294,3 +294,22 @@ def test_the_procedure_is_idempotent_and_survives_the_table_row(events, data):
     assert fold(HH, [*events[:position], duplicate, *events[position:]]) == state
     restored = load_row(dump_row(Row(state))).state
     assert states(restored) == states(state)
+
+
+def test_an_assessment_names_the_decision_that_opened_its_review_cycle():
+    """RiskAssessed v3 `cycle`: the read model withdraws an exception the newest assessment of
+    its cycle no longer carries, and keeps an earlier cycle's (test_exception_sweep)."""
+    assert assessed(flagged(), at("2020-05-08")).cycle is None  # no decision yet
+    first = entry_until("none")
+    opened = str(first[len(flagged())][1]["event_id"])  # START_VERIFICATION
+    included = [*first, include(**COUNTY)]
+    assert assessed(included, at("2020-05-12", 20)).cycle == opened
+    eliminated = [*included, *approved(HH, at("2020-12-01"), "ELIMINATE")]
+    assert assessed(eliminated, at("2020-12-02")).cycle == opened  # the same cycle closes
+    again = step(at("2021-03-01"), "START_VERIFICATION", "again")
+    later = assessed([*eliminated, again], at("2021-03-02"))
+    assert later.cycle == str(again[1]["event_id"])  # a new cycle
+    record = avro.assessment_record(later, 9, at("2021-03-02"))
+    assert record["cycle"] == later.cycle
+    assert Codec.default().validate("RiskAssessed", record) == []
+    assert avro.assessment_content(record) == later.content()  # not in the digest
