@@ -114,6 +114,11 @@ class OutsideScope(Exception):
     """A township the token may not read (answered with a 403 naming it)."""
 
 
+def _listed(townships: frozenset[str] | None) -> list[str] | None:
+    """A token's townships as a query argument (None: every township)."""
+    return None if townships is None else sorted(townships)
+
+
 def _scope(request: web.Request) -> tuple[frozenset[str] | None, str | None]:
     """The token's townships (None: every one) and the `township` asked for, which must be one
     of them: a token narrowed to townships reads only those (its answers are cut to them)."""
@@ -204,43 +209,52 @@ def build_api(deps: ApiDependencies) -> web.Application:
 
     async def monitored(request: web.Request) -> web.Response:
         limit = _limit(request)
+        townships, township = _scope(request)
         rows = await pool.fetch(
             f"""SELECT {HOUSEHOLD_COLUMNS} FROM households h
             WHERE h.workflow_status = ANY($1::text[])
               AND ($2::text IS NULL OR h.township = $2) AND ($3::text IS NULL OR h.category = $3)
-              AND h.household_id > $4
+              AND h.household_id > $4 AND ($6::text[] IS NULL OR h.township = ANY($6))
             ORDER BY h.household_id LIMIT $5""",
             list(MONITORING),
-            request.query.get("township"),
+            township,
             request.query.get("category"),
             request.query.get("after", ""),
             limit,
+            _listed(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "household_id"))
 
     async def monitored_counts(request: web.Request) -> web.Response:
+        townships, _ = _scope(request)
         rows = await pool.fetch(
             """SELECT township, category, count(*) AS households FROM households
-            WHERE workflow_status = ANY($1::text[]) GROUP BY township, category
+            WHERE workflow_status = ANY($1::text[])
+              AND ($3::text[] IS NULL OR township = ANY($3))
+            GROUP BY township, category
             ORDER BY township NULLS LAST, category NULLS LAST LIMIT $2""",
             list(MONITORING),
             MAX_LIMIT,  # townships x categories: a county's are far fewer; the answer is bounded
+            _listed(townships),
         )
         return web.json_response({"items": _rows(rows)})
 
     async def waiting(request: web.Request) -> web.Response:
         limit = _limit(request)
+        townships, township = _scope(request)
         rows = await pool.fetch(
             """SELECT m.measure_id, m.household_id, h.township, h.village, m.type AS measure_type,
                    m.catalogue_id, m.waiting_for, m.reasons, m.status_changed_at AS waiting_since
             FROM measures m LEFT JOIN households h USING (household_id)
             WHERE m.status = 'waiting' AND ($1::text IS NULL OR m.waiting_for = $1)
               AND ($2::text IS NULL OR h.township = $2) AND m.measure_id > $3
+              AND ($5::text[] IS NULL OR h.township = ANY($5))
             ORDER BY m.measure_id LIMIT $4""",
             request.query.get("pool"),
-            request.query.get("township"),
+            township,
             request.query.get("after", ""),
             limit,
+            _listed(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "measure_id"))
 
@@ -249,20 +263,24 @@ def build_api(deps: ApiDependencies) -> web.Application:
         kind = request.query.get("kind")
         if kind is not None and kind not in OVERDUE_KINDS:
             raise BadQuery("kind", f"one of {', '.join(OVERDUE_KINDS)}")
+        townships, township = _scope(request)
         rows = await pool.fetch(
             f"""SELECT {HOUSEHOLD_COLUMNS} FROM households h
             WHERE h.overdue <> '[]'::jsonb AND ($1::text IS NULL OR h.overdue ? $1)
               AND ($2::text IS NULL OR h.township = $2) AND h.household_id > $3
+              AND ($5::text[] IS NULL OR h.township = ANY($5))
             ORDER BY h.household_id LIMIT $4""",
             kind,
-            request.query.get("township"),
+            township,
             request.query.get("after", ""),
             limit,
+            _listed(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "household_id"))
 
     async def measures(request: web.Request) -> web.Response:
         limit = _limit(request)
+        townships, township = _scope(request)
         rows = await pool.fetch(
             """SELECT m.measure_id, m.household_id, h.township, m.type AS measure_type, m.status,
                    m.catalogue_id, m.pool, m.waiting_for, m.cadre_id, m.amount_yuan,
@@ -270,25 +288,32 @@ def build_api(deps: ApiDependencies) -> web.Application:
             FROM measures m LEFT JOIN households h USING (household_id)
             WHERE ($1::text IS NULL OR m.type = $1) AND ($2::text IS NULL OR m.status = $2)
               AND ($3::text IS NULL OR h.township = $3) AND m.measure_id > $4
+              AND ($6::text[] IS NULL OR h.township = ANY($6))
             ORDER BY m.measure_id LIMIT $5""",
             request.query.get("type"),
             request.query.get("status"),
-            request.query.get("township"),
+            township,
             request.query.get("after", ""),
             limit,
+            _listed(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "measure_id"))
 
     async def measure_counts(request: web.Request) -> web.Response:
+        townships, _ = _scope(request)
         rows = await pool.fetch(
-            """SELECT type AS measure_type, status, count(*) AS measures FROM measures
-            GROUP BY type, status ORDER BY type, status LIMIT $1""",
+            """SELECT m.type AS measure_type, m.status, count(*) AS measures
+            FROM measures m LEFT JOIN households h USING (household_id)
+            WHERE $2::text[] IS NULL OR h.township = ANY($2)
+            GROUP BY m.type, m.status ORDER BY m.type, m.status LIMIT $1""",
             MAX_LIMIT,
+            _listed(townships),
         )
         return web.json_response({"items": _rows(rows)})
 
     async def campaign(request: web.Request) -> web.Response:
-        rows = await campaign_totals(pool, None, request.query.get("township"))
+        townships, township = _scope(request)
+        rows = await campaign_totals(pool, townships, township)
         return web.json_response({"items": rows})
 
     async def cadre_households(request: web.Request) -> web.Response:
@@ -296,15 +321,20 @@ def build_api(deps: ApiDependencies) -> web.Application:
         cadre = await pool.fetchrow("SELECT * FROM cadre_load WHERE cadre_id = $1", cadre_id)
         if cadre is None:
             return problem(404, None, f"cadre {cadre_id} not found", code="not_found")
+        townships, _ = _scope(request)
+        if townships is not None and cadre["township"] not in townships:
+            raise OutsideScope(f"cadre {cadre_id} works outside this token's townships")
         rows = await pool.fetch(
             f"""SELECT m.measure_id AS pairing_measure_id, m.status AS pairing_status,
                    {HOUSEHOLD_COLUMNS}
             FROM measures m JOIN households h USING (household_id)
             WHERE m.cadre_id = $1 AND m.type = 'PAIRING' AND m.status = ANY($2::text[])
+              AND ($4::text[] IS NULL OR h.township = ANY($4))
             ORDER BY h.household_id LIMIT $3""",
             cadre_id,
             list(HELD),
             MAX_LIMIT,  # a cadre's load is at most 1000 households (cadre registry grammar)
+            _listed(townships),
         )
         info = {k: _jsonable(v) for k, v in cadre.items()}
         return web.json_response({"cadre": info, "households": _rows(rows)})
@@ -317,6 +347,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
         overdue = request.query.get("overdue")
         if overdue is not None and overdue not in ("true", "false"):
             raise BadQuery("overdue", "true or false")
+        townships, township = _scope(request)
         rows = await pool.fetch(
             f"""SELECT p.problem_id, p.household_id, h.township, h.village, p.check_item,
                    p.status, p.responsible, p.origin, p.visit_id, p.found_at, p.rectified_at,
@@ -327,22 +358,22 @@ def build_api(deps: ApiDependencies) -> web.Application:
               AND ($4::text IS NULL OR p.responsible = $4)
               AND ($5::bool IS NULL
                    OR (p.status = 'open' AND {queries.PAST_DUE}) = $5)
-              AND p.problem_id > $6
+              AND p.problem_id > $6 AND ($8::text[] IS NULL OR h.township = ANY($8))
             ORDER BY p.problem_id LIMIT $7""",
             deps.clock().date(),
             status,
-            request.query.get("township"),
+            township,
             request.query.get("responsible"),
             None if overdue is None else overdue == "true",
             request.query.get("after", ""),
             limit,
+            _listed(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "problem_id"))
 
     async def rectification(request: web.Request) -> web.Response:
-        answer = await queries.rectification(
-            pool, deps.clock().date(), None, request.query.get("township")
-        )
+        townships, township = _scope(request)
+        answer = await queries.rectification(pool, deps.clock().date(), townships, township)
         return web.json_response(
             {
                 "townships": _rows(answer["townships"][:MAX_LIMIT]),

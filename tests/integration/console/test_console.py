@@ -59,6 +59,19 @@ async def page(http: aiohttp.ClientSession, system: ConsoleSystem, path: str) ->
         return response.status, await response.text()
 
 
+async def decide(
+    http: aiohttp.ClientSession, system: ConsoleSystem, household: str, data: dict, **options
+) -> tuple[int, str, str | None]:
+    """Post the household page's decision form: status, page text and the redirect, if any."""
+    async with http.post(
+        system.url(f"/households/{household}/decisions"),
+        data=data,
+        allow_redirects=False,
+        **options,
+    ) as response:
+        return response.status, await response.text(), response.headers.get("Location")
+
+
 async def form_fields(http, system, path) -> dict[str, str]:
     status, text = await page(http, system, path)
     assert status == 200, text
@@ -170,18 +183,19 @@ async def test_a_reviewer_of_another_township_gets_the_403_page(http, console_sy
     assert status == 403
     async with http.get(console_system.url("/queue")) as response:
         csrf = CSRF.search(await response.text()).group(1)
-    async with http.post(
-        console_system.url(f"/households/{household}/decisions"),
-        data={
+    status, _, _ = await decide(
+        http,
+        console_system,
+        household,
+        {
             "csrf_token": csrf,
             "decision": "REJECT",
             "body": "REVIEW_GROUP",
             "approving_level": "TOWNSHIP",
             "event_id": str(uuid.uuid4()),
         },
-        allow_redirects=False,
-    ) as response:
-        assert response.status == 403
+    )
+    assert status == 403
 
 
 async def test_a_cadre_has_no_queue_and_no_household_pages(http, console_system):
@@ -222,20 +236,19 @@ async def test_a_decision_without_its_csrf_token_or_from_another_site_is_refused
         "approving_level": "TOWNSHIP",
         "event_id": fields["event_id"],
     }
-    url = console_system.url(f"/households/{household}/decisions")
-    async with http.post(url, data=decision, allow_redirects=False) as response:
-        assert response.status == 403 and "表单安全令牌缺失或已过期" in await response.text()
-    async with http.post(
-        url, data={**decision, "csrf_token": "x" * 43}, allow_redirects=False
-    ) as response:
-        assert response.status == 403
-    async with http.post(
-        url,
-        data={**decision, "csrf_token": fields["csrf_token"]},
+    status, text, _ = await decide(http, console_system, household, decision)
+    assert status == 403 and "表单安全令牌缺失或已过期" in text
+    forged = {**decision, "csrf_token": "x" * 43}
+    status, _, _ = await decide(http, console_system, household, forged)
+    assert status == 403
+    status, text, _ = await decide(
+        http,
+        console_system,
+        household,
+        {**decision, "csrf_token": fields["csrf_token"]},
         headers={"Origin": "http://evil.example"},
-        allow_redirects=False,
-    ) as response:
-        assert response.status == 403 and "来自其他网站" in await response.text()
+    )
+    assert status == 403 and "来自其他网站" in text
     assert await decisions_posted(http, console_system) == before  # the visits API never asked
 
 
@@ -244,19 +257,19 @@ async def test_a_form_with_wrong_fields_names_them_and_posts_nothing(http, conso
     household = console_system.households["soon"]
     fields = await form_fields(http, console_system, f"/households/{household}")
     before = await decisions_posted(http, console_system)
-    async with http.post(
-        console_system.url(f"/households/{household}/decisions"),
-        data={
+    status, text, _ = await decide(
+        http,
+        console_system,
+        household,
+        {
             **fields,
             "decision": "INCLUDE",
             "body": "REVIEW_GROUP",
             "approving_level": "TOWNSHIP",
             "notice_days": "many",
         },
-        allow_redirects=False,
-    ) as response:
-        text = await response.text()
-    assert response.status == 422
+    )
+    assert status == 422
     assert "<code>category</code>: 纳入监测时必填" in text
     assert "<code>notice_days</code>: 须为整数天数" in text
     assert await decisions_posted(http, console_system) == before
@@ -268,9 +281,11 @@ async def test_a_decision_reaches_the_log_through_the_visits_api_as_the_reviewer
     await login(http, console_system, "reviewer")
     household = console_system.households["overdue"]
     fields = await form_fields(http, console_system, f"/households/{household}")
-    async with http.post(
-        console_system.url(f"/households/{household}/decisions"),
-        data={
+    status, text, location = await decide(
+        http,
+        console_system,
+        household,
+        {
             **fields,
             # A township reviewer opens a verification; INCLUDE is the county's (the visits
             # door's level rule, services/visits/domain/levels.py).
@@ -281,18 +296,16 @@ async def test_a_decision_reaches_the_log_through_the_visits_api_as_the_reviewer
             "notice_start": "2026-01-05",
             "reason": "住院费用高",
         },
-        allow_redirects=False,
-    ) as response:
-        await response.read()
-    assert response.status == 303, await response.text()
-    assert response.headers["Location"] == f"/households/{household}?recorded={fields['event_id']}"
+    )
+    assert status == 303, text
+    assert location == f"/households/{household}?recorded={fields['event_id']}"
     record = await console_system.review_record(fields["event_id"])
     assert record["household_id"] == household
     assert record["actor"] == console_system.holders["reviewer"]
     assert record["source"] == "APP"
     assert (record["decision"], record["category"]) == ("START_VERIFICATION", None)
     assert record["reason"] == "住院费用高" and record["notice_days"] == 5
-    status, text = await page(http, console_system, response.headers["Location"])
+    status, text = await page(http, console_system, location)
     assert status == 200 and "决定已记录" in text
 
 

@@ -13,6 +13,7 @@ import pytest
 from tests.console_system import ConsoleSystem
 from tests.integration.console.test_console import (
     CSRF,
+    decide,
     decisions_posted,
     http,
     login,
@@ -70,18 +71,19 @@ async def test_an_auditors_decision_and_opening_are_refused_and_nothing_is_asked
     _status, text = await page(http, console_system, "/queue")
     csrf = CSRF.search(text).group(1)  # the logout form's: a valid token of this session
     before = await decisions_posted(http, console_system)
-    async with http.post(
-        console_system.url(f"/households/{household}/decisions"),
-        data={
+    status, text, _ = await decide(
+        http,
+        console_system,
+        household,
+        {
             "csrf_token": csrf,
             "decision": "START_VERIFICATION",
             "body": "REVIEW_GROUP",
             "approving_level": "TOWNSHIP",
             "event_id": str(uuid.uuid4()),
         },
-        allow_redirects=False,
-    ) as response:
-        assert response.status == 403, await response.text()
+    )
+    assert status == 403, text
     async with http.post(
         console_system.url(f"/households/{household}/personal"),
         data={"csrf_token": csrf, "reason": "inspection sample"},

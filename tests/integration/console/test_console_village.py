@@ -15,6 +15,7 @@ import pytest
 
 from tests.console_system import ConsoleSystem
 from tests.integration.console.test_console import (
+    decide,
     decisions_posted,
     form_fields,
     http,
@@ -81,20 +82,20 @@ async def test_a_village_step_reaches_the_log_through_the_visits_api_as_the_vill
     await login(http, console_system, "village")
     household = console_system.households["later"]
     fields = await form_fields(http, console_system, f"/households/{household}")
-    async with http.post(
-        console_system.url(f"/households/{household}/decisions"),
-        data={
+    status, text, location = await decide(
+        http,
+        console_system,
+        household,
+        {
             **fields,
             "decision": "OBJECTION",
             "body": "VILLAGE",
             "approving_level": "VILLAGE",
             "reason": "村民反映其子女在城里有商品房",
         },
-        allow_redirects=False,
-    ) as response:
-        await response.read()
-    assert response.status == 303, await response.text()
-    assert response.headers["Location"] == f"/households/{household}?recorded={fields['event_id']}"
+    )
+    assert status == 303, text
+    assert location == f"/households/{household}?recorded={fields['event_id']}"
     record = await console_system.review_record(fields["event_id"])
     assert record["household_id"] == household
     assert record["actor"] == console_system.holders["village"]
@@ -113,44 +114,35 @@ async def test_a_step_of_another_level_is_refused_by_the_visits_api_and_nothing_
     await login(http, console_system, "village")
     h = console_system.households
     fields = await form_fields(http, console_system, f"/households/{h['later']}")
-    url = console_system.url(f"/households/{h['later']}/decisions")
+    village = {"body": "VILLAGE", "approving_level": "VILLAGE"}
     before = await decisions_posted(http, console_system)
     # Not offered by the form, posted anyway: the visits door's level rule says no.
-    async with http.post(
-        url,
-        data={
-            **fields,
-            "decision": "TOWNSHIP_REVIEW",
-            "outcome": "PASSED",
-            "body": "VILLAGE",
-            "approving_level": "VILLAGE",
-        },
-        allow_redirects=False,
-    ) as response:
-        text = await response.text()
-    assert response.status == 403, text
+    status, text, _ = await decide(
+        http,
+        console_system,
+        h["later"],
+        {**fields, "decision": "TOWNSHIP_REVIEW", "outcome": "PASSED", **village},
+    )
+    assert status == 403, text
     assert "<code>decision</code>" in text and "TOWNSHIP_REVIEW" in text
     assert await decisions_posted(http, console_system) == before + 1  # the API was asked
     # An objection without its grounds is named in the form; the API is not asked.
-    async with http.post(
-        url,
-        data={**fields, "decision": "OBJECTION", "body": "VILLAGE", "approving_level": "VILLAGE"},
-        allow_redirects=False,
-    ) as response:
-        text = await response.text()
-    assert response.status == 422 and "<code>reason</code>: 异议必须写明理由" in text
+    status, text, _ = await decide(
+        http, console_system, h["later"], {**fields, "decision": "OBJECTION", **village}
+    )
+    assert status == 422 and "<code>reason</code>: 异议必须写明理由" in text
     # A household of another village: refused before the visits API is asked.
-    async with http.post(
-        console_system.url(f"/households/{h['soon']}/decisions"),
-        data={
+    status, _, _ = await decide(
+        http,
+        console_system,
+        h["soon"],
+        {
             "csrf_token": fields["csrf_token"],
             "event_id": str(uuid.uuid4()),
             "decision": "VILLAGE_DELIBERATION",
             "outcome": "PASSED",
-            "body": "VILLAGE",
-            "approving_level": "VILLAGE",
+            **village,
         },
-        allow_redirects=False,
-    ) as response:
-        assert response.status == 403
+    )
+    assert status == 403
     assert await decisions_posted(http, console_system) == before + 1

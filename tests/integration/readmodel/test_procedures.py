@@ -233,9 +233,26 @@ async def test_procedures_and_exceptions_from_the_log_to_the_api_and_metrics(
             _, mine = await get("/v1/exceptions", "town")
             assert [e["household_id"] for e in mine["items"]] == [f"{p}-h5"]
             for path in ("/v1/procedure-households", "/v1/procedure-households/counts",
-                         "/v1/exceptions"):  # fmt: skip
+                         "/v1/exceptions", "/v1/monitored-households",
+                         "/v1/overdue-households", "/v1/measures", "/v1/problems",
+                         "/v1/rectification", "/v1/campaign",
+                         "/v1/waiting-households"):  # fmt: skip
                 status, refused = await get(path, "town", township=b)
                 assert status == 403 and b in refused["detail"], (path, refused)
+            # every route cuts its answer to the token's townships, asked for none
+            # (h3 and h4 of town b are monitored, none of town a is; h2 of a is overdue)
+            _, everywhere = await get("/v1/monitored-households", township=b)
+            assert ids(everywhere) == [f"{p}-h3", f"{p}-h4"]
+            _, monitored = await get("/v1/monitored-households", "town")
+            assert not {f"{p}-h3", f"{p}-h4"} & set(ids(monitored))
+            _, counted = await get("/v1/monitored-households/counts", "town")
+            assert b not in {item["township"] for item in counted["items"]}
+            _, late = await get("/v1/overdue-households", "town")
+            assert f"{p}-h2" in ids(late) and {i["township"] for i in late["items"]} == {a}
+            _, fixed = await get("/v1/rectification", "town")
+            assert {row["township"] for row in fixed["townships"]} <= {a}
+            _, totals = await get("/v1/campaign", "town")
+            assert {row["township"] for row in totals["items"] if not row["total"]} <= {a}
 
             for path, name, value in [
                 ("/v1/procedure-households", "awaiting", "NOTICE"),
