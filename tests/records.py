@@ -479,7 +479,7 @@ def risk(
             "reasons": [{"code": "rigid_expenditure", "message": "uremia", "event_ids": []}],
             "overdue": [],
             "procedure": None,
-            "cycle": None,
+            "exceptions": None,
             "chain_hash": "",
         },
         fields,

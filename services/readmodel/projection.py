@@ -189,7 +189,6 @@ def risk_rows(record: Mapping[str, Any]) -> list[Change]:
             ),
         ),
         procedure_row(record),
-        *cycle_rows(record),
         *exception_rows(record),
     ]
 
@@ -213,30 +212,20 @@ def procedure_row(record: Mapping[str, Any]) -> Change:
             json.dumps(list(procedure.get("steps", []))),
         )
     overdue = STEP_OVERDUE in record["overdue"]
+    # every exception standing in the household's history (None in v1 and v2 records: they
+    # state nothing, and the sweep leaves the household's rows alone)
+    standing = record.get("exceptions")
     return (
         "household_procedure",
-        (record["household_id"], record["as_of"], record["event_id"], *stands, overdue),
-    )
-
-
-def cycle_rows(record: Mapping[str, Any]) -> list[Change]:
-    """The exceptions this assessment carries for its review cycle (v1 and v2 records name no
-    cycle: none, and their exceptions are never withdrawn)."""
-    if record.get("cycle") is None:
-        return []
-    carried = [exception_id(record, reason) for reason in exception_reasons(record)]
-    return [
         (
-            "review_cycle",
-            (
-                record["household_id"],
-                record["cycle"],
-                record["as_of"],
-                record["event_id"],
-                json.dumps(carried),
-            ),
-        )
-    ]
+            record["household_id"],
+            record["as_of"],
+            record["event_id"],
+            *stands,
+            overdue,
+            None if standing is None else json.dumps(list(standing)),
+        ),
+    )
 
 
 def exception_reasons(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -255,7 +244,7 @@ def exception_id(record: Mapping[str, Any], reason: Mapping[str, Any]) -> str:
 
 def exception_rows(record: Mapping[str, Any]) -> list[Change]:
     """Each exception the assessment carries, keyed by household, decision and code (every
-    later assessment of the cycle repeats it: the same row), with the cycle it belongs to."""
+    later assessment of the cycle repeats it: the same row)."""
     rows: list[Change] = []
     for reason in exception_reasons(record):
         rows.append(
@@ -270,7 +259,6 @@ def exception_rows(record: Mapping[str, Any]) -> list[Change]:
                     json.dumps([str(e) for e in reason["event_ids"]]),
                     record["event_id"],
                     record["as_of"],
-                    record.get("cycle"),
                 ),
             )
         )

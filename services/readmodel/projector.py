@@ -250,7 +250,7 @@ class Projector:
                 args[0]
                 for _record, changes in changes_of
                 for statement, args in changes
-                if statement == "review_cycle"
+                if statement == "household_procedure"
             }
             if assessed:
                 await conn.execute(SWEEP_EXCEPTIONS, sorted(assessed))

@@ -114,40 +114,28 @@ UPSERTS: Mapping[str, Upsert] = {
         insert="""\
         INSERT INTO household_procedures AS p (household_id, assessed_at, assessment_id,
             direction, awaiting, since, due, notice_start, notice_ends, objections, steps,
-            step_overdue, updated_at)""",
-        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, now()",
+            step_overdue, exceptions, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13::jsonb, now()",
         conflict="""\
         ON CONFLICT (household_id) DO UPDATE SET
             assessed_at = EXCLUDED.assessed_at, assessment_id = EXCLUDED.assessment_id,
             direction = EXCLUDED.direction, awaiting = EXCLUDED.awaiting,
             since = EXCLUDED.since, due = EXCLUDED.due, notice_start = EXCLUDED.notice_start,
             notice_ends = EXCLUDED.notice_ends, objections = EXCLUDED.objections,
-            steps = EXCLUDED.steps, step_overdue = EXCLUDED.step_overdue, updated_at = now()
+            steps = EXCLUDED.steps, step_overdue = EXCLUDED.step_overdue,
+            exceptions = EXCLUDED.exceptions, updated_at = now()
         WHERE EXCLUDED.assessed_at >= p.assessed_at""",
-    ),
-    # The exceptions the newest assessment of each review cycle carries (SWEEP_EXCEPTIONS).
-    "review_cycle": Upsert(
-        table="review_cycles",
-        insert="""\
-        INSERT INTO review_cycles AS c (household_id, cycle, assessed_at, assessment_id,
-            exception_ids, updated_at)""",
-        values="$1, $2, $3, $4, $5::jsonb, now()",
-        conflict="""\
-        ON CONFLICT (household_id, cycle) DO UPDATE SET
-            assessed_at = EXCLUDED.assessed_at, assessment_id = EXCLUDED.assessment_id,
-            exception_ids = EXCLUDED.exception_ids, updated_at = now()
-        WHERE EXCLUDED.assessed_at >= c.assessed_at""",
     ),
     # An exception that took effect, once per household, decision and code: the first
     # assessment that carried it dates it and gives its message, whatever order they arrive in.
-    # One the newest assessment of its cycle no longer carries is deleted after the batch
+    # One the household's newest assessment no longer lists is deleted after the batch
     # (SWEEP_EXCEPTIONS), so an assessment made before the evidence arrived leaves nothing.
     "procedure_exception": Upsert(
         table="procedure_exceptions",
         insert="""\
         INSERT INTO procedure_exceptions AS e (exception_id, household_id, decision_event_id,
-            code, message, event_ids, assessment_id, first_seen_at, cycle, updated_at)""",
-        values="$1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, now()",
+            code, message, event_ids, assessment_id, first_seen_at, updated_at)""",
+        values="$1, $2, $3, $4, $5, $6::jsonb, $7, $8, now()",
         conflict="""\
         ON CONFLICT (exception_id) DO UPDATE SET
             message = EXCLUDED.message, event_ids = EXCLUDED.event_ids,
@@ -393,13 +381,13 @@ CATALOGUE_MEASURES = (
 # problem that a stored visit found secured after its last step (and after it was found) is
 # rectified at the first such visit. Run on the stored state, so the order visits and problem
 # steps arrive in does not matter; a later REOPENED step (newer than the visit) reopens it.
-# After a batch, for the households whose assessments it carried: exceptions that the newest
-# assessment of their cycle does not carry are withdrawn (an earlier assessment of the cycle
-# was made before the evidence that answered them arrived).
+# After a batch, for the households whose assessments it carried: exceptions the newest
+# assessment does not list are withdrawn (an earlier assessment was made before the evidence
+# that answered them arrived). A newest assessment from before RiskAssessed v3 lists nothing.
 SWEEP_EXCEPTIONS = """
-    DELETE FROM procedure_exceptions e USING review_cycles c
-    WHERE c.household_id = ANY($1::text[]) AND e.household_id = c.household_id
-      AND e.cycle = c.cycle AND NOT (c.exception_ids ? e.exception_id)
+    DELETE FROM procedure_exceptions e USING household_procedures p
+    WHERE p.household_id = ANY($1::text[]) AND e.household_id = p.household_id
+      AND p.exceptions IS NOT NULL AND NOT (p.exceptions ? (e.decision_event_id || '/' || e.code))
 """
 
 CLOSE_SECURED = """

@@ -338,7 +338,7 @@ def assessment_record(
         ],
         "overdue": list(a.overdue),
         "procedure": None if a.procedure is None else procedure_record(a.procedure),
-        "cycle": a.cycle,
+        "exceptions": list(a.exceptions),
         "chain_hash": chain_hash,
     }
 
@@ -385,4 +385,7 @@ def assessment_content(record: dict[str, Any]) -> tuple:
     procedure = procedure_from(record.get("procedure"))
     if procedure is not None:
         content += (procedure.content(),)
+    exceptions = tuple(record.get("exceptions") or ())  # none in v1 and v2 records
+    if exceptions:
+        content += (("exceptions", exceptions),)
     return content

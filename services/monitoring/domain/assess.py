@@ -20,7 +20,13 @@ from services.monitoring.domain.problems import ProblemFacts, problems_at
 from services.monitoring.domain.procedure import Standing, standing
 from services.monitoring.domain.rules import Reason, category_for, risk_reasons, score_of
 from services.monitoring.domain.state import LIMITS, HouseholdState, Views
-from services.monitoring.domain.workflow import EliminationCheck, Stage, elimination_check, stage_at
+from services.monitoring.domain.workflow import (
+    EliminationCheck,
+    Stage,
+    elimination_check,
+    stage_at,
+    taken,
+)
 
 MONITORING = ("MONITORED", "ELIMINATION_PROPOSED")
 
@@ -47,10 +53,11 @@ class Assessment:
     problems_found: int = 0  # all problems on record, open or closed
     problems_rectified: int = 0
     procedure: Standing | None = None  # the cycle's entry or exit procedure while under way
-    # The decision that opened the review cycle whose exceptions `reasons` carry (None before
-    # any decision). Not in `content()`: it changes only with a decision, which changes the
-    # workflow or the reasons too, and leaving it out keeps every digest as it was.
-    cycle: str | None = None
+    # "decision event id/code" of every exception that took effect in the household's history,
+    # this cycle's (also among `reasons`, with their messages) and earlier cycles'. A later
+    # assessment made with evidence that arrived late can drop one an earlier assessment
+    # carried: the read model withdraws what the newest assessment no longer lists.
+    exceptions: tuple[str, ...] = ()
 
     def content(self) -> tuple:
         """What the digest covers, as a tuple: equal contents have equal digests, so a worker
@@ -67,6 +74,8 @@ class Assessment:
         )
         if self.procedure is not None:
             content += (self.procedure.content(),)
+        if self.exceptions:  # only then: the digests of households without any stay as they were
+            content += (("exceptions", self.exceptions),)
         return content
 
     def digest(self) -> str:
@@ -204,7 +213,7 @@ def _assess(state: HouseholdState, policy: Policy, as_of: datetime) -> Assessmen
         problems_found=len(all_problems),
         problems_rectified=sum(p.rectified_at is not None for p in all_problems.values()),
         procedure=procedure,
-        cycle=stage.decision_ids[0] if stage.decision_ids else None,
+        exceptions=(*stage.taken_before, *taken(stage)),
     )
 
 

@@ -108,6 +108,9 @@ class Stage:
     verification_started_at: datetime | None = None
     closed_at: datetime | None = None  # last REJECT or ELIMINATE
     exceptions: tuple[Irregularity, ...] = ()  # of the current cycle
+    # "decision event id/code" of the exceptions taken in earlier cycles (TAKEN: they took
+    # effect), so an assessment can state every exception standing in the household's history
+    taken_before: tuple[str, ...] = ()
     decision_ids: tuple[str, ...] = ()  # of the current cycle
     transitions: tuple[Transition, ...] = ()  # of the current cycle
     rereview_due: date | None = None  # a transition's, until the next decision takes it up
@@ -263,6 +266,7 @@ def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Polic
     base = _with(
         stage,
         exceptions=() if new_cycle else stage.exceptions,
+        taken_before=(*stage.taken_before, *taken(stage)) if new_cycle else stage.taken_before,
         decision_ids=(d.event_id,) if new_cycle else (*stage.decision_ids, d.event_id),
         transitions=() if new_cycle else stage.transitions,
         rereview_due=None,
@@ -297,10 +301,10 @@ def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Polic
             procedure=begin(ENTRY, d.event_id, d.occurred_at),
         )
     if d.decision in STEP_DECISIONS:
-        taken = step(stage.procedure, _step_of(d), policy.procedure)
-        if isinstance(taken, str):
-            return invalid(taken)
-        return _with(base, procedure=taken)
+        stepped = step(stage.procedure, _step_of(d), policy.procedure)
+        if isinstance(stepped, str):
+            return invalid(stepped)
+        return _with(base, procedure=stepped)
     if d.decision == "INCLUDE":
         if d.category is None or d.category not in {c.category for c in policy.categories}:
             return invalid(f"category {d.category!r} is not one of {policy.id}'s")
@@ -340,6 +344,15 @@ def _decide(stage: Stage, d: ReviewDecided, state: HouseholdState, policy: Polic
         since = stage.since if stage.status == "MONITORED" else d.occurred_at
         return to("MONITORED", since=since, procedure=None)
     return invalid(f"unknown decision {d.decision}")
+
+
+# Exceptions that took effect (the rest of a stage's irregularities changed nothing).
+TAKEN = (PROCEDURE_EXCEPTION, POLICY_EXCEPTION)
+
+
+def taken(stage: Stage) -> tuple[str, ...]:
+    """ "decision event id/code" of the exceptions the stage's current cycle took."""
+    return tuple(f"{x.event_id}/{x.code}" for x in stage.exceptions if x.code in TAKEN)
 
 
 def _step_of(d: ReviewDecided) -> Step:

@@ -1,12 +1,14 @@
-"""Exceptions in the read model are what the newest assessment of their review cycle says.
+"""Exceptions in the read model are what the household's newest assessment says.
 
 The monitoring worker folds the topics as records arrive, so an assessment can be made before
 the evidence that answers a decision has arrived (an ELIMINATE assessed before the incomes that
 meet the conditions): it carries a policy_exception the next assessment no longer carries. The
-demo at scale 0.1 showed six such rows that no one-pass fold finds. Here the real projector
-applies assessments in every order and batching into PostgreSQL: an exception the newest
-assessment of its cycle drops is withdrawn, one of an earlier cycle stays (history), and rows
-from records without a cycle (RiskAssessed v1/v2) are never swept."""
+demo at scale 0.1 showed six such rows that no one-pass fold finds. RiskAssessed v3 lists every
+exception standing in the household's history (`exceptions`, earlier review cycles' too). Here
+the real projector applies assessments in every order and batching into PostgreSQL: an
+exception the newest assessment no longer lists is withdrawn, one an earlier cycle took stays
+listed and stays, and the rows of a household whose newest assessment predates v3 are never
+swept."""
 
 from __future__ import annotations
 
@@ -32,18 +34,22 @@ Record = namedtuple("Record", "topic partition offset value timestamp")
 DAY = dt.timedelta(days=1)
 
 
-def assessment(household: str, day: int, cycle: str | None, *exceptions: str) -> records.Record:
-    """Monitoring's assessment `day` days after NOW in `cycle`, carrying a policy_exception
-    for each decision in `exceptions`."""
+def assessment(
+    household: str, day: int, carried: tuple[str, ...], standing: tuple[str, ...] | None
+) -> records.Record:
+    """Monitoring's assessment `day` days after NOW carrying a policy_exception reason for each
+    decision of `carried` (this cycle's, with a message) and listing `standing` (None: a record
+    from before RiskAssessed v3)."""
     reasons = [{"code": "income_below_line", "message": "m", "event_ids": ["i1"]}]
     reasons += [
         {"code": "policy_exception", "message": f"{d} although monitored too short",
          "event_ids": [d]}
-        for d in exceptions
+        for d in carried
     ]  # fmt: skip
-    label = f"{household}/{day}/{cycle}"
+    listed = None if standing is None else [f"{d}/policy_exception" for d in standing]
+    label = f"{household}/{day}/{carried}/{standing}"
     return records.risk(household, NOW + day * DAY, category=None, workflow="ELIMINATED",
-                        reasons=reasons, cycle=cycle, label=label)  # fmt: skip
+                        reasons=reasons, exceptions=listed, label=label)  # fmt: skip
 
 
 def splits(items: list) -> list[list[list]]:
@@ -66,17 +72,19 @@ async def test_exceptions_follow_the_newest_assessment_of_their_cycle_in_any_ord
         ProjectorMetrics(CollectorRegistry()),
     )
     scenarios = {
-        # made before the evidence, answered by the next assessment of the cycle: withdrawn
-        "answered": ([(0, "c1", "d1"), (1, "c1"), (2, "c1")], set()),
-        # the same exception repeated by the cycle's later assessments: one row
-        "repeated": ([(0, "c1", "d1"), (1, "c1", "d1"), (2, "c1", "d1")], {"d1"}),
-        # a new cycle opened by a later decision: the earlier cycle's exception is history
-        "history": ([(0, "c1", "d1"), (3, "c2"), (4, "c2", "d9")], {"d1", "d9"}),
-        # withdrawn in its cycle, then a new cycle: still withdrawn
-        "withdrawn then new cycle": ([(0, "c1", "d1"), (1, "c1"), (3, "c2")], set()),
-        # records from before RiskAssessed v3 name no cycle: kept as they were
-        "no cycle": ([(0, None, "d1"), (1, None)], {"d1"}),
-    }
+        # made before the evidence, answered by the next assessments: withdrawn
+        "answered": ([(0, ("d1",), ("d1",)), (1, (), ()), (2, (), ())], set()),
+        # the same exception repeated by later assessments: one row
+        "repeated": ([(0, ("d1",), ("d1",)), (1, ("d1",), ("d1",)), (2, ("d1",), ("d1",))],
+                     {"d1"}),
+        # a new cycle: the earlier cycle's exception is no longer among the reasons, but listed
+        "history": ([(0, ("d1",), ("d1",)), (3, (), ("d1",)), (4, ("d9",), ("d1", "d9"))],
+                    {"d1", "d9"}),
+        # answered by evidence that arrived after a new cycle opened: withdrawn all the same
+        "answered late": ([(0, ("d1",), ("d1",)), (3, (), ("d1",)), (4, (), ())], set()),
+        # records from before RiskAssessed v3 list nothing: their rows are kept
+        "before v3": ([(0, ("d1",), None), (1, (), None)], {"d1"}),
+    }  # fmt: skip
     expected: dict[str, set[str]] = {}
     batches: list[list[records.Record]] = []
     n = 0

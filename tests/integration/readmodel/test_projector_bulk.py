@@ -41,7 +41,6 @@ TABLES = {
     "cadres": "cadre_id",
     "household_procedures": "household_id",
     "procedure_exceptions": "exception_id",
-    "review_cycles": "household_id, cycle",
     "review_steps": "event_id",
     "projection_positions": "projection, topic, partition",
     "projection_rejects": "projection, topic, partition, kafka_offset",
@@ -76,7 +75,8 @@ def procedure_risk(household_id: str, at: dt.datetime, awaiting: str | None) -> 
     reasons = [{"code": "procedure_exception", "message": f"as of {at.isoformat()}",
                 "event_ids": [f"{household_id}-decision"]}]  # fmt: skip
     return records.risk(household_id, at, workflow="VERIFYING", procedure=procedure,
-                        reasons=reasons, cycle=f"{household_id}-cycle",
+                        reasons=reasons,
+                        exceptions=[f"{household_id}-decision/procedure_exception"],
                         label=f"procedure/{at.isoformat()}")  # fmt: skip
 
 

@@ -296,20 +296,33 @@ def test_the_procedure_is_idempotent_and_survives_the_table_row(events, data):
     assert states(restored) == states(state)
 
 
-def test_an_assessment_names_the_decision_that_opened_its_review_cycle():
-    """RiskAssessed v3 `cycle`: the read model withdraws an exception the newest assessment of
-    its cycle no longer carries, and keeps an earlier cycle's (test_exception_sweep)."""
-    assert assessed(flagged(), at("2020-05-08")).cycle is None  # no decision yet
-    first = entry_until("none")
-    opened = str(first[len(flagged())][1]["event_id"])  # START_VERIFICATION
-    included = [*first, include(**COUNTY)]
-    assert assessed(included, at("2020-05-12", 20)).cycle == opened
-    eliminated = [*included, *approved(HH, at("2020-12-01"), "ELIMINATE")]
-    assert assessed(eliminated, at("2020-12-02")).cycle == opened  # the same cycle closes
+def test_an_assessment_lists_every_exception_standing_in_the_households_history():
+    """RiskAssessed v3 `exceptions`: this cycle's and earlier cycles' exceptions that took
+    effect, so the read model withdraws one the newest assessment no longer lists and keeps an
+    earlier cycle's (test_exception_sweep)."""
+    why = "household hospitalised; the village could not meet during the flood"
+    assert assessed(flagged(), at("2020-05-08")).exceptions == ()
+    skipped = include(exception=True, reason=why, **COUNTY)
+    records = [*entry_until("notice"), skipped]
+    taken = (f"{skipped[1]['event_id']}/procedure_exception",)
+    included = assessed(records, at("2020-05-12", 20))
+    assert included.exceptions == taken
+    refused = assessed([*entry_until("notice"), include(**COUNTY)], at("2020-05-12", 20))
+    assert refused.exceptions == ()  # an invalid_transition took no effect: not listed
+    # eliminated, then a new cycle: the earlier cycle's exception is no longer among the
+    # reasons but still listed
+    eliminated = [*records, *approved(HH, at("2020-12-01"), "ELIMINATE")]
     again = step(at("2021-03-01"), "START_VERIFICATION", "again")
+    closed = assessed(eliminated, at("2020-12-02"))
+    # (eliminated too early: the county's decision takes effect as a policy exception)
+    assert closed.exceptions[0] == taken[0] and len(notes(closed, "policy_exception")) >= 1
     later = assessed([*eliminated, again], at("2021-03-02"))
-    assert later.cycle == str(again[1]["event_id"])  # a new cycle
+    assert later.workflow == "VERIFYING" and not notes(later, "procedure_exception")
+    assert later.exceptions == closed.exceptions
     record = avro.assessment_record(later, 9, at("2021-03-02"))
-    assert record["cycle"] == later.cycle
+    assert record["exceptions"] == list(later.exceptions)
     assert Codec.default().validate("RiskAssessed", record) == []
-    assert avro.assessment_content(record) == later.content()  # not in the digest
+    assert avro.assessment_content(record) == later.content()
+    none = avro.assessment_record(assessed(flagged(), at("2020-05-08")), 1, at("2020-05-08"))
+    assert avro.assessment_content(none) == assessed(flagged(), at("2020-05-08")).content()
+    assert len(assessed(flagged(), at("2020-05-08")).content()) == 6  # digest as before v3

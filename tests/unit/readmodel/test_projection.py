@@ -177,7 +177,7 @@ def test_an_assessment_gives_the_households_current_risk_and_one_history_row():
         ),
         (
             "household_procedure",
-            (HID, T0, event_id, None, None, None, None, None, None, 0, "[]", False),
+            (HID, T0, event_id, None, None, None, None, None, None, 0, "[]", False, None),
         ),
     ]
 
@@ -215,14 +215,14 @@ def test_an_assessment_with_a_procedure_says_where_the_household_stands_in_it():
                    if name == "household_procedure"]  # fmt: skip
     assert procedure == (
         HID, T0, event[1]["event_id"], "entry", "township_review", T0, dt.date(2020, 5, 26),
-        dt.date(2020, 5, 8), dt.date(2020, 5, 12), 1, '["s1", "s2", "s3"]', True,
+        dt.date(2020, 5, 8), dt.date(2020, 5, 12), 1, '["s1", "s2", "s3"]', True, None,
     )  # fmt: skip
 
 
 def test_an_assessment_without_a_procedure_ends_it_and_a_v1_record_has_none():
     event = risk(T0)
     [procedure] = [a for n, a in rows("household.risk", event) if n == "household_procedure"]
-    assert procedure[3:] == (None, None, None, None, None, None, 0, "[]", False)
+    assert procedure[3:] == (None, None, None, None, None, None, 0, "[]", False, None)
     record = dict(decoded(*event))
     del record["procedure"]  # as a v1 writer's record reads without the field
     [old] = [a for n, a in plain("household.risk", "RiskAssessed", record)
@@ -238,37 +238,36 @@ def test_exceptions_are_rows_keyed_by_household_decision_and_code():
         {"code": "invalid_transition", "message": "not one", "event_ids": ["d-3"]},
         {"code": "policy_exception", "message": "no event named", "event_ids": []},
     ]  # fmt: skip
-    event = risk(T0, reasons=reasons, cycle="d-0")
+    event = risk(T0, reasons=reasons)
     event_id = event[1]["event_id"]
     found = [a for n, a in rows("household.risk", event) if n == "procedure_exception"]
     assert found == [
         (f"{HID}/d-1/procedure_exception", HID, "d-1", "procedure_exception",
-         "county approved without notice", '["d-1", "e-9"]', event_id, T0, "d-0"),
+         "county approved without notice", '["d-1", "e-9"]', event_id, T0),
         (f"{HID}/d-2/policy_exception", HID, "d-2", "policy_exception",
-         "ELIMINATE although ...", '["d-2"]', event_id, T0, "d-0"),
+         "ELIMINATE although ...", '["d-2"]', event_id, T0),
         (f"{HID}/{event_id}/policy_exception", HID, str(event_id), "policy_exception",
-         "no event named", "[]", event_id, T0, "d-0"),
+         "no event named", "[]", event_id, T0),
     ]  # fmt: skip
-    # the cycle's newest assessment so far carries exactly these (what the sweep keeps)
-    [cycle] = [a for n, a in rows("household.risk", event) if n == "review_cycle"]
-    assert cycle == (HID, "d-0", T0, event_id, json.dumps([row[0] for row in found]))
-    later = risk(T0 + dt.timedelta(days=1), reasons=reasons[:1], label="later", cycle="d-0")
+    later = risk(T0 + dt.timedelta(days=1), reasons=reasons[:1], label="later")
     [again] = [a for n, a in rows("household.risk", later) if n == "procedure_exception"]
     assert again[0] == found[0][0]  # a later assessment repeating it: the same row
 
 
-def test_an_assessment_without_a_cycle_records_none_and_its_exceptions_are_kept():
-    """RiskAssessed v1/v2 records (and assessments before any decision) name no cycle: no
-    review_cycle row, so the sweep never withdraws their exceptions."""
-    reasons = [{"code": "policy_exception", "message": "m", "event_ids": ["d-2"]}]
-    event = risk(T0, reasons=reasons)
-    names = [n for n, _ in rows("household.risk", event)]
-    assert "review_cycle" not in names and "procedure_exception" in names
-    record = dict(decoded(*event))
-    del record["cycle"]  # as a v2 writer's record reads without the field
-    [row] = [a for n, a in plain("household.risk", "RiskAssessed", record)
-             if n == "procedure_exception"]  # fmt: skip
-    assert row[-1] is None
+def test_the_procedure_row_keeps_the_exceptions_the_assessment_lists_for_the_sweep():
+    """RiskAssessed v3 lists every exception standing in the household's history; the newest
+    assessment's list decides which rows stay (statements.SWEEP_EXCEPTIONS). A v2 record lists
+    nothing (None), an empty list withdraws them all."""
+    listed = ["d-1/procedure_exception", "d-0/policy_exception"]
+    for exceptions, kept in [(listed, json.dumps(listed)), ([], "[]"), (None, None)]:
+        event = risk(T0, exceptions=exceptions)
+        [procedure] = [a for n, a in rows("household.risk", event) if n == "household_procedure"]
+        assert procedure[-1] == kept
+    record = dict(decoded(*risk(T0, exceptions=listed)))
+    del record["exceptions"]  # as a v2 writer's record reads without the field
+    [old] = [a for n, a in plain("household.risk", "RiskAssessed", record)
+             if n == "household_procedure"]  # fmt: skip
+    assert old[-1] is None
 
 
 # VisitRecorded
@@ -693,7 +692,6 @@ def test_every_row_fills_exactly_its_statements_arguments():
             T0,
             procedure=PROCEDURE,
             reasons=[{"code": "policy_exception", "message": "m", "event_ids": ["d"]}],
-            cycle="d",
         ),
         records.visit(HID, T0, seeking_work=1),
         step("RECOMMENDED", waiting_for=POOL),
