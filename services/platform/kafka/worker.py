@@ -48,6 +48,7 @@ from services.contract.rejection import (
     Rejected,
 )
 from services.contract.topics import DEAD_LETTERS
+from services.platform.kafka.faust.redelivery import FetchedBatch, take_batches
 from services.platform.kafka.producer import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -247,13 +248,22 @@ class Worker:
     async def consume_batches(
         self, stream: Any, handle_batch: HandleBatch, limit: int = BATCH_LIMIT
     ) -> None:
-        """The agent body for a batch-taking step: records are taken as faust hands them to the
-        stream; once the stream has no next record at hand (its queue is empty and the last
-        fetch has none left to hand out, or its next record is one faust will skip: a rebalance
-        is under way) or `limit` are taken, they go to `handle_batch` together and are acked
-        after it returns, each, as faust's own `Stream.take` acks. A batch never waits for a
-        record the broker has not returned yet: under a slow trickle each record is its own
-        batch, as before; catching up, a batch is what one fetch returned (see `_next_coming`).
+        """The agent body for a batch-taking step.
+
+        With the redelivering consumer (`faust.redelivery`) the records one fetch returned for
+        a partition come as one queue item (`FetchedBatch`, at most `limit` records: the direct
+        hand-off, no per-record conductor, queue, stream step or task); otherwise records come
+        one by one as faust hands them to the stream. Either way, what is at hand is taken
+        together: once the stream has no next record or batch at hand (its queue is empty and
+        the last fetch has none left to hand out, or its head is one faust will skip: a
+        rebalance is under way), or `limit` records are taken, they go to `handle_batch` and are
+        acked after it returns, each, as faust's own `Stream.take` acks. A batch never waits
+        for a record the broker has not returned yet: under a slow trickle each record is its
+        own batch; catching up, a batch is what one fetch returned (see `_next_coming`).
+
+        A fetched batch of an older consumer generation or taken while flow is stopped (a
+        rebalance: it seeks back to the committed offsets) is skipped, neither tracked nor
+        acked. A taken batch's messages are tracked as faust's stream tracks a record.
 
         Acking only after the batch keeps faust's commit rule: an offset is committed once its
         record and every record before it on its partition are acked, i.e. once the batch that
@@ -262,23 +272,46 @@ class Worker:
         stream.enable_acks = False  # acked below, after the batch (as Stream.take does)
         queue = stream.channel.queue
         app = stream.app
+        feed = take_batches(queue, limit)
         batch: list[Any] = []
-        async for event in stream.events():
-            batch.append(event)
+        async for value in stream:
+            event = stream.current_event
+            if event is not None:
+                batch.append(event)
+            elif type(value) is FetchedBatch:
+                if not _current(value.generation_id, app):
+                    continue  # a rebalance began: read again from the committed offsets
+                if batch and len(batch) + len(value) > limit:
+                    await self._handle_batch(stream, handle_batch, batch)
+                    batch = []
+                consumer = app.consumer
+                acking = app.topics.acking_topics
+                for fetched in value.events:
+                    message = fetched.message
+                    if message.topic in acking and not message.tracked:
+                        message.tracked = True
+                        consumer.track_message(message)
+                batch.extend(value.events)
+                feed.taken.set()
+            else:
+                continue  # nothing else is put in an input stream's queue
             if len(batch) < limit and await _next_coming(queue, app):
                 continue
             taken, batch = batch, []
-            log.debug("a batch of %d records", len(taken))
-            try:
-                await handle_batch(taken)
-            except Exception as exc:
-                if exc is not self._fatal:  # raised outside `process`: a bug of ours
-                    log.exception("unexpected error in a batch of %d records; stopping "
-                                  "without committing it", len(taken))  # fmt: skip
-                    self.on_fatal(exc)
-                raise
-            for done in taken:
-                await stream.ack(done)
+            await self._handle_batch(stream, handle_batch, taken)
+
+    async def _handle_batch(self, stream: Any, handle_batch: HandleBatch, taken: list[Any]) -> None:
+        log.debug("a batch of %d records", len(taken))
+        try:
+            await handle_batch(taken)
+        except Exception as exc:
+            if exc is not self._fatal:  # raised outside `process`: a bug of ours
+                log.exception("unexpected error in a batch of %d records; stopping "
+                              "without committing it", len(taken))  # fmt: skip
+                self.on_fatal(exc)
+            raise
+        for done in taken:
+            await stream.ack(done)
 
     async def process(self, event: Any, handle: Handle) -> None:
         """Run `handle(event)` under the error policy; returns once the record may be acked."""
@@ -344,6 +377,11 @@ async def _next_coming(queue: Any, app: Any) -> bool:
     return True
 
 
+def _current(generation_id: int, app: Any) -> bool:
+    """Whether a record of this consumer generation is one faust hands out now."""
+    return app.flow_control.is_active() and generation_id == app.consumer_generation_id
+
+
 def _next_at_hand(queue: Any, app: Any) -> bool:
     """Whether the stream's next record is already in its queue and is one faust will hand
     out (not skipped for a rebalance: flow stopped or an older consumer generation). Only then
@@ -353,7 +391,9 @@ def _next_at_hand(queue: Any, app: Any) -> bool:
     if not pending or getattr(queue, "_errors", None):
         return False
     head = pending[0]
+    if type(head) is FetchedBatch:
+        return _current(head.generation_id, app)
     message = getattr(head, "message", None)
     if message is None:
         return True  # a plain value (agent tests put events; a value is never skipped)
-    return app.flow_control.is_active() and message.generation_id == app.consumer_generation_id
+    return _current(message.generation_id, app)

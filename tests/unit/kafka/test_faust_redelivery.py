@@ -38,6 +38,7 @@ def consumer_over(batch: dict, active: set, read: dict | None = None) -> Consume
         consumer_generation_id=1,
         monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
         tables=SimpleNamespace(recovery=None),  # faust's recovery: no changelog batches
+        topics=SimpleNamespace(_tp_index={}),  # no batch-taking stream unless a test adds one
     )
     consumer.scheduler = SimpleNamespace(
         iterate=lambda records: ((tp, r) for tp, rs in records.items() for r in rs)
@@ -372,3 +373,146 @@ def test_a_fetch_left_unfinished_leaves_nothing_to_wait_for():
 
     asyncio.run(run())
     assert consumer.handing_out == 0
+
+
+def with_batch_stream(consumer: Consumer, limit: int = 4, subscribers: int = 1) -> asyncio.Queue:
+    """The stand-in's app given a batch-taking stream (`take_batches` on its queue) as the one
+    subscriber of VISITS; the queue the consumer hands `FetchedBatch` items to."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+    faust_redelivery.take_batches(queue, limit)
+    channel = SimpleNamespace(queue=queue)
+    others = [SimpleNamespace(queue=asyncio.Queue()) for _ in range(subscribers - 1)]
+    consumer.app.topics = SimpleNamespace(_tp_index={VISITS: [channel, *others]})
+
+    async def nothing():
+        return None
+
+    consumer.app.flow_control = SimpleNamespace(acquire=nothing)
+    consumer.app.producer = SimpleNamespace(buffer=SimpleNamespace(wait_until_ebb=nothing))
+    consumer._commit_every = None
+    consumer.holes = 0
+    consumer._to_message = lambda tp, record: SimpleNamespace(
+        offset=record.offset, key=b"k", value=b"v", headers=[], incref=lambda n=1: None
+    )
+    return queue
+
+
+def raw_events(monkeypatch) -> None:
+    """Raw-bytes events, as `raw_event_class` gives for the monitoring inputs."""
+
+    def event(app, key, value, headers, message):
+        return SimpleNamespace(key=key, value=value, message=message)
+
+    monkeypatch.setattr(faust_redelivery, "raw_event_class", lambda app, channel: event)
+
+
+def handed_batches(queue: asyncio.Queue) -> list[list[int]]:
+    items = []
+    while not queue.empty():
+        item = queue.get_nowait()
+        assert type(item) is faust_redelivery.FetchedBatch and item.generation_id == 1
+        items.append([event.message.offset for event in item.events])
+    return items
+
+
+def test_a_batch_taking_stream_gets_each_fetched_partition_as_batches_in_order(monkeypatch):
+    raw_events(monkeypatch)
+    consumer = consumer_over({VISITS: range(5, 11), REGISTRY: range(0, 2)}, {VISITS, REGISTRY})
+    queue = with_batch_stream(consumer, limit=4)
+
+    async def run():  # the stream takes each batch as it comes (the feed's limit: 4 records)
+        taken = []
+
+        async def stream():
+            while len(taken) < 2:
+                taken.append(await queue.get())
+
+        reader = asyncio.create_task(stream())
+        delivered = drain_async(consumer)
+        result = await delivered
+        await reader
+        return result, [[e.message.offset for e in batch.events] for batch in taken]
+
+    delivered, taken = asyncio.run(run())
+    assert delivered == {REGISTRY: [0, 1]}  # another subscriber's partition: faust's way
+    assert taken == [[5, 6, 7, 8], [9, 10]]
+    assert consumer._read_offset[VISITS] == 10  # as faust's fetch loop leaves it
+
+
+def test_a_full_stream_queue_holds_the_fetch_until_the_stream_takes(monkeypatch):
+    raw_events(monkeypatch)
+    consumer = consumer_over({VISITS: range(0, 6)}, {VISITS})
+    queue = with_batch_stream(consumer, limit=4)
+
+    async def run():
+        fetch = asyncio.create_task(drain_async(consumer))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        waiting = [[e.message.offset for e in item.events] for item in list(queue._queue)]
+        assert not fetch.done()  # 4 records wait: the next 2 would pass the limit
+        first = queue.get_nowait()
+        faust_redelivery.take_batches(queue, 4).taken.set()
+        await fetch
+        return waiting, [e.message.offset for e in first.events]
+
+    waiting, first = asyncio.run(run())
+    assert waiting == [[0, 1, 2, 3]] and first == [0, 1, 2, 3]
+    assert handed_batches(queue) == [[4, 5]]
+
+
+def test_a_rebalance_before_a_batch_hand_off_hands_out_nothing(monkeypatch):
+    raw_events(monkeypatch)
+    consumer = consumer_over({VISITS: range(0, 3), REGISTRY: range(0, 2)}, {VISITS, REGISTRY})
+    queue = with_batch_stream(consumer)
+
+    async def rebalancing():
+        consumer.app.consumer_generation_id = 2
+
+    consumer.app.flow_control = SimpleNamespace(acquire=rebalancing)
+    assert drain(consumer) == {} and queue.empty()
+    assert consumer._read_offset[VISITS] is None  # not read: fetched again after the seek
+
+
+def test_batches_of_a_paused_partition_are_fetched_again_not_handed(monkeypatch):
+    raw_events(monkeypatch)
+    consumer = consumer_over({VISITS: range(3, 6)}, {REGISTRY})
+    queue = with_batch_stream(consumer)
+    assert drain(consumer) == {} and queue.empty()
+    assert consumer.sought == [(VISITS, 3)]
+
+
+def test_batches_keep_the_redelivery_and_the_unacked_holes(monkeypatch):
+    raw_events(monkeypatch)
+    # read up to 7 before a seek back to 4: delivered again, not dropped; 9 is missing
+    consumer = consumer_over({VISITS: [4, 5, 6, 7, 8, 10]}, {VISITS}, read={VISITS: 7})
+    queue = with_batch_stream(consumer, limit=10)
+    gaps = []
+
+    async def add_gap(tp, start, end):
+        gaps.append((tp, start, end))
+
+    consumer._add_gap = add_gap
+    assert drain(consumer) == {}
+    assert handed_batches(queue) == [[4, 5, 6, 7, 8, 10]]
+    assert consumer.redelivered == 1 and consumer.holes == 1
+    assert gaps == []  # the hole is not counted as read: the commit stops at 9
+    consumer = consumer_over({VISITS: [8, 10]}, {VISITS}, read={VISITS: 7})
+    queue = with_batch_stream(consumer, limit=10)
+    consumer._add_gap = add_gap
+    consumer.gaps_accepted = {VISITS}  # a hole fetched three times: faust's gap from then on
+    assert drain(consumer) == {}
+    assert handed_batches(queue) == [[8, 10]] and gaps == [(VISITS, 9, 10)]
+
+
+def test_a_partition_with_two_subscribers_keeps_faust_path(monkeypatch):
+    raw_events(monkeypatch)
+    consumer = consumer_over({VISITS: range(0, 3)}, {VISITS})
+    queue = with_batch_stream(consumer, subscribers=2)
+    assert drain(consumer) == {VISITS: [0, 1, 2]} and queue.empty()
+
+
+async def drain_async(consumer) -> dict:
+    delivered = defaultdict(list)
+    async for tp, message in consumer.getmany(timeout=1.0):
+        delivered[tp].append(message.offset)
+    return dict(delivered)

@@ -1,5 +1,6 @@
 """When a batch-taking agent waits for its next record (`worker._next_coming`): only for a
-record faust will hand out, and only while the last fetch still has records to hand out."""
+record faust will hand out, and only while the last fetch still has records to hand out; and
+how it takes a fetched batch (`FetchedBatch`, the consumer's direct hand-off)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 from collections import deque
 from types import SimpleNamespace
 
-from services.platform.kafka.worker import HAND_OUT_TURNS, _next_coming
+from services.platform.kafka.faust.redelivery import FetchedBatch
+from services.platform.kafka.worker import HAND_OUT_TURNS, Worker, _next_coming
 
 
 class App:
@@ -37,6 +39,60 @@ def test_a_record_faust_will_skip_ends_the_batch():
     # a rebalance: an older generation's record, or the flow stopped
     assert not asyncio.run(_next_coming(queue(event(generation=1)), App(generation=2)))
     assert not asyncio.run(_next_coming(queue(event()), App(active=False)))
+
+
+def test_a_fetched_batch_is_at_hand_unless_a_rebalance_began():
+    assert asyncio.run(_next_coming(queue(FetchedBatch([event()], 1)), App()))
+    assert not asyncio.run(_next_coming(queue(FetchedBatch([event()], 1)), App(generation=2)))
+    assert not asyncio.run(_next_coming(queue(FetchedBatch([event()], 1)), App(active=False)))
+
+
+class Stream:
+    """faust's stream as the agent sees it: values out of the queue, `current_event` set for a
+    record (None for a batch), `ack` per event."""
+
+    def __init__(self, app, items):
+        self.app, self.items, self.acked = app, items, []
+        self.channel = SimpleNamespace(queue=queue())
+        self.current_event = None
+
+    async def __aiter__(self):
+        for item in self.items:
+            self.current_event = None if type(item) is FetchedBatch else item
+            yield item
+
+    async def ack(self, done):
+        self.acked.append(done.message.offset)
+
+
+def fetched(offsets, generation=1):
+    return FetchedBatch(
+        [
+            SimpleNamespace(message=SimpleNamespace(offset=o, topic="t", tracked=False))
+            for o in offsets
+        ],
+        generation,
+    )
+
+
+def test_fetched_batches_are_tracked_applied_and_acked_within_the_limit():
+    app = App()
+    tracked = []
+    app.consumer = SimpleNamespace(track_message=lambda m: tracked.append(m.offset))
+    app.topics = SimpleNamespace(acking_topics={"t"})
+    stream = Stream(app, [fetched([0, 1, 2]), fetched([3, 4]), fetched([5], generation=0)])
+    handled = []
+
+    async def handle_batch(events):
+        assert [e.message.offset for e in events if e.message.offset not in tracked] == []
+        handled.append([e.message.offset for e in events])
+
+    worker = Worker(dead_letters=None)
+    asyncio.run(worker.consume_batches(stream, handle_batch, limit=4))
+    # the second batch would pass the limit: the first goes alone; an older generation's
+    # batch (a rebalance began) is neither tracked, applied nor acked
+    assert handled == [[0, 1, 2], [3, 4]]
+    assert stream.acked == [0, 1, 2, 3, 4] and tracked == [0, 1, 2, 3, 4]
 
 
 def test_the_batch_waits_for_the_fetch_loop_to_hand_out_the_next_record():

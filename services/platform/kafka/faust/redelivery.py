@@ -56,6 +56,13 @@ batch-taking agent (`worker.consume_batches`) waits for those instead of taking 
 faust's fetch loop trickles it in (the loop and the agent took turns record by record, every
 batch one record: issue 19, B2).
 
+Input records of a stream that takes batches (`worker.consume_batches` asks for it with
+`take_batches`) skip faust's per-record path the same way: the records one fetch returned for
+such a partition become events here and go to the stream's queue as one `FetchedBatch` (in
+chunks of the stream's limit), without faust's per-record `wait_first` (four tasks), conductor
+callback, queue item and stream step (issue 19, B2: that path was the worker's largest cost
+after the batched agent). The stream tracks and acks each record as faust's would.
+
 Long because it is one consumer: the fetch loop, the commit rule and the lost-record check
 read and write the same bookkeeping (read, acked and committed offsets) and must be read
 together.
@@ -130,6 +137,14 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
             records = {tp: rs for tp, rs in records.items() if tp not in channels}
             if not await self._deliver_changelogs(
                 batches, channels, active_partitions, generation_id, skipped
+            ):
+                records = {}  # a rebalance began: as below, hand out nothing more
+        feeds = self._batch_feeds(records)
+        if feeds and records:
+            batches = {tp: rs for tp, rs in records.items() if tp in feeds}
+            records = {tp: rs for tp, rs in records.items() if tp not in feeds}
+            if not await self._deliver_batches(
+                batches, feeds, active_partitions, generation_id, skipped
             ):
                 records = {}  # a rebalance began: as below, hand out nothing more
         # records of this fetch not yet handed out: a batch-taking agent waits for them
@@ -323,6 +338,117 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 await asyncio.sleep(0)
         return True
 
+    def _batch_feeds(self, records: dict[Any, Any]) -> dict[Any, tuple[Any, BatchFeed, Any]]:
+        """Input partitions in `records` whose one subscriber is a batch-taking stream (its
+        queue carries a `BatchFeed`) over raw bytes: partition -> (channel, feed, event class).
+        Anything else (two subscribers, a typed schema) takes faust's per-record path."""
+        if not records:
+            return {}
+        index = self.app.topics._tp_index
+        feeds = {}
+        for tp in records:
+            subscribers = index.get(tp, ())
+            if len(subscribers) != 1:
+                continue
+            (channel,) = subscribers
+            feed = getattr(channel.queue, FEED_ATTRIBUTE, None)
+            if feed is None:
+                continue
+            event_class = raw_event_class(self.app, channel)
+            if event_class is not None:
+                feeds[tp] = (channel, feed, event_class)
+        return feeds
+
+    async def _deliver_batches(
+        self,
+        batches: dict[Any, list[Any]],
+        feeds: dict[Any, tuple[Any, BatchFeed, Any]],
+        active_partitions: set[Any] | None,
+        generation_id: int,
+        skipped: dict[Any, int],
+    ) -> bool:
+        """What faust's fetch loop and conductor do for each input record, once per chunk of a
+        partition's batch: the records become events (no decode: raw bytes), go to the stream's
+        queue as one `FetchedBatch` and count as read; False when a rebalance began (the rest
+        is not handed out: the rebalance's recovery seeks back to the committed offsets).
+
+        Kept from the per-record path: flow control and the producer's back-pressure before
+        each hand-off, a bounded queue (the feed's limit in records, the stream's buffer
+        before), the redelivery of records below the read offset and the un-acked holes (see
+        `getmany`), faust's gap for a partition whose holes were accepted, its commit every
+        `broker_commit_every` acks. Tracking (unacked) and acking stay with the stream, as
+        for a record: `worker.consume_batches` tracks a batch's messages when it takes it and
+        acks them after it is applied, and never takes a batch of an older generation."""
+        app = self.app
+        read_offsets = self._read_offset
+        for tp, batch in batches.items():
+            channel, feed, event_class = feeds[tp]
+            if not (
+                active_partitions is None
+                or tp in active_partitions
+                or tp in self._buffered_partitions
+            ):
+                skipped[tp] = batch[0].offset  # paused meanwhile: fetched again (see getmany)
+                continue
+            for start in range(0, len(batch), feed.limit):
+                chunk = batch[start : start + feed.limit]
+                if not await self._room_for(channel.queue, feed, len(chunk)):
+                    return False
+                await app.flow_control.acquire()
+                await app.producer.buffer.wait_until_ebb()
+                if not self.flow_active or app.consumer_generation_id != generation_id:
+                    return False
+                if (
+                    self._commit_every is not None and self._n_acked >= self._commit_every
+                ):  # as faust's fetch loop, before a record is handed out
+                    self._n_acked = 0
+                    await self.commit()
+                events = []
+                read = read_offsets.get(tp)
+                for record in chunk:
+                    offset = record.offset
+                    if read is not None and offset > read + 1:
+                        if tp in self.gaps_accepted:
+                            await self._add_gap(tp, read + 1, offset)
+                        else:  # a hole: left un-acked (see getmany)
+                            self.holes += 1
+                            log.info(
+                                "%s[%d]: offsets %d..%d were not handed out; not counting them "
+                                "as read",
+                                tp.topic, tp.partition, read + 1, offset - 1,
+                            )  # fmt: skip
+                    elif read is not None and offset < read:
+                        self.redelivered += 1
+                        log.info(
+                            "re-delivering %s[%d] from offset %d (faust had read up to %d)",
+                            tp.topic, tp.partition, offset, read,
+                        )  # fmt: skip
+                    read = offset
+                    message = self._to_message(tp, record)
+                    message.incref(1)
+                    events.append(
+                        event_class(app, message.key, message.value, message.headers, message)
+                    )
+                app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                await channel.queue.put(FetchedBatch(events, generation_id))
+                read_offsets[tp] = read
+        return True
+
+    async def _room_for(self, queue: Any, feed: BatchFeed, records: int) -> bool:
+        """Wait until the stream's queue holds fewer than the feed's limit of records (or is
+        empty: a chunk is never larger than the limit); False if flow stopped meanwhile (a
+        rebalance: faust's fetch loop abandons a record's hand-off then too)."""
+        while queued_records(queue) + records > feed.limit and queued_records(queue):
+            if not self.flow_active:
+                return False
+            feed.taken.clear()
+            try:
+                # bounded: a queue cleared by flow control never signals
+                await asyncio.wait_for(feed.taken.wait(), ROOM_WAIT_SECONDS)
+            except TimeoutError:
+                pass
+        return self.flow_active
+
     def lost_partitions(self) -> dict[Any, int]:
         """Partitions whose next offset to commit was handed out and then lost.
 
@@ -397,6 +523,50 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                 tp.partition,
                 offset,
             )
+
+
+FEED_ATTRIBUTE = "shouwang_batch_feed"
+ROOM_WAIT_SECONDS = 0.1  # a full queue is looked at again this often (see `_room_for`)
+
+
+class FetchedBatch:
+    """Records of one fetched input partition (a chunk of at most the feed's limit), in offset
+    order, as events: one item in a batch-taking stream's queue instead of one per record."""
+
+    __slots__ = ("events", "generation_id")
+
+    def __init__(self, events: list[Any], generation_id: int):
+        self.events = events
+        self.generation_id = generation_id
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class BatchFeed:
+    """A batch-taking stream's request for the direct hand-off (`take_batches`): at most
+    `limit` records waiting in its queue; `taken` is set each time the stream takes a batch."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.taken = asyncio.Event()
+
+
+def take_batches(queue: Any, limit: int) -> BatchFeed:
+    """Ask the redelivering consumer to hand the records of the input partitions this queue
+    alone subscribes to as `FetchedBatch` items; the stream over it must take them (see
+    `worker.consume_batches`). Without this consumer nothing changes: records come one by one."""
+    feed = getattr(queue, FEED_ATTRIBUTE, None)
+    if feed is None:
+        feed = BatchFeed(limit)
+        setattr(queue, FEED_ATTRIBUTE, feed)
+    return feed
+
+
+def queued_records(queue: Any) -> int:
+    """Records waiting in a stream's queue: a `FetchedBatch` counts its records."""
+    pending = getattr(queue, "_queue", None) or ()  # asyncio.Queue's deque
+    return sum(len(item) if type(item) is FetchedBatch else 1 for item in pending)
 
 
 def raw_event_class(app: faust.App, channel: Any) -> Any:
