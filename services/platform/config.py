@@ -196,7 +196,7 @@ class VisitsSettings:
         refuses a skipped step; shouwang_visits_procedure_unchecked_total{reason="not_configured"}).
     SHOUWANG_VISITS_MONITORING_TOKEN or SHOUWANG_VISITS_MONITORING_TOKEN_FILE (a file holding
         it): the token the door reads the view with, a read-only one (`shouwang tokens issue
-        --kind auditor --holder visits-door`); required with SHOUWANG_VISITS_MONITORING_URL.
+        --kind auditor --holder visits-door`); without it the check is off (a warning at start).
     SHOUWANG_VISITS_MONITORING_TIMEOUT_SECONDS: longest wait for the view's answer (default 2);
         after it the decision is accepted unchecked (reason "unreachable") rather than refused.
     SHOUWANG_PERSONAL_KEY_CACHE_SECONDS: how long a household's or cadre's data key is kept in
@@ -290,11 +290,9 @@ def _monitoring_view(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     if scheme not in ("http", "https") or not sep or not rest or any(c.isspace() for c in url):
         raise SettingsError(f"SHOUWANG_VISITS_MONITORING_URL={url!r}: expected an http(s):// URL")
     if value is None:
-        raise SettingsError(
-            "SHOUWANG_VISITS_MONITORING_URL is set without a token: set "
-            "SHOUWANG_VISITS_MONITORING_TOKEN or SHOUWANG_VISITS_MONITORING_TOKEN_FILE (a "
-            "read-only token: shouwang tokens issue --kind auditor --holder visits-door)"
-        )
+        # A deployment names its worker before the token exists (one is issued once the
+        # database is up): the door starts with the check off and says so (bootstrap).
+        return url.rstrip("/"), None
     if any(c.isspace() or not c.isprintable() for c in value):
         raise SettingsError("the monitoring token holds spaces or control characters")
     return url.rstrip("/"), value

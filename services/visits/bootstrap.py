@@ -161,10 +161,15 @@ def household_views(settings: VisitsSettings) -> HouseholdViews:
     """The monitoring view the door checks a review decision's procedure order against; none
     without SHOUWANG_VISITS_MONITORING_URL (every decision then accepted unchecked, counted)."""
     if settings.monitoring_url is None or settings.monitoring_token is None:
+        missing = (
+            "SHOUWANG_VISITS_MONITORING_URL"
+            if settings.monitoring_url is None
+            else "SHOUWANG_VISITS_MONITORING_TOKEN (or _FILE)"
+        )
         log.warning(
-            "SHOUWANG_VISITS_MONITORING_URL is not set: review decisions are taken without "
-            "checking their procedure order at the door (the monitoring fold still refuses a "
-            "skipped step)"
+            "%s is not set: review decisions are taken without checking their procedure order "
+            "at the door (the monitoring fold still refuses a skipped step)",
+            missing,
         )
         return NoView()
     return MonitoringViews(

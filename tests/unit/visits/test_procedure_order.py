@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -258,3 +259,50 @@ def test_the_door_refuses_what_the_fold_refuses_for_a_skipped_step(done, offset_
             # leaves to it: the household's status
             assert "missing step" not in fold_says and "skips" not in fold_says, fold_says
             assert "not monitored" in fold_says or "household is" in fold_says, fold_says
+
+
+# ---- configuration --------------------------------------------------------------------------
+
+
+def test_the_monitoring_view_settings(tmp_path):
+    from services.platform.config import SettingsError, VisitsSettings
+
+    assert VisitsSettings.from_env({}).monitoring_url is None  # the default: no check
+    url = "http://monitoring:8083/"
+    on = VisitsSettings.from_env(
+        {"SHOUWANG_VISITS_MONITORING_URL": url, "SHOUWANG_VISITS_MONITORING_TOKEN": "sw_x"}
+    )
+    assert (on.monitoring_url, on.monitoring_token) == ("http://monitoring:8083", "sw_x")
+    assert "sw_x" not in repr(on)  # a secret
+    path = tmp_path / "token"
+    path.write_text("sw_file\n", encoding="utf-8")
+    from_file = VisitsSettings.from_env(
+        {"SHOUWANG_VISITS_MONITORING_URL": url, "SHOUWANG_VISITS_MONITORING_TOKEN_FILE": str(path)}
+    )
+    assert from_file.monitoring_token == "sw_file"
+    # named before a token is issued (compose): the check is off, the API starts
+    pending = VisitsSettings.from_env({"SHOUWANG_VISITS_MONITORING_URL": url})
+    assert pending.monitoring_url and pending.monitoring_token is None
+    for env, says in [
+        ({"SHOUWANG_VISITS_MONITORING_TOKEN": "sw_x"}, "SHOUWANG_VISITS_MONITORING_URL is not"),
+        ({"SHOUWANG_VISITS_MONITORING_URL": "monitoring:8083"}, "expected an http(s):// URL"),
+        (
+            {
+                "SHOUWANG_VISITS_MONITORING_URL": url,
+                "SHOUWANG_VISITS_MONITORING_TOKEN": "sw_x",
+                "SHOUWANG_VISITS_MONITORING_TOKEN_FILE": str(path),
+            },
+            "not both",
+        ),
+        (
+            {
+                "SHOUWANG_VISITS_MONITORING_URL": url,
+                "SHOUWANG_VISITS_MONITORING_TOKEN_FILE": str(tmp_path / "missing"),
+            },
+            "cannot read",
+        ),
+        ({"SHOUWANG_VISITS_MONITORING_TIMEOUT_SECONDS": "0"}, "more than 0"),
+    ]:
+        with pytest.raises(SettingsError, match=re.escape(says)) as refused:
+            VisitsSettings.from_env(env)
+        assert "sw_x" not in str(refused.value)
