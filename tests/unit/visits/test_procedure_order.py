@@ -306,3 +306,76 @@ def test_the_monitoring_view_settings(tmp_path):
         with pytest.raises(SettingsError, match=re.escape(says)) as refused:
             VisitsSettings.from_env(env)
         assert "sw_x" not in str(refused.value)
+
+
+# ---- through the API, over an in-memory view -----------------------------------------------
+
+
+def unchecked(api) -> dict[str, float]:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = generate_latest(api.deps.metrics.registry).decode()
+    return {
+        s.labels["reason"]: s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "shouwang_visits_procedure_unchecked"
+        for s in f.samples
+        if s.name.endswith("_total") and s.value
+    }
+
+
+async def test_the_api_refuses_a_skip_and_accepts_while_the_view_lags(api) -> None:
+    from services.visits.adapters.household_view import InMemoryViews
+    from tests.unit.visits.test_levels import decision as level_decision
+
+    household = "H-500228-0001"  # the samples' (in the directory: the village tokens' village)
+    opened = Decision("e-open", at("2020-05-01"))
+    views = InMemoryViews(
+        {household: Household("VERIFYING", Procedure("ENTRY", "VILLAGE_DELIBERATION"), (opened,))}
+    )
+    api.deps.views = views
+    include = level_decision("INCLUDE", "COUNTY", household_id=household)
+    answer = await api.post("/v1/review-decisions", include, role="operator")
+    body = await answer.json()
+    assert answer.status == 422 and body["type"].endswith("missing_step"), body
+    assert body["errors"][0]["message"].startswith(
+        "VILLAGE_DELIBERATION has not been recorded for this household's inclusion"
+    )
+    assert api.sink.records == [] and views.asked == [household]
+
+    # The deliberation and the notice in one batch: the notice follows a step of the same
+    # request, which the view cannot show yet: accepted, counted as the view being behind.
+    deliberation = level_decision("VILLAGE_DELIBERATION", "VILLAGE", household_id=household)
+    notice = level_decision(
+        "NOTICE", "VILLAGE", household_id=household, notice_start="2020-05-17", notice_days=5
+    )
+    answer = await api.post(
+        "/v1/review-decisions:batch", {"records": [deliberation, notice]}, role="village"
+    )
+    assert answer.status == 202, await answer.json()
+    assert unchecked(api) == {"view_behind": 1.0}
+    # The view has not folded them yet: the next step is not judged from it either.
+    review = level_decision("TOWNSHIP_REVIEW", "TOWNSHIP", household_id=household)
+    answer = await api.post("/v1/review-decisions", review, role="reviewer")
+    assert answer.status == 202, await answer.json()
+    assert unchecked(api) == {"view_behind": 2.0}
+    assert len(api.sink.records) == 3
+
+    # The worker down: the decision is taken, the fold will judge it.
+    views.failing = "unreachable"
+    answer = await api.post("/v1/review-decisions", level_decision("INCLUDE", "COUNTY",
+                            household_id=household), role="operator")  # fmt: skip
+    assert answer.status == 202 and unchecked(api)["unreachable"] == 1.0
+
+    # Openings are never looked up; no view configured at all: counted as such.
+    views.failing, views.asked = None, []
+    opening = level_decision("START_VERIFICATION", "COUNTY", household_id=household)
+    assert (await api.post("/v1/review-decisions", opening, role="operator")).status == 202
+    assert views.asked == []
+    from services.visits.adapters.household_view import NoView
+
+    api.deps.views = NoView()
+    include = level_decision("INCLUDE", "COUNTY", household_id=household)
+    assert (await api.post("/v1/review-decisions", include, role="operator")).status == 202
+    assert unchecked(api)["not_configured"] == 1.0
