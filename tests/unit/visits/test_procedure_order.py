@@ -28,6 +28,7 @@ from services.visits.domain.procedure import (
     skipped_step,
 )
 from tests.records import approved, at, income, registry, review
+from tests.seed_households import monitored_then_eliminated
 from tests.unit.monitoring.events import domain
 
 POLICY = load_policies().get("dianjiang-2020")
@@ -237,12 +238,21 @@ def refused_by_fold(records: list, candidate, as_of: dt.datetime) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("done", range(len(ENTRY) + 1))
+def flows() -> list[tuple[str, list, list]]:
+    """(name, what comes before, the procedure's records): entry, and exit after inclusion."""
+    monitored = monitored_then_eliminated(HH)
+    return [("entry", flagged(), ENTRY), ("exit", monitored[:-5], monitored[-5:])]
+
+
+@pytest.mark.parametrize(
+    ("flow", "done"), [(name, k) for name, _, steps in flows() for k in range(len(steps) + 1)]
+)
 @pytest.mark.parametrize("offset_days", [0, 3, 30])  # just after, during the notice, long after
-def test_the_door_refuses_what_the_fold_refuses_for_a_skipped_step(done, offset_days):
-    """For each point of the entry procedure (the view as monitoring makes it) and each checked
-    decision after it, the door's verdict agrees with the fold's."""
-    records = [*flagged(), *ENTRY[:done]]
+def test_the_door_refuses_what_the_fold_refuses_for_a_skipped_step(flow, done, offset_days):
+    """For each point of the entry and the exit procedure (the view as monitoring makes it) and
+    each checked decision after it, the door's verdict agrees with the fold's."""
+    _, before, steps = next(f for f in flows() if f[0] == flow)
+    records = [*before, *steps[:done]]
     last = records[-1][1]["occurred_at"]
     when = last + dt.timedelta(days=offset_days, minutes=1)
     view = view_of(records, last)
