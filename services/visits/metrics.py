@@ -123,6 +123,15 @@ class VisitsMetrics:
         )
         for reason in UNCHECKED_REASONS:
             self.procedure_unchecked.labels(reason)
+        self.procedure_checks = Counter(
+            "shouwang_visits_procedure_checks_total",
+            "Review decisions whose procedure order was judged against the monitoring view, by "
+            "outcome: taken, or refused (422 missing_step).",
+            ("outcome",),
+            registry=registry,
+        )
+        for outcome in ("taken", "refused"):
+            self.procedure_checks.labels(outcome)
         for kind in TOKEN_KINDS:
             self.body_timeouts.labels(kind)
             for reason in SHED_REASONS:

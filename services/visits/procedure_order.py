@@ -80,4 +80,6 @@ def _gap(
         if why != "recorded":  # a re-send of a decision the view has: nothing to judge
             unchecked.labels(why).inc()
         return None
-    return skipped_step(view, record)
+    gap = skipped_step(view, record)
+    ports.metrics.procedure_checks.labels("taken" if gap is None else "refused").inc()
+    return gap

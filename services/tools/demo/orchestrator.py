@@ -195,6 +195,7 @@ async def _run(
             simulate(parameters, sink, rate=options.rate, progress=progress), supervisor
         )
     ingest_seconds = time.monotonic() - ingest_started
+    door = await _door_checks(f"{visits_url}/metrics")
     say(
         f"  {summary.events:,} events accepted in {ingest_seconds:.1f} s "
         f"({summary.events / max(ingest_seconds, 1e-9):,.0f}/s), review decisions with "
@@ -227,6 +228,7 @@ async def _run(
     )
     facts = await read_facts(ends.database_url)
     report = build_report(facts, run, await read_assessments(ends.bootstrap))
+    report["door"] = door
     report["services"] = {s.name: s.urls for s in supervisor.services}
     report["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write(report, out, say)
@@ -248,6 +250,26 @@ def _issue_token(
     if result.returncode != 0 or match is None:
         raise DemoError(f"`shouwang tokens issue` failed: {result.stderr.strip()[-2000:]}")
     return match.group(1)
+
+
+async def _door_checks(metrics_url: str) -> dict:
+    """The visits API's procedure check over the campaign, from its own /metrics: decisions
+    judged against the monitoring view (taken, refused) and accepted unchecked, by reason."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with session.get(metrics_url) as response:
+            text = await response.text()
+    door: dict = {"taken": 0, "refused": 0, "unchecked": {}}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith("_total") or not sample.value:
+                continue
+            if family.name == "shouwang_visits_procedure_checks":
+                door[sample.labels["outcome"]] = int(sample.value)
+            elif family.name == "shouwang_visits_procedure_unchecked":
+                door["unchecked"][sample.labels["reason"]] = int(sample.value)
+    return door
 
 
 def _write_secret(path: Path, secret: str) -> None:

@@ -321,18 +321,22 @@ def test_the_monitoring_view_settings(tmp_path):
 # ---- through the API, over an in-memory view -----------------------------------------------
 
 
-def unchecked(api) -> dict[str, float]:
+def counted(api, family: str, label: str) -> dict[str, float]:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
     text = generate_latest(api.deps.metrics.registry).decode()
     return {
-        s.labels["reason"]: s.value
+        s.labels[label]: s.value
         for f in text_string_to_metric_families(text)
-        if f.name == "shouwang_visits_procedure_unchecked"
+        if f.name == family
         for s in f.samples
         if s.name.endswith("_total") and s.value
     }
+
+
+def unchecked(api) -> dict[str, float]:
+    return counted(api, "shouwang_visits_procedure_unchecked", "reason")
 
 
 async def test_the_api_refuses_a_skip_and_accepts_while_the_view_lags(api) -> None:
@@ -353,6 +357,8 @@ async def test_the_api_refuses_a_skip_and_accepts_while_the_view_lags(api) -> No
         "VILLAGE_DELIBERATION has not been recorded for this household's inclusion"
     )
     assert api.sink.records == [] and views.asked == [household]
+    assert counted(api, "shouwang_visits_procedure_checks", "outcome") == {"refused": 1.0}
+    assert counted(api, "shouwang_visits_rejections", "reason") == {"missing_step": 1.0}
 
     # The deliberation and the notice in one batch: the notice follows a step of the same
     # request, which the view cannot show yet: accepted, counted as the view being behind.
