@@ -189,6 +189,16 @@ class VisitsSettings:
         token is used only while that feed is current (platform/auth/revocations.py). While
         the database is unreachable, cached tokens keep working for up to 10 minutes unless
         revoked.
+    SHOUWANG_VISITS_MONITORING_URL: the monitoring worker's web server (any worker's: the
+        household view answers from the one that owns the household), which the door asks
+        where a household's entry or exit procedure stands before it takes a review decision
+        that may skip a step (services/visits/README.md). Unset: no check (the fold still
+        refuses a skipped step; shouwang_visits_procedure_unchecked_total{reason="not_configured"}).
+    SHOUWANG_VISITS_MONITORING_TOKEN or SHOUWANG_VISITS_MONITORING_TOKEN_FILE (a file holding
+        it): the token the door reads the view with, a read-only one (`shouwang tokens issue
+        --kind auditor --holder visits-door`); without it the check is off (a warning at start).
+    SHOUWANG_VISITS_MONITORING_TIMEOUT_SECONDS: longest wait for the view's answer (default 2);
+        after it the decision is accepted unchecked (reason "unreachable") rather than refused.
     SHOUWANG_PERSONAL_KEY_CACHE_SECONDS: how long a household's or cadre's data key is kept in
         memory for sealing personal data (default 300): registry records of subjects seen
         within it are accepted while PostgreSQL is down; others get 503 with Retry-After.
@@ -207,13 +217,22 @@ class VisitsSettings:
     operator_reserve: float = 0.25
     body_timeout_seconds: float = 30.0
     quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    monitoring_url: str | None = None
+    monitoring_token: str | None = field(default=None, repr=False)  # a secret
+    monitoring_timeout_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VisitsSettings:
         port = _positive(env, "SHOUWANG_VISITS_PORT", cls.port)
         if port > 65535:
             raise SettingsError(f"SHOUWANG_VISITS_PORT={port}: not a TCP port")
+        monitoring_url, monitoring_token = _monitoring_view(env)
         return cls(
+            monitoring_url=monitoring_url,
+            monitoring_token=monitoring_token,
+            monitoring_timeout_seconds=_positive_seconds(
+                env, "SHOUWANG_VISITS_MONITORING_TIMEOUT_SECONDS", cls.monitoring_timeout_seconds
+            ),
             host=_host(env, "SHOUWANG_VISITS_HOST") or _host(env, "SHOUWANG_BIND_HOST") or cls.host,
             port=port,
             max_body_bytes=_positive(env, "SHOUWANG_VISITS_MAX_BODY_BYTES", cls.max_body_bytes),
@@ -240,6 +259,43 @@ class VisitsSettings:
             ),
             quotas={kind: _quota(env, kind, quota) for kind, quota in DEFAULT_QUOTAS.items()},
         )
+
+
+def _monitoring_view(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """SHOUWANG_VISITS_MONITORING_URL and its token (from the variable or the file), both or
+    neither; errors never show the token."""
+    url = env.get("SHOUWANG_VISITS_MONITORING_URL") or None
+    value = env.get("SHOUWANG_VISITS_MONITORING_TOKEN") or None
+    path = env.get("SHOUWANG_VISITS_MONITORING_TOKEN_FILE") or None
+    if value and path:
+        raise SettingsError(
+            "set SHOUWANG_VISITS_MONITORING_TOKEN or SHOUWANG_VISITS_MONITORING_TOKEN_FILE, "
+            "not both"
+        )
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"SHOUWANG_VISITS_MONITORING_TOKEN_FILE: cannot read {path}: {type(exc).__name__}"
+            ) from exc
+    if url is None:
+        if value is not None:
+            raise SettingsError(
+                "a monitoring token is set but SHOUWANG_VISITS_MONITORING_URL is not: set the "
+                "monitoring worker's URL too"
+            )
+        return None, None
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or any(c.isspace() for c in url):
+        raise SettingsError(f"SHOUWANG_VISITS_MONITORING_URL={url!r}: expected an http(s):// URL")
+    if value is None:
+        # A deployment names its worker before the token exists (one is issued once the
+        # database is up): the door starts with the check off and says so (bootstrap).
+        return url.rstrip("/"), None
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise SettingsError("the monitoring token holds spaces or control characters")
+    return url.rstrip("/"), value
 
 
 def _quota(env: Mapping[str, str], kind: str, default: Quota) -> Quota:

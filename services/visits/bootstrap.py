@@ -28,6 +28,7 @@ from services.platform.personal.keys import CachedKeys, PostgresKeyStore, load_m
 from services.platform.personal.sealer import PersonalSealer, postgres_sealer
 from services.platform.postgres.database import Database, database_for, prepare_schema
 from services.visits.adapters.directory import CachedDirectory, PostgresDirectory
+from services.visits.adapters.household_view import HouseholdViews, MonitoringViews, NoView
 from services.visits.entrypoints.http import Dependencies, build_app
 from services.visits.entrypoints.openapi import build_document
 from services.visits.metrics import VisitsMetrics
@@ -126,6 +127,7 @@ async def wired(
     # Revocations arrive from operator.actions while the app serves (platform/auth/gate.py).
     gate = TokenGate(PostgresTokenStore(pool), bootstrap, settings.token_cache_seconds)
     feed = gate.start()
+    views = household_views(settings)
     try:
         codec = codec or Codec.default()
         measures = catalogue or load_catalogue()
@@ -143,14 +145,36 @@ async def wired(
             catalogue=measures,
             limits=limits_of(settings),
             clock=wall_clock,
+            views=views,
             ready_checks={"database": _pool_usable(pool)},
         )
         yield Wired(deps, pool, sink)
     finally:
+        await views.close()
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
         await sink.close()
         await pool.close()
+
+
+def household_views(settings: VisitsSettings) -> HouseholdViews:
+    """The monitoring view the door checks a review decision's procedure order against; none
+    without SHOUWANG_VISITS_MONITORING_URL (every decision then accepted unchecked, counted)."""
+    if settings.monitoring_url is None or settings.monitoring_token is None:
+        missing = (
+            "SHOUWANG_VISITS_MONITORING_URL"
+            if settings.monitoring_url is None
+            else "SHOUWANG_VISITS_MONITORING_TOKEN (or _FILE)"
+        )
+        log.warning(
+            "%s is not set: review decisions are taken without checking their procedure order "
+            "at the door (the monitoring fold still refuses a skipped step)",
+            missing,
+        )
+        return NoView()
+    return MonitoringViews(
+        settings.monitoring_url, settings.monitoring_token, settings.monitoring_timeout_seconds
+    )
 
 
 def _pool_usable(pool: asyncpg.Pool):

@@ -9,6 +9,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.platform.auth.tokens import TOKEN_KINDS
+from services.visits.adapters.household_view import UNAVAILABLE_REASONS
+from services.visits.domain.procedure import UNJUDGED
+
+# Why a review decision's procedure order went unchecked at the door (accepted; the fold judges).
+UNCHECKED_REASONS = UNAVAILABLE_REASONS + UNJUDGED
 
 # Produce latency is dominated by the broker round trip and linger: ~1 ms locally, tens of ms
 # across a data centre, seconds when the broker struggles (the request timeout caps it).
@@ -20,6 +25,7 @@ SHED_REASONS = ("token_concurrency", "token_rate", "overloaded")  # the limits o
 REJECTION_REASONS = (
     "malformed_json",
     "invalid",
+    "missing_step",  # 422: a review decision skips a step of the procedure (domain/procedure.py)
     "unauthenticated",
     "forbidden",
     "unsupported_media_type",
@@ -105,6 +111,27 @@ class VisitsMetrics:
             ("token_kind",),
             registry=registry,
         )
+        self.procedure_unchecked = Counter(
+            "shouwang_visits_procedure_unchecked_total",
+            "Review decisions accepted without checking their procedure order against the "
+            "monitoring view (the fold still refuses a skipped step), by reason: not_configured, "
+            "unreachable, refused, unreadable, not_in_view (the view cannot answer), view_behind "
+            "(it has not folded a decision this door accepted), earlier_than_recorded (the "
+            "decision comes before one the view has folded).",
+            ("reason",),
+            registry=registry,
+        )
+        for reason in UNCHECKED_REASONS:
+            self.procedure_unchecked.labels(reason)
+        self.procedure_checks = Counter(
+            "shouwang_visits_procedure_checks_total",
+            "Review decisions whose procedure order was judged against the monitoring view, by "
+            "outcome: taken, or refused (422 missing_step).",
+            ("outcome",),
+            registry=registry,
+        )
+        for outcome in ("taken", "refused"):
+            self.procedure_checks.labels(outcome)
         for kind in TOKEN_KINDS:
             self.body_timeouts.labels(kind)
             for reason in SHED_REASONS:

@@ -7,7 +7,9 @@ reuse (409; a re-send of a recent record is answered from memory, `duplicate: tr
 data sealed with the subject's key (503 when the key store is down and the key uncached; nothing
 is produced) → broker acknowledgement (202, or 503). The clock comes in through the ports.
 A review decision's level (domain/levels.py: 403 when the token's level may not make it, 422
-naming `body` or `approving_level` when they disagree with it) is checked with the scope.
+naming `body` or `approving_level` when they disagree with it) is checked with the scope; then
+its procedure order against the monitoring worker's household view (domain/procedure.py: 422
+`missing_step` naming the step it skips; accepted and counted when the view cannot tell).
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from services.platform.kafka.producer import BrokerUnavailable, Delivery, Record
 from services.platform.personal.keys import KeysUnavailable
 from services.platform.personal.sealer import PersonalSealer
 from services.platform.quotas import DEFAULT_QUOTAS, Quota
+from services.visits.accepted_decisions import AcceptedDecisions
 from services.visits.adapters.directory import CachedDirectory, DirectoryUnavailable, Place
+from services.visits.adapters.household_view import HouseholdViews
 from services.visits.domain.levels import level_refusal, writer_level
 from services.visits.domain.records import Origin, content_digest, prepare
 from services.visits.metrics import VisitsMetrics
+from services.visits.procedure_order import gaps
 from services.visits.recent_events import Acknowledged, RecentEvents
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,8 @@ class IngestPorts(Protocol):
     limits: Limits
     recent: RecentEvents
     clock: Callable[[], dt.datetime]
+    views: HouseholdViews  # the monitoring worker's household view (procedure order)
+    accepted: AcceptedDecisions  # review decisions accepted lately, maybe not yet in the view
 
 
 @dataclass
@@ -137,6 +144,8 @@ class Ingest:
             outcomes.append(outcome)
             ready.append((outcome, prepared.record))
         ready = await self._in_scope(kind, token, ready)
+        if kind.slug == "review-decisions":
+            ready = await self._in_order(ready)
         await self._produce(kind, ready)
         return outcomes
 
@@ -205,6 +214,21 @@ class Ingest:
                     )
                     continue
             kept.append((outcome, record))
+        return kept
+
+    async def _in_order(
+        self, ready: list[tuple[Outcome, dict[str, Any]]]
+    ) -> list[tuple[Outcome, dict[str, Any]]]:
+        """The review decisions that skip no step of the procedure (procedure_order.py)."""
+        kept = []
+        for (outcome, record), gap in await gaps(self.ports, ready):
+            if gap is None:
+                kept.append((outcome, record))
+            else:
+                self._refuse(
+                    outcome, 422, "missing_step", f"{gap.field}: {gap.message}",
+                    [(gap.field, gap.message)],
+                )  # fmt: skip
         return kept
 
     async def _produce(self, kind: EventKind, ready: list[tuple[Outcome, dict[str, Any]]]) -> None:
@@ -290,6 +314,8 @@ class Ingest:
             produced.inc()
             outcome.delivery = result
             ports.recent.put(str(record["event_id"]), Acknowledged(digest, result))
+            if kind.slug == "review-decisions":
+                ports.accepted.remember(record["household_id"], str(record["event_id"]))
             if kind.topic.key == "household_id" and kind.carries_township:
                 ports.directory.remember(
                     record["household_id"], record["township"], record.get("village")

@@ -177,12 +177,20 @@ async def running(stack_tmp_dir: Path, database_url: str) -> AsyncIterator[Runni
             await PostgresTokenStore(pool).issue(
                 new_token("cadre", "c-1", [TOWN]), hash_secret(cadre_token)
             )
+            door_token = new_secret()  # the visits API's own, to read the household view
+            await PostgresTokenStore(pool).issue(
+                new_token("auditor", "visits-door"), hash_secret(door_token)
+            )
             await pool.close()
             ports = {api: free_port() for api in FUZZED}
             base = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": url,
                     "SHOUWANG_HOME": str(home)}  # fmt: skip
             commands = {
-                "visits": ("visits", {**base, "SHOUWANG_VISITS_PORT": str(ports["visits"])}),
+                # As composed: the door checks a review decision's procedure order against
+                # the monitoring worker's view (services/visits/README.md).
+                "visits": ("visits", {**base, "SHOUWANG_VISITS_PORT": str(ports["visits"]),
+                           "SHOUWANG_VISITS_MONITORING_URL": f"http://127.0.0.1:{ports['monitoring']}",
+                           "SHOUWANG_VISITS_MONITORING_TOKEN": door_token}),
                 "operator": (
                     "support-api",
                     {**base, "SHOUWANG_SUPPORT_API_PORT": str(ports["operator"])},

@@ -91,6 +91,14 @@ def household_document(state: HouseholdState, assessment: Assessment, policy: Po
             "next_visit_due": _iso(a.next_visit_due),
             "last_visit_at": _iso(visits[-1].occurred_at) if visits else None,
             "procedure": None if a.procedure is None else _procedure(a.procedure),
+            # Every review decision folded by the assessment's date, in canonical order, taken
+            # or refused: the visits door tells from them whether the view has seen the
+            # decisions it accepted and whether a new one comes after all of them.
+            "decisions": [
+                {"event_id": d.event_id, "decision": d.decision, "occurred_at": _iso(d.occurred_at)}
+                for d in state.decisions
+                if d.occurred_at <= at
+            ],
             "elimination": None
             if a.elimination is None
             else {

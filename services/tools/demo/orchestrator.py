@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import signal
 import subprocess
@@ -114,13 +115,28 @@ async def _run(
     await apply_migrations(ends.database_url)
     token = _issue_token(supervisor.env)
     visits_url = f"http://{LOOPBACK}:{ends.visits_port}"
+    monitoring_url = f"http://{LOOPBACK}:{ends.monitoring_port}"
+    # The door checks each review decision's procedure order against the monitoring worker's
+    # household view, read with a read-only token of its own (visits/README.md).
+    door_token = supervisor.run_dir / "secrets" / "visits-monitoring-token"
+    _write_secret(
+        door_token,
+        _issue_token(
+            supervisor.env, "auditor", "demo-visits-door",
+            "shouwang demo: the visits door reads the household view",
+        ),
+    )  # fmt: skip
     supervisor.start(
         "visits",
         ["visits"],
-        {"SHOUWANG_VISITS_HOST": LOOPBACK, "SHOUWANG_VISITS_PORT": str(ends.visits_port)},
+        {
+            "SHOUWANG_VISITS_HOST": LOOPBACK,
+            "SHOUWANG_VISITS_PORT": str(ends.visits_port),
+            "SHOUWANG_VISITS_MONITORING_URL": monitoring_url,
+            "SHOUWANG_VISITS_MONITORING_TOKEN_FILE": str(door_token),
+        },
         {"API": visits_url, "metrics": f"{visits_url}/metrics"},
     )
-    monitoring_url = f"http://{LOOPBACK}:{ends.monitoring_port}"
     supervisor.start(
         "monitoring",
         ["monitoring"],
@@ -179,6 +195,7 @@ async def _run(
             simulate(parameters, sink, rate=options.rate, progress=progress), supervisor
         )
     ingest_seconds = time.monotonic() - ingest_started
+    door = await _door_checks(f"{visits_url}/metrics")
     say(
         f"  {summary.events:,} events accepted in {ingest_seconds:.1f} s "
         f"({summary.events / max(ingest_seconds, 1e-9):,.0f}/s), review decisions with "
@@ -211,22 +228,57 @@ async def _run(
     )
     facts = await read_facts(ends.database_url)
     report = build_report(facts, run, await read_assessments(ends.bootstrap))
+    report["door"] = door
     report["services"] = {s.name: s.urls for s in supervisor.services}
     report["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write(report, out, say)
     return report, token
 
 
-def _issue_token(env: dict[str, str]) -> str:
+def _issue_token(
+    env: dict[str, str],
+    kind: str = "operator",
+    holder: str = "demo-simulator",
+    note: str = "shouwang demo: simulated apps and feeds",
+) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "tokens", "issue", "--kind", "operator",
-         "--holder", "demo-simulator", "--note", "shouwang demo: simulated apps and feeds"],
+        [sys.executable, "-m", "services.cli", "tokens", "issue", "--kind", kind,
+         "--holder", holder, "--note", note],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     match = re.search(r"^token \(shown once[^:]*: (\S+)$", result.stdout, re.M)
     if result.returncode != 0 or match is None:
         raise DemoError(f"`shouwang tokens issue` failed: {result.stderr.strip()[-2000:]}")
     return match.group(1)
+
+
+async def _door_checks(metrics_url: str) -> dict:
+    """The visits API's procedure check over the campaign, from its own /metrics: decisions
+    judged against the monitoring view (taken, refused) and accepted unchecked, by reason."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with session.get(metrics_url) as response:
+            text = await response.text()
+    door: dict = {"taken": 0, "refused": 0, "unchecked": {}}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith("_total") or not sample.value:
+                continue
+            if family.name == "shouwang_visits_procedure_checks":
+                door[sample.labels["outcome"]] = int(sample.value)
+            elif family.name == "shouwang_visits_procedure_unchecked":
+                door["unchecked"][sample.labels["reason"]] = int(sample.value)
+    return door
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """`secret` in a file only its owner reads (a fresh demo each run: replaced if there)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
 
 
 async def _wait_ready(url: str, supervisor: Supervisor, seconds: float) -> None:

@@ -363,6 +363,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         *_campaign_lines(report["campaign"]["county"]),
         *_transition_lines(report["transition"]),
         *_procedure_lines(report["procedure"], report["exceptions"]),
+        *_door_lines(report.get("door")),
         "rectification by township, lowest first (rectified / found): "
         + (
             ", ".join(
@@ -431,6 +432,18 @@ def _procedure_lines(p: Mapping[str, Any], e: Mapping[str, Any]) -> list[str]:
     if e["total"] > len(e["first"]):
         lines.append(f"  ... and {e['total'] - len(e['first']):,} more (/v1/exceptions)")
     return lines
+
+
+def _door_lines(door: Mapping[str, Any] | None) -> list[str]:
+    """What the visits API's procedure check did with the campaign's review decisions."""
+    if not door:
+        return []
+    return [
+        f"review decisions judged at the door against the monitoring view: "
+        f"{door['taken'] + door['refused']:,} (taken {door['taken']:,}, refused "
+        f"{door['refused']:,}); accepted unchecked {sum(door['unchecked'].values()):,} "
+        + _inline(door["unchecked"])
+    ]
 
 
 def _inline(counts: Mapping[str, int]) -> str:

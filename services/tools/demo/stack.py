@@ -75,6 +75,9 @@ def child_env(settings: Settings, ends: Endpoints) -> dict[str, str]:
         "SHOUWANG_MONITORING_APP_ID",
         "SHOUWANG_SUPPORT_APP_ID",
         "SHOUWANG_PROJECTOR_GROUP",
+        "SHOUWANG_VISITS_MONITORING_URL",  # set for the visits API: this stack's worker
+        "SHOUWANG_VISITS_MONITORING_TOKEN",
+        "SHOUWANG_VISITS_MONITORING_TOKEN_FILE",
     ):
         env.pop(name, None)
     return env

@@ -26,6 +26,8 @@ import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from services.visits.domain.procedure import DELIBERATION, NOTICE, TOWNSHIP
+
 PROBLEM_JSON = "application/problem+json"
 LEVELS = ("village", "township", "county")
 COUNTS = ("count", "labour", "weak_labour", "students", "disabled", "chronically_ill", "elderly")
@@ -67,6 +69,20 @@ BEYOND_SCHEMA = (
     # against the token writing it
     ("approving_level", "must be "),
     *(("body", f"a {level}-level decision's body is one of ") for level in LEVELS),
+    # the procedure's order (services/visits/domain/procedure.py), when the API is configured to
+    # read the monitoring view: a step whose predecessor is not recorded, named in the field the
+    # refusal names (decision; reason or body for an exception written wrongly; occurred_at
+    # for a step dated inside or before a notice)
+    *(
+        (field, f"{step} has not been recorded")
+        for field in ("decision", "reason", "body")
+        for step in (DELIBERATION, NOTICE, TOWNSHIP)
+    ),
+    *(
+        ("decision", f"{step} is a step of the entry or exit procedure and none is under way")
+        for step in (DELIBERATION, NOTICE, "OBJECTION", TOWNSHIP)
+    ),
+    ("occurred_at", "the public notice "),
 )
 _RECORD = re.compile(r"^records\[\d+\]\.")
 _INDEX = re.compile(r"\[\d+\]")

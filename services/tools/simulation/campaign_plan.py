@@ -49,6 +49,8 @@ class CampaignPlan:
         self.deployment_days = cal.days(*cal.phases["deployment"])
         self.implementation_days = cal.days(*cal.phases["implementation"])
         self._auditors: dict[str, list[Cadre]] = {}
+        # Per household, the latest review decision entered: (occurred_at, recorded_at).
+        self._last_review: dict[str, tuple[dt.datetime, dt.datetime]] = {}
         disaster_rng = rng_for(self.seed, "disasters")
         impl_first, impl_last = self.calendar.phases["implementation"]
         self.disaster_day = {
@@ -171,13 +173,21 @@ class CampaignPlan:
         """One review decision on the story's household, entered by an operator."""
         r = story.rng
         occurred = at_hour(day, hour, 30)
+        recorded = occurred + dt.timedelta(minutes=r.randint(5, 90))
+        # A step taken after another is entered after it: the visits door refuses a step
+        # whose predecessor is not recorded yet (422 missing_step), as a county office would.
+        household_id = story.household.household_id
+        last = self._last_review.get(household_id)
+        if last is not None and occurred >= last[0]:
+            recorded = max(recorded, last[1] + dt.timedelta(minutes=1))
+        self._last_review[household_id] = (occurred, recorded)
         self.emit(
             rec.REVIEW,
             rec.review_record(
                 self.next_id(story),
-                story.household.household_id,
+                household_id,
                 occurred,
-                occurred + dt.timedelta(minutes=r.randint(5, 90)),
+                recorded,
                 source="OPERATOR",
                 actor=actor,
                 decision=decision,

@@ -42,7 +42,9 @@ from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.kafka.producer import RecordSink
 from services.platform.personal.sealer import PersonalSealer
+from services.visits.accepted_decisions import AcceptedDecisions
 from services.visits.adapters.directory import CachedDirectory
+from services.visits.adapters.household_view import HouseholdViews, NoView
 from services.visits.admission import Admission, Shed
 from services.visits.domain.applications import application_decision, application_problems
 from services.visits.entrypoints.json_text import UnreadableJson, dumps, loads
@@ -71,6 +73,10 @@ class Dependencies:
     catalogue: Catalogue = field(default_factory=load_catalogue)  # SHOUWANG_CATALOGUE's
     recent: RecentEvents = field(default_factory=RecentEvents)
     clock: Callable[[], dt.datetime] = wall_clock
+    # The monitoring worker's household view, for a review decision's procedure order; none
+    # configured: every decision accepted unchecked (and counted).
+    views: HouseholdViews = field(default_factory=NoView)
+    accepted: AcceptedDecisions = field(default_factory=AcceptedDecisions)
     ready_checks: dict[str, health.Check] = field(default_factory=dict)  # beside the broker's
 
 

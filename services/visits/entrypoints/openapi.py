@@ -27,6 +27,7 @@ from services.visits.domain.applications import APPLICATION_FIELDS, REQUIRED
 from services.visits.domain.catalogued import MEASURE_STEP, catalogue_schema
 from services.visits.domain.conversion import MAX_TIMESTAMP_TEXT, TIMESTAMP_EXAMPLE
 from services.visits.domain.levels import LEVEL_RULE
+from services.visits.domain.procedure import ORDER_RULE
 from services.visits.domain.records import MAX_PROBLEMS, SEALED_FIELD, SERVER_FIELDS
 from services.visits.domain.validation import beyond_schema, in_schema, stated
 
@@ -157,7 +158,7 @@ def _client_schema(codec: Codec, event_type: str, catalogue: Catalogue) -> dict[
         schema["allOf"] = forms
     beyond = beyond_schema(event_type)
     if event_type == "shouwang.events.ReviewDecided":  # relates the record to its token
-        beyond = [*beyond, LEVEL_RULE]
+        beyond = [*beyond, LEVEL_RULE, ORDER_RULE]
     if beyond:
         # Relations of values and the server's clock: in words, as JSON Schema cannot say them.
         schema["x-rules-beyond-schema"] = beyond
@@ -229,8 +230,10 @@ WRITE_ERRORS = {
     "413": problem_response("Body larger than SHOUWANG_VISITS_MAX_BODY_BYTES, or batch too large."),
     "415": problem_response("Content-Type is not application/json."),
     "422": problem_response(
-        "Malformed JSON or a record that does not fit the contract, or a review decision whose "
-        "`body` or `approving_level` disagrees with the token's level; `errors` names each field."
+        "Malformed JSON or a record that does not fit the contract, a review decision whose "
+        "`body` or `approving_level` disagrees with the token's level, or one that skips a step "
+        "of the procedure (type missing_step, see the ReviewDecided schema's "
+        "x-rules-beyond-schema); `errors` names each field."
     ),
     "408": problem_response(
         "The body did not arrive within SHOUWANG_VISITS_BODY_TIMEOUT_SECONDS of the headers "

@@ -22,6 +22,7 @@ from services.visits.domain.grammar import (
     rule_for,
 )
 from services.visits.domain.levels import LEVEL_RULE
+from services.visits.domain.procedure import ORDER_RULE
 from services.visits.domain.records import MAX_PROBLEMS, Origin, prepare
 from services.visits.domain.validation import (
     BEYOND_SCHEMA,
@@ -261,8 +262,9 @@ def test_every_rule_relating_fields_is_in_the_schema_or_published_as_beyond_it(k
     schema = DOCUMENT["components"]["schemas"][kind.short_name]
     measures = catalogue_schema(CATALOGUE)["allOf"] if kind.slug == "measure-steps" else []
     assert schema.get("allOf", []) == in_schema(kind.event_type) + measures
-    # a review decision's level rule relates the record to the token writing it (levels.py)
-    token_rules = [LEVEL_RULE] if kind.slug == "review-decisions" else []
+    # a review decision's level rule relates the record to the token writing it (levels.py),
+    # its order rule to the household's procedure in the log (procedure.py)
+    token_rules = [LEVEL_RULE, ORDER_RULE] if kind.slug == "review-decisions" else []
     assert schema.get("x-rules-beyond-schema", []) == beyond_schema(kind.event_type) + token_rules
 
 
