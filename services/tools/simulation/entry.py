@@ -244,7 +244,8 @@ def _procedure(
     campaign.review_step(story, "TOWNSHIP_REVIEW", reviewed, "TOWNSHIP", "TOWNSHIP", None,
                          "公示无异议，乡镇审核通过", f"township-office:{h.township}", hour=17,
                          outcome="PASSED")  # fmt: skip
-    approved = reviewed + r.randint(0, 2) * ONE_DAY
+    # the county approves at its next sitting, within the two days the policy gives it
+    approved = reviewed + r.randint(1, 2) * ONE_DAY
     if late_at == "COUNTY":
         approved += r.randint(3, 8) * ONE_DAY
     household.refresh()
