@@ -226,7 +226,7 @@ async def _run(
         lag=lag.by_consumer,
         warnings=tuple(warnings),
     )
-    facts = await read_facts(ends.database_url)
+    facts = await read_facts(ends.database_url, today=calendar.end)  # the county's last day
     report = build_report(facts, run, await read_assessments(ends.bootstrap))
     report["door"] = door
     report["services"] = {s.name: s.urls for s in supervisor.services}

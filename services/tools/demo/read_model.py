@@ -47,8 +47,11 @@ class ReadModelFacts:
     exceptions: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def read_facts(database_url: str) -> ReadModelFacts:
-    """Run the report's queries in one read-only, repeatable-read transaction."""
+async def read_facts(database_url: str, today: dt.date | None = None) -> ReadModelFacts:
+    """Run the report's queries in one read-only, repeatable-read transaction. `today` is the
+    day overdue procedure steps are reckoned on: the simulated run's last day (a run of 2020
+    read by today's wall clock would find every step still under way overdue); None: the wall
+    clock, as the operator API reckons it."""
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -88,7 +91,8 @@ async def read_facts(database_url: str) -> ReadModelFacts:
             )
             rejects = await conn.fetchval("SELECT count(*) FROM projection_rejects")
             campaign = await campaign_totals(conn, None)  # the operator API's query
-            today = dt.datetime.now(dt.UTC).date()  # as the operator API reckons overdue
+            if today is None:
+                today = dt.datetime.now(dt.UTC).date()  # as the operator API reckons overdue
             procedures = await procedure_queries.procedure_counts(conn, today, None)
             exception_counts = await procedure_queries.exception_counts(conn, None)
             exceptions = await procedure_queries.exceptions(conn, None, limit=EXCEPTIONS_LISTED)

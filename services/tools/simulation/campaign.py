@@ -15,6 +15,7 @@ from services.tools.simulation.campaign_plan import CampaignPlan, Planned
 from services.tools.simulation.circumstances import draw_hardships, draw_latent, registry_changes
 from services.tools.simulation.county import County, Household, rng_for
 from services.tools.simulation.decisions import prior_monitoring, review
+from services.tools.simulation.entry import later_hardships, take_up_flags
 from services.tools.simulation.named_households import NAMED_CASES, scripted_story
 from services.tools.simulation.parameters import SimulationParameters
 from services.tools.simulation.story import Story
@@ -54,7 +55,9 @@ def _household(campaign: CampaignPlan, household: Household) -> None:
         draw_visits(campaign, story)
         review(campaign, story)
         registry_changes(campaign, story)
+        later_hardships(campaign, story)
     rereview_after_switch(campaign, story, first_record)
     follow_ups(campaign, story)
     walk_visits(campaign, story)
     eliminate(campaign, story, first_record)
+    take_up_flags(campaign, story, first_record)

@@ -127,11 +127,15 @@ def _feed(day: dt.date, cause: str, rigid: int) -> Hardship:
     return Hardship(day, cause, rigid, "DEPARTMENT_FEED", department, description)
 
 
-def report_hardship(campaign: CampaignPlan, story: Story, hardship: Hardship) -> None:
+def report_hardship(
+    campaign: CampaignPlan, story: Story, hardship: Hardship, key: str = ""
+) -> None:
     """The hardship's report (and its resolution, if it comes in the campaign); a cost above the
-    year's family income, or a sharp fall in income, is a trigger a review group may take up."""
+    year's family income, or a sharp fall in income, is a trigger a review group may take up.
+    `key` tells apart hardships of one cause (those after the campaign, `entry`)."""
     h, r = story.household, story.rng
-    hardship_id = rec.derived_id(campaign.seed, h.household_id, "hardship", hardship.cause)
+    parts = (h.household_id, "hardship", hardship.cause, *((key,) if key else ()))
+    hardship_id = rec.derived_id(campaign.seed, *parts)
     if hardship.origin == "DEPARTMENT_FEED":
         source, actor = "FEED", f"feed:{hardship.department}"
         occurred = at_hour(hardship.day, r.randint(8, 17), r.randrange(60))

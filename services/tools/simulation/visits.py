@@ -26,6 +26,8 @@ NOTES = {
     "screening": "基层干部排查：了解收入和两不愁三保障情况",
     "spot_check": "县级抽查：核实户表信息和问题整改情况",
     "follow_up": "监测责任人定期走访",
+    "verification": "会审组入户核实：核查收入、刚性支出和两不愁三保障情况",
+    "township_check": "公示期满，乡镇审核入户核查",
 }
 
 
@@ -68,10 +70,12 @@ def _visit_plan(campaign: CampaignPlan, story: Story, phase: str, kind: str) -> 
     )
 
 
-def follow_ups(campaign: CampaignPlan, story: Story) -> None:
-    """Monitored households are visited every interval; a few visits come late (overdue)."""
+def follow_ups(campaign: CampaignPlan, story: Story) -> list[VisitPlan]:
+    """Monitored households are visited every interval; a few visits come late (overdue).
+    Plans the visits from `story.monitored_from` to the calendar's end and returns them."""
+    planned: list[VisitPlan] = []
     if story.monitored_from is None:
-        return
+        return planned
     r, rates = story.rng, campaign.rates
     interval = rates.follow_up_interval_days
     visited = sorted(v.occurred_at.date() for v in story.visits)
@@ -83,7 +87,7 @@ def follow_ups(campaign: CampaignPlan, story: Story) -> None:
             gap = r.randint(interval + 1, interval + 15)
         due = last + gap * ONE_DAY
         if due > campaign.calendar.end:
-            return
+            return planned
         recent = [d for d in visited if last < d <= due]
         if recent:
             last = recent[-1]
@@ -95,6 +99,7 @@ def follow_ups(campaign: CampaignPlan, story: Story) -> None:
             r.random() < campaign.rates.detailed_accounts,
         )
         story.visits.append(visit)
+        planned.append(visit)
         visited.append(due)
         last = due
 
@@ -105,6 +110,12 @@ def walk_visits(campaign: CampaignPlan, story: Story) -> None:
     for visit in story.visits:
         if visit.kind != "scripted":
             _visit(campaign, story, visit)
+
+
+def visit(campaign: CampaignPlan, story: Story, plan: VisitPlan) -> None:
+    """One visit made now (after the story's walk): its record, findings and problems."""
+    story.visits.append(plan)
+    _visit(campaign, story, plan)
 
 
 def _visit(campaign: CampaignPlan, story: Story, plan: VisitPlan) -> None:

@@ -301,6 +301,13 @@ async def test_procedures_and_exceptions_from_the_log_to_the_api_and_metrics(
                                                          "township_review": 1}  # fmt: skip
         assert report["procedure"]["by_township"][b] == {"county_approval": 1}
         assert report["procedure"]["in_notice"] >= 1 and report["procedure"]["overdue"] >= 1
+        # A simulated run's report reckons overdue steps on the run's last day: a month on,
+        # h1's notice (due 13 days from today) is overdue too
+        later = build_report(await read_facts(fresh_database, today=today() + 30 * DAY), RUN)
+        running = [r["procedure"]["overdue_by_step"].get("notice_running", 0)
+                   for r in (report, later)]  # fmt: skip
+        assert running[1] > running[0], running
+        assert later["procedure"]["by_township"] == report["procedure"]["by_township"]
         assert report["exceptions"]["by_code"]["procedure_exception"] >= 1
         assert report["exceptions"]["by_code"]["policy_exception"] >= 1
         text = render_text(report)
