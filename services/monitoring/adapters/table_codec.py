@@ -1,137 +1,310 @@
-"""JSON bytes for monitoring's table rows: the household state and what was last emitted."""
+"""Bytes for monitoring's table rows: Avro under a versioned row schema, and the JSON rows of
+workers before it.
+
+A row or summary is framed as the contract's events are (`c3 01`, the writer schema's CRC-64-AVRO
+fingerprint, the Avro body: `services.contract.codec`), under the schemas in `schemas/tables/`
+(current) and `schemas/tables/history/` (older versions this code still reads, resolved to the
+current one). JSON rows (the format before, `{"format": 1, ...}`) are still read: the changelog
+topics of a deployed worker hold them, and recovery restores them as they are; a row is written
+in Avro the next time its household changes. A row this code cannot read raises RowFormatError
+naming the row's version and why, never an empty state.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
+import io
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import fastavro
+
+from services.contract.codec import HEADER_LENGTH, MAGIC, Codec
+from services.contract.errors import ContractError, UnknownSchema
+from services.contract.schemas import SchemaRegistry, SchemaVersion
+from services.monitoring.adapters import json_rows
 from services.monitoring.domain import events
 from services.monitoring.domain.row import Row, Summary
 from services.monitoring.domain.state import LIMITS, HouseholdState
 
-FORMAT = 1
-_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        events.Members,
-        events.Member,
-        events.Expense,
-        events.Diagnosis,
-        events.BaselineIncome,
-        events.Check,
-        events.VisitProblem,
-        events.UnsoldProduce,
-        events.FiveVisits,
-        *events.EVENT_TYPES,
-    )
-}
-_FIELDS = {name: tuple(f.name for f in dataclasses.fields(cls)) for name, cls in _CLASSES.items()}
+# The row format is the code's own, not the contract's: always the schemas beside this code,
+# whatever SHOUWANG_SCHEMAS_DIR says.
+TABLE_SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas" / "tables"
+ROW = "shouwang.tables.monitoring.HouseholdRow"
+SUMMARY = "shouwang.tables.monitoring.HouseholdSummary"
+
+_CLASSES, _FIELDS = json_rows.CLASSES, json_rows.FIELDS
+# Visit checks without a note are shared values (as avro_translation makes them), not one per visit.
+_PLAIN_CHECKS: dict[str, events.Check] = {}
 
 
 class RowFormatError(ValueError):
     """A stored row this code cannot read."""
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"t": value.isoformat()}
-    if isinstance(value, date):
-        return {"d": value.isoformat()}
-    if isinstance(value, tuple):
-        return [_encode(v) for v in value]
-    if dataclasses.is_dataclass(value):
-        name = type(value).__name__
-        return {"_": name, "f": [_encode(getattr(value, f)) for f in _FIELDS[name]]}
+# --- the Avro rows ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tables:
+    """The table schemas, parsed once per process (on first use, not at import)."""
+
+    codec: Codec
+    row: SchemaVersion
+    summary: SchemaVersion
+    head: dict[str, Any]  # the row's fields before the event arrays, as a schema of its own
+    items: dict[str, dict[str, Any]]  # each event kind's array item schema
+    to_avro: dict[str, Callable[[Any], Any]]  # each event kind's domain → Avro datum
+    from_avro: dict[str, Callable[[Any, str], Any]]  # Avro array, household id → events
+
+
+@functools.cache
+def _tables() -> _Tables:
+    registry = SchemaRegistry.from_directory(TABLE_SCHEMAS_DIR)
+    row, summary = registry.current[ROW], registry.current[SUMMARY]
+    fields = row.parsed["fields"]
+    first = next(i for i, f in enumerate(fields) if f["name"] == next(iter(LIMITS)))
+    if [f["name"] for f in fields[first:]] != list(LIMITS):
+        raise ContractError(f"{row.source}: the event arrays must end the row, in LIMITS order")
+    head = fastavro.parse_schema({"type": "record", "name": ROW + "Head", "fields": fields[:first]})
+    arrays = {f["name"]: f["type"] for f in fields[first:]}
+    return _Tables(
+        codec=Codec(registry),
+        row=row,
+        summary=summary,
+        head=head,
+        items={kind: fastavro.parse_schema(array["items"]) for kind, array in arrays.items()},
+        to_avro={kind: _writer(array["items"]) for kind, array in arrays.items()},
+        from_avro={kind: _reader(item) for kind, item in arrays.items()},
+    )
+
+
+def _writer(schema: Any) -> Callable[[Any], Any]:
+    """Domain value → Avro datum for `schema` (a parsed schema), built once per schema."""
+    if isinstance(schema, list):  # [null, X]
+        inner = _writer(next(s for s in schema if s != "null"))
+        return lambda v: None if v is None else inner(v)
+    if isinstance(schema, dict):
+        kind = schema["type"]
+        if kind == "array":
+            item = _writer(schema["items"])
+            return lambda v: [item(x) for x in v]
+        if kind == "record":
+            if schema["name"].endswith(".NamedCheck"):
+                return lambda v: {"name": v[0], "status": v[1].status, "note": v[1].note}
+            writers = [(f["name"], _writer(f["type"])) for f in schema["fields"]]
+            return lambda v: {name: w(getattr(v, name)) for name, w in writers}
+        if schema.get("logicalType") == "timestamp-micros":
+            return _aware
+    return _same
+
+
+def _same(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_decode(v) for v in value)
-    if isinstance(value, dict):
-        if "t" in value:
-            return datetime.fromisoformat(value["t"])
-        if "d" in value:
-            return date.fromisoformat(value["d"])
-        cls = _CLASSES.get(value.get("_"))
-        if cls is None:
-            raise RowFormatError(f"unknown record type {value.get('_')!r}")
-        return cls(*(_decode(v) for v in value["f"]))
+def _aware(value: datetime) -> datetime:
+    # Avro keeps the instant: a naive datetime would come back aware (and unequal), so refuse it.
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} in a table row (needs a time zone)")
     return value
 
 
-def dump_row(row: Row, fragment: Callable[[Any], str] | None = None) -> bytes:
-    """The row as JSON bytes; `fragment` (an event's JSON text) may come from a cache."""
-    encode = fragment or _fragment
+def _reader(schema: Any) -> Callable[[Any, str], Any]:
+    """Avro datum for `schema` → domain value; records of a household get its id back."""
+    if isinstance(schema, list):
+        inner = _reader(next(s for s in schema if s != "null"))
+        return lambda v, hid: None if v is None else inner(v, hid)
+    if isinstance(schema, dict):
+        kind = schema["type"]
+        if kind == "array":
+            item = _reader(schema["items"])
+            if item is _as_is:
+                return lambda v, hid: tuple(v)
+            return lambda v, hid: tuple([item(x, hid) for x in v])
+        if kind == "record":
+            name = schema["name"].rsplit(".", 1)[-1]
+            if name == "NamedCheck":
+                return lambda v, hid: (v["name"], _check(v["status"], v["note"]))
+            cls = _CLASSES[name]
+            readers = [(f["name"], _reader(f["type"])) for f in schema["fields"]]
+            plain = [n for n, r in readers if r is _as_is]
+            built = [(n, r) for n, r in readers if r is not _as_is]
+            if "household_id" in _FIELDS[name]:
+                return lambda v, hid: cls(
+                    household_id=hid,
+                    **{n: v[n] for n in plain},
+                    **{n: r(v[n], hid) for n, r in built},
+                )
+            return lambda v, hid: cls(
+                **{n: v[n] for n in plain}, **{n: r(v[n], hid) for n, r in built}
+            )
+    return _as_is
+
+
+def _as_is(value: Any, household_id: str) -> Any:
+    return value
+
+
+def _check(status: str, note: str) -> events.Check:
+    if note:
+        return events.Check(status, note)
+    shared = _PLAIN_CHECKS.get(status)
+    if shared is None:
+        shared = _PLAIN_CHECKS[status] = events.Check(status, "")
+    return shared
+
+
+def _long(n: int) -> bytes:
+    """Avro's zig-zag varint of a non-negative long (an array block's count)."""
+    n <<= 1
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def event_bytes(kind: str, event: Any) -> bytes:
+    """One event as an item of the row's `kind` array (Avro binary)."""
+    tables = _tables()
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, tables.items[kind], tables.to_avro[kind](event))
+    return buffer.getvalue()
+
+
+def dump_row(row: Row, item: Callable[[str, Any], bytes] | None = None) -> bytes:
+    """The row as an Avro frame; `item(kind, event)` (an event's bytes) may come from a cache.
+
+    The body is the head's fields, then each kind's array as one block of its events' bytes:
+    Avro's encoding of the whole record, built without re-encoding events already written."""
+    tables, encode = _tables(), item or event_bytes
     s = row.state
-    head = json.dumps(
+    kept = set()
+    for kind in LIMITS:
+        for e in getattr(s, kind):
+            # the row stores the household id once: an event of another household cannot be kept
+            if e.household_id != s.household_id:
+                raise ValueError(
+                    f"{kind} event {e.event_id} of household {e.household_id} in the row of "
+                    f"{s.household_id}"
+                )
+            kept.add(e.event_id)
+    seen = s.seen
+    buffer = io.BytesIO()
+    buffer.write(MAGIC)
+    buffer.write(tables.row.fingerprint)
+    fastavro.schemaless_writer(
+        buffer,
+        tables.head,
         {
-            "format": FORMAT,
             "household_id": s.household_id,
-            "seen": sorted(s.seen),
-            "last_occurred_at": _encode(s.last_occurred_at),
-            "chain": [list(link) for link in row.chain],
+            "seen_beyond_kept": sorted(i for i in seen if i not in kept),
+            "kept_not_seen": sorted(i for i in kept if i not in seen),
+            "last_occurred_at": _optional_aware(s.last_occurred_at),
+            "chain": [
+                {"topic": t, "partition": p, "offset": o, "head": h} for t, p, o, h in row.chain
+            ],
             "emitted_digest": row.emitted_digest,
             "emitted_event_id": row.emitted_event_id,
-            "emitted_as_of": _encode(row.emitted_as_of),
+            "emitted_as_of": _optional_aware(row.emitted_as_of),
             "emitted_chain_hash": row.emitted_chain_hash,
-            "emitted_recorded_at": _encode(row.emitted_recorded_at),
+            "emitted_recorded_at": _optional_aware(row.emitted_recorded_at),
         },
-        ensure_ascii=False,
-        separators=(",", ":"),
     )
-    kinds = ",".join(
-        f'"{kind}":[' + ",".join(encode(e) for e in getattr(s, kind)) + "]" for kind in LIMITS
-    )
-    return (head[:-1] + ',"events":{' + kinds + "}}").encode()
+    for kind in LIMITS:
+        kept_events = getattr(s, kind)
+        if kept_events:
+            buffer.write(_long(len(kept_events)))
+            for event in kept_events:
+                buffer.write(encode(kind, event))
+        buffer.write(b"\x00")
+    return buffer.getvalue()
 
 
-def _fragment(event: Any) -> str:
-    return json.dumps(_encode(event), ensure_ascii=False, separators=(",", ":"))
+def _optional_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
 
 
 def load_row(raw: bytes) -> Row:
+    """A stored row: an Avro frame of any known row schema version, or a JSON row before them."""
+    raw = bytes(raw)
+    if raw[:1] == b"{":
+        try:
+            return json_rows.load_row(raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RowFormatError(f"JSON row: {type(exc).__name__}: {exc}") from exc
+    tables = _tables()
+    data, version = _decode(raw, ROW, "row")
+    hid = data["household_id"]
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise RowFormatError(f"not JSON: {exc}") from exc
-    if data.get("format") != FORMAT:
-        raise RowFormatError(f"row format {data.get('format')!r}, expected {FORMAT}")
-    state = HouseholdState(
-        household_id=data["household_id"],
-        seen=frozenset(data["seen"]),
-        last_occurred_at=_decode(data["last_occurred_at"]),
-        **{kind: _decode(data["events"][kind]) for kind in LIMITS},
-    )
-    chain = tuple((t, p, o, h) for t, p, o, h in data["chain"])
-    return Row(
-        state,
-        chain,
-        data["emitted_digest"],
-        data["emitted_event_id"],
-        # rows written before these fields existed re-send with the current as_of and chain
-        _decode(data.get("emitted_as_of")),
-        data.get("emitted_chain_hash", ""),
-        _decode(data.get("emitted_recorded_at")),
+        kinds = {kind: tables.from_avro[kind](data[kind], hid) for kind in LIMITS}
+        kept = {e.event_id for kept_events in kinds.values() for e in kept_events}
+        seen = frozenset(data["seen_beyond_kept"]).union(kept).difference(data["kept_not_seen"])
+        state = HouseholdState(hid, seen, last_occurred_at=data["last_occurred_at"], **kinds)
+        chain = tuple((c["topic"], c["partition"], c["offset"], c["head"]) for c in data["chain"])
+        return Row(
+            state,
+            chain,
+            data["emitted_digest"],
+            data["emitted_event_id"],
+            data["emitted_as_of"],
+            data["emitted_chain_hash"],
+            data["emitted_recorded_at"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RowFormatError(
+            f"{_named(version)} row of {hid!r}: cannot build the state: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _decode(raw: bytes, name: str, what: str) -> tuple[dict[str, Any], SchemaVersion]:
+    """The Avro datum of a framed table value of schema `name`, resolved to its current version."""
+    tables = _tables()
+    current = tables.codec.registry.current[name]
+    if raw[:2] != MAGIC or len(raw) < HEADER_LENGTH:
+        raise RowFormatError(
+            f"not a monitoring {what}: {len(raw)} bytes starting {raw[:2].hex() or '<empty>'}, "
+            f"expected an Avro {what} frame (c301 and the schema fingerprint) or a JSON {what}"
+        )
+    try:
+        decoded = tables.codec.decode(raw, expected=name)
+    except UnknownSchema as exc:
+        raise RowFormatError(
+            f"{what} written with row schema fingerprint {raw[2:HEADER_LENGTH].hex()}, not a "
+            f"version this worker reads (it writes {_named(current)}): a newer worker's {what}?"
+        ) from exc
+    except ContractError as exc:
+        writer = tables.codec.registry.by_fingerprint[raw[2:HEADER_LENGTH]]
+        raise RowFormatError(f"{_named(writer)} {what}, {len(raw)} bytes: {exc}") from exc
+    return decoded.record, tables.codec.registry.by_fingerprint[decoded.writer_fingerprint]
+
+
+def _named(version: SchemaVersion) -> str:
+    return (
+        f"{version.short_name} v{version.parsed.get('version', '?')} "
+        f"(fingerprint {version.fingerprint.hex()})"
     )
 
 
 class RowCache:
-    """Skips JSON work on the hot path: the rows this worker wrote last (checked against the
-    stored bytes, so a row recovered or changed elsewhere is decoded afresh) and each event's
-    JSON text by household and event id. Not by event id alone: ids come from clients, and two
-    households' different events may carry the same one (a buggy or hostile client; the fault
-    harness's overload and hostile scenarios did) — keyed by id alone, the second household's
-    row was written with the first one's event, a corruption its next recovery made real. Within
-    a household an id names one event (the fold ignores a seen id). Bounded; one per app."""
+    """Skips encoding work on the hot path: the rows this worker wrote last (checked against
+    the stored bytes, so a row recovered or changed elsewhere is decoded afresh) and each
+    event's Avro bytes by household and event id. Not by event id alone: ids come from
+    clients, and two households' different events may carry the same one (a buggy or hostile
+    client; the fault harness's overload and hostile scenarios did) — keyed by id alone, the
+    second household's row was written with the first one's event, a corruption its next
+    recovery made real. Within a household an id names one event (the fold ignores a seen
+    id). Bounded; one per app."""
 
     def __init__(self, rows: int = 20_000, fragments: int = 200_000):
         self.rows: OrderedDict[bytes, tuple[bytes, Row]] = OrderedDict()
-        self.fragments: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.fragments: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self.max_rows, self.max_fragments = rows, fragments
 
     def load(self, key: bytes, raw: bytes) -> Row:
@@ -148,14 +321,14 @@ class RowCache:
         self._remember(key, raw, row)
         return raw
 
-    def _fragment(self, event: Any) -> str:
+    def _fragment(self, kind: str, event: Any) -> bytes:
         key = (event.household_id, event.event_id)
-        text = self.fragments.get(key)
-        if text is None:
-            text = self.fragments[key] = _fragment(event)
+        data = self.fragments.get(key)
+        if data is None:
+            data = self.fragments[key] = event_bytes(kind, event)
             if len(self.fragments) > self.max_fragments:
                 self.fragments.popitem(last=False)
-        return text
+        return data
 
     def _remember(self, key: bytes, raw: bytes, row: Row) -> None:
         self.rows[key] = (raw, row)
@@ -164,25 +337,38 @@ class RowCache:
             self.rows.popitem(last=False)
 
 
+# --- summaries ----------------------------------------------------------------------------------
+
+
 def dump_summary(summary: Summary) -> bytes:
-    return json.dumps(
-        [
-            summary.workflow,
-            summary.category,
-            summary.township,
-            summary.level,
-            list(summary.overdue),
-            summary.open_problems,
-            summary.problems,
-            summary.rectified,
-            _encode(summary.next_check),
-        ],
-        ensure_ascii=False,
-    ).encode()
+    tables = _tables()
+    buffer = io.BytesIO()
+    buffer.write(MAGIC)
+    buffer.write(tables.summary.fingerprint)
+    fastavro.schemaless_writer(
+        buffer,
+        tables.summary.parsed,
+        {
+            "workflow": summary.workflow,
+            "category": summary.category,
+            "township": summary.township,
+            "level": summary.level,
+            "overdue": list(summary.overdue),
+            "open_problems": summary.open_problems,
+            "problems": summary.problems,
+            "rectified": summary.rectified,
+            "next_check": summary.next_check,
+        },
+    )
+    return buffer.getvalue()
 
 
 def load_summary(raw: bytes) -> Summary:
-    w, c, t, level, overdue, open_problems, problems, rectified, check = json.loads(raw)
-    return Summary(
-        w, c, t, level, tuple(overdue), open_problems, problems, rectified, _decode(check)
-    )
+    raw = bytes(raw)
+    if raw[:1] == b"[":  # a JSON summary, before the Avro ones
+        try:
+            return json_rows.load_summary(raw)
+        except (TypeError, ValueError) as exc:
+            raise RowFormatError(f"JSON summary: {type(exc).__name__}: {exc}") from exc
+    data, _ = _decode(raw, SUMMARY, "summary")
+    return Summary(**{**data, "overdue": tuple(data["overdue"])})
