@@ -1,13 +1,10 @@
-"""Bytes for monitoring's table rows: Avro under a versioned row schema, and the JSON rows of
-workers before it.
+"""Bytes for monitoring's table rows and summaries: Avro under versioned schemas
+(`schemas/tables/monitoring_*.avsc`, framed by `platform.tables`), and the JSON of before.
 
-A row or summary is framed as the contract's events are (`c3 01`, the writer schema's CRC-64-AVRO
-fingerprint, the Avro body: `services.contract.codec`), under the schemas in `schemas/tables/`
-(current) and `schemas/tables/history/` (older versions this code still reads, resolved to the
-current one). JSON rows (the format before, `{"format": 1, ...}`) are still read: the changelog
-topics of a deployed worker hold them, and recovery restores them as they are; a row is written
-in Avro the next time its household changes. A row this code cannot read raises RowFormatError
-naming the row's version and why, never an empty state.
+JSON rows (`{"format": 1, ...}`, `json_rows`) are still read: the changelog topics of a deployed
+worker hold them, and recovery restores them as they are; a row is written in Avro the next time
+its household changes. A row this code cannot read raises RowFormatError naming the row's schema
+version and why, never an empty state.
 """
 
 from __future__ import annotations
@@ -18,44 +15,34 @@ import io
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import fastavro
 
-from services.contract.codec import HEADER_LENGTH, MAGIC, Codec
-from services.contract.errors import ContractError, UnknownSchema
-from services.contract.schemas import SchemaRegistry, SchemaVersion
+from services.contract.codec import MAGIC
+from services.contract.errors import ContractError
+from services.contract.schemas import SchemaVersion
 from services.monitoring.adapters import json_rows
 from services.monitoring.domain import events
 from services.monitoring.domain.row import Row, Summary
 from services.monitoring.domain.state import LIMITS, HouseholdState
+from services.platform import tables
 
-# The row format is the code's own, not the contract's: always the schemas beside this code,
-# whatever SHOUWANG_SCHEMAS_DIR says.
-TABLE_SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas" / "tables"
 ROW = "shouwang.tables.monitoring.HouseholdRow"
 SUMMARY = "shouwang.tables.monitoring.HouseholdSummary"
 
-_CLASSES, _FIELDS = json_rows.CLASSES, json_rows.FIELDS
 # Visit checks without a note are shared values (as avro_translation makes them), not one per visit.
 _PLAIN_CHECKS: dict[str, events.Check] = {}
 
 
-class RowFormatError(ValueError):
-    """A stored row this code cannot read."""
-
-
-# --- the Avro rows ------------------------------------------------------------------------------
+RowFormatError = tables.TableFormatError
 
 
 @dataclasses.dataclass(frozen=True)
-class _Tables:
-    """The table schemas, parsed once per process (on first use, not at import)."""
+class _Row:
+    """The row schema, taken apart once per process (on first use, not at import)."""
 
-    codec: Codec
-    row: SchemaVersion
-    summary: SchemaVersion
+    version: SchemaVersion
     head: dict[str, Any]  # the row's fields before the event arrays, as a schema of its own
     items: dict[str, dict[str, Any]]  # each event kind's array item schema
     to_avro: dict[str, Callable[[Any], Any]]  # each event kind's domain → Avro datum
@@ -63,91 +50,26 @@ class _Tables:
 
 
 @functools.cache
-def _tables() -> _Tables:
-    registry = SchemaRegistry.from_directory(TABLE_SCHEMAS_DIR)
-    row, summary = registry.current[ROW], registry.current[SUMMARY]
-    fields = row.parsed["fields"]
+def _row() -> _Row:
+    version = tables.schema(ROW)
+    fields = version.parsed["fields"]
     first = next(i for i, f in enumerate(fields) if f["name"] == next(iter(LIMITS)))
     if [f["name"] for f in fields[first:]] != list(LIMITS):
-        raise ContractError(f"{row.source}: the event arrays must end the row, in LIMITS order")
+        raise ContractError(f"{version.source}: the event arrays must end the row, in LIMITS order")
     head = fastavro.parse_schema({"type": "record", "name": ROW + "Head", "fields": fields[:first]})
     arrays = {f["name"]: f["type"] for f in fields[first:]}
-    return _Tables(
-        codec=Codec(registry),
-        row=row,
-        summary=summary,
+    to_check = {"NamedCheck": lambda v: {"name": v[0], "status": v[1].status, "note": v[1].note}}
+    from_check = {"NamedCheck": lambda v, hid: (v["name"], _check(v["status"], v["note"]))}
+    return _Row(
+        version=version,
         head=head,
         items={kind: fastavro.parse_schema(array["items"]) for kind, array in arrays.items()},
-        to_avro={kind: _writer(array["items"]) for kind, array in arrays.items()},
-        from_avro={kind: _reader(item) for kind, item in arrays.items()},
+        to_avro={kind: tables.writer(array["items"], to_check) for kind, array in arrays.items()},
+        from_avro={
+            kind: tables.reader(array, json_rows.CLASSES, from_check)
+            for kind, array in arrays.items()
+        },
     )
-
-
-def _writer(schema: Any) -> Callable[[Any], Any]:
-    """Domain value → Avro datum for `schema` (a parsed schema), built once per schema."""
-    if isinstance(schema, list):  # [null, X]
-        inner = _writer(next(s for s in schema if s != "null"))
-        return lambda v: None if v is None else inner(v)
-    if isinstance(schema, dict):
-        kind = schema["type"]
-        if kind == "array":
-            item = _writer(schema["items"])
-            return lambda v: [item(x) for x in v]
-        if kind == "record":
-            if schema["name"].endswith(".NamedCheck"):
-                return lambda v: {"name": v[0], "status": v[1].status, "note": v[1].note}
-            writers = [(f["name"], _writer(f["type"])) for f in schema["fields"]]
-            return lambda v: {name: w(getattr(v, name)) for name, w in writers}
-        if schema.get("logicalType") == "timestamp-micros":
-            return _aware
-    return _same
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _aware(value: datetime) -> datetime:
-    # Avro keeps the instant: a naive datetime would come back aware (and unequal), so refuse it.
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()} in a table row (needs a time zone)")
-    return value
-
-
-def _reader(schema: Any) -> Callable[[Any, str], Any]:
-    """Avro datum for `schema` → domain value; records of a household get its id back."""
-    if isinstance(schema, list):
-        inner = _reader(next(s for s in schema if s != "null"))
-        return lambda v, hid: None if v is None else inner(v, hid)
-    if isinstance(schema, dict):
-        kind = schema["type"]
-        if kind == "array":
-            item = _reader(schema["items"])
-            if item is _as_is:
-                return lambda v, hid: tuple(v)
-            return lambda v, hid: tuple([item(x, hid) for x in v])
-        if kind == "record":
-            name = schema["name"].rsplit(".", 1)[-1]
-            if name == "NamedCheck":
-                return lambda v, hid: (v["name"], _check(v["status"], v["note"]))
-            cls = _CLASSES[name]
-            readers = [(f["name"], _reader(f["type"])) for f in schema["fields"]]
-            plain = [n for n, r in readers if r is _as_is]
-            built = [(n, r) for n, r in readers if r is not _as_is]
-            if "household_id" in _FIELDS[name]:
-                return lambda v, hid: cls(
-                    household_id=hid,
-                    **{n: v[n] for n in plain},
-                    **{n: r(v[n], hid) for n, r in built},
-                )
-            return lambda v, hid: cls(
-                **{n: v[n] for n in plain}, **{n: r(v[n], hid) for n, r in built}
-            )
-    return _as_is
-
-
-def _as_is(value: Any, household_id: str) -> Any:
-    return value
 
 
 def _check(status: str, note: str) -> events.Check:
@@ -172,9 +94,9 @@ def _long(n: int) -> bytes:
 
 def event_bytes(kind: str, event: Any) -> bytes:
     """One event as an item of the row's `kind` array (Avro binary)."""
-    tables = _tables()
+    row = _row()
     buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, tables.items[kind], tables.to_avro[kind](event))
+    fastavro.schemaless_writer(buffer, row.items[kind], row.to_avro[kind](event))
     return buffer.getvalue()
 
 
@@ -183,7 +105,7 @@ def dump_row(row: Row, item: Callable[[str, Any], bytes] | None = None) -> bytes
 
     The body is the head's fields, then each kind's array as one block of its events' bytes:
     Avro's encoding of the whole record, built without re-encoding events already written."""
-    tables, encode = _tables(), item or event_bytes
+    schema, encode = _row(), item or event_bytes
     s = row.state
     kept = set()
     for kind in LIMITS:
@@ -198,10 +120,10 @@ def dump_row(row: Row, item: Callable[[str, Any], bytes] | None = None) -> bytes
     seen = s.seen
     buffer = io.BytesIO()
     buffer.write(MAGIC)
-    buffer.write(tables.row.fingerprint)
+    buffer.write(schema.version.fingerprint)
     fastavro.schemaless_writer(
         buffer,
-        tables.head,
+        schema.head,
         {
             "household_id": s.household_id,
             "seen_beyond_kept": sorted(i for i in seen if i not in kept),
@@ -228,7 +150,7 @@ def dump_row(row: Row, item: Callable[[str, Any], bytes] | None = None) -> bytes
 
 
 def _optional_aware(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
+    return None if value is None else tables.aware(value)
 
 
 def load_row(raw: bytes) -> Row:
@@ -239,11 +161,11 @@ def load_row(raw: bytes) -> Row:
             return json_rows.load_row(raw)
         except (KeyError, TypeError, ValueError) as exc:
             raise RowFormatError(f"JSON row: {type(exc).__name__}: {exc}") from exc
-    tables = _tables()
-    data, version = _decode(raw, ROW, "row")
+    schema = _row()
+    data, version = tables.decode(raw, ROW, "monitoring row")
     hid = data["household_id"]
     try:
-        kinds = {kind: tables.from_avro[kind](data[kind], hid) for kind in LIMITS}
+        kinds = {kind: schema.from_avro[kind](data[kind], hid) for kind in LIMITS}
         kept = {e.event_id for kept_events in kinds.values() for e in kept_events}
         seen = frozenset(data["seen_beyond_kept"]).union(kept).difference(data["kept_not_seen"])
         state = HouseholdState(hid, seen, last_occurred_at=data["last_occurred_at"], **kinds)
@@ -259,37 +181,9 @@ def load_row(raw: bytes) -> Row:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RowFormatError(
-            f"{_named(version)} row of {hid!r}: cannot build the state: {type(exc).__name__}: {exc}"
+            f"{tables.named(version)} row of {hid!r}: cannot build the state: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
-
-
-def _decode(raw: bytes, name: str, what: str) -> tuple[dict[str, Any], SchemaVersion]:
-    """The Avro datum of a framed table value of schema `name`, resolved to its current version."""
-    tables = _tables()
-    current = tables.codec.registry.current[name]
-    if raw[:2] != MAGIC or len(raw) < HEADER_LENGTH:
-        raise RowFormatError(
-            f"not a monitoring {what}: {len(raw)} bytes starting {raw[:2].hex() or '<empty>'}, "
-            f"expected an Avro {what} frame (c301 and the schema fingerprint) or a JSON {what}"
-        )
-    try:
-        decoded = tables.codec.decode(raw, expected=name)
-    except UnknownSchema as exc:
-        raise RowFormatError(
-            f"{what} written with row schema fingerprint {raw[2:HEADER_LENGTH].hex()}, not a "
-            f"version this worker reads (it writes {_named(current)}): a newer worker's {what}?"
-        ) from exc
-    except ContractError as exc:
-        writer = tables.codec.registry.by_fingerprint[raw[2:HEADER_LENGTH]]
-        raise RowFormatError(f"{_named(writer)} {what}, {len(raw)} bytes: {exc}") from exc
-    return decoded.record, tables.codec.registry.by_fingerprint[decoded.writer_fingerprint]
-
-
-def _named(version: SchemaVersion) -> str:
-    return (
-        f"{version.short_name} v{version.parsed.get('version', '?')} "
-        f"(fingerprint {version.fingerprint.hex()})"
-    )
 
 
 class RowCache:
@@ -341,13 +235,8 @@ class RowCache:
 
 
 def dump_summary(summary: Summary) -> bytes:
-    tables = _tables()
-    buffer = io.BytesIO()
-    buffer.write(MAGIC)
-    buffer.write(tables.summary.fingerprint)
-    fastavro.schemaless_writer(
-        buffer,
-        tables.summary.parsed,
+    return tables.encode(
+        SUMMARY,
         {
             "workflow": summary.workflow,
             "category": summary.category,
@@ -360,7 +249,6 @@ def dump_summary(summary: Summary) -> bytes:
             "next_check": summary.next_check,
         },
     )
-    return buffer.getvalue()
 
 
 def load_summary(raw: bytes) -> Summary:
@@ -370,5 +258,5 @@ def load_summary(raw: bytes) -> Summary:
             return json_rows.load_summary(raw)
         except (TypeError, ValueError) as exc:
             raise RowFormatError(f"JSON summary: {type(exc).__name__}: {exc}") from exc
-    data, _ = _decode(raw, SUMMARY, "summary")
+    data, _ = tables.decode(raw, SUMMARY, "monitoring summary")
     return Summary(**{**data, "overdue": tuple(data["overdue"])})

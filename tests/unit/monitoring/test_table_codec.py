@@ -117,7 +117,7 @@ _KIND_CLASSES = {
 
 def _whole_record(row: Row) -> bytes:
     """The row as fastavro writes the whole record at once: the reference for the fast path."""
-    tables = table_codec._tables()
+    schema = table_codec._row()
     s = row.state
     kept = {e.event_id for kind in LIMITS for e in getattr(s, kind)}
     datum = {
@@ -133,11 +133,11 @@ def _whole_record(row: Row) -> bytes:
         "emitted_as_of": row.emitted_as_of,
         "emitted_chain_hash": row.emitted_chain_hash,
         "emitted_recorded_at": row.emitted_recorded_at,
-        **{kind: [tables.to_avro[kind](e) for e in getattr(s, kind)] for kind in LIMITS},
+        **{kind: [schema.to_avro[kind](e) for e in getattr(s, kind)] for kind in LIMITS},
     }
     buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, tables.row.parsed, datum, strict=True)
-    return tables.row.fingerprint + buffer.getvalue()
+    fastavro.schemaless_writer(buffer, schema.version.parsed, datum, strict=True)
+    return schema.version.fingerprint + buffer.getvalue()
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -256,7 +256,7 @@ def test_an_unknown_row_version_says_which_one_and_which_it_reads():
     with pytest.raises(RowFormatError) as caught:
         load_row(raw[:2] + bytes(range(8)) + raw[10:])
     message = str(caught.value)
-    assert "0001020304050607" in message and "newer worker" in message
+    assert "0001020304050607" in message and "newer code" in message
     assert f"HouseholdRow v1 (fingerprint {raw[2:10].hex()})" in message
 
 
