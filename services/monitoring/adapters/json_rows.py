@@ -1,4 +1,4 @@
-"""The JSON table rows and summaries monitoring workers wrote before the Avro ones: read only.
+"""The JSON table rows monitoring workers wrote before the Avro rows: read only.
 
 A deployed worker's changelog topics hold them, and recovery restores them as they are, so the
 worker reads them until each household's row is written again (in Avro, `table_codec`). Errors
@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.monitoring.domain import events
-from services.monitoring.domain.row import Row, Summary
+from services.monitoring.domain.row import Row
 from services.monitoring.domain.state import LIMITS, HouseholdState
 
 FORMAT = 1  # the JSON rows' "format"
@@ -72,12 +72,4 @@ def load_row(raw: bytes) -> Row:
         _decode(data.get("emitted_as_of")),
         data.get("emitted_chain_hash", ""),
         _decode(data.get("emitted_recorded_at")),
-    )
-
-
-def load_summary(raw: bytes) -> Summary:
-    """A JSON summary (a list of the fields in order)."""
-    w, c, t, level, overdue, open_problems, problems, rectified, check = json.loads(raw)
-    return Summary(
-        w, c, t, level, tuple(overdue), open_problems, problems, rectified, _decode(check)
     )

@@ -1,5 +1,6 @@
-"""Bytes for monitoring's table rows and summaries: Avro under versioned schemas
-(`schemas/tables/monitoring_*.avsc`, framed by `platform.tables`), and the JSON of before.
+"""Bytes for monitoring's table rows: Avro under a versioned row schema
+(`schemas/tables/monitoring_row.avsc`, framed by `platform.tables`), and the JSON of before;
+the summaries' JSON (smaller gains than its cost, below).
 
 JSON rows (`{"format": 1, ...}`, `json_rows`) are still read: the changelog topics of a deployed
 worker hold them, and recovery restores them as they are; a row is written in Avro the next time
@@ -12,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import json
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import fastavro
@@ -29,7 +31,6 @@ from services.monitoring.domain.state import LIMITS, HouseholdState
 from services.platform import tables
 
 ROW = "shouwang.tables.monitoring.HouseholdRow"
-SUMMARY = "shouwang.tables.monitoring.HouseholdSummary"
 
 # Visit checks without a note are shared values (as avro_translation makes them), not one per visit.
 _PLAIN_CHECKS: dict[str, events.Check] = {}
@@ -231,32 +232,35 @@ class RowCache:
             self.rows.popitem(last=False)
 
 
-# --- summaries ----------------------------------------------------------------------------------
+# --- summaries: JSON, measured faster here than Avro ----------------------------------------------
+# A summary is nine small fields, and the sweep decodes every summary each pass: fastavro's
+# per-call overhead made them slower than JSON (on the county: encode 4.9 vs 3.4 µs, decode
+# 8.0 vs 3.5 µs) for 65 → 48 bytes. No float field, so JSON's NaN question does not arise.
 
 
 def dump_summary(summary: Summary) -> bytes:
-    return tables.encode(
-        SUMMARY,
-        {
-            "workflow": summary.workflow,
-            "category": summary.category,
-            "township": summary.township,
-            "level": summary.level,
-            "overdue": list(summary.overdue),
-            "open_problems": summary.open_problems,
-            "problems": summary.problems,
-            "rectified": summary.rectified,
-            "next_check": summary.next_check,
-        },
-    )
+    return json.dumps(
+        [
+            summary.workflow,
+            summary.category,
+            summary.township,
+            summary.level,
+            list(summary.overdue),
+            summary.open_problems,
+            summary.problems,
+            summary.rectified,
+            None if summary.next_check is None else {"d": summary.next_check.isoformat()},
+        ],
+        ensure_ascii=False,
+    ).encode()
 
 
 def load_summary(raw: bytes) -> Summary:
-    raw = bytes(raw)
-    if raw[:1] == b"[":  # a JSON summary, before the Avro ones
-        try:
-            return json_rows.load_summary(raw)
-        except (TypeError, ValueError) as exc:
-            raise RowFormatError(f"JSON summary: {type(exc).__name__}: {exc}") from exc
-    data, _ = tables.decode(raw, SUMMARY, "monitoring summary")
-    return Summary(**{**data, "overdue": tuple(data["overdue"])})
+    try:
+        w, c, t, level, overdue, open_problems, problems, rectified, check = json.loads(raw)
+        return Summary(
+            w, c, t, level, tuple(overdue), open_problems, problems, rectified,
+            None if check is None else date.fromisoformat(check["d"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RowFormatError(f"JSON summary: {type(exc).__name__}: {exc}") from exc
