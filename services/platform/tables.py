@@ -12,13 +12,10 @@ dataclasses' attribute names).
 from __future__ import annotations
 
 import functools
-import io
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import fastavro
 
 from services.contract.codec import HEADER_LENGTH, MAGIC, Codec
 from services.contract.errors import ContractError, UnknownSchema
@@ -50,16 +47,6 @@ def named(version: SchemaVersion) -> str:
         f"{version.short_name} v{version.parsed.get('version', '?')} "
         f"(fingerprint {version.fingerprint.hex()})"
     )
-
-
-def encode(name: str, datum: dict[str, Any]) -> bytes:
-    """`datum` framed under the current version of `name`."""
-    version = schema(name)
-    buffer = io.BytesIO()
-    buffer.write(MAGIC)
-    buffer.write(version.fingerprint)
-    fastavro.schemaless_writer(buffer, version.parsed, datum)
-    return buffer.getvalue()
 
 
 def decode(raw: bytes, name: str, what: str) -> tuple[dict[str, Any], SchemaVersion]:
