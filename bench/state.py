@@ -42,7 +42,7 @@ from services.contract.codec import Codec
 from services.contract.inputs import MONITORING_EXPECTED as EXPECTED
 from services.monitoring.adapters import avro_translation as avro
 from services.monitoring.adapters.policy_files import load_policies
-from services.monitoring.adapters.table_codec import dump_row, dump_summary
+from services.monitoring.adapters.table_codec import RowCache, dump_row, dump_summary, load_row
 from services.monitoring.entrypoints.app import INPUT_TOPICS, changelog_topics, ticks_topic
 from services.monitoring.service import Position, apply_record
 from services.platform.localstack.ports import free_ports
@@ -299,7 +299,7 @@ def run_worker(
 
 async def measure(stack, data: Dataset, codec: Codec, sizes: tuple[int, ...]) -> list[Figure]:
     t = templates(data, codec)
-    figures = sizing(t)
+    figures = sizing(t) + codec_figures(t, data, codec)
     partitions = stack.layout.household_partitions
     empty_id = f"bench-state-{uuid.uuid4().hex[:8]}"
     await create_changelogs(stack.bootstrap, empty_id, partitions)
@@ -358,6 +358,60 @@ def sizing(t: list[Template]) -> list[Figure]:
             "the household's Avro input frames (p99)",
             _percentile(inputs, 0.99),
             count=len(t),
+        ),
+    ]
+
+
+def _median_seconds(work, passes: int = 3) -> float:
+    """Median CPU seconds (`time.process_time`) of `passes` runs of `work()`."""
+    times = []
+    for _ in range(passes):
+        started = time.process_time()
+        work()
+        times.append(time.process_time() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def codec_figures(t: list[Template], data: Dataset, codec: Codec) -> list[Figure]:
+    """The row codec's CPU time per county row (`dump_row` with every event encoded, as for a
+    row first written; `load_row`, as on a cache miss after recovery), against the contract's
+    decode of the same households' input frames."""
+    rows = [load_row(x.row) for x in t]
+    frames = [r.value for r in data.records(set(EXPECTED))]
+    baseline = _median_seconds(lambda: [codec.decode(f) for f in frames]) / len(t) * 1e6
+    encode = _median_seconds(lambda: [dump_row(r) for r in rows]) / len(t) * 1e6
+    decode = _median_seconds(lambda: [load_row(x.row) for x in t]) / len(t) * 1e6
+    cache = RowCache()
+    for row in rows:
+        cache.dump(row.state.household_id.encode(), row)
+    cached = (
+        _median_seconds(lambda: [cache.dump(r.state.household_id.encode(), r) for r in rows])
+        / len(t)
+        * 1e6
+    )
+    base = "Codec.decode of the household's Avro input frames"
+    note = f"{len(t)} county rows, median of 3 passes, CPU time"
+    return [
+        Figure(
+            "B7",
+            "monitoring table row encode (dump_row)",
+            encode,
+            "µs/row",
+            base,
+            baseline,
+            count=len(t),
+            note=f"{note}; with each event's bytes cached (RowCache, as the "
+            f"worker rewrites a row) {cached:.1f} µs/row",
+        ),
+        Figure(
+            "B7",
+            "monitoring table row decode (load_row)",
+            decode,
+            "µs/row",
+            base,
+            baseline,
+            count=len(t),
+            note=note,
         ),
     ]
 
