@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> Report:
         raise SystemExit("--e2e-workers: at most 12 (the household topics' partitions)")
     report = Report(
         mode.name,
-        machine.describe(kafka_version() if needs_kafka or {"B8", "B9"} & set(only) else None),
+        machine.describe(
+            kafka_version() if needs_kafka or {"B8", "B9", "B10"} & set(only) else None
+        ),
         {
             "seed": bench_data.SEED,
             "scale": scale,

@@ -61,6 +61,9 @@ def figures(measured: list[Figure]) -> list[Figure]:
         f"per worker {rate:,.0f} events/s: B10 at scale {scale:g}, {workers} worker"
         f"{'s' * (workers > 1)} each"
     )
+    if scale < 1:
+        # the services' start-up and the settle's fixed seconds are most of a small run
+        source += " (a small county: start-up weighs, the rate is a floor)"
     linear = f"linear: a core per worker process, up to {PARTITIONS} partitions"
 
     def row(what: str, value: float, unit: str, note: str) -> Figure:

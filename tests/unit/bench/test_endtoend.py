@@ -51,6 +51,9 @@ def test_estimates_use_the_one_worker_rate_at_the_largest_scale():
     day = next(f for w, f in rows.items() if "24 hours" in w)
     assert day.value == 18  # 1.5e9 / (1,000/s × 86,400 s) = 17.4 → 18 workers
     assert "1.50× 1 worker" in province_1.note
+    assert "a small county" not in province_1.note
+    (small,) = [f for f in estimate.figures([_b10(0.02, 2, 60.0)]) if "province" in f.what][:1]
+    assert "a small county: start-up weighs" in small.note
 
 
 def test_estimates_without_a_one_worker_run_divide_by_the_workers():
