@@ -28,6 +28,8 @@ class Mode:
     state_households: tuple[int, ...]  # B7: households recovered by a worker, per run
     console_scale: float  # B9: the county the console's pages are timed on (1.0 ≈ 29,000 hh)
     console_requests: int  # B9: timed requests per page
+    e2e_scales: tuple[float, ...]  # B10: county scales sent through the whole pipeline
+    e2e_workers: tuple[int, ...]  # B10: processes of each worker service, per run
 
 
 FULL = Mode(
@@ -42,6 +44,9 @@ FULL = Mode(
     state_households=(10_000, 100_000),
     console_scale=1.0,  # the issue's county scale: ~29,400 households, ~86,000 events
     console_requests=100,
+    # the county; the province (scale 10, ~860,000 events) is `--e2e-scales 1,10` (README)
+    e2e_scales=(1.0,),
+    e2e_workers=(2, 1),
 )
 QUICK = Mode(
     "quick",
@@ -53,8 +58,10 @@ QUICK = Mode(
     state_households=(1_000, 10_000),
     console_scale=0.05,
     console_requests=20,
+    e2e_scales=(0.02,),
+    e2e_workers=(2,),
 )
-ALL = ("B3", "B1", "B4", "B5", "B2", "B6", "B7", "B8", "B9")
+ALL = ("B3", "B1", "B4", "B5", "B2", "B6", "B7", "B8", "B9", "B10")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -70,6 +77,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--households",
         help="B7: comma-separated household counts to recover (default: the mode's)",
+    )
+    parser.add_argument(
+        "--e2e-scales",
+        help="B10: comma-separated county scales through the whole pipeline (default: the "
+        "mode's; 10 is the province, ~860,000 events)",
+    )
+    parser.add_argument(
+        "--e2e-workers",
+        help="B10: comma-separated processes per worker service, one run each (default: the "
+        "mode's)",
     )
     return parser.parse_args(argv)
 
@@ -93,14 +110,22 @@ def run(args: argparse.Namespace) -> Report:
 
     codec = Codec.default()
     households = _households(args.households) if args.households else mode.state_households
+    e2e_scales = _numbers("--e2e-scales", args.e2e_scales, float) or mode.e2e_scales
+    e2e_workers = _numbers("--e2e-workers", args.e2e_workers, int) or mode.e2e_workers
+    if any(w > 12 for w in e2e_workers):
+        raise SystemExit("--e2e-workers: at most 12 (the household topics' partitions)")
     report = Report(
         mode.name,
-        machine.describe(kafka_version() if needs_kafka or {"B8", "B9"} & set(only) else None),
+        machine.describe(
+            kafka_version() if needs_kafka or {"B8", "B9", "B10"} & set(only) else None
+        ),
         {
             "seed": bench_data.SEED,
             "scale": scale,
             **mode.__dict__,
             "state_households": households,
+            "e2e_scales": e2e_scales,
+            "e2e_workers": e2e_workers,
             "only": only,
         },
     )
@@ -153,6 +178,21 @@ def run(args: argparse.Namespace) -> Report:
                     requests,
                 ),
             )
+    if "B10" in only:
+        from bench import endtoend, estimate
+
+        # each run is `shouwang demo`: its own broker and PostgreSQL, after the others are gone
+        for e2e_scale in e2e_scales:
+            with tempfile.TemporaryDirectory(prefix="shouwang-bench-b10-") as tmp:
+                root = Path(tmp)
+                root.chmod(0o711)
+                attempt(
+                    "B10",
+                    lambda root=root, s=e2e_scale: endtoend.measure(
+                        root, s, e2e_workers, codec, dataset
+                    ),
+                )
+        report.figures.extend(estimate.figures(report.figures))
     report.not_measured = [
         NotMeasured(b, "-", "not selected (--only)") for b in ALL if b not in only
     ]
@@ -167,6 +207,19 @@ def _households(text: str) -> tuple[int, ...]:
     if not counts or any(n < 1 or n >= 10**9 for n in counts):
         raise SystemExit(f"--households {text!r}: each count from 1 to 999,999,999")
     return counts
+
+
+def _numbers(option: str, text: str | None, kind: type) -> tuple:
+    """Comma-separated positive numbers of `kind` (empty when `text` is None)."""
+    if text is None:
+        return ()
+    try:
+        values = tuple(kind(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        raise SystemExit(f"{option} {text!r}: expected comma-separated numbers") from None
+    if not values or any(not v > 0 for v in values):
+        raise SystemExit(f"{option} {text!r}: each must be positive")
+    return values
 
 
 def _kafka_benches(stack, dataset, codec, households, attempt, report, mode) -> None:

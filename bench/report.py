@@ -19,7 +19,7 @@ class Figure:
     (or the figure is a reference, like the baseline itself).
     """
 
-    bench: str  # B1..B8
+    bench: str  # B1..B10
     what: str
     value: float
     unit: str
@@ -30,6 +30,8 @@ class Figure:
     count: int | None = None  # records/events/rows measured
     seconds: float | None = None
     note: str = ""
+    # what the row was measured on (e.g. scale, workers), for figures derived from it
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:

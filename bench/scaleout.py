@@ -84,6 +84,7 @@ def figures(results: list[tuple[int, int, int, float, float]]) -> list[Figure]:
             count=n,
             seconds=s,
             note=f"raw aiokafka consume + decode on this layout: {raw:,.0f} records/s",
+            detail={"partitions": p, "workers": w},
         )
         for p, w, n, s, raw in results
     ]

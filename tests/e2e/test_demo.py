@@ -59,7 +59,9 @@ def demo_home():
 
 
 @pytest.mark.timeout(DEMO_SECONDS + 180)
-def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None:
+# 2: `--workers 2`, two processes of monitoring, support and the projector sharing each group
+@pytest.mark.parametrize("workers", [1, 2])
+def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path, workers: int) -> None:
     out = demo_home / "report"
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
@@ -67,7 +69,8 @@ def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None
     started = time.monotonic()
     result = _run_demo(
         ["demo", "--no-keep", "--scale", str(SCALE), "--seed", str(SEED), "--until", str(UNTIL),
-         "--home", str(demo_home), "--out", str(out), "--timeout", "600"],
+         "--home", str(demo_home), "--out", str(out), "--timeout", "600",
+         "--workers", str(workers)],
         env,
     )  # fmt: skip
     elapsed = time.monotonic() - started
@@ -83,7 +86,11 @@ def test_demo_report_matches_the_read_model_and_the_log(demo_home: Path) -> None
     assert not postgres.is_running
     assert not (run_dir / "services.pids").exists()
     pids = [int(p) for p in _service_pids(result.stdout)]
-    assert len(pids) == 5  # visits, monitoring, support, projector, console
+    # visits, console, and `workers` each of monitoring, support and the projector
+    assert len(pids) == 2 + 3 * workers
+    worker_logs = {p.stem for p in (run_dir / "logs").glob("*.log")}
+    for n in range(2, workers + 1):
+        assert {f"monitoring-{n}", f"support-{n}", f"projector-{n}"} <= worker_logs
     assert all(not pid_alive(pid) for pid in pids)
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -216,4 +223,4 @@ async def _read_model_numbers(url: str) -> dict:
 
 def _service_pids(stdout: str) -> list[str]:
     # The demo prints "  <service>: pid N, log FILE" for each service it starts.
-    return re.findall(r"^  \w+: pid (\d+),", stdout, re.M)
+    return re.findall(r"^  [\w-]+: pid (\d+),", stdout, re.M)

@@ -52,6 +52,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=900.0,
         help="seconds to wait for the services to catch up (default 900)",
     )
+    demo.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes each of monitoring, support and the projector, one consumer group per "
+        "service sharing the partitions (default 1; at most the household topics' partitions)",
+    )
     demo.set_defaults(run=run)
 
 
@@ -67,4 +74,14 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
     return value

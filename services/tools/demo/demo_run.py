@@ -25,6 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         rate=args.rate,
         settle_timeout=args.timeout,
+        workers=args.workers,
     )
     try:
         run_demo(options, settings, say=lambda line: print(line, flush=True))

@@ -51,11 +51,20 @@ class DemoOptions:
     rate: float = 0.0  # events per second through the API; 0 = as fast as it takes them
     settle_timeout: float = 900.0  # longest wait for the services to catch up
     support_stall: float = 90.0  # give up on a support worker that makes no progress this long
+    # processes each of monitoring, support and the projector runs, one consumer group each
+    workers: int = 1
 
 
 def run_demo(options: DemoOptions, settings: Settings, say: Callable[[str], None] = print) -> dict:
     """Run the whole demo; returns the report. Stops everything it started before returning."""
     started = time.monotonic()
+    partitions = settings.layout.household_partitions
+    if not 1 <= options.workers <= partitions:
+        # a worker beyond the partition count would get nothing to do
+        raise DemoError(
+            f"workers: {options.workers} asked, from 1 to {partitions} (the household topics' "
+            "partitions, SHOUWANG_PARTITIONS)"
+        )
     run_dir = settings.home / "demo"
     out = (options.out or run_dir).resolve()
     clean_slate(run_dir, say)
@@ -137,32 +146,7 @@ async def _run(
         },
         {"API": visits_url, "metrics": f"{visits_url}/metrics"},
     )
-    supervisor.start(
-        "monitoring",
-        ["monitoring"],
-        # Assess as of each household's latest event: the campaign is in 2020, and the demo
-        # shows what the system found then, not what is overdue today.
-        {
-            "SHOUWANG_MONITORING_PORT": str(ends.monitoring_port),
-            "SHOUWANG_MONITORING_CLOCK": "event",
-        },
-        {
-            "households": f"{monitoring_url}/v1/households/{{id}}",
-            "metrics": f"{monitoring_url}/metrics",
-        },
-    )
-    supervisor.start(
-        "support",
-        ["support"],
-        {"SHOUWANG_SUPPORT_METRICS_PORT": str(ends.support_metrics_port)},
-        {"metrics": f"http://{LOOPBACK}:{ends.support_metrics_port}/metrics"},
-    )
-    supervisor.start(
-        "projector",
-        ["projector"],
-        {"SHOUWANG_PROJECTOR_METRICS_PORT": str(ends.projector_metrics_port)},
-        {"metrics": f"http://{LOOPBACK}:{ends.projector_metrics_port}/metrics"},
-    )
+    _start_workers(supervisor, ends, options.workers)
     console_url = f"http://{LOOPBACK}:{ends.console_port}"
     supervisor.start(
         "console",
@@ -233,6 +217,47 @@ async def _run(
     report["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write(report, out, say)
     return report, token
+
+
+def _start_workers(supervisor: Supervisor, ends: Endpoints, workers: int) -> None:
+    """Start `workers` processes each of monitoring, support and the projector.
+
+    The processes of one service share its consumer group, so Kafka splits the partitions
+    between them; the first of each listens on the demo's own ports, the others on free ones.
+    """
+    extra = iter(free_ports(3 * (workers - 1)))
+    for index in range(workers):
+        suffix = f"-{index + 1}" if index else ""
+        monitoring_port = ends.monitoring_port if index == 0 else next(extra)
+        support_port = ends.support_metrics_port if index == 0 else next(extra)
+        projector_port = ends.projector_metrics_port if index == 0 else next(extra)
+        monitoring_url = f"http://{LOOPBACK}:{monitoring_port}"
+        supervisor.start(
+            f"monitoring{suffix}",
+            ["monitoring"],
+            # Assess as of each household's latest event: the campaign is in 2020, and the
+            # demo shows what the system found then, not what is overdue today.
+            {
+                "SHOUWANG_MONITORING_PORT": str(monitoring_port),
+                "SHOUWANG_MONITORING_CLOCK": "event",
+            },
+            {
+                "households": f"{monitoring_url}/v1/households/{{id}}",
+                "metrics": f"{monitoring_url}/metrics",
+            },
+        )
+        supervisor.start(
+            f"support{suffix}",
+            ["support"],
+            {"SHOUWANG_SUPPORT_METRICS_PORT": str(support_port)},
+            {"metrics": f"http://{LOOPBACK}:{support_port}/metrics"},
+        )
+        supervisor.start(
+            f"projector{suffix}",
+            ["projector"],
+            {"SHOUWANG_PROJECTOR_METRICS_PORT": str(projector_port)},
+            {"metrics": f"http://{LOOPBACK}:{projector_port}/metrics"},
+        )
 
 
 def _issue_token(
