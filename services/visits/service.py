@@ -162,6 +162,7 @@ class Ingest:
         if not sealer.seals(kind.event_type):
             return sends
         kept = []
+        await sealer.prepare(kind.event_type, [record for _, record, _ in sends])
         for outcome, record, digest in sends:
             try:
                 kept.append((outcome, await sealer.seal(kind.event_type, record), digest))

@@ -132,6 +132,10 @@ class KeyStore(Protocol):
     async def get_or_create(self, subject: Subject) -> DataKey:
         """The subject's current data key, made now if it has none (concurrent callers agree)."""
 
+    async def get_or_create_many(self, subjects: list[Subject]) -> dict[Subject, DataKey]:
+        """`get_or_create` for many subjects in a few round trips (a request's registry batch);
+        a subject whose key was shredded meanwhile is left out (its caller asks again)."""
+
     async def find(self, key_id: str) -> DataKey | Shredded | None:
         """The key with this id, its shredding record, or None when it never existed here."""
 
@@ -170,6 +174,9 @@ class InMemoryKeyStore:
             key = DataKey(str(uuid.uuid4()), os.urandom(KEY_BYTES))
             self.keys[subject] = (key, self.clock())
         return self.keys[subject][0]
+
+    async def get_or_create_many(self, subjects: list[Subject]) -> dict[Subject, DataKey]:
+        return {subject: await self.get_or_create(subject) for subject in subjects}
 
     async def find(self, key_id: str) -> DataKey | Shredded | None:
         self._check()
@@ -233,6 +240,49 @@ class PostgresKeyStore:
         if row is None:  # shredded between our insert and read: the caller retries
             raise KeysUnavailable(f"the key of {subject} was shredded while being created")
         return self._unwrap(subject, row)
+
+    async def get_or_create_many(self, subjects: list[Subject]) -> dict[Subject, DataKey]:
+        # Three statements whatever the batch's size (a county's registry import posts
+        # hundreds of new households per request): read, insert the missing, read those.
+        wanted = list(dict.fromkeys(subjects))
+        try:
+            rows = await self._current_many(wanted)
+            missing = [subject for subject in wanted if subject not in rows]
+            if missing:
+                made = [DataKey(str(uuid.uuid4()), os.urandom(KEY_BYTES)) for _ in missing]
+                # The first insert of a subject wins, as in get_or_create.
+                await self.pool.execute(
+                    "INSERT INTO personal_keys "
+                    "(subject_kind, subject_id, key_id, master_key_id, wrapped_key) "
+                    "SELECT kind, id, key_id, $4, wrapped "
+                    "FROM unnest($1::text[], $2::text[], $3::uuid[], $5::bytea[]) "
+                    "AS m(kind, id, key_id, wrapped) "
+                    "ON CONFLICT (subject_kind, subject_id) DO NOTHING",
+                    [subject.kind for subject in missing],
+                    [subject.subject_id for subject in missing],
+                    [uuid.UUID(key.key_id) for key in made],
+                    self.master_id,
+                    [
+                        wrap_key(self.master, subject, key, os.urandom(NONCE_BYTES))
+                        for subject, key in zip(missing, made, strict=True)
+                    ],
+                    timeout=self.timeout,
+                )
+                rows.update(await self._current_many(missing))
+        except DB_ERRORS as exc:
+            raise KeysUnavailable(f"personal key store: {type(exc).__name__}") from exc
+        return {subject: self._unwrap(subject, row) for subject, row in rows.items()}
+
+    async def _current_many(self, subjects: list[Subject]) -> dict[Subject, asyncpg.Record]:
+        rows = await self.pool.fetch(
+            "SELECT k.subject_kind, k.subject_id, k.key_id, k.master_key_id, k.wrapped_key "
+            "FROM personal_keys k JOIN unnest($1::text[], $2::text[]) AS w(kind, id) "
+            "ON k.subject_kind = w.kind AND k.subject_id = w.id",
+            [subject.kind for subject in subjects],
+            [subject.subject_id for subject in subjects],
+            timeout=self.timeout,
+        )
+        return {Subject(row["subject_kind"], row["subject_id"]): row for row in rows}
 
     async def find(self, key_id: str) -> DataKey | Shredded | None:
         try:
@@ -368,6 +418,27 @@ class CachedKeys:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return key
+
+    async def warm(self, subjects: list[Subject]) -> None:
+        """Have the keys of `subjects` cached, the uncached ones got or made together. Best
+        effort: when the store is down, `key_for` of each subject says so afterwards."""
+        now = self.monotonic()
+        cold = [
+            subject
+            for subject in dict.fromkeys(subjects)
+            if (entry := self._entries.get(subject)) is None or now - entry[0] >= self.ttl
+        ]
+        if len(cold) < 2:
+            return  # one key: key_for's single round trip is as good
+        try:
+            keys = await self.store.get_or_create_many(cold)
+        except KeysUnavailable:
+            return
+        for subject, key in keys.items():
+            self._entries[subject] = (now, key)
+            self._entries.move_to_end(subject)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     def forget(self, subject: Subject) -> None:
         self._entries.pop(subject, None)

@@ -24,6 +24,16 @@ class PersonalSealer:
         """Whether records of `event_type` carry personal data to seal."""
         return event_type in PERSONAL_FIELDS
 
+    async def prepare(self, event_type: str, records: list[dict[str, Any]]) -> None:
+        """Get or make the keys `records` will be sealed with in one go (a batch of new
+        households costs a few round trips, not three per household); best effort."""
+        spec = PERSONAL_FIELDS.get(event_type)
+        if spec is None:
+            return
+        await self.keys.warm(
+            [spec.subject_of(record) for record in records if record.get("personal") is not None]
+        )
+
     async def seal(self, event_type: str, record: dict[str, Any]) -> dict[str, Any]:
         """`record` ready to produce: sealed when its type carries personal data, else as is.
 

@@ -125,3 +125,21 @@ async def test_an_unreachable_server_is_keys_unavailable(
             await store.get_or_create(subject())
     finally:
         pool.terminate()
+
+
+async def test_many_subjects_get_the_keys_one_at_a_time_would_give(store):
+    """A request's batch of registry records: keys got or made together, the same keys
+    `get_or_create` gives before and after, one per subject however often it is named."""
+    old, new = subject(), subject()
+    existing = await store.get_or_create(old)
+    cadre = Subject("cadre", new.subject_id)
+    many = await store.get_or_create_many([old, new, new, cadre])
+    assert set(many) == {old, new, cadre}
+    assert many[old] == existing
+    assert many[new] == await store.get_or_create(new) and many[cadre] != many[new]
+    racing = [subject() for _ in range(20)]
+    first, second = await asyncio.gather(
+        store.get_or_create_many(racing), store.get_or_create_many(racing[::-1])
+    )
+    assert first == second  # concurrent creators agree, as for one subject
+    assert await store.get_or_create_many([]) == {}

@@ -118,3 +118,38 @@ async def test_personal_values_reach_no_log_metric_or_answer(api: Api, caplog) -
     for text in texts:
         for value in SECRETS.values():
             assert value not in text
+
+
+async def test_a_batch_of_new_households_gets_its_keys_together_and_each_record_opens(
+    api: Api, codec
+) -> None:
+    bodies = [
+        sample("households", personal=dict(SECRETS), household_id=f"H-500228-000{i}")
+        for i in (1, 2, 3, 2, 4)  # a subject twice: one key
+    ]
+    calls = []
+    store = keys_of(api)
+    many = store.get_or_create_many
+
+    async def counted(subjects):
+        calls.append(list(subjects))
+        return await many(subjects)
+
+    store.get_or_create_many = counted
+    response = await api.post("/v1/households:batch", {"records": bodies}, role="operator")
+    assert response.status == 202, await response.text()
+    assert len(calls) == 1 and len(calls[0]) == 4  # the distinct subjects, in one call
+    assert len(api.sink.records) == 5
+    for body, (_, _, frame) in zip(bodies, api.sink.records, strict=True):
+        record = codec.decode(frame).record
+        subject = Subject("household", body["household_id"])
+        key = await store.get_or_create(subject)
+        assert unseal(record["personal_sealed"], subject, body["event_id"], key) == SECRETS
+
+
+async def test_a_batch_with_the_key_store_down_is_refused_record_by_record(api: Api) -> None:
+    keys_of(api).failing = True
+    bodies = [sample("households", personal=dict(SECRETS)) for _ in range(3)]
+    response = await api.post("/v1/households:batch", {"records": bodies}, role="operator")
+    assert response.status == 503, await response.text()
+    assert api.sink.records == []
