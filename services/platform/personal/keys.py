@@ -4,6 +4,9 @@ Data keys never go to Kafka. At rest they are wrapped (envelope encryption) by a
 the process reads from `SHOUWANG_PERSONAL_MASTER_KEY` or `SHOUWANG_PERSONAL_MASTER_KEY_FILE`, so a
 copy of the database alone does not open personal data. Shredding a subject deletes its key row and
 records who did it, when and why.
+
+Long because the key store's port, its two implementations and the cache in front of them are
+one contract (tests/integration/personal/test_key_stores.py runs both stores through it).
 """
 
 from __future__ import annotations
