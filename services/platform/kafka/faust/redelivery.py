@@ -281,6 +281,12 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
                         batched[tp] = channel
         return batched
 
+    def _paused_meanwhile(self, tp: Any, active_partitions: Any) -> bool:
+        """Whether `tp` was paused while its batch was being fetched."""
+        return not (
+            active_partitions is None or tp in active_partitions or tp in self._buffered_partitions
+        )
+
     async def _deliver_changelogs(
         self,
         batches: dict[Any, list[Any]],
@@ -297,12 +303,8 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
             batch = batches.pop(tp)  # freed once handed over (see CHANGELOG_CHUNK)
             if not self.flow_active or app.consumer_generation_id != generation_id:
                 return False
-            if not (
-                active_partitions is None
-                or tp in active_partitions
-                or tp in self._buffered_partitions
-            ):
-                skipped[tp] = batch[0].offset  # paused meanwhile: fetched again (see getmany)
+            if self._paused_meanwhile(tp, active_partitions):
+                skipped[tp] = batch[0].offset  # fetched again (see getmany)
                 continue
             # the conductor waits for both before each record
             await app.flow_control.acquire()
@@ -383,12 +385,8 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
         read_offsets = self._read_offset
         for tp, batch in batches.items():
             channel, feed, event_class = feeds[tp]
-            if not (
-                active_partitions is None
-                or tp in active_partitions
-                or tp in self._buffered_partitions
-            ):
-                skipped[tp] = batch[0].offset  # paused meanwhile: fetched again (see getmany)
+            if self._paused_meanwhile(tp, active_partitions):
+                skipped[tp] = batch[0].offset  # fetched again (see getmany)
                 continue
             for start in range(0, len(batch), feed.limit):
                 chunk = batch[start : start + feed.limit]
