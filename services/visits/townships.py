@@ -48,14 +48,20 @@ def check_townships(wanted: Sequence[str], known: set[str]) -> None:
                 f"--township {township!r}: the read model knows no township yet; import the "
                 "household table (shouwang import households) and run the projector first"
             )
-        near = difflib.get_close_matches(township, sorted(known), n=3, cutoff=0.6)
-        listed = sorted(known)[:_LISTED]
-        more = f" and {len(known) - _LISTED} more" if len(known) > _LISTED else ""
+        hint, listed = _nearest(township, known)
         raise SettingsError(
-            f"--township {township!r}: no registered household or cadre is in it"
-            + (f" (did you mean {', '.join(near)}?)" if near else "")
-            + f"; known: {', '.join(listed)}{more}"
+            f"--township {township!r}: no registered household or cadre is in it{hint}; "
+            f"known: {listed}"
         )
+
+
+def _nearest(name: str, known: set[str]) -> tuple[str, str]:
+    """' (did you mean ...?)' with the nearest spellings of `name` (or ''), and the first
+    known names with how many more there are."""
+    near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    more = f" and {len(known) - _LISTED} more" if len(known) > _LISTED else ""
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    return hint, ", ".join(sorted(known)[:_LISTED]) + more
 
 
 async def known_villages(settings: Settings, township: str) -> set[str]:
@@ -80,11 +86,8 @@ def check_villages(township: str, wanted: Sequence[str], known: set[str]) -> Non
                 f"--village {village!r}: the read model knows no village of {township!r}; "
                 "import its households (shouwang import households) and run the projector first"
             )
-        near = difflib.get_close_matches(village, sorted(known), n=3, cutoff=0.6)
-        listed = sorted(known)[:_LISTED]
-        more = f" and {len(known) - _LISTED} more" if len(known) > _LISTED else ""
+        hint, listed = _nearest(village, known)
         raise SettingsError(
-            f"--village {village!r}: no registered household or cadre of {township!r} is in it"
-            + (f" (did you mean {', '.join(near)}?)" if near else "")
-            + f"; {township}'s villages: {', '.join(listed)}{more}"
+            f"--village {village!r}: no registered household or cadre of {township!r} is in "
+            f"it{hint}; {township}'s villages: {listed}"
         )
