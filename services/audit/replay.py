@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -324,6 +324,10 @@ class Replay:
                 continue
             # the next emission's prefix starts from this state and the views it remembers
             assessment, state = remembering(state, policy, as_of)
+            if r.get("exceptions") is None:
+                # written before RiskAssessed v3: it lists no exceptions, and its id is the
+                # digest of a content without them
+                assessment = replace(assessment, exceptions=())
             event_id = str(avro.assessment_id(hid, state.version, assessment.digest()))
             derived.append(Derived(emission, assessment, state.version, event_id))
             differences += compare_assessment(hid, assessment, event_id, r, emission.where)
@@ -350,6 +354,7 @@ def compare_assessment(
             None if a.procedure is None else list(a.procedure.content()),
             _procedure_content(r.get("procedure")),
         ),
+        ("exceptions", list(a.exceptions), list(r.get("exceptions") or ())),
         ("event_id", event_id, str(r["event_id"])),
     ]
     return [Difference(hid, f, e, g, where) for f, e, g in pairs if e != g]

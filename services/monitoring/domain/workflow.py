@@ -351,7 +351,7 @@ TAKEN = (PROCEDURE_EXCEPTION, POLICY_EXCEPTION)
 
 
 def taken(stage: Stage) -> tuple[str, ...]:
-    """ "decision event id/code" of the exceptions the stage's current cycle took."""
+    """The exceptions the stage's current cycle took, as "decision event id/code"."""
     return tuple(f"{x.event_id}/{x.code}" for x in stage.exceptions if x.code in TAKEN)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from services.audit.replay import Replay
 from services.monitoring.adapters.policy_files import load_policies
+from tests.records import approved, at
 from tests.seed_households import monitored_then_eliminated, wu_chickens, wu_sales_aid, zhou_uremia
 from tests.unit.audit.emitter import CODEC, as_log, emitted
 
@@ -104,3 +105,41 @@ def test_a_replay_without_history_folds_and_assesses_the_same_and_refuses_to_ver
         assert (other.events, other.notes, other.emissions, other.chains.links) == ({}, {}, [], {})
     with pytest.raises(ValueError, match="history=True"):
         bare.verify_emitted()
+
+
+def test_assessments_written_before_the_exceptions_list_verify_as_they_were_written():
+    """A log from before RiskAssessed v3: its records list no exceptions and their ids are the
+    digests of contents without them. Replay judges them as written, not against v3's id."""
+    from services.monitoring.adapters import avro_translation as avro
+    from services.monitoring.service import emitted_digest
+
+    # zhou, included in May 2020 and eliminated by the county in July although monitored too
+    # short: the elimination takes effect as a policy_exception
+    early = (
+        zhou_uremia("au-early")
+        + approved("au-early", at("2020-05-25"), "INCLUDE", "UNSTABLE_LIFTED")
+        + approved("au-early", at("2020-07-20"), "ELIMINATE")
+    )
+    log = as_log(sorted(early, key=lambda r: r[1]["recorded_at"]))
+    risk = emitted(log, POLICIES)
+    records = [CODEC.decode(r.value).record for r in risk]
+    assert any(r["exceptions"] for r in records)
+    old = []
+    for frame, record in zip(risk, records, strict=True):
+        hid = record["household_id"]
+        version = next(
+            v for v in range(10_000)
+            if avro.assessment_id(hid, v, emitted_digest(record)) == record["event_id"]
+        )  # fmt: skip
+        record["exceptions"] = None  # as a v2 record reads
+        record["event_id"] = avro.assessment_id(hid, version, emitted_digest(record))
+        old.append(replace(frame, value=CODEC.encode("shouwang.events.RiskAssessed", record)))
+    derived, differences = replayed(log, old).verify_emitted()
+    assert differences == [] and len(derived) == len(old)
+    # a v3 record whose list was altered is found
+    records = [CODEC.decode(r.value).record for r in risk]
+    i = next(i for i, r in enumerate(records) if r["exceptions"])
+    records[i]["exceptions"] = []
+    forged = replace(risk[i], value=CODEC.encode("shouwang.events.RiskAssessed", records[i]))
+    _, differences = replayed(log, [*risk[:i], forged, *risk[i + 1 :]]).verify_emitted()
+    assert "exceptions" in {d.field for d in differences}
