@@ -1,4 +1,6 @@
-"""JSON bytes for the support app's table values (profiles and pool states); no personal data.
+"""JSON bytes for the support app's profiles and the needs pools queue; no personal data.
+
+Pools are spread over rows of their own (`pool_rows`).
 
 Not Avro as monitoring's rows are (`platform.tables`): measured on profiles and pools the worker
 makes (2026-12-05), fastavro took 2.5x the CPU of this JSON (profile encode 46 vs 17 µs, decode
@@ -13,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from services.contract.catalogue import Quantity
-from services.support.domain.matcher import Cadre, Holding, Need, PoolState
+from services.support.domain.matcher import Need
 from services.support.domain.profile import (
     MeasureState,
     Members,
@@ -76,24 +78,3 @@ def need_from_json(data: dict[str, Any]) -> Need:
     data["reasons"] = tuple(data["reasons"])
     data["quantities"] = tuple(Quantity(*q) for q in data["quantities"])
     return Need(**data)
-
-
-def dump_pool(state: PoolState) -> bytes:
-    return json.dumps({
-        "pool": state.pool,
-        "holders": {k: [h.household_id, h.cadre_id] for k, h in state.holders.items()},
-        "waiting": [need_to_json(n) for n in state.waiting],
-        "closed": sorted(state.closed),
-        "cadres": [list(vars(c).values()) for c in state.cadres.values()],
-    }, ensure_ascii=False).encode()  # fmt: skip
-
-
-def load_pool(raw: bytes) -> PoolState:
-    data = json.loads(raw)
-    return PoolState(
-        pool=data["pool"],
-        holders=MappingProxyType({k: Holding(*v) for k, v in data["holders"].items()}),
-        waiting=tuple(need_from_json(n) for n in data["waiting"]),
-        closed=frozenset(data["closed"]),
-        cadres=MappingProxyType({c[0]: Cadre(*c) for c in data["cadres"]}),
-    )

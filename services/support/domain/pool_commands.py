@@ -33,3 +33,14 @@ class UpdateCadre:
 
 
 PoolCommand = AllocateNeed | ReleaseMeasure | UpdateCadre
+
+
+def measure_of(command: PoolCommand) -> str | None:
+    """The one measure a command is about (None for a cadre update): the only id whose
+    `closed` standing the matcher consults when it applies the command."""
+    match command:
+        case AllocateNeed(need):
+            return need.measure_id
+        case ReleaseMeasure(measure_id, _, _):
+            return measure_id
+    return None

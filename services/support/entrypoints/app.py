@@ -53,10 +53,11 @@ from services.platform.kafka.worker import (
 )
 from services.support.adapters import avro_translation as avro
 from services.support.adapters.pool_codec import CommandFormatError, dump_command, load_command
-from services.support.adapters.table_codec import dump_pool, dump_profile, load_pool, load_profile
+from services.support.adapters.pool_rows import PoolRows
+from services.support.adapters.table_codec import dump_profile, load_profile
 from services.support.domain.following import Cancellation
-from services.support.domain.matcher import PoolState, Waiting
-from services.support.domain.pool_commands import AllocateNeed, ReleaseMeasure
+from services.support.domain.matcher import Waiting
+from services.support.domain.pool_commands import AllocateNeed, ReleaseMeasure, measure_of
 from services.support.metrics import SupportMetrics
 from services.support.service import (
     EXPECTED,
@@ -132,7 +133,7 @@ def build_app(
                            internal=True, **raw)  # fmt: skip
     # Straight through the producer: re-keyed sends go to partitions other workers own.
     out: Outbox = outbox or ProducerOutbox(app)
-    # Table values are our own JSON bytes (table_codec); the app's serializers are raw for them.
+    # Table values are our own JSON bytes (table_codec, pool_rows); the app's serializers are raw.
     profiles = app.Table(PROFILES_TABLE, partitions=layout.household_partitions,
                          key_type=bytes, value_type=bytes)  # fmt: skip
     pools = app.Table(POOLS_TABLE, partitions=layout.household_partitions,
@@ -141,6 +142,7 @@ def build_app(
                                metrics.dead_letters, labels=("kind",))  # fmt: skip
     worker = Worker(dead_letters, on_fatal=on_fatal, retry_delays=retry_delays)
     pairing = pairing_pool(catalogue)
+    pool_rows = PoolRows(pools)
 
     async def to_pool(send: ToPool) -> None:
         await out.send(pool_topic.get_topic_name(), send.pool.encode(), dump_command(send.command))
@@ -183,14 +185,11 @@ def build_app(
     async def pool_command(event: Any) -> None:
         instance, command = read_command(event.key, event.value)
         capacity = pool_capacity(catalogue, instance)
-        stored = pools.get(event.key)
-        state = stored_row(load_pool, stored, "pool")
-        state, decisions = pool_step(
-            PoolState(instance) if state is None else state, command, capacity
-        )
+        before = readable("pool", lambda: pool_rows.load(event.key, instance, measure_of(command)))
+        state, decisions = pool_step(before, command, capacity)
         for decision in decisions:
             await emit(decision)
-        pools[event.key] = dump_pool(state)
+        pool_rows.store(event.key, before, state)
         if isinstance(command, ReleaseMeasure):
             metrics.releases.labels(command.step).inc()
         metrics.pool_used.labels(instance).set(len(state.holders))
@@ -244,10 +243,14 @@ def read_command(key: Any, value: Any) -> tuple[str, Any]:
 def stored_row(load: Callable[[bytes], Any], stored: bytes | None, what: str) -> Any:
     """A table row read back, None when there is none; Rejected(NOT_APPLICABLE) when this code
     cannot read it, as monitoring does with its rows."""
-    if not stored:
-        return None
+    return readable(what, lambda: load(stored)) if stored else None
+
+
+def readable(what: str, read: Callable[[], Any]) -> Any:
+    """What `read` reads from a table; Rejected(NOT_APPLICABLE) naming `what` when this code
+    cannot read the stored rows (dead-lettered, not retried forever)."""
     try:
-        return load(stored)
+        return read()
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise Rejected(
             NOT_APPLICABLE, f"stored {what} unreadable: {type(exc).__name__}: {exc}"

@@ -9,10 +9,9 @@ from services.contract.catalogue import load_catalogue
 from services.contract.codec import Codec
 from services.platform.kafka.worker import DEAD_LETTER, dead_letter_record
 from services.support.adapters import avro_translation as avro
+from services.support.adapters.pool_rows import PoolRows
 from services.support.adapters.table_codec import (
-    dump_pool,
     dump_profile,
-    load_pool,
     load_profile,
     need_from_json,
     need_to_json,
@@ -63,7 +62,9 @@ def test_profiles_needs_and_pools_survive_their_table_encoding():
     state, _ = with_cadre(state, Cadre("c-1", "鹤游镇", "水井村", "town", 2, True))
     state, made = allocate(state, pairing, None)
     assert made == [Recommendation(pairing, "c-1")]
-    assert load_pool(dump_pool(state)) == state
+    table: dict[bytes, bytes] = {}
+    PoolRows(table).store(pairing.pool.encode(), PoolState(pairing.pool), state)
+    assert PoolRows(table).load(pairing.pool.encode(), pairing.pool, None) == state
 
 
 def test_a_redelivered_request_gets_the_same_decision_and_event_id_again():
