@@ -24,7 +24,7 @@ import fastavro
 
 from services.audit.chain import record_link
 from services.platform.clock import wall_clock
-from services.platform.kafka.log import LogRecord
+from services.platform.kafka.log import LogRecord, Share
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -233,14 +233,22 @@ async def export(directory: Path, batches: AsyncIterator[list[LogRecord]]) -> li
     return new
 
 
-def records(directory: Path, topics: set[str] | None = None) -> Iterator[LogRecord]:
-    """Every archived record, per partition in archive order (the order the files hold)."""
+def records(
+    directory: Path, topics: set[str] | None = None, share: Share | None = None
+) -> Iterator[LogRecord]:
+    """Every archived record, per partition in archive order (the order the files hold); with
+    `share`, only the records of its partitions."""
     files = read_manifest(directory)
     if not files:
         raise ArchiveError(f"{directory}: no {MANIFEST}, not an archive")
+    # An archive does not say how many partitions its topics had (a partition with no records
+    # has no file), so a split's co-partitioning is checked by its reader: no household in two.
+    files = [
+        f
+        for f in files
+        if (topics is None or f.topic in topics) and (share is None or share.holds(f.partition))
+    ]
     for f in sorted(files, key=lambda f: (f.topic, f.partition, f.first_offset)):
-        if topics is not None and f.topic not in topics:
-            continue
         with open(directory / f.file, "rb") as handle:
             for r in fastavro.reader(handle):
                 yield LogRecord(
@@ -255,9 +263,11 @@ def records(directory: Path, topics: set[str] | None = None) -> Iterator[LogReco
                 )
 
 
-async def batches_of(directory: Path, topics: set[str] | None = None, size: int = 5000):
+async def batches_of(
+    directory: Path, topics: set[str] | None = None, size: int = 5000, share: Share | None = None
+):
     batch: list[LogRecord] = []
-    for r in records(directory, topics):
+    for r in records(directory, topics, share):
         batch.append(r)
         if len(batch) >= size:
             yield batch

@@ -13,6 +13,7 @@ import asyncio
 import sys
 from typing import TextIO
 
+from services.platform.arguments import positive_int
 from services.platform.config import Settings
 
 # Each run_* imports its module when the command runs, not here: those modules read the log
@@ -100,6 +101,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--verify", action="store_true", help="compare; exit 1 on differences")
     replay.add_argument("--no-readmodel", action="store_true", help="with --verify: skip the DB")
     replay.add_argument("--policy", help="pin a policy version (as SHOUWANG_POLICY does)")
+    replay.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="read and fold the log in N processes, each a share of the partitions (default 1)",
+    )
     replay.set_defaults(run=_run(run_replay_async))
 
     explain_cmd = commands.add_parser("explain", help="a household's state and reasons on a date")

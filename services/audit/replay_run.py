@@ -7,9 +7,13 @@ leaves nothing half-done.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import multiprocessing
 from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from multiprocessing import connection
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +29,7 @@ from services.contract.inputs import MONITORING_INPUTS
 from services.contract.topics import RISK
 from services.monitoring.adapters.policy_files import load_policies
 from services.platform.config import Settings, kafka_bootstrap
-from services.platform.kafka.log import KafkaLog, LogRecord, Range
+from services.platform.kafka.log import KafkaLog, LogRecord, NotCoPartitioned, Range, Share
 from services.platform.postgres.database import database_for
 
 
@@ -66,6 +70,38 @@ class _Fed:
         self.replay.feed(record)
 
 
+@dataclass
+class Part:
+    """What a replay of one share of the log found (the whole log when one process reads it)."""
+
+    records: int = 0
+    applied: int = 0
+    rejected: int = 0
+    households: set[str] = field(default_factory=set)
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    derived: int = 0
+    compared: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+    def add(self, other: Part) -> None:
+        # Each household's records are on one partition number of every topic, so in one share;
+        # one found in two means the topics are not co-partitioned, and neither answer is whole.
+        twice = self.households & other.households
+        if twice:
+            raise NotCoPartitioned(
+                f"household {min(twice)} (and {len(twice) - 1} more) has records in two shares "
+                "of the log: its topics are not co-partitioned; replay with --processes 1"
+            )
+        self.records += other.records
+        self.applied += other.applied
+        self.rejected += other.rejected
+        self.households |= other.households
+        self.counts += other.counts
+        self.derived += other.derived
+        self.compared += other.compared
+        self.differences += other.differences
+
+
 async def replay(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """`shouwang replay`: rebuild, count by workflow and category; --verify compares."""
     if args.verify and args.start:
@@ -76,6 +112,45 @@ async def replay(args: argparse.Namespace, settings: Settings, out: TextIO, err:
             file=err,
         )
         return 2
+    progress = Progress(err, "replay")
+    try:
+        part = await replay_log(args, settings, getattr(args, "processes", 1), progress)
+    except (NotCoPartitioned, ShareFailed) as exc:
+        print(f"shouwang replay: {exc}", file=err)
+        return 1
+    rate = progress.done()
+    print(
+        f"read {part.records} records ({rate:,.0f} events/s), applied {part.applied}, "
+        f"not applicable {part.rejected}, households {len(part.households)}",
+        file=out,
+    )
+    for (workflow, category), n in sorted(part.counts.items()):
+        print(f"  {workflow:22} {category:18} {n}", file=out)
+    if not args.verify:
+        return 0
+    print(f"verify: {part.derived} emitted assessments re-derived from the log", file=out)
+    if not args.no_readmodel:
+        print(f"verify: {part.compared} households compared with the read model", file=out)
+    for d in sorted(part.differences, key=lambda d: d.household_id):
+        print(d.line(), file=out)
+    print(f"verify: {len(part.differences)} difference(s)", file=out)
+    return 1 if part.differences else 0
+
+
+async def replay_log(
+    args: argparse.Namespace, settings: Settings, processes: int, progress: Progress
+) -> Part:
+    """The replay's answer, read and folded in `processes` processes (1: in this one)."""
+    if processes == 1:
+        return await replay_share(args, settings, None, progress)
+    return await asyncio.to_thread(_in_processes, args, settings, processes, progress)
+
+
+async def replay_share(
+    args: argparse.Namespace, settings: Settings, share: Share | None, progress: Any
+) -> Part:
+    """Replay `share` of the log (None: all of it): rebuild, count, and with --verify compare.
+    Every check is per household, so a share's answer is its households' whole answer."""
     codec, policies = Codec.default(), load_policies()
     # Without --verify only the folded households are reported: the emitted assessments are
     # not read, and no chains, event lists or notes are kept (Replay(history=False)).
@@ -87,46 +162,115 @@ async def replay(args: argparse.Namespace, settings: Settings, out: TextIO, err:
         history=args.verify,
     )
     topics = [t.name for t in MONITORING_INPUTS] + ([RISK.name] if args.verify else [])
-    span = _span(args)
     if args.archive:
         log = None
-        source = archive.batches_of(Path(args.archive), set(topics))
+        source = archive.batches_of(Path(args.archive), set(topics), share=share)
     else:
-        log = KafkaLog(kafka_bootstrap(settings), topics, span)
+        log = KafkaLog(kafka_bootstrap(settings), topics, replace(_span(args), share=share))
         source = log.batches()
-    progress = Progress(err, "replay")
-    fed = _Fed(replayed, log)
-    await feed_batches(source, fed, progress)
-    rate = progress.done()
-    print(
-        f"read {replayed.records} records ({rate:,.0f} events/s), applied {replayed.applied}, "
-        f"not applicable {len(replayed.rejected)}, households {len(replayed.households)}",
-        file=out,
-    )
+    await feed_batches(source, _Fed(replayed, log), progress)
+    part = Part(replayed.records, replayed.applied, len(replayed.rejected),
+                set(replayed.households))  # fmt: skip
     selected = replayed.selected(args.township)
     as_of = moment(args.to) if args.to else None
-    counts: Counter[tuple[str, str]] = Counter()
     for h in selected:
         a = replayed.assess_latest(h, as_of)
         if a is not None:
-            counts[(a.workflow, a.category or "-")] += 1
-    for (workflow, category), n in sorted(counts.items()):
-        print(f"  {workflow:22} {category:18} {n}", file=out)
+            part.counts[(a.workflow, a.category or "-")] += 1
     if not args.verify:
-        return 0
-    differences: list[Difference] = []
-    derived, diffs = replayed.verify_emitted(args.township)
-    differences += diffs
-    print(f"verify: {len(derived)} emitted assessments re-derived from the log", file=out)
+        return part
+    derived, part.differences = replayed.verify_emitted(args.township)
+    part.derived = len(derived)
     if not args.no_readmodel:
         expected = expected_rows(replayed, derived, args.township)
         found_rows, found_ids = await _read_model(settings, list(expected))
-        differences += compare_readmodel(expected, found_rows, found_ids)
-        print(f"verify: {len(expected)} households compared with the read model", file=out)
-    for d in differences:
-        print(d.line(), file=out)
-    print(f"verify: {len(differences)} difference(s)", file=out)
-    return 1 if differences else 0
+        part.differences += compare_readmodel(expected, found_rows, found_ids)
+        part.compared = len(expected)
+    return part
+
+
+class ShareFailed(RuntimeError):
+    """A process replaying a share of the log failed or died: the replay has no whole answer."""
+
+
+def _in_processes(args: argparse.Namespace, settings: Settings, count: int, progress: Progress):
+    """Replay the log in `count` processes, each a share of the partitions, and add up their
+    parts. The fold and the assessment are per household and decode is most of a replay's CPU
+    (bench B4), so shares scale with cores; progress is the sum of the shares' counts."""
+    context = multiprocessing.get_context("spawn")  # no inherited event loop or sockets
+    options = {k: v for k, v in vars(args).items() if k != "run"}
+    counts = [context.Value("q", 0) for _ in range(count)]
+    totals = [context.Value("q", 0) for _ in range(count)]
+    children, receivers = [], {}
+    for index in range(count):
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_share_main,
+            args=(options, settings, Share(index, count), counts[index], totals[index], sender),
+            name=f"shouwang-replay-{index}",
+            daemon=True,
+        )
+        child.start()
+        sender.close()
+        children.append(child)
+        receivers[receiver] = index
+    whole, failures = Part(), []
+    try:
+        while receivers:
+            for ready in connection.wait(list(receivers), timeout=0.5):
+                index = receivers.pop(ready)
+                try:
+                    outcome, value = ready.recv()
+                except EOFError:
+                    children[index].join()
+                    outcome, value = "error", f"exited with status {children[index].exitcode}"
+                if outcome == "ok":
+                    whole.add(value)
+                else:
+                    failures.append(f"share {index + 1} of {count}: {value}")
+            if all(t.value for t in totals):
+                progress.total = sum(t.value for t in totals)
+            progress(sum(c.value for c in counts))
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+            child.join()
+    if failures:
+        raise ShareFailed("; ".join(failures))
+    progress.count = whole.records
+    return whole
+
+
+class _SharedProgress:
+    """A share's progress, in two numbers the parent reads (records fed, records to read)."""
+
+    def __init__(self, count: Any, total: Any):
+        self._count, self._total = count, total
+
+    @property
+    def total(self) -> int | None:
+        return self._total.value or None
+
+    @total.setter
+    def total(self, value: int | None) -> None:
+        self._total.value = value or 0
+
+    def __call__(self, count: int) -> None:
+        self._count.value = count
+
+
+def _share_main(options: dict, settings: Settings, share: Share, count, total, result) -> None:
+    args = argparse.Namespace(**options)
+    try:
+        part = asyncio.run(replay_share(args, settings, share, _SharedProgress(count, total)))
+        result.send(("ok", part))
+    except NotCoPartitioned as exc:
+        result.send(("error", str(exc)))
+    except Exception as exc:  # reported by the parent, which exits non-zero
+        result.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        result.close()
 
 
 async def _read_model(settings: Settings, households: list[str]):

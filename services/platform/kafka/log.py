@@ -35,6 +35,32 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Share:
+    """One of `count` readers' part of co-partitioned topics: the partitions p with
+    p % count == index of every topic, so each household's records are all in one share."""
+
+    index: int
+    count: int
+
+    def holds(self, partition: int) -> bool:
+        return partition % self.count == self.index
+
+
+class NotCoPartitioned(ValueError):
+    """Topics read in shares have different partition counts: a household's records could be
+    in two shares."""
+
+
+def check_co_partitioned(counts: dict[str, int]) -> None:
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items()))
+        raise NotCoPartitioned(
+            f"the topics' partition counts differ ({listed}): a household's records may be on "
+            "different partition numbers, so the log cannot be split between processes"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Range:
     """Which part of the log to read: start offsets or a start time, and an end time."""
 
@@ -42,6 +68,7 @@ class Range:
     start_offsets: dict[tuple[str, int], int] | None = None  # (topic, partition) -> offset
     end: datetime | None = None  # records with a timestamp at or after it are not read
     only_partitions: dict[str, set[int]] | None = None  # topic -> partitions (one household)
+    share: Share | None = None  # one process's part of a log read by several
 
 
 class KafkaLog:
@@ -73,11 +100,16 @@ class KafkaLog:
         await kafka_clients.start(consumer, self.bootstrap)
         try:
             partitions = []
+            found = {topic: consumer.partitions_for_topic(topic) or set() for topic in self.topics}
+            share = self.span.share
+            if share is not None:
+                check_co_partitioned({topic: len(ps) for topic, ps in found.items() if ps})
             for topic in self.topics:
-                found = consumer.partitions_for_topic(topic) or set()
                 wanted = (self.span.only_partitions or {}).get(topic)
                 partitions += [
-                    TopicPartition(topic, p) for p in sorted(found) if wanted is None or p in wanted
+                    TopicPartition(topic, p)
+                    for p in sorted(found[topic])
+                    if (wanted is None or p in wanted) and (share is None or share.holds(p))
                 ]
             if not partitions:
                 return  # still subscribed: stopping a consumer unsubscribed and unassigned hangs

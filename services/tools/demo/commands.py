@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from services.platform.arguments import positive_float, positive_int
 from services.platform.config import Settings
 from services.tools.simulation.command import until_day
 
@@ -23,7 +24,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument(
         "--scale",
-        type=_positive_float,
+        type=positive_float,
         default=0.1,
         help="county size: 1 = Dianjiang (9,803 lifted households); default 0.1 (a few minutes)",
     )
@@ -48,13 +49,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=900.0,
         help="seconds to wait for the services to catch up (default 900)",
     )
     demo.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="processes each of monitoring, support and the projector, one consumer group per "
         "service sharing the partitions (default 1; at most the household topics' partitions)",
@@ -68,20 +69,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from services.tools.demo import demo_run
 
     return demo_run.run(args, settings)
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value

@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from services.platform.arguments import positive_float, positive_int
 from services.platform.config import Settings
 from services.tools.simulation.api_target import API_TOKEN_ENV, API_URL_ENV, DEFAULT_API_URL
 from services.tools.simulation.parameters import CampaignCalendar
@@ -28,7 +29,7 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=2020, help="random seed (default 2020)")
     parser.add_argument(
         "--scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="county size: 1 = Dianjiang (9,803 lifted households), 0.01 = ~100 (default 1)",
     )
@@ -55,7 +56,7 @@ def add_simulate_command(commands: argparse._SubParsersAction) -> None:
         help="events per second (default 0 = as fast as possible)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=500, help="events per write (default 500)"
+        "--batch-size", type=positive_int, default=500, help="events per write (default 500)"
     )
     parser.add_argument(
         "--until",
@@ -92,24 +93,10 @@ def until_day(text: str) -> dt.date:
     return day
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be zero or more")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 

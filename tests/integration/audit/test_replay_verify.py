@@ -10,6 +10,7 @@ import argparse
 import io
 import itertools
 import json
+import re
 import time
 import uuid
 
@@ -108,15 +109,22 @@ def args(prefix: str, **extra) -> argparse.Namespace:
         verify=True,
         no_readmodel=False,
         policy=None,
+        processes=1,
     )
     return argparse.Namespace(**{**base, **extra})
 
 
-async def replay(bootstrap, url, prefix):
+async def replay(bootstrap, url, prefix, processes=1):
     settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": url})
     out, err = io.StringIO(), io.StringIO()
-    code = await run_replay_async(args(prefix), settings, out, err)
+    code = await run_replay_async(args(prefix, processes=processes), settings, out, err)
     return code, out.getvalue() + err.getvalue()
+
+
+def answer(output: str) -> list[str]:
+    """A replay's answer: its output without the rate and the progress lines."""
+    return [re.sub(r"\(\d[\d,]* events/s\)", "", line) for line in output.splitlines()
+            if not line.startswith("replay:")]  # fmt: skip
 
 
 async def explained(bootstrap: str, url: str, household: str, as_of: str) -> dict:
@@ -171,6 +179,10 @@ async def test_replay_verify_finds_nothing_then_exactly_the_corruptions(
     code, output = await replay(kafka_bootstrap, database_url, prefix)
     assert code == 0, output
     assert f"{len(produced_risk)} emitted assessments re-derived" in output
+    # In three processes, each a share of the partitions (and its own read-model queries):
+    # the same answer, line for line.
+    code, in_shares = await replay(kafka_bootstrap, database_url, prefix, processes=3)
+    assert code == 0 and answer(in_shares) == answer(output), in_shares
     print(
         output.splitlines()[0],
         f"raw aiokafka read: {await raw_read_rate(kafka_bootstrap):,.0f} events/s",
@@ -220,6 +232,8 @@ async def test_replay_verify_finds_nothing_then_exactly_the_corruptions(
         await conn.close()
     code, output = await replay(kafka_bootstrap, database_url, prefix)
     assert code == 1
+    code, in_shares = await replay(kafka_bootstrap, database_url, prefix, processes=2)
+    assert code == 1 and answer(in_shares) == answer(output), in_shares
     lines = [line for line in output.splitlines() if line.startswith(prefix)]
     assert len(lines) == 2, output
     assert any(

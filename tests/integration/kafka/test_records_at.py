@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.platform.kafka.log import KafkaLog, Range
+from services.platform.kafka.log import KafkaLog, NotCoPartitioned, Range, Share
 from services.platform.kafka.records_at import RecordReader, records_at
 
 pytestmark = pytest.mark.integration
@@ -74,3 +74,37 @@ async def test_listed_offsets_and_a_keys_tail_are_what_a_whole_read_keeps(kafka_
     assert [
         r async for batch in KafkaLog(kafka_bootstrap, [topic], nowhere).batches() for r in batch
     ] == []
+
+
+async def test_shares_of_a_log_are_its_partitions_split_and_topics_split_unevenly_are_refused(
+    kafka_bootstrap,
+):
+    name = uuid.uuid4().hex[:8]
+    even, also_even, uneven = f"share-a-{name}", f"share-b-{name}", f"share-c-{name}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(even, 4, 1), NewTopic(also_even, 4, 1),
+                                   NewTopic(uneven, 3, 1)])  # fmt: skip
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for n in range(80):
+            for topic in (even, also_even, uneven):
+                await producer.send(topic, b"v", key=f"H-{n}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    async def read(topics, share=None):
+        log = KafkaLog(kafka_bootstrap, topics, Range(share=share))
+        return {(r.topic, r.partition, r.offset) async for b in log.batches() for r in b}
+
+    whole = await read([even, also_even])
+    shares = [await read([even, also_even], Share(i, 3)) for i in range(3)]
+    assert set().union(*shares) == whole and sum(map(len, shares)) == len(whole) == 160
+    assert {p for _, p, _ in shares[1]} == {1}  # partitions 1 of both topics; 4 would be too
+    with pytest.raises(NotCoPartitioned, match=f"{uneven} 3"):
+        await read([even, uneven], Share(0, 2))
