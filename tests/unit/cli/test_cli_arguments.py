@@ -50,6 +50,9 @@ def shouwang(args: list[str], tmp_path: Path, listener: CountingListener):
     [
         (["replay", "--to", "notadate"], "argument --to: 'notadate' is not an ISO date"),
         (["replay", "--from", "visits:x=1"], "is not topic:partition=offset"),
+        (["replay", "--processes", "0"], "argument --processes: must be at least 1"),
+        (["replay", "--processes", "two"], "argument --processes: 'two' is not a whole number"),
+        (["demo", "--scale", "much"], "argument --scale: 'much' is not a number"),
         (["explain", "H-1", "--as-of", "notadate"], "argument --as-of: 'notadate' is not"),
         (["explain", "H-1", "--known-at", "2020-13-01"], "argument --known-at:"),
         (["archive", "export", "out", "--to", "yesterday"], "argument --to:"),
