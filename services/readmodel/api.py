@@ -114,11 +114,6 @@ class OutsideScope(Exception):
     """A township the token may not read (answered with a 403 naming it)."""
 
 
-def _listed(townships: frozenset[str] | None) -> list[str] | None:
-    """A token's townships as a query argument (None: every township)."""
-    return None if townships is None else sorted(townships)
-
-
 def _scope(request: web.Request) -> tuple[frozenset[str] | None, str | None]:
     """The token's townships (None: every one) and the `township` asked for, which must be one
     of them: a token narrowed to townships reads only those (its answers are cut to them)."""
@@ -221,7 +216,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             request.query.get("category"),
             request.query.get("after", ""),
             limit,
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "household_id"))
 
@@ -235,7 +230,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             ORDER BY township NULLS LAST, category NULLS LAST LIMIT $2""",
             list(MONITORING),
             MAX_LIMIT,  # townships x categories: a county's are far fewer; the answer is bounded
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response({"items": _rows(rows)})
 
@@ -254,7 +249,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             township,
             request.query.get("after", ""),
             limit,
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "measure_id"))
 
@@ -274,7 +269,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             township,
             request.query.get("after", ""),
             limit,
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "household_id"))
 
@@ -295,7 +290,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             township,
             request.query.get("after", ""),
             limit,
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "measure_id"))
 
@@ -307,7 +302,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             WHERE $2::text[] IS NULL OR h.township = ANY($2)
             GROUP BY m.type, m.status ORDER BY m.type, m.status LIMIT $1""",
             MAX_LIMIT,
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response({"items": _rows(rows)})
 
@@ -334,7 +329,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             cadre_id,
             list(HELD),
             MAX_LIMIT,  # a cadre's load is at most 1000 households (cadre registry grammar)
-            _listed(townships),
+            queries.towns(townships),
         )
         info = {k: _jsonable(v) for k, v in cadre.items()}
         return web.json_response({"cadre": info, "households": _rows(rows)})
@@ -367,7 +362,7 @@ def build_api(deps: ApiDependencies) -> web.Application:
             None if overdue is None else overdue == "true",
             request.query.get("after", ""),
             limit,
-            _listed(townships),
+            queries.towns(townships),
         )
         return web.json_response(_page(_rows(rows), limit, "problem_id"))
 

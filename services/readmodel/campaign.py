@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from services.readmodel.queries import _towns
+from services.readmodel.queries import towns
 
 # Measure types that answer each need of the epidemic block (as the policies' [answers] map
 # them): a need counts as helped when such a measure was delivered or completed after the visit.
@@ -84,7 +84,7 @@ async def campaign_totals(
         GROUP BY GROUPING SETS ((h.township), ())
         ORDER BY GROUPING(h.township) DESC, h.township NULLS LAST
         LIMIT $4""",
-        _towns(within),
+        towns(within),
         township,
         list(EMPLOYMENT_TYPES),
         MAX_CAMPAIGN_ROWS,

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from services.contract import vocabulary
-from services.readmodel.queries import DISTINCT_TOWNSHIPS, PAIRING_HELD, _dicts, _towns
+from services.readmodel.queries import DISTINCT_TOWNSHIPS, PAIRING_HELD, _dicts, towns
 
 # ---- measures and pools ----
 
@@ -59,7 +59,7 @@ async def pool_use(
         LEFT JOIN cadre_capacity c ON c.township = i.township
         WHERE $3::text IS NULL OR i.instance = $3
         ORDER BY i.scope, i.pool, i.township NULLS FIRST""",
-        _towns(townships),
+        towns(townships),
         list(POOL_HELD),
         instance,
     )
@@ -105,7 +105,7 @@ async def pool_queue(
         ORDER BY q.position LIMIT $4""",
         instance,
         list(vocabulary.symbols("RiskLevel")),
-        _towns(townships),
+        towns(townships),
         limit,
     )
     return _dicts(rows)

@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from services.readmodel.queries import towns
+
 # The steps a procedure awaits, as stored (the contract's ProcedureStep in lower case), in the
 # order a procedure meets them; and its directions.
 STEPS = ("village_deliberation", "notice", "notice_running", "township_review", "county_approval")
@@ -25,10 +27,6 @@ EXCEPTION_CODES = ("procedure_exception", "policy_exception")
 # $1 is always today.
 OVERDUE = "(p.step_overdue OR coalesce(p.due < $1::date, false))"
 PAGE_MAX = 1000
-
-
-def _towns(townships: frozenset[str] | None) -> list[str] | None:
-    return None if townships is None else sorted(townships)
 
 
 PROCEDURE_COLUMNS = f"""p.household_id, h.township, h.village, h.workflow_status, h.category,
@@ -63,7 +61,7 @@ async def procedure_households(
           AND p.household_id > $7
         ORDER BY p.household_id LIMIT $8""",
         today,
-        _towns(townships),
+        towns(townships),
         township,
         awaiting,
         direction,
@@ -110,7 +108,7 @@ async def procedure_counts(
           AND ($3::text IS NULL OR h.township = $3)
         GROUP BY 1, 2, 3 ORDER BY 1 NULLS LAST, 2, 3 LIMIT $4""",
         today,
-        _towns(townships),
+        towns(townships),
         township,
         PAGE_MAX,
     )
@@ -161,7 +159,7 @@ async def exceptions(
           AND ($4::text IS NULL OR e.household_id = $4)
           AND e.exception_id > $5
         ORDER BY e.exception_id LIMIT $6""",
-        _towns(townships),
+        towns(townships),
         township,
         code,
         household_id,
@@ -181,7 +179,7 @@ async def exception_counts(
         WHERE ($1::text[] IS NULL OR h.township = ANY($1::text[]))
           AND ($2::text IS NULL OR h.township = $2)
         GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2 LIMIT $3""",
-        _towns(townships),
+        towns(townships),
         township,
         PAGE_MAX,
     )

@@ -21,7 +21,8 @@ def _dicts(records: Iterable[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in records]
 
 
-def _towns(townships: frozenset[str] | None) -> list[str] | None:
+def towns(townships: frozenset[str] | None) -> list[str] | None:
+    """A scope's townships as a query argument: sorted, or None for every township."""
     return None if townships is None else sorted(townships)
 
 
@@ -64,10 +65,10 @@ async def review_queue(
                  cycle_started NULLS LAST, h.household_id
         LIMIT $4""",
         list(REVIEW_STATUSES),
-        _towns(townships),
+        towns(townships),
         township,
         limit,
-        _towns(villages),
+        towns(villages),
     )
     return _dicts(rows)
 
@@ -210,7 +211,7 @@ async def townships(pool: asyncpg.Pool, within: frozenset[str] | None) -> list[s
         SELECT township FROM towns
         WHERE township IS NOT NULL AND ($1::text[] IS NULL OR township = ANY($1::text[]))
         ORDER BY township""",
-        _towns(within),
+        towns(within),
     )
     return [r["township"] for r in rows]
 
@@ -223,7 +224,7 @@ async def county_overview(
     were ever visited, overdue signals, measures by status, problems by status."""
     scope = """($1::text[] IS NULL OR h.township = ANY($1::text[]))
         AND ($2::text IS NULL OR h.township = $2)"""
-    args = (_towns(within), township)
+    args = (towns(within), township)
     households = await pool.fetch(
         f"""SELECT h.workflow_status, h.category, count(*) AS households,
                count(h.last_visit_at) AS visited
@@ -297,7 +298,7 @@ async def open_problems(
                  p.problem_id
         LIMIT $5""",
         today,
-        _towns(townships),
+        towns(townships),
         township,
         responsible,
         limit,
@@ -328,7 +329,7 @@ async def rectification(
           AND ($4::text IS NULL OR p.responsible = $4)
         GROUP BY h.township ORDER BY h.township NULLS LAST""",
         today,
-        _towns(townships),
+        towns(townships),
         township,
         responsible,
     )
@@ -362,7 +363,7 @@ async def open_by_responsible(
                  p.responsible NULLS LAST
         LIMIT $5""",
         today,
-        _towns(townships),
+        towns(townships),
         township,
         responsible,
         BOARD_LIMIT,

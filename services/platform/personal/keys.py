@@ -416,10 +416,7 @@ class CachedKeys:
             self._entries.move_to_end(subject)
             return entry[1]
         key = await self.store.get_or_create(subject)
-        self._entries[subject] = (now, key)
-        self._entries.move_to_end(subject)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._remember(subject, key, now)
         return key
 
     async def warm(self, subjects: list[Subject]) -> None:
@@ -438,8 +435,13 @@ class CachedKeys:
         except KeysUnavailable:
             return
         for subject, key in keys.items():
-            self._entries[subject] = (now, key)
-            self._entries.move_to_end(subject)
+            self._remember(subject, key, now)
+
+    def _remember(self, subject: Subject, key: DataKey, now: float) -> None:
+        # The newest entry goes last and the oldest out first, so the cache keeps the subjects
+        # used most recently; evicting per entry keeps the same ones as evicting once at the end.
+        self._entries[subject] = (now, key)
+        self._entries.move_to_end(subject)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 

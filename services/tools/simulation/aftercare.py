@@ -18,10 +18,12 @@ approval. Those proposed near the last day are still in it when the run ends.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from services.monitoring.adapters.avro_translation import event_from
 from services.monitoring.adapters.policy_files import load_policies
 from services.monitoring.domain.fold import fold
+from services.monitoring.domain.policy import PolicyBook
 from services.monitoring.domain.state import HouseholdState
 from services.monitoring.domain.workflow import elimination_check, stage_at
 from services.tools.simulation import records as rec
@@ -40,10 +42,15 @@ MONITORED_MONTHS_DAYS = 183
 # Share of the households that qualify whom the county takes through the exit procedure in the
 # months simulated (not in the sources: most qualifying households were eliminated in 2021).
 PROPOSED = 0.6
-# What monitoring folds (the cadre registry is not a household's); the shipped policies, as the
-# monitoring worker loads them by default.
+# What monitoring folds (the cadre registry is not a household's).
 FOLDED = (rec.REGISTRY, rec.VISIT, rec.INCOME, rec.HARDSHIP, rec.REVIEW, rec.MEASURE, rec.PROBLEM)
-POLICIES = load_policies()
+
+
+@functools.cache
+def shipped_policies() -> PolicyBook:
+    """The shipped policies, as the monitoring worker loads them by default: read on first use,
+    so importing the simulation reads no file."""
+    return load_policies()
 
 
 def rereview_after_switch(campaign: CampaignPlan, story: Story, first_record: int) -> None:
@@ -149,7 +156,7 @@ def _folded(campaign: CampaignPlan, story: Story, first_record: int) -> Househol
 
 
 def _allowed(state: HouseholdState, at: dt.datetime) -> bool:
-    policy = POLICIES.for_date(at.date())
+    policy = shipped_policies().for_date(at.date())
     stage = stage_at(state, policy, at)
     if stage.status != "MONITORED":
         return False

@@ -4,17 +4,24 @@ what the review groups decide on a trigger, and which measures reach the househo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
-from services.contract.catalogue import load_catalogue
+from services.contract.catalogue import Catalogue, load_catalogue
 from services.tools.simulation import records as rec
 from services.tools.simulation.campaign_plan import CampaignPlan
 from services.tools.simulation.county import LIFTED, NEVER_REGISTERED, NOT_LIFTED
 from services.tools.simulation.story import ONE_DAY, Story, at_hour
 
-# The shipped measure catalogue, as the services load it by default: every measure step the
-# simulation writes names one of its measures and, when it names a pool, that measure's pool
-# (the visits API refuses anything else, as the support worker would).
-CATALOGUE = load_catalogue()
+
+@functools.cache
+def shipped_catalogue() -> Catalogue:
+    """The shipped measure catalogue, as the services load it by default, read on first use:
+    every measure step the simulation writes names one of its measures and, when it names a
+    pool, that measure's pool (the visits API refuses anything else, as the support worker
+    would)."""
+    return load_catalogue()
+
+
 # The seed's industry aid, by the catalogue measure that delivers it: (id, item, amount, unit).
 INDUSTRY = (
     ("industry.fruit-seedlings", "垫江晚柚苗", 80, "株"),
@@ -26,8 +33,9 @@ INDUSTRY = (
 
 def pool_of(catalogue_id: str, township: str) -> str | None:
     """The pool instance a household of `township` draws on for the measure; None if none."""
-    measure = CATALOGUE.measure(catalogue_id)
-    return None if measure.pool is None else CATALOGUE.pools[measure.pool].instance(township)
+    catalogue = shipped_catalogue()
+    measure = catalogue.measure(catalogue_id)
+    return None if measure.pool is None else catalogue.pools[measure.pool].instance(township)
 
 
 # A measure to deliver: type, catalogue id, quantities, amount (yuan), term (months), pool, note.

@@ -34,9 +34,9 @@ from services.tools.simulation import records as rec
 from services.tools.simulation.aftercare import (
     COUNTY_OFFICE,
     FOLDED,
-    POLICIES,
     SWITCH,
     rereview_after_switch,
+    shipped_policies,
 )
 from services.tools.simulation.campaign_plan import CampaignPlan
 from services.tools.simulation.circumstances import report_hardship
@@ -119,7 +119,7 @@ class _Household:
         self.decided = sorted({r["occurred_at"] for t, r in mine if t == rec.REVIEW})
 
     def assess(self, at: dt.datetime) -> Assessment:
-        return assess(self.state, POLICIES.for_date(at.astimezone(CST).date()), at)
+        return assess(self.state, shipped_policies().for_date(at.astimezone(CST).date()), at)
 
     def first_flag(
         self, start: dt.datetime, end: dt.datetime
@@ -137,7 +137,7 @@ class _Household:
                 return max([at, *evidence]), a
             if a.workflow in CLOSED:
                 moments = self.moments
-                policy = POLICIES.for_date(at.astimezone(CST).date())
+                policy = shipped_policies().for_date(at.astimezone(CST).date())
                 deadline = next_deadline(a, policy, self.state)
             else:
                 moments, deadline = self.decided, None
@@ -202,7 +202,7 @@ def _procedure(
     visit(campaign, story, _plan(campaign, story, checked, "verification"))
     household.refresh()
     verified = household.assess(at_hour(checked, 20))
-    policy = POLICIES.for_date(checked)
+    policy = shipped_policies().for_date(checked)
     if not policy.flags(verified.level) or r.random() >= rates.included:
         decided = checked + r.randint(1, 3) * ONE_DAY
         campaign.review_step(story, "REJECT", decided, "COUNTY", "COUNTY", None,

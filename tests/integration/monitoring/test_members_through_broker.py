@@ -7,14 +7,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from services.contract.topics import TopicLayout
-from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_port
-from services.platform.localstack.processes import stop_child
 from tests.integration.monitoring.test_monitoring_worker import (
-    Watcher,
+    broker_session,
     codes,
     send_all,
     start_worker,
@@ -37,7 +33,6 @@ def couple(household_id: str, head: str, spouse_labour: str = "FULL"):
 
 
 async def test_bills_diagnoses_and_ages_through_the_broker(kafka_bootstrap, database_url, tmp_path):
-    await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"mem-{uuid.uuid4().hex[:8]}"
     bill, diagnosed = f"{prefix}-bill", f"{prefix}-diagnosed"
     records = [
@@ -67,14 +62,9 @@ async def test_bills_diagnoses_and_ages_through_the_broker(kafka_bootstrap, data
         ),
     }
     port = free_port()
-    workers = [start_worker(kafka_bootstrap, f"members-it-{prefix}", tmp_path, port, database_url)]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
-    await producer.start()
-    await watcher.consumer.start()
-    try:
+    async with broker_session(kafka_bootstrap, prefix, tmp_path) as (producer, watcher, workers):
+        app_id = f"members-it-{prefix}"
+        workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url))
         await send_all(producer, records)
 
         def all_expected() -> bool:
@@ -90,8 +80,3 @@ async def test_bills_diagnoses_and_ages_through_the_broker(kafka_bootstrap, data
         assert "medical 20000" in reasons["rigid_expenditure"]["message"]
         cert = str(records[-1][1]["event_id"])
         assert cert in reasons["disabled_elderly"]["event_ids"]
-    finally:
-        await watcher.consumer.stop()
-        await producer.stop()
-        for worker in workers:
-            stop_child(worker)

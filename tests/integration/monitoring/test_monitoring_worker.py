@@ -4,13 +4,15 @@ and a restart that recovers the household table from its changelog."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -118,6 +120,33 @@ class Watcher:
         }
 
 
+class BrokerSession(NamedTuple):
+    producer: AIOKafkaProducer
+    watcher: Watcher
+    workers: list[subprocess.Popen]  # the test starts (and restarts) its workers here
+
+
+@contextlib.asynccontextmanager
+async def broker_session(bootstrap: str, prefix: str, logs: Path) -> AsyncIterator[BrokerSession]:
+    """The topics, an idempotent producer and a Watcher of `prefix`'s households (worker logs
+    under `logs`); on the way out both stop, and so does every worker left in `workers`."""
+    await ensure_topics(bootstrap, TopicLayout())
+    session = BrokerSession(
+        AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True),
+        Watcher(bootstrap, prefix, logs),
+        [],
+    )
+    try:
+        await session.producer.start()
+        await session.watcher.consumer.start()
+        yield session
+    finally:
+        await session.watcher.consumer.stop()
+        await session.producer.stop()
+        for worker in session.workers:
+            stop_child(worker)
+
+
 async def send_all(producer: AIOKafkaProducer, records: list[Record]) -> None:
     for event_type, record in records:
         await producer.send(
@@ -135,7 +164,6 @@ def codes(assessment: dict) -> set[str]:
 async def test_scenarios_poison_and_restart_through_the_broker(
     kafka_bootstrap, database_url, tmp_path
 ):
-    await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"mon-{uuid.uuid4().hex[:8]}"
     app_id = f"monitoring-it-{prefix}"
     h = {
@@ -170,14 +198,8 @@ async def test_scenarios_poison_and_restart_through_the_broker(
         h["poison"]: lambda a: a["workflow"] == "FLAGGED",
     }
     port = free_port()
-    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url)]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
-    await producer.start()
-    await watcher.consumer.start()
-    try:
+    async with broker_session(kafka_bootstrap, prefix, tmp_path) as (producer, watcher, workers):
+        workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url))
         await send_all(producer, scenarios)
         # A poison record, then a good one for the same household on the same partition.
         await producer.send_and_wait(
@@ -263,11 +285,6 @@ async def test_scenarios_poison_and_restart_through_the_broker(
                 now = await r.json()
         assert now["state_version"] == len(zhou) + 1
         assert now["registry"] == before["registry"]
-    finally:
-        await watcher.consumer.stop()
-        await producer.stop()
-        for worker in workers:
-            stop_child(worker)
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
@@ -277,20 +294,13 @@ async def test_kill_9_then_redelivery_changes_nothing(
     """With RocksDB (production) the table survives on disk and the changelog tops it up;
     with memory it is rebuilt from the changelog alone. Either way nothing changes."""
     rocksdb = store == "rocksdb"
-    await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"mon9-{uuid.uuid4().hex[:8]}"
     app_id = f"monitoring-it-{prefix}"
     household = f"{prefix}-zhou"
     records = zhou_uremia(household)
     port = free_port()
-    workers = [start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url, rocksdb)]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
-    await producer.start()
-    await watcher.consumer.start()
-    try:
+    async with broker_session(kafka_bootstrap, prefix, tmp_path) as (producer, watcher, workers):
+        workers.append(start_worker(kafka_bootstrap, app_id, tmp_path, port, database_url, rocksdb))
         await send_all(producer, records)
 
         def flagged() -> bool:
@@ -337,8 +347,3 @@ async def test_kill_9_then_redelivery_changes_nothing(
                 await asyncio.sleep(0.5)
         assert view["state_version"] == everything
         assert view["assessment"]["level"] == "HIGH"
-    finally:
-        await watcher.consumer.stop()
-        await producer.stop()
-        for worker in workers:
-            stop_child(worker)

@@ -11,14 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from services.contract.topics import TopicLayout
-from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_port
-from services.platform.localstack.processes import stop_child
 from services.tools.workers import monitoring_env
-from tests.integration.monitoring.test_monitoring_worker import Watcher, codes, send_all
+from tests.integration.monitoring.test_monitoring_worker import broker_session, codes, send_all
 from tests.records import approved, at
 from tests.seed_households import general_key_2020, general_key_with_a_bill, zhou_uremia
 
@@ -50,7 +46,6 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen:
 async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
     kafka_bootstrap, database_url, tmp_path
 ):
-    await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"switch-{uuid.uuid4().hex[:8]}"
     h = {name: f"{prefix}-{name}" for name in ("key", "bill", "zhou")}
     clock = tmp_path / "now"
@@ -65,19 +60,13 @@ async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
         SHOUWANG_MONITORING_SWEEP_SECONDS="1",
         CLOCK_FILE=str(clock),
     )
-    workers = [start(env, tmp_path / "worker-switch.log")]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
-    await producer.start()
-    await watcher.consumer.start()
+    async with broker_session(kafka_bootstrap, prefix, tmp_path) as (producer, watcher, workers):
+        workers.append(start(env, tmp_path / "worker-switch.log"))
 
-    def latest(name: str, *fields: str) -> tuple | None:
-        a = watcher.latest(h[name])
-        return None if a is None else tuple(a[f] for f in fields)
+        def latest(name: str, *fields: str) -> tuple | None:
+            a = watcher.latest(h[name])
+            return None if a is None else tuple(a[f] for f in fields)
 
-    try:
         await send_all(
             producer,
             [
@@ -137,8 +126,3 @@ async def test_a_live_worker_carries_its_households_over_at_the_2021_switch(
             workers,
         )
         assert latest("key", *fields) == after["key"]
-    finally:
-        await watcher.consumer.stop()
-        await producer.stop()
-        for worker in workers:
-            stop_child(worker)

@@ -8,14 +8,10 @@ import datetime as dt
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from services.contract.topics import TopicLayout
-from services.platform.kafka.admin import ensure_topics
 from services.platform.localstack.ports import free_port
-from services.platform.localstack.processes import stop_child
 from services.tools.workers import monitoring_env, start_monitoring_worker
-from tests.integration.monitoring.test_monitoring_worker import Watcher, codes, send_all
+from tests.integration.monitoring.test_monitoring_worker import broker_session, codes, send_all
 from tests.records import approved, at, review
 from tests.seed_households import monitored_then_eliminated, zhou_uremia
 
@@ -48,7 +44,6 @@ def note(assessment: dict, code: str) -> str:
 
 
 async def test_the_procedure_through_the_broker(kafka_bootstrap, database_url, tmp_path):
-    await ensure_topics(kafka_bootstrap, TopicLayout())
     prefix = f"proc-{uuid.uuid4().hex[:8]}"
     names = ("entry", "waiting", "skip", "exception", "short", "exit", "exit-skip")
     h = {name: f"{prefix}-{name}" for name in names}
@@ -60,13 +55,6 @@ async def test_the_procedure_through_the_broker(kafka_bootstrap, database_url, t
         DATABASE_URL=database_url,
         SHOUWANG_MONITORING_CLOCK="event",
     )
-    workers = [start_monitoring_worker(env, tmp_path / "worker-procedure.log")]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    watcher = Watcher(kafka_bootstrap, prefix, tmp_path)
-    await producer.start()
-    await watcher.consumer.start()
     objection = review(
         h["waiting"], at("2020-05-20"), "OBJECTION", label="objection",
         reason="a neighbour says the family owns a truck", **VILLAGE,
@@ -76,7 +64,8 @@ async def test_the_procedure_through_the_broker(kafka_bootstrap, database_url, t
         body="TOWNSHIP", approving_level="TOWNSHIP",
     )  # fmt: skip
     why = "uremia, dialysis three times a week: the county includes him at once"
-    try:
+    async with broker_session(kafka_bootstrap, prefix, tmp_path) as (producer, watcher, workers):
+        workers.append(start_monitoring_worker(env, tmp_path / "worker-procedure.log"))
         await send_all(
             producer,
             [
@@ -160,8 +149,3 @@ async def test_the_procedure_through_the_broker(kafka_bootstrap, database_url, t
         kept = watcher.latest(h["exit-skip"])
         assert kept["workflow"] == "MONITORED"
         assert "missing step VILLAGE_DELIBERATION" in note(kept, "invalid_transition")
-    finally:
-        await watcher.consumer.stop()
-        await producer.stop()
-        for worker in workers:
-            stop_child(worker)

@@ -75,6 +75,21 @@ async def test_the_cache_serves_known_subjects_while_the_store_is_down_and_stays
         await keys.key_for(a)  # expired: asks the store again
 
 
+async def test_warming_caches_like_key_for_and_keeps_the_subjects_used_last():
+    store = InMemoryKeyStore()
+    keys = CachedKeys(store, ttl=60, max_entries=3, monotonic=lambda: 0.0)
+    a, b, c, d = (Subject("household", h) for h in ("H-a", "H-b", "H-c", "H-d"))
+    key_a = await keys.key_for(a)
+    await keys.warm([b, c, d, b])
+    assert len(keys) == 3 and store.created == 4  # a, least recently used, was dropped
+    store.failing = True
+    assert [await keys.key_for(s) for s in (b, c, d)] == [store.keys[s][0] for s in (b, c, d)]
+    with pytest.raises(KeysUnavailable):
+        await keys.key_for(a)
+    store.failing = False
+    assert await keys.key_for(a) == key_a  # the store's key, not a new one
+
+
 async def test_the_sealer_seals_registry_records_and_passes_others_through():
     store = InMemoryKeyStore()
     sealer = PersonalSealer(CachedKeys(store))

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
 
 from services.audit.replay import Replay
 from services.contract.codec import Codec
-from services.monitoring.adapters.policy_files import load_policies
+from services.monitoring.adapters.policy_files import POLICY_DIR, load_policies
 from services.monitoring.domain.assess import assess
 from services.monitoring.domain.workflow import stage_at
 from services.platform.kafka.log import LogRecord
@@ -157,3 +160,27 @@ def test_qualifying_households_go_through_the_exit_procedure_the_policy_accepts(
         assert stage.status == "ELIMINATED", household
         # the elimination's own cycle too (a household flagged again later opens a new one)
         assert [x.message for x in stage.exceptions] == [], household
+
+
+def test_importing_the_simulation_reads_no_data_file_and_its_first_use_reads_the_policies_once():
+    # A fresh interpreter: this one has imported (and maybe used) the simulation already.
+    probe = """
+import json, sys
+opened = []
+sys.addaudithook(lambda event, args: event == "open" and opened.append(str(args[0])))
+from services.tools.simulation import aftercare
+at_import = list(opened)
+book = aftercare.shipped_policies()
+assert aftercare.shipped_policies() is book
+print(json.dumps({"at_import": at_import, "at_use": opened[len(at_import):]}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    opened = json.loads(result.stdout)
+    policy_files = sorted(str(p) for p in POLICY_DIR.glob("*.toml"))
+    # the policies and the measure catalogue wait for first use (the contract's vocabulary
+    # still reads its Avro schemas on import: services/contract, not the simulation's)
+    assert [f for f in opened["at_import"] if f.endswith(".toml")] == []
+    assert sorted(f for f in opened["at_use"] if f.endswith(".toml")) == policy_files
