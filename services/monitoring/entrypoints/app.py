@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from functools import partial
@@ -26,7 +25,6 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.streams import _current_event
 
 from services.contract.codec import Codec
 from services.contract.inputs import MONITORING_EXPECTED, MONITORING_INPUTS
@@ -235,7 +233,7 @@ def build_app(
         # faust writes a table key to the changelog partition of the event being processed
         # (`Table.partition_for_key` reads the stream's current event), and under exactly-once
         # sends in that partition's transaction: here, the household's own last record.
-        set_current_event(last)
+        faust_redelivery.set_current_event(last)
         try:
             row = load(key)
         except RowFormatError as exc:
@@ -390,9 +388,3 @@ def _forbidden_household(household_id: str) -> Any:
     return problem(
         403, None, f"household {household_id} is not in this token's townships", code="forbidden"
     )
-
-
-def set_current_event(event: Any) -> None:
-    """Make `event` the stream's current one for what follows in this task, as faust's stream
-    does for each record it hands out (`Stream._py_aiter`)."""
-    _current_event.set(weakref.ref(event))

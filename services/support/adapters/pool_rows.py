@@ -75,7 +75,7 @@ class PoolRows:
         `closed` holding that id if the pool closed it. ValueError, KeyError or TypeError when a
         stored row is not one this code wrote."""
         state = self._state(key, instance)
-        if measure_id is not None and self._table.get(member_key(key, measure_id)) == CLOSED:
+        if measure_id is not None and self.closed(key, measure_id):
             return replace(state, closed=frozenset({measure_id}))
         return state
 
@@ -94,6 +94,9 @@ class PoolRows:
         if self._table.get(key) != head:
             self._table[key] = head
         self._decoded[key] = (head, replace(after, closed=frozenset()))
+
+    def closed(self, key: bytes, measure_id: str) -> bool:
+        return self._table.get(member_key(key, measure_id)) == CLOSED
 
     def _state(self, key: bytes, instance: str) -> PoolState:
         raw = self._table.get(key)
@@ -122,3 +125,41 @@ class PoolRows:
 
 def _dump_waiting(need: Need) -> bytes:
     return json.dumps({"waiting": need_to_json(need)}, ensure_ascii=False).encode()
+
+
+class PoolBatch:
+    """One pool's commands of a batch: its rows read once, each command applied to the state
+    the one before it left, the rows written once after the last (`store`), so a batch of n
+    commands writes the pool's row once instead of n times.
+
+    `closed` holds the ids the batch's commands asked about that the rows have closed, and those
+    its commands closed: each command still sees its own measure's standing (see the module)."""
+
+    def __init__(self, rows: PoolRows, key: bytes) -> None:
+        self.rows, self.key = rows, key
+        self.before: PoolState | None = None
+        self.state: PoolState | None = None
+
+    def state_for(self, instance: str, measure_id: str | None) -> PoolState:
+        if self.before is None or self.state is None:
+            self.before = self.state = self.rows.load(self.key, instance, None)
+        if (
+            measure_id is not None
+            and measure_id not in self.state.closed
+            and self.rows.closed(self.key, measure_id)
+        ):
+            self.before = replace(self.before, closed=self.before.closed | {measure_id})
+            self.state = replace(self.state, closed=self.state.closed | {measure_id})
+        return self.state
+
+    def advance(self, state: PoolState) -> None:
+        """`state` is the pool's once its command's decisions are sent (not before: a command
+        retried after a broker error decides again from the state before it)."""
+        self.state = state
+
+    def store(self) -> PoolState | None:
+        """Write what the batch changed; the pool's state after it (None: no command read it)."""
+        if self.before is None or self.state is None:
+            return None
+        self.rows.store(self.key, self.before, self.state)
+        return self.state

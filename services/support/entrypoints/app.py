@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from services.platform.kafka.worker import (
 )
 from services.support.adapters import avro_translation as avro
 from services.support.adapters.pool_codec import CommandFormatError, dump_command, load_command
-from services.support.adapters.pool_rows import PoolRows
+from services.support.adapters.pool_rows import PoolBatch, PoolRows
 from services.support.adapters.table_codec import dump_profile, load_profile
 from services.support.domain.following import Cancellation
 from services.support.domain.matcher import Waiting
@@ -182,14 +183,14 @@ def build_app(
         record = decode(codec, event.value, CADRES.event_type).record
         await to_pool(cadre_step(cadre_fact(record), catalogue, pairing))
 
-    async def pool_command(event: Any) -> None:
+    async def pool_command(event: Any, batch: PoolBatch) -> None:
         instance, command = read_command(event.key, event.value)
         capacity = pool_capacity(catalogue, instance)
-        before = readable("pool", lambda: pool_rows.load(event.key, instance, measure_of(command)))
-        state, decisions = pool_step(before, command, capacity)
+        state = readable("pool", lambda: batch.state_for(instance, measure_of(command)))
+        state, decisions = pool_step(state, command, capacity)
         for decision in decisions:
             await emit(decision)
-        pool_rows.store(event.key, before, state)
+        batch.advance(state)
         if isinstance(command, ReleaseMeasure):
             metrics.releases.labels(command.step).inc()
         metrics.pool_used.labels(instance).set(len(state.holders))
@@ -197,6 +198,21 @@ def build_app(
         metrics.pool_capacity.labels(instance).set(
             capacity if capacity is not None else state.cadre_capacity()
         )
+
+    async def pool_commands(events: list[Any]) -> None:
+        """A batch's commands pool by pool, in order, each under the worker's error policy; each
+        pool's rows written once, after its last command's sends (`PoolBatch`): a pool's row
+        is rewritten per write, so at a province's size a write per command was most of the
+        changelog's bytes."""
+        pools: dict[Any, list[Any]] = {}
+        for event in events:
+            pools.setdefault(event.key, []).append(event)
+        for key, items in pools.items():
+            batch = PoolBatch(pool_rows, key)
+            for event in items:
+                await worker.process(event, partial(pool_command, batch=batch))
+            faust_redelivery.set_current_event(items[-1])  # the rows' changelog partition
+            batch.store()
 
     @app.agent(household_topic)
     async def households(stream):
@@ -208,7 +224,7 @@ def build_app(
 
     @app.agent(pool_topic)
     async def pool_owner(stream):
-        await worker.consume(stream, pool_command)
+        await worker.consume_batches(stream, pool_commands)
 
     if web_port is not None:
         assert tokens is not None

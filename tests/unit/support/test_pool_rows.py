@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.contract.catalogue import load_catalogue
-from services.support.adapters.pool_rows import CLOSED, PoolRows, dump_head, member_key
+from services.support.adapters.pool_rows import CLOSED, PoolBatch, PoolRows, dump_head, member_key
 from services.support.adapters.table_codec import need_to_json
 from services.support.domain.matcher import Cadre, PoolState, plan
 from services.support.domain.pool_commands import (
@@ -103,6 +103,38 @@ def test_a_pool_over_rows_decides_as_the_whole_state_does(pool, data, capacity, 
         assert reader.load(pool.encode(), pool, None) == replace(whole, closed=frozenset())
     for measure_id in whole.closed:
         assert table[member_key(pool.encode(), measure_id)] == CLOSED
+
+
+@PROPERTY
+@given(st.sampled_from([JOBS, PAIRING]), st.data(), st.integers(0, 4),
+       st.lists(st.integers(1, 8), min_size=1))  # fmt: skip
+def test_a_pool_s_commands_in_batches_decide_as_one_by_one(pool, data, capacity, sizes):
+    """Commands cut into batches (`PoolBatch`: the rows read once, written once after the
+    batch's last command) give the same decisions, command by command, and the same rows."""
+    capacity = None if pool == PAIRING else capacity
+    sequence = data.draw(commands(pool))
+    whole, expected = PoolState(pool), []
+    for command in sequence:
+        whole, made = pool_step(whole, command, capacity)
+        expected.append(made)
+    table: dict[bytes, bytes] = {}
+    rows, found, start = PoolRows(table), [], 0
+    for size in sizes * (len(sequence) + 1):
+        if start >= len(sequence):
+            break
+        batch = PoolBatch(rows, pool.encode())
+        for command in sequence[start : start + size]:
+            state, made = pool_step(batch.state_for(pool, measure_of(command)), command, capacity)
+            batch.advance(state)
+            found.append(made)
+        batch.store()
+        start += size
+        rows = PoolRows(table) if size % 3 == 0 else rows  # now and then a fresh worker
+    assert found == expected
+    assert PoolRows(table).load(pool.encode(), pool, None) == replace(whole, closed=frozenset())
+    assert {k for k, v in table.items() if v == CLOSED} == {
+        member_key(pool.encode(), m) for m in whole.closed
+    }
 
 
 def test_no_row_grows_with_the_queue_or_the_pools_history():

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -79,6 +80,7 @@ import faust
 from faust.exceptions import KeyDecodeError, ValueDecodeError
 from faust.serializers import codecs as faust_codecs
 from faust.serializers import registry as faust_registry
+from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
@@ -615,3 +617,11 @@ def install(app: faust.App) -> faust.App:
     """Give `app` the redelivering transport; call before anything touches `app.transport`."""
     app.transport = RedeliveringTransport(app.conf.broker_consumer, app)
     return app
+
+
+def set_current_event(event: Any) -> None:
+    """Make `event` the stream's current one for what follows in this task, as faust's stream
+    does for each record it hands out (`Stream._py_aiter`): a table write goes to the changelog
+    partition of the current event (`Table.partition_for_key`), so a batch's writes name the
+    record they belong to."""
+    _current_event.set(weakref.ref(event))
