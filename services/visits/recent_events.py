@@ -22,6 +22,12 @@ class Acknowledged:
     delivery: Delivery
 
 
+# (digest, topic, partition, offset): a tuple of strings and ints, which the garbage collector
+# stops tracking, where a dataclass pair would be two objects and two dicts it scans at every
+# full collection: 400,000 of them in a process that remembers 100,000 events.
+_Entry = tuple[str, str, int, int]
+
+
 class RecentEvents:
     """Least-recently-used map of event id → Acknowledged, holding at most `capacity` ids."""
 
@@ -29,18 +35,21 @@ class RecentEvents:
         if capacity < 0:
             raise ValueError("capacity must not be negative")
         self.capacity = capacity
-        self._entries: OrderedDict[str, Acknowledged] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
     def get(self, event_id: str) -> Acknowledged | None:
         entry = self._entries.get(event_id)
-        if entry is not None:
-            self._entries.move_to_end(event_id)
-        return entry
+        if entry is None:
+            return None
+        self._entries.move_to_end(event_id)
+        digest, topic, partition, offset = entry
+        return Acknowledged(digest, Delivery(topic, partition, offset))
 
     def put(self, event_id: str, acknowledged: Acknowledged) -> None:
         if self.capacity == 0:
             return
-        self._entries[event_id] = acknowledged
+        where = acknowledged.delivery
+        self._entries[event_id] = (acknowledged.digest, where.topic, where.partition, where.offset)
         self._entries.move_to_end(event_id)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

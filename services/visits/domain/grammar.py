@@ -14,12 +14,17 @@ escapes, no look-around.
 Rules that relate fields to each other (labour cannot exceed members, a LIFTED household has a
 lifted year) and the future-skew bound of `occurred_at` (it needs the request's time) stay in
 `validation.py`. Pure: no I/O, no clock.
+
+Long because the rules, the walker that names what breaks them and the check compiled from the
+same rules that shortcuts it (every record of a batch passes through it) belong together: a
+rule changed in one place is changed in all three.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,23 +87,31 @@ class Rule:
         }
         return {k: v for k, v in named.items() if v is not None}
 
+    def fits(self, value: Any) -> bool:
+        """Whether a value fits the rule (a value of another type than the rule's is left to the
+        Avro validation: it fits here)."""
+        if isinstance(value, str):
+            return (self.max_length is None or len(value) <= self.max_length) and (
+                self._compiled is None or self._compiled.fullmatch(value) is not None
+            )
+        if isinstance(value, list | tuple):
+            return self.max_items is None or len(value) <= self.max_items
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return True
+        low, high = self.minimum, self.maximum
+        return (low is None or value >= low) and (high is None or value <= high)
+
     def problems(self, value: Any) -> list[str]:
-        """What is wrong with a value of the right type; empty when it fits."""
+        """What is wrong with a value of the right type, in words; empty when it fits."""
+        if self.fits(value):
+            return []
         if isinstance(value, str):
             if self.max_length is not None and len(value) > self.max_length:
                 return [f"at most {self.max_length} characters"]
-            if self._compiled is not None and not self._compiled.fullmatch(value):
-                return [self.message]
-            return []
+            return [self.message]
         if isinstance(value, list | tuple):
-            if self.max_items is not None and len(value) > self.max_items:
-                return [f"at most {self.max_items} items"]
-            return []
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return []
+            return [f"at most {self.max_items} items"]
         low, high = self.minimum, self.maximum
-        if (low is None or value >= low) and (high is None or value <= high):
-            return []
         if low in (0, 1) and value < low:
             return ["must not be negative" if low == 0 else "must be at least 1"]
         return [f"must be between {low} and {high}"]
@@ -248,10 +261,129 @@ def rule_for(path: str) -> Rule | None:
 def grammar_problems(schema: Any, datum: Any, skip: frozenset[str] = frozenset()) -> Problems:
     """(field path, problem) for each value of `datum` that has the right type but breaks its
     rule; values of a wrong type are left to the Avro validation, which names them. Top-level
-    fields in `skip` (the server's own) are not looked at."""
+    fields in `skip` (the server's own) are not looked at.
+
+    A check compiled once per schema answers the common case (every value fits) without
+    building a path for each field; only a record it doubts is walked to name the problems."""
+    if _fits(schema, skip)(datum):
+        return []
+    return walked_problems(schema, datum, skip)
+
+
+def walked_problems(schema: Any, datum: Any, skip: frozenset[str] = frozenset()) -> Problems:
+    """`grammar_problems` by walking `datum` field by field: the reference the compiled check
+    shortcuts (tests/unit/visits/test_compiled_checks.py keeps them equal)."""
     found: Problems = []
     _walk(schema, datum, "", "", {}, found, skip)
     return found
+
+
+Fits = Callable[[Any], bool]
+_FITS: dict[tuple[int, frozenset[str]], tuple[Any, Fits]] = {}  # (id(schema), skip) → check
+
+
+def _fits(schema: Any, skip: frozenset[str]) -> Fits:
+    entry = _FITS.get((id(schema), skip))
+    if entry is None or entry[0] is not schema:
+        if len(_FITS) > 256:  # schemas are few and long-lived; bound it all the same
+            _FITS.clear()
+        definitions: dict[str, Any] = {}
+        _define(schema, definitions)
+        check = _compile(schema, "", definitions, (), skip) or _always
+        entry = _FITS[(id(schema), skip)] = (schema, check)
+    return entry[1]
+
+
+def _always(_: Any) -> bool:
+    return True
+
+
+def _never(_: Any) -> bool:
+    return False
+
+
+def _define(schema: Any, definitions: dict[str, Any]) -> None:
+    """Every named type of `schema` by its name, wherever it is defined."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _define(branch, definitions)
+    elif isinstance(schema, dict):
+        if schema["type"] in ("record", "enum", "fixed"):
+            definitions[schema["name"]] = schema
+        for sub in schema.get("fields", ()):
+            _define(sub["type"], definitions)
+        if schema["type"] == "array":
+            _define(schema["items"], definitions)
+
+
+def _compile(
+    schema: Any,
+    shape: str,
+    definitions: dict[str, Any],
+    within: tuple[str, ...],
+    skip: frozenset[str] = frozenset(),
+) -> Fits | None:
+    """A check that passes only values `_walk` finds nothing wrong with (None: nothing to
+    check). It is never laxer than the walker: a named type is checked from its definition
+    even where the walker, which learns names from the value, would skip it, and a type
+    within itself is left to the walker."""
+    if isinstance(schema, str):
+        if schema not in definitions:
+            return None
+        if schema in within:
+            return _never  # recursive: the walker decides
+        return _compile(definitions[schema], shape, definitions, (*within, schema))
+    if isinstance(schema, list):
+        branches = [b for b in schema if b != "null"]
+        branch = _compile(branches[0], shape, definitions, within) if branches else None
+        if branch is None:
+            return None
+        return lambda value: value is None or branch(value)
+    kind = schema["type"]
+    if schema.get("logicalType") or kind not in ("record", "array"):
+        return None
+    if kind == "array":
+        rule = rule_for(f"{shape}[]")
+        items = _compile(schema["items"], f"{shape}[]", definitions, within)
+        if rule is None and items is None:
+            return None
+        each = _field_check(rule, items)
+        return lambda value: not isinstance(value, list | tuple) or all(map(each, value))
+    within = (*within, schema["name"])
+    prefix = f"{shape}." if shape else ""
+    fields = []
+    for sub in schema["fields"]:
+        name = sub["name"]
+        if name in skip:
+            continue
+        rule = rule_for(prefix + name)
+        inner = _compile(sub["type"], prefix + name, definitions, within)
+        if rule is not None or inner is not None:
+            fields.append((name, _field_check(rule, inner)))
+    if not fields:
+        return None
+
+    def record(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        get = value.get
+        for name, check in fields:
+            if not check(get(name)):
+                return False
+        return True
+
+    return record
+
+
+def _field_check(rule: Rule | None, inner: Fits | None) -> Fits:
+    """A value's own rule (a missing value has none to break), then what is inside it."""
+    if rule is None:
+        assert inner is not None
+        return inner
+    fits = rule.fits
+    if inner is None:
+        return lambda value: value is None or fits(value)
+    return lambda value: value is None or (fits(value) and inner(value))
 
 
 def _walk(

@@ -75,39 +75,53 @@ def prepare(
     """
     if not isinstance(body, dict):
         return Prepared(None, [("", f"expected a JSON object, got {json_kind(body)}")])
+    event_type = kind.event_type
     problems: Problems = [
         (name, "set by the server from your token; do not send it")
         for name in SERVER_FIELDS
         if name in body
     ]
-    sealed_here = kind.event_type in PERSONAL_FIELDS
+    sealed_here = event_type in PERSONAL_FIELDS
     if sealed_here and SEALED_FIELD in body:
         problems.append((SEALED_FIELD, "sealed by the server; send the plain `personal` object"))
-    client = {
-        k: v
-        for k, v in body.items()
-        if k not in SERVER_FIELDS and not (sealed_here and k == SEALED_FIELD)
-    }
-    schema = codec.registry.schema(kind.event_type).parsed
+    schema = codec.registry.schema(event_type).parsed
     conversion: Problems = []
+    # The converter copies what it converts, so a body without server fields (the common
+    # case) is handed over as it is, not copied first.
+    client = (
+        body
+        if not problems and not (sealed_here and SEALED_FIELD in body)
+        else {
+            k: v
+            for k, v in body.items()
+            if k not in SERVER_FIELDS and not (sealed_here and k == SEALED_FIELD)
+        }
+    )
     record = converted(schema, client, conversion)
+    if record is body:  # a schema with nothing to convert returns the value itself
+        record = dict(body)
     record.update(recorded_at=to_millis(now), source=origin.source, actor=origin.actor)
     problems.extend(conversion)
-    bad_paths = [path for path, _ in conversion]
-    problems.extend(
-        (path, problem)
-        for path, problem in codec.validate(kind.event_type, record)
-        if not any(_within(path, bad) for bad in bad_paths)
-    )
+    invalid = codec.validate(event_type, record)
+    if conversion:
+        bad_paths = [path for path, _ in conversion]
+        invalid = [
+            (path, problem)
+            for path, problem in invalid
+            if not any(_within(path, bad) for bad in bad_paths)
+        ]
+    problems.extend(invalid)
     # Every problem at once: the grammar of each well-typed value, then the rules relating
     # fields (each skipped when its fields are missing or ill-typed), never a field twice.
     for found in (
         grammar_problems(schema, record, _SERVER_SET),
-        domain_problems(kind.event_type, record, now, future_skew),
+        domain_problems(event_type, record, now, future_skew),
         catalogue_problems(record, catalogue)
-        if catalogue is not None and kind.event_type == MEASURE_STEP
+        if catalogue is not None and event_type == MEASURE_STEP
         else [],
     ):
+        if not found:
+            continue
         named = {path for path, _ in problems}
         problems.extend((path, problem) for path, problem in found if path not in named)
     if problems:
