@@ -12,7 +12,9 @@ decision and leaves it to the fold (a 503 would stop county approvals whenever a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -75,15 +77,42 @@ class InMemoryViews:
 
 
 class MonitoringViews:
-    """HouseholdViews over HTTP: the monitoring worker's `GET /v1/households/{id}`."""
+    """HouseholdViews over HTTP: the monitoring worker's `GET /v1/households/{id}`.
 
-    def __init__(self, base_url: str, token: str, timeout_seconds: float):
+    After a read that failed to reach the view (timed out, refused the connection), reads are
+    not tried for `pause_seconds` (default: five timeouts): each is `unreachable` at once. A
+    province's campaign found why: with the workers busy catching up, their web view answered
+    in seconds, and every review request waited out the full timeout, one after the other, so
+    the door, not the workers, set the pace of the whole ingest. The check is a courtesy (the
+    fold refuses a skipped step either way), so it steps aside instead."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout_seconds: float,
+        pause_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None  # made on first use, in the loop
+        self._pause = 5 * timeout_seconds if pause_seconds is None else pause_seconds
+        self._clock = clock
+        self._resume_at = -math.inf
 
     async def household(self, household_id: str) -> Household:
+        if self._clock() < self._resume_at:
+            raise ViewUnavailable("unreachable", "not tried: the view was unreachable just now")
+        try:
+            return await self._read(household_id)
+        except ViewUnavailable as exc:
+            if exc.reason == "unreachable":
+                self._resume_at = self._clock() + self._pause
+            raise
+
+    async def _read(self, household_id: str) -> Household:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout, connector=aiohttp.TCPConnector(limit=32)
