@@ -375,6 +375,23 @@ def composition_of(registry: RegistryRecorded | None, on: date) -> Members | Non
     )
 
 
+_COMPOSITION = View("composition", "registry")
+
+
+def composition_at(state: HouseholdState, at: datetime) -> Members | None:
+    """`composition_of` the registry row in force at `at`, on `at`'s day. Remembered while the
+    registry rows and the month stay the same: ages count whole years from the first day of the
+    birth month (`contract.members.age_on`), so within a month the counts cannot change, and
+    every assessment reads them."""
+    return memo(
+        _COMPOSITION,
+        state,
+        at,
+        lambda: composition_of(registry_at(state, at), at.date()),
+        (at.year, at.month),
+    )
+
+
 def labour_of(
     registry: RegistryRecorded | None, count_weak: bool, on: date | None = None
 ) -> int | None:
