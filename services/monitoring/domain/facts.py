@@ -12,7 +12,7 @@ were seen, never on their arrival order. Conventions the field apps rely on:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import TypeVar
@@ -362,7 +362,34 @@ def composition_of(registry: RegistryRecorded | None, on: date) -> Members | Non
         return None
     if not registry.people:
         return registry.members
-    return Members(*astuple(composition_on(registry.people, on)))
+    counted = composition_on(registry.people, on)
+    # field by field: dataclasses.astuple deep-copies, and this runs on every assessment
+    return Members(
+        counted.count,
+        counted.labour,
+        counted.weak_labour,
+        counted.students,
+        counted.disabled,
+        counted.chronically_ill,
+        counted.elderly,
+    )
+
+
+_COMPOSITION = View("composition", "registry")
+
+
+def composition_at(state: HouseholdState, at: datetime) -> Members | None:
+    """`composition_of` the registry row in force at `at`, on `at`'s day. Remembered while the
+    registry rows and the month stay the same: ages count whole years from the first day of the
+    birth month (`contract.members.age_on`), so within a month the counts cannot change, and
+    every assessment reads them."""
+    return memo(
+        _COMPOSITION,
+        state,
+        at,
+        lambda: composition_of(registry_at(state, at), at.date()),
+        (at.year, at.month),
+    )
 
 
 def labour_of(

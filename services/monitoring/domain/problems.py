@@ -8,6 +8,7 @@ problem list does not name it. A later visit that finds the matter secured close
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime
 from operator import attrgetter
@@ -148,58 +149,100 @@ def _problems_at(state: HouseholdState, at: datetime) -> dict[str, ProblemFacts]
                 "list",
             )
         )
-    firsts = {pid: min(items, key=_STEP_ORDER) for pid, items in steps.items()}
-    by_kind: dict[str, list[str]] = {}
-    for pid, first in firsts.items():
-        by_kind.setdefault(first.kind, []).append(pid)
-    for visit in visits:  # a later visit that finds the matter secured closes the problem
-        for kind in _secured_kinds(visit).intersection(by_kind):
-            # one step value per visit and kind, shared by every problem it closes (steps are
-            # frozen): a long history has many visits and problems of a kind
-            closing = None
-            for pid in by_kind[kind]:
-                if firsts[pid].occurred_at < visit.occurred_at:
-                    if closing is None:
-                        closing = _Step(
-                            visit.occurred_at,
-                            2,
-                            visit.event_id,
-                            "RECTIFIED",
-                            kind,
-                            "found secured on a later visit",
-                            visit.cadre_id,
-                            None,
-                            visit.visit_id,
-                            "visit",
-                        )
-                    steps[pid].append(closing)
+    for items in steps.values():
+        items.sort(key=_STEP_ORDER)  # a problem's first step says its kind and when it was found
+    closers = _closers(visits, {items[0].kind for items in steps.values()})
     problems = {}
     for pid, items in sorted(steps.items()):
-        items.sort(key=_STEP_ORDER)
-        first = items[0]
-        is_open, rectified_at, responsible, due = False, None, None, None
-        description = next((s.description for s in items if s.step == "FOUND"), first.description)
-        for s in items:
-            if s.step != "RECTIFIED":
-                responsible = s.responsible or responsible
-            if s.step in ("FOUND", "REOPENED"):
-                is_open, rectified_at = True, None
-            elif s.step == "TASK_ASSIGNED":
-                due = s.due or due
-                is_open = is_open or rectified_at is None  # a task implies an unfixed problem
-            elif s.step == "RECTIFIED" and (is_open or rectified_at is None):
-                is_open, rectified_at = False, s.occurred_at
-        problems[pid] = ProblemFacts(
-            pid,
-            first.kind,
-            description,
-            first.origin,
-            next((s.visit_id for s in items if s.visit_id), None),
-            first.occurred_at,
-            is_open,
-            responsible,
-            due,
-            rectified_at,
-            tuple(dict.fromkeys(s.event_id for s in items)),
-        )
+        problems[pid] = _facts(pid, items, closers.get(items[0].kind))
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Closers:
+    """The visits (canonical order) that found a matter of one kind secured: each closes the
+    problems of that kind found before it with a RECTIFIED step. `keys` are those steps' places
+    in `_STEP_ORDER` (rank 2), `event_ids` their event ids."""
+
+    visits: list[VisitRecorded]
+    keys: list[tuple[datetime, int, str]]
+    event_ids: list[str]
+
+
+def _closers(visits: tuple[VisitRecorded, ...], kinds: set[str]) -> dict[str, _Closers]:
+    """Kind → its closing visits, for the kinds asked about: indexed once per view, not per
+    problem."""
+    found: dict[str, list[VisitRecorded]] = {}
+    for visit in visits:
+        for kind in _secured_kinds(visit).intersection(kinds):
+            found.setdefault(kind, []).append(visit)
+    return {
+        kind: _Closers(
+            closing,
+            [(v.occurred_at, 2, v.event_id) for v in closing],
+            [v.event_id for v in closing],
+        )
+        for kind, closing in found.items()
+    }
+
+
+def _facts(pid: str, items: list[_Step], closers: _Closers | None) -> ProblemFacts:
+    """A problem's status from its own steps (sorted by `_STEP_ORDER`) and the visits that
+    closed it, as if every closing visit were a RECTIFIED step sorted in among them.
+
+    A run of closing steps between two of the problem's own steps (or after the last) changes
+    the status at its first step only: that one closes the problem, the rest find it closed.
+    So each run is looked up by bisection and contributes its first step's moment, and its event
+    ids in order. (Walking every closing step of every problem made the view grow with the
+    product of visits and problems of a kind, in Python.) Among equal places a problem's own
+    step comes before a closing step, as the stable sort over both put them.
+    """
+    first = items[0]
+    keys: list = []
+    begin = 0
+    if closers is not None:
+        keys = closers.keys
+        # closing visits strictly after the problem was found: (moment, 3) sorts after every
+        # key (moment, 2, id) of that moment and before any later moment's
+        begin = bisect_left(keys, (first.occurred_at, 3))
+    is_open, rectified_at, responsible, due, visit_id = False, None, None, None, None
+    description = next((s.description for s in items if s.step == "FOUND"), first.description)
+    event_ids: list[str] = []
+    last = len(items) - 1
+    for i, s in enumerate(items):
+        if s.step != "RECTIFIED":
+            responsible = s.responsible or responsible
+        if s.step in ("FOUND", "REOPENED"):
+            is_open, rectified_at = True, None
+        elif s.step == "TASK_ASSIGNED":
+            due = s.due or due
+            is_open = is_open or rectified_at is None  # a task implies an unfixed problem
+        elif s.step == "RECTIFIED" and (is_open or rectified_at is None):
+            is_open, rectified_at = False, s.occurred_at
+        visit_id = visit_id or s.visit_id
+        event_ids.append(s.event_id)
+        if closers is None:
+            continue
+        # the closing steps after this own step and before the next one
+        start = bisect_left(keys, _STEP_ORDER(s), lo=begin)
+        end = len(keys) if i == last else bisect_left(keys, _STEP_ORDER(items[i + 1]), lo=start)
+        if start < end:
+            if is_open or rectified_at is None:
+                is_open, rectified_at = False, closers.visits[start].occurred_at
+            if not visit_id:
+                visit_id = next((v.visit_id for v in closers.visits[start:end] if v.visit_id), None)
+            event_ids += closers.event_ids[start:end]
+            begin = end
+    return ProblemFacts(
+        pid,
+        first.kind,
+        description,
+        first.origin,
+        visit_id or None,
+        first.occurred_at,
+        is_open,
+        responsible,
+        due,
+        rectified_at,
+        tuple(dict.fromkeys(event_ids)),
+    )

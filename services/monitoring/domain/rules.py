@@ -10,7 +10,7 @@ from services.monitoring.domain.events import CHECKS, Member, RegistryRecorded
 from services.monitoring.domain.facts import (
     IncomeObservation,
     View,
-    composition_of,
+    composition_at,
     hardships_at,
     income_over,
     income_window,
@@ -271,7 +271,7 @@ def _risk_reasons(
                 (visit.event_id, visit.occurred_at),
             )
 
-    composition = composition_of(registry, at.date())
+    composition = composition_at(state, at)
     if registry is not None and composition.labour == 0:
         add(
             "no_labour",

@@ -5,15 +5,16 @@ assessment date, and v1 hardship reports read faithfully."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import astuple
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.contract.members import age_on, composition_on
-from services.monitoring.adapters.avro_translation import hardship_from
+from services.contract.members import IN_SCHOOL, age_on, composition_on
+from services.monitoring.adapters.avro_translation import _people, hardship_from
 from services.monitoring.adapters.policy_files import load_policies
-from services.monitoring.domain.assess import assess
+from services.monitoring.domain.assess import assess, remembering
 from services.monitoring.domain.fold import fold
 from services.monitoring.domain.reasons import RISK_CODES
 from services.monitoring.domain.workflow import elimination_check
@@ -187,6 +188,17 @@ def test_registry_members_raise_special_attention_and_no_labour_by_age():
     )
 
 
+def test_counts_remembered_in_may_are_not_served_in_june():
+    """The member counts are remembered per registry and month (facts.composition_at): the
+    state that remembers May's assessment gives June's as a fresh state does."""
+    people = [member("1", "1955-06", labour="FULL"), member("2", "1956-01", labour="WEAK")]
+    state = fold(H, domain([_base(people=people)]))
+    _, remembered = remembering(state, DIANJIANG, at("2020-05-31"))
+    june = assess(remembered, DIANJIANG, at("2020-06-01"))
+    assert june == assess(state, DIANJIANG, at("2020-06-01"))
+    assert "no_labour" in codes(june)
+
+
 def test_a_household_without_a_member_list_falls_back_to_its_counts():
     counts_only = registry(H, at("2019-12-31"), labour=0, weak_labour=1, count=2,
                            chronically_ill=1, baseline=(2019, 9000))  # fmt: skip
@@ -246,6 +258,46 @@ def test_composition_laws(people, day, later_days):
     assert now.labour + now.weak_labour + now.elderly <= now.count
     assert later.elderly >= now.elderly
     assert (now.disabled, now.chronically_ill) == (later.disabled, later.chronically_ill)
+
+
+def _counted(people: list[dict], day: dt.date) -> tuple[int, ...]:
+    """`composition_on` as it read each field before it fetched them together (the oracle)."""
+    counts = dict.fromkeys(("count", "labour", "weak", "students", "disabled", "ill", "old"), 0)
+    for p in people:
+        age = age_on(p["birth_year"], p["birth_month"], day)
+        counts["count"] += 1
+        if 16 <= age <= 64:
+            counts["labour"] += p["labour"] == "FULL"
+            counts["weak"] += p["labour"] in ("PARTIAL", "WEAK")
+        counts["students"] += p["schooling"] in IN_SCHOOL
+        counts["disabled"] += p["health"] == "DISABILITY"
+        counts["ill"] += p["health"] in ("SERIOUS_ILLNESS", "CHRONIC_ILLNESS")
+        counts["old"] += age >= 65
+    return tuple(counts.values())
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1920, 2020),
+            st.integers(1, 12),
+            st.sampled_from(["FULL", "PARTIAL", "WEAK", "NONE"]),
+            st.sampled_from(["HEALTHY", "CHRONIC_ILLNESS", "SERIOUS_ILLNESS", "DISABILITY"]),
+            st.sampled_from(["NONE", "PRIMARY", "COLLEGE"]),
+        ),
+        max_size=8,
+    ),
+    st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31)),
+)
+def test_composition_counts_records_and_members_alike_and_as_before(people, day):
+    records = [
+        member(str(i), f"{y}-{m:02d}", labour=lab, health=h, schooling=school)
+        for i, (y, m, lab, h, school) in enumerate(people)
+    ]
+    objects = _people(records)  # the domain's Member objects, as the translation builds them
+    expected = _counted(records, day)
+    assert astuple(composition_on(records, day)) == expected
+    assert astuple(composition_on(objects, day)) == expected
 
 
 @given(
