@@ -76,8 +76,11 @@ def exit_without_commit(exc: BaseException) -> None:
 class Outbox(Protocol):
     """Port: where a worker's records go: the broker in a worker, a list in agent tests."""
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Send one record of raw bytes to `topic`."""
+    async def send(
+        self, topic: str, key: bytes, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any] | None:
+        """Hand one record of raw bytes to the producer for `topic` (to `partition`, else by
+        key); returns what completes once the broker has it (None where nothing does)."""
 
 
 class TopicOutbox:
@@ -88,7 +91,9 @@ class TopicOutbox:
         self.app = app
         self.topics: dict[str, Any] = {}
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(
+        self, topic: str, key: bytes, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any]:
         channel = self.topics.get(topic)
         if channel is None:
             channel = self.topics[topic] = self.app.topic(
@@ -98,20 +103,25 @@ class TopicOutbox:
                 key_serializer="raw",
                 value_serializer="raw",
             )
-        await channel.send(key=key, value=value)
+        return await channel.send(key=key, value=value, partition=partition)
 
 
 class ProducerOutbox:
-    """Records straight through the app's producer, for at-least-once apps: a faust topic send
-    under exactly-once needs the destination partition's transactional producer, which a
-    worker re-keying to partitions another worker owns does not have."""
+    """Records straight through the app's producer (`app.maybe_start_producer()`: under
+    exactly-once faust's transaction manager, which sends in the transaction of the record's
+    partition), as faust's topic send does in the end, without its per-record future,
+    sensors and callback (issue 19, B2). Under exactly-once a record must go to a partition
+    this worker owns: a worker re-keying to partitions another worker owns has no
+    transactional producer for them (the support worker re-keys, and runs at-least-once)."""
 
     def __init__(self, app: faust.App):
         self.app = app
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(
+        self, topic: str, key: bytes, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any]:
         producer = await self.app.maybe_start_producer()
-        await producer.send(topic, key, value, None, None, None)
+        return await producer.send(topic, key, value, partition, None, None)
 
 
 @dataclass
@@ -123,7 +133,9 @@ class RecordingOutbox:
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
     attempts: list[str] = field(default_factory=list)
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(
+        self, topic: str, key: bytes, value: bytes, partition: int | None = None
+    ) -> None:
         self.attempts.append(topic)
         pending = self.failures.get(topic)
         if pending:
