@@ -386,7 +386,7 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
         co-partitioned inputs hold a key's records of every topic under one number, so a
         batch-taking agent then finds them in one batch. aiokafka returns a fetch topic by
         topic, and the monitoring agent folded, assessed and stored a household once per
-        topic it had records in (issue 19, B2: ~1.5-2x the households of a fetch)."""
+        topic it had records in (issue 19, B2: see `worker.BATCH_LIMIT`)."""
         app = self.app
         read_offsets = self._read_offset
         for tp in sorted(batches, key=_partition_major):
