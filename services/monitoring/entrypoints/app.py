@@ -160,22 +160,12 @@ def build_app(
     ticks = app.topic(
         ticks_topic(app_id), partitions=layout.household_partitions, internal=True, **raw
     )
-    # Records go straight to the producer, not through faust's topic send (the same producer
-    # in the end, without its per-record future, sensors and callback: issue 19, B2).
     out: Outbox = outbox or ProducerOutbox(app)
     cache = RowCache()
-    # Values are our own JSON (table_codec); keys are household ids as UTF-8.
-    rows = app.Table(
-        TABLES[0],
-        partitions=layout.household_partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    summaries = app.Table(
-        TABLES[1],
-        partitions=layout.household_partitions,
-        key_type=bytes,
-        value_type=bytes,
+    # Values are table_codec's bytes (rows in Avro, summaries JSON); keys household ids, UTF-8.
+    rows, summaries = (
+        app.Table(name, partitions=layout.household_partitions, key_type=bytes, value_type=bytes)
+        for name in TABLES
     )
 
     # The dead-letter counter keeps its `topic` label: the dashboards were built with it.
@@ -188,9 +178,8 @@ def build_app(
         return cache.load(key, stored) if stored is not None else None
 
     async def store(key: bytes, outcome: Outcome) -> None:
-        # An unchanged row or summary (a redelivered record, a re-assessment that changed
-        # nothing the gauges count) is not written again: same bytes, one changelog record less.
-        # Both tables are written only here, through `table_writes` (see why there).
+        # Both tables are written only here, through `table_writes` (why: there); an unchanged
+        # row or summary (a redelivered record, a quiet re-assessment) is not written again.
         raw = cache.dump(key, outcome.row)
         if rows.data.get(key) != raw:
             await table_writes.write(rows, out, key, raw)
@@ -203,8 +192,7 @@ def build_app(
                 metrics.assessments_changed.labels(outcome.assessment.workflow).inc()
 
     def count(read: Input, outcome: Outcome, duplicate: bool, now: datetime, tally: Tally) -> None:
-        """One applied record in the metrics (the assessment is its household's after it); the
-        per-type counters are added up in `tally` and incremented once per batch (`counted`)."""
+        """One applied record in the metrics; its type's counter is added up in `tally`."""
         domain_event = read.event
         event_type = read.decoded.event_type
         tally[(event_type, duplicate)] += 1

@@ -83,36 +83,11 @@ class Outbox(Protocol):
         key); returns what completes once the broker has it (None where nothing does)."""
 
 
-class TopicOutbox:
-    """Records through faust topics: inside an agent under exactly-once, faust sends them in
-    the transaction of the event being processed."""
-
-    def __init__(self, app: faust.App):
-        self.app = app
-        self.topics: dict[str, Any] = {}
-
-    async def send(
-        self, topic: str, key: bytes, value: bytes, partition: int | None = None
-    ) -> Awaitable[Any]:
-        channel = self.topics.get(topic)
-        if channel is None:
-            channel = self.topics[topic] = self.app.topic(
-                topic,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-        return await channel.send(key=key, value=value, partition=partition)
-
-
 class ProducerOutbox:
-    """Records straight through the app's producer (`app.maybe_start_producer()`: under
-    exactly-once faust's transaction manager, which sends in the transaction of the record's
-    partition), as faust's topic send does in the end, without its per-record future,
-    sensors and callback (issue 19, B2). Under exactly-once a record must go to a partition
-    this worker owns: a worker re-keying to partitions another worker owns has no
-    transactional producer for them (the support worker re-keys, and runs at-least-once)."""
+    """Records through the app's producer, as faust's topic send does in the end, without its
+    per-record future, sensors and callback (issue 19, B2). Under exactly-once that producer
+    is faust's transaction manager, which sends in the transaction of the record's partition:
+    one this worker must own (a worker re-keying to other workers' partitions has none)."""
 
     def __init__(self, app: faust.App):
         self.app = app
