@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from functools import partial
@@ -63,6 +64,7 @@ from services.platform.http.docs import ASSET_PATH, DOCS_PATH
 from services.platform.http.docs import handlers as docs_handlers
 from services.platform.http.problems import problem, problems_middleware
 from services.platform.kafka import clients as kafka_clients
+from services.platform.kafka import table_writes
 from services.platform.kafka.faust import recovery as faust_recovery
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.faust import web as faust_web
@@ -71,7 +73,7 @@ from services.platform.kafka.worker import (
     RETRY_DELAYS,
     DeadLetters,
     Outbox,
-    TopicOutbox,
+    ProducerOutbox,
     Worker,
     exit_without_commit,
 )
@@ -156,20 +158,12 @@ def build_app(
     ticks = app.topic(
         ticks_topic(app_id), partitions=layout.household_partitions, internal=True, **raw
     )
-    out: Outbox = outbox or TopicOutbox(app)
+    out: Outbox = outbox or ProducerOutbox(app)
     cache = RowCache()
-    # Values are our own JSON (table_codec); keys are household ids as UTF-8.
-    rows = app.Table(
-        TABLES[0],
-        partitions=layout.household_partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    summaries = app.Table(
-        TABLES[1],
-        partitions=layout.household_partitions,
-        key_type=bytes,
-        value_type=bytes,
+    # Values are table_codec's bytes (rows in Avro, summaries JSON); keys household ids, UTF-8.
+    rows, summaries = (
+        app.Table(name, partitions=layout.household_partitions, key_type=bytes, value_type=bytes)
+        for name in TABLES
     )
 
     # The dead-letter counter keeps its `topic` label: the dashboards were built with it.
@@ -178,56 +172,60 @@ def build_app(
     worker = Worker(dead_letters, on_fatal=on_fatal, retry_delays=retry_delays)
 
     def load(key: bytes) -> Any:
-        stored = rows.get(key)
+        stored = rows.data.get(key)
         return cache.load(key, stored) if stored is not None else None
 
     async def store(key: bytes, outcome: Outcome) -> None:
-        # An unchanged row or summary (a redelivered record, a re-assessment that changed
-        # nothing the gauges count) is not written again: same bytes, one changelog record less.
+        # Both tables are written only here, through `table_writes` (why: there); an unchanged
+        # row or summary (a redelivered record, a quiet re-assessment) is not written again.
         raw = cache.dump(key, outcome.row)
-        if rows.get(key) != raw:
-            rows[key] = raw
+        if rows.data.get(key) != raw:
+            await table_writes.write(rows, out, key, raw)
         summary = dump_summary(outcome.summary)
-        if summaries.get(key) != summary:
-            summaries[key] = summary
+        if summaries.data.get(key) != summary:
+            await table_writes.write(summaries, out, key, summary)
         if outcome.emit is not None:
             await out.send(RISK.name, key, codec.encode(avro.RISK_ASSESSED, outcome.emit))
             if not outcome.duplicate:
                 metrics.assessments_changed.labels(outcome.assessment.workflow).inc()
 
-    def count(event: Any, read: Input, outcome: Outcome, duplicate: bool) -> None:
-        """One applied record in the metrics (the assessment is its household's after it)."""
+    def count(read: Input, outcome: Outcome, duplicate: bool, now: datetime, tally: Tally) -> None:
+        """One applied record in the metrics; its type's counter is added up in `tally`."""
         domain_event = read.event
-        short = read.decoded.event_type.rsplit(".", 1)[-1]
-        if duplicate:
-            metrics.duplicates.labels(short).inc()
-        else:
-            metrics.events_applied.labels(short).inc()
-            if short == "ReviewDecided":
-                for reason in outcome.assessment.reasons:
-                    if domain_event.event_id in reason.event_ids and reason.code in (
-                        "policy_exception",
-                        "invalid_transition",
-                    ):
-                        metrics.policy_exceptions.labels(reason.code).inc()
-        metrics.latency.observe(max(0.0, (clock() - domain_event.recorded_at).total_seconds()))
+        event_type = read.decoded.event_type
+        tally[(event_type, duplicate)] += 1
+        if not duplicate and event_type.endswith(".ReviewDecided"):
+            for reason in outcome.assessment.reasons:
+                if domain_event.event_id in reason.event_ids and reason.code in (
+                    "policy_exception",
+                    "invalid_transition",
+                ):
+                    metrics.policy_exceptions.labels(reason.code).inc()
+        metrics.latency.observe(max(0.0, (now - domain_event.recorded_at).total_seconds()))
+
+    def counted(tally: Tally) -> None:
+        for (event_type, duplicate), n in tally.items():
+            counter = metrics.duplicates if duplicate else metrics.events_applied
+            counter.labels(event_type.rsplit(".", 1)[-1]).inc(n)
 
     def position(event: Any) -> Position:
         message = event.message
         return Position(message.topic, message.partition, message.offset)
 
-    async def apply_one(event: Any, read: Input) -> None:
+    async def apply_one(event: Any, read: Input, now: datetime, tally: Tally) -> None:
         """One record alone: the path a household's batch falls back to (see apply_household)."""
         key = read.event.household_id.encode()
         try:
             outcome = apply_record(load(key), read.event, position(event), bytes(event.value),
-                                   policies, clock(), pinned_policy, event_clock)  # fmt: skip
+                                   policies, now, pinned_policy, event_clock)  # fmt: skip
         except (NotApplicable, RowFormatError, LookupError) as exc:
             raise Rejected(NOT_APPLICABLE, f"{type(exc).__name__}: {exc}") from exc
         await store(key, outcome)
-        count(event, read, outcome, outcome.duplicate)
+        count(read, outcome, outcome.duplicate, now, tally)
 
-    async def apply_household(key: bytes, items: list[tuple[Any, Input]]) -> None:
+    async def apply_household(
+        key: bytes, items: list[tuple[Any, Input]], now: datetime, tally: Tally
+    ) -> None:
         """A household's records of one batch: folded together, assessed once, stored once."""
         last = items[-1][0]
         # faust writes a table key to the changelog partition of the event being processed
@@ -242,12 +240,12 @@ def build_app(
             return
         records = [(read.event, position(event), bytes(event.value)) for event, read in items]
         try:
-            folded = apply_records(row, records, policies, clock(), pinned_policy, event_clock)
+            folded = apply_records(row, records, policies, now, pinned_policy, event_clock)
         except LookupError:
             # no policy in force for the assessment's date: each record on its own, as before
             # batches (each refused or applied by itself)
             for event, read in items:
-                await worker.process(event, partial(apply_one, read=read))
+                await worker.process(event, partial(apply_one, read=read, now=now, tally=tally))
             return
         for (event, _), refused in zip(items, folded.refused, strict=True):
             if refused is not None:
@@ -260,15 +258,18 @@ def build_app(
             await store(key, outcome)
 
         await worker.process(last, stored)
-        for (event, read), refused, duplicate in zip(
+        for (_, read), refused, duplicate in zip(
             items, folded.refused, folded.duplicates, strict=True
         ):
             if refused is None:
-                count(event, read, outcome, duplicate)
+                count(read, outcome, duplicate, now, tally)
 
     async def handle_batch(events: list[Any]) -> None:
         """Read every record (a refusal is dead-lettered alone), then each household once."""
         started = time.perf_counter()
+        # one reading of the clock for the batch: its records are applied within moments
+        now = clock()
+        tally: Tally = Tally()
         households: dict[bytes, list[tuple[Any, Input]]] = {}
         for event in events:
             read = read_input(codec, event.message.topic, event.key, event.value)
@@ -277,7 +278,8 @@ def build_app(
                 continue
             households.setdefault(read.event.household_id.encode(), []).append((event, read))
         for key, items in households.items():
-            await apply_household(key, items)
+            await apply_household(key, items, now, tally)
+        counted(tally)
         spent = (time.perf_counter() - started) / len(events)
         for _ in events:
             metrics.apply_seconds.observe(spent)

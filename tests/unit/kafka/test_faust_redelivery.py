@@ -439,6 +439,33 @@ def test_a_batch_taking_stream_gets_each_fetched_partition_as_batches_in_order(m
     assert consumer._read_offset[VISITS] == 10  # as faust's fetch loop leaves it
 
 
+def test_co_partitioned_inputs_are_handed_out_partition_by_partition(monkeypatch):
+    # aiokafka returns a fetch topic by topic; a household's records of every topic share a
+    # partition number, so those are handed out together (one agent batch, one assessment)
+    raw_events(monkeypatch)
+    fetched = [TopicPartition(topic, p) for topic in ("household.visits", "household.registry")
+               for p in (1, 0)]  # fmt: skip
+    consumer = consumer_over({tp: range(0, 2) for tp in fetched}, set(fetched))
+    queue = with_batch_stream(consumer, limit=100)
+    channel = consumer.app.topics._tp_index[VISITS][0]
+    consumer.app.topics = SimpleNamespace(_tp_index={tp: [channel] for tp in fetched})
+    consumer._to_message = lambda tp, record: SimpleNamespace(
+        tp=tp, offset=record.offset, key=b"k", value=b"v", headers=[], incref=lambda n=1: None
+    )
+    assert drain(consumer) == {}
+    handed = []
+    while not queue.empty():
+        handed.append(
+            {(e.message.tp.topic, e.message.tp.partition) for e in queue.get_nowait().events}
+        )
+    assert handed == [
+        {("household.registry", 0)},
+        {("household.visits", 0)},
+        {("household.registry", 1)},
+        {("household.visits", 1)},
+    ]
+
+
 def test_a_full_stream_queue_holds_the_fetch_until_the_stream_takes(monkeypatch):
     raw_events(monkeypatch)
     consumer = consumer_over({VISITS: range(0, 6)}, {VISITS})

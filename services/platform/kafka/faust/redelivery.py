@@ -382,10 +382,17 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
         `getmany`), faust's gap for a partition whose holes were accepted, its commit every
         `broker_commit_every` acks. Tracking (unacked) and acking stay with the stream, as
         for a record: `worker.consume_batches` tracks a batch's messages when it takes it and
-        acks them after it is applied, and never takes a batch of an older generation."""
+        acks them after it is applied, and never takes a batch of an older generation.
+
+        Partitions of the same number are handed out one after another, whatever their topic:
+        co-partitioned inputs hold a key's records of every topic under one number, so a
+        batch-taking agent then finds them in one batch. aiokafka returns a fetch topic by
+        topic, and the monitoring agent folded, assessed and stored a household once per
+        topic it had records in (issue 19, B2: see `worker.BATCH_LIMIT`)."""
         app = self.app
         read_offsets = self._read_offset
-        for tp, batch in batches.items():
+        for tp in sorted(batches, key=_partition_major):
+            batch = batches[tp]
             channel, feed, event_class = feeds[tp]
             if self._paused_meanwhile(tp, active_partitions):
                 skipped[tp] = batch[0].offset  # fetched again (see getmany)
@@ -526,6 +533,12 @@ class RedeliveringConsumer(faust_aiokafka.Consumer):
 
 
 FEED_ATTRIBUTE = "shouwang_batch_feed"
+
+
+def _partition_major(tp: Any) -> tuple[int, str]:
+    return tp.partition, tp.topic
+
+
 ROOM_WAIT_SECONDS = 0.1  # a full queue is looked at again this often (see `_room_for`)
 
 
