@@ -23,8 +23,10 @@ from services.platform.postgres.migrate import apply_migrations
 from services.visits.bootstrap import wired
 from services.visits.entrypoints.http import build_app
 
-# The contract tests' layout; if another test created the topics first, any layout will do.
-LAYOUT = TopicLayout(household_partitions=6, other_partitions=2)
+# The default layout: the broker is the session's, and the suites run after these (monitoring,
+# audit, ...) ensure the default layout and stop on any other (`TopicMismatch`). Visits tests
+# work with any layout, so one created earlier by another suite is kept.
+LAYOUT = TopicLayout()
 
 
 async def prepare_topics(bootstrap: str) -> None:
