@@ -143,11 +143,15 @@ def test_no_row_grows_with_the_queue_or_the_pools_history():
     own, and a command writes only the rows of the measures it changed."""
     table: dict[bytes, bytes] = {}
     rows = PoolRows(table)
-    for index in range(4998):
-        through_rows(rows, JOBS, AllocateNeed(need_for(index, JOBS)), 498)
     released = [need_for(index, JOBS).measure_id for index in range(2000)]
-    for measure_id in released:
-        through_rows(rows, JOBS, ReleaseMeasure(measure_id, "COMPLETED"), 498)
+    filling = [AllocateNeed(need_for(index, JOBS)) for index in range(4998)]
+    filling += [ReleaseMeasure(measure_id, "COMPLETED") for measure_id in released]
+    for start in range(0, len(filling), 500):  # in batches, as the agent takes them
+        batch = PoolBatch(rows, JOBS.encode())
+        for command in filling[start : start + 500]:
+            state, _ = pool_step(batch.state_for(JOBS, measure_of(command)), command, 498)
+            batch.advance(state)
+        batch.store()
     state = rows.load(JOBS.encode(), JOBS, None)
     assert (len(state.holders), len(state.waiting)) == (498, 2500)
     assert len(legacy_row(replace(state, closed=frozenset(released)))) > 1024 * 1024
