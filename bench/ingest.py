@@ -28,7 +28,7 @@ from services.contract.codec import Codec
 from services.contract.topics import VISITS
 from services.platform.auth.revocations import Revocations
 from services.platform.auth.tokens import CachedTokens, InMemoryTokenStore, hash_secret, new_token
-from services.platform.http.collector import young_generation_at_least
+from services.platform.collector import young_generation_at_least
 from services.platform.kafka.producer import KafkaSink
 from services.platform.localstack.jars import resolve_classpath
 from services.platform.localstack.ports import free_ports

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import faust
-
 from services.monitoring.bootstrap import parts, prepare_topics, worker_app
 from services.platform.config import Settings
-from services.platform.logs import is_terminal
+from services.platform.kafka.faust.running import run_worker as run_faust_worker
 
 # The logger keeps the name it had when this lived in commands.py: a worker's log lines read as
 # before.
@@ -29,9 +27,5 @@ def run_worker(settings: Settings) -> int:
         own.web_port,
         own.guarantee,
     )
-    worker = faust.Worker(app, loglevel="INFO", override_logging=False)
-    if not is_terminal(worker.stdout):
-        # faust's start-up spinner writes cursor and backspace codes even into a file or pipe.
-        worker.spinner = None
-    worker.execute_from_commandline()
+    run_faust_worker(app)
     return 0

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import faust
-
 from services.platform.config import Settings
-from services.platform.logs import is_terminal
+from services.platform.kafka.faust.running import run_worker as run_faust_worker
 from services.support.bootstrap import support_worker
 
 # The logger keeps the name it had when this lived in commands.py: a worker's log lines read as
@@ -24,9 +22,5 @@ def run_worker(settings: Settings, app_id: str) -> int:
         built.catalogue.id,
         len(built.catalogue.measures),
     )
-    worker = faust.Worker(built.app, loglevel="INFO", override_logging=False)
-    if not is_terminal(worker.stdout):
-        # faust's start-up spinner writes cursor and backspace codes even into a file or pipe.
-        worker.spinner = None
-    worker.execute_from_commandline()
+    run_faust_worker(built.app)
     return 0

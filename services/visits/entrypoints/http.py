@@ -38,7 +38,7 @@ from services.platform import health
 from services.platform.auth.http import AccessRefused, bearer_token
 from services.platform.auth.tokens import READ_ONLY_REASON, CachedTokens, Token
 from services.platform.clock import wall_clock
-from services.platform.http.collector import while_serving
+from services.platform.collector import while_serving
 from services.platform.http.docs import add_docs
 from services.platform.http.problems import problem, shaped
 from services.platform.kafka.producer import RecordSink
@@ -56,7 +56,7 @@ from services.visits.service import Ingest, Limits, Outcome
 JSON_TYPE = "application/json"
 REVIEWS = BY_SLUG["review-decisions"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# The young generation while the app serves (platform/http/collector.py): a batch of 500 holds
+# The young generation while the app serves (platform/collector.py): a batch of 500 holds
 # ~25,000 small containers until it is answered; B1 measured ~10,000 as enough for most to die
 # young (full collections over the heap fell from ~1 per 4,000 records to none).
 YOUNG_GENERATION = 10_000

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.platform.http.collector import young_generation_at_least
+from services.platform.collector import young_generation_at_least
 
 
 @pytest.fixture(autouse=True)

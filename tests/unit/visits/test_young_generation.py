@@ -1,5 +1,5 @@
 """The visits API raises the collector's young generation from its start to its cleanup
-(platform/http/collector.py): a batch's objects die young instead of setting off full
+(platform/collector.py): a batch's objects die young instead of setting off full
 collections."""
 
 from __future__ import annotations

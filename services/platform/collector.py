@@ -1,4 +1,5 @@
-"""The garbage collector's young generation raised while a server answers requests in bursts.
+"""The garbage collector's young generation raised while a server answers requests in bursts,
+or a stream worker applies batches (`kafka.faust.running`).
 
 A batch request holds thousands of small containers (its JSON, the records made of it, their
 outcomes) until it is answered. With CPython's default young-generation threshold (700
