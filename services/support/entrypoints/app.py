@@ -208,10 +208,13 @@ def build_app(
         for event in events:
             pools.setdefault(event.key, []).append(event)
         for key, items in pools.items():
+            # Every table write of this pool (a row spread the first time it is read, the
+            # batch's writes) goes to the changelog partition of the pool's records, the same
+            # for all of them (keyed by pool instance).
+            faust_redelivery.set_current_event(items[-1])
             batch = PoolBatch(pool_rows, key)
             for event in items:
                 await worker.process(event, partial(pool_command, batch=batch))
-            faust_redelivery.set_current_event(items[-1])  # the rows' changelog partition
             batch.store()
 
     @app.agent(household_topic)
