@@ -127,3 +127,15 @@ def sample(slug: str, **changes: Any) -> dict[str, Any]:
     body["event_id"] = str(uuid.uuid4())
     body.update(changes)
     return body
+
+
+def value_paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every path to a value inside `value` (dict keys and list indexes)."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(value_paths(item, (*prefix, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(value_paths(item, (*prefix, index)))
+    return found

@@ -232,19 +232,21 @@ def test_age_counts_from_the_first_of_the_birth_month(birth, day, age):
     assert age_on(year, month, dt.date.fromisoformat(day)) == age
 
 
-@given(
-    st.lists(
+def people(*more: st.SearchStrategy) -> st.SearchStrategy:
+    """Up to eight members as (birth year, birth month, labour, health, *more)."""
+    return st.lists(
         st.tuples(
             st.integers(1920, 2020),
             st.integers(1, 12),
             st.sampled_from(["FULL", "PARTIAL", "WEAK", "NONE"]),
             st.sampled_from(["HEALTHY", "CHRONIC_ILLNESS", "SERIOUS_ILLNESS", "DISABILITY"]),
+            *more,
         ),
         max_size=8,
-    ),
-    st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31)),
-    st.integers(1, 400),
-)
+    )
+
+
+@given(people(), st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31)), st.integers(1, 400))
 def test_composition_laws(people, day, later_days):
     """Counts never exceed the members; labour and elderly never overlap; a member once
     elderly stays so, and working-age labour only leaves by ageing out or in."""
@@ -277,16 +279,7 @@ def _counted(people: list[dict], day: dt.date) -> tuple[int, ...]:
 
 
 @given(
-    st.lists(
-        st.tuples(
-            st.integers(1920, 2020),
-            st.integers(1, 12),
-            st.sampled_from(["FULL", "PARTIAL", "WEAK", "NONE"]),
-            st.sampled_from(["HEALTHY", "CHRONIC_ILLNESS", "SERIOUS_ILLNESS", "DISABILITY"]),
-            st.sampled_from(["NONE", "PRIMARY", "COLLEGE"]),
-        ),
-        max_size=8,
-    ),
+    people(st.sampled_from(["NONE", "PRIMARY", "COLLEGE"])),
     st.dates(dt.date(2020, 1, 1), dt.date(2030, 12, 31)),
 )
 def test_composition_counts_records_and_members_alike_and_as_before(people, day):

@@ -17,7 +17,7 @@ from services.contract.inputs import BY_SLUG
 from services.contract.validation import problems_in, validity
 from services.visits.domain.conversion import convert, converted
 from services.visits.domain.records import Origin, prepare
-from tests.visits_samples import SAMPLES, sample
+from tests.visits_samples import SAMPLES, sample, value_paths
 
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.UTC)
 CODEC = Codec.default()
@@ -36,24 +36,12 @@ json_values = st.recursive(
 )
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    """Every path to a value inside `value` (dict keys and list indexes)."""
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(_paths(item, (*prefix, key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_paths(item, (*prefix, index)))
-    return found
-
-
 @st.composite
 def mangled(draw) -> tuple[str, Any]:
     slug = draw(st.sampled_from(sorted(SAMPLES)))
     body: Any = sample(slug)
     for _ in range(draw(st.integers(0, 3))):
-        paths = _paths(body)
+        paths = value_paths(body)
         if not paths:
             break
         path = draw(st.sampled_from(paths))

@@ -18,7 +18,7 @@ from services.visits.domain.conversion import convert
 from services.visits.domain.grammar import MAX_ITEMS, Rule, grammar_problems, walked_problems
 from services.visits.domain.records import _SERVER_SET
 from tests.unit.visits.test_compiled_checks import json_values, mangled
-from tests.visits_samples import SAMPLES, sample
+from tests.visits_samples import SAMPLES, sample, value_paths
 
 CODEC = Codec.default()
 NOW = dt.datetime(2020, 5, 17, 0, 0, tzinfo=dt.UTC)
@@ -50,24 +50,13 @@ breaking = st.sampled_from(
 )
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(_paths(item, (*prefix, key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_paths(item, (*prefix, index)))
-    return found
-
-
 @st.composite
 def broken(draw) -> tuple[str, Any]:
     """A sample with up to three of its values replaced by values that break a rule."""
     slug = draw(st.sampled_from(sorted(SAMPLES)))
     body: Any = sample(slug)
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(body)))
+        path = draw(st.sampled_from(value_paths(body)))
         parent = body
         for step in path[:-1]:
             parent = parent[step]
