@@ -4,7 +4,8 @@ Each function reads the state's canonical event sets, so its answer depends only
 were seen, never on their arrival order. Conventions the field apps rely on:
 
 - A visit correction reuses `visit_id`; the version recorded last wins (ties: occurred_at, id).
-- Problems (found on visits or on the problem list) are in `problems.py`.
+- Problems (found on visits or on the problem list) are in `problems.py`; the members (counts,
+  labour, the member a diagnosis names) in `composition.py`.
 - Income observations: income updates (period end), visit estimates (visit day, a year's
   figure) and the registry's baseline income (31 December of its year).
 """
@@ -18,12 +19,9 @@ from operator import attrgetter
 from typing import TypeVar
 
 from services.contract import vocabulary
-from services.contract.members import composition_on
 from services.monitoring.domain.events import (
     CHECKS,
     HardshipReported,
-    Member,
-    Members,
     RegistryRecorded,
     VisitRecorded,
 )
@@ -353,65 +351,3 @@ def _checks_at(state: HouseholdState, at: datetime) -> dict[str, CheckFacts | No
                     check.status, check.note, visit.event_id, visit.occurred_at
                 )
     return result
-
-
-def composition_of(registry: RegistryRecorded | None, on: date) -> Members | None:
-    """The household's counts on `on`: from its member list when the registry has one (ages
-    on that day, `contract.members`), else the registry's counts as recorded."""
-    if registry is None:
-        return None
-    if not registry.people:
-        return registry.members
-    counted = composition_on(registry.people, on)
-    # field by field: dataclasses.astuple deep-copies, and this runs on every assessment
-    return Members(
-        counted.count,
-        counted.labour,
-        counted.weak_labour,
-        counted.students,
-        counted.disabled,
-        counted.chronically_ill,
-        counted.elderly,
-    )
-
-
-_COMPOSITION = View("composition", "registry")
-
-
-def composition_at(state: HouseholdState, at: datetime) -> Members | None:
-    """`composition_of` the registry row in force at `at`, on `at`'s day. Remembered while the
-    registry rows and the month stay the same: ages count whole years from the first day of the
-    birth month (`contract.members.age_on`), so within a month the counts cannot change, and
-    every assessment reads them."""
-    return memo(
-        _COMPOSITION,
-        state,
-        at,
-        lambda: composition_of(registry_at(state, at), at.date()),
-        (at.year, at.month),
-    )
-
-
-def labour_of(
-    registry: RegistryRecorded | None, count_weak: bool, on: date | None = None
-) -> int | None:
-    """Working-age labour on `on` (full, and partial or weak when `count_weak`): from the
-    member list when there is one and a day is given, else the registry's counts."""
-    members = composition_of(registry, on) if on is not None else (registry and registry.members)
-    if members is None:
-        return None
-    return members.labour + (members.weak_labour if count_weak else 0)
-
-
-def member_named(
-    registry: RegistryRecorded | None, member_id: str | None, index: int | None
-) -> Member | None:
-    """The registry's member a diagnosis names, by id or by place in the list; None when the
-    registry has no such member (or no list)."""
-    if registry is None:
-        return None
-    if member_id is not None:
-        return next((p for p in registry.people if p.member_id == member_id), None)
-    if index is not None and 0 <= index < len(registry.people):
-        return registry.people[index]
-    return None

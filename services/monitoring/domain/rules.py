@@ -6,17 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.contract.members import ELDERLY_AGE, SEVERE_DISABILITY_GRADES, WORKING_AGE, age_on
+from services.monitoring.domain.composition import composition_at, member_named
 from services.monitoring.domain.events import CHECKS, Member, RegistryRecorded
 from services.monitoring.domain.facts import (
     IncomeObservation,
     View,
-    composition_at,
     hardships_at,
     income_over,
     income_window,
     incomes_at,
     measures_at,
-    member_named,
     memo,
     registry_at,
     visits_at,

@@ -11,9 +11,9 @@ from typing import Any
 
 from services.contract.members import age_on
 from services.monitoring.domain.assess import Assessment, problem_due
+from services.monitoring.domain.composition import composition_of
 from services.monitoring.domain.facts import (
     checks_at,
-    composition_of,
     hardships_at,
     measures_at,
     registry_at,

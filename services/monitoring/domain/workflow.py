@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import attrgetter
 
+from services.monitoring.domain.composition import labour_of
 from services.monitoring.domain.events import ReviewDecided
-from services.monitoring.domain.facts import incomes_at, labour_of, measures_at, registry_at
+from services.monitoring.domain.facts import incomes_at, measures_at, registry_at
 from services.monitoring.domain.policy import Policy
 from services.monitoring.domain.procedure import (
     ENTRY,

@@ -189,7 +189,7 @@ def test_registry_members_raise_special_attention_and_no_labour_by_age():
 
 
 def test_counts_remembered_in_may_are_not_served_in_june():
-    """The member counts are remembered per registry and month (facts.composition_at): the
+    """The member counts are remembered per registry and month (composition.composition_at): the
     state that remembers May's assessment gives June's as a fresh state does."""
     people = [member("1", "1955-06", labour="FULL"), member("2", "1956-01", labour="WEAK")]
     state = fold(H, domain([_base(people=people)]))
