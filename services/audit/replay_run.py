@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from multiprocessing import connection
 from pathlib import Path
@@ -31,6 +32,7 @@ from services.monitoring.adapters.policy_files import load_policies
 from services.platform.config import Settings, kafka_bootstrap
 from services.platform.kafka.log import KafkaLog, LogRecord, NotCoPartitioned, Range, Share
 from services.platform.postgres.database import database_for
+from services.platform.unreachable import ServerUnreachable, recognise
 
 
 def _offsets(text: str) -> dict[tuple[str, int], int]:
@@ -214,7 +216,7 @@ def _in_processes(args: argparse.Namespace, settings: Settings, count: int, prog
         sender.close()
         children.append(child)
         receivers[receiver] = index
-    whole, failures = Part(), []
+    whole, failures, unreachable = Part(), [], []
     try:
         while receivers:
             for ready in connection.wait(list(receivers), timeout=0.5):
@@ -226,6 +228,8 @@ def _in_processes(args: argparse.Namespace, settings: Settings, count: int, prog
                     outcome, value = "error", f"exited with status {children[index].exitcode}"
                 if outcome == "ok":
                     whole.add(value)
+                elif outcome == "unreachable":
+                    unreachable.append(ServerUnreachable(**value))
                 else:
                     failures.append(f"share {index + 1} of {count}: {value}")
             if all(t.value for t in totals):
@@ -236,17 +240,28 @@ def _in_processes(args: argparse.Namespace, settings: Settings, count: int, prog
             if child.is_alive():
                 child.terminate()
             child.join()
+    if unreachable:
+        # As one process would say it (the CLI exits 3 naming the server and its variable):
+        # every share meets the same server, so one line tells it.
+        raise unreachable[0]
     if failures:
         raise ShareFailed("; ".join(failures))
     progress.count = whole.records
     return whole
 
 
+class ParentGone(RuntimeError):
+    """The replay that started this share has ended: nobody will read its answer."""
+
+
 class _SharedProgress:
-    """A share's progress, in two numbers the parent reads (records fed, records to read)."""
+    """A share's progress, in two numbers the parent reads (records fed, records to read).
+    Told of every batch, it is also where a share notices that its parent is gone: a parent
+    killed by a signal runs no clean-up, and its shares would read the log to its end."""
 
     def __init__(self, count: Any, total: Any):
         self._count, self._total = count, total
+        self._parent = os.getppid()
 
     @property
     def total(self) -> int | None:
@@ -257,6 +272,8 @@ class _SharedProgress:
         self._total.value = value or 0
 
     def __call__(self, count: int) -> None:
+        if os.getppid() != self._parent:  # re-parented: the replay was killed
+            raise ParentGone("the replay that started this share has ended")
         self._count.value = count
 
 
@@ -265,10 +282,16 @@ def _share_main(options: dict, settings: Settings, share: Share, count, total, r
     try:
         part = asyncio.run(replay_share(args, settings, share, _SharedProgress(count, total)))
         result.send(("ok", part))
+    except ParentGone:
+        pass
     except NotCoPartitioned as exc:
         result.send(("error", str(exc)))
     except Exception as exc:  # reported by the parent, which exits non-zero
-        result.send(("error", f"{type(exc).__name__}: {exc}"))
+        found = recognise(exc, settings)
+        if found is not None:  # told by the parent as one process tells it
+            result.send(("unreachable", asdict(found)))
+        else:
+            result.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         result.close()
 
