@@ -267,8 +267,6 @@ def build_app(
     async def handle_batch(events: list[Any]) -> None:
         """Read every record (a refusal is dead-lettered alone), then each household once."""
         started = time.perf_counter()
-        # one reading of the clock for the batch: its records are applied within moments
-        now = clock()
         tally: Tally = Tally()
         households: dict[bytes, list[tuple[Any, Input]]] = {}
         for event in events:
@@ -277,8 +275,10 @@ def build_app(
                 await worker.reject(event, read.kind, read.error)
                 continue
             households.setdefault(read.event.household_id.encode(), []).append((event, read))
+        # the clock read per household, not per batch: a batch of thousands takes seconds, and
+        # an assessment's recorded_at and wall-clock deadlines are judged from this moment
         for key, items in households.items():
-            await apply_household(key, items, now, tally)
+            await apply_household(key, items, clock(), tally)
         counted(tally)
         spent = (time.perf_counter() - started) / len(events)
         for _ in events:

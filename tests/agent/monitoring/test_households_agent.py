@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from datetime import timedelta
+from itertools import count
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -28,9 +30,13 @@ class Outbox(RecordingOutbox):
 
 @pytest.fixture
 def harness():
+    now = {"at": at("2020-05-16", 21)}
+    return (*_agent(lambda: now["at"]), now)
+
+
+def _agent(clock):
     outbox = Outbox()
     registry = CollectorRegistry()
-    now = {"at": at("2020-05-16", 21)}
     app = build_app(
         app_id=f"monitoring-agent-{uuid.uuid4().hex[:6]}",
         bootstrap="127.0.0.1:9",
@@ -38,13 +44,13 @@ def harness():
         policies=load_policies(),
         metrics=MonitoringMetrics(registry),
         layout=TopicLayout(household_partitions=2),
-        clock=lambda: now["at"],
+        clock=clock,
         outbox=outbox,
         on_fatal=lambda exc: None,  # the agent re-raises, the test fails; pytest goes on
     )
     app.finalize()
     agent = next(a for name, a in app.agents.items() if name.endswith(".households"))
-    return agent, outbox, registry, now
+    return agent, outbox, registry
 
 
 async def put_all(context, records):
@@ -240,6 +246,22 @@ async def test_records_at_hand_are_one_batch_assessed_once_per_household(harness
         for name in {t.rsplit(".", 1)[-1] for t, _ in [*zhou, *wu]}
     )
     assert applied == len(zhou) + len(wu)
+
+
+async def test_each_household_of_a_batch_is_assessed_at_its_own_moment():
+    # A catching-up batch of thousands takes seconds: a household assessed late in it carries
+    # the clock of its own assessment, not the batch's start.
+    start, readings = at("2020-05-16", 21), count()
+    agent, outbox, _ = _agent(lambda: start + timedelta(seconds=next(readings)))
+    async with agent.test_context() as context:
+        events = []
+        for event_type, record in [*zhou_uremia(), *wu_chickens()]:
+            key = record["household_id"].encode()
+            events.append(await context.put(CODEC.encode(event_type, record), key=key, wait=False))
+        await until(lambda: all(event.message.acked for event in events))
+    emitted = outbox.records(RISK.name)
+    assert sorted(r["household_id"] for r in emitted) == ["500231-wu", "500231-zhou"]
+    assert len({r["recorded_at"] for r in emitted}) == 2
 
 
 async def test_a_poison_record_is_dead_lettered_alone_and_its_batch_applied(harness):
