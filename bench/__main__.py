@@ -28,8 +28,8 @@ class Mode:
     state_households: tuple[int, ...]  # B7: households recovered by a worker, per run
     console_scale: float  # B9: the county the console's pages are timed on (1.0 ≈ 29,000 hh)
     console_requests: int  # B9: timed requests per page
-    e2e_scales: tuple[float, ...]  # B10: county scales sent through the whole pipeline
-    e2e_workers: tuple[int, ...]  # B10: processes of each worker service, per run
+    # B10: (county scale, processes of each worker service per run) sent through the pipeline
+    e2e_runs: tuple[tuple[float, tuple[int, ...]], ...]
 
 
 FULL = Mode(
@@ -44,9 +44,9 @@ FULL = Mode(
     state_households=(10_000, 100_000),
     console_scale=1.0,  # the issue's county scale: ~29,400 households, ~86,000 events
     console_requests=100,
-    # the county; the province (scale 10, ~860,000 events) is `--e2e-scales 1,10` (README)
-    e2e_scales=(1.0,),
-    e2e_workers=(2, 1),
+    # the county with 2 and 1 workers each, then the province (scale 10, ~960,000 events) with
+    # 2: the issue's province row, about an hour of the full bench here (bench/README.md)
+    e2e_runs=((1.0, (2, 1)), (10.0, (2,))),
 )
 QUICK = Mode(
     "quick",
@@ -58,8 +58,7 @@ QUICK = Mode(
     state_households=(1_000, 10_000),
     console_scale=0.05,
     console_requests=20,
-    e2e_scales=(0.02,),
-    e2e_workers=(2,),
+    e2e_runs=((0.02, (2,)),),
 )
 ALL = ("B3", "B1", "B4", "B5", "B2", "B6", "B7", "B8", "B9", "B10")
 
@@ -81,12 +80,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--e2e-scales",
         help="B10: comma-separated county scales through the whole pipeline (default: the "
-        "mode's; 10 is the province, ~860,000 events)",
+        "mode's: full 1 and 10, the province, ~960,000 events; quick 0.02)",
     )
     parser.add_argument(
         "--e2e-workers",
-        help="B10: comma-separated processes per worker service, one run each (default: the "
-        "mode's)",
+        help="B10: comma-separated processes per worker service, one run each at every scale "
+        "(default: the mode's: full 2,1 for the county and 2 for the province; quick 2)",
     )
     return parser.parse_args(argv)
 
@@ -110,10 +109,7 @@ def run(args: argparse.Namespace) -> Report:
 
     codec = Codec.default()
     households = _households(args.households) if args.households else mode.state_households
-    e2e_scales = _numbers("--e2e-scales", args.e2e_scales, float) or mode.e2e_scales
-    e2e_workers = _numbers("--e2e-workers", args.e2e_workers, int) or mode.e2e_workers
-    if any(w > 12 for w in e2e_workers):
-        raise SystemExit("--e2e-workers: at most 12 (the household topics' partitions)")
+    e2e_runs = _e2e_runs(mode, args.e2e_scales, args.e2e_workers)
     report = Report(
         mode.name,
         machine.describe(
@@ -124,8 +120,7 @@ def run(args: argparse.Namespace) -> Report:
             "scale": scale,
             **mode.__dict__,
             "state_households": households,
-            "e2e_scales": e2e_scales,
-            "e2e_workers": e2e_workers,
+            "e2e_runs": e2e_runs,
             "only": only,
         },
     )
@@ -182,14 +177,14 @@ def run(args: argparse.Namespace) -> Report:
         from bench import endtoend, estimate
 
         # each run is `shouwang demo`: its own broker and PostgreSQL, after the others are gone
-        for e2e_scale in e2e_scales:
+        for e2e_scale, e2e_workers in e2e_runs:
             with tempfile.TemporaryDirectory(prefix="shouwang-bench-b10-") as tmp:
                 root = Path(tmp)
                 root.chmod(0o711)
                 attempt(
                     "B10",
-                    lambda root=root, s=e2e_scale: endtoend.measure(
-                        root, s, e2e_workers, codec, dataset
+                    lambda root=root, s=e2e_scale, w=e2e_workers: endtoend.measure(
+                        root, s, w, codec, dataset
                     ),
                 )
         report.figures.extend(estimate.figures(report.figures))
@@ -207,6 +202,22 @@ def _households(text: str) -> tuple[int, ...]:
     if not counts or any(n < 1 or n >= 10**9 for n in counts):
         raise SystemExit(f"--households {text!r}: each count from 1 to 999,999,999")
     return counts
+
+
+def _e2e_runs(
+    mode: Mode, scales_text: str | None, workers_text: str | None
+) -> tuple[tuple[float, tuple[int, ...]], ...]:
+    """B10's runs: the mode's, or every given scale with the given worker counts (a scale's
+    own counts from the mode when only scales are given, else the mode's first)."""
+    scales = _numbers("--e2e-scales", scales_text, float)
+    workers = _numbers("--e2e-workers", workers_text, int)
+    if any(w > 12 for w in workers):
+        raise SystemExit("--e2e-workers: at most 12 (the household topics' partitions)")
+    if not scales and not workers:
+        return mode.e2e_runs
+    by_scale = dict(mode.e2e_runs)
+    first = mode.e2e_runs[0][1]
+    return tuple((s, workers or by_scale.get(s, first)) for s in scales or tuple(by_scale))
 
 
 def _numbers(option: str, text: str | None, kind: type) -> tuple:

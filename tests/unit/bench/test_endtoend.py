@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench import endtoend, estimate
-from bench.__main__ import main
+from bench.__main__ import FULL, QUICK, _e2e_runs, main
 from bench.report import Figure
 
 
@@ -90,3 +90,19 @@ def test_the_monitoring_stage_row_uses_b2_and_the_note_names_b8():
 def test_bad_arguments_are_refused_before_anything_starts(argv, message):
     with pytest.raises(SystemExit, match=message):
         main(argv)
+
+
+@pytest.mark.parametrize(
+    ("scales", "workers", "runs"),
+    [
+        (None, None, ((1.0, (2, 1)), (10.0, (2,)))),  # the county, then the province
+        ("10", None, ((10.0, (2,)),)),  # a scale's own worker counts
+        ("1", None, ((1.0, (2, 1)),)),
+        ("0.5", None, ((0.5, (2, 1)),)),  # a scale the mode does not run: the first's counts
+        (None, "1", ((1.0, (1,)), (10.0, (1,)))),  # given counts at every scale
+        ("1,10", "3", ((1.0, (3,)), (10.0, (3,)))),
+    ],
+)
+def test_the_full_bench_runs_the_province_and_options_choose_the_runs(scales, workers, runs):
+    assert _e2e_runs(FULL, scales, workers) == runs
+    assert _e2e_runs(QUICK, None, None) == ((0.02, (2,)),)
