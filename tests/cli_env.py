@@ -10,8 +10,12 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def closed_port() -> int:
@@ -82,3 +86,18 @@ async def register_township(database_url: str, township: str, *villages: str) ->
             )
     finally:
         await conn.close()
+
+
+def run_cli(
+    argv: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """`shouwang ARGV` as a process from the project's root, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *argv],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from services.cli import build_parser, commands_of
-from tests.cli_env import closed_port, unreachable_env
+from tests.cli_env import closed_port, run_cli, unreachable_env
 
 ROOT = Path(__file__).resolve().parents[3]
 DEADLINE_SECONDS = 120  # each command; the slowest gives up after ~15 s on this machine
@@ -93,15 +92,7 @@ def _argv(words: tuple[str, ...], parser, values: dict[str, str]) -> list[str]:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *argv],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_SECONDS,
-    )
+    return run_cli(argv, env, DEADLINE_SECONDS)
 
 
 def test_every_command_meets_unreachable_servers_with_its_documented_exit(tmp_path):

@@ -13,22 +13,13 @@ from pathlib import Path
 import pytest
 
 from services.audit.replay_run import ParentGone, _SharedProgress
-from tests.cli_env import closed_port, unreachable_env
+from tests.cli_env import ROOT, closed_port, run_cli, unreachable_env
 
-ROOT = Path(__file__).resolve().parents[3]
 DEADLINE_SECONDS = 120
 
 
 def _replay(processes: int, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "replay", "--processes", str(processes)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_SECONDS,
-    )
+    return run_cli(["replay", "--processes", str(processes)], env, DEADLINE_SECONDS)
 
 
 def test_shares_that_cannot_reach_kafka_say_it_as_one_process_does(tmp_path):
