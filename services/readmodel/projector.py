@@ -191,10 +191,11 @@ class Projector:
             positions = await _positions_for_update(conn, {(r.topic, r.partition) for r in records})
             changes_of: list[tuple[Any, list[Change]]] = []
             newest: dict[tuple[str, int], int] = {}
+            redelivered = 0
             for record in records:
                 key = (record.topic, record.partition)
                 if record.offset <= max(positions.get(key, -1), newest.get(key, -1)):
-                    self.metrics.skipped.labels("redelivered").inc()
+                    redelivered += 1  # counted once below: a replayed batch is all of them
                     continue
                 newest[key] = record.offset
                 try:
@@ -223,6 +224,8 @@ class Projector:
                 key = getattr(record, "key", None)
                 where = position_row(record.topic, record.partition, record.offset, key)
                 changes_of.append((record, changes if where is None else [*changes, where]))
+            if redelivered:
+                self.metrics.skipped.labels("redelivered").inc(redelivered)
             applied: dict[str, int] = defaultdict(int)
             if isolate:
                 for record, changes in changes_of:

@@ -163,15 +163,19 @@ async def test_bulk_apply_writes_the_rows_one_statement_per_row_writes(two_datab
     )  # fmt: skip
     assert most >= 5
 
+    registry = CollectorRegistry()
     projector = Projector(
         ProjectorConfig(bootstrap="unused:1", database_url=bulk_url),
         codec,
-        ProjectorMetrics(CollectorRegistry()),
+        ProjectorMetrics(registry),
     )
     bulk = await asyncpg.connect(bulk_url)
     reference = await asyncpg.connect(reference_url)
     try:
         applied = [await projector.apply(bulk, batch) for batch in work]
+        redelivered = registry.get_sample_value(
+            "shouwang_projector_skipped_total", {"reason": "redelivered"}
+        )
         # the reference: one statement per record, in order (the path refusals take)
         expected = []
         for batch in work:
@@ -182,6 +186,7 @@ async def test_bulk_apply_writes_the_rows_one_statement_per_row_writes(two_datab
         await reference.close()
     assert applied == expected
     assert applied[2] == 0  # the redelivered batch
+    assert redelivered == len(work[2]) + 10  # and the ten re-sent within the next
     got, want = await dump(bulk_url), await dump(reference_url)
     assert set(got) == set(want)
     for table in TABLES:
