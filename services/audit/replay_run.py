@@ -208,7 +208,15 @@ def _in_processes(args: argparse.Namespace, settings: Settings, count: int, prog
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(
             target=_share_main,
-            args=(options, settings, Share(index, count), counts[index], totals[index], sender),
+            args=(
+                options,
+                settings,
+                Share(index, count),
+                counts[index],
+                totals[index],
+                sender,
+                os.getpid(),
+            ),
             name=f"shouwang-replay-{index}",
             daemon=True,
         )
@@ -259,9 +267,10 @@ class _SharedProgress:
     Told of every batch, it is also where a share notices that its parent is gone: a parent
     killed by a signal runs no clean-up, and its shares would read the log to its end."""
 
-    def __init__(self, count: Any, total: Any):
-        self._count, self._total = count, total
-        self._parent = os.getppid()
+    def __init__(self, count: Any, total: Any, parent: int):
+        # the parent's pid as the parent gave it: one killed while this share was starting
+        # would already be gone by the time the share could ask
+        self._count, self._total, self._parent = count, total, parent
 
     @property
     def total(self) -> int | None:
@@ -277,10 +286,13 @@ class _SharedProgress:
         self._count.value = count
 
 
-def _share_main(options: dict, settings: Settings, share: Share, count, total, result) -> None:
+def _share_main(
+    options: dict, settings: Settings, share: Share, count, total, result, parent: int
+) -> None:
     args = argparse.Namespace(**options)
+    progress = _SharedProgress(count, total, parent)
     try:
-        part = asyncio.run(replay_share(args, settings, share, _SharedProgress(count, total)))
+        part = asyncio.run(replay_share(args, settings, share, progress))
         result.send(("ok", part))
     except ParentGone:
         pass

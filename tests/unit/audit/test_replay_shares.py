@@ -32,10 +32,10 @@ def test_shares_that_cannot_reach_kafka_say_it_as_one_process_does(tmp_path):
     assert shared.stderr.splitlines()[-1] == last
 
 
-def _share(ready, done: str) -> None:
+def _share(ready, done: str, parent: int) -> None:
     """A share's loop: told of a batch now and then until its parent is gone."""
     count, total = multiprocessing.Value("q", 0), multiprocessing.Value("q", 0)
-    progress = _SharedProgress(count, total)
+    progress = _SharedProgress(count, total, parent)
     ready.send(os.getpid())
     deadline = time.monotonic() + DEADLINE_SECONDS
     try:
@@ -50,7 +50,7 @@ def _parent(done: str) -> None:
     """The replay's process: starts one share, says its pid, then waits to be killed."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_share, args=(sender, done), daemon=True)
+    child = context.Process(target=_share, args=(sender, done, os.getpid()), daemon=True)
     child.start()
     print(receiver.recv(), flush=True)
     time.sleep(DEADLINE_SECONDS)
