@@ -45,7 +45,7 @@ FULL = Mode(
     console_scale=1.0,  # the county scale: ~29,400 households, ~86,000 events
     console_requests=100,
     # the county with 2 and 1 workers each, then the province (scale 10, ~960,000 events) with
-    # 2: the province row, about an hour of the full bench here (bench/README.md)
+    # 2: the province row, ~40 minutes of the full bench here (bench/README.md)
     e2e_runs=((1.0, (2, 1)), (10.0, (2,))),
 )
 QUICK = Mode(
