@@ -43,7 +43,9 @@ def _share(ready, done: str, parent: int) -> None:
             progress(count.value + 1)
             time.sleep(0.05)  # a batch's work; the test waits on the file, not on this
     except ParentGone:
-        Path(done).write_text("parent gone")
+        # whole or not at all: the test reads it as soon as it exists
+        Path(done + ".partial").write_text("parent gone")
+        os.replace(done + ".partial", done)
 
 
 def _parent(done: str) -> None:
