@@ -193,10 +193,3 @@ async def test_an_unexpected_exception_stops_the_worker_and_the_record_is_not_co
     assert [type(e) for e in subject.fatal] == [RuntimeError]
     assert subject.outbox.attempts.count(subject.output) == 1  # a bug is not retried
     assert subject.dead() == []
-
-
-def test_both_workers_share_requests_between_a_batch_s_sends(subject: Subject):
-    # faust's defaults (no linger, 16 KB batches) make a produce request every few records
-    # (services/platform/kafka/faust/running.py); both workers' apps are built without them.
-    conf = subject.agent.app.conf
-    assert (conf.producer_linger_ms, conf.producer_max_batch_size) == (5, 256 * 1024)

@@ -42,7 +42,6 @@ from services.platform.auth.tokens import CachedTokens, Token
 from services.platform.http.problems import problems_middleware
 from services.platform.kafka import clients as kafka_clients
 from services.platform.kafka.faust import redelivery as faust_redelivery
-from services.platform.kafka.faust import running as faust_running
 from services.platform.kafka.faust import web as faust_web
 from services.platform.kafka.security import KafkaSecurity
 from services.platform.kafka.worker import (
@@ -121,7 +120,6 @@ def build_app(
         topic_replication_factor=layout.replication_factor,
         **faust_web.web_settings(web_port, web_host),
         consumer_auto_offset_reset="earliest",
-        **faust_running.producer_settings(),
         key_serializer="raw",
         value_serializer="raw",
         # every error of faust's web server (/metrics, faust's own pages) is problem+json

@@ -1,9 +1,6 @@
-"""Running a faust app's worker in the foreground, the same way for every service, and the
-producer settings every worker's app is made with."""
+"""Running a faust app's worker in the foreground, the same way for every service."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import faust
 
@@ -15,17 +12,6 @@ from services.platform.logs import is_terminal
 # and again. Measured on the monitoring worker catching up (B2's records at scale 0.2, three
 # alternated pairs, CPU of the process): 5.0-5.8 CPU-s at 700, 4.8-4.9 at 10,000.
 WORKER_YOUNG_GENERATION = 10_000
-
-
-def producer_settings() -> dict[str, Any]:
-    """faust.App settings for a worker's producer. A batch of records writes a changelog row and
-    a decision or two per key: faust's defaults (no linger, 16 KB batches) make that a produce
-    request every few records. 5 ms of linger lets a batch's records share requests; sends are
-    not awaited one by one (the commit waits for the flush), so it adds no wait per record.
-    Measured: 256 KB batches ~10% less CPU per record in the monitoring worker (B2); in support,
-    which had faust's defaults until 2026-12-05, 58.2 → 55.4 CPU-s over the county demo. The
-    broker's limit (message.max.bytes, 1 MB by default) is per batch, well above these."""
-    return {"producer_linger_ms": 5, "producer_max_batch_size": 256 * 1024}
 
 
 def run_worker(app: faust.App) -> None:
