@@ -347,7 +347,7 @@ def check_personal_data(result: Result, personal: set[str], logs, monitoring_por
     except Exception as exc:
         texts["monitoring /metrics"] = ""
         result.counts["metrics_unreachable"] = type(exc).__name__
-    found = {where: [v for v in personal if v in text] for where, text in texts.items()}
+    found = {where: personal_values_in(text, personal) for where, text in texts.items()}
     leaks = {where: len(values) for where, values in found.items() if values}
     result.counts["personal_values_searched"] = len(personal)
     result.counts["personal_values_leaked"] = sum(leaks.values())
@@ -357,6 +357,28 @@ def check_personal_data(result: Result, personal: set[str], logs, monitoring_por
         for where, values in found.items()
         for value in values[:3]
         for line in texts[where].splitlines()
-        if value in line
+        if personal_values_in(line, (value,))
     ][:6]
     result.check(not leaks, f"personal data in logs or metrics: {leaks}; " + " | ".join(lines))
+
+
+def personal_values_in(text: str, personal: Iterable[str]) -> list[str]:
+    """The personal values that occur in `text` as themselves, in the order given.
+
+    A value edged by a digit counts only where no digit continues it: the simulation's phone
+    numbers are digit runs (`000` and an index), and a float such as a metric's
+    `2.7600000000000002` holds `00000000000` without leaking anyone's phone. A phone written
+    into a log line is still found (`phone=00012345678`, `"00012345678"`).
+    """
+    hits = []
+    for value in personal:
+        start = text.find(value)
+        while start >= 0:
+            end = start + len(value)
+            joined_before = value[0].isdigit() and start > 0 and text[start - 1].isdigit()
+            joined_after = value[-1].isdigit() and end < len(text) and text[end].isdigit()
+            if not (joined_before or joined_after):
+                hits.append(value)
+                break
+            start = text.find(value, start + 1)
+    return hits
