@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from services.cli import build_parser, commands_of
-from tests.cli_env import closed_port, run_cli, unreachable_env
+from tests.cli_env import ROOT, closed_port, run_cli, unreachable_env
 
-ROOT = Path(__file__).resolve().parents[3]
 DEADLINE_SECONDS = 120  # each command; the slowest gives up after ~15 s on this machine
 
 HOUSEHOLDS = (
