@@ -41,7 +41,6 @@ from services.platform.auth.http import guard
 from services.platform.auth.tokens import CachedTokens, Token
 from services.platform.http.problems import problems_middleware
 from services.platform.kafka import clients as kafka_clients
-from services.platform.kafka import table_writes
 from services.platform.kafka.faust import redelivery as faust_redelivery
 from services.platform.kafka.faust import web as faust_web
 from services.platform.kafka.security import KafkaSecurity
@@ -168,7 +167,7 @@ def build_app(
         record = decoded.record
         fact = household_fact(decoded.event_type, record)
         key = check_key(event.key, record["household_id"])
-        stored = profiles.data.get(key)
+        stored = profiles.get(key)
         outcome = household_step(
             stored_row(load_profile, stored, "profile"), record["household_id"], fact, catalogue
         )
@@ -178,11 +177,7 @@ def build_app(
             await (to_pool(effect) if isinstance(effect, ToPool) else emit(effect))
         for cancellation in outcome.cancellations:  # once the pools have been told
             await record_cancellation(cancellation)
-        # The profiles table is written only here, through `table_writes` (why: there); an
-        # unchanged profile (a redelivered record) is not written again.
-        row = dump_profile(outcome.profile)
-        if row != stored:
-            await table_writes.write(profiles, out, key, row)
+        profiles[key] = dump_profile(outcome.profile)
 
     async def cadre_record(event: Any) -> None:
         record = decode(codec, event.value, CADRES.event_type).record

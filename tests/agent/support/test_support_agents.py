@@ -94,40 +94,6 @@ async def test_a_monitored_household_sends_its_needs_to_their_pools(harness: Har
     assert harness.dead() == [] and harness.fatal == []
 
 
-async def test_a_profile_is_written_through_the_outbox_once_per_change(harness: Harness):
-    """The profiles table's changelog records go through the app's outbox (`table_writes`),
-    after the record's sends; a redelivered record changes nothing and writes nothing."""
-    from aiokafka.errors import KafkaConnectionError
-
-    from services.support.adapters.table_codec import load_profile
-    from services.support.entrypoints.app import PROFILES_TABLE
-
-    changelog = f"{harness.app_id}-{PROFILES_TABLE}-changelog"
-    profiles = harness.agents["households"].app.tables[PROFILES_TABLE]
-    baseline = CODEC.encode(*registry(HOUSEHOLD, at("2020-01-10")))
-    assessed_now = risk()
-    async with harness.agents["households"].test_context() as context:
-        await context.put(baseline, key=HOUSEHOLD.encode())
-        await context.put(baseline, key=HOUSEHOLD.encode())  # redelivered: nothing new
-        # the changelog send fails once: the row is not stored, the retry decides again
-        harness.outbox.fail_next(changelog, KafkaConnectionError("blink"))
-        await context.put(assessed_now, key=HOUSEHOLD.encode())
-        await until(lambda: len(harness.outbox.values(changelog)) == 2)
-        await context.put(assessed_now, key=HOUSEHOLD.encode())  # redelivered
-    rows = harness.outbox.values(changelog)
-    assert len(rows) == 2 and rows[-1] == profiles.data[HOUSEHOLD.encode()]
-    assert load_profile(rows[0]).assessment is None
-    assert load_profile(rows[1]).assessment is not None
-    # the record's pool commands went before its row; the retry sent the same commands again
-    # (same measure ids, which the pools take once) and the redelivery none
-    sent = [topic for topic, _, _ in harness.outbox.sent]
-    assert sent.index(pool_commands_topic(harness.app_id)) < sent.index(changelog, 1)
-    commands = harness.pool_commands()
-    half = len(commands) // 2
-    assert half > 0 and commands == commands[:half] * 2
-    assert harness.dead() == [] and harness.fatal == []
-
-
 async def test_a_cadre_goes_to_the_pairing_pool_of_their_township(harness: Harness):
     async with harness.agents["cadres"].test_context() as context:
         await context.put(CODEC.encode(*cadre("c-1", NOW)), key=b"c-1")
