@@ -368,7 +368,8 @@ def personal_values_in(text: str, personal: Iterable[str]) -> list[str]:
     A value edged by a digit counts only where no digit continues it: the simulation's phone
     numbers are digit runs (`000` and an index), and a float such as a metric's
     `2.7600000000000002` holds `00000000000` without leaking anyone's phone. A phone written
-    into a log line is still found (`phone=00012345678`, `"00012345678"`).
+    into a log line is still found (`phone=00012345678`, `"00012345678"`); one printed glued to
+    other digits (`+8600012345678`) would not be, and nothing here prints a stored value so.
     """
     hits = []
     for value in personal:
